@@ -1,0 +1,39 @@
+//! `mailroom-jobs`: what a service needs to hand work to mailroom's workers.
+//!
+//! - [`Job`]: the trait every payload implements (its queue name and its own validity check).
+//! - [`payloads`]: the payload types themselves, plain serde data.
+//! - [`QueueKeys`]: the Redis key schema of one queue, the contract shared by producers and workers.
+//! - [`Producer`]: pushes jobs from a Rust service, atomically and idempotently.
+//!
+//! Services in other languages push through mailroom's HTTP API or with the Redis commands
+//! documented in the README ("Enqueueing from another language"); both end in the same layout.
+
+mod keys;
+pub mod payloads;
+mod producer;
+
+pub use keys::QueueKeys;
+pub use payloads::Noop;
+pub use producer::{EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A job payload: plain data that knows which queue it travels on.
+///
+/// New fields must be optional (`#[serde(default)]`) so that jobs pushed by an older producer
+/// still decode in a newer worker: workers deploy before producers.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The queue this job is pushed to and consumed from.
+    const QUEUE: &'static str;
+
+    /// Checks what serde cannot: ranges, cross-field rules.
+    ///
+    /// A worker dead-letters a job that fails this check instead of running it; a producer
+    /// refuses to push it.
+    ///
+    /// # Errors
+    /// A human-readable reason when the payload must not run.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}

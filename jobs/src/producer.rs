@@ -1,0 +1,253 @@
+//! Pushing jobs from a Rust service.
+//!
+//! A push is one Lua script (`lua/push.lua`): the job hash, its place in the ready list or the
+//! delayed set, the idempotency record and the wake-up signal for idle workers are written
+//! atomically, so a job is either fully queued or not at all.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+use crate::{Job, QueueKeys};
+
+/// The longest idempotency key accepted; longer ones are refused rather than truncated.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The payload failed its own [`Job::validate`] check; nothing was queued.
+    #[error("invalid {queue} job: {reason}")]
+    Invalid {
+        /// The job's queue.
+        queue: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The payload could not be serialized; nothing was queued.
+    #[error("could not serialize the job: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Redis did not take the job; it may or may not be queued only if the error came after
+    /// the script started, which Redis makes atomic: treat it as not queued and retry with the
+    /// same idempotency key.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// How to push one job.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// The job's id; a UUID v7 is assigned when absent.
+    pub id: Option<Uuid>,
+    /// Not before this time (millisecond resolution); now when absent.
+    pub run_at: Option<SystemTime>,
+    /// Attempts before the job is dead-lettered; the worker's default when absent.
+    pub max_attempts: Option<u32>,
+    /// Pushing again with the same key inside the producer's window returns the first job's id
+    /// and queues nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// The outcome of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The id of the queued job, or of the earlier job that answered for this push.
+    pub id: String,
+    /// True when an earlier push with the same idempotency key (or id) answered for this one.
+    pub duplicate: bool,
+}
+
+/// Pushes jobs onto mailroom's queues. Cheap to clone: clones share one connection.
+#[derive(Clone)]
+pub struct Producer {
+    conn: ConnectionManager,
+    prefix: String,
+    idempotency_window: Duration,
+    script: redis::Script,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("prefix", &self.prefix)
+            .field("idempotency_window", &self.idempotency_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// The default window in which an idempotency key answers for later pushes.
+    pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+    /// A producer on an existing connection, for keys under `prefix` (mailroom's default is
+    /// `mailroom`; it must match the workers' `MAILROOM_REDIS_PREFIX`).
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+            idempotency_window: Self::DEFAULT_IDEMPOTENCY_WINDOW,
+            script: redis::Script::new(include_str!("lua/push.lua")),
+        }
+    }
+
+    /// Connects to `redis_url` and returns a producer for keys under `prefix`.
+    ///
+    /// # Errors
+    /// When the URL is malformed or Redis does not answer.
+    pub async fn connect(redis_url: &str, prefix: impl Into<String>) -> Result<Self, PushError> {
+        let client = redis::Client::open(redis_url)?;
+        let conn = ConnectionManager::new(client).await?;
+        Ok(Self::new(conn, prefix))
+    }
+
+    /// Sets how long an idempotency key answers for later pushes (default 24 h).
+    #[must_use]
+    pub fn with_idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
+        self
+    }
+
+    /// The key schema of `J`'s queue under this producer's prefix.
+    pub fn keys<J: Job>(&self) -> QueueKeys {
+        QueueKeys::new(&self.prefix, J::QUEUE)
+    }
+
+    /// Pushes `job` to run now.
+    ///
+    /// # Errors
+    /// See [`PushError`].
+    pub async fn push<J: Job>(&self, job: &J) -> Result<Pushed, PushError> {
+        self.push_with(job, EnqueueOptions::default()).await
+    }
+
+    /// Pushes `job` with `options`.
+    ///
+    /// # Errors
+    /// See [`PushError`]; an idempotency key longer than 255 bytes is [`PushError::Invalid`].
+    pub async fn push_with<J: Job>(
+        &self,
+        job: &J,
+        options: EnqueueOptions,
+    ) -> Result<Pushed, PushError> {
+        let keys = self.keys::<J>();
+        let prepared = Prepared::new(job, options, self.idempotency_window)?;
+        let mut invocation = self.script.prepare_invoke();
+        prepared.bind(&keys, &mut invocation);
+        let (id, duplicate): (String, u8) =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(Pushed {
+            id,
+            duplicate: duplicate == 1,
+        })
+    }
+
+    /// Pushes many jobs to run now, pipelined: one round trip per 1,000 jobs.
+    ///
+    /// Each job is atomic on its own; the batch is not (a failure part-way leaves the earlier
+    /// jobs queued). Returns the ids in order.
+    ///
+    /// # Errors
+    /// See [`PushError`]. Every payload is validated before anything is sent.
+    pub async fn push_many<J: Job>(&self, jobs: &[J]) -> Result<Vec<String>, PushError> {
+        const CHUNK: usize = 1000;
+        let keys = self.keys::<J>();
+        let prepared = jobs
+            .iter()
+            .map(|job| Prepared::new(job, EnqueueOptions::default(), self.idempotency_window))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.conn.clone();
+        self.script.prepare_invoke().load_async(&mut conn).await?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        for chunk in prepared.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            for job in chunk {
+                pipe.cmd("EVALSHA")
+                    .arg(self.script.get_hash())
+                    .arg(5)
+                    .arg(&job.keys(&keys))
+                    .arg(&job.args());
+            }
+            let answers: Vec<(String, u8)> = pipe.query_async(&mut conn).await?;
+            ids.extend(answers.into_iter().map(|(id, _)| id));
+        }
+        Ok(ids)
+    }
+}
+
+/// A job checked and serialized, ready to be bound to the push script.
+struct Prepared {
+    id: String,
+    payload: String,
+    max_attempts: u32,
+    now_ms: u64,
+    run_at_ms: u64,
+    idempotency_key: Option<String>,
+    window_ms: u64,
+}
+
+impl Prepared {
+    fn new<J: Job>(job: &J, options: EnqueueOptions, window: Duration) -> Result<Self, PushError> {
+        let invalid = |reason: String| PushError::Invalid {
+            queue: J::QUEUE,
+            reason,
+        };
+        job.validate().map_err(invalid)?;
+        if let Some(key) = &options.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
+        {
+            return Err(invalid(format!(
+                "an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes long"
+            )));
+        }
+        let now_ms = millis(SystemTime::now());
+        Ok(Self {
+            id: options.id.unwrap_or_else(Uuid::now_v7).to_string(),
+            payload: serde_json::to_string(job)?,
+            max_attempts: options.max_attempts.unwrap_or(0),
+            now_ms,
+            run_at_ms: options.run_at.map_or(now_ms, millis),
+            window_ms: if options.idempotency_key.is_some() {
+                u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+            } else {
+                0
+            },
+            idempotency_key: options.idempotency_key,
+        })
+    }
+
+    fn keys(&self, keys: &QueueKeys) -> [String; 5] {
+        [
+            keys.job(&self.id),
+            keys.ready(),
+            keys.delayed(),
+            keys.signal(),
+            // Redis Cluster wants every declared key in the slot even when unused.
+            keys.idempotency(self.idempotency_key.as_deref().unwrap_or("")),
+        ]
+    }
+
+    fn args(&self) -> (&str, &str, u32, u64, u64, u64) {
+        (
+            &self.id,
+            &self.payload,
+            self.max_attempts,
+            self.now_ms,
+            self.run_at_ms,
+            self.window_ms,
+        )
+    }
+
+    fn bind(&self, keys: &QueueKeys, invocation: &mut redis::ScriptInvocation<'_>) {
+        for key in self.keys(keys) {
+            invocation.key(key);
+        }
+        invocation.arg(self.args());
+    }
+}
+
+/// Milliseconds since the Unix epoch; times before it count as the epoch.
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,143 @@
+//! The operator commands behind `mailroom queue …` and `mailroom bench`: argument types and
+//! the plain-text output they print. The work itself lives in [`crate::queue`] and
+//! [`crate::bench`].
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use mailroom_jobs::{Job, Noop};
+
+use crate::{
+    bench,
+    config::Settings,
+    queue::{QueueAdmin, QueueStats},
+};
+
+/// The queues this build of mailroom runs.
+pub const QUEUES: &[&str] = &[Noop::QUEUE];
+
+/// `mailroom queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Ready, delayed, in-flight and dead jobs per queue, and the live workers.
+    Stats,
+    /// List dead letters, newest first, with their reason, attempts and last error.
+    Dead {
+        /// The queue to look at.
+        #[arg(long, default_value = Noop::QUEUE)]
+        queue: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Requeue one dead letter by id, or all of them with --all (attempts start again at zero).
+    Retry {
+        /// The dead letter's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Requeue every dead letter of the queue.
+        #[arg(long)]
+        all: bool,
+        /// The queue.
+        #[arg(long, default_value = Noop::QUEUE)]
+        queue: String,
+    },
+}
+
+/// `mailroom bench …`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Jobs to push and drain.
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    /// The worker's concurrency.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// Runs a `mailroom queue` command, printing to stdout.
+///
+/// # Errors
+/// When Redis does not answer, or a dead letter to retry does not exist.
+pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result<()> {
+    let conn = redis::aio::ConnectionManager::new(settings.redis_client()?)
+        .await
+        .context("could not connect to Redis")?;
+    let admin = QueueAdmin::new(conn, settings.redis_prefix.clone());
+    match command {
+        QueueCommand::Stats => {
+            for queue in QUEUES {
+                print_stats(&admin.stats(queue).await?);
+            }
+        }
+        QueueCommand::Dead { queue, limit } => {
+            known(&queue)?;
+            let letters = admin.dead(&queue, limit).await?;
+            if letters.is_empty() {
+                println!("no dead letters in queue {queue}");
+            }
+            for letter in letters {
+                let died = UNIX_EPOCH + Duration::from_millis(letter.died_at_ms);
+                println!(
+                    "{}  reason: {}  attempts: {}  died: {}  last error: {}",
+                    letter.id,
+                    letter.reason,
+                    letter.attempts,
+                    humantime::format_rfc3339_seconds(died),
+                    letter.last_error
+                );
+            }
+        }
+        QueueCommand::Retry { id, all, queue } => {
+            known(&queue)?;
+            if all {
+                let requeued = admin.retry_all(&queue).await?;
+                println!("requeued {requeued} dead letters of queue {queue}");
+            } else if let Some(id) = id {
+                if !admin.retry(&queue, &id).await? {
+                    bail!("no dead letter {id} in queue {queue}");
+                }
+                println!("requeued {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `mailroom bench`, printing its figures.
+///
+/// # Errors
+/// When Redis or the worker process fails.
+pub async fn bench(settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
+    let report = bench::queue(settings, args.jobs, args.concurrency).await?;
+    println!("{report}");
+    Ok(())
+}
+
+fn known(queue: &str) -> anyhow::Result<()> {
+    if !QUEUES.contains(&queue) {
+        bail!("unknown queue {queue:?}; known queues: {}", QUEUES.join(", "));
+    }
+    Ok(())
+}
+
+fn print_stats(stats: &QueueStats) {
+    println!(
+        "queue {}: ready {}  delayed {}  in flight {}  dead {}  (done {}, retried {}, dead-lettered {} in all)",
+        stats.queue,
+        stats.ready,
+        stats.delayed,
+        stats.in_flight,
+        stats.dead,
+        stats.done_total,
+        stats.retried_total,
+        stats.dead_total
+    );
+    if stats.workers.is_empty() {
+        println!("  no live workers");
+    }
+    for worker in &stats.workers {
+        println!("  worker {worker}");
+    }
+}

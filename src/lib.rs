@@ -1,0 +1,10 @@
+//! mailroom: an email microservice. Producers push jobs onto Redis-backed apalis queues;
+//! worker processes run them.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;
+pub mod worker;

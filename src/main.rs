@@ -1,0 +1,68 @@
+//! The `mailroom` command: parses the command line, loads settings, sets up logging, and
+//! calls into the library. No logic lives here.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mailroom::{
+    cli,
+    config::Settings,
+    shutdown, telemetry,
+    worker::{self, WorkerOptions},
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "mailroom", version, about = "An email microservice: queues, workers, providers.")]
+struct Cli {
+    /// A TOML file of settings; the environment overrides it.
+    #[arg(long, global = true, env = "MAILROOM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a worker process.
+    Work {
+        /// Jobs in flight at once (default: MAILROOM_CONCURRENCY, else 32).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Inspect and repair queues.
+    Queue {
+        #[command(subcommand)]
+        command: cli::QueueCommand,
+    },
+    /// Measure the queue: push N no-op jobs, drain them with one worker process.
+    Bench(cli::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("mailroom: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let outcome = match cli.command {
+        Command::Work { concurrency } => {
+            let options = WorkerOptions::from_settings(&settings, concurrency);
+            worker::run(&settings, options, shutdown::on_signal()).await
+        }
+        Command::Queue { command } => cli::queue(&settings, command).await,
+        Command::Bench(args) => cli::bench(&settings, args).await.context("benchmark failed"),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

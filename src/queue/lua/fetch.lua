@@ -1,0 +1,92 @@
+-- Lease up to a batch of ready jobs to one worker, after housekeeping that keeps the queue
+-- moving: due delayed jobs are promoted and expired leases reclaimed. Every loop is bounded
+-- (by ARGV[3] or ARGV[5]), so a backlog of any size is worked through in chunks, never in one
+-- unbounded call.
+-- KEYS[1] ready   KEYS[2] delayed   KEYS[3] inflight   KEYS[4] dead   KEYS[5] signal   KEYS[6] counts
+-- ARGV[1] job key prefix   ARGV[2] now (ms)   ARGV[3] batch size   ARGV[4] lease (ms)
+-- ARGV[5] housekeeping chunk   ARGV[6] default max attempts   ARGV[7] worker name
+-- ARGV[8] dead-letter retention (ms)
+-- Returns {jobs, next}: jobs as {id, payload, attempts, max_attempts}; next is the earliest
+-- time (ms) something else becomes due (a delayed job or a lease deadline), or -1.
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local batch = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local chunk = tonumber(ARGV[5])
+local default_max = tonumber(ARGV[6])
+
+local function max_attempts(key)
+  local max = tonumber(redis.call('HGET', key, 'max_attempts') or '0') or 0
+  if max <= 0 then
+    return default_max
+  end
+  return max
+end
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, chunk)
+for i = 1, #due do
+  redis.call('ZREM', KEYS[2], due[i])
+  redis.call('LPUSH', KEYS[1], due[i])
+end
+
+-- A lease that ran out means the worker holding it died or hung: that run counts as an attempt.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, chunk)
+for i = 1, #expired do
+  local id = expired[i]
+  local key = prefix .. id
+  redis.call('ZREM', KEYS[3], id)
+  if redis.call('EXISTS', key) == 1 then
+    local attempts = tonumber(redis.call('HGET', key, 'attempts') or '0') or 0
+    local err = 'lease expired: the worker running attempt ' .. attempts ..
+      ' stopped renewing it (killed, crashed or cut off from Redis)'
+    if attempts >= max_attempts(key) then
+      redis.call('HSET', key, 'state', 'dead', 'reason', 'attempts exhausted', 'last_error', err,
+        'finished_at', now)
+      redis.call('HDEL', key, 'worker')
+      redis.call('PEXPIRE', key, ARGV[8])
+      redis.call('ZADD', KEYS[4], now, id)
+      redis.call('HINCRBY', KEYS[6], 'dead', 1)
+    else
+      redis.call('HSET', key, 'state', 'queued', 'last_error', err)
+      redis.call('RPUSH', KEYS[1], id)
+      redis.call('HINCRBY', KEYS[6], 'retried', 1)
+    end
+  end
+end
+
+local jobs = {}
+for _ = 1, batch do
+  local id = redis.call('RPOP', KEYS[1])
+  if not id then
+    break
+  end
+  local key = prefix .. id
+  local payload = redis.call('HGET', key, 'payload')
+  -- An id whose job is gone (deleted by hand, or expired) has nothing left to run.
+  if payload then
+    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+    redis.call('HSET', key, 'state', 'running', 'worker', ARGV[7], 'started_at', now)
+    redis.call('ZADD', KEYS[3], now + lease, id)
+    jobs[#jobs + 1] = {id, payload, attempts, max_attempts(key)}
+  end
+end
+
+-- Work is left: pass the wake-up on so another idle worker takes it.
+if redis.call('LLEN', KEYS[1]) > 0 then
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 63)
+end
+
+local next = -1
+if #jobs == 0 then
+  for _, set in ipairs({KEYS[2], KEYS[3]}) do
+    local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local at = tonumber(first[2])
+      if next < 0 or at < next then
+        next = at
+      end
+    end
+  end
+end
+return {jobs, next}

@@ -1,0 +1,184 @@
+//! mailroom's Redis storage for apalis: leases, delays, retries and dead letters.
+//!
+//! apalis runs the workers (concurrency, timeouts, tracing, panics, shutdown); this module is
+//! the [`Backend`](apalis_core::backend::Backend) they pull jobs from. The key schema is shared
+//! with producers through [`mailroom_jobs::QueueKeys`]; every step that touches more than one
+//! key is a Lua script in `lua/`, so it is atomic and each loop in it is bounded.
+//!
+//! The life of a job:
+//! 1. A producer pushes it onto `ready` (or `delayed` when it has a run-at time) and signals.
+//! 2. A worker's fetch script promotes due delayed jobs, reclaims expired leases, and leases a
+//!    batch: each leased job's attempt counter goes up and doubles as its lease token.
+//! 3. While the job runs, the worker's heartbeat renews its lease.
+//! 4. The [`settle`] layer records the outcome: done (kept for the retention period), retry
+//!    (back to `delayed` after a jittered backoff or the handler's Retry-After), or dead.
+//!
+//! Idle workers block on the `signal` list (a dedicated connection), not a poll loop, so a job
+//! pushed to an idle worker starts within milliseconds.
+
+mod admin;
+mod backend;
+mod lease;
+pub mod retry;
+mod scripts;
+mod settle;
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use mailroom_jobs::{Job, QueueKeys};
+use redis::aio::ConnectionManager;
+
+pub use admin::{DeadLetter, QueueAdmin, QueueStats};
+pub use backend::{QueueBackend, QueueError};
+pub use retry::Backoff;
+pub use settle::{SettleLayer, SettleService};
+
+use lease::Leases;
+use scripts::Scripts;
+
+/// How a queue behaves. Every field has a production default ([`QueueConfig::default`]).
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Key prefix shared by everything mailroom stores.
+    pub prefix: String,
+    /// How long a fetched job stays leased without a heartbeat: how soon another worker takes
+    /// over the jobs of a worker that was killed.
+    pub lease: Duration,
+    /// Jobs leased per fetch.
+    pub fetch_batch: usize,
+    /// Delayed jobs promoted and expired leases reclaimed per fetch, at most.
+    pub housekeeping_chunk: usize,
+    /// Runs before a failing job is dead-lettered, unless the job sets its own.
+    pub max_attempts: u32,
+    /// The retry-delay schedule.
+    pub backoff: Backoff,
+    /// How long a finished job's record is kept.
+    pub retention: Duration,
+    /// How long a dead letter is kept.
+    pub dead_retention: Duration,
+    /// The longest an idle worker blocks before looking at the queue again.
+    pub idle_wait: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "mailroom".to_owned(),
+            lease: Duration::from_secs(30),
+            fetch_batch: 16,
+            housekeeping_chunk: 500,
+            max_attempts: 10,
+            backoff: Backoff::default(),
+            retention: Duration::from_secs(24 * 3600),
+            dead_retention: Duration::from_secs(7 * 24 * 3600),
+            idle_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One worker's handle on the queue of job type `J`: makes the apalis backend and releases
+/// what the worker still holds when a shutdown runs out of time.
+#[derive(Debug)]
+pub struct RedisQueue<J> {
+    shared: Arc<Shared>,
+    _job: std::marker::PhantomData<fn() -> J>,
+}
+
+impl<J> Clone for RedisQueue<J> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            _job: std::marker::PhantomData,
+        }
+    }
+}
+
+/// What a worker's backend, its settle layer and its heartbeat share.
+#[derive(Debug)]
+struct Shared {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: QueueKeys,
+    config: QueueConfig,
+    worker: String,
+    scripts: Scripts,
+    leases: Leases,
+}
+
+impl<J: Job> RedisQueue<J> {
+    /// A handle for worker `worker` (a name unique to this process start) on `J`'s queue.
+    ///
+    /// # Errors
+    /// When Redis does not answer or the scripts cannot be loaded.
+    pub async fn connect(
+        client: redis::Client,
+        config: QueueConfig,
+        worker: impl Into<String>,
+    ) -> Result<Self, redis::RedisError> {
+        let mut conn = ConnectionManager::new(client.clone()).await?;
+        let scripts = Scripts::default();
+        scripts.load(&mut conn).await?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                keys: QueueKeys::new(&config.prefix, J::QUEUE),
+                client,
+                conn,
+                config,
+                worker: worker.into(),
+                scripts,
+                leases: Leases::default(),
+            }),
+            _job: std::marker::PhantomData,
+        })
+    }
+
+    /// The apalis backend to build this worker on. Make one per handle.
+    pub fn backend(&self) -> QueueBackend<J> {
+        QueueBackend::new(self.shared.clone())
+    }
+
+    /// The worker name this handle registers under.
+    pub fn worker_name(&self) -> &str {
+        &self.shared.worker
+    }
+
+    /// Hands every job this worker still holds back to the queue at once, without counting
+    /// the interrupted run as an attempt. For a shutdown whose grace period ran out.
+    ///
+    /// # Errors
+    /// When Redis does not answer; the leases then expire by themselves.
+    pub async fn release_all(&self) -> Result<usize, redis::RedisError> {
+        let held = self.shared.leases.drain();
+        self.shared.release(&held).await
+    }
+}
+
+impl Shared {
+    /// Returns leased jobs to the front of the ready list.
+    async fn release(&self, held: &[lease::Lease]) -> Result<usize, redis::RedisError> {
+        let mut released = 0;
+        for lease in held {
+            let outcome = settle::Outcome::Release;
+            if self.settle(lease, &outcome).await? {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+}
+
+/// Milliseconds since the Unix epoch: the queue's clock. Every process that shares a queue
+/// must keep its clock in sync (NTP), as with any distributed scheduler.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A duration in whole milliseconds, saturating.
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,228 @@
+//! Settling a run: the apalis layer that records each job's outcome in Redis.
+//!
+//! apalis puts a backend's layer outside every user layer, so this one sees the final result
+//! of each run, timeouts and caught panics included. It decides what happens next:
+//! - `Ok` → done;
+//! - an [`AbortError`] anywhere in the error chain → dead letter at once (a permanent failure);
+//! - any other error → retry after the backoff (or a [`RetryAfterError`]'s delay when that is
+//!   longer), or a dead letter once the job's attempts are used up.
+
+use std::{
+    error::Error as StdError,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use apalis_core::{
+    error::{AbortError, BoxDynError, RetryAfterError},
+    task::Task,
+};
+use futures::{FutureExt, future::BoxFuture};
+use tower::{Layer, Service};
+
+use super::{Shared, lease::Lease, ms, now_ms};
+
+/// What happens to a job after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Done,
+    Retry { after: Duration, error: String },
+    Dead { reason: String, error: String },
+    /// Back to the queue without counting the run (unstarted, or cut off by a shutdown).
+    Release,
+}
+
+impl Outcome {
+    /// Decides the outcome of a run that ended with `result`.
+    pub(super) fn of<T>(
+        result: &Result<T, BoxDynError>,
+        lease: &Lease,
+        shared: &Shared,
+    ) -> Outcome {
+        let Err(error) = result else {
+            return Outcome::Done;
+        };
+        let chain = || causes(error.as_ref());
+        let message = describe(error.as_ref());
+        if chain().any(|e| e.is::<AbortError>()) {
+            return Outcome::Dead {
+                reason: "permanent failure".to_owned(),
+                error: message,
+            };
+        }
+        if lease.token >= lease.max_attempts {
+            return Outcome::Dead {
+                reason: "attempts exhausted".to_owned(),
+                error: message,
+            };
+        }
+        let retry_after = chain()
+            .find_map(|e| e.downcast_ref::<RetryAfterError>())
+            .map(RetryAfterError::get_duration);
+        let after = shared
+            .config
+            .backoff
+            .delay(lease.token, retry_after, &mut fastrand::Rng::new());
+        Outcome::Retry {
+            after,
+            error: message,
+        }
+    }
+}
+
+/// `error` and its sources, outermost first.
+fn causes<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// The error's message without apalis's wrapper prefixes ("AbortError: …").
+fn describe(error: &(dyn StdError + 'static)) -> String {
+    if (error.is::<AbortError>() || error.is::<RetryAfterError>())
+        && let Some(source) = error.source()
+    {
+        return source.to_string();
+    }
+    error.to_string()
+}
+
+impl Shared {
+    /// Records `outcome` for `lease`. Returns false when the lease was no longer ours (it
+    /// expired and the job was reclaimed), in which case nothing changed.
+    pub(super) async fn settle(
+        &self,
+        lease: &Lease,
+        outcome: &Outcome,
+    ) -> Result<bool, redis::RedisError> {
+        let now = now_ms();
+        let (name, when, error, reason) = match outcome {
+            Outcome::Done => ("done", ms(self.config.retention), "", ""),
+            Outcome::Retry { after, error } => ("retry", now + ms(*after), error.as_str(), ""),
+            Outcome::Dead { reason, error } => (
+                "dead",
+                ms(self.config.dead_retention),
+                error.as_str(),
+                reason.as_str(),
+            ),
+            Outcome::Release => ("release", 0, "", ""),
+        };
+        let keys = &self.keys;
+        let settled: u8 = self
+            .scripts
+            .settle
+            .key(keys.job(&lease.id))
+            .key(keys.inflight())
+            .key(keys.delayed())
+            .key(keys.dead())
+            .key(keys.ready())
+            .key(keys.signal())
+            .key(keys.counts())
+            .arg(&lease.id)
+            .arg(lease.token)
+            .arg(name)
+            .arg(now)
+            .arg(when)
+            .arg(error)
+            .arg(reason)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        self.leases.remove(lease);
+        Ok(settled == 1)
+    }
+
+    /// [`Shared::settle`], retried while Redis is briefly unreachable. If it never answers the
+    /// lease runs out and another worker runs the job again: at least once, never lost.
+    pub(super) async fn settle_with_retries(&self, lease: &Lease, outcome: &Outcome) {
+        let mut pause = Duration::from_millis(50);
+        for attempt in 1..=8 {
+            match self.settle(lease, outcome).await {
+                Ok(true) => {
+                    match outcome {
+                        Outcome::Dead { reason, error } => {
+                            tracing::warn!(job_id = %lease.id, attempts = lease.token, %reason, %error, "job dead-lettered");
+                        }
+                        Outcome::Retry { after, error } => {
+                            tracing::info!(job_id = %lease.id, attempt = lease.token, retry_in_ms = ms(*after), %error, "job failed; will retry");
+                        }
+                        Outcome::Done | Outcome::Release => {}
+                    }
+                    return;
+                }
+                Ok(false) => {
+                    tracing::warn!(job_id = %lease.id, "lease lost before the job settled; another worker owns it now");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(job_id = %lease.id, attempt, %error, "could not record the job's outcome; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        self.leases.remove(lease);
+        tracing::error!(job_id = %lease.id, "gave up recording the job's outcome; its lease will expire and it will run again");
+    }
+}
+
+/// The layer a [`QueueBackend`](super::QueueBackend) hands apalis.
+#[derive(Debug, Clone)]
+pub struct SettleLayer {
+    shared: Arc<Shared>,
+}
+
+impl SettleLayer {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<S> Layer<S> for SettleLayer {
+    type Service = SettleService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SettleService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Runs the job, then records its outcome. See [`SettleLayer`].
+#[derive(Debug, Clone)]
+pub struct SettleService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, J> Service<Task<J>> for SettleService<S>
+where
+    S: Service<Task<J>>,
+    S::Error: Into<BoxDynError>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxDynError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxDynError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, task: Task<J>) -> Self::Future {
+        let lease = task.ctx().data().get::<Lease>().cloned();
+        let run = self.inner.call(task);
+        let shared = self.shared.clone();
+        async move {
+            let result = run.await.map_err(Into::into);
+            if let Some(lease) = lease {
+                let outcome = Outcome::of(&result, &lease, &shared);
+                shared.settle_with_retries(&lease, &outcome).await;
+            }
+            result
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,122 @@
+//! The worker process: one apalis worker per queue, each on mailroom's Redis backend, and the
+//! supervision that turns a shutdown signal into a graceful stop.
+//!
+//! On SIGTERM or Ctrl-C a worker stops fetching, lets the jobs it is running finish within the
+//! grace period, and hands everything else back to the queue at once: jobs it had fetched but
+//! not started, and, when the grace period runs out, the jobs still running. A worker whose
+//! runtime fails makes the process exit non-zero; it never exits 0 with work silently undone.
+
+mod noop;
+
+use std::{future::Future, time::Duration};
+
+use anyhow::{Context, anyhow};
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
+use futures::FutureExt;
+use mailroom_jobs::{Job, Noop};
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::Settings, queue::RedisQueue};
+
+pub use noop::run_noop;
+
+/// How one worker process runs its jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// Jobs in flight at once.
+    pub concurrency: usize,
+    /// A run taking longer fails and is retried.
+    pub job_timeout: Duration,
+    /// How long a stopping worker lets running jobs finish.
+    pub grace: Duration,
+}
+
+impl WorkerOptions {
+    /// The options `settings` describe, with `concurrency` overriding theirs when given.
+    pub fn from_settings(settings: &Settings, concurrency: Option<usize>) -> Self {
+        Self {
+            concurrency: concurrency.unwrap_or(settings.concurrency).max(1),
+            job_timeout: Duration::from_secs(settings.job_timeout_secs),
+            grace: Duration::from_secs(settings.shutdown_grace_secs),
+        }
+    }
+}
+
+/// A name unique to this process start: host, process id and a random suffix.
+pub fn worker_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+/// Runs the worker process until `shutdown` is cancelled and the stop has completed.
+///
+/// # Errors
+/// When Redis cannot be reached at start-up, or a worker's runtime fails.
+pub async fn run(
+    settings: &Settings,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let client = settings.redis_client()?;
+    let name = worker_name();
+    let queue = RedisQueue::<Noop>::connect(client, settings.queue_config(), name.clone())
+        .await
+        .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")?;
+    tracing::info!(worker = %name, concurrency = options.concurrency, queues = Noop::QUEUE, "worker started");
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(queue.backend())
+        .concurrency(options.concurrency)
+        .timeout(options.job_timeout)
+        .enable_tracing()
+        .catch_panic()
+        .build(run_noop);
+    let stop = shutdown.clone().cancelled_owned().map(Ok::<(), std::io::Error>);
+    supervise(worker.run_until(stop), &queue, &shutdown, options.grace).await?;
+    tracing::info!(worker = %name, "worker stopped");
+    Ok(())
+}
+
+/// Drives a worker future to its end: an error or an end before any shutdown request is a
+/// failure; after a shutdown request, the worker has `grace` to finish before the jobs it
+/// still holds are returned to the queue.
+///
+/// # Errors
+/// When the worker ends on its own, fails, or panics.
+pub async fn supervise<F, J>(
+    worker: F,
+    queue: &RedisQueue<J>,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = Result<(), WorkerError>> + Send + 'static,
+    J: Job,
+{
+    let mut task = tokio::spawn(worker);
+    tokio::select! {
+        ended = &mut task => {
+            return match ended {
+                Ok(Ok(())) => Err(anyhow!("the worker stopped without being asked to")),
+                Ok(Err(error)) => Err(error).context("the worker failed"),
+                Err(join) => Err(join).context("the worker panicked"),
+            };
+        }
+        () = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, &mut task).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(error))) => Err(error).context("the worker failed while stopping"),
+        Ok(Err(join)) => Err(join).context("the worker panicked while stopping"),
+        Err(_) => {
+            task.abort();
+            let _ = task.await;
+            let returned = queue
+                .release_all()
+                .await
+                .context("could not return unfinished jobs; their leases will expire")?;
+            tracing::warn!(returned, grace_secs = grace.as_secs_f64(), "grace period over; returned unfinished jobs to the queue");
+            Ok(())
+        }
+    }
+}
