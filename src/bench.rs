@@ -34,7 +34,11 @@ impl fmt::Display for QueueReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "jobs:      {}", self.jobs)?;
         writeln!(f, "pushed:    {:.0} jobs/s", self.pushed_per_sec)?;
-        writeln!(f, "processed: {:.0} jobs/s (one worker process)", self.processed_per_sec)?;
+        writeln!(
+            f,
+            "processed: {:.0} jobs/s (one worker process)",
+            self.processed_per_sec
+        )?;
         match self.worker_peak_kib {
             Some(kib) => write!(f, "worker peak memory: {:.1} MiB", kib as f64 / 1024.0),
             None => write!(f, "worker peak memory: unknown (no /proc)"),
@@ -46,8 +50,16 @@ impl fmt::Display for QueueReport {
 ///
 /// # Errors
 /// When Redis fails, the worker cannot start, or it exits before finishing.
-pub async fn queue(settings: &Settings, jobs: usize, concurrency: usize) -> anyhow::Result<QueueReport> {
-    let prefix = format!("{}-bench-{}", settings.redis_prefix, uuid::Uuid::now_v7().simple());
+pub async fn queue(
+    settings: &Settings,
+    jobs: usize,
+    concurrency: usize,
+) -> anyhow::Result<QueueReport> {
+    let prefix = format!(
+        "{}-bench-{}",
+        settings.redis_prefix,
+        uuid::Uuid::now_v7().simple()
+    );
     let client = settings.redis_client()?;
     let conn = redis::aio::ConnectionManager::new(client).await?;
     let producer = Producer::new(conn.clone(), prefix.clone());
@@ -118,10 +130,12 @@ fn peak_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn delete_prefix(mut conn: redis::aio::ConnectionManager, prefix: &str) -> anyhow::Result<()> {
+async fn delete_prefix(
+    mut conn: redis::aio::ConnectionManager,
+    prefix: &str,
+) -> anyhow::Result<()> {
     let keys: Vec<String> = {
-        let mut iter: redis::AsyncIter<'_, String> =
-            conn.scan_match(format!("{prefix}:*")).await?;
+        let mut iter: redis::AsyncIter<'_, String> = conn.scan_match(format!("{prefix}:*")).await?;
         let mut keys = Vec::new();
         while let Some(key) = iter.next_item().await {
             keys.push(key?);

@@ -117,7 +117,10 @@ pub async fn bench(settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
 
 fn known(queue: &str) -> anyhow::Result<()> {
     if !QUEUES.contains(&queue) {
-        bail!("unknown queue {queue:?}; known queues: {}", QUEUES.join(", "));
+        bail!(
+            "unknown queue {queue:?}; known queues: {}",
+            QUEUES.join(", ")
+        );
     }
     Ok(())
 }

@@ -123,7 +123,9 @@ impl Settings {
             }
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
-            bail!("redis_prefix must be non-empty and must not contain braces (they are hash tags)");
+            bail!(
+                "redis_prefix must be non-empty and must not contain braces (they are hash tags)"
+            );
         }
         redis::Client::open(self.redis_url.expose_secret())
             // The parse error never quotes the URL, which may hold a password.

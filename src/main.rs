@@ -13,7 +13,11 @@ use mailroom::{
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "mailroom", version, about = "An email microservice: queues, workers, providers.")]
+#[command(
+    name = "mailroom",
+    version,
+    about = "An email microservice: queues, workers, providers."
+)]
 struct Cli {
     /// A TOML file of settings; the environment overrides it.
     #[arg(long, global = true, env = "MAILROOM_CONFIG")]
@@ -56,7 +60,9 @@ async fn main() -> ExitCode {
             worker::run(&settings, options, shutdown::on_signal()).await
         }
         Command::Queue { command } => cli::queue(&settings, command).await,
-        Command::Bench(args) => cli::bench(&settings, args).await.context("benchmark failed"),
+        Command::Bench(args) => cli::bench(&settings, args)
+            .await
+            .context("benchmark failed"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -134,8 +134,7 @@ impl Producer {
         let prepared = Prepared::new(job, options, self.idempotency_window)?;
         let mut invocation = self.script.prepare_invoke();
         prepared.bind(&keys, &mut invocation);
-        let (id, duplicate): (String, u8) =
-            invocation.invoke_async(&mut self.conn.clone()).await?;
+        let (id, duplicate): (String, u8) = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(Pushed {
             id,
             duplicate: duplicate == 1,
@@ -150,11 +149,30 @@ impl Producer {
     /// # Errors
     /// See [`PushError`]. Every payload is validated before anything is sent.
     pub async fn push_many<J: Job>(&self, jobs: &[J]) -> Result<Vec<String>, PushError> {
+        self.push_many_with(jobs, &EnqueueOptions::default()).await
+    }
+
+    /// [`Producer::push_many`] with a run-at time and max attempts shared by every job.
+    ///
+    /// # Errors
+    /// See [`PushError`]. An id or idempotency key in `options` is refused: it would make
+    /// every job after the first a duplicate.
+    pub async fn push_many_with<J: Job>(
+        &self,
+        jobs: &[J],
+        options: &EnqueueOptions,
+    ) -> Result<Vec<String>, PushError> {
         const CHUNK: usize = 1000;
+        if options.id.is_some() || options.idempotency_key.is_some() {
+            return Err(PushError::Invalid {
+                queue: J::QUEUE,
+                reason: "a batch cannot share one id or idempotency key".to_owned(),
+            });
+        }
         let keys = self.keys::<J>();
         let prepared = jobs
             .iter()
-            .map(|job| Prepared::new(job, EnqueueOptions::default(), self.idempotency_window))
+            .map(|job| Prepared::new(job, options.clone(), self.idempotency_window))
             .collect::<Result<Vec<_>, _>>()?;
         let mut conn = self.conn.clone();
         self.script.prepare_invoke().load_async(&mut conn).await?;

@@ -116,7 +116,9 @@ impl QueueAdmin {
     pub async fn dead(&self, queue: &str, limit: usize) -> redis::RedisResult<Vec<DeadLetter>> {
         let keys = self.keys(queue);
         let mut conn = self.conn.clone();
-        let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
+        let stop = isize::try_from(limit)
+            .unwrap_or(isize::MAX)
+            .saturating_sub(1);
         let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(keys.dead())
             .arg(0)

@@ -87,7 +87,11 @@ impl<J: Job> Backend for QueueBackend<J> {
     type Task = Task<J>;
     type Error = QueueError;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -102,7 +106,12 @@ impl<J: Job> Backend for QueueBackend<J> {
                 return Poll::Ready(Some(Ok(task)));
             }
             let fetch = self.fetch.get_or_insert_with(|| {
-                fetch_round(self.shared.clone(), self.blocking.take(), self.closing.clone()).boxed()
+                fetch_round(
+                    self.shared.clone(),
+                    self.blocking.take(),
+                    self.closing.clone(),
+                )
+                .boxed()
             });
             let (tasks, blocking) = std::task::ready!(fetch.as_mut().poll(cx));
             self.fetch = None;
@@ -111,7 +120,11 @@ impl<J: Job> Backend for QueueBackend<J> {
         }
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         // Stop blocking, but let a fetch that already leased jobs hand them over, so that
         // they can be released below instead of waiting out their lease.
         self.closing.cancel();

@@ -3,7 +3,8 @@
 //! apalis puts a backend's layer outside every user layer, so this one sees the final result
 //! of each run, timeouts and caught panics included. It decides what happens next:
 //! - `Ok` → done;
-//! - an [`AbortError`] anywhere in the error chain → dead letter at once (a permanent failure);
+//! - an [`AbortError`] anywhere in the error chain → dead letter at once (a permanent failure),
+//!   and so is a panic, which apalis's catch-panic layer reports as an abort;
 //! - any other error → retry after the backoff (or a [`RetryAfterError`]'s delay when that is
 //!   longer), or a dead letter once the job's attempts are used up.
 
@@ -14,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use apalis::layers::catch_panic::PanicError;
 use apalis_core::{
     error::{AbortError, BoxDynError, RetryAfterError},
     task::Task,
@@ -27,8 +29,14 @@ use super::{Shared, lease::Lease, ms, now_ms};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
     Done,
-    Retry { after: Duration, error: String },
-    Dead { reason: String, error: String },
+    Retry {
+        after: Duration,
+        error: String,
+    },
+    Dead {
+        reason: String,
+        error: String,
+    },
     /// Back to the queue without counting the run (unstarted, or cut off by a shutdown).
     Release,
 }
@@ -45,6 +53,14 @@ impl Outcome {
         };
         let chain = || causes(error.as_ref());
         let message = describe(error.as_ref());
+        // apalis's catch-panic layer reports a panic as an abort: a panicking handler is a bug
+        // that a retry would only repeat.
+        if chain().any(|e| e.is::<PanicError>()) {
+            return Outcome::Dead {
+                reason: "handler panicked".to_owned(),
+                error: message,
+            };
+        }
         if chain().any(|e| e.is::<AbortError>()) {
             return Outcome::Dead {
                 reason: "permanent failure".to_owned(),
@@ -60,10 +76,11 @@ impl Outcome {
         let retry_after = chain()
             .find_map(|e| e.downcast_ref::<RetryAfterError>())
             .map(RetryAfterError::get_duration);
-        let after = shared
-            .config
-            .backoff
-            .delay(lease.token, retry_after, &mut fastrand::Rng::new());
+        let after =
+            shared
+                .config
+                .backoff
+                .delay(lease.token, retry_after, &mut fastrand::Rng::new());
         Outcome::Retry {
             after,
             error: message,
@@ -75,7 +92,9 @@ impl Outcome {
 fn causes<'a>(
     error: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(error), |e: &&'a (dyn StdError + 'static)| (*e).source())
+    std::iter::successors(Some(error), |e: &&'a (dyn StdError + 'static)| {
+        (*e).source()
+    })
 }
 
 /// The error's message without apalis's wrapper prefixes ("AbortError: …").

@@ -71,7 +71,10 @@ pub async fn run(
         .enable_tracing()
         .catch_panic()
         .build(run_noop);
-    let stop = shutdown.clone().cancelled_owned().map(Ok::<(), std::io::Error>);
+    let stop = shutdown
+        .clone()
+        .cancelled_owned()
+        .map(Ok::<(), std::io::Error>);
     supervise(worker.run_until(stop), &queue, &shutdown, options.grace).await?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
@@ -115,7 +118,11 @@ where
                 .release_all()
                 .await
                 .context("could not return unfinished jobs; their leases will expire")?;
-            tracing::warn!(returned, grace_secs = grace.as_secs_f64(), "grace period over; returned unfinished jobs to the queue");
+            tracing::warn!(
+                returned,
+                grace_secs = grace.as_secs_f64(),
+                "grace period over; returned unfinished jobs to the queue"
+            );
             Ok(())
         }
     }

@@ -1,0 +1,319 @@
+//! The test harness: an isolated key prefix on the real Redis per test, cleaned up even when
+//! the test fails, and polling with a deadline instead of sleeping.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::{
+    error::{AbortError, BoxDynError, RetryAfterError},
+    task::{attempt::Attempt, data::Data},
+    worker::builder::WorkerBuilder,
+};
+use futures::FutureExt;
+use mailroom::{
+    queue::{Backoff, QueueConfig, RedisQueue},
+    worker::{run_noop, supervise},
+};
+use mailroom_jobs::{Job, Noop, Producer, QueueKeys};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A test's own corner of Redis. Dropping it deletes every key under its prefix.
+pub struct TestRedis {
+    pub prefix: String,
+    pub client: redis::Client,
+    pub conn: ConnectionManager,
+}
+
+impl TestRedis {
+    pub async fn new() -> Self {
+        let prefix = format!("mrtest-{}", uuid::Uuid::now_v7().simple());
+        let client = redis::Client::open(REDIS_URL).expect("redis url");
+        let conn = ConnectionManager::new(client.clone())
+            .await
+            .expect("the tests need Redis at 127.0.0.1:6379 (.ci/run starts it)");
+        Self {
+            prefix,
+            client,
+            conn,
+        }
+    }
+
+    /// Queue settings for tests: production defaults with a short lease and tiny backoff.
+    pub fn config(&self) -> QueueConfig {
+        QueueConfig {
+            prefix: self.prefix.clone(),
+            lease: Duration::from_secs(2),
+            backoff: Backoff {
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(5),
+            },
+            ..QueueConfig::default()
+        }
+    }
+
+    pub fn producer(&self) -> Producer {
+        Producer::new(self.conn.clone(), self.prefix.clone())
+    }
+
+    pub fn keys(&self, queue: &str) -> QueueKeys {
+        QueueKeys::new(&self.prefix, queue)
+    }
+
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Every key under this test's prefix.
+    pub async fn all_keys(&self) -> Vec<String> {
+        let mut conn = self.conn();
+        let mut iter: redis::AsyncIter<'_, String> = conn
+            .scan_match(format!("{}:*", self.prefix))
+            .await
+            .expect("scan");
+        let mut keys = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            keys.push(key.expect("scan item"));
+        }
+        keys.sort();
+        keys
+    }
+
+    pub async fn hget(&self, key: &str, field: &str) -> Option<String> {
+        self.conn().hget(key, field).await.expect("hget")
+    }
+
+    pub async fn job_field(&self, queue: &str, id: &str, field: &str) -> Option<String> {
+        self.hget(&self.keys(queue).job(id), field).await
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        // Synchronous on purpose: Drop cannot await, and this must run even after a panic.
+        let Ok(mut conn) = self.client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> =
+            match redis::Commands::scan_match(&mut conn, format!("{}:*", self.prefix)) {
+                Ok(iter) => iter.filter_map(Result::ok).collect(),
+                Err(_) => return,
+            };
+        for chunk in keys.chunks(1000) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
+}
+
+/// Polls `check` every 5 ms until it yields a value; panics naming `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A job for the queue's tests: it fails, asks for a delay, refuses or panics on demand.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Probe {
+    pub n: u64,
+    #[serde(default)]
+    pub fail_times: u32,
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    #[serde(default)]
+    pub abort: bool,
+    #[serde(default)]
+    pub panic: bool,
+}
+
+impl Job for Probe {
+    const QUEUE: &'static str = "probe";
+}
+
+/// One run of a probe job as its handler saw it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub n: u64,
+    pub attempt: usize,
+    pub at: Instant,
+    pub ok: bool,
+}
+
+/// What the probe handler saw, shared with the test.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<Run>>>);
+
+impl Recorder {
+    pub fn runs(&self) -> Vec<Run> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn runs_of(&self, n: u64) -> Vec<Run> {
+        self.runs().into_iter().filter(|r| r.n == n).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+async fn probe(job: Probe, attempt: Attempt, recorder: Data<Recorder>) -> Result<(), BoxDynError> {
+    let attempt = attempt.current();
+    let fails = job.abort || job.panic || attempt <= job.fail_times as usize;
+    recorder.0.0.lock().unwrap().push(Run {
+        n: job.n,
+        attempt,
+        at: Instant::now(),
+        ok: !fails,
+    });
+    if job.panic {
+        panic!("probe {} panicked", job.n);
+    }
+    if job.abort {
+        return Err(AbortError::new(format!("probe {} refused", job.n)).into());
+    }
+    if attempt <= job.fail_times as usize {
+        let error = format!("boom on attempt {attempt}");
+        return Err(match job.retry_after_ms {
+            Some(ms) => RetryAfterError::new(error, Duration::from_millis(ms)).into(),
+            None => error.into(),
+        });
+    }
+    Ok(())
+}
+
+/// An in-process worker, stopped gracefully with [`RunningWorker::stop`].
+pub struct RunningWorker {
+    pub name: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await.expect("worker task")
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Starts a probe worker on `config`.
+pub async fn start_probe_worker(
+    redis: &TestRedis,
+    config: QueueConfig,
+    concurrency: usize,
+    recorder: Recorder,
+) -> RunningWorker {
+    let name = unique_name("probe");
+    let queue = RedisQueue::<Probe>::connect(redis.client.clone(), config, name.clone())
+        .await
+        .expect("connect");
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(queue.backend())
+        .data(recorder)
+        .concurrency(concurrency)
+        .catch_panic()
+        .build(probe);
+    spawn(name, queue, move |stop| worker.run_until(stop).boxed())
+}
+
+/// Starts a worker running mailroom's own no-op handler on `config`.
+pub async fn start_noop_worker(
+    redis: &TestRedis,
+    config: QueueConfig,
+    concurrency: usize,
+) -> RunningWorker {
+    let name = unique_name("noop");
+    let queue = RedisQueue::<Noop>::connect(redis.client.clone(), config, name.clone())
+        .await
+        .expect("connect");
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(queue.backend())
+        .concurrency(concurrency)
+        .catch_panic()
+        .build(run_noop);
+    spawn(name, queue, move |stop| worker.run_until(stop).boxed())
+}
+
+type StopSignal = futures::future::Map<
+    tokio_util::sync::WaitForCancellationFutureOwned,
+    fn(()) -> Result<(), std::io::Error>,
+>;
+
+fn spawn<J: Job>(
+    name: String,
+    queue: RedisQueue<J>,
+    run: impl FnOnce(
+        StopSignal,
+    )
+        -> futures::future::BoxFuture<'static, Result<(), apalis_core::error::WorkerError>>,
+) -> RunningWorker {
+    let shutdown = CancellationToken::new();
+    let stop: StopSignal = shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _);
+    let worker = run(stop);
+    let token = shutdown.clone();
+    let handle =
+        tokio::spawn(
+            async move { supervise(worker, &queue, &token, Duration::from_secs(10)).await },
+        );
+    RunningWorker {
+        name,
+        shutdown,
+        handle,
+    }
+}
+
+/// Pushes a job the way a service in another language does: the raw Redis commands the
+/// README documents, in one MULTI/EXEC transaction.
+pub async fn push_raw(redis: &TestRedis, queue: &str, id: &str, payload: &str) {
+    let keys = redis.keys(queue);
+    let now = mailroom::queue::now_ms();
+    let _: () = redis::pipe()
+        .atomic()
+        .hset_multiple(
+            keys.job(id),
+            &[
+                ("payload", payload.to_owned()),
+                ("attempts", "0".to_owned()),
+                ("max_attempts", "0".to_owned()),
+                ("enqueued_at", now.to_string()),
+                ("run_at", now.to_string()),
+                ("state", "queued".to_owned()),
+            ],
+        )
+        .lpush(keys.ready(), id)
+        .lpush(keys.signal(), "1")
+        .ltrim(keys.signal(), 0, 63)
+        .query_async(&mut redis.conn())
+        .await
+        .expect("raw push");
+}

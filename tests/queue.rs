@@ -1,0 +1,497 @@
+//! The queue against the real Redis: pickup latency, retries, dead letters, poison input,
+//! idempotency, scheduling, bulk backlogs and retention.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant, SystemTime},
+};
+
+use common::{
+    Probe, Recorder, TestRedis, eventually, push_raw, start_noop_worker, start_probe_worker,
+};
+use mailroom::queue::{QueueAdmin, QueueConfig, now_ms};
+use mailroom_jobs::{EnqueueOptions, Job, Noop};
+use redis::AsyncCommands;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_job_pushed_to_an_idle_worker_starts_within_50_ms() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    let worker = start_probe_worker(&redis, redis.config(), 4, recorder.clone()).await;
+    let producer = redis.producer();
+
+    for n in 0..6u64 {
+        let pushed_at = Instant::now();
+        producer
+            .push(&Probe {
+                n,
+                ..Probe::default()
+            })
+            .await
+            .unwrap();
+        let run = eventually(DEADLINE, "the job to start", || async {
+            recorder.runs_of(n).first().cloned()
+        })
+        .await;
+        let latency = run.at - pushed_at;
+        // The first push may race the worker's start-up; every later one finds it idle.
+        if n > 0 {
+            assert!(
+                latency < Duration::from_millis(50),
+                "job {n} started after {latency:?}"
+            );
+        }
+    }
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_with_backoff_until_it_succeeds() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    let worker = start_probe_worker(&redis, redis.config(), 4, recorder.clone()).await;
+    let pushed = redis
+        .producer()
+        .push(&Probe {
+            n: 1,
+            fail_times: 2,
+            ..Probe::default()
+        })
+        .await
+        .unwrap();
+
+    let keys = redis.keys(Probe::QUEUE);
+    eventually(DEADLINE, "the job to be done", || async {
+        (redis
+            .job_field(Probe::QUEUE, &pushed.id, "state")
+            .await
+            .as_deref()
+            == Some("done"))
+        .then_some(())
+    })
+    .await;
+    let attempts: Vec<usize> = recorder.runs_of(1).iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!(
+        redis
+            .job_field(Probe::QUEUE, &pushed.id, "attempts")
+            .await
+            .as_deref(),
+        Some("3")
+    );
+    let mut conn = redis.conn();
+    let retried: u64 = conn.hget(keys.counts(), "retried").await.unwrap();
+    assert_eq!(retried, 2);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_ends_dead_after_its_max_attempts_with_reason_and_error() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    let worker = start_probe_worker(&redis, redis.config(), 4, recorder.clone()).await;
+    let producer = redis.producer();
+    let exhausted = producer
+        .push_with(
+            &Probe {
+                n: 1,
+                fail_times: 100,
+                ..Probe::default()
+            },
+            EnqueueOptions {
+                max_attempts: Some(3),
+                ..EnqueueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = producer
+        .push(&Probe {
+            n: 2,
+            abort: true,
+            ..Probe::default()
+        })
+        .await
+        .unwrap();
+    let panics = producer
+        .push(&Probe {
+            n: 3,
+            panic: true,
+            ..Probe::default()
+        })
+        .await
+        .unwrap();
+
+    let admin = QueueAdmin::new(redis.conn(), redis.prefix.clone());
+    let dead = eventually(DEADLINE, "three dead letters", || async {
+        let dead = admin.dead(Probe::QUEUE, 10).await.unwrap();
+        (dead.len() == 3).then_some(dead)
+    })
+    .await;
+    let find = |id: &str| dead.iter().find(|d| d.id == id).cloned().unwrap();
+
+    let letter = find(&exhausted.id);
+    assert_eq!(letter.reason, "attempts exhausted");
+    assert_eq!(letter.attempts, 3);
+    assert_eq!(letter.last_error, "boom on attempt 3");
+    assert_eq!(recorder.runs_of(1).len(), 3);
+
+    let letter = find(&refused.id);
+    assert_eq!(letter.reason, "permanent failure");
+    assert_eq!(letter.attempts, 1);
+    assert_eq!(letter.last_error, "probe 2 refused");
+    assert_eq!(
+        recorder.runs_of(2).len(),
+        1,
+        "an aborted job is not retried"
+    );
+
+    let letter = find(&panics.id);
+    assert_eq!(letter.reason, "handler panicked");
+    assert_eq!(letter.attempts, 1, "a panic is a bug a retry would repeat");
+    assert!(
+        letter.last_error.contains("probe 3 panicked"),
+        "{}",
+        letter.last_error
+    );
+
+    assert!(
+        worker.is_running(),
+        "failures and panics must not stop the worker"
+    );
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_backoff_is_honoured() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    // Backoff at most 5 ms; the handler asks for 400 ms.
+    let worker = start_probe_worker(&redis, redis.config(), 2, recorder.clone()).await;
+    let pushed = redis
+        .producer()
+        .push(&Probe {
+            n: 7,
+            fail_times: 1,
+            retry_after_ms: Some(400),
+            ..Probe::default()
+        })
+        .await
+        .unwrap();
+
+    let keys = redis.keys(Probe::QUEUE);
+    let scheduled: f64 = eventually(DEADLINE, "the retry to be scheduled", || async {
+        redis
+            .conn()
+            .zscore::<_, _, Option<f64>>(keys.delayed(), &pushed.id)
+            .await
+            .unwrap()
+    })
+    .await;
+    let runs = eventually(DEADLINE, "the second run", || async {
+        let runs = recorder.runs_of(7);
+        (runs.len() == 2).then_some(runs)
+    })
+    .await;
+    let first_failed_ms = scheduled as u64 - 400;
+    assert!(first_failed_ms <= now_ms());
+    let gap = runs[1].at - runs[0].at;
+    assert!(
+        gap >= Duration::from_millis(400),
+        "retried after only {gap:?}"
+    );
+    assert_eq!(runs[1].attempt, 2);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn poison_payloads_are_dead_lettered_and_the_worker_keeps_going() {
+    let redis = TestRedis::new().await;
+    let worker = start_noop_worker(&redis, redis.config(), 4).await;
+    push_raw(&redis, Noop::QUEUE, "not-json", "{this is not json").await;
+    push_raw(
+        &redis,
+        Noop::QUEUE,
+        "unknown-field",
+        r#"{"sleep_ms": 1, "colour": "red"}"#,
+    )
+    .await;
+    push_raw(
+        &redis,
+        Noop::QUEUE,
+        "too-long",
+        r#"{"sleep_ms": 999999999}"#,
+    )
+    .await;
+    let good = redis.producer().push(&Noop::default()).await.unwrap();
+
+    eventually(DEADLINE, "the good job to be done", || async {
+        (redis
+            .job_field(Noop::QUEUE, &good.id, "state")
+            .await
+            .as_deref()
+            == Some("done"))
+        .then_some(())
+    })
+    .await;
+    let admin = QueueAdmin::new(redis.conn(), redis.prefix.clone());
+    let dead = eventually(DEADLINE, "three dead letters", || async {
+        let dead = admin.dead(Noop::QUEUE, 10).await.unwrap();
+        (dead.len() == 3).then_some(dead)
+    })
+    .await;
+    let reason = |id: &str| {
+        let letter = dead.iter().find(|d| d.id == id).unwrap();
+        (
+            letter.reason.clone(),
+            letter.last_error.clone(),
+            letter.attempts,
+        )
+    };
+    let (why, error, attempts) = reason("not-json");
+    assert_eq!(why, "undecodable payload");
+    assert!(error.contains("key must be a string"), "{error}");
+    assert_eq!(attempts, 1);
+    let (why, error, _) = reason("unknown-field");
+    assert_eq!(why, "undecodable payload");
+    assert!(error.contains("unknown field `colour`"), "{error}");
+    let (why, error, _) = reason("too-long");
+    assert_eq!(why, "invalid payload");
+    assert!(
+        error.contains("sleep_ms 999999999 is over the limit"),
+        "{error}"
+    );
+
+    assert!(worker.is_running());
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_pushed_with_the_documented_raw_commands_runs() {
+    let redis = TestRedis::new().await;
+    let worker = start_noop_worker(&redis, redis.config(), 2).await;
+    push_raw(
+        &redis,
+        Noop::QUEUE,
+        "from-python-1",
+        r#"{"note": "hello from another language"}"#,
+    )
+    .await;
+    eventually(DEADLINE, "the raw job to be done", || async {
+        (redis
+            .job_field(Noop::QUEUE, "from-python-1", "state")
+            .await
+            .as_deref()
+            == Some("done"))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        redis
+            .job_field(Noop::QUEUE, "from-python-1", "attempts")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_within_its_window_returns_the_first_id_and_queues_nothing() {
+    let redis = TestRedis::new().await;
+    let producer = redis
+        .producer()
+        .with_idempotency_window(Duration::from_millis(300));
+    let keyed = |key: &str| EnqueueOptions {
+        idempotency_key: Some(key.to_owned()),
+        ..EnqueueOptions::default()
+    };
+    let first = producer
+        .push_with(&Noop::default(), keyed("order-42"))
+        .await
+        .unwrap();
+    let again = producer
+        .push_with(
+            &Noop {
+                sleep_ms: 5,
+                note: None,
+            },
+            keyed("order-42"),
+        )
+        .await
+        .unwrap();
+    let other = producer
+        .push_with(&Noop::default(), keyed("order-43"))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(again.id, first.id);
+    assert_ne!(other.id, first.id);
+    let keys = redis.keys(Noop::QUEUE);
+    let ready: Vec<String> = redis.conn().lrange(keys.ready(), 0, -1).await.unwrap();
+    assert_eq!(ready.len(), 2);
+
+    // After the window the key is free again.
+    eventually(DEADLINE, "the idempotency window to pass", || async {
+        let exists: bool = redis
+            .conn()
+            .exists(keys.idempotency("order-42"))
+            .await
+            .unwrap();
+        (!exists).then_some(())
+    })
+    .await;
+    let later = producer
+        .push_with(&Noop::default(), keyed("order-42"))
+        .await
+        .unwrap();
+    assert!(!later.duplicate);
+    assert_ne!(later.id, first.id);
+}
+
+#[tokio::test]
+async fn a_scheduled_job_starts_no_earlier_than_its_run_at_time() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    let worker = start_probe_worker(&redis, redis.config(), 2, recorder.clone()).await;
+    let producer = redis.producer();
+    let far = SystemTime::now() + Duration::from_secs(365 * 24 * 3600);
+    let far_job = producer
+        .push_with(
+            &Probe {
+                n: 2,
+                ..Probe::default()
+            },
+            EnqueueOptions {
+                run_at: Some(far),
+                ..EnqueueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let run_at_ms = now_ms() + 700;
+    let run_at = Instant::now() + Duration::from_millis(700);
+    producer
+        .push_with(
+            &Probe {
+                n: 1,
+                ..Probe::default()
+            },
+            EnqueueOptions {
+                run_at: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(run_at_ms)),
+                ..EnqueueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let run = eventually(DEADLINE, "the scheduled job", || async {
+        recorder.runs_of(1).first().cloned()
+    })
+    .await;
+    // Instants and the wall clock are read a few µs apart: allow 2 ms of measuring slack.
+    assert!(
+        run.at + Duration::from_millis(2) >= run_at,
+        "started {:?} early",
+        run_at - run.at
+    );
+
+    let keys = redis.keys(Probe::QUEUE);
+    let score: f64 = redis
+        .conn()
+        .zscore(keys.delayed(), &far_job.id)
+        .await
+        .unwrap();
+    let far_ms = far
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    assert_eq!(score, far_ms, "the far job keeps its exact millisecond");
+    assert!(recorder.runs_of(2).is_empty());
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn fifty_thousand_jobs_due_at_once_are_all_processed_without_a_worker_error() {
+    const JOBS: u64 = 50_000;
+    let redis = TestRedis::new().await;
+    let producer = redis.producer();
+    let due = SystemTime::now() + Duration::from_secs(2);
+    let jobs: Vec<Probe> = (0..JOBS)
+        .map(|n| Probe {
+            n,
+            ..Probe::default()
+        })
+        .collect();
+    let options = EnqueueOptions {
+        run_at: Some(due),
+        ..EnqueueOptions::default()
+    };
+    for chunk in jobs.chunks(10_000) {
+        producer.push_many_with(chunk, &options).await.unwrap();
+    }
+    let keys = redis.keys(Probe::QUEUE);
+    let delayed: u64 = redis.conn().zcard(keys.delayed()).await.unwrap();
+    assert_eq!(delayed, JOBS, "every job waits in the delayed set");
+
+    let recorder = Recorder::default();
+    let config = QueueConfig {
+        fetch_batch: 64,
+        ..redis.config()
+    };
+    let worker = start_probe_worker(&redis, config, 64, recorder.clone()).await;
+    eventually(
+        Duration::from_secs(180),
+        "every job to be processed",
+        || async {
+            let done: Option<u64> = redis.conn().hget(keys.counts(), "done").await.unwrap();
+            (done == Some(JOBS)).then_some(())
+        },
+    )
+    .await;
+    assert!(worker.is_running(), "the worker must survive the backlog");
+    let seen: HashSet<u64> = recorder.runs().iter().map(|r| r.n).collect();
+    assert_eq!(seen.len() as u64, JOBS);
+    assert_eq!(recorder.len() as u64, JOBS, "each job ran once");
+    let dead: u64 = redis.conn().zcard(keys.dead()).await.unwrap();
+    assert_eq!(dead, 0);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn after_ten_thousand_jobs_and_their_retention_only_a_fixed_handful_of_keys_remain() {
+    const JOBS: usize = 10_000;
+    let redis = TestRedis::new().await;
+    let config = QueueConfig {
+        retention: Duration::from_millis(500),
+        fetch_batch: 64,
+        ..redis.config()
+    };
+    let jobs = vec![Noop::default(); JOBS];
+    redis.producer().push_many(&jobs).await.unwrap();
+    let keys = redis.keys(Noop::QUEUE);
+    let worker = start_noop_worker(&redis, config, 32).await;
+    eventually(Duration::from_secs(120), "every job to be done", || async {
+        let done: Option<usize> = redis.conn().hget(keys.counts(), "done").await.unwrap();
+        (done == Some(JOBS)).then_some(())
+    })
+    .await;
+    worker.stop().await.unwrap();
+
+    let allowed: HashSet<String> = [keys.counts(), keys.signal()].into_iter().collect();
+    let left = eventually(
+        Duration::from_secs(30),
+        "finished records to expire",
+        || async {
+            let left = redis.all_keys().await;
+            left.iter().all(|k| allowed.contains(k)).then_some(left)
+        },
+    )
+    .await;
+    assert!(left.len() <= 2, "{left:?}");
+}
