@@ -495,3 +495,47 @@ async fn after_ten_thousand_jobs_and_their_retention_only_a_fixed_handful_of_key
     .await;
     assert!(left.len() <= 2, "{left:?}");
 }
+
+#[tokio::test]
+async fn a_worker_that_ends_or_fails_on_its_own_is_reported_as_a_failure() {
+    use apalis_core::error::WorkerError;
+    use mailroom::{queue::RedisQueue, worker::supervise};
+    use tokio_util::sync::CancellationToken;
+
+    let redis = TestRedis::new().await;
+    let queue = RedisQueue::<Noop>::connect(redis.client.clone(), redis.config(), "supervised")
+        .await
+        .unwrap();
+    let never = CancellationToken::new();
+    let grace = Duration::from_secs(1);
+
+    let ended = supervise(async { Ok::<(), WorkerError>(()) }, &queue, &never, grace).await;
+    assert!(
+        ended
+            .unwrap_err()
+            .to_string()
+            .contains("stopped without being asked")
+    );
+
+    let failed = supervise(
+        async { Err(WorkerError::BackendError("redis vanished".into())) },
+        &queue,
+        &never,
+        grace,
+    )
+    .await;
+    assert!(format!("{:#}", failed.unwrap_err()).contains("redis vanished"));
+
+    let panicked = supervise(
+        async {
+            panic!("runtime died");
+            #[allow(unreachable_code)]
+            Ok::<(), WorkerError>(())
+        },
+        &queue,
+        &never,
+        grace,
+    )
+    .await;
+    assert!(panicked.unwrap_err().to_string().contains("panicked"));
+}

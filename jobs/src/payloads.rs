@@ -14,6 +14,7 @@ use crate::Job;
 pub struct Noop {
     /// How long the job takes, in milliseconds (at most 600,000).
     #[serde(default)]
+    #[schemars(range(max = 600_000))]
     pub sleep_ms: u64,
     /// A note written to the worker's log when the job runs.
     #[serde(default)]

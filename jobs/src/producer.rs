@@ -184,7 +184,7 @@ impl Producer {
                     .arg(self.script.get_hash())
                     .arg(5)
                     .arg(&job.keys(&keys))
-                    .arg(&job.args());
+                    .arg(job.args());
             }
             let answers: Vec<(String, u8)> = pipe.query_async(&mut conn).await?;
             ids.extend(answers.into_iter().map(|(id, _)| id));
