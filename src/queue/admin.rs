@@ -127,6 +127,10 @@ impl QueueAdmin {
             .arg("WITHSCORES")
             .query_async(&mut conn)
             .await?;
+        if ids.is_empty() {
+            // redis-rs refuses to send an empty pipeline.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for (id, _) in &ids {
             pipe.cmd("HMGET")

@@ -301,10 +301,7 @@ async fn fetch_batch<J: Job>(shared: &Shared) -> redis::RedisResult<(Vec<Task<J>
                     .data(lease)
                     .build(),
             ),
-            Err(poison) => {
-                let outcome = poison.into_outcome();
-                shared.settle_with_retries(&lease, &outcome).await;
-            }
+            Err(poison) => shared.settle_and_log(&lease, poison.into_outcome()).await,
         }
     }
     Ok((tasks, u64::try_from(next).ok()))

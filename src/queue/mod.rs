@@ -34,10 +34,11 @@ use redis::aio::ConnectionManager;
 pub use admin::{DeadLetter, QueueAdmin, QueueStats};
 pub use backend::{QueueBackend, QueueError};
 pub use retry::Backoff;
-pub use settle::{SettleLayer, SettleService};
+pub use settle::{SettleError, SettleLayer, SettleService};
 
 use lease::Leases;
 use scripts::Scripts;
+use settle::Settler;
 
 /// How a queue behaves. Every field has a production default ([`QueueConfig::default`]).
 #[derive(Debug, Clone)]
@@ -106,6 +107,7 @@ struct Shared {
     worker: String,
     scripts: Scripts,
     leases: Leases,
+    settler: Settler,
 }
 
 impl<J: Job> RedisQueue<J> {
@@ -121,9 +123,12 @@ impl<J: Job> RedisQueue<J> {
         let mut conn = ConnectionManager::new(client.clone()).await?;
         let scripts = Scripts::default();
         scripts.load(&mut conn).await?;
+        let keys = QueueKeys::new(&config.prefix, J::QUEUE);
+        let settler = Settler::spawn(conn.clone(), keys.clone(), &config, scripts.settle.clone());
         Ok(Self {
             shared: Arc::new(Shared {
-                keys: QueueKeys::new(&config.prefix, J::QUEUE),
+                keys,
+                settler,
                 client,
                 conn,
                 config,
@@ -150,7 +155,7 @@ impl<J: Job> RedisQueue<J> {
     ///
     /// # Errors
     /// When Redis does not answer; the leases then expire by themselves.
-    pub async fn release_all(&self) -> Result<usize, redis::RedisError> {
+    pub async fn release_all(&self) -> Result<usize, SettleError> {
         let held = self.shared.leases.drain();
         self.shared.release(&held).await
     }
@@ -158,13 +163,14 @@ impl<J: Job> RedisQueue<J> {
 
 impl Shared {
     /// Returns leased jobs to the front of the ready list.
-    async fn release(&self, held: &[lease::Lease]) -> Result<usize, redis::RedisError> {
+    async fn release(&self, held: &[lease::Lease]) -> Result<usize, SettleError> {
+        let releases = held
+            .iter()
+            .map(|lease| self.settle(lease, settle::Outcome::Release));
+        let answers = futures::future::join_all(releases).await;
         let mut released = 0;
-        for lease in held {
-            let outcome = settle::Outcome::Release;
-            if self.settle(lease, &outcome).await? {
-                released += 1;
-            }
+        for answer in answers {
+            released += usize::from(answer?);
         }
         Ok(released)
     }

@@ -21,9 +21,12 @@ use apalis_core::{
     task::Task,
 };
 use futures::{FutureExt, future::BoxFuture};
+use mailroom_jobs::QueueKeys;
+use redis::{Script, aio::ConnectionManager};
+use tokio::sync::{mpsc, oneshot};
 use tower::{Layer, Service};
 
-use super::{Shared, lease::Lease, ms, now_ms};
+use super::{QueueConfig, Shared, lease::Lease, ms, now_ms};
 
 /// What happens to a job after a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,81 +110,181 @@ fn describe(error: &(dyn StdError + 'static)) -> String {
     error.to_string()
 }
 
-impl Shared {
-    /// Records `outcome` for `lease`. Returns false when the lease was no longer ours (it
+/// The most runs settled by one script call.
+const MAX_BATCH: usize = 256;
+
+/// Why an outcome could not be recorded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("could not record the job's outcome in Redis: {0}")]
+pub struct SettleError(String);
+
+struct Request {
+    lease: Lease,
+    outcome: Outcome,
+    reply: oneshot::Sender<Result<bool, SettleError>>,
+}
+
+/// Records outcomes through one background task that batches whatever has queued up while the
+/// previous call was in flight: under load, one script call settles dozens of runs; when
+/// idle, a run is settled on its own at once.
+#[derive(Debug, Clone)]
+pub(super) struct Settler {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+/// What the background task needs; it holds no reference back to the queue, so it ends when
+/// the last [`Settler`] is dropped.
+struct Recorder {
+    conn: ConnectionManager,
+    keys: QueueKeys,
+    script: Script,
+    retention_ms: u64,
+    dead_retention_ms: u64,
+}
+
+impl Settler {
+    pub(super) fn spawn(
+        conn: ConnectionManager,
+        keys: QueueKeys,
+        config: &QueueConfig,
+        script: Script,
+    ) -> Self {
+        let (requests, incoming) = mpsc::unbounded_channel();
+        let recorder = Recorder {
+            conn,
+            keys,
+            script,
+            retention_ms: ms(config.retention),
+            dead_retention_ms: ms(config.dead_retention),
+        };
+        tokio::spawn(recorder.run(incoming));
+        Self { requests }
+    }
+
+    /// Records `outcome` for `lease`. Answers false when the lease was no longer ours (it
     /// expired and the job was reclaimed), in which case nothing changed.
     pub(super) async fn settle(
         &self,
         lease: &Lease,
-        outcome: &Outcome,
-    ) -> Result<bool, redis::RedisError> {
-        let now = now_ms();
-        let (name, when, error, reason) = match outcome {
-            Outcome::Done => ("done", ms(self.config.retention), "", ""),
-            Outcome::Retry { after, error } => ("retry", now + ms(*after), error.as_str(), ""),
-            Outcome::Dead { reason, error } => (
-                "dead",
-                ms(self.config.dead_retention),
-                error.as_str(),
-                reason.as_str(),
-            ),
-            Outcome::Release => ("release", 0, "", ""),
+        outcome: Outcome,
+    ) -> Result<bool, SettleError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            lease: lease.clone(),
+            outcome,
+            reply,
         };
+        if self.requests.send(request).is_err() {
+            return Err(SettleError("the settling task has stopped".to_owned()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(SettleError("the settling task has stopped".to_owned())))
+    }
+}
+
+impl Recorder {
+    async fn run(mut self, mut incoming: mpsc::UnboundedReceiver<Request>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let answers = self.apply_with_retries(&batch).await;
+            for (index, request) in batch.drain(..).enumerate() {
+                let answer = match &answers {
+                    Ok(answers) => Ok(answers.get(index) == Some(&1)),
+                    Err(error) => Err(error.clone()),
+                };
+                // The caller may have been cancelled (an aborted worker); nothing to tell it.
+                let _ = request.reply.send(answer);
+            }
+        }
+    }
+
+    /// Runs the script, retrying while Redis is briefly unreachable. Retrying is safe: a run
+    /// already settled no longer holds its lease, so a repeat changes nothing.
+    async fn apply_with_retries(&mut self, batch: &[Request]) -> Result<Vec<u8>, SettleError> {
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match self.apply(batch).await {
+                Ok(answers) => return Ok(answers),
+                Err(error) if attempt >= 8 => return Err(SettleError(error.to_string())),
+                Err(error) => {
+                    tracing::warn!(%error, attempt, runs = batch.len(), "could not record job outcomes; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, batch: &[Request]) -> redis::RedisResult<Vec<u8>> {
+        let now = now_ms();
         let keys = &self.keys;
-        let settled: u8 = self
-            .scripts
-            .settle
-            .key(keys.job(&lease.id))
+        let mut invocation = self.script.prepare_invoke();
+        invocation
             .key(keys.inflight())
             .key(keys.delayed())
             .key(keys.dead())
             .key(keys.ready())
             .key(keys.signal())
             .key(keys.counts())
-            .arg(&lease.id)
-            .arg(lease.token)
-            .arg(name)
+            .arg(keys.job_prefix())
             .arg(now)
-            .arg(when)
-            .arg(error)
-            .arg(reason)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+            .arg(self.retention_ms)
+            .arg(self.dead_retention_ms);
+        for Request { lease, outcome, .. } in batch {
+            let (name, run_at, error, reason) = match outcome {
+                Outcome::Done => ("done", 0, "", ""),
+                Outcome::Retry { after, error } => ("retry", now + ms(*after), error.as_str(), ""),
+                Outcome::Dead { reason, error } => ("dead", 0, error.as_str(), reason.as_str()),
+                Outcome::Release => ("release", 0, "", ""),
+            };
+            invocation
+                .arg(&lease.id)
+                .arg(lease.token)
+                .arg(name)
+                .arg(run_at)
+                .arg(error)
+                .arg(reason);
+        }
+        invocation.invoke_async(&mut self.conn).await
+    }
+}
+
+impl Shared {
+    /// Records `outcome` for `lease` and forgets the lease. See [`Settler::settle`].
+    pub(super) async fn settle(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+    ) -> Result<bool, SettleError> {
+        let settled = self.settler.settle(lease, outcome).await;
         self.leases.remove(lease);
-        Ok(settled == 1)
+        settled
     }
 
-    /// [`Shared::settle`], retried while Redis is briefly unreachable. If it never answers the
-    /// lease runs out and another worker runs the job again: at least once, never lost.
-    pub(super) async fn settle_with_retries(&self, lease: &Lease, outcome: &Outcome) {
-        let mut pause = Duration::from_millis(50);
-        for attempt in 1..=8 {
-            match self.settle(lease, outcome).await {
-                Ok(true) => {
-                    match outcome {
-                        Outcome::Dead { reason, error } => {
-                            tracing::warn!(job_id = %lease.id, attempts = lease.token, %reason, %error, "job dead-lettered");
-                        }
-                        Outcome::Retry { after, error } => {
-                            tracing::info!(job_id = %lease.id, attempt = lease.token, retry_in_ms = ms(*after), %error, "job failed; will retry");
-                        }
-                        Outcome::Done | Outcome::Release => {}
-                    }
-                    return;
+    /// [`Shared::settle`], logging what happened. If Redis never answers the lease runs out
+    /// and another worker runs the job again: at least once, never lost.
+    pub(super) async fn settle_and_log(&self, lease: &Lease, outcome: Outcome) {
+        let log = outcome.clone();
+        match self.settle(lease, outcome).await {
+            Ok(true) => match log {
+                Outcome::Dead { reason, error } => {
+                    tracing::warn!(job_id = %lease.id, attempts = lease.token, %reason, %error, "job dead-lettered");
                 }
-                Ok(false) => {
-                    tracing::warn!(job_id = %lease.id, "lease lost before the job settled; another worker owns it now");
-                    return;
+                Outcome::Retry { after, error } => {
+                    tracing::info!(job_id = %lease.id, attempt = lease.token, retry_in_ms = ms(after), %error, "job failed; will retry");
                 }
-                Err(error) => {
-                    tracing::warn!(job_id = %lease.id, attempt, %error, "could not record the job's outcome; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
+                Outcome::Done | Outcome::Release => {}
+            },
+            Ok(false) => {
+                tracing::warn!(job_id = %lease.id, "lease lost before the job settled; another worker owns it now");
+            }
+            Err(error) => {
+                tracing::error!(job_id = %lease.id, %error, "gave up recording the job's outcome; its lease will expire and it will run again");
             }
         }
-        self.leases.remove(lease);
-        tracing::error!(job_id = %lease.id, "gave up recording the job's outcome; its lease will expire and it will run again");
     }
 }
 
@@ -238,7 +341,7 @@ where
             let result = run.await.map_err(Into::into);
             if let Some(lease) = lease {
                 let outcome = Outcome::of(&result, &lease, &shared);
-                shared.settle_with_retries(&lease, &outcome).await;
+                shared.settle_and_log(&lease, outcome).await;
             }
             result
         }

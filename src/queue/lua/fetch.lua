@@ -55,20 +55,31 @@ for i = 1, #expired do
 end
 
 local jobs = {}
-for _ = 1, batch do
-  local id = redis.call('RPOP', KEYS[1])
-  if not id then
-    break
+local leased = {}
+local deadline = now + lease
+local ids = redis.call('RPOP', KEYS[1], batch)
+if ids then
+  for i = 1, #ids do
+    local id = ids[i]
+    local key = prefix .. id
+    local found = redis.call('HMGET', key, 'payload', 'max_attempts')
+    -- An id whose job is gone (deleted by hand, or expired) has nothing left to run.
+    if found[1] then
+      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+      redis.call('HSET', key, 'state', 'running', 'worker', ARGV[7], 'started_at', now)
+      local max = tonumber(found[2] or '0') or 0
+      if max <= 0 then
+        max = default_max
+      end
+      jobs[#jobs + 1] = {id, found[1], attempts, max}
+      leased[#leased + 1] = deadline
+      leased[#leased + 1] = id
+    end
   end
-  local key = prefix .. id
-  local payload = redis.call('HGET', key, 'payload')
-  -- An id whose job is gone (deleted by hand, or expired) has nothing left to run.
-  if payload then
-    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('HSET', key, 'state', 'running', 'worker', ARGV[7], 'started_at', now)
-    redis.call('ZADD', KEYS[3], now + lease, id)
-    jobs[#jobs + 1] = {id, payload, attempts, max_attempts(key)}
-  end
+end
+-- At most 2 × batch (≤ 2,000) values: well inside what unpack takes.
+if #leased > 0 then
+  redis.call('ZADD', KEYS[3], unpack(leased))
 end
 
 -- Work is left: pass the wake-up on so another idle worker takes it.

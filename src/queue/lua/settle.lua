@@ -1,50 +1,61 @@
--- Record how a leased run ended. Ignored (returns 0) unless the caller still holds the lease:
--- the job is in flight and its attempt counter equals the lease token handed out at fetch.
--- A late answer from a worker whose lease expired and was reclaimed changes nothing.
--- KEYS[1] job hash   KEYS[2] inflight   KEYS[3] delayed   KEYS[4] dead   KEYS[5] ready
--- KEYS[6] signal   KEYS[7] counts
--- ARGV[1] id   ARGV[2] lease token   ARGV[3] outcome: done | retry | dead | release
--- ARGV[4] now (ms)   ARGV[5] done: retention (ms); retry: run-at (ms); dead: retention (ms)
--- ARGV[6] error text (retry, dead)   ARGV[7] dead-letter reason (dead)
-local id = ARGV[1]
-if not redis.call('ZSCORE', KEYS[2], id) then
-  return 0
+-- Record how leased runs ended, for a batch of runs at once (one call amortizes the script's
+-- overhead over many jobs). Each entry is ignored (answers 0) unless its caller still holds
+-- the lease: the job is in flight and its attempt counter equals the lease token handed out at
+-- fetch. A late answer from a worker whose lease expired and was reclaimed changes nothing.
+-- KEYS[1] inflight   KEYS[2] delayed   KEYS[3] dead   KEYS[4] ready   KEYS[5] signal
+-- KEYS[6] counts
+-- ARGV[1] job key prefix   ARGV[2] now (ms)   ARGV[3] retention (ms)
+-- ARGV[4] dead-letter retention (ms)
+-- then six values per run: id, lease token, outcome (done | retry | dead | release),
+-- run-at for a retry (ms), error text, dead-letter reason
+-- Returns one 1 or 0 per run.
+local prefix, now = ARGV[1], ARGV[2]
+local answers = {}
+local done, retried, dead, wake = 0, 0, 0, false
+for i = 5, #ARGV, 6 do
+  local id, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local key = prefix .. id
+  local held = redis.call('HGET', key, 'attempts') == token
+    and redis.call('ZREM', KEYS[1], id) == 1
+  if not held then
+    answers[#answers + 1] = 0
+  else
+    answers[#answers + 1] = 1
+    if outcome == 'done' then
+      -- The payload is not needed once sent; the record stays for the retention period.
+      redis.call('HDEL', key, 'payload', 'worker')
+      redis.call('HSET', key, 'state', 'done', 'finished_at', now)
+      redis.call('PEXPIRE', key, ARGV[3])
+      done = done + 1
+    elseif outcome == 'retry' then
+      redis.call('HDEL', key, 'worker')
+      redis.call('HSET', key, 'state', 'retrying', 'last_error', ARGV[i + 4], 'run_at', ARGV[i + 3])
+      redis.call('ZADD', KEYS[2], ARGV[i + 3], id)
+      retried = retried + 1
+      wake = true
+    elseif outcome == 'dead' then
+      redis.call('HDEL', key, 'worker')
+      redis.call('HSET', key, 'state', 'dead', 'reason', ARGV[i + 5], 'last_error', ARGV[i + 4],
+        'finished_at', now)
+      redis.call('PEXPIRE', key, ARGV[4])
+      redis.call('ZADD', KEYS[3], now, id)
+      dead = dead + 1
+    else
+      -- release: handed back unstarted or cut off by a shutdown. Not the job's fault, so the
+      -- run does not count as an attempt.
+      redis.call('HINCRBY', key, 'attempts', -1)
+      redis.call('HDEL', key, 'worker')
+      redis.call('HSET', key, 'state', 'queued')
+      redis.call('RPUSH', KEYS[4], id)
+      wake = true
+    end
+  end
 end
-if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
-  return 0
+if done > 0 then redis.call('HINCRBY', KEYS[6], 'done', done) end
+if retried > 0 then redis.call('HINCRBY', KEYS[6], 'retried', retried) end
+if dead > 0 then redis.call('HINCRBY', KEYS[6], 'dead', dead) end
+if wake then
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 63)
 end
-redis.call('ZREM', KEYS[2], id)
-local outcome = ARGV[3]
-local now = ARGV[4]
-if outcome == 'done' then
-  -- The payload is not needed once sent; the record stays for the retention period.
-  redis.call('HDEL', KEYS[1], 'payload', 'worker')
-  redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('HINCRBY', KEYS[7], 'done', 1)
-elseif outcome == 'retry' then
-  redis.call('HDEL', KEYS[1], 'worker')
-  redis.call('HSET', KEYS[1], 'state', 'retrying', 'last_error', ARGV[6], 'run_at', ARGV[5])
-  redis.call('ZADD', KEYS[3], ARGV[5], id)
-  redis.call('HINCRBY', KEYS[7], 'retried', 1)
-  redis.call('LPUSH', KEYS[6], '1')
-  redis.call('LTRIM', KEYS[6], 0, 63)
-elseif outcome == 'dead' then
-  redis.call('HDEL', KEYS[1], 'worker')
-  redis.call('HSET', KEYS[1], 'state', 'dead', 'reason', ARGV[7], 'last_error', ARGV[6],
-    'finished_at', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('ZADD', KEYS[4], now, id)
-  redis.call('HINCRBY', KEYS[7], 'dead', 1)
-elseif outcome == 'release' then
-  -- Handed back unstarted or cut off by a shutdown: not the job's fault, so not an attempt.
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-  redis.call('HDEL', KEYS[1], 'worker')
-  redis.call('HSET', KEYS[1], 'state', 'queued')
-  redis.call('RPUSH', KEYS[5], id)
-  redis.call('LPUSH', KEYS[6], '1')
-  redis.call('LTRIM', KEYS[6], 0, 63)
-else
-  return redis.error_reply('unknown outcome ' .. outcome)
-end
-return 1
+return answers
