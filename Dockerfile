@@ -1,0 +1,13 @@
+# Builds the one `mailroom` binary; the same image runs the worker (and, later, the API).
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin mailroom
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 mailroom
+COPY --from=build /src/target/release/mailroom /usr/local/bin/mailroom
+USER mailroom
+ENTRYPOINT ["mailroom"]
+CMD ["work"]
