@@ -6,16 +6,17 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use mailroom_jobs::{Job, Noop};
+use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail};
 
 use crate::{
     bench,
     config::Settings,
     queue::{QueueAdmin, QueueStats},
+    store::StatusStore,
 };
 
 /// The queues this build of mailroom runs.
-pub const QUEUES: &[&str] = &[Noop::QUEUE];
+pub const QUEUES: &[&str] = &[SendEmail::QUEUE, Noop::QUEUE];
 
 /// `mailroom queue …`
 #[derive(Debug, Subcommand)]
@@ -25,7 +26,7 @@ pub enum QueueCommand {
     /// List dead letters, newest first, with their reason, attempts and last error.
     Dead {
         /// The queue to look at.
-        #[arg(long, default_value = Noop::QUEUE)]
+        #[arg(long, default_value = SendEmail::QUEUE)]
         queue: String,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
@@ -40,7 +41,7 @@ pub enum QueueCommand {
         #[arg(long)]
         all: bool,
         /// The queue.
-        #[arg(long, default_value = Noop::QUEUE)]
+        #[arg(long, default_value = SendEmail::QUEUE)]
         queue: String,
     },
 }
@@ -54,6 +55,56 @@ pub struct BenchArgs {
     /// The worker's concurrency.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+}
+
+/// `mailroom enqueue …`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("body").required(true).multiple(true).args(["text", "html"])))]
+pub struct EnqueueArgs {
+    /// A recipient (repeat for more).
+    #[arg(long, required = true)]
+    pub to: Vec<String>,
+    /// The subject.
+    #[arg(long)]
+    pub subject: String,
+    /// The plain-text body.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// The HTML body.
+    #[arg(long)]
+    pub html: Option<String>,
+    /// The sender's address (default: MAILROOM_FROM).
+    #[arg(long)]
+    pub from: Option<String>,
+}
+
+/// Queues one email, printing its id.
+///
+/// # Errors
+/// When the message is invalid or Redis does not answer.
+pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<()> {
+    let message = EmailMessage {
+        to: args.to.into_iter().map(Mailbox::new).collect(),
+        from: args.from.map(Mailbox::new),
+        subject: Some(args.subject),
+        text: args.text,
+        html: args.html,
+        ..EmailMessage::default()
+    };
+    message
+        .check()
+        .map_err(|e| anyhow::anyhow!("invalid message: {e}"))?;
+    let conn = redis::aio::ConnectionManager::new(settings.redis_client()?)
+        .await
+        .context("could not connect to Redis")?;
+    let producer = Producer::new(conn.clone(), settings.redis_prefix.clone());
+    let pushed = producer.push(&SendEmail::new(message)).await?;
+    let retention = Duration::from_secs(settings.retention_secs);
+    StatusStore::new(conn, settings.redis_prefix.clone(), retention)
+        .queued(&pushed.id)
+        .await?;
+    println!("{}", pushed.id);
+    Ok(())
 }
 
 /// Runs a `mailroom queue` command, printing to stdout.

@@ -4,7 +4,10 @@
 //! Everything is checked here, at start-up, so that a bad value stops the process with a
 //! message naming the setting rather than surfacing later as a failed job.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use figment::{
@@ -25,6 +28,19 @@ pub enum LogFormat {
     Human,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// Which provider sends email.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// SendGrid's v3 HTTP API.
+    Sendgrid,
+    /// An SMTP relay.
+    Smtp,
+    /// `.eml` files in `MAILROOM_OUTBOX_DIR`.
+    #[default]
+    Outbox,
 }
 
 /// Every setting mailroom reads. See the README's configuration table.
@@ -59,6 +75,51 @@ pub struct Settings {
     pub job_timeout_secs: u64,
     /// `MAILROOM_SHUTDOWN_GRACE_SECS`: how long a stopping worker lets running jobs finish.
     pub shutdown_grace_secs: u64,
+    /// `MAILROOM_LISTEN` (or `PORT`, as `0.0.0.0:PORT`): the HTTP listen address.
+    pub listen: String,
+    /// `MAILROOM_PUBLIC_URL`: the base of links put in emails.
+    pub public_url: String,
+    /// `MAILROOM_API_KEYS`: comma-separated bearer keys accepted on `/v1`.
+    pub api_keys: Option<SecretString>,
+    /// `MAILROOM_INSECURE_NO_AUTH`: let `serve` run without API keys.
+    #[serde(deserialize_with = "flag")]
+    pub insecure_no_auth: bool,
+    /// `MAILROOM_BODY_LIMIT_BYTES`: the largest request body the API reads.
+    pub body_limit_bytes: usize,
+    /// `MAILROOM_PROVIDER`: `sendgrid`, `smtp` or `outbox`.
+    pub provider: ProviderKind,
+    /// `MAILROOM_FROM`: the default sender, `Name <addr>`.
+    pub from: String,
+    /// `SENDGRID_API_KEY`.
+    pub sendgrid_api_key: Option<SecretString>,
+    /// `SENDGRID_API_URL`: the API's base.
+    pub sendgrid_api_url: String,
+    /// `SMTP_URL`: `smtp://`, `smtp+starttls://` or `smtps://`, credentials in the URL.
+    pub smtp_url: Option<SecretString>,
+    /// `MAILROOM_OUTBOX_DIR`: where the outbox provider writes `.eml` files.
+    pub outbox_dir: PathBuf,
+}
+
+/// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Bool(b) => Ok(b),
+        Raw::Int(i) => Ok(i != 0),
+        Raw::Text(t) => match t.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not a yes/no value"
+            ))),
+        },
+    }
 }
 
 impl Default for Settings {
@@ -80,6 +141,17 @@ impl Default for Settings {
             idempotency_window_secs: 24 * 3600,
             job_timeout_secs: 120,
             shutdown_grace_secs: 30,
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            api_keys: None,
+            insecure_no_auth: false,
+            body_limit_bytes: 10 * 1024 * 1024,
+            provider: ProviderKind::Outbox,
+            from: "mailroom <noreply@localhost>".to_owned(),
+            sendgrid_api_key: None,
+            sendgrid_api_url: "https://api.sendgrid.com".to_owned(),
+            smtp_url: None,
+            outbox_dir: PathBuf::from("./outbox"),
         }
     }
 }
@@ -98,11 +170,22 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let settings: Settings = figment
-            .merge(Env::prefixed("MAILROOM_"))
-            .merge(Env::raw().only(&["REDIS_URL"]))
+        let mut settings: Settings = figment
+            .merge(Env::prefixed("MAILROOM_").ignore(&["config"]))
+            .merge(Env::raw().only(&[
+                "REDIS_URL",
+                "SENDGRID_API_KEY",
+                "SENDGRID_API_URL",
+                "SMTP_URL",
+            ]))
             .extract()
             .context("invalid configuration")?;
+        if std::env::var_os("MAILROOM_LISTEN").is_none()
+            && let Ok(port) = std::env::var("PORT")
+        {
+            let port: u16 = port.parse().context("PORT is not a port number")?;
+            settings.listen = format!("0.0.0.0:{port}");
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -127,6 +210,16 @@ impl Settings {
                 "redis_prefix must be non-empty and must not contain braces (they are hash tags)"
             );
         }
+        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            anyhow::anyhow!(
+                "listen {:?} is not an address such as 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        self.default_from()?;
+        if self.body_limit_bytes < 1024 {
+            bail!("body_limit_bytes must be at least 1024");
+        }
         redis::Client::open(self.redis_url.expose_secret())
             // The parse error never quotes the URL, which may hold a password.
             .map_err(|e| anyhow::anyhow!("redis_url is not a valid Redis URL: {:?}", e.kind()))?;
@@ -138,8 +231,46 @@ impl Settings {
     /// # Errors
     /// When the URL is invalid (already checked by [`Settings::load`]).
     pub fn redis_client(&self) -> anyhow::Result<redis::Client> {
+        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            anyhow::anyhow!(
+                "listen {:?} is not an address such as 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        self.default_from()?;
+        if self.body_limit_bytes < 1024 {
+            bail!("body_limit_bytes must be at least 1024");
+        }
         redis::Client::open(self.redis_url.expose_secret())
             .map_err(|e| anyhow::anyhow!("invalid redis_url: {:?}", e.kind()))
+    }
+
+    /// The default sender, [`Settings::from`] parsed.
+    ///
+    /// # Errors
+    /// When it is not a mailbox such as `Name <addr@example.com>`.
+    pub fn default_from(&self) -> anyhow::Result<lettre::message::Mailbox> {
+        self.from.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "from {:?} is not a mailbox such as `Name <noreply@example.com>`: {e}",
+                self.from
+            )
+        })
+    }
+
+    /// The API keys, split at commas, blanks dropped.
+    pub fn api_key_list(&self) -> Vec<SecretString> {
+        self.api_keys
+            .as_ref()
+            .map(|keys| {
+                keys.expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| SecretString::from(k.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The queue behaviour these settings describe.

@@ -4,7 +4,11 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dev;
+pub mod http;
+pub mod providers;
 pub mod queue;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 pub mod worker;

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use mailroom::{
     cli,
     config::Settings,
+    dev,
+    http::{self, Auth},
     shutdown, telemetry,
     worker::{self, WorkerOptions},
 };
@@ -28,6 +30,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the HTTP API.
+    Serve,
+    /// The API and the workers in one process, without API keys: for development.
+    Dev,
+    /// Queue one email through the jobs crate's Producer.
+    Enqueue(cli::EnqueueArgs),
     /// Run a worker process.
     Work {
         /// Jobs in flight at once (default: MAILROOM_CONCURRENCY, else 32).
@@ -55,6 +63,9 @@ async fn main() -> ExitCode {
     };
     telemetry::init(settings.log_format);
     let outcome = match cli.command {
+        Command::Serve => http::serve(&settings, Auth::Required, shutdown::on_signal()).await,
+        Command::Dev => dev::run(settings, shutdown::on_signal()).await,
+        Command::Enqueue(args) => cli::enqueue(&settings, args).await,
         Command::Work { concurrency } => {
             let options = WorkerOptions::from_settings(&settings, concurrency);
             worker::run(&settings, options, shutdown::on_signal()).await

@@ -223,7 +223,7 @@ async fn operators_list_and_requeue_dead_letters_and_see_stats() {
     sigterm(&worker);
     assert!(worker.wait().await.unwrap().success());
 
-    let dead = run(&redis, &["queue", "dead"]).await;
+    let dead = run(&redis, &["queue", "dead", "--queue", "noop"]).await;
     let text = String::from_utf8(dead.stdout).unwrap();
     assert!(
         text.contains("bad-1  reason: undecodable payload  attempts: 1"),
@@ -238,7 +238,7 @@ async fn operators_list_and_requeue_dead_letters_and_see_stats() {
         "{text}"
     );
 
-    let retried = run(&redis, &["queue", "retry", "bad-1"]).await;
+    let retried = run(&redis, &["queue", "retry", "bad-1", "--queue", "noop"]).await;
     assert!(retried.status.success());
     assert_eq!(state(&redis, "bad-1").await.as_deref(), Some("queued"));
     assert_eq!(
@@ -249,11 +249,11 @@ async fn operators_list_and_requeue_dead_letters_and_see_stats() {
         Some("0")
     );
 
-    let missing = run(&redis, &["queue", "retry", "no-such-id"]).await;
+    let missing = run(&redis, &["queue", "retry", "no-such-id", "--queue", "noop"]).await;
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no dead letter no-such-id"));
 
-    let all = run(&redis, &["queue", "retry", "--all"]).await;
+    let all = run(&redis, &["queue", "retry", "--all", "--queue", "noop"]).await;
     assert!(
         String::from_utf8(all.stdout)
             .unwrap()

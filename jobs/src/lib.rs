@@ -8,10 +8,12 @@
 //! Services in other languages push through mailroom's HTTP API or with the Redis commands
 //! documented in the README ("Enqueueing from another language"); both end in the same layout.
 
+pub mod email;
 mod keys;
 pub mod payloads;
 mod producer;
 
+pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
 pub use keys::QueueKeys;
 pub use payloads::Noop;
 pub use producer::{EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed};
@@ -35,5 +37,18 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// A human-readable reason when the payload must not run.
     fn validate(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// How [`Producer::push`] queues this job: its own id, run-at time or idempotency key,
+    /// when the payload carries them.
+    fn enqueue_options(&self) -> EnqueueOptions {
+        EnqueueOptions::default()
+    }
+
+    /// A digest of what the job asks for, without what differs between two pushes of the same
+    /// request (such as a freshly assigned id). A push that reuses an idempotency key with a
+    /// different fingerprint is reported as a [`Pushed::conflict`].
+    fn fingerprint(&self) -> Option<String> {
+        None
     }
 }

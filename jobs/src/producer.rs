@@ -56,6 +56,9 @@ pub struct Pushed {
     pub id: String,
     /// True when an earlier push with the same idempotency key (or id) answered for this one.
     pub duplicate: bool,
+    /// True when that earlier push asked for something else ([`Job::fingerprint`] differs):
+    /// the key was reused for a different request.
+    pub conflict: bool,
 }
 
 /// Pushes jobs onto mailroom's queues. Cheap to clone: clones share one connection.
@@ -101,6 +104,18 @@ impl Producer {
         Ok(Self::new(conn, prefix))
     }
 
+    /// Checks that Redis answers and the push script is loaded (loading it if Redis forgot it).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn ready(&self) -> Result<(), PushError> {
+        self.script
+            .prepare_invoke()
+            .load_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
     /// Sets how long an idempotency key answers for later pushes (default 24 h).
     #[must_use]
     pub fn with_idempotency_window(mut self, window: Duration) -> Self {
@@ -113,12 +128,12 @@ impl Producer {
         QueueKeys::new(&self.prefix, J::QUEUE)
     }
 
-    /// Pushes `job` to run now.
+    /// Pushes `job` with the options it carries ([`Job::enqueue_options`]): now, unless it says otherwise.
     ///
     /// # Errors
     /// See [`PushError`].
     pub async fn push<J: Job>(&self, job: &J) -> Result<Pushed, PushError> {
-        self.push_with(job, EnqueueOptions::default()).await
+        self.push_with(job, job.enqueue_options()).await
     }
 
     /// Pushes `job` with `options`.
@@ -134,10 +149,13 @@ impl Producer {
         let prepared = Prepared::new(job, options, self.idempotency_window)?;
         let mut invocation = self.script.prepare_invoke();
         prepared.bind(&keys, &mut invocation);
-        let (id, duplicate): (String, u8) = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let (id, duplicate, first_fingerprint): (String, u8, String) =
+            invocation.invoke_async(&mut self.conn.clone()).await?;
+        let duplicate = duplicate == 1;
         Ok(Pushed {
             id,
-            duplicate: duplicate == 1,
+            duplicate,
+            conflict: duplicate && first_fingerprint != prepared.fingerprint,
         })
     }
 
@@ -186,8 +204,8 @@ impl Producer {
                     .arg(&job.keys(&keys))
                     .arg(job.args());
             }
-            let answers: Vec<(String, u8)> = pipe.query_async(&mut conn).await?;
-            ids.extend(answers.into_iter().map(|(id, _)| id));
+            let answers: Vec<(String, u8, String)> = pipe.query_async(&mut conn).await?;
+            ids.extend(answers.into_iter().map(|(id, _, _)| id));
         }
         Ok(ids)
     }
@@ -202,6 +220,7 @@ struct Prepared {
     run_at_ms: u64,
     idempotency_key: Option<String>,
     window_ms: u64,
+    fingerprint: String,
 }
 
 impl Prepared {
@@ -231,6 +250,7 @@ impl Prepared {
                 0
             },
             idempotency_key: options.idempotency_key,
+            fingerprint: job.fingerprint().unwrap_or_default(),
         })
     }
 
@@ -245,7 +265,7 @@ impl Prepared {
         ]
     }
 
-    fn args(&self) -> (&str, &str, u32, u64, u64, u64) {
+    fn args(&self) -> (&str, &str, u32, u64, u64, u64, &str) {
         (
             &self.id,
             &self.payload,
@@ -253,6 +273,7 @@ impl Prepared {
             self.now_ms,
             self.run_at_ms,
             self.window_ms,
+            &self.fingerprint,
         )
     }
 

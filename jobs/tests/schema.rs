@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mailroom_jobs::{Job, Noop};
+use mailroom_jobs::{Job, Noop, SendEmail};
 use schemars::{JsonSchema, schema_for};
 
 fn check<J: Job + JsonSchema>() {
@@ -26,6 +26,7 @@ fn check<J: Job + JsonSchema>() {
 #[test]
 fn committed_schemas_match_the_payload_types() {
     check::<Noop>();
+    check::<SendEmail>();
 }
 
 #[test]

@@ -27,7 +27,7 @@ use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    QueueConfig, Shared,
+    JobRun, QueueConfig, Shared,
     lease::{Lease, heartbeat},
     ms, now_ms,
     settle::{Outcome, SettleLayer},
@@ -298,6 +298,11 @@ async fn fetch_batch<J: Job>(shared: &Shared) -> redis::RedisResult<(Vec<Task<J>
                     // apalis counts this run itself when it starts.
                     .attempt(attempts.saturating_sub(1) as usize)
                     .max_attempts(max_attempts as usize)
+                    .data(JobRun {
+                        id: lease.id.clone(),
+                        attempt: attempts,
+                        max_attempts,
+                    })
                     .data(lease)
                     .build(),
             ),

@@ -40,6 +40,24 @@ use lease::Leases;
 use scripts::Scripts;
 use settle::Settler;
 
+/// Which run of which job a handler is in. Handlers take it as `Data<JobRun>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    /// The job's id.
+    pub id: String,
+    /// This run's number, from 1.
+    pub attempt: u32,
+    /// The run after which a failure is final.
+    pub max_attempts: u32,
+}
+
+impl JobRun {
+    /// True when a failure of this run dead-letters the job instead of retrying it.
+    pub fn is_last(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
 /// How a queue behaves. Every field has a production default ([`QueueConfig::default`]).
 #[derive(Debug, Clone)]
 pub struct QueueConfig {

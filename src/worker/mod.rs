@@ -7,19 +7,21 @@
 //! runtime fails makes the process exit non-zero; it never exits 0 with work silently undone.
 
 mod noop;
+mod send_email;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::FutureExt;
-use mailroom_jobs::{Job, Noop};
+use mailroom_jobs::{Job, Noop, SendEmail};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, queue::RedisQueue};
+use crate::{config::Settings, providers::Provider, queue::RedisQueue, store::StatusStore};
 
 pub use noop::run_noop;
+pub use send_email::{Mailer, send_email};
 
 /// How one worker process runs its jobs.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +51,12 @@ pub fn worker_name() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// Runs the worker process until `shutdown` is cancelled and the stop has completed.
+/// Runs the worker process (the send queue and the no-op queue) until `shutdown` is
+/// cancelled and the stop has completed.
 ///
 /// # Errors
-/// When Redis cannot be reached at start-up, or a worker's runtime fails.
+/// When Redis cannot be reached at start-up, the provider is misconfigured, or a worker's
+/// runtime fails.
 pub async fn run(
     settings: &Settings,
     options: WorkerOptions,
@@ -60,22 +64,68 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = settings.redis_client()?;
     let name = worker_name();
-    let queue = RedisQueue::<Noop>::connect(client, settings.queue_config(), name.clone())
+    let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
+    let conn = redis::aio::ConnectionManager::new(client.clone())
         .await
-        .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")?;
-    tracing::info!(worker = %name, concurrency = options.concurrency, queues = Noop::QUEUE, "worker started");
-    let worker = WorkerBuilder::new(name.as_str())
-        .backend(queue.backend())
+        .context(connect)?;
+    let mailer = Arc::new(Mailer {
+        provider: Provider::from_settings(settings)?,
+        status: StatusStore::new(
+            conn,
+            settings.redis_prefix.clone(),
+            Duration::from_secs(settings.retention_secs),
+        ),
+        default_from: settings.default_from()?,
+    });
+    let config = settings.queue_config();
+    let emails = RedisQueue::<SendEmail>::connect(client.clone(), config.clone(), name.clone())
+        .await
+        .context(connect)?;
+    let noops = RedisQueue::<Noop>::connect(client, config, name.clone())
+        .await
+        .context(connect)?;
+    tracing::info!(
+        worker = %name,
+        concurrency = options.concurrency,
+        provider = mailer.provider.name(),
+        queues = ?[SendEmail::QUEUE, Noop::QUEUE],
+        "worker started"
+    );
+    let email_worker = WorkerBuilder::new(format!("{name}/{}", SendEmail::QUEUE))
+        .backend(emails.backend())
+        .data(mailer)
+        .concurrency(options.concurrency)
+        .timeout(options.job_timeout)
+        .enable_tracing()
+        .catch_panic()
+        .build(send_email);
+    let noop_worker = WorkerBuilder::new(format!("{name}/{}", Noop::QUEUE))
+        .backend(noops.backend())
         .concurrency(options.concurrency)
         .timeout(options.job_timeout)
         .enable_tracing()
         .catch_panic()
         .build(run_noop);
-    let stop = shutdown
-        .clone()
-        .cancelled_owned()
-        .map(Ok::<(), std::io::Error>);
-    supervise(worker.run_until(stop), &queue, &shutdown, options.grace).await?;
+    let stop = || {
+        shutdown
+            .clone()
+            .cancelled_owned()
+            .map(Ok::<(), std::io::Error>)
+    };
+    tokio::try_join!(
+        supervise(
+            email_worker.run_until(stop()),
+            &emails,
+            &shutdown,
+            options.grace
+        ),
+        supervise(
+            noop_worker.run_until(stop()),
+            &noops,
+            &shutdown,
+            options.grace
+        ),
+    )?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
 }
@@ -97,6 +147,8 @@ where
     J: Job,
 {
     let mut task = tokio::spawn(worker);
+    // When the worker ends on its own, the whole process stops: the other queues' workers
+    // are asked to stop too instead of running on half-staffed.
     tokio::select! {
         ended = &mut task => {
             return match ended {

@@ -1,0 +1,520 @@
+//! The send job: one email, with everything a provider needs, checked before it is queued.
+//!
+//! [`EmailMessage`] is what a service asks for (the HTTP API's request body); [`SendEmail`] is
+//! the job, the message plus the id mailroom assigns at enqueue. [`EmailMessage::check`] is the
+//! one validation both the API and the [`Producer`](crate::Producer) run before enqueueing, and
+//! the worker runs again on every payload it pulls off the queue.
+
+use std::collections::{BTreeMap, HashSet};
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{EnqueueOptions, Job};
+
+/// At most this many recipients (to + cc + bcc), as SendGrid allows per request.
+pub const MAX_RECIPIENTS: usize = 1000;
+/// At most this many categories, as SendGrid allows.
+pub const MAX_CATEGORIES: usize = 10;
+/// A whole message, attachments included, stays under SendGrid's 30 MB.
+pub const MAX_MESSAGE_BYTES: usize = 30 * 1024 * 1024;
+/// SendGrid's limit on `custom_args`, where metadata travels.
+pub const MAX_METADATA_BYTES: usize = 10_000;
+
+/// Headers a caller may not set: SendGrid's reserved list, plus the ones mailroom writes itself.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "x-sg-id",
+    "x-sg-eid",
+    "received",
+    "dkim-signature",
+    "content-type",
+    "content-transfer-encoding",
+    "to",
+    "from",
+    "subject",
+    "reply-to",
+    "cc",
+    "bcc",
+    "message-id",
+    "date",
+    "mime-version",
+];
+
+/// A mailbox: an address and an optional display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Mailbox {
+    /// The address, e.g. `ada@example.com`.
+    pub email: String,
+    /// The display name, e.g. `Ada Lovelace`; non-ASCII is fine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Mailbox {
+    /// A mailbox without a display name.
+    pub fn new(email: impl Into<String>) -> Self {
+        Self {
+            email: email.into(),
+            name: None,
+        }
+    }
+}
+
+/// A template to render instead of `subject`/`html`/`text` (rendered by the templates feature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    /// The template's name, e.g. `welcome`.
+    pub name: String,
+    /// The recipient's language as a BCP 47 tag, e.g. `fr-CA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// The template's fields.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// A file sent with the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// The file's name as the recipient sees it.
+    pub filename: String,
+    /// Its MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+    /// The file, base64-encoded (standard alphabet, padded).
+    pub content: String,
+    /// Set to show the file inline: HTML refers to it as `cid:<content_id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+}
+
+/// An email as a service asks for it: the body of `POST /v1/emails`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EmailMessage {
+    /// Recipients; at least one. To, cc and bcc together: at most 1,000.
+    pub to: Vec<Mailbox>,
+    /// Carbon-copy recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cc: Vec<Mailbox>,
+    /// Blind carbon-copy recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bcc: Vec<Mailbox>,
+    /// The sender; `MAILROOM_FROM` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Mailbox>,
+    /// Where replies go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Mailbox>,
+    /// The subject; required unless a template supplies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The HTML body. Without `text`, a text part is generated from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The plain-text body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A template to render instead of subject and bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+    /// Extra headers (not the reserved ones: `To`, `From`, `Subject`, `Content-Type`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Up to 10 categories, for statistics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Your own key/value pairs; they travel to SendGrid as `custom_args` and come back on events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Files to attach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Send no earlier than this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<DateTime<Utc>>,
+    /// The same key within 24 h returns the first message's id and sends nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The send job: a message and the id mailroom gave it at enqueue (a UUID v7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendEmail {
+    /// The message id: also the job's id and the key of its status record.
+    pub id: Uuid,
+    /// What to send.
+    pub message: EmailMessage,
+}
+
+impl SendEmail {
+    /// A job for `message` with a fresh id.
+    pub fn new(message: EmailMessage) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            message,
+        }
+    }
+}
+
+impl Job for SendEmail {
+    const QUEUE: &'static str = "email";
+
+    fn validate(&self) -> Result<(), String> {
+        self.message.check().map_err(|e| e.to_string())
+    }
+
+    fn fingerprint(&self) -> Option<String> {
+        use sha2::Digest;
+        // Struct fields serialize in declaration order and maps are BTreeMaps: stable bytes.
+        let bytes = serde_json::to_vec(&self.message).ok()?;
+        Some(format!("{:x}", sha2::Sha256::digest(bytes)))
+    }
+
+    fn enqueue_options(&self) -> EnqueueOptions {
+        EnqueueOptions {
+            id: Some(self.id),
+            run_at: self.message.send_at.map(std::time::SystemTime::from),
+            max_attempts: None,
+            idempotency_key: self.message.idempotency_key.clone(),
+        }
+    }
+}
+
+/// What is wrong with a message, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// A path into the request, e.g. `to[2].email` or `headers.X-Custom`.
+    pub field: String,
+    /// What is wrong, for a person to read.
+    pub message: String,
+}
+
+fn fail(field: impl Into<String>, message: impl Into<String>) -> Result<(), FieldError> {
+    Err(FieldError {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+/// The address syntax accepted for sending: a dot-atom-ish local part, a domain with a TLD,
+/// no display text, no IP literals.
+pub fn check_address(address: &str) -> Result<(), String> {
+    let options = email_address::Options::default()
+        .with_required_tld()
+        .without_display_text();
+    if address.starts_with('"') {
+        return Err("quoted local parts are not accepted for sending".to_owned());
+    }
+    email_address::EmailAddress::parse_with_options(address, options)
+        .map(|_| ())
+        .map_err(|e| format!("{address:?} is not a valid email address ({e})"))
+}
+
+fn has_line_break(value: &str) -> bool {
+    value.contains(['\r', '\n'])
+}
+
+impl EmailMessage {
+    /// Checks everything that can be checked before sending. Returns the first problem found,
+    /// naming its field.
+    ///
+    /// # Errors
+    /// The first [`FieldError`].
+    pub fn check(&self) -> Result<(), FieldError> {
+        self.check_people()?;
+        self.check_content()?;
+        self.check_extras()?;
+        if self.size_estimate() > MAX_MESSAGE_BYTES {
+            return fail("", "the message is over 30 MB, SendGrid's limit");
+        }
+        Ok(())
+    }
+
+    fn check_people(&self) -> Result<(), FieldError> {
+        if self.to.is_empty() {
+            return fail("to", "at least one recipient is required");
+        }
+        let total = self.to.len() + self.cc.len() + self.bcc.len();
+        if total > MAX_RECIPIENTS {
+            return fail(
+                "to",
+                format!("{total} recipients; at most {MAX_RECIPIENTS} (to, cc and bcc together)"),
+            );
+        }
+        let lists = [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)];
+        let mut seen = HashSet::new();
+        for (list, mailboxes) in lists {
+            for (index, mailbox) in mailboxes.iter().enumerate() {
+                check_mailbox(&format!("{list}[{index}]"), mailbox)?;
+                if !seen.insert(mailbox.email.to_lowercase()) {
+                    return fail(
+                        format!("{list}[{index}].email"),
+                        format!(
+                            "{} appears more than once among the recipients",
+                            mailbox.email
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(from) = &self.from {
+            check_mailbox("from", from)?;
+        }
+        if let Some(reply_to) = &self.reply_to {
+            check_mailbox("reply_to", reply_to)?;
+        }
+        Ok(())
+    }
+
+    fn check_content(&self) -> Result<(), FieldError> {
+        if let Some(template) = &self.template {
+            // Templates arrive with the templates feature; until then none is known.
+            return fail(
+                "template.name",
+                format!("unknown template {:?}", template.name),
+            );
+        }
+        match &self.subject {
+            None => return fail("subject", "a subject is required"),
+            Some(subject) if subject.trim().is_empty() => {
+                return fail("subject", "the subject is empty");
+            }
+            Some(subject) if has_line_break(subject) => {
+                return fail("subject", "the subject contains a line break");
+            }
+            Some(_) => {}
+        }
+        let blank = |part: &Option<String>| part.as_deref().is_none_or(|s| s.trim().is_empty());
+        if blank(&self.html) && blank(&self.text) {
+            return fail("text", "a text or html body is required");
+        }
+        Ok(())
+    }
+
+    fn check_extras(&self) -> Result<(), FieldError> {
+        for (name, value) in &self.headers {
+            let field = format!("headers.{name}");
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+            if !valid_name {
+                return fail(
+                    field,
+                    "a header name is printable ASCII without ':' or spaces",
+                );
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return fail(
+                    field,
+                    format!("{name} is a reserved header; set it through its own field"),
+                );
+            }
+            if has_line_break(value) {
+                return fail(field, "a header value contains a line break");
+            }
+        }
+        if self.categories.len() > MAX_CATEGORIES {
+            return fail("categories", format!("at most {MAX_CATEGORIES} categories"));
+        }
+        let mut seen = HashSet::new();
+        for (index, category) in self.categories.iter().enumerate() {
+            let field = format!("categories[{index}]");
+            if category.is_empty() || category.len() > 255 || !category.is_ascii() {
+                return fail(field, "a category is 1 to 255 ASCII characters");
+            }
+            if !seen.insert(category) {
+                return fail(field, format!("{category:?} appears twice"));
+            }
+        }
+        let metadata_bytes: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if metadata_bytes + "mailroom_id".len() + 36 >= MAX_METADATA_BYTES {
+            return fail("metadata", "metadata must stay under 10,000 bytes");
+        }
+        for key in self.metadata.keys() {
+            if key.is_empty() || key == "mailroom_id" {
+                return fail(
+                    format!("metadata.{key}"),
+                    "empty keys and mailroom_id are reserved",
+                );
+            }
+        }
+        for (index, attachment) in self.attachments.iter().enumerate() {
+            check_attachment(&format!("attachments[{index}]"), attachment)?;
+        }
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.len() > crate::MAX_IDEMPOTENCY_KEY_LEN)
+        {
+            return fail("idempotency_key", "an idempotency key is 1 to 255 bytes");
+        }
+        Ok(())
+    }
+
+    /// Roughly the size of the message on the wire (bodies, attachments, headers).
+    fn size_estimate(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        text(&self.subject)
+            + text(&self.html)
+            + text(&self.text)
+            + self
+                .attachments
+                .iter()
+                .map(|a| a.content.len() + a.filename.len())
+                .sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>()
+            + (self.to.len() + self.cc.len() + self.bcc.len()) * 80
+    }
+}
+
+fn check_mailbox(field: &str, mailbox: &Mailbox) -> Result<(), FieldError> {
+    if let Err(message) = check_address(&mailbox.email) {
+        return fail(format!("{field}.email"), message);
+    }
+    if let Some(name) = &mailbox.name
+        && (has_line_break(name) || name.contains([';', ',']))
+    {
+        // SendGrid refuses ';' and ',' in names; line breaks would forge headers.
+        return fail(
+            format!("{field}.name"),
+            "a name may not contain line breaks, ';' or ','",
+        );
+    }
+    Ok(())
+}
+
+fn check_attachment(field: &str, attachment: &Attachment) -> Result<(), FieldError> {
+    if attachment.filename.trim().is_empty() || has_line_break(&attachment.filename) {
+        return fail(
+            format!("{field}.filename"),
+            "a file name is required, on one line",
+        );
+    }
+    let mime_ok = attachment
+        .content_type
+        .split_once('/')
+        .is_some_and(|(t, s)| {
+            let token = |p: &str| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+            };
+            token(t) && token(s.split(';').next().unwrap_or_default().trim())
+        });
+    if !mime_ok || has_line_break(&attachment.content_type) {
+        return fail(
+            format!("{field}.content_type"),
+            "a MIME type such as application/pdf is required",
+        );
+    }
+    if base64::engine::general_purpose::STANDARD
+        .decode(&attachment.content)
+        .is_err()
+    {
+        return fail(
+            format!("{field}.content"),
+            "the content is not valid base64",
+        );
+    }
+    if let Some(id) = &attachment.content_id
+        && (id.is_empty() || id.contains(['<', '>', '\r', '\n', ' ']))
+    {
+        return fail(
+            format!("{field}.content_id"),
+            "a content id has no spaces, angle brackets or line breaks",
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> EmailMessage {
+        EmailMessage {
+            to: vec![Mailbox::new("ada@example.com")],
+            subject: Some("Hello".to_owned()),
+            text: Some("Hi".to_owned()),
+            ..EmailMessage::default()
+        }
+    }
+
+    fn field_of(message: EmailMessage) -> String {
+        message.check().unwrap_err().field
+    }
+
+    #[test]
+    fn a_plain_message_passes() {
+        assert_eq!(valid().check(), Ok(()));
+    }
+
+    #[test]
+    fn each_refusal_names_its_field() {
+        let mut m = valid();
+        m.to[0].email = "not an address".to_owned();
+        assert_eq!(field_of(m), "to[0].email");
+
+        let mut m = valid();
+        m.cc = vec![Mailbox::new("a@localhost")];
+        assert_eq!(field_of(m), "cc[0].email", "a domain needs a TLD");
+
+        let mut m = valid();
+        m.headers.insert(
+            "X-Trace".to_owned(),
+            "a\r\nBcc: evil@example.com".to_owned(),
+        );
+        assert_eq!(field_of(m), "headers.X-Trace");
+
+        let mut m = valid();
+        m.headers
+            .insert("Reply-To".to_owned(), "x@example.com".to_owned());
+        assert_eq!(field_of(m), "headers.Reply-To");
+
+        let mut m = valid();
+        m.subject = Some("Hi\nBcc: x@example.com".to_owned());
+        assert_eq!(field_of(m), "subject");
+
+        let mut m = valid();
+        m.bcc = (0..1000)
+            .map(|i| Mailbox::new(format!("u{i}@example.com")))
+            .collect();
+        assert_eq!(field_of(m), "to");
+
+        let mut m = valid();
+        m.template = Some(TemplateRef {
+            name: "welcome".to_owned(),
+            locale: None,
+            data: serde_json::json!({}),
+        });
+        let error = m.check().unwrap_err();
+        assert_eq!(error.field, "template.name");
+        assert!(error.message.contains("unknown template"));
+
+        let mut m = valid();
+        m.attachments = vec![Attachment {
+            filename: "big.bin".to_owned(),
+            content_type: "application/octet-stream".to_owned(),
+            content: "A".repeat(MAX_MESSAGE_BYTES + 4),
+            content_id: None,
+        }];
+        assert_eq!(field_of(m), "");
+
+        let mut m = valid();
+        m.categories = (0..11).map(|i| format!("c{i}")).collect();
+        assert_eq!(field_of(m), "categories");
+    }
+}

@@ -1,0 +1,106 @@
+//! `mailroom dev`: the API and the workers in one process, for a first run on a laptop.
+//!
+//! It accepts API requests without keys (and says so first thing), writes email to the outbox
+//! folder unless another provider is configured, and, when nothing answers at `REDIS_URL` but
+//! `redis-server` is installed, starts a throw-away Redis of its own on a free port.
+
+use std::{process::Stdio, time::Duration};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Settings,
+    http::{self, Auth},
+    worker::{self, WorkerOptions},
+};
+
+/// Runs the API and the workers until `shutdown`.
+///
+/// # Errors
+/// When Redis is unreachable and cannot be started, or either half fails.
+pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    tracing::warn!("mailroom dev: the API accepts requests WITHOUT an API key; never expose it");
+    let _redis = ensure_redis(&mut settings).await?;
+    tracing::info!(
+        provider = ?settings.provider,
+        outbox = %settings.outbox_dir.display(),
+        listen = %settings.listen,
+        "mailroom dev: API and workers in one process"
+    );
+    let options = WorkerOptions::from_settings(&settings, None);
+    tokio::try_join!(worker::run(&settings, options, shutdown.clone()), async {
+        let served = http::serve(&settings, Auth::Off, shutdown.clone()).await;
+        if served.is_err() {
+            // Without the API there is no dev server: stop the workers too.
+            shutdown.cancel();
+        }
+        served
+    },)?;
+    Ok(())
+}
+
+async fn answers(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let config =
+        redis::AsyncConnectionConfig::new().set_connection_timeout(Some(Duration::from_secs(1)));
+    match client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+    {
+        Ok(mut conn) => redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Makes sure a Redis answers, starting one when needed. The child is killed when the returned
+/// handle is dropped.
+async fn ensure_redis(settings: &mut Settings) -> anyhow::Result<Option<Child>> {
+    if answers(settings.redis_url.expose_secret()).await {
+        return Ok(None);
+    }
+    let port = free_port()?;
+    let child = Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(child) = child else {
+        bail!(
+            "nothing answers at REDIS_URL and redis-server is not installed: install Redis \
+             (apt-get install redis-server) and start it with `redis-server --daemonize yes`, \
+             or point REDIS_URL at one"
+        );
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if answers(&url).await {
+            tracing::warn!(%url, "nothing answered at REDIS_URL: started a redis-server child for this run (its data is not kept)");
+            settings.redis_url = SecretString::from(url);
+            return Ok(Some(child));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("started redis-server on port {port}, but it never answered")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,71 @@
+//! Bearer API keys on every `/v1` route.
+//!
+//! Keys are compared in constant time: both the presented key and each configured key are
+//! hashed with SHA-256 first, so the comparison is over equal-length digests and reveals
+//! nothing about a key's length or prefix through timing.
+
+use axum::{
+    extract::{Request, State},
+    http::header::AUTHORIZATION,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{AppState, error::ApiError};
+
+/// The accepted keys, kept only as digests.
+#[derive(Clone)]
+pub struct ApiKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("count", &self.digests.len())
+            .finish()
+    }
+}
+
+impl ApiKeys {
+    /// The digests of `keys`.
+    pub fn new(keys: &[SecretString]) -> Self {
+        Self {
+            digests: keys
+                .iter()
+                .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into())
+                .collect(),
+        }
+    }
+
+    /// True when `presented` is one of the keys. Every key is compared, found or not.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digests
+            .iter()
+            .fold(subtle::Choice::from(0), |found, key| {
+                found | key.ct_eq(&digest)
+            })
+            .into()
+    }
+}
+
+/// Refuses the request with 401 unless it carries an accepted key (or auth is off).
+pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(keys) = &state.api_keys else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(key) if keys.accepts(key) => next.run(request).await,
+        _ => ApiError::unauthorized().into_response(),
+    }
+}

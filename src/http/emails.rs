@@ -1,0 +1,113 @@
+//! `POST /v1/emails` and `GET /v1/emails/{id}`.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+};
+use mailroom_jobs::{EmailMessage, PushError, SendEmail};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{AppState, error::ApiError, error::ErrorBody, extract::ApiJson};
+use crate::store::{MessageStatus, StatusRecord};
+
+/// The answer to an accepted message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Accepted {
+    /// The message id (a UUID v7): ask `GET /v1/emails/{id}` how it went.
+    pub id: String,
+    /// Where it stands now: `queued` for a new message.
+    pub status: MessageStatus,
+}
+
+/// Queue an email. It is validated, queued and answered with 202; a worker sends it.
+#[utoipa::path(
+    post,
+    path = "/v1/emails",
+    tag = "emails",
+    request_body = EmailMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key within 24 h returns the first message's id and sends nothing more; with a different body it is refused (422).")),
+    responses(
+        (status = 202, description = "Queued", body = Accepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid message, or an Idempotency-Key reused for another one", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(mut message): ApiJson<EmailMessage>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    if let Some(key) = headers.get("idempotency-key") {
+        let key = key.to_str().map_err(|_| {
+            ApiError::validation("the Idempotency-Key header is not text").field("Idempotency-Key")
+        })?;
+        match &message.idempotency_key {
+            Some(body_key) if body_key != key => {
+                return Err(ApiError::validation(
+                    "the Idempotency-Key header and idempotency_key differ",
+                )
+                .field("idempotency_key"));
+            }
+            _ => message.idempotency_key = Some(key.to_owned()),
+        }
+    }
+    message
+        .check()
+        .map_err(|e| ApiError::validation(e.message).field(e.field))?;
+    let job = SendEmail::new(message);
+    let pushed = state.producer.push(&job).await.map_err(|e| match e {
+        PushError::Invalid { reason, .. } => ApiError::validation(reason),
+        PushError::Serialize(e) => ApiError::validation(e.to_string()),
+        PushError::Redis(e) => ApiError::from(e),
+    })?;
+    if pushed.conflict {
+        return Err(ApiError::idempotency_conflict());
+    }
+    let status = if pushed.duplicate {
+        state
+            .status
+            .get(&pushed.id)
+            .await?
+            .map_or(MessageStatus::Queued, |r| r.status)
+    } else {
+        state.status.queued(&pushed.id).await?;
+        MessageStatus::Queued
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: pushed.id,
+            status,
+        }),
+    ))
+}
+
+/// A message's status record.
+#[utoipa::path(
+    get,
+    path = "/v1/emails/{id}",
+    tag = "emails",
+    params(("id" = String, Path, description = "The message id returned when it was queued")),
+    responses(
+        (status = 200, description = "The status record", body = StatusRecord),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such message (or its record expired)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusRecord>, ApiError> {
+    let not_found = || ApiError::not_found(format!("no message {id}")).field("id");
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?.to_string();
+    state.status.get(&id).await?.map(Json).ok_or_else(not_found)
+}

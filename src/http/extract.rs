@@ -1,0 +1,50 @@
+//! `ApiJson<T>`: the API's JSON body extractor. It reads the body within the size limit,
+//! insists on `application/json`, and reports a type error with the path of the field at fault
+//! (`to[0].email`), all in the API's one error shape.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::header::CONTENT_TYPE,
+};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, error::ApiError};
+
+/// A JSON body parsed into `T`.
+#[derive(Debug)]
+pub(super) struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::unsupported_media_type());
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::too_large(state.body_limit))?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::invalid_json(format!("the body is not valid JSON: {inner}"))
+            } else {
+                let field = if path == "." { String::new() } else { path };
+                ApiError::validation(inner.to_string()).field(field)
+            }
+        })?;
+        deserializer
+            .end()
+            .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+        Ok(Self(value))
+    }
+}

@@ -1,0 +1,150 @@
+//! The HTTP API (`mailroom serve`): axum routes that validate, enqueue and answer. The API never
+//! sends mail itself.
+//!
+//! - `/v1/*` needs a bearer API key ([`auth`]); errors have one JSON shape ([`error`]);
+//!   bodies are parsed into typed values first ([`extract`]).
+//! - `/healthz`, `/readyz`, `/openapi.json` and `/docs` are open.
+
+pub mod auth;
+mod emails;
+pub mod error;
+mod extract;
+mod health;
+pub mod openapi;
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use mailroom_jobs::Producer;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{config::Settings, store::StatusStore};
+use auth::ApiKeys;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Pushes jobs.
+    pub producer: Producer,
+    /// Message status records.
+    pub status: StatusStore,
+    /// The accepted API keys; `None` accepts every request (`dev`, or `MAILROOM_INSECURE_NO_AUTH`).
+    pub api_keys: Option<ApiKeys>,
+    /// The largest body read, in bytes.
+    pub body_limit: usize,
+}
+
+/// Whether the API demands keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `/v1` needs one of `MAILROOM_API_KEYS`; refuse to start without any unless
+    /// `MAILROOM_INSECURE_NO_AUTH=1`.
+    Required,
+    /// Accept everything (`mailroom dev`).
+    Off,
+}
+
+impl AppState {
+    /// The state for `settings` on `conn`.
+    ///
+    /// # Errors
+    /// When keys are required and none are configured.
+    pub fn new(settings: &Settings, conn: ConnectionManager, auth: Auth) -> anyhow::Result<Self> {
+        let keys = settings.api_key_list();
+        let api_keys = match auth {
+            Auth::Off => None,
+            Auth::Required if !keys.is_empty() => Some(ApiKeys::new(&keys)),
+            Auth::Required if settings.insecure_no_auth => {
+                tracing::warn!(
+                    "MAILROOM_INSECURE_NO_AUTH=1: the API accepts requests without a key"
+                );
+                None
+            }
+            Auth::Required => bail!(
+                "no API keys: set MAILROOM_API_KEYS (comma-separated), or MAILROOM_INSECURE_NO_AUTH=1 to run without"
+            ),
+        };
+        let producer = Producer::new(conn.clone(), settings.redis_prefix.clone())
+            .with_idempotency_window(std::time::Duration::from_secs(
+                settings.idempotency_window_secs,
+            ));
+        let retention = std::time::Duration::from_secs(settings.retention_secs);
+        Ok(Self {
+            producer,
+            status: StatusStore::new(conn, settings.redis_prefix.clone(), retention),
+            api_keys,
+            body_limit: settings.body_limit_bytes,
+        })
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/emails", post(emails::send))
+        .route("/v1/emails/{id}", get(emails::status))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(openapi::ApiDoc::openapi()) }),
+        )
+        .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in flight
+/// finish.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("the HTTP server failed")
+}
+
+/// Binds `settings.listen` and serves the API until `shutdown`.
+///
+/// # Errors
+/// When the address cannot be bound, Redis cannot be reached, or keys are missing.
+pub async fn serve(
+    settings: &Settings,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let conn = ConnectionManager::new(settings.redis_client()?)
+        .await
+        .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")?;
+    let state = AppState::new(settings, conn, auth)?;
+    let address: SocketAddr = settings.listen.parse().context("invalid listen address")?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("could not listen on {address}"))?;
+    serve_on(listener, state, shutdown).await
+}

@@ -1,0 +1,43 @@
+//! The OpenAPI 3.1 document, generated from the handlers and types (utoipa), served at
+//! `/openapi.json`, with Swagger UI at `/docs` served from the binary (no internet needed).
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{emails, error, health};
+use crate::store;
+
+/// The API's description.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
+    paths(emails::send, emails::status, health::healthz, health::readyz),
+    components(schemas(
+        mailroom_jobs::EmailMessage,
+        mailroom_jobs::Mailbox,
+        mailroom_jobs::Attachment,
+        mailroom_jobs::TemplateRef,
+        emails::Accepted,
+        store::StatusRecord,
+        store::MessageStatus,
+        error::ErrorBody,
+        error::ErrorDetail,
+    )),
+    modifiers(&BearerKeys),
+    tags((name = "emails", description = "Send email and follow it"), (name = "health", description = "Probes"))
+)]
+pub struct ApiDoc;
+
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Where email goes out: SendGrid's v3 HTTP API, any SMTP relay, or `.eml` files in an outbox
+//! folder. One [`Provider`], picked by `MAILROOM_PROVIDER`, built once per process.
+//!
+//! Every provider answers the same way: [`Delivery`] when the message was accepted, or a
+//! [`ProviderError`] that says whether trying again could help. The providers never retry
+//! themselves; the queue does, so attempts never multiply.
+
+mod message;
+mod outbox;
+mod sendgrid;
+mod smtp;
+
+use std::time::Duration;
+
+pub use message::{ComposeError, OutgoingEmail};
+pub use outbox::Outbox;
+pub use sendgrid::SendGrid;
+pub use smtp::Smtp;
+
+use crate::config::{ProviderKind, Settings};
+
+/// What a provider said when it accepted a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The provider's id for it (SendGrid's `X-Message-Id`, the SMTP queue id, the file name).
+    pub provider_message_id: Option<String>,
+}
+
+/// Why a provider did not accept a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Trying again later may work: rate limits, server errors, timeouts, lost connections.
+    #[error("{message}")]
+    Transient {
+        /// What happened, with the provider's own words where it gave any.
+        message: String,
+        /// How long the provider asked us to wait, when it did.
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help: the request itself was refused.
+    #[error("{message}")]
+    Permanent {
+        /// What happened, with the provider's own words where it gave any.
+        message: String,
+    },
+}
+
+impl ProviderError {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+        }
+    }
+}
+
+/// The configured provider.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    /// SendGrid's v3 Mail Send API.
+    SendGrid(SendGrid),
+    /// An SMTP relay.
+    Smtp(Smtp),
+    /// `.eml` files in a folder, for development.
+    Outbox(Outbox),
+}
+
+impl Provider {
+    /// Builds the provider `settings` name, with its connection pool.
+    ///
+    /// # Errors
+    /// When the provider's settings are missing or malformed (a SendGrid key, an SMTP URL).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(match settings.provider {
+            ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
+            ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
+            ProviderKind::Outbox => Provider::Outbox(Outbox::new(settings.outbox_dir.clone())),
+        })
+    }
+
+    /// The provider's name, for logs and status records.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::SendGrid(_) => "sendgrid",
+            Provider::Smtp(_) => "smtp",
+            Provider::Outbox(_) => "outbox",
+        }
+    }
+
+    /// Hands `email` to the provider.
+    ///
+    /// # Errors
+    /// See [`ProviderError`].
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
+        match self {
+            Provider::SendGrid(sendgrid) => sendgrid.send(email).await,
+            Provider::Smtp(smtp) => smtp.send(email).await,
+            Provider::Outbox(outbox) => outbox.send(email).await,
+        }
+    }
+}

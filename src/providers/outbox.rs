@@ -1,0 +1,45 @@
+//! The outbox provider: each message as an RFC 5322 `.eml` file in a folder, for development.
+//!
+//! Files are written atomically: to a hidden temporary name first, then renamed, so a reader
+//! watching the folder never sees half a message.
+
+use std::path::PathBuf;
+
+use super::{Delivery, OutgoingEmail, ProviderError};
+
+/// Writes messages to `MAILROOM_OUTBOX_DIR`.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    /// An outbox writing into `dir` (created when missing).
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// Writes `email` as `<message id>.eml`.
+    ///
+    /// # Errors
+    /// A file-system error is transient (a full disk can be emptied); a message lettre cannot
+    /// build is permanent.
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
+        let bytes = email
+            .to_mime()
+            .map_err(|e| ProviderError::permanent(e.to_string()))?
+            .formatted();
+        let name = format!("{}.eml", email.id);
+        let temporary = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(&name);
+        let io = |e: std::io::Error| {
+            ProviderError::transient(format!("outbox {}: {e}", self.dir.display()))
+        };
+        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
+        tokio::fs::write(&temporary, bytes).await.map_err(io)?;
+        tokio::fs::rename(&temporary, &path).await.map_err(io)?;
+        Ok(Delivery {
+            provider_message_id: Some(path.display().to_string()),
+        })
+    }
+}

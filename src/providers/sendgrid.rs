@@ -1,0 +1,287 @@
+//! The SendGrid provider: `POST {SENDGRID_API_URL}/v3/mail/send`, as `../shared/sendgrid/
+//! REFERENCE.md` §1 documents it.
+//!
+//! One reqwest client per process (a keep-alive connection pool, HTTP/1.1 or HTTP/2 by ALPN).
+//! 202 means accepted and carries `X-Message-Id`. 429 and 5xx, timeouts and connection errors
+//! are transient (429's `Retry-After` or `X-RateLimit-Reset` is handed to the queue); 400, 401,
+//! 403 and 413 are permanent, with SendGrid's own error messages kept.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::Context;
+use base64::Engine;
+use lettre::message::Mailbox;
+use reqwest::{StatusCode, header::HeaderMap};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::{Delivery, OutgoingEmail, ProviderError};
+use crate::config::Settings;
+
+/// The SendGrid v3 client.
+#[derive(Clone)]
+pub struct SendGrid {
+    client: reqwest::Client,
+    endpoint: String,
+    api_key: SecretString,
+}
+
+impl std::fmt::Debug for SendGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendGrid")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendGrid {
+    /// The client for `SENDGRID_API_URL` with `SENDGRID_API_KEY`.
+    ///
+    /// # Errors
+    /// When the key is missing or the client cannot be built.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let api_key = settings
+            .sendgrid_api_key
+            .clone()
+            .context("MAILROOM_PROVIDER=sendgrid needs SENDGRID_API_KEY")?;
+        Self::new(&settings.sendgrid_api_url, api_key)
+    }
+
+    /// A client for the API at `base_url` (no trailing `/v3`).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(base_url: &str, api_key: SecretString) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("mailroom/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("could not build the HTTP client")?;
+        Ok(Self {
+            client,
+            endpoint: format!("{}/v3/mail/send", base_url.trim_end_matches('/')),
+            api_key,
+        })
+    }
+
+    /// Sends `email` through Mail Send.
+    ///
+    /// # Errors
+    /// See the module documentation for which failures are transient.
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
+        let body = MailSend::from(email);
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(self.api_key.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::transient(format!("SendGrid unreachable: {}", without_url(&e)))
+            })?;
+        let status = response.status();
+        if status == StatusCode::ACCEPTED || status == StatusCode::OK {
+            let id = response
+                .headers()
+                .get("x-message-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            return Ok(Delivery {
+                provider_message_id: id,
+            });
+        }
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        let message = format!("SendGrid answered {status}: {}", error_messages(&text));
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Err(ProviderError::Transient {
+                message,
+                retry_after,
+            })
+        } else {
+            Err(ProviderError::permanent(message))
+        }
+    }
+}
+
+/// reqwest's error text without the URL (it is not secret, but it is noise in every record).
+fn without_url(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let source = std::error::Error::source(error).map(ToString::to_string);
+    match source {
+        Some(source) => format!("{kind}: {source}"),
+        None => kind.to_owned(),
+    }
+}
+
+/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` (unix seconds).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(value) = header("retry-after") {
+        if let Ok(seconds) = value.trim().parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        if let Ok(when) = httpdate(value) {
+            return when.duration_since(std::time::SystemTime::now()).ok();
+        }
+    }
+    let reset: u64 = header("x-ratelimit-reset")?.trim().parse().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(Duration::from_secs(reset.saturating_sub(now)))
+}
+
+fn httpdate(value: &str) -> Result<std::time::SystemTime, ()> {
+    chrono::DateTime::parse_from_rfc2822(value.trim())
+        .map(std::time::SystemTime::from)
+        .map_err(|_| ())
+}
+
+/// SendGrid's `{"errors":[{"message","field"}]}`, joined; the raw text when it is not that.
+fn error_messages(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorItem {
+        message: String,
+        field: Option<String>,
+    }
+    match serde_json::from_str::<Errors>(body) {
+        Ok(parsed) if !parsed.errors.is_empty() => parsed
+            .errors
+            .into_iter()
+            .map(|e| match e.field {
+                Some(field) if field != "null" => format!("{} (field {field})", e.message),
+                _ => e.message,
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => body.chars().take(500).collect(),
+    }
+}
+
+/// The Mail Send request body (REFERENCE §1.2).
+#[derive(Debug, Serialize)]
+struct MailSend<'a> {
+    personalizations: [Personalization; 1],
+    from: Address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<Address>,
+    subject: &'a str,
+    content: Vec<Content<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<SgAttachment<'a>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    categories: &'a [String],
+    custom_args: BTreeMap<&'a str, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Personalization {
+    to: Vec<Address>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cc: Vec<Address>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bcc: Vec<Address>,
+}
+
+#[derive(Debug, Serialize)]
+struct Address {
+    email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+impl From<&Mailbox> for Address {
+    fn from(mailbox: &Mailbox) -> Self {
+        Self {
+            email: mailbox.email.to_string(),
+            name: mailbox.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Content<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct SgAttachment<'a> {
+    content: String,
+    filename: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    disposition: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a OutgoingEmail> for MailSend<'a> {
+    fn from(email: &'a OutgoingEmail) -> Self {
+        let addresses = |list: &[Mailbox]| list.iter().map(Address::from).collect();
+        // text/plain must come before text/html (REFERENCE §1.2, content ordering rule).
+        let mut content = vec![Content {
+            kind: "text/plain",
+            value: &email.text,
+        }];
+        if let Some(html) = &email.html {
+            content.push(Content {
+                kind: "text/html",
+                value: html,
+            });
+        }
+        let mut custom_args: BTreeMap<&str, String> = email
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        custom_args.insert("mailroom_id", email.id.to_string());
+        Self {
+            personalizations: [Personalization {
+                to: addresses(&email.to),
+                cc: addresses(&email.cc),
+                bcc: addresses(&email.bcc),
+            }],
+            from: Address::from(&email.from),
+            reply_to: email.reply_to.as_ref().map(Address::from),
+            subject: &email.subject,
+            content,
+            attachments: email
+                .attachments
+                .iter()
+                .map(|a| SgAttachment {
+                    content: base64::engine::general_purpose::STANDARD.encode(&a.bytes),
+                    filename: &a.filename,
+                    kind: &a.content_type,
+                    disposition: if a.content_id.is_some() {
+                        "inline"
+                    } else {
+                        "attachment"
+                    },
+                    content_id: a.content_id.as_deref(),
+                })
+                .collect(),
+            headers: &email.headers,
+            categories: &email.categories,
+            custom_args,
+        }
+    }
+}
