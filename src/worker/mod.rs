@@ -14,7 +14,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
-use futures::FutureExt;
+use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::{Job, Noop, SendEmail};
 use tokio_util::sync::CancellationToken;
 
@@ -91,43 +91,61 @@ pub async fn run(
         queues = ?[SendEmail::QUEUE, Noop::QUEUE],
         "worker started"
     );
-    let email_worker = WorkerBuilder::new(format!("{name}/{}", SendEmail::QUEUE))
-        .backend(emails.backend())
+    let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
+    let email_worker = email_worker(&name, &emails, mailer, options, stop());
+    let noop_worker = noop_worker(&name, &noops, options, stop());
+    tokio::try_join!(
+        supervise(email_worker, &emails, &shutdown, options.grace),
+        supervise(noop_worker, &noops, &shutdown, options.grace),
+    )?;
+    tracing::info!(worker = %name, "worker stopped");
+    Ok(())
+}
+
+type StopSignal = futures::future::Map<
+    tokio_util::sync::WaitForCancellationFutureOwned,
+    fn(()) -> Result<(), std::io::Error>,
+>;
+type WorkerRun = BoxFuture<'static, Result<(), WorkerError>>;
+
+// The workers are built in plain functions that return boxed futures: apalis's catch-panic
+// layer holds a higher-ranked function pointer, and keeping the built worker inside `run`'s
+// own async state would make `run` unusable with `tokio::spawn` (rustc cannot prove it Send).
+
+fn email_worker(
+    name: &str,
+    queue: &RedisQueue<SendEmail>,
+    mailer: Arc<Mailer>,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    WorkerBuilder::new(format!("{name}/{}", SendEmail::QUEUE))
+        .backend(queue.backend())
         .data(mailer)
         .concurrency(options.concurrency)
         .timeout(options.job_timeout)
         .enable_tracing()
         .catch_panic()
-        .build(send_email);
-    let noop_worker = WorkerBuilder::new(format!("{name}/{}", Noop::QUEUE))
-        .backend(noops.backend())
+        .build(send_email)
+        .run_until(stop)
+        .boxed()
+}
+
+fn noop_worker(
+    name: &str,
+    queue: &RedisQueue<Noop>,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    WorkerBuilder::new(format!("{name}/{}", Noop::QUEUE))
+        .backend(queue.backend())
         .concurrency(options.concurrency)
         .timeout(options.job_timeout)
         .enable_tracing()
         .catch_panic()
-        .build(run_noop);
-    let stop = || {
-        shutdown
-            .clone()
-            .cancelled_owned()
-            .map(Ok::<(), std::io::Error>)
-    };
-    tokio::try_join!(
-        supervise(
-            email_worker.run_until(stop()),
-            &emails,
-            &shutdown,
-            options.grace
-        ),
-        supervise(
-            noop_worker.run_until(stop()),
-            &noops,
-            &shutdown,
-            options.grace
-        ),
-    )?;
-    tracing::info!(worker = %name, "worker stopped");
-    Ok(())
+        .build(run_noop)
+        .run_until(stop)
+        .boxed()
 }
 
 /// Drives a worker future to its end: an error or an end before any shutdown request is a

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod app;
+
 use std::{
     future::Future,
     sync::{Arc, Mutex},

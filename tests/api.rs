@@ -1,0 +1,429 @@
+//! The HTTP API: auth, validation, idempotency, status, health, OpenAPI. Every bad input gets
+//! a 4xx in the one error shape, and nothing is queued for it.
+
+mod common;
+
+use common::app::{API_KEY, TestApp, simple_email};
+use mailroom_jobs::{Job, SendEmail};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+
+async fn ready_len(app: &TestApp) -> u64 {
+    app.redis
+        .conn()
+        .llen(app.redis.keys(SendEmail::QUEUE).ready())
+        .await
+        .unwrap()
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn a_valid_email_is_queued_and_its_status_can_be_read() {
+    let app = TestApp::spawn(|_| {}).await;
+    let response = app.post_email(&simple_email()).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "queued");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+
+    let (code, record) = app.status(&id).await;
+    assert_eq!(code, 200);
+    assert_eq!(record["id"], id.as_str());
+    assert_eq!(record["status"], "queued");
+    assert_eq!(record["attempts"], 0);
+    assert_eq!(ready_len(&app).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn v1_routes_need_a_valid_api_key() {
+    let app = TestApp::spawn(|_| {}).await;
+    let url = app.url("/v1/emails");
+    let missing = app
+        .client
+        .post(&url)
+        .json(&simple_email())
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(missing).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    let wrong = app
+        .client
+        .post(&url)
+        .bearer_auth("test-key-0f3c9b")
+        .json(&simple_email())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let prefix = app
+        .client
+        .post(&url)
+        .bearer_auth(&API_KEY[..5])
+        .json(&simple_email())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prefix.status().as_u16(), 401);
+    let basic = app
+        .client
+        .post(&url)
+        .basic_auth("user", Some(API_KEY))
+        .json(&simple_email())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status().as_u16(), 401);
+    let get = app
+        .client
+        .get(app.url("/v1/emails/01a21e64-a8e7-7556-b1bd-8458c8c641dd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 401);
+
+    let second_key = app
+        .client
+        .post(&url)
+        .bearer_auth("other-key")
+        .json(&simple_email())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second_key.status().as_u16(), 202);
+    assert_eq!(
+        ready_len(&app).await,
+        1,
+        "only the authorized request was queued"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_naming_the_field_and_queues_nothing() {
+    let app = TestApp::spawn(|s| s.body_limit_bytes = 64 * 1024).await;
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut body = simple_email();
+        change(&mut body);
+        body
+    };
+    let cases: Vec<(&str, Value, u16, &str, Option<&str>)> = vec![
+        (
+            "an invalid address",
+            with(&|b| b["to"][0]["email"] = json!("ada@")),
+            422,
+            "validation_failed",
+            Some("to[0].email"),
+        ),
+        (
+            "a domain without a TLD",
+            with(&|b| b["to"][0]["email"] = json!("ada@localhost")),
+            422,
+            "validation_failed",
+            Some("to[0].email"),
+        ),
+        (
+            "an unknown field",
+            with(&|b| b["colour"] = json!("red")),
+            422,
+            "validation_failed",
+            None,
+        ),
+        (
+            "a wrong type",
+            with(&|b| b["to"] = json!("ada@example.com")),
+            422,
+            "validation_failed",
+            Some("to"),
+        ),
+        (
+            "a wrong nested type",
+            with(&|b| b["to"][0]["name"] = json!(7)),
+            422,
+            "validation_failed",
+            Some("to[0].name"),
+        ),
+        (
+            "no recipient",
+            with(&|b| b["to"] = json!([])),
+            422,
+            "validation_failed",
+            Some("to"),
+        ),
+        (
+            "no subject",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("subject");
+            }),
+            422,
+            "validation_failed",
+            Some("subject"),
+        ),
+        (
+            "no body",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("text");
+            }),
+            422,
+            "validation_failed",
+            Some("text"),
+        ),
+        (
+            "a header with CRLF",
+            with(&|b| b["headers"] = json!({"X-Tag": "a\r\nBcc: x@example.com"})),
+            422,
+            "validation_failed",
+            Some("headers.X-Tag"),
+        ),
+        (
+            "a reserved header",
+            with(&|b| b["headers"] = json!({"Content-Type": "text/plain"})),
+            422,
+            "validation_failed",
+            Some("headers.Content-Type"),
+        ),
+        (
+            "a template",
+            with(&|b| b["template"] = json!({"name": "welcome", "data": {}})),
+            422,
+            "validation_failed",
+            Some("template.name"),
+        ),
+        (
+            "bad base64",
+            with(&|b| {
+                b["attachments"] =
+                    json!([{"filename": "a.txt", "content_type": "text/plain", "content": "***"}])
+            }),
+            422,
+            "validation_failed",
+            Some("attachments[0].content"),
+        ),
+        (
+            "11 categories",
+            with(&|b| {
+                b["categories"] = json!(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"])
+            }),
+            422,
+            "validation_failed",
+            Some("categories"),
+        ),
+        (
+            "a bad send_at",
+            with(&|b| b["send_at"] = json!("tomorrow")),
+            422,
+            "validation_failed",
+            Some("send_at"),
+        ),
+    ];
+    for (name, body, status, code, field) in cases {
+        let (got, error) = error_of(app.post_email(&body).await).await;
+        assert_eq!(got, status, "{name}: {error}");
+        assert_eq!(error["code"], code, "{name}: {error}");
+        if let Some(field) = field {
+            assert_eq!(error["field"], field, "{name}: {error}");
+        }
+    }
+
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"email": format!("u{i}@example.com")}))
+        .collect();
+    let app_big = TestApp::spawn(|_| {}).await;
+    let (got, error) = error_of(app_big.post_email(&with(&|b| b["to"] = json!(many))).await).await;
+    assert_eq!((got, error["field"].as_str()), (422, Some("to")), "{error}");
+    app_big.stop().await;
+
+    let url = app.url("/v1/emails");
+    let not_json = app
+        .client
+        .post(&url)
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body("{\"to\": [")
+        .send()
+        .await
+        .unwrap();
+    let (got, error) = error_of(not_json).await;
+    assert_eq!((got, error["code"].as_str()), (400, Some("invalid_json")));
+    let trailing = app
+        .client
+        .post(&url)
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body(format!("{} x", simple_email()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trailing.status().as_u16(), 400);
+    let form = app
+        .client
+        .post(&url)
+        .bearer_auth(API_KEY)
+        .body(simple_email().to_string())
+        .send()
+        .await
+        .unwrap();
+    let (got, error) = error_of(form).await;
+    assert_eq!(
+        (got, error["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let huge = with(&|b| b["text"] = json!("x".repeat(70 * 1024)));
+    let (got, error) = error_of(app.post_email(&huge).await).await;
+    assert_eq!(
+        (got, error["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let unknown = app
+        .client
+        .get(app.url("/v1/emails/not-an-id"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(unknown).await.0, 404);
+    let missing = app
+        .client
+        .get(app.url("/v1/emails/01a21e64-a8e7-7556-b1bd-8458c8c641dd"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(missing).await.0, 404);
+
+    assert_eq!(ready_len(&app).await, 0, "nothing was queued");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_id_and_refuses_a_different_body() {
+    let app = TestApp::spawn(|_| {}).await;
+    let post = |body: Value, key: &'static str| {
+        app.client
+            .post(app.url("/v1/emails"))
+            .bearer_auth(API_KEY)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let first: Value = post(simple_email(), "signup-42")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let again = post(simple_email(), "signup-42").await.unwrap();
+    assert_eq!(again.status().as_u16(), 202);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(ready_len(&app).await, 1, "the retry queued nothing");
+
+    let mut different = simple_email();
+    different["subject"] = json!("Something else");
+    let (got, error) = error_of(post(different, "signup-42").await.unwrap()).await;
+    assert_eq!(
+        (got, error["code"].as_str()),
+        (422, Some("idempotency_conflict"))
+    );
+
+    let other: Value = post(simple_email(), "signup-43")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(other["id"], first["id"]);
+    assert_eq!(ready_len(&app).await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_ready_openapi_and_docs_are_served() {
+    let app = TestApp::spawn(|_| {}).await;
+    let get = |path: &str| app.client.get(app.url(path)).send();
+    assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok");
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
+    let spec: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    for path in ["/v1/emails", "/v1/emails/{id}", "/healthz", "/readyz"] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    for schema in [
+        "EmailMessage",
+        "Mailbox",
+        "Attachment",
+        "StatusRecord",
+        "ErrorBody",
+        "Accepted",
+    ] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema} is documented"
+        );
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), spec.to_string()).unwrap();
+    let validated = tokio::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(file.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        validated.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
+
+    let docs = get("/docs/").await.unwrap();
+    assert_eq!(docs.status().as_u16(), 200);
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("swagger-ui"), "the docs page is Swagger UI");
+    let script = get("/docs/swagger-ui-bundle.js").await.unwrap();
+    assert_eq!(
+        script.status().as_u16(),
+        200,
+        "Swagger UI's assets come from the binary"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_api_keys_unless_told_to() {
+    let redis = common::TestRedis::new().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("serve")
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("MAILROOM_LISTEN", "127.0.0.1:0")
+        .env_remove("MAILROOM_API_KEYS")
+        .env_remove("MAILROOM_INSECURE_NO_AUTH")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no API keys"));
+}

@@ -1,0 +1,236 @@
+//! The API and workers in-process on port 0, with their own key prefix, plus the real SMTP
+//! server and the strict MIME check the provider tests use.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use mailroom::{
+    config::{ProviderKind, Settings},
+    http::{self, AppState, Auth},
+    worker::{self, WorkerOptions},
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{REDIS_URL, TestRedis, eventually};
+
+pub const API_KEY: &str = "test-key-0f3c9a";
+
+/// Settings for a test: its own prefix, one API key, fast retries, the outbox in `outbox`.
+pub fn settings(redis: &TestRedis, outbox: &Path) -> Settings {
+    Settings {
+        redis_url: SecretString::from(REDIS_URL),
+        redis_prefix: redis.prefix.clone(),
+        api_keys: Some(SecretString::from(format!("other-key,{API_KEY}"))),
+        backoff_base_ms: 1,
+        backoff_cap_secs: 1,
+        lease_secs: 5,
+        provider: ProviderKind::Outbox,
+        outbox_dir: outbox.to_path_buf(),
+        from: "Mailroom Tests <noreply@mailroom.test>".to_owned(),
+        ..Settings::default()
+    }
+}
+
+/// A running API (and optionally workers).
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub redis: TestRedis,
+    pub settings: Settings,
+    pub outbox: tempfile::TempDir,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts the API with the test settings, changed by `configure`.
+    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> Self {
+        let redis = TestRedis::new().await;
+        let outbox = tempfile::tempdir().unwrap();
+        let mut settings = settings(&redis, outbox.path());
+        configure(&mut settings);
+        let state = AppState::new(&settings, redis.conn(), Auth::Required).expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(http::serve_on(listener, state, shutdown.clone()));
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            redis,
+            settings,
+            outbox,
+            shutdown,
+            tasks: vec![server],
+        }
+    }
+
+    /// Starts a worker process's workers in this process.
+    pub fn start_worker(&mut self) {
+        let settings = self.settings.clone();
+        let options = WorkerOptions::from_settings(&settings, Some(8));
+        let token = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            worker::run(&settings, options, token).await
+        }));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// `POST /v1/emails` with the API key.
+    pub async fn post_email(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/emails"))
+            .bearer_auth(API_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /v1/emails/{id}` with the API key, as JSON.
+    pub async fn status(&self, id: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(&format!("/v1/emails/{id}")))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Polls the status record until it reaches `wanted`.
+    pub async fn wait_for_status(&self, id: &str, wanted: &str) -> Value {
+        eventually(
+            Duration::from_secs(30),
+            &format!("message {id} to be {wanted}"),
+            || async {
+                let (code, body) = self.status(id).await;
+                (code == 200 && body["status"] == wanted).then_some(body)
+            },
+        )
+        .await
+    }
+
+    /// Stops everything gracefully and reports how each task ended.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.expect("task panicked").expect("task failed");
+        }
+    }
+}
+
+/// A message that passes every check.
+pub fn simple_email() -> Value {
+    serde_json::json!({
+        "to": [{"email": "ada@example.com", "name": "Ada Lovelace"}],
+        "subject": "Hello",
+        "text": "Hi Ada",
+    })
+}
+
+/// The real SMTP server (tests/support/smtp_sink.py, aiosmtpd) on a free loopback port.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _child: Child,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("python3")
+            .arg(support("smtp_sink.py"))
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd; .ci/run installs it)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the SMTP sink to start")
+            .unwrap();
+        assert_eq!(ready.as_deref(), Some(format!("ready {port}").as_str()));
+        Self {
+            port,
+            dir,
+            _child: child,
+        }
+    }
+
+    /// The messages received so far, as (.eml path, envelope).
+    pub fn received(&self) -> Vec<(PathBuf, Value)> {
+        let mut found: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml") && !is_hidden(p))
+            .map(|eml| {
+                let envelope = std::fs::read_to_string(eml.with_extension("json")).unwrap();
+                (eml, serde_json::from_str(&envelope).unwrap())
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn support(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(file)
+}
+
+/// Runs Python's strict MIME parser over `file`; panics on any defect. Returns its summary.
+pub async fn strict_mime(file: &Path) -> Value {
+    let output = Command::new("python3")
+        .arg(support("check_mime.py"))
+        .arg(file)
+        .output()
+        .await
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "MIME defects in {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The .eml files in `dir`, skipping hidden temporaries.
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p: &PathBuf| !is_hidden(p));
+    files.sort();
+    files
+}

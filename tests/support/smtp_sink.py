@@ -1,0 +1,62 @@
+"""A real SMTP server for mailroom's tests (aiosmtpd, on loopback).
+
+Each accepted message is written to DIR as NAME.eml (the bytes as received) with its envelope
+in NAME.json, both renamed into place so a reader never sees half a file. Recipients whose
+local part is `perm-fail` are refused with 550; `temp-fail` gets 451 the first time it is seen
+and is accepted after that. Prints "ready PORT" once it listens.
+"""
+
+import argparse
+import json
+import os
+import time
+import uuid
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, out):
+        self.out = out
+        self.deferred = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@", 1)[0].lower()
+        if local == "perm-fail":
+            return "550 5.1.1 mailbox unavailable"
+        if local == "temp-fail" and address not in self.deferred:
+            self.deferred.add(address)
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        name = uuid.uuid4().hex
+        final = os.path.join(self.out, name)
+        temporary = os.path.join(self.out, "." + name)
+        with open(temporary + ".json", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+        with open(temporary + ".eml", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(temporary + ".json", final + ".json")
+        os.rename(temporary + ".eml", final + ".eml")
+        return "250 2.0.0 Ok: queued as " + name
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args()
+    controller = Controller(Sink(args.dir), hostname="127.0.0.1", port=args.port)
+    controller.start()
+    print("ready", args.port, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
