@@ -1,0 +1,132 @@
+//! `mailroom dev` and `mailroom enqueue` as a newcomer runs them.
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::{
+    TestRedis,
+    app::{eml_files, strict_mime},
+    eventually,
+};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn sigterm(pid: u32) {
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<String>) {
+    let outbox = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("dev")
+        .env("REDIS_URL", redis_url)
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MAILROOM_OUTBOX_DIR", outbox.path())
+        .env("MAILROOM_LOG_FORMAT", "json")
+        .env_remove("MAILROOM_API_KEYS")
+        .env_remove("MAILROOM_PROVIDER")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let log = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/emails");
+    let response = eventually(Duration::from_secs(30), "the dev API to answer", || async {
+        client
+            .post(&url)
+            .json(&json!({"to": [{"email": "new@example.com"}], "subject": "First run", "text": "It works"}))
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(response.status().as_u16(), 202, "no API key needed in dev");
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let file = eventually(Duration::from_secs(30), "the outbox file", || async {
+        eml_files(outbox.path()).into_iter().next()
+    })
+    .await;
+    assert!(file.ends_with(format!("{id}.eml")));
+    assert_eq!(strict_mime(&file).await["subject"], "First run");
+
+    sigterm(child.id().unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    let mut log = log.await.unwrap();
+    log.insert(0, first.clone());
+    (first, log)
+}
+
+#[tokio::test]
+async fn dev_runs_api_and_workers_without_keys_and_says_so_first() {
+    let redis = TestRedis::new().await;
+    let (first, _) = dev_round_trip(common::REDIS_URL, &redis).await;
+    assert!(first.contains("WITHOUT an API key"), "first log line: {first}");
+}
+
+#[tokio::test]
+async fn dev_starts_its_own_redis_when_none_answers() {
+    if which("redis-server").is_none() {
+        panic!("redis-server must be installed for this test (.ci/run installs it)");
+    }
+    let redis = TestRedis::new().await;
+    let (_, log) = dev_round_trip("redis://127.0.0.1:1", &redis).await;
+    assert!(
+        log.iter().any(|l| l.contains("started a redis-server child")),
+        "{log:#?}"
+    );
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file())
+    })
+}
+
+#[tokio::test]
+async fn enqueue_pushes_through_the_producer_and_prints_the_id() {
+    let redis = TestRedis::new().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["enqueue", "--to", "ops@example.com", "--subject", "Disk space", "--text", "Low on /var"])
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+    let payload = redis.job_field("email", &id, "payload").await.unwrap();
+    let job: mailroom_jobs::SendEmail = serde_json::from_str(&payload).unwrap();
+    assert_eq!(job.message.subject.as_deref(), Some("Disk space"));
+    assert_eq!(job.message.to[0].email, "ops@example.com");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["enqueue", "--to", "not-an-address", "--subject", "x", "--text", "y"])
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("to[0].email"));
+}
