@@ -1,9 +1,12 @@
-//! `mailroom bench`: how fast the queue moves no-op jobs on this machine.
+//! `mailroom bench`: how fast one worker process moves jobs on this machine.
 //!
-//! Pushes N no-op jobs (pipelined, through the jobs crate's Producer) under a fresh key prefix,
-//! then starts one `mailroom work` process on that prefix and times it until every job is done.
-//! Reports pushes/s, jobs/s processed and the worker's peak resident memory (VmHWM). The keys
-//! are deleted afterwards.
+//! - `bench queue`: N no-op jobs, pushed through the jobs crate's Producer (pipelined).
+//! - `bench email`: N send jobs (one recipient, about 2 KB of HTML) sent through the SendGrid
+//!   provider to a local HTTP server that answers 202 like SendGrid does.
+//!
+//! Both push everything first under a fresh key prefix, then start one `mailroom work` process
+//! on that prefix and time it until every job is done. They report the push rate, the
+//! processing rate and the worker's peak resident memory (VmHWM), and delete their keys.
 
 use std::{
     fmt,
@@ -12,14 +15,17 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use mailroom_jobs::{Job, Noop, Producer};
-use redis::AsyncCommands;
+use axum::{Router, http::StatusCode, routing::post};
+use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail};
+use redis::{AsyncCommands, aio::ConnectionManager};
 
 use crate::{config::Settings, queue::QueueAdmin};
 
 /// What a run measured.
 #[derive(Debug, Clone)]
-pub struct QueueReport {
+pub struct Report {
+    /// What was measured.
+    pub what: &'static str,
     /// Jobs pushed and processed.
     pub jobs: usize,
     /// Push rate, jobs per second.
@@ -30,9 +36,9 @@ pub struct QueueReport {
     pub worker_peak_kib: Option<u64>,
 }
 
-impl fmt::Display for QueueReport {
+impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "jobs:      {}", self.jobs)?;
+        writeln!(f, "{}: {} jobs", self.what, self.jobs)?;
         writeln!(f, "pushed:    {:.0} jobs/s", self.pushed_per_sec)?;
         writeln!(
             f,
@@ -46,42 +52,111 @@ impl fmt::Display for QueueReport {
     }
 }
 
-/// Runs the benchmark with `jobs` jobs and a worker of `concurrency`.
+/// `bench queue`: no-op jobs.
 ///
 /// # Errors
 /// When Redis fails, the worker cannot start, or it exits before finishing.
-pub async fn queue(
+pub async fn queue(settings: &Settings, jobs: usize, concurrency: usize) -> anyhow::Result<Report> {
+    run(
+        settings,
+        "no-op jobs",
+        |_| Noop::default(),
+        jobs,
+        concurrency,
+        &[],
+    )
+    .await
+}
+
+/// `bench email`: send jobs through the SendGrid provider to a local server answering 202.
+///
+/// # Errors
+/// When Redis fails, the worker cannot start, or it exits before finishing.
+pub async fn email(settings: &Settings, jobs: usize, concurrency: usize) -> anyhow::Result<Report> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let accept = Router::new().route(
+        "/v3/mail/send",
+        post(|| async { (StatusCode::ACCEPTED, [("x-message-id", "bench")]) }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, accept).await });
+    let html = format!(
+        "<html><body><h1>Your receipt</h1>{}</body></html>",
+        "<p>Thank you for your order. Here is what you bought and when it ships.</p>".repeat(26)
+    );
+    let make = |i: usize| {
+        SendEmail::new(EmailMessage {
+            to: vec![Mailbox::new(format!("customer{i}@example.com"))],
+            subject: Some("Your receipt".to_owned()),
+            html: Some(html.clone()),
+            text: Some("Thank you for your order.".to_owned()),
+            ..EmailMessage::default()
+        })
+    };
+    let url = format!("http://{address}");
+    let env = [
+        ("MAILROOM_PROVIDER", "sendgrid"),
+        ("SENDGRID_API_URL", url.as_str()),
+        ("SENDGRID_API_KEY", "SG.bench.key"),
+    ];
+    let what = "send jobs (SendGrid provider, local 202 server)";
+    let report = run(settings, what, make, jobs, concurrency, &env).await;
+    server.abort();
+    report
+}
+
+async fn run<J: Job>(
     settings: &Settings,
+    what: &'static str,
+    make: impl Fn(usize) -> J,
     jobs: usize,
     concurrency: usize,
-) -> anyhow::Result<QueueReport> {
+    env: &[(&str, &str)],
+) -> anyhow::Result<Report> {
     let prefix = format!(
         "{}-bench-{}",
         settings.redis_prefix,
         uuid::Uuid::now_v7().simple()
     );
-    let client = settings.redis_client()?;
-    let conn = redis::aio::ConnectionManager::new(client).await?;
+    let conn = ConnectionManager::new(settings.redis_client()?).await?;
     let producer = Producer::new(conn.clone(), prefix.clone());
-    let result = measure(settings, &producer, &prefix, jobs, concurrency).await;
+    let result = measure(
+        &producer,
+        conn.clone(),
+        &prefix,
+        make,
+        jobs,
+        concurrency,
+        env,
+    )
+    .await;
     delete_prefix(conn, &prefix).await?;
-    result
+    result.map(
+        |(pushed_per_sec, processed_per_sec, worker_peak_kib)| Report {
+            what,
+            jobs,
+            pushed_per_sec,
+            processed_per_sec,
+            worker_peak_kib,
+        },
+    )
 }
 
-async fn measure(
-    settings: &Settings,
+async fn measure<J: Job>(
     producer: &Producer,
+    conn: ConnectionManager,
     prefix: &str,
+    make: impl Fn(usize) -> J,
     jobs: usize,
     concurrency: usize,
-) -> anyhow::Result<QueueReport> {
-    let batch = vec![Noop::default(); 10_000];
+    env: &[(&str, &str)],
+) -> anyhow::Result<(f64, f64, Option<u64>)> {
     let started = Instant::now();
     let mut pushed = 0;
     while pushed < jobs {
-        let n = (jobs - pushed).min(batch.len());
-        producer.push_many(&batch[..n]).await?;
-        pushed += n;
+        let round: Vec<J> = (pushed..jobs.min(pushed + 10_000)).map(&make).collect();
+        producer.push_many(&round).await?;
+        pushed += round.len();
     }
     let pushed_per_sec = jobs as f64 / started.elapsed().as_secs_f64();
 
@@ -90,17 +165,23 @@ async fn measure(
         .args(["work", "--concurrency", &concurrency.to_string()])
         .env("MAILROOM_REDIS_PREFIX", prefix)
         .env("RUST_LOG", "warn")
-        .env("MAILROOM_LOG_FORMAT", "human")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the worker process")?;
     let started = Instant::now();
-    let admin = QueueAdmin::new(producer_conn(settings).await?, prefix.to_owned());
+    let admin = QueueAdmin::new(conn, prefix.to_owned());
     loop {
-        let stats = admin.stats(Noop::QUEUE).await?;
+        let stats = admin.stats(J::QUEUE).await?;
         if stats.done_total >= jobs as u64 {
             break;
+        }
+        if stats.dead_total > 0 {
+            bail!(
+                "{} jobs were dead-lettered; see `mailroom queue dead`",
+                stats.dead_total
+            );
         }
         if let Some(status) = worker.try_wait()? {
             bail!("the worker exited early: {status}");
@@ -108,19 +189,10 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let processed_per_sec = jobs as f64 / started.elapsed().as_secs_f64();
-    let worker_peak_kib = worker.id().and_then(peak_kib);
+    let peak = worker.id().and_then(peak_kib);
     let _ = worker.start_kill();
     let _ = worker.wait().await;
-    Ok(QueueReport {
-        jobs,
-        pushed_per_sec,
-        processed_per_sec,
-        worker_peak_kib,
-    })
-}
-
-async fn producer_conn(settings: &Settings) -> anyhow::Result<redis::aio::ConnectionManager> {
-    Ok(redis::aio::ConnectionManager::new(settings.redis_client()?).await?)
+    Ok((pushed_per_sec, processed_per_sec, peak))
 }
 
 /// VmHWM (peak resident set) of process `pid`, from /proc.
@@ -130,10 +202,7 @@ fn peak_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn delete_prefix(
-    mut conn: redis::aio::ConnectionManager,
-    prefix: &str,
-) -> anyhow::Result<()> {
+async fn delete_prefix(mut conn: ConnectionManager, prefix: &str) -> anyhow::Result<()> {
     let keys: Vec<String> = {
         let mut iter: redis::AsyncIter<'_, String> = conn.scan_match(format!("{prefix}:*")).await?;
         let mut keys = Vec::new();

@@ -12,7 +12,6 @@ use crate::{
     bench,
     config::Settings,
     queue::{QueueAdmin, QueueStats},
-    store::StatusStore,
 };
 
 /// The queues this build of mailroom runs.
@@ -47,11 +46,21 @@ pub enum QueueCommand {
 }
 
 /// `mailroom bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Push no-op jobs and drain them with one worker process.
+    Queue(BenchArgs),
+    /// Push send jobs (about 2 KB of HTML) and send them with one worker process through the
+    /// SendGrid provider to a local server answering 202.
+    Email(BenchArgs),
+}
+
+/// How big a benchmark run is.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Jobs to push and drain.
-    #[arg(long, default_value_t = 100_000)]
-    pub jobs: usize,
+    /// Jobs to push and drain (default: 100,000 no-op jobs, 20,000 emails).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// The worker's concurrency.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -97,12 +106,8 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
     let conn = redis::aio::ConnectionManager::new(settings.redis_client()?)
         .await
         .context("could not connect to Redis")?;
-    let producer = Producer::new(conn.clone(), settings.redis_prefix.clone());
+    let producer = Producer::new(conn, settings.redis_prefix.clone());
     let pushed = producer.push(&SendEmail::new(message)).await?;
-    let retention = Duration::from_secs(settings.retention_secs);
-    StatusStore::new(conn, settings.redis_prefix.clone(), retention)
-        .queued(&pushed.id)
-        .await?;
     println!("{}", pushed.id);
     Ok(())
 }
@@ -160,8 +165,15 @@ pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result
 ///
 /// # Errors
 /// When Redis or the worker process fails.
-pub async fn bench(settings: &Settings, args: BenchArgs) -> anyhow::Result<()> {
-    let report = bench::queue(settings, args.jobs, args.concurrency).await?;
+pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
+    let report = match command {
+        BenchCommand::Queue(args) => {
+            bench::queue(settings, args.jobs.unwrap_or(100_000), args.concurrency).await?
+        }
+        BenchCommand::Email(args) => {
+            bench::email(settings, args.jobs.unwrap_or(20_000), args.concurrency).await?
+        }
+    };
     println!("{report}");
     Ok(())
 }

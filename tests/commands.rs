@@ -16,11 +16,18 @@ use tokio::{
 };
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn sigterm(pid: u32) {
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -62,7 +69,10 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
     })
     .await;
     assert_eq!(response.status().as_u16(), 202, "no API key needed in dev");
-    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let file = eventually(Duration::from_secs(30), "the outbox file", || async {
         eml_files(outbox.path()).into_iter().next()
     })
@@ -71,7 +81,10 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
     assert_eq!(strict_mime(&file).await["subject"], "First run");
 
     sigterm(child.id().unwrap());
-    let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status}");
     let mut log = log.await.unwrap();
     log.insert(0, first.clone());
@@ -82,7 +95,10 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
 async fn dev_runs_api_and_workers_without_keys_and_says_so_first() {
     let redis = TestRedis::new().await;
     let (first, _) = dev_round_trip(common::REDIS_URL, &redis).await;
-    assert!(first.contains("WITHOUT an API key"), "first log line: {first}");
+    assert!(
+        first.contains("WITHOUT an API key"),
+        "first log line: {first}"
+    );
 }
 
 #[tokio::test]
@@ -93,14 +109,17 @@ async fn dev_starts_its_own_redis_when_none_answers() {
     let redis = TestRedis::new().await;
     let (_, log) = dev_round_trip("redis://127.0.0.1:1", &redis).await;
     assert!(
-        log.iter().any(|l| l.contains("started a redis-server child")),
+        log.iter()
+            .any(|l| l.contains("started a redis-server child")),
         "{log:#?}"
     );
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
     })
 }
 
@@ -108,12 +127,24 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 async fn enqueue_pushes_through_the_producer_and_prints_the_id() {
     let redis = TestRedis::new().await;
     let output = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .args(["enqueue", "--to", "ops@example.com", "--subject", "Disk space", "--text", "Low on /var"])
+        .args([
+            "enqueue",
+            "--to",
+            "ops@example.com",
+            "--subject",
+            "Disk space",
+            "--text",
+            "Low on /var",
+        ])
         .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
     let payload = redis.job_field("email", &id, "payload").await.unwrap();
@@ -122,7 +153,15 @@ async fn enqueue_pushes_through_the_producer_and_prints_the_id() {
     assert_eq!(job.message.to[0].email, "ops@example.com");
 
     let refused = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .args(["enqueue", "--to", "not-an-address", "--subject", "x", "--text", "y"])
+        .args([
+            "enqueue",
+            "--to",
+            "not-an-address",
+            "--subject",
+            "x",
+            "--text",
+            "y",
+        ])
         .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
         .output()
         .await

@@ -78,7 +78,6 @@ pub(super) async fn send(
             .await?
             .map_or(MessageStatus::Queued, |r| r.status)
     } else {
-        state.status.queued(&pushed.id).await?;
         MessageStatus::Queued
     };
     Ok((

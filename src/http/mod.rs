@@ -77,10 +77,9 @@ impl AppState {
             .with_idempotency_window(std::time::Duration::from_secs(
                 settings.idempotency_window_secs,
             ));
-        let retention = std::time::Duration::from_secs(settings.retention_secs);
         Ok(Self {
             producer,
-            status: StatusStore::new(conn, settings.redis_prefix.clone(), retention),
+            status: StatusStore::new(conn, &settings.redis_prefix),
             api_keys,
             body_limit: settings.body_limit_bytes,
         })

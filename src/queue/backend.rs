@@ -281,6 +281,7 @@ async fn fetch_batch<J: Job>(shared: &Shared) -> redis::RedisResult<(Vec<Task<J>
         .arg(config.max_attempts)
         .arg(&shared.worker)
         .arg(ms(config.dead_retention))
+        .arg(ms(config.retention))
         .invoke_async(&mut shared.conn.clone())
         .await?;
     let mut tasks = Vec::with_capacity(raw.len());

@@ -10,7 +10,8 @@
 //! 2. A worker's fetch script promotes due delayed jobs, reclaims expired leases, and leases a
 //!    batch: each leased job's attempt counter goes up and doubles as its lease token.
 //! 3. While the job runs, the worker's heartbeat renews its lease.
-//! 4. The [`settle`] layer records the outcome: done (kept for the retention period), retry
+//! 4. The [`settle`] layer records the outcome: done (with the handler's [`JobOutput`], kept for
+//!    the retention period), retry
 //!    (back to `delayed` after a jittered backoff or the handler's Retry-After), or dead.
 //!
 //! Idle workers block on the `signal` list (a dedicated connection), not a poll loop, so a job
@@ -39,6 +40,18 @@ pub use settle::{SettleError, SettleLayer, SettleService};
 use lease::Leases;
 use scripts::Scripts;
 use settle::Settler;
+
+/// What a handler's success leaves on the job's record: a JSON object kept in the job hash's
+/// `output` field for the retention period (for the send job, the provider and its message
+/// id). It is written in the same script call that marks the job done.
+pub trait JobOutput {
+    /// The output as a JSON object, or `None` to record nothing.
+    fn to_output(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+impl JobOutput for () {}
 
 /// Which run of which job a handler is in. Handlers take it as `Data<JobRun>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //!
 //! apalis puts a backend's layer outside every user layer, so this one sees the final result
 //! of each run, timeouts and caught panics included. It decides what happens next:
-//! - `Ok` → done;
+//! - `Ok` → done, with the handler's [`JobOutput`] recorded;
 //! - an [`AbortError`] anywhere in the error chain → dead letter at once (a permanent failure),
 //!   and so is a panic, which apalis's catch-panic layer reports as an abort;
 //! - any other error → retry after the backoff (or a [`RetryAfterError`]'s delay when that is
@@ -26,12 +26,13 @@ use redis::{Script, aio::ConnectionManager};
 use tokio::sync::{mpsc, oneshot};
 use tower::{Layer, Service};
 
-use super::{QueueConfig, Shared, lease::Lease, ms, now_ms};
+use super::{JobOutput, QueueConfig, Shared, lease::Lease, ms, now_ms};
 
 /// What happens to a job after a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
-    Done,
+    /// Success, with the handler's output as JSON ('' for none).
+    Done(String),
     Retry {
         after: Duration,
         error: String,
@@ -46,13 +47,20 @@ pub(super) enum Outcome {
 
 impl Outcome {
     /// Decides the outcome of a run that ended with `result`.
-    pub(super) fn of<T>(
+    pub(super) fn of<T: JobOutput>(
         result: &Result<T, BoxDynError>,
         lease: &Lease,
         shared: &Shared,
     ) -> Outcome {
-        let Err(error) = result else {
-            return Outcome::Done;
+        let error = match result {
+            Ok(output) => {
+                let json = output
+                    .to_output()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                return Outcome::Done(json);
+            }
+            Err(error) => error,
         };
         let chain = || causes(error.as_ref());
         let message = describe(error.as_ref());
@@ -234,11 +242,13 @@ impl Recorder {
             .arg(self.retention_ms)
             .arg(self.dead_retention_ms);
         for Request { lease, outcome, .. } in batch {
-            let (name, run_at, error, reason) = match outcome {
-                Outcome::Done => ("done", 0, "", ""),
-                Outcome::Retry { after, error } => ("retry", now + ms(*after), error.as_str(), ""),
-                Outcome::Dead { reason, error } => ("dead", 0, error.as_str(), reason.as_str()),
-                Outcome::Release => ("release", 0, "", ""),
+            let (name, run_at, error, reason, output) = match outcome {
+                Outcome::Done(output) => ("done", 0, "", "", output.as_str()),
+                Outcome::Retry { after, error } => {
+                    ("retry", now + ms(*after), error.as_str(), "", "")
+                }
+                Outcome::Dead { reason, error } => ("dead", 0, error.as_str(), reason.as_str(), ""),
+                Outcome::Release => ("release", 0, "", "", ""),
             };
             invocation
                 .arg(&lease.id)
@@ -246,7 +256,8 @@ impl Recorder {
                 .arg(name)
                 .arg(run_at)
                 .arg(error)
-                .arg(reason);
+                .arg(reason)
+                .arg(output);
         }
         invocation.invoke_async(&mut self.conn).await
     }
@@ -276,7 +287,7 @@ impl Shared {
                 Outcome::Retry { after, error } => {
                     tracing::info!(job_id = %lease.id, attempt = lease.token, retry_in_ms = ms(after), %error, "job failed; will retry");
                 }
-                Outcome::Done | Outcome::Release => {}
+                Outcome::Done(_) | Outcome::Release => {}
             },
             Ok(false) => {
                 tracing::warn!(job_id = %lease.id, "lease lost before the job settled; another worker owns it now");
@@ -323,7 +334,7 @@ where
     S: Service<Task<J>>,
     S::Error: Into<BoxDynError>,
     S::Future: Send + 'static,
-    S::Response: Send + 'static,
+    S::Response: JobOutput + Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxDynError;

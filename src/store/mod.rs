@@ -1,5 +1,5 @@
-//! Redis records other than the queue's own: message status (and, later, tokens and
-//! suppressions). Keys live under the deployment's prefix; the key builders are here, once.
+//! Views and records in Redis beyond the queue's own machinery. Message status is a view over
+//! the send job's queue record (one source of truth); tokens and suppressions come later.
 
 mod status;
 

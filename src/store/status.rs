@@ -1,14 +1,14 @@
-//! Each message's status record: `P:status:ID`, a hash that expires with the retention setting.
+//! A message's status, read from its send job's record in the queue (`P:{email}:job:ID`).
 //!
-//! queued → sending → sent | retrying | dead (and `suppressed` later). The API writes `queued`
-//! only when no record exists yet, so a fast worker's `sending` is never set back; the worker
-//! writes every later state. A message already `sent` is not sent again when its job runs a
-//! second time (a lost lease, a crash after the provider accepted it).
-
-use std::time::Duration;
+//! The queue already keeps everything a status needs (state, attempts, last error, times) and
+//! writes it atomically with each step, so mailroom keeps no second copy that could disagree:
+//! this module only translates. queued → sending → sent | retrying | dead; the record expires
+//! with the retention setting once the message is sent, with the dead-letter retention once
+//! it is dead.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use mailroom_jobs::{Job, QueueKeys, SendEmail};
+use redis::aio::ConnectionManager;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
-    /// Accepted and waiting for a worker.
+    /// Accepted and waiting for a worker (or for its `send_at`).
     Queued,
     /// A worker is handing it to the provider.
     Sending,
@@ -29,22 +29,13 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Queued => "queued",
-            MessageStatus::Sending => "sending",
-            MessageStatus::Sent => "sent",
-            MessageStatus::Retrying => "retrying",
-            MessageStatus::Dead => "dead",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "queued" => MessageStatus::Queued,
-            "sending" => MessageStatus::Sending,
-            "sent" => MessageStatus::Sent,
+    /// The status a queue job state stands for.
+    fn from_job_state(state: &str) -> Option<Self> {
+        Some(match state {
+            "queued" | "delayed" => MessageStatus::Queued,
+            "running" => MessageStatus::Sending,
             "retrying" => MessageStatus::Retrying,
+            "done" => MessageStatus::Sent,
             "dead" => MessageStatus::Dead,
             _ => return None,
         })
@@ -60,7 +51,7 @@ pub struct StatusRecord {
     pub status: MessageStatus,
     /// Sending attempts made so far.
     pub attempts: u32,
-    /// The provider that sent (or tried to send) it.
+    /// The provider that accepted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// The provider's id for it (SendGrid's `X-Message-Id`).
@@ -69,6 +60,9 @@ pub struct StatusRecord {
     /// The last failure, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Why it is dead, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_reason: Option<String>,
     /// When it was accepted (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queued_at: Option<String>,
@@ -80,113 +74,92 @@ pub struct StatusRecord {
     pub sent_at: Option<String>,
 }
 
-/// Reads and writes status records.
+/// Reads status records.
 #[derive(Debug, Clone)]
 pub struct StatusStore {
     conn: ConnectionManager,
-    prefix: String,
-    retention: Duration,
+    keys: QueueKeys,
 }
 
-fn now() -> String {
-    DateTime::<Utc>::from(std::time::SystemTime::now()).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+/// The job-hash fields a status is made of, in the order they are read.
+const FIELDS: [&str; 9] = [
+    "state",
+    "attempts",
+    "output",
+    "last_error",
+    "reason",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "run_at",
+];
 
-/// Writes the `queued` record unless one exists.
-const QUEUED: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'queued_at', ARGV[1], 'updated_at', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return 1";
+fn rfc3339(ms: u64) -> Option<String> {
+    let time = DateTime::<Utc>::from_timestamp_millis(i64::try_from(ms).ok()?)?;
+    Some(time.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
 
 impl StatusStore {
-    /// A store for records under `prefix`, kept for `retention` after their last change.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, retention: Duration) -> Self {
+    /// Statuses of the send jobs under `prefix`.
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
-            prefix: prefix.into(),
-            retention,
+            keys: QueueKeys::new(prefix, SendEmail::QUEUE),
         }
     }
 
-    fn key(&self, id: &str) -> String {
-        format!("{}:status:{id}", self.prefix)
-    }
-
-    /// Records that message `id` was accepted, unless a worker already wrote a later state.
-    ///
-    /// # Errors
-    /// When Redis does not answer.
-    pub async fn queued(&self, id: &str) -> redis::RedisResult<()> {
-        let _: i64 = redis::Script::new(QUEUED)
-            .key(self.key(id))
-            .arg(now())
-            .arg(self.retention.as_secs().max(1))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
-    }
-
-    /// Moves message `id` to `status` after `attempts` attempts, with the other fields given.
-    ///
-    /// # Errors
-    /// When Redis does not answer.
-    pub async fn update(
-        &self,
-        id: &str,
-        status: MessageStatus,
-        attempts: u32,
-        fields: &[(&str, &str)],
-    ) -> redis::RedisResult<()> {
-        let key = self.key(id);
-        let now = now();
-        let mut values: Vec<(&str, &str)> = vec![("status", status.as_str()), ("updated_at", &now)];
-        values.extend_from_slice(fields);
-        if status == MessageStatus::Sent {
-            values.push(("sent_at", &now));
-        }
-        let attempts = attempts.to_string();
-        values.push(("attempts", &attempts));
-        let _: () = redis::pipe()
-            .hset_multiple(&key, &values)
-            .ignore()
-            .expire(
-                &key,
-                i64::try_from(self.retention.as_secs())
-                    .unwrap_or(i64::MAX)
-                    .max(1),
-            )
-            .ignore()
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
-    }
-
-    /// The record of message `id`, if it exists.
+    /// The status of message `id`, if mailroom still has it.
     ///
     /// # Errors
     /// When Redis does not answer.
     pub async fn get(&self, id: &str) -> redis::RedisResult<Option<StatusRecord>> {
-        let fields: std::collections::HashMap<String, String> =
-            self.conn.clone().hgetall(self.key(id)).await?;
-        let Some(status) = fields.get("status").and_then(|s| MessageStatus::parse(s)) else {
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.job(id))
+            .arg(&FIELDS)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let [
+            state,
+            attempts,
+            output,
+            last_error,
+            reason,
+            enqueued,
+            started,
+            finished,
+            run_at,
+        ]: [Option<String>; 9] = values.try_into().unwrap_or_default();
+        let Some(status) = state.as_deref().and_then(MessageStatus::from_job_state) else {
             return Ok(None);
         };
-        let field = |name: &str| fields.get(name).cloned();
+        let output: serde_json::Value = output
+            .and_then(|o| serde_json::from_str(&o).ok())
+            .unwrap_or_default();
+        let text = |name: &str| output.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let ms = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<u64>().ok());
+        // A retry reschedules run_at, so it counts as a change too.
+        let updated = [
+            ms(&enqueued),
+            ms(&started),
+            ms(&finished),
+            ms(&run_at).filter(|_| status == MessageStatus::Retrying),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
         Ok(Some(StatusRecord {
             id: id.to_owned(),
             status,
-            attempts: fields
-                .get("attempts")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(0),
-            provider: field("provider"),
-            provider_message_id: field("provider_message_id"),
-            last_error: field("last_error"),
-            queued_at: field("queued_at"),
-            updated_at: field("updated_at"),
-            sent_at: field("sent_at"),
+            attempts: ms(&attempts).map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX)),
+            provider: text("provider"),
+            provider_message_id: text("provider_message_id"),
+            last_error,
+            dead_reason: reason.filter(|_| status == MessageStatus::Dead),
+            queued_at: ms(&enqueued).and_then(rfc3339),
+            updated_at: updated.and_then(rfc3339),
+            sent_at: ms(&finished)
+                .filter(|_| status == MessageStatus::Sent)
+                .and_then(rfc3339),
         }))
     }
 }

@@ -18,10 +18,10 @@ use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::{Job, Noop, SendEmail};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, providers::Provider, queue::RedisQueue, store::StatusStore};
+use crate::{config::Settings, providers::Provider, queue::RedisQueue};
 
 pub use noop::run_noop;
-pub use send_email::{Mailer, send_email};
+pub use send_email::{Mailer, Sent, send_email};
 
 /// How one worker process runs its jobs.
 #[derive(Debug, Clone, Copy)]
@@ -65,16 +65,8 @@ pub async fn run(
     let client = settings.redis_client()?;
     let name = worker_name();
     let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
-    let conn = redis::aio::ConnectionManager::new(client.clone())
-        .await
-        .context(connect)?;
     let mailer = Arc::new(Mailer {
         provider: Provider::from_settings(settings)?,
-        status: StatusStore::new(
-            conn,
-            settings.redis_prefix.clone(),
-            Duration::from_secs(settings.retention_secs),
-        ),
         default_from: settings.default_from()?,
     });
     let config = settings.queue_config();

@@ -1,8 +1,10 @@
-//! The send job's handler: compose, send through the provider, record the status.
+//! The send job's handler: compose, send through the provider, report what happened.
 //!
 //! The provider classifies each failure; this handler only translates it for the queue: a
 //! transient failure is an ordinary error (retried with backoff, or after the provider's
-//! Retry-After), a permanent one an `AbortError` (dead-lettered at once). Nothing here retries.
+//! Retry-After), a permanent one an `AbortError` (dead-lettered at once). Nothing here retries,
+//! and nothing here writes to Redis: the queue records the outcome, with the [`Sent`] output,
+//! in the same call that settles the job, and that record is the message's status.
 
 use std::sync::Arc;
 
@@ -15,8 +17,7 @@ use mailroom_jobs::SendEmail;
 
 use crate::{
     providers::{OutgoingEmail, Provider, ProviderError},
-    queue::JobRun,
-    store::{MessageStatus, StatusStore},
+    queue::{JobOutput, JobRun},
 };
 
 /// What the send handler needs, built once per process.
@@ -24,10 +25,26 @@ use crate::{
 pub struct Mailer {
     /// The configured provider, with its connection pool.
     pub provider: Provider,
-    /// Status records.
-    pub status: StatusStore,
     /// `MAILROOM_FROM`.
     pub default_from: Mailbox,
+}
+
+/// What a successful send leaves on the message's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The provider that accepted it.
+    pub provider: &'static str,
+    /// The provider's id for it.
+    pub provider_message_id: Option<String>,
+}
+
+impl JobOutput for Sent {
+    fn to_output(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "provider": self.provider,
+            "provider_message_id": self.provider_message_id,
+        }))
+    }
 }
 
 /// Sends one email.
@@ -39,70 +56,27 @@ pub async fn send_email(
     job: SendEmail,
     run: Data<JobRun>,
     mailer: Data<Arc<Mailer>>,
-) -> Result<(), BoxDynError> {
-    let id = job.id.to_string();
-    let status = &mailer.status;
-    if let Some(record) = status.get(&id).await?
-        && record.status == MessageStatus::Sent
-    {
-        // The provider already accepted this message: a lease was lost after sending.
-        tracing::warn!("already sent; not sending again");
-        return Ok(());
-    }
+) -> Result<Sent, BoxDynError> {
     let provider = mailer.provider.name();
-    status
-        .update(
-            &id,
-            MessageStatus::Sending,
-            run.attempt,
-            &[("provider", provider)],
-        )
-        .await?;
     let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {
         Ok(email) => mailer.provider.send(&email).await,
         Err(error) => Err(ProviderError::permanent(error.to_string())),
     };
     match outcome {
         Ok(delivery) => {
-            let provider_id = delivery.provider_message_id.unwrap_or_default();
-            status
-                .update(
-                    &id,
-                    MessageStatus::Sent,
-                    run.attempt,
-                    &[("provider_message_id", &provider_id)],
-                )
-                .await?;
-            tracing::info!(provider, provider_message_id = %provider_id, "sent");
-            Ok(())
+            tracing::debug!(provider, provider_message_id = ?delivery.provider_message_id, "sent");
+            Ok(Sent {
+                provider,
+                provider_message_id: delivery.provider_message_id,
+            })
         }
-        Err(ProviderError::Permanent { message }) => {
-            status
-                .update(
-                    &id,
-                    MessageStatus::Dead,
-                    run.attempt,
-                    &[("last_error", &message)],
-                )
-                .await?;
-            Err(AbortError::new(message).into())
-        }
+        Err(ProviderError::Permanent { message }) => Err(AbortError::new(message).into()),
         Err(ProviderError::Transient {
             message,
             retry_after,
-        }) => {
-            let next = if run.is_last() {
-                MessageStatus::Dead
-            } else {
-                MessageStatus::Retrying
-            };
-            status
-                .update(&id, next, run.attempt, &[("last_error", &message)])
-                .await?;
-            Err(match retry_after {
-                Some(delay) => RetryAfterError::new(message, delay).into(),
-                None => message.into(),
-            })
-        }
+        }) => Err(match retry_after {
+            Some(delay) => RetryAfterError::new(message, delay).into(),
+            None => message.into(),
+        }),
     }
 }

@@ -5,7 +5,7 @@
 -- KEYS[1] ready   KEYS[2] delayed   KEYS[3] inflight   KEYS[4] dead   KEYS[5] signal   KEYS[6] counts
 -- ARGV[1] job key prefix   ARGV[2] now (ms)   ARGV[3] batch size   ARGV[4] lease (ms)
 -- ARGV[5] housekeeping chunk   ARGV[6] default max attempts   ARGV[7] worker name
--- ARGV[8] dead-letter retention (ms)
+-- ARGV[8] dead-letter retention (ms)   ARGV[9] retention of finished jobs (ms)
 -- Returns {jobs, next}: jobs as {id, payload, attempts, max_attempts}; next is the earliest
 -- time (ms) something else becomes due (a delayed job or a lease deadline), or -1.
 local prefix = ARGV[1]
@@ -62,9 +62,16 @@ if ids then
   for i = 1, #ids do
     local id = ids[i]
     local key = prefix .. id
-    local found = redis.call('HMGET', key, 'payload', 'max_attempts')
-    -- An id whose job is gone (deleted by hand, or expired) has nothing left to run.
-    if found[1] then
+    local found = redis.call('HMGET', key, 'payload', 'max_attempts', 'completed_at')
+    if found[1] and found[3] then
+      -- An earlier run completed but could not settle (it had lost its lease): finish the job
+      -- instead of running it again.
+      redis.call('HDEL', key, 'payload', 'worker')
+      redis.call('HSET', key, 'state', 'done', 'finished_at', now)
+      redis.call('PEXPIRE', key, ARGV[9])
+      redis.call('HINCRBY', KEYS[6], 'done', 1)
+    elseif found[1] then
+      -- (An id whose job is gone, deleted by hand or expired, has nothing left to run.)
       local attempts = redis.call('HINCRBY', key, 'attempts', 1)
       redis.call('HSET', key, 'state', 'running', 'worker', ARGV[7], 'started_at', now)
       local max = tonumber(found[2] or '0') or 0

@@ -6,25 +6,36 @@
 -- KEYS[6] counts
 -- ARGV[1] job key prefix   ARGV[2] now (ms)   ARGV[3] retention (ms)
 -- ARGV[4] dead-letter retention (ms)
--- then six values per run: id, lease token, outcome (done | retry | dead | release),
--- run-at for a retry (ms), error text, dead-letter reason
+-- then seven values per run: id, lease token, outcome (done | retry | dead | release),
+-- run-at for a retry (ms), error text, dead-letter reason, the handler's output (JSON, or '')
 -- Returns one 1 or 0 per run.
 local prefix, now = ARGV[1], ARGV[2]
 local answers = {}
 local done, retried, dead, wake = 0, 0, 0, false
-for i = 5, #ARGV, 6 do
+for i = 5, #ARGV, 7 do
   local id, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = prefix .. id
   local held = redis.call('HGET', key, 'attempts') == token
     and redis.call('ZREM', KEYS[1], id) == 1
   if not held then
     answers[#answers + 1] = 0
+    -- A run that succeeded after losing its lease still did its work (an email went out):
+    -- note that, so no later run does it again (the fetch script finishes such a job).
+    if outcome == 'done' and redis.call('EXISTS', key) == 1 then
+      redis.call('HSET', key, 'completed_at', now)
+      if ARGV[i + 6] ~= '' then
+        redis.call('HSET', key, 'output', ARGV[i + 6])
+      end
+    end
   else
     answers[#answers + 1] = 1
     if outcome == 'done' then
       -- The payload is not needed once sent; the record stays for the retention period.
       redis.call('HDEL', key, 'payload', 'worker')
-      redis.call('HSET', key, 'state', 'done', 'finished_at', now)
+      redis.call('HSET', key, 'state', 'done', 'finished_at', now, 'completed_at', now)
+      if ARGV[i + 6] ~= '' then
+        redis.call('HSET', key, 'output', ARGV[i + 6])
+      end
       redis.call('PEXPIRE', key, ARGV[3])
       done = done + 1
     elseif outcome == 'retry' then
