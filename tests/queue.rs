@@ -540,3 +540,54 @@ async fn a_worker_that_ends_or_fails_on_its_own_is_reported_as_a_failure() {
     .await;
     assert!(panicked.unwrap_err().to_string().contains("panicked"));
 }
+
+#[tokio::test]
+async fn a_run_that_succeeds_after_losing_its_lease_is_not_run_again() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    let worker = start_probe_worker(&redis, redis.config(), 2, recorder.clone()).await;
+    let pushed = redis
+        .producer()
+        .push(&Probe {
+            n: 1,
+            sleep_ms: 400,
+            ..Probe::default()
+        })
+        .await
+        .unwrap();
+    let keys = redis.keys(Probe::QUEUE);
+    let job = keys.job(&pushed.id);
+    eventually(DEADLINE, "the first run", || async {
+        (!recorder.runs_of(1).is_empty()).then_some(())
+    })
+    .await;
+
+    // While it runs, its lease passes to another worker (as after a network partition): the
+    // attempt counter moves on and the job is in flight under the new lease.
+    let mut conn = redis.conn();
+    let _: () = conn.hincr(&job, "attempts", 1).await.unwrap();
+    let _: () = conn
+        .zadd(keys.inflight(), &pushed.id, now_ms() + 60_000)
+        .await
+        .unwrap();
+    // The first run finishes; its settle is refused, but its success is noted.
+    eventually(DEADLINE, "the completed run to be noted", || async {
+        redis.hget(&job, "completed_at").await
+    })
+    .await;
+    assert_eq!(redis.hget(&job, "state").await.as_deref(), Some("running"));
+
+    // The other worker dies; its lease expires and the job is reclaimed, then finished without
+    // running a second time.
+    let _: () = conn
+        .zadd(keys.inflight(), &pushed.id, now_ms() - 1)
+        .await
+        .unwrap();
+    let _: () = conn.lpush(keys.signal(), "1").await.unwrap();
+    eventually(DEADLINE, "the job to be done", || async {
+        (redis.hget(&job, "state").await.as_deref() == Some("done")).then_some(())
+    })
+    .await;
+    assert_eq!(recorder.runs_of(1).len(), 1, "the work was done once");
+    worker.stop().await.unwrap();
+}

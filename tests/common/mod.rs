@@ -148,6 +148,8 @@ pub struct Probe {
     pub abort: bool,
     #[serde(default)]
     pub panic: bool,
+    #[serde(default)]
+    pub sleep_ms: u64,
 }
 
 impl Job for Probe {
@@ -190,6 +192,9 @@ async fn probe(job: Probe, attempt: Attempt, recorder: Data<Recorder>) -> Result
         at: Instant::now(),
         ok: !fails,
     });
+    if job.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
+    }
     if job.panic {
         panic!("probe {} panicked", job.n);
     }
