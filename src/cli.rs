@@ -140,7 +140,8 @@ pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result
                     letter.id,
                     letter.reason,
                     letter.attempts,
-                    humantime::format_rfc3339_seconds(died),
+                    chrono::DateTime::<chrono::Utc>::from(died)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     letter.last_error
                 );
             }
