@@ -507,21 +507,31 @@ async fn a_worker_that_ends_or_fails_on_its_own_is_reported_as_a_failure() {
     let queue = RedisQueue::<Noop>::connect(redis.client.clone(), redis.config(), "supervised")
         .await
         .unwrap();
-    let never = CancellationToken::new();
     let grace = Duration::from_secs(1);
 
-    let ended = supervise(async { Ok::<(), WorkerError>(()) }, &queue, &never, grace).await;
+    let shutdown = CancellationToken::new();
+    let ended = supervise(
+        async { Ok::<(), WorkerError>(()) },
+        &queue,
+        &shutdown,
+        grace,
+    )
+    .await;
     assert!(
         ended
             .unwrap_err()
             .to_string()
             .contains("stopped without being asked")
     );
+    assert!(
+        shutdown.is_cancelled(),
+        "the process's other workers are told to stop"
+    );
 
     let failed = supervise(
         async { Err(WorkerError::BackendError("redis vanished".into())) },
         &queue,
-        &never,
+        &CancellationToken::new(),
         grace,
     )
     .await;
@@ -534,7 +544,7 @@ async fn a_worker_that_ends_or_fails_on_its_own_is_reported_as_a_failure() {
             Ok::<(), WorkerError>(())
         },
         &queue,
-        &never,
+        &CancellationToken::new(),
         grace,
     )
     .await;

@@ -86,10 +86,14 @@ pub async fn run(
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
     let email_worker = email_worker(&name, &emails, mailer, options, stop());
     let noop_worker = noop_worker(&name, &noops, options, stop());
-    tokio::try_join!(
+    // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
+    // gracefully and hands its jobs back instead of being cut off.
+    let (email, noop) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
         supervise(noop_worker, &noops, &shutdown, options.grace),
-    )?;
+    );
+    email.context("the email worker")?;
+    noop.context("the no-op worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
 }
@@ -141,8 +145,9 @@ fn noop_worker(
 }
 
 /// Drives a worker future to its end: an error or an end before any shutdown request is a
-/// failure; after a shutdown request, the worker has `grace` to finish before the jobs it
-/// still holds are returned to the queue.
+/// failure (and cancels `shutdown`, so the process's other workers stop too); after a shutdown
+/// request, the worker has `grace` to finish before the jobs it still holds are returned to
+/// the queue.
 ///
 /// # Errors
 /// When the worker ends on its own, fails, or panics.
@@ -157,10 +162,11 @@ where
     J: Job,
 {
     let mut task = tokio::spawn(worker);
-    // When the worker ends on its own, the whole process stops: the other queues' workers
-    // are asked to stop too instead of running on half-staffed.
     tokio::select! {
         ended = &mut task => {
+            // The process stops: the other workers sharing `shutdown` are asked to stop too,
+            // instead of running on half-staffed.
+            shutdown.cancel();
             return match ended {
                 Ok(Ok(())) => Err(anyhow!("the worker stopped without being asked to")),
                 Ok(Err(error)) => Err(error).context("the worker failed"),
