@@ -112,6 +112,48 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
     Ok(())
 }
 
+/// `mailroom render …`
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The template: verification, welcome, password_reset, notification, newsletter.
+    pub template: String,
+    /// The recipient's language (BCP 47).
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// The template's data as JSON (default: the template's sample data).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Write the HTML here and print the subject and text; without it, print JSON.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Renders a template without sending it.
+///
+/// # Errors
+/// When the data is not JSON, the template is unknown or the data does not fit it.
+pub async fn render(settings: &Settings, args: RenderArgs) -> anyhow::Result<()> {
+    let data = match &args.data {
+        Some(json) => serde_json::from_str(json).context("--data is not JSON")?,
+        None => crate::render::samples::of(&args.template).unwrap_or_default(),
+    };
+    let template = mailroom_jobs::TemplateRef {
+        name: args.template,
+        locale: args.locale,
+        data,
+    };
+    let rendered = settings.renderer()?.render(&template)?;
+    match args.out {
+        Some(path) => {
+            std::fs::write(&path, &rendered.html)
+                .with_context(|| format!("could not write {}", path.display()))?;
+            println!("Subject: {}\n\n{}", rendered.subject, rendered.text);
+        }
+        None => println!("{}", serde_json::to_string_pretty(&rendered)?),
+    }
+    Ok(())
+}
+
 /// Runs a `mailroom queue` command, printing to stdout.
 ///
 /// # Errors

@@ -98,6 +98,14 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// `MAILROOM_OUTBOX_DIR`: where the outbox provider writes `.eml` files.
     pub outbox_dir: PathBuf,
+    /// `MAILROOM_DEFAULT_LOCALE`: the locale when a job names none or an unknown one.
+    pub default_locale: String,
+    /// `MAILROOM_BRAND_NAME`: the name in every email's header and footer.
+    pub brand_name: String,
+    /// `MAILROOM_BRAND_LOGO_URL`: a logo for the header (the name is shown without one).
+    pub brand_logo_url: Option<String>,
+    /// `MAILROOM_POSTAL_ADDRESS`: the sender's postal address, in every footer.
+    pub postal_address: String,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -152,6 +160,10 @@ impl Default for Settings {
             sendgrid_api_url: "https://api.sendgrid.com".to_owned(),
             smtp_url: None,
             outbox_dir: PathBuf::from("./outbox"),
+            default_locale: "en".to_owned(),
+            brand_name: "mailroom".to_owned(),
+            brand_logo_url: None,
+            postal_address: String::new(),
         }
     }
 }
@@ -246,6 +258,23 @@ impl Settings {
                 self.from
             )
         })
+    }
+
+    /// The template renderer these settings describe (brand, default locale).
+    ///
+    /// # Errors
+    /// When the default locale is unknown or the logo URL is not http(s).
+    pub fn renderer(&self) -> anyhow::Result<crate::render::Renderer> {
+        if let Some(logo) = &self.brand_logo_url {
+            mailroom_jobs::WebUrl::parse(logo)
+                .map_err(|e| anyhow::anyhow!("brand_logo_url: {e}"))?;
+        }
+        let brand = crate::render::Brand {
+            name: self.brand_name.clone(),
+            logo_url: self.brand_logo_url.clone(),
+            postal_address: self.postal_address.clone(),
+        };
+        crate::render::Renderer::new(brand, &self.default_locale)
     }
 
     /// The API keys, split at commas, blanks dropped.

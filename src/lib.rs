@@ -8,6 +8,7 @@ pub mod dev;
 pub mod http;
 pub mod providers;
 pub mod queue;
+pub mod render;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

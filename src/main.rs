@@ -41,6 +41,8 @@ enum Command {
     Dev,
     /// Queue one email through the jobs crate's Producer.
     Enqueue(cli::EnqueueArgs),
+    /// Render a template without sending it.
+    Render(cli::RenderArgs),
     /// Run a worker process.
     Work {
         /// Jobs in flight at once (default: MAILROOM_CONCURRENCY, else 32).
@@ -74,6 +76,7 @@ async fn main() -> ExitCode {
         Command::Serve => http::serve(&settings, Auth::Required, shutdown::on_signal()).await,
         Command::Dev => dev::run(settings, shutdown::on_signal()).await,
         Command::Enqueue(args) => cli::enqueue(&settings, args).await,
+        Command::Render(args) => cli::render(&settings, args).await,
         Command::Work { concurrency } => {
             let options = WorkerOptions::from_settings(&settings, concurrency);
             worker::run(&settings, options, shutdown::on_signal()).await

@@ -196,11 +196,38 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field_and_queues_nothing() {
             Some("headers.Content-Type"),
         ),
         (
-            "a template",
-            with(&|b| b["template"] = json!({"name": "welcome", "data": {}})),
+            "an unknown template",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("subject");
+                b.as_object_mut().unwrap().remove("text");
+                b["template"] = json!({"name": "invoice", "data": {}});
+            }),
             422,
             "validation_failed",
             Some("template.name"),
+        ),
+        (
+            "a template with a javascript: link",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("subject");
+                b.as_object_mut().unwrap().remove("text");
+                b["template"] =
+                    json!({"name": "welcome", "data": {"name": "A", "link": "javascript:x"}});
+            }),
+            422,
+            "validation_failed",
+            Some("template.data.link"),
+        ),
+        (
+            "a template and a subject",
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("text");
+                b["template"] =
+                    json!({"name": "welcome", "data": {"name": "A", "link": "https://a.example"}});
+            }),
+            422,
+            "validation_failed",
+            Some("subject"),
         ),
         (
             "bad base64",

@@ -280,11 +280,21 @@ impl EmailMessage {
 
     fn check_content(&self) -> Result<(), FieldError> {
         if let Some(template) = &self.template {
-            // Templates arrive with the templates feature; until then none is known.
-            return fail(
-                "template.name",
-                format!("unknown template {:?}", template.name),
-            );
+            crate::TemplateData::parse(template)?;
+            // The template supplies the subject and both bodies.
+            for (field, given) in [
+                ("subject", self.subject.is_some()),
+                ("html", self.html.is_some()),
+                ("text", self.text.is_some()),
+            ] {
+                if given {
+                    return fail(
+                        field,
+                        "give either a template or subject, html and text, not both",
+                    );
+                }
+            }
+            return Ok(());
         }
         match &self.subject {
             None => return fail("subject", "a subject is required"),

@@ -109,6 +109,16 @@ impl ApiError {
         .field("Idempotency-Key")
     }
 
+    /// 500: a bug (never bad input). Logged in full here; the caller sees no internals.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed: internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "mailroom failed to handle this request; the error is logged",
+        )
+    }
+
     /// 503: Redis did not answer. Logged in full here; the caller sees no internals.
     pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed: Redis unavailable");

@@ -3,7 +3,8 @@
 //!
 //! - `/v1/*` needs a bearer API key ([`auth`]); errors have one JSON shape ([`error`]);
 //!   bodies are parsed into typed values first ([`extract`]).
-//! - `/healthz`, `/readyz`, `/openapi.json` and `/docs` are open.
+//! - `/healthz`, `/readyz`, `/openapi.json` and `/docs` are open; `mailroom dev` adds the
+//!   template previews at `/dev/preview`.
 
 pub mod auth;
 mod emails;
@@ -11,8 +12,9 @@ pub mod error;
 mod extract;
 mod health;
 pub mod openapi;
+mod render;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, bail};
 use axum::{
@@ -27,7 +29,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{config::Settings, store::StatusStore};
+use crate::{config::Settings, render::Renderer, store::StatusStore};
 use auth::ApiKeys;
 
 /// What every handler shares.
@@ -41,6 +43,10 @@ pub struct AppState {
     pub api_keys: Option<ApiKeys>,
     /// The largest body read, in bytes.
     pub body_limit: usize,
+    /// Renders templates (`/v1/render`, previews).
+    pub renderer: Arc<Renderer>,
+    /// Serve `/dev/preview` (only `mailroom dev`).
+    pub previews: bool,
 }
 
 /// Whether the API demands keys.
@@ -82,6 +88,8 @@ impl AppState {
             status: StatusStore::new(conn, &settings.redis_prefix),
             api_keys,
             body_limit: settings.body_limit_bytes,
+            renderer: Arc::new(settings.renderer()?),
+            previews: auth == Auth::Off,
         })
     }
 }
@@ -91,12 +99,18 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/emails", post(emails::send))
         .route("/v1/emails/{id}", get(emails::status))
+        .route("/v1/render", post(render::render))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
-        .merge(v1)
+    let mut router = Router::new().merge(v1);
+    if state.previews {
+        router = router
+            .route("/dev/preview", get(render::preview_index))
+            .route("/dev/preview/{template}", get(render::preview));
+    }
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(

@@ -6,27 +6,29 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{emails, error, health};
+use super::{emails, error, health, render};
 use crate::store;
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, health::healthz, health::readyz),
+    paths(emails::send, emails::status, render::render, health::healthz, health::readyz),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
         mailroom_jobs::Attachment,
         mailroom_jobs::TemplateRef,
         emails::Accepted,
+        render::RenderRequest,
+        crate::render::Rendered,
         store::StatusRecord,
         store::MessageStatus,
         error::ErrorBody,
         error::ErrorDetail,
     )),
     modifiers(&BearerKeys),
-    tags((name = "emails", description = "Send email and follow it"), (name = "health", description = "Probes"))
+    tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "health", description = "Probes"))
 )]
 pub struct ApiDoc;
 

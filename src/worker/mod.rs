@@ -68,6 +68,7 @@ pub async fn run(
     let mailer = Arc::new(Mailer {
         provider: Provider::from_settings(settings)?,
         default_from: settings.default_from()?,
+        renderer: settings.renderer()?,
     });
     let config = settings.queue_config();
     let emails = RedisQueue::<SendEmail>::connect(client.clone(), config.clone(), name.clone())

@@ -18,6 +18,7 @@ use mailroom_jobs::SendEmail;
 use crate::{
     providers::{OutgoingEmail, Provider, ProviderError},
     queue::{JobOutput, JobRun},
+    render::Renderer,
 };
 
 /// What the send handler needs, built once per process.
@@ -27,6 +28,8 @@ pub struct Mailer {
     pub provider: Provider,
     /// `MAILROOM_FROM`.
     pub default_from: Mailbox,
+    /// Renders templated messages.
+    pub renderer: Renderer,
 }
 
 /// What a successful send leaves on the message's record.
@@ -47,6 +50,20 @@ impl JobOutput for Sent {
     }
 }
 
+/// Replaces a template reference with its rendering. A rendering failure is permanent: the
+/// data was checked at enqueue, so only a bug (or a payload pushed around the checks) fails.
+fn render(mut job: SendEmail, renderer: &Renderer) -> Result<SendEmail, BoxDynError> {
+    if let Some(template) = job.message.template.take() {
+        let rendered = renderer
+            .render(&template)
+            .map_err(|e| AbortError::new(format!("template {}: {e}", template.name)))?;
+        job.message.subject = Some(rendered.subject);
+        job.message.html = Some(rendered.html);
+        job.message.text = Some(rendered.text);
+    }
+    Ok(job)
+}
+
 /// Sends one email.
 ///
 /// # Errors
@@ -58,6 +75,7 @@ pub async fn send_email(
     mailer: Data<Arc<Mailer>>,
 ) -> Result<Sent, BoxDynError> {
     let provider = mailer.provider.name();
+    let job = render(job, &mailer.renderer)?;
     let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {
         Ok(email) => mailer.provider.send(&email).await,
         Err(error) => Err(ProviderError::permanent(error.to_string())),

@@ -1,0 +1,53 @@
+## Layout
+footer-sent-by = أُرسلت بواسطة { $brand }.
+footer-unsubscribe = إلغاء الاشتراك
+link-fallback = إذا لم يعمل الزر، فانسخ هذا الرابط في متصفحك:
+greeting = مرحبًا،
+greeting-name = مرحبًا { $name }،
+
+## verification
+verification-subject = أكّد عنوان بريدك الإلكتروني
+verification-preheader = نقرة واحدة لتأكيد عنوانك.
+verification-heading = أكّد عنوان بريدك الإلكتروني
+verification-body = يُرجى تأكيد أن هذا هو عنوان بريدك الإلكتروني بالنقر على الزر أدناه.
+verification-button = تأكيد عنواني
+verification-expiry = { $minutes ->
+    [zero] تنتهي صلاحية هذا الرابط الآن.
+    [one] تنتهي صلاحية هذا الرابط خلال دقيقة واحدة.
+    [two] تنتهي صلاحية هذا الرابط خلال دقيقتين.
+    [few] تنتهي صلاحية هذا الرابط خلال { $minutes } دقائق.
+    [many] تنتهي صلاحية هذا الرابط خلال { $minutes } دقيقة.
+   *[other] تنتهي صلاحية هذا الرابط خلال { $minutes } دقيقة.
+}
+verification-ignore = إذا لم تقم بالتسجيل، يمكنك تجاهل هذه الرسالة.
+
+## welcome
+welcome-subject = مرحبًا بك في { $brand } يا { $name }!
+welcome-preheader = حسابك جاهز.
+welcome-heading = أهلًا بك يا { $name }!
+welcome-body = حسابك جاهز. يسعدنا انضمامك إلينا.
+welcome-button = ابدأ الآن
+
+## password_reset
+password-reset-subject = أعد تعيين كلمة المرور
+password-reset-preheader = رابط لاختيار كلمة مرور جديدة.
+password-reset-heading = أعد تعيين كلمة المرور
+password-reset-body = تلقّينا طلبًا لإعادة تعيين كلمة المرور الخاصة بك. انقر على الزر أدناه لاختيار كلمة مرور جديدة.
+password-reset-button = اختيار كلمة مرور جديدة
+password-reset-expiry = { $minutes ->
+    [zero] تنتهي صلاحية هذا الرابط الآن.
+    [one] تنتهي صلاحية هذا الرابط خلال دقيقة واحدة.
+    [two] تنتهي صلاحية هذا الرابط خلال دقيقتين.
+    [few] تنتهي صلاحية هذا الرابط خلال { $minutes } دقائق.
+    [many] تنتهي صلاحية هذا الرابط خلال { $minutes } دقيقة.
+   *[other] تنتهي صلاحية هذا الرابط خلال { $minutes } دقيقة.
+}
+password-reset-not-you = إذا لم تكن أنت من طلب ذلك، فتجاهل هذه الرسالة: ستبقى كلمة المرور دون تغيير.
+
+## notification
+notification-subject = { $title }
+
+## newsletter
+newsletter-subject = { $title }
+newsletter-read-more = اقرأ المزيد
+newsletter-unsubscribe = إلغاء الاشتراك في هذه النشرة

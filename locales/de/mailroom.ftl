@@ -1,0 +1,45 @@
+## Layout
+footer-sent-by = Gesendet von { $brand }.
+footer-unsubscribe = Abmelden
+link-fallback = Falls die Schaltfläche nicht funktioniert, kopieren Sie diesen Link in Ihren Browser:
+greeting = Hallo,
+greeting-name = Hallo { $name },
+
+## verification
+verification-subject = Bestätigen Sie Ihre E-Mail-Adresse
+verification-preheader = Ein Klick, um Ihre Adresse zu bestätigen.
+verification-heading = Bestätigen Sie Ihre E-Mail-Adresse
+verification-body = Bitte bestätigen Sie mit einem Klick auf die Schaltfläche unten, dass dies Ihre E-Mail-Adresse ist.
+verification-button = Adresse bestätigen
+verification-expiry = { $minutes ->
+    [one] Dieser Link läuft in { $minutes } Minute ab.
+   *[other] Dieser Link läuft in { $minutes } Minuten ab.
+}
+verification-ignore = Wenn Sie sich nicht registriert haben, können Sie diese E-Mail ignorieren.
+
+## welcome
+welcome-subject = Willkommen bei { $brand }, { $name }!
+welcome-preheader = Ihr Konto ist bereit.
+welcome-heading = Willkommen, { $name }!
+welcome-body = Ihr Konto ist bereit. Schön, dass Sie dabei sind.
+welcome-button = Loslegen
+
+## password_reset
+password-reset-subject = Setzen Sie Ihr Passwort zurück
+password-reset-preheader = Ein Link, um ein neues Passwort zu wählen.
+password-reset-heading = Setzen Sie Ihr Passwort zurück
+password-reset-body = Wir haben eine Anfrage zum Zurücksetzen Ihres Passworts erhalten. Klicken Sie auf die Schaltfläche unten, um ein neues zu wählen.
+password-reset-button = Neues Passwort wählen
+password-reset-expiry = { $minutes ->
+    [one] Dieser Link läuft in { $minutes } Minute ab.
+   *[other] Dieser Link läuft in { $minutes } Minuten ab.
+}
+password-reset-not-you = Wenn Sie das nicht waren, ignorieren Sie diese E-Mail: Ihr Passwort bleibt unverändert.
+
+## notification
+notification-subject = { $title }
+
+## newsletter
+newsletter-subject = { $title }
+newsletter-read-more = Weiterlesen
+newsletter-unsubscribe = Von diesem Newsletter abmelden

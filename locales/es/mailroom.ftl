@@ -1,0 +1,45 @@
+## Layout
+footer-sent-by = Enviado por { $brand }.
+footer-unsubscribe = Darse de baja
+link-fallback = Si el botón no funciona, copia este enlace en tu navegador:
+greeting = Hola:
+greeting-name = Hola, { $name }:
+
+## verification
+verification-subject = Confirma tu dirección de correo electrónico
+verification-preheader = Un clic para confirmar tu dirección.
+verification-heading = Confirma tu dirección de correo electrónico
+verification-body = Confirma que esta es tu dirección de correo electrónico haciendo clic en el botón de abajo.
+verification-button = Confirmar mi dirección
+verification-expiry = { $minutes ->
+    [one] Este enlace caduca en { $minutes } minuto.
+   *[other] Este enlace caduca en { $minutes } minutos.
+}
+verification-ignore = Si no te has registrado, puedes ignorar este correo.
+
+## welcome
+welcome-subject = ¡Te damos la bienvenida a { $brand }, { $name }!
+welcome-preheader = Tu cuenta está lista.
+welcome-heading = ¡Bienvenido, { $name }!
+welcome-body = Tu cuenta está lista. Nos alegra tenerte con nosotros.
+welcome-button = Empezar
+
+## password_reset
+password-reset-subject = Restablece tu contraseña
+password-reset-preheader = Un enlace para elegir una nueva contraseña.
+password-reset-heading = Restablece tu contraseña
+password-reset-body = Hemos recibido una solicitud para restablecer tu contraseña. Haz clic en el botón de abajo para elegir una nueva.
+password-reset-button = Elegir una nueva contraseña
+password-reset-expiry = { $minutes ->
+    [one] Este enlace caduca en { $minutes } minuto.
+   *[other] Este enlace caduca en { $minutes } minutos.
+}
+password-reset-not-you = Si no has sido tú, ignora este correo: tu contraseña no cambiará.
+
+## notification
+notification-subject = { $title }
+
+## newsletter
+newsletter-subject = { $title }
+newsletter-read-more = Leer más
+newsletter-unsubscribe = Darse de baja de este boletín

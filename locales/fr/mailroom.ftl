@@ -1,0 +1,45 @@
+## Layout
+footer-sent-by = Envoyé par { $brand }.
+footer-unsubscribe = Se désabonner
+link-fallback = Si le bouton ne fonctionne pas, copiez ce lien dans votre navigateur :
+greeting = Bonjour,
+greeting-name = Bonjour { $name },
+
+## verification
+verification-subject = Confirmez votre adresse e-mail
+verification-preheader = Un clic pour confirmer votre adresse.
+verification-heading = Confirmez votre adresse e-mail
+verification-body = Veuillez confirmer qu’il s’agit bien de votre adresse en cliquant sur le bouton ci-dessous.
+verification-button = Confirmer mon adresse
+verification-expiry = { $minutes ->
+    [one] Ce lien expire dans { $minutes } minute.
+   *[other] Ce lien expire dans { $minutes } minutes.
+}
+verification-ignore = Si vous ne vous êtes pas inscrit, ignorez cet e-mail.
+
+## welcome
+welcome-subject = Bienvenue sur { $brand }, { $name } !
+welcome-preheader = Votre compte est prêt.
+welcome-heading = Bienvenue, { $name } !
+welcome-body = Votre compte est prêt. Nous sommes ravis de vous compter parmi nous.
+welcome-button = Commencer
+
+## password_reset
+password-reset-subject = Réinitialisez votre mot de passe
+password-reset-preheader = Un lien pour choisir un nouveau mot de passe.
+password-reset-heading = Réinitialisez votre mot de passe
+password-reset-body = Nous avons reçu une demande de réinitialisation de votre mot de passe. Cliquez sur le bouton ci-dessous pour en choisir un nouveau.
+password-reset-button = Choisir un nouveau mot de passe
+password-reset-expiry = { $minutes ->
+    [one] Ce lien expire dans { $minutes } minute.
+   *[other] Ce lien expire dans { $minutes } minutes.
+}
+password-reset-not-you = Si vous n’êtes pas à l’origine de cette demande, ignorez cet e-mail : votre mot de passe reste inchangé.
+
+## notification
+notification-subject = { $title }
+
+## newsletter
+newsletter-subject = { $title }
+newsletter-read-more = Lire la suite
+newsletter-unsubscribe = Se désabonner de cette lettre d’information

@@ -1,0 +1,43 @@
+## Layout
+footer-sent-by = { $brand } より送信されました。
+footer-unsubscribe = 配信停止
+link-fallback = ボタンが機能しない場合は、このリンクをブラウザにコピーしてください:
+greeting = こんにちは。
+greeting-name = { $name } 様
+
+## verification
+verification-subject = メールアドレスの確認
+verification-preheader = ワンクリックでアドレスを確認できます。
+verification-heading = メールアドレスを確認してください
+verification-body = 下のボタンをクリックして、このメールアドレスがご本人のものであることを確認してください。
+verification-button = アドレスを確認する
+verification-expiry = { $minutes ->
+   *[other] このリンクの有効期限は { $minutes } 分です。
+}
+verification-ignore = ご登録に心当たりがない場合は、このメールを無視してください。
+
+## welcome
+welcome-subject = { $brand } へようこそ、{ $name } 様！
+welcome-preheader = アカウントの準備ができました。
+welcome-heading = ようこそ、{ $name } 様！
+welcome-body = アカウントの準備ができました。ご参加いただきありがとうございます。
+welcome-button = はじめる
+
+## password_reset
+password-reset-subject = パスワードの再設定
+password-reset-preheader = 新しいパスワードを設定するためのリンクです。
+password-reset-heading = パスワードを再設定してください
+password-reset-body = パスワード再設定のリクエストを受け付けました。下のボタンをクリックして新しいパスワードを設定してください。
+password-reset-button = 新しいパスワードを設定する
+password-reset-expiry = { $minutes ->
+   *[other] このリンクの有効期限は { $minutes } 分です。
+}
+password-reset-not-you = お心当たりがない場合は、このメールを無視してください。パスワードは変更されません。
+
+## notification
+notification-subject = { $title }
+
+## newsletter
+newsletter-subject = { $title }
+newsletter-read-more = 続きを読む
+newsletter-unsubscribe = このニュースレターの配信を停止する
