@@ -506,13 +506,25 @@ mod tests {
 
         let mut m = valid();
         m.template = Some(TemplateRef {
-            name: "welcome".to_owned(),
+            name: "invoice".to_owned(),
             locale: None,
             data: serde_json::json!({}),
         });
         let error = m.check().unwrap_err();
         assert_eq!(error.field, "template.name");
         assert!(error.message.contains("unknown template"));
+
+        let mut m = valid();
+        m.template = Some(TemplateRef {
+            name: "welcome".to_owned(),
+            locale: None,
+            data: serde_json::json!({"name": "A"}),
+        });
+        assert_eq!(
+            field_of(m),
+            "template.data",
+            "a missing field is named by its parent"
+        );
 
         let mut m = valid();
         m.attachments = vec![Attachment {
