@@ -391,7 +391,13 @@ async fn health_ready_openapi_and_docs_are_served() {
         "{}",
         spec["openapi"]
     );
-    for path in ["/v1/emails", "/v1/emails/{id}", "/healthz", "/readyz"] {
+    for path in [
+        "/v1/emails",
+        "/v1/emails/{id}",
+        "/v1/render",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(spec["paths"][path].is_object(), "{path} is documented");
     }
     for schema in [

@@ -284,3 +284,216 @@ fn arabic_renders_right_to_left() {
     .unwrap();
     assert!(english.html.contains("dir=\"ltr\"") && english.html.contains("align=\"left\""));
 }
+
+mod through_the_service {
+    use std::time::Duration;
+
+    use super::common::app::{API_KEY, TestApp, eml_files, strict_mime};
+    use mailroom::config::ProviderKind;
+    use secrecy::SecretString;
+    use serde_json::{Value, json};
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{method, path},
+    };
+
+    fn templated(locale: &str) -> Value {
+        json!({
+            "to": [{"email": "marie@example.com", "name": "Marie"}],
+            "template": {
+                "name": "password_reset",
+                "locale": locale,
+                "data": {"name": "Marie", "link": "https://app.example.com/reset?t=1", "expires_in_minutes": 1}
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn render_answers_subject_html_and_text_and_names_bad_fields() {
+        let app = TestApp::spawn(|_| {}).await;
+        let post = |body: Value| {
+            app.client
+                .post(app.url("/v1/render"))
+                .bearer_auth(API_KEY)
+                .json(&body)
+                .send()
+        };
+        let ok = post(json!({"template": "welcome", "locale": "de-AT", "data": {"name": "Jörg", "link": "https://a.example/start"}})).await.unwrap();
+        assert_eq!(ok.status().as_u16(), 200);
+        let rendered: Value = ok.json().await.unwrap();
+        assert_eq!(rendered["subject"], "Willkommen bei mailroom, Jörg!");
+        assert_eq!(rendered["locale"], "de");
+        assert!(
+            rendered["html"]
+                .as_str()
+                .unwrap()
+                .contains("href=\"https://a.example/start\"")
+        );
+        assert!(
+            rendered["text"]
+                .as_str()
+                .unwrap()
+                .contains("Loslegen: https://a.example/start")
+        );
+
+        let bad = post(
+            json!({"template": "welcome", "data": {"name": "J", "link": "javascript:alert(1)"}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(bad.status().as_u16(), 422);
+        let error: Value = bad.json().await.unwrap();
+        assert_eq!(error["error"]["field"], "template.data.link");
+        let unknown = post(json!({"template": "invoice"})).await.unwrap();
+        assert_eq!(
+            unknown.json::<Value>().await.unwrap()["error"]["field"],
+            "template.name"
+        );
+        let unauthorized = app
+            .client
+            .post(app.url("/v1/render"))
+            .json(&json!({"template": "welcome"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthorized.status().as_u16(), 401);
+        let previews = app
+            .client
+            .get(app.url("/dev/preview"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            previews.status().as_u16(),
+            404,
+            "previews are only served by `mailroom dev`"
+        );
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_templated_email_reaches_sendgrid_rendered_in_the_recipients_language() {
+        let mock = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v3/mail/send"))
+            .respond_with(ResponseTemplate::new(202).insert_header("X-Message-Id", "tpl-1"))
+            .expect(1)
+            .mount(&mock)
+            .await;
+        let uri = mock.uri();
+        let mut app = TestApp::spawn(move |s| {
+            s.provider = ProviderKind::Sendgrid;
+            s.sendgrid_api_url = uri;
+            s.sendgrid_api_key = Some(SecretString::from("SG.x.y"));
+        })
+        .await;
+        app.start_worker();
+        let response = app.post_email(&templated("fr-CA")).await;
+        assert_eq!(response.status().as_u16(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.wait_for_status(&id, "sent").await;
+
+        let requests = mock.received_requests().await.unwrap();
+        let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+        assert_eq!(body["subject"], "Réinitialisez votre mot de passe");
+        assert_eq!(body["content"][0]["type"], "text/plain");
+        let text = body["content"][0]["value"].as_str().unwrap();
+        assert!(text.contains("Ce lien expire dans 1 minute."), "{text}");
+        assert!(text.contains("https://app.example.com/reset?t=1"));
+        let html = body["content"][1]["value"].as_str().unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>") && html.contains("lang=\"fr\""));
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_templated_email_in_the_outbox_is_strict_mime_in_arabic() {
+        let mut app = TestApp::spawn(|_| {}).await;
+        app.start_worker();
+        let response = app.post_email(&templated("ar")).await;
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.wait_for_status(&id, "sent").await;
+        let files = eml_files(app.outbox.path());
+        let summary = strict_mime(&files[0]).await;
+        assert_eq!(summary["subject"], "أعد تعيين كلمة المرور");
+        let parts = summary["parts"].as_array().unwrap();
+        let html = parts.iter().find(|p| p["type"] == "text/html").unwrap()["text"]
+            .as_str()
+            .unwrap();
+        assert!(html.contains("dir=\"rtl\""));
+        let text = parts.iter().find(|p| p["type"] == "text/plain").unwrap()["text"]
+            .as_str()
+            .unwrap();
+        assert!(text.contains("دقيقة واحدة"), "{text}");
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn dev_serves_a_preview_of_every_template_in_every_locale() {
+        let redis = super::common::TestRedis::new().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+            .arg("dev")
+            .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+            .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "MAILROOM_OUTBOX_DIR",
+                std::env::temp_dir().join(&redis.prefix),
+            )
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let index =
+            super::common::eventually(Duration::from_secs(30), "the preview index", || async {
+                client.get(format!("{base}/dev/preview")).send().await.ok()
+            })
+            .await
+            .text()
+            .await
+            .unwrap();
+        for template in [
+            "verification",
+            "welcome",
+            "password_reset",
+            "notification",
+            "newsletter",
+        ] {
+            for locale in ["en", "fr", "de", "es", "pt-BR", "ar", "ja"] {
+                let href = format!("/dev/preview/{template}?locale={locale}");
+                assert!(index.contains(&href), "{href} is listed");
+            }
+        }
+        let page = client
+            .get(format!("{base}/dev/preview/newsletter?locale=ja"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("<html lang=\"ja\"")
+                && html.contains("このニュースレターの配信を停止する")
+        );
+        let missing = client
+            .get(format!("{base}/dev/preview/invoice"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status().as_u16(), 404);
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+    }
+}
