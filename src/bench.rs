@@ -2,7 +2,8 @@
 //!
 //! - `bench queue`: N no-op jobs, pushed through the jobs crate's Producer (pipelined).
 //! - `bench email`: N send jobs (one recipient, about 2 KB of HTML) sent through the SendGrid
-//!   provider to a local HTTP server that answers 202 like SendGrid does.
+//!   provider to a local HTTP server that answers 202 like SendGrid does; with `--templated`,
+//!   `verification` jobs in five locales, rendered by the worker.
 //!
 //! Both push everything first under a fresh key prefix, then start one `mailroom work` process
 //! on that prefix and time it until every job is done. They report the push rate, the
@@ -16,7 +17,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use axum::{Router, http::StatusCode, routing::post};
-use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail};
+use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, TemplateRef};
 use redis::{AsyncCommands, aio::ConnectionManager};
 
 use crate::{config::Settings, queue::QueueAdmin};
@@ -72,7 +73,12 @@ pub async fn queue(settings: &Settings, jobs: usize, concurrency: usize) -> anyh
 ///
 /// # Errors
 /// When Redis fails, the worker cannot start, or it exits before finishing.
-pub async fn email(settings: &Settings, jobs: usize, concurrency: usize) -> anyhow::Result<Report> {
+pub async fn email(
+    settings: &Settings,
+    jobs: usize,
+    concurrency: usize,
+    templated: bool,
+) -> anyhow::Result<Report> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let accept = Router::new().route(
@@ -85,12 +91,29 @@ pub async fn email(settings: &Settings, jobs: usize, concurrency: usize) -> anyh
         "<p>Thank you for your order. Here is what you bought and when it ships.</p>".repeat(26)
     );
     let make = |i: usize| {
-        SendEmail::new(EmailMessage {
-            to: vec![Mailbox::new(format!("customer{i}@example.com"))],
-            subject: Some("Your receipt".to_owned()),
-            html: Some(html.clone()),
-            text: Some("Thank you for your order.".to_owned()),
-            ..EmailMessage::default()
+        let to = vec![Mailbox::new(format!("customer{i}@example.com"))];
+        SendEmail::new(if templated {
+            EmailMessage {
+                to,
+                template: Some(TemplateRef {
+                    name: "verification".to_owned(),
+                    locale: Some(["en", "fr-CA", "de", "ar", "ja"][i % 5].to_owned()),
+                    data: serde_json::json!({
+                        "name": format!("Customer {i}"),
+                        "link": format!("https://app.example.com/verify?token={i:016x}"),
+                        "expires_in_minutes": 60,
+                    }),
+                }),
+                ..EmailMessage::default()
+            }
+        } else {
+            EmailMessage {
+                to,
+                subject: Some("Your receipt".to_owned()),
+                html: Some(html.clone()),
+                text: Some("Thank you for your order.".to_owned()),
+                ..EmailMessage::default()
+            }
         })
     };
     let url = format!("http://{address}");
@@ -99,7 +122,11 @@ pub async fn email(settings: &Settings, jobs: usize, concurrency: usize) -> anyh
         ("SENDGRID_API_URL", url.as_str()),
         ("SENDGRID_API_KEY", "SG.bench.key"),
     ];
-    let what = "send jobs (SendGrid provider, local 202 server)";
+    let what = if templated {
+        "templated send jobs (verification in five locales, SendGrid provider, local 202 server)"
+    } else {
+        "send jobs (SendGrid provider, local 202 server)"
+    };
     let report = run(settings, what, make, jobs, concurrency, &env).await;
     server.abort();
     report

@@ -52,7 +52,13 @@ pub enum BenchCommand {
     Queue(BenchArgs),
     /// Push send jobs (about 2 KB of HTML) and send them with one worker process through the
     /// SendGrid provider to a local server answering 202.
-    Email(BenchArgs),
+    Email {
+        #[command(flatten)]
+        args: BenchArgs,
+        /// Send templated jobs (`verification`, five locales) rendered by the worker.
+        #[arg(long)]
+        templated: bool,
+    },
 }
 
 /// How big a benchmark run is.
@@ -213,8 +219,9 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
         BenchCommand::Queue(args) => {
             bench::queue(settings, args.jobs.unwrap_or(100_000), args.concurrency).await?
         }
-        BenchCommand::Email(args) => {
-            bench::email(settings, args.jobs.unwrap_or(20_000), args.concurrency).await?
+        BenchCommand::Email { args, templated } => {
+            let jobs = args.jobs.unwrap_or(20_000);
+            bench::email(settings, jobs, args.concurrency, templated).await?
         }
     };
     println!("{report}");

@@ -22,14 +22,15 @@ use crate::config::Settings;
 #[derive(Clone)]
 pub struct SendGrid {
     client: reqwest::Client,
-    endpoint: String,
+    // Parsed once: parsing the URL for every request showed in profiles.
+    endpoint: reqwest::Url,
     api_key: SecretString,
 }
 
 impl std::fmt::Debug for SendGrid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendGrid")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -59,9 +60,12 @@ impl SendGrid {
             .user_agent(concat!("mailroom/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("could not build the HTTP client")?;
+        let endpoint = format!("{}/v3/mail/send", base_url.trim_end_matches('/'));
+        let endpoint = reqwest::Url::parse(&endpoint)
+            .with_context(|| format!("SENDGRID_API_URL {base_url:?} is not a URL"))?;
         Ok(Self {
             client,
-            endpoint: format!("{}/v3/mail/send", base_url.trim_end_matches('/')),
+            endpoint,
             api_key,
         })
     }
@@ -74,7 +78,7 @@ impl SendGrid {
         let body = MailSend::from(email);
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .bearer_auth(self.api_key.expose_secret())
             .json(&body)
             .send()
