@@ -169,3 +169,45 @@ async fn enqueue_pushes_through_the_producer_and_prints_the_id() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("to[0].email"));
 }
+
+#[tokio::test]
+async fn render_prints_json_or_writes_the_html_to_a_file() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("welcome.html");
+    let output = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["render", "welcome", "--locale", "ar", "--out"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.starts_with("Subject: مرحبًا بك في mailroom يا Ada!"),
+        "{printed}"
+    );
+    let html = std::fs::read_to_string(&file).unwrap();
+    assert!(html.contains("<html lang=\"ar\" dir=\"rtl\">"));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["render", "notification", "--locale", "es", "--data"])
+        .arg(json!({"title": "Hola", "body": "Texto"}).to_string())
+        .output()
+        .await
+        .unwrap();
+    let rendered: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rendered["subject"], "Hola");
+    assert_eq!(rendered["locale"], "es");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["render", "welcome", "--data", "{\"name\": 5}"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("template.data"));
+}
