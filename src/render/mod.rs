@@ -115,86 +115,20 @@ impl Renderer {
     ) -> Result<Rendered, RenderError> {
         let locale = locale::negotiate(locale, &self.default_locale);
         let t = Translator::new(&locale);
-        let brand = || ("brand", FluentValue::from(self.brand.name.clone()));
-        let minutes = |m: u32| ("minutes", FluentValue::from(m));
-        let greeting = |name: &Option<String>| match name {
-            Some(name) => t.text(
-                "greeting-name",
-                &[("name", FluentValue::from(name.clone()))],
-            ),
-            None => t.text("greeting", &[]),
-        };
-        let link_copy = |prefix: &str, name: &Option<String>, minutes_left: u32, ignore: &str| {
-            Ok::<_, MissingKey>(LinkCopy {
-                heading: t.text(&format!("{prefix}-heading"), &[])?,
-                greeting: greeting(name)?,
-                body: t.text(&format!("{prefix}-body"), &[])?,
-                button: t.text(&format!("{prefix}-button"), &[])?,
-                expiry: t.text(&format!("{prefix}-expiry"), &[minutes(minutes_left)])?,
-                ignore: if ignore.is_empty() {
-                    String::new()
-                } else {
-                    t.text(ignore, &[])?
-                },
-                not_you: if ignore.is_empty() {
-                    t.text(&format!("{prefix}-not-you"), &[])?
-                } else {
-                    String::new()
-                },
-            })
-        };
-        let (subject, preheader, unsubscribe_link) = match data {
-            TemplateData::Verification(_) => (
-                t.text("verification-subject", &[])?,
-                t.text("verification-preheader", &[])?,
-                None,
-            ),
-            TemplateData::Welcome(d) => (
-                t.text(
-                    "welcome-subject",
-                    &[brand(), ("name", FluentValue::from(d.name.clone()))],
-                )?,
-                t.text("welcome-preheader", &[])?,
-                None,
-            ),
-            TemplateData::PasswordReset(_) => (
-                t.text("password-reset-subject", &[])?,
-                t.text("password-reset-preheader", &[])?,
-                None,
-            ),
-            TemplateData::Notification(d) => (
-                t.text(
-                    "notification-subject",
-                    &[("title", FluentValue::from(d.title.clone()))],
-                )?,
-                d.body.chars().take(90).collect(),
-                None,
-            ),
-            TemplateData::Newsletter(d) => (
-                t.text(
-                    "newsletter-subject",
-                    &[("title", FluentValue::from(d.title.clone()))],
-                )?,
-                d.sections[0].heading.clone(),
-                Some(d.unsubscribe_link.as_str()),
-            ),
-        };
+        let headline = self.headline(data, t)?;
+        let rtl = locale::direction(&locale) == "rtl";
         let layout = Layout {
             lang: locale.to_string(),
             dir: locale::direction(&locale),
-            align: if locale::direction(&locale) == "rtl" {
-                "right"
-            } else {
-                "left"
-            },
+            align: if rtl { "right" } else { "left" },
             brand: &self.brand.name,
             logo_url: self.brand.logo_url.as_deref(),
             postal_address: &self.brand.postal_address,
-            subject: &subject,
-            preheader,
-            footer_sent_by: t.text("footer-sent-by", &[brand()])?,
+            subject: &headline.subject,
+            preheader: headline.preheader,
+            footer_sent_by: t.text("footer-sent-by", &[self.brand_arg()])?,
             link_fallback: t.text("link-fallback", &[])?,
-            unsubscribe: match unsubscribe_link {
+            unsubscribe: match headline.unsubscribe {
                 Some(link) => Some(Unsubscribe {
                     link,
                     label: t.text("newsletter-unsubscribe", &[])?,
@@ -203,70 +137,157 @@ impl Renderer {
             },
             styles: &self.styles,
         };
-        let l = &layout;
-        let (html, text) = match data {
-            TemplateData::Verification(d) => {
-                let c = &link_copy(
-                    "verification",
-                    &d.name,
-                    d.expires_in_minutes,
-                    "verification-ignore",
-                )?;
-                (
-                    VerificationHtml { l, data: d, c }.render()?,
-                    VerificationText { l, data: d, c }.render()?,
-                )
-            }
-            TemplateData::PasswordReset(d) => {
-                let c = &link_copy("password-reset", &d.name, d.expires_in_minutes, "")?;
-                (
-                    PasswordResetHtml { l, data: d, c }.render()?,
-                    PasswordResetText { l, data: d, c }.render()?,
-                )
-            }
-            TemplateData::Welcome(d) => {
-                let c = &WelcomeCopy {
-                    heading: t.text(
-                        "welcome-heading",
-                        &[("name", FluentValue::from(d.name.clone()))],
-                    )?,
-                    body: t.text("welcome-body", &[])?,
-                    button: t.text("welcome-button", &[])?,
-                };
-                (
-                    WelcomeHtml { l, data: d, c }.render()?,
-                    WelcomeText { l, data: d, c }.render()?,
-                )
-            }
-            TemplateData::Notification(d) => (
-                NotificationHtml {
-                    l,
-                    data: d,
-                    c: &NoCopy,
-                }
-                .render()?,
-                NotificationText {
-                    l,
-                    data: d,
-                    c: &NoCopy,
-                }
-                .render()?,
-            ),
-            TemplateData::Newsletter(d) => {
-                let c = &NewsletterCopy {
-                    read_more: t.text("newsletter-read-more", &[])?,
-                };
-                (
-                    NewsletterHtml { l, data: d, c }.render()?,
-                    NewsletterText { l, data: d, c }.render()?,
-                )
-            }
-        };
+        let (html, text) = render_pair(data, &layout, t)?;
         Ok(Rendered {
-            subject,
+            subject: headline.subject,
             html,
             text,
             locale: locale.to_string(),
         })
     }
+
+    fn brand_arg(&self) -> (&'static str, FluentValue<'static>) {
+        ("brand", FluentValue::from(self.brand.name.clone()))
+    }
+
+    /// The subject, the preheader and the unsubscribe link of `data`.
+    fn headline<'d>(
+        &self,
+        data: &'d TemplateData,
+        t: Translator<'_>,
+    ) -> Result<Headline<'d>, MissingKey> {
+        let titled =
+            |key: &str, title: &str| t.text(key, &[("title", FluentValue::from(title.to_owned()))]);
+        Ok(match data {
+            TemplateData::Verification(_) => Headline::new(
+                t.text("verification-subject", &[])?,
+                t.text("verification-preheader", &[])?,
+            ),
+            TemplateData::Welcome(d) => Headline::new(
+                t.text("welcome-subject", &[self.brand_arg(), name_arg(&d.name)])?,
+                t.text("welcome-preheader", &[])?,
+            ),
+            TemplateData::PasswordReset(_) => Headline::new(
+                t.text("password-reset-subject", &[])?,
+                t.text("password-reset-preheader", &[])?,
+            ),
+            TemplateData::Notification(d) => Headline::new(
+                titled("notification-subject", &d.title)?,
+                d.body.chars().take(90).collect(),
+            ),
+            TemplateData::Newsletter(d) => Headline {
+                unsubscribe: Some(d.unsubscribe_link.as_str()),
+                ..Headline::new(
+                    titled("newsletter-subject", &d.title)?,
+                    d.sections[0].heading.clone(),
+                )
+            },
+        })
+    }
+}
+
+/// What the layout needs from a template before its body is rendered.
+struct Headline<'d> {
+    subject: String,
+    preheader: String,
+    unsubscribe: Option<&'d str>,
+}
+
+impl Headline<'_> {
+    fn new(subject: String, preheader: String) -> Self {
+        Self {
+            subject,
+            preheader,
+            unsubscribe: None,
+        }
+    }
+}
+
+fn name_arg(name: &str) -> (&'static str, FluentValue<'static>) {
+    ("name", FluentValue::from(name.to_owned()))
+}
+
+/// The copy of a template that sends a link that expires.
+fn link_copy(
+    t: Translator<'_>,
+    prefix: &str,
+    name: Option<&str>,
+    minutes: u32,
+    closing: &str,
+) -> Result<LinkCopy, MissingKey> {
+    let key = |part: &str| format!("{prefix}-{part}");
+    Ok(LinkCopy {
+        heading: t.text(&key("heading"), &[])?,
+        greeting: match name {
+            Some(name) => t.text("greeting-name", &[name_arg(name)])?,
+            None => t.text("greeting", &[])?,
+        },
+        body: t.text(&key("body"), &[])?,
+        button: t.text(&key("button"), &[])?,
+        expiry: t.text(&key("expiry"), &[("minutes", FluentValue::from(minutes))])?,
+        closing: t.text(closing, &[])?,
+    })
+}
+
+/// Renders the HTML and text templates of `data`, with the same layout and copy.
+fn render_pair(
+    data: &TemplateData,
+    l: &Layout<'_>,
+    t: Translator<'_>,
+) -> Result<(String, String), RenderError> {
+    Ok(match data {
+        TemplateData::Verification(d) => {
+            let c = &link_copy(
+                t,
+                "verification",
+                d.name.as_deref(),
+                d.expires_in_minutes,
+                "verification-ignore",
+            )?;
+            (
+                VerificationHtml { l, data: d, c }.render()?,
+                VerificationText { l, data: d, c }.render()?,
+            )
+        }
+        TemplateData::PasswordReset(d) => {
+            let c = &link_copy(
+                t,
+                "password-reset",
+                d.name.as_deref(),
+                d.expires_in_minutes,
+                "password-reset-not-you",
+            )?;
+            (
+                PasswordResetHtml { l, data: d, c }.render()?,
+                PasswordResetText { l, data: d, c }.render()?,
+            )
+        }
+        TemplateData::Welcome(d) => {
+            let c = &WelcomeCopy {
+                heading: t.text("welcome-heading", &[name_arg(&d.name)])?,
+                body: t.text("welcome-body", &[])?,
+                button: t.text("welcome-button", &[])?,
+            };
+            (
+                WelcomeHtml { l, data: d, c }.render()?,
+                WelcomeText { l, data: d, c }.render()?,
+            )
+        }
+        TemplateData::Notification(d) => {
+            let c = &NoCopy;
+            (
+                NotificationHtml { l, data: d, c }.render()?,
+                NotificationText { l, data: d, c }.render()?,
+            )
+        }
+        TemplateData::Newsletter(d) => {
+            let c = &NewsletterCopy {
+                read_more: t.text("newsletter-read-more", &[])?,
+            };
+            (
+                NewsletterHtml { l, data: d, c }.render()?,
+                NewsletterText { l, data: d, c }.render()?,
+            )
+        }
+    })
 }

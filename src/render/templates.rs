@@ -42,8 +42,8 @@ pub(crate) struct LinkCopy {
     pub(crate) body: String,
     pub(crate) button: String,
     pub(crate) expiry: String,
-    pub(crate) ignore: String,
-    pub(crate) not_you: String,
+    /// The last sentence: "if you did not sign up…" or "if this wasn't you…".
+    pub(crate) closing: String,
 }
 
 /// Copy of `welcome`.
