@@ -6,7 +6,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{Q}:job:ID` | hash | one job: `payload`, `attempts`, `max_attempts`, `state`, times, errors |
+//! | `P:{Q}:job:ID` | hash | one job: `payload`, `attempts`, `max_attempts`, `state`, times, errors, the handler's `output` |
 //! | `P:{Q}:ready` | list | ids ready to run; producers `LPUSH`, workers pop from the right |
 //! | `P:{Q}:delayed` | sorted set | ids waiting for a run-at time or a retry, scored by due time (ms) |
 //! | `P:{Q}:inflight` | sorted set | ids leased to a worker, scored by lease deadline (ms) |
