@@ -85,9 +85,9 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "{status}");
     let mut log = log.await.unwrap();
     log.insert(0, first.clone());
+    assert!(status.success(), "{status}: {log:#?}");
     (first, log)
 }
 

@@ -165,10 +165,13 @@ where
     let mut task = tokio::spawn(worker);
     tokio::select! {
         ended = &mut task => {
+            // Both branches can be ready at once: a stop that was asked for finishes quickly.
+            let asked = shutdown.is_cancelled();
             // The process stops: the other workers sharing `shutdown` are asked to stop too,
             // instead of running on half-staffed.
             shutdown.cancel();
             return match ended {
+                Ok(Ok(())) if asked => Ok(()),
                 Ok(Ok(())) => Err(anyhow!("the worker stopped without being asked to")),
                 Ok(Err(error)) => Err(error).context("the worker failed"),
                 Err(join) => Err(join).context("the worker panicked"),
