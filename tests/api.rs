@@ -460,3 +460,36 @@ async fn serve_refuses_to_start_without_api_keys_unless_told_to() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no API keys"));
 }
+
+#[tokio::test]
+async fn metrics_report_the_queues_in_prometheus_format() {
+    let app = TestApp::spawn(|_| {}).await;
+    assert_eq!(app.post_email(&simple_email()).await.status().as_u16(), 202);
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.contains("# TYPE mailroom_queue_jobs gauge"), "{text}");
+    assert!(
+        text.contains("mailroom_queue_jobs{queue=\"email\",state=\"ready\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mailroom_queue_jobs{queue=\"noop\",state=\"dead\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mailroom_queue_jobs_total{queue=\"email\",outcome=\"done\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mailroom_queue_workers{queue=\"email\"} 0"),
+        "{text}"
+    );
+    app.stop().await;
+}

@@ -123,6 +123,11 @@ impl Producer {
         self
     }
 
+    /// The connection this producer pushes on (cheap to clone: one multiplexed connection).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     /// The key schema of `J`'s queue under this producer's prefix.
     pub fn keys<J: Job>(&self) -> QueueKeys {
         QueueKeys::new(&self.prefix, J::QUEUE)

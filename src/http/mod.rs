@@ -3,7 +3,7 @@
 //!
 //! - `/v1/*` needs a bearer API key ([`auth`]); errors have one JSON shape ([`error`]);
 //!   bodies are parsed into typed values first ([`extract`]).
-//! - `/healthz`, `/readyz`, `/openapi.json` and `/docs` are open; `mailroom dev` adds the
+//! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs` are open; `mailroom dev` adds the
 //!   template previews at `/dev/preview`.
 
 pub mod auth;
@@ -11,6 +11,7 @@ mod emails;
 pub mod error;
 mod extract;
 mod health;
+mod metrics;
 pub mod openapi;
 mod render;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub renderer: Arc<Renderer>,
     /// Serve `/dev/preview` (only `mailroom dev`).
     pub previews: bool,
+    /// The key prefix, for the operator views (`/metrics`).
+    pub prefix: String,
 }
 
 /// Whether the API demands keys.
@@ -90,6 +93,7 @@ impl AppState {
             body_limit: settings.body_limit_bytes,
             renderer: Arc::new(settings.renderer()?),
             previews: auth == Auth::Off,
+            prefix: settings.redis_prefix.clone(),
         })
     }
 }
@@ -113,6 +117,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),

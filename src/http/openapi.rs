@@ -6,14 +6,14 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{emails, error, health, render};
+use super::{emails, error, health, metrics, render};
 use crate::store;
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, health::healthz, health::readyz),
+    paths(emails::send, emails::status, render::render, health::healthz, health::readyz, metrics::metrics),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
