@@ -106,6 +106,11 @@ pub struct Settings {
     pub brand_logo_url: Option<String>,
     /// `MAILROOM_POSTAL_ADDRESS`: the sender's postal address, in every footer.
     pub postal_address: String,
+    /// `MAILROOM_VERIFY_TTL`: how long a verification link works, in seconds.
+    pub verify_ttl: u64,
+    /// `MAILROOM_ALLOWED_REDIRECT_ORIGINS`: comma-separated origins a confirmed person may be
+    /// sent on to (`https://app.example.com`).
+    pub allowed_redirect_origins: String,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -164,6 +169,8 @@ impl Default for Settings {
             brand_name: "mailroom".to_owned(),
             brand_logo_url: None,
             postal_address: String::new(),
+            verify_ttl: 3600,
+            allowed_redirect_origins: String::new(),
         }
     }
 }
@@ -203,7 +210,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 7] = [
+        let ranges: [(&str, u64, u64, u64); 8] = [
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
             ("fetch_batch", self.fetch_batch as u64, 1, 1000),
@@ -211,6 +218,7 @@ impl Settings {
             ("backoff_cap_secs", self.backoff_cap_secs, 1, 7 * 24 * 3600),
             ("retention_secs", self.retention_secs, 1, 365 * 24 * 3600),
             ("job_timeout_secs", self.job_timeout_secs, 1, 24 * 3600),
+            ("verify_ttl", self.verify_ttl, 60, 7 * 24 * 3600),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -275,6 +283,15 @@ impl Settings {
             postal_address: self.postal_address.clone(),
         };
         crate::render::Renderer::new(brand, &self.default_locale)
+    }
+
+    /// The allowed redirect origins, each as `scheme://host[:port]`, lower-cased.
+    pub fn redirect_origins(&self) -> Vec<String> {
+        self.allowed_redirect_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|o| !o.is_empty())
+            .collect()
     }
 
     /// The API keys, split at commas, blanks dropped.

@@ -13,12 +13,14 @@ mod keys;
 pub mod payloads;
 mod producer;
 pub mod templates;
+pub mod verification;
 
 pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
 pub use keys::QueueKeys;
 pub use payloads::Noop;
 pub use producer::{EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed};
 pub use templates::{TemplateData, WebUrl};
+pub use verification::SendVerification;
 
 use serde::{Serialize, de::DeserializeOwned};
 

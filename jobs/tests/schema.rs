@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mailroom_jobs::{Job, Noop, SendEmail};
+use mailroom_jobs::{Job, Noop, SendEmail, SendVerification};
 use schemars::{JsonSchema, schema_for};
 
 fn check<J: Job + JsonSchema>() {
@@ -27,6 +27,7 @@ fn check<J: Job + JsonSchema>() {
 fn committed_schemas_match_the_payload_types() {
     check::<Noop>();
     check::<SendEmail>();
+    check::<SendVerification>();
 }
 
 #[test]

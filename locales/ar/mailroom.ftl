@@ -51,3 +51,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = اقرأ المزيد
 newsletter-unsubscribe = إلغاء الاشتراك في هذه النشرة
+
+## Confirmation pages
+page-confirm-title = أكّد عنوان بريدك الإلكتروني
+page-confirm-intro = أكّد أن { $email } هو عنوان بريدك الإلكتروني.
+page-confirm-button = تأكيد عنواني
+page-verified-title = تم تأكيد عنوان بريدك الإلكتروني
+page-verified-body = شكرًا لك: تم تأكيد { $email }.
+page-continue = متابعة
+page-expired-title = انتهت صلاحية هذا الرابط أو سبق استخدامه
+page-expired-body = اطلب رسالة تأكيد جديدة واستخدم الرابط الموجود في أحدثها.
+page-invalid-title = هذا الرابط غير صالح
+page-invalid-body = تحقّق من أنك فتحت الرابط كاملًا من الرسالة.

@@ -43,3 +43,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = Weiterlesen
 newsletter-unsubscribe = Von diesem Newsletter abmelden
+
+## Confirmation pages
+page-confirm-title = Bestätigen Sie Ihre E-Mail-Adresse
+page-confirm-intro = Bestätigen Sie, dass { $email } Ihre E-Mail-Adresse ist.
+page-confirm-button = Adresse bestätigen
+page-verified-title = Ihre E-Mail-Adresse ist bestätigt
+page-verified-body = Vielen Dank: { $email } ist bestätigt.
+page-continue = Weiter
+page-expired-title = Dieser Link ist abgelaufen oder wurde bereits verwendet
+page-expired-body = Fordern Sie eine neue Bestätigungs-E-Mail an und verwenden Sie den Link aus der neuesten.
+page-invalid-title = Dieser Link ist ungültig
+page-invalid-body = Prüfen Sie, ob Sie den vollständigen Link aus der E-Mail geöffnet haben.

@@ -43,3 +43,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = Read more
 newsletter-unsubscribe = Unsubscribe from this newsletter
+
+## Confirmation pages
+page-confirm-title = Confirm your email address
+page-confirm-intro = Confirm that { $email } is your email address.
+page-confirm-button = Confirm my address
+page-verified-title = Your email address is verified
+page-verified-body = Thank you: { $email } is confirmed.
+page-continue = Continue
+page-expired-title = This link has expired or was already used
+page-expired-body = Ask for a new confirmation email and use the link in the newest one.
+page-invalid-title = This link is not valid
+page-invalid-body = Check that you opened the whole link from the email.

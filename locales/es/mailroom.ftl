@@ -43,3 +43,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = Leer más
 newsletter-unsubscribe = Darse de baja de este boletín
+
+## Confirmation pages
+page-confirm-title = Confirma tu dirección de correo electrónico
+page-confirm-intro = Confirma que { $email } es tu dirección de correo electrónico.
+page-confirm-button = Confirmar mi dirección
+page-verified-title = Tu dirección de correo electrónico está confirmada
+page-verified-body = Gracias: { $email } está confirmada.
+page-continue = Continuar
+page-expired-title = Este enlace ha caducado o ya se ha usado
+page-expired-body = Pide un nuevo correo de confirmación y usa el enlace del más reciente.
+page-invalid-title = Este enlace no es válido
+page-invalid-body = Comprueba que has abierto el enlace completo del correo.

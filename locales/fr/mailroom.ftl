@@ -43,3 +43,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = Lire la suite
 newsletter-unsubscribe = Se désabonner de cette lettre d’information
+
+## Confirmation pages
+page-confirm-title = Confirmez votre adresse e-mail
+page-confirm-intro = Confirmez que { $email } est bien votre adresse e-mail.
+page-confirm-button = Confirmer mon adresse
+page-verified-title = Votre adresse e-mail est confirmée
+page-verified-body = Merci : { $email } est confirmée.
+page-continue = Continuer
+page-expired-title = Ce lien a expiré ou a déjà été utilisé
+page-expired-body = Demandez un nouvel e-mail de confirmation et utilisez le lien du plus récent.
+page-invalid-title = Ce lien n’est pas valide
+page-invalid-body = Vérifiez que vous avez ouvert le lien complet de l’e-mail.

@@ -41,3 +41,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = 続きを読む
 newsletter-unsubscribe = このニュースレターの配信を停止する
+
+## Confirmation pages
+page-confirm-title = メールアドレスの確認
+page-confirm-intro = { $email } があなたのメールアドレスであることを確認してください。
+page-confirm-button = アドレスを確認する
+page-verified-title = メールアドレスが確認されました
+page-verified-body = ありがとうございます。{ $email } が確認されました。
+page-continue = 続ける
+page-expired-title = このリンクは有効期限切れか、すでに使用されています
+page-expired-body = 確認メールを再度リクエストし、最新のメールのリンクを使用してください。
+page-invalid-title = このリンクは無効です
+page-invalid-body = メールのリンクを最後まで正しく開いたか確認してください。

@@ -43,3 +43,15 @@ notification-subject = { $title }
 newsletter-subject = { $title }
 newsletter-read-more = Leia mais
 newsletter-unsubscribe = Cancelar a inscrição nesta newsletter
+
+## Confirmation pages
+page-confirm-title = Confirme seu endereço de e-mail
+page-confirm-intro = Confirme que { $email } é o seu endereço de e-mail.
+page-confirm-button = Confirmar meu endereço
+page-verified-title = Seu endereço de e-mail foi confirmado
+page-verified-body = Obrigado: { $email } está confirmado.
+page-continue = Continuar
+page-expired-title = Este link expirou ou já foi usado
+page-expired-body = Peça um novo e-mail de confirmação e use o link do mais recente.
+page-invalid-title = Este link não é válido
+page-invalid-body = Verifique se você abriu o link completo do e-mail.

@@ -14,6 +14,7 @@ mod health;
 mod metrics;
 pub mod openapi;
 mod render;
+mod verify;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -30,7 +31,11 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{config::Settings, render::Renderer, store::StatusStore};
+use crate::{
+    config::Settings,
+    render::Renderer,
+    store::{StatusStore, Verifications},
+};
 use auth::ApiKeys;
 
 /// What every handler shares.
@@ -50,6 +55,12 @@ pub struct AppState {
     pub previews: bool,
     /// The key prefix, for the operator views (`/metrics`).
     pub prefix: String,
+    /// Verification tokens and verified addresses.
+    pub verifications: Verifications,
+    /// How long a verification link works, in seconds.
+    pub verify_ttl: u64,
+    /// Origins a confirmed person may be sent on to.
+    pub redirect_origins: Vec<String>,
 }
 
 /// Whether the API demands keys.
@@ -88,12 +99,15 @@ impl AppState {
             ));
         Ok(Self {
             producer,
-            status: StatusStore::new(conn, &settings.redis_prefix),
+            status: StatusStore::new(conn.clone(), &settings.redis_prefix),
             api_keys,
             body_limit: settings.body_limit_bytes,
             renderer: Arc::new(settings.renderer()?),
             previews: auth == Auth::Off,
             prefix: settings.redis_prefix.clone(),
+            verifications: Verifications::new(conn, settings.redis_prefix.clone()),
+            verify_ttl: settings.verify_ttl,
+            redirect_origins: settings.redirect_origins(),
         })
     }
 }
@@ -104,6 +118,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/emails", post(emails::send))
         .route("/v1/emails/{id}", get(emails::status))
         .route("/v1/render", post(render::render))
+        .route("/v1/verifications", post(verify::issue))
+        .route(
+            "/v1/addresses/{email}",
+            get(verify::address).delete(verify::clear),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -118,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/verify", get(verify::show).post(verify::confirm))
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),

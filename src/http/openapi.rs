@@ -6,14 +6,14 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{emails, error, health, metrics, render};
+use super::{emails, error, health, metrics, render, verify};
 use crate::store;
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, health::healthz, health::readyz, metrics::metrics),
+    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, health::healthz, health::readyz, metrics::metrics),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
@@ -21,6 +21,9 @@ use crate::store;
         mailroom_jobs::TemplateRef,
         emails::Accepted,
         render::RenderRequest,
+        verify::VerificationRequest,
+        verify::VerificationIssued,
+        crate::store::AddressStatus,
         crate::render::Rendered,
         store::StatusRecord,
         store::MessageStatus,
@@ -28,7 +31,7 @@ use crate::store;
         error::ErrorDetail,
     )),
     modifiers(&BearerKeys),
-    tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "health", description = "Probes"))
+    tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "health", description = "Probes"))
 )]
 pub struct ApiDoc;
 

@@ -96,6 +96,7 @@ mod tests {
                     ("name", FluentValue::from("Ada")),
                     ("title", FluentValue::from("T")),
                     ("minutes", FluentValue::from(5)),
+                    ("email", FluentValue::from("ada@example.com")),
                 ];
                 let text = t.text(key, &args).unwrap_or_else(|e| panic!("{e}"));
                 assert!(

@@ -7,6 +7,7 @@
 
 mod i18n;
 pub mod locale;
+pub mod pages;
 pub mod samples;
 mod styles;
 mod templates;

@@ -8,6 +8,7 @@
 
 mod noop;
 mod send_email;
+mod send_verification;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -15,13 +16,14 @@ use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
-use mailroom_jobs::{Job, Noop, SendEmail};
+use mailroom_jobs::{Job, Noop, SendEmail, SendVerification};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, providers::Provider, queue::RedisQueue};
+use crate::{config::Settings, providers::Provider, queue::RedisQueue, store::Verifications};
 
 pub use noop::run_noop;
 pub use send_email::{Mailer, Sent, send_email};
+pub use send_verification::send_verification;
 
 /// How one worker process runs its jobs.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +53,7 @@ pub fn worker_name() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// Runs the worker process (the send queue and the no-op queue) until `shutdown` is
+/// Runs the worker process (the send, verification and no-op queues) until `shutdown` is
 /// cancelled and the stop has completed.
 ///
 /// # Errors
@@ -65,15 +67,24 @@ pub async fn run(
     let client = settings.redis_client()?;
     let name = worker_name();
     let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
+    let conn = redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .context(connect)?;
     let mailer = Arc::new(Mailer {
         provider: Provider::from_settings(settings)?,
         default_from: settings.default_from()?,
         renderer: settings.renderer()?,
+        verifications: Verifications::new(conn, settings.redis_prefix.clone()),
+        public_url: settings.public_url.clone(),
     });
     let config = settings.queue_config();
     let emails = RedisQueue::<SendEmail>::connect(client.clone(), config.clone(), name.clone())
         .await
         .context(connect)?;
+    let verifications =
+        RedisQueue::<SendVerification>::connect(client.clone(), config.clone(), name.clone())
+            .await
+            .context(connect)?;
     let noops = RedisQueue::<Noop>::connect(client, config, name.clone())
         .await
         .context(connect)?;
@@ -81,19 +92,27 @@ pub async fn run(
         worker = %name,
         concurrency = options.concurrency,
         provider = mailer.provider.name(),
-        queues = ?[SendEmail::QUEUE, Noop::QUEUE],
+        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, Noop::QUEUE],
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
-    let email_worker = email_worker(&name, &emails, mailer, options, stop());
+    let email_worker = email_worker(&name, &emails, mailer.clone(), options, stop());
+    let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
     let noop_worker = noop_worker(&name, &noops, options, stop());
     // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
     // gracefully and hands its jobs back instead of being cut off.
-    let (email, noop) = tokio::join!(
+    let (email, verification, noop) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
+        supervise(
+            verification_worker,
+            &verifications,
+            &shutdown,
+            options.grace
+        ),
         supervise(noop_worker, &noops, &shutdown, options.grace),
     );
     email.context("the email worker")?;
+    verification.context("the verification worker")?;
     noop.context("the no-op worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
@@ -124,6 +143,25 @@ fn email_worker(
         .enable_tracing()
         .catch_panic()
         .build(send_email)
+        .run_until(stop)
+        .boxed()
+}
+
+fn verification_worker(
+    name: &str,
+    queue: &RedisQueue<SendVerification>,
+    mailer: Arc<Mailer>,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    WorkerBuilder::new(format!("{name}/{}", SendVerification::QUEUE))
+        .backend(queue.backend())
+        .data(mailer)
+        .concurrency(options.concurrency)
+        .timeout(options.job_timeout)
+        .enable_tracing()
+        .catch_panic()
+        .build(send_verification)
         .run_until(stop)
         .boxed()
 }

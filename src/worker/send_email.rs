@@ -19,6 +19,7 @@ use crate::{
     providers::{OutgoingEmail, Provider, ProviderError},
     queue::{JobOutput, JobRun},
     render::Renderer,
+    store::Verifications,
 };
 
 /// What the send handler needs, built once per process.
@@ -30,6 +31,10 @@ pub struct Mailer {
     pub default_from: Mailbox,
     /// Renders templated messages.
     pub renderer: Renderer,
+    /// Verification tokens.
+    pub verifications: Verifications,
+    /// `MAILROOM_PUBLIC_URL`: the base of confirmation links.
+    pub public_url: String,
 }
 
 /// What a successful send leaves on the message's record.
@@ -74,6 +79,14 @@ pub async fn send_email(
     run: Data<JobRun>,
     mailer: Data<Arc<Mailer>>,
 ) -> Result<Sent, BoxDynError> {
+    deliver(job, &mailer).await
+}
+
+/// Renders (when templated), composes and sends `job`: the part every sending job shares.
+///
+/// # Errors
+/// As [`send_email`].
+pub(super) async fn deliver(job: SendEmail, mailer: &Mailer) -> Result<Sent, BoxDynError> {
     let provider = mailer.provider.name();
     let job = render(job, &mailer.renderer)?;
     let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {

@@ -1,0 +1,347 @@
+//! The verification flow: `POST /v1/verifications` issues, `GET /verify` shows the
+//! confirmation page, `POST /verify` confirms, `GET|DELETE /v1/addresses/{email}` reads and
+//! clears the result.
+//!
+//! Mail scanners open links before people do, so a GET never spends a token: the page confirms
+//! by posting its form from a small inline script (a person sees one click), and a prefetcher
+//! that runs no scripts changes nothing. Pages carry a CSP that allows only their own inline
+//! style and script (by nonce), no framing, no referrer (the token is in the URL), no caching.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use chrono::{Duration, SecondsFormat, Utc};
+use mailroom_jobs::{PushError, SendVerification, WebUrl, email::check_address};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    extract::ApiJson,
+};
+use crate::{
+    render::pages::PageKind,
+    store::{AddressStatus, Token},
+};
+
+/// A verification request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerificationRequest {
+    /// The address to verify.
+    email: String,
+    /// The recipient's language (BCP 47), for the email and the pages.
+    #[serde(default)]
+    locale: Option<String>,
+    /// Where to offer to send the person after confirming; only origins on
+    /// `MAILROOM_ALLOWED_REDIRECT_ORIGINS` are ever used.
+    #[serde(default)]
+    return_url: Option<String>,
+    /// Your key/value pairs, handed back in the `email.verified` event.
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+/// The answer to a verification request. The token is never in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct VerificationIssued {
+    /// The request's id.
+    id: String,
+    /// The address the email goes to.
+    email: String,
+    /// When the link stops working (RFC 3339).
+    expires_at: String,
+}
+
+/// Email a confirmation link.
+#[utoipa::path(
+    post,
+    path = "/v1/verifications",
+    tag = "verification",
+    request_body = VerificationRequest,
+    responses(
+        (status = 202, description = "The email is queued", body = VerificationIssued),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 422, description = "An invalid address or return URL", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn issue(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<VerificationRequest>,
+) -> Result<(StatusCode, Json<VerificationIssued>), ApiError> {
+    check_address(&request.email).map_err(|m| ApiError::validation(m).field("email"))?;
+    if let Some(url) = &request.return_url {
+        WebUrl::parse(url).map_err(|m| ApiError::validation(m).field("return_url"))?;
+    }
+    let expires_at =
+        Utc::now() + Duration::seconds(i64::try_from(state.verify_ttl).unwrap_or(3600));
+    // A newer request replaces the older link at once, not only when its email goes out.
+    state.verifications.invalidate(&request.email).await?;
+    let job = SendVerification {
+        id: Uuid::now_v7(),
+        email: request.email,
+        locale: request.locale,
+        return_url: request.return_url,
+        metadata: request.metadata,
+        expires_at,
+    };
+    state.producer.push(&job).await.map_err(|e| match e {
+        PushError::Redis(e) => ApiError::from(e),
+        other => ApiError::validation(other.to_string()),
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VerificationIssued {
+            id: job.id.to_string(),
+            email: job.email,
+            expires_at: expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }),
+    ))
+}
+
+/// Whether an address is verified.
+#[utoipa::path(
+    get,
+    path = "/v1/addresses/{email}",
+    tag = "verification",
+    params(("email" = String, Path, description = "The address")),
+    responses((status = 200, description = "Its state", body = AddressStatus), (status = 401, description = "No or wrong API key", body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(super) async fn address(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<Json<AddressStatus>, ApiError> {
+    Ok(Json(state.verifications.address(&email).await?))
+}
+
+/// Forget that an address was verified.
+#[utoipa::path(
+    delete,
+    path = "/v1/addresses/{email}",
+    tag = "verification",
+    params(("email" = String, Path, description = "The address")),
+    responses((status = 204, description = "Cleared"), (status = 404, description = "It was not verified", body = ErrorBody), (status = 401, description = "No or wrong API key", body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(super) async fn clear(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.verifications.clear(&email).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("{email} is not verified")).field("email"))
+    }
+}
+
+/// How the caller wants the answer.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// The first language of `Accept-Language`, if any.
+fn accepted_language(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let first = value.split(',').next()?.split(';').next()?.trim();
+    (!first.is_empty() && first != "*").then(|| first.to_owned())
+}
+
+/// A page with the headers every verification page carries.
+fn page(
+    state: &AppState,
+    status: StatusCode,
+    kind: &PageKind<'_>,
+    locale: Option<&str>,
+) -> Response {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        return ApiError::internal(&"no randomness for the CSP nonce").into_response();
+    }
+    let nonce = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let html = match state.renderer.page(kind, locale, &nonce) {
+        Ok(html) => html,
+        Err(error) => return ApiError::internal(&error).into_response(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    let mut response = (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message, "field": "token"}})),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn invalid(state: &AppState, headers: &HeaderMap) -> Response {
+    if wants_json(headers) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "the link's token is missing or malformed",
+        );
+    }
+    page(
+        state,
+        StatusCode::BAD_REQUEST,
+        &PageKind::Invalid,
+        accepted_language(headers).as_deref(),
+    )
+}
+
+fn expired(state: &AppState, headers: &HeaderMap) -> Response {
+    if wants_json(headers) {
+        return json_error(
+            StatusCode::GONE,
+            "token_expired_or_used",
+            "the link has expired or was already used",
+        );
+    }
+    page(
+        state,
+        StatusCode::GONE,
+        &PageKind::Expired,
+        accepted_language(headers).as_deref(),
+    )
+}
+
+/// `GET /verify?token=…`: the confirmation page. Spends nothing.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(token) = query.get("token").and_then(|t| Token::parse(t)) else {
+        return invalid(&state, &headers);
+    };
+    let pending = match state.verifications.pending(&token).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => return expired(&state, &headers),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if wants_json(&headers) {
+        return Json(serde_json::json!({"email": pending.email, "verified": false}))
+            .into_response();
+    }
+    let locale = pending
+        .locale
+        .clone()
+        .or_else(|| accepted_language(&headers));
+    let kind = PageKind::Confirm {
+        email: &pending.email,
+        token: token.expose(),
+    };
+    page(&state, StatusCode::OK, &kind, locale.as_deref())
+}
+
+/// `POST /verify` (form field `token`): spends the token, once.
+pub(super) async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "token")
+        .and_then(|(_, value)| Token::parse(&value));
+    let Some(token) = token else {
+        return invalid(&state, &headers);
+    };
+    let verified = match state.verifications.consume(&token).await {
+        Ok(Some(verified)) => verified,
+        Ok(None) => return expired(&state, &headers),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let continue_to = verified
+        .return_url
+        .as_deref()
+        .filter(|url| allowed(&state.redirect_origins, url));
+    if wants_json(&headers) {
+        return Json(serde_json::json!({
+            "email": verified.email,
+            "verified": true,
+            "verified_at": verified.verified_at,
+            "return_url": continue_to,
+        }))
+        .into_response();
+    }
+    let locale = verified
+        .locale
+        .clone()
+        .or_else(|| accepted_language(&headers));
+    let kind = PageKind::Verified {
+        email: &verified.email,
+        continue_to,
+    };
+    page(&state, StatusCode::OK, &kind, locale.as_deref())
+}
+
+/// True when `url`'s origin is on the allow-list: never an open redirect.
+fn allowed(origins: &[String], url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .is_some_and(|u| origins.contains(&u.origin().ascii_serialization().to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn only_allowed_origins_are_offered() {
+        let origins = vec![
+            "https://app.example.com".to_owned(),
+            "http://localhost:3000".to_owned(),
+        ];
+        assert!(allowed(&origins, "https://app.example.com/welcome?x=1"));
+        assert!(allowed(&origins, "https://APP.example.com/"));
+        assert!(allowed(&origins, "http://localhost:3000/done"));
+        assert!(!allowed(&origins, "https://app.example.com.evil.test/"));
+        assert!(
+            !allowed(&origins, "http://app.example.com/"),
+            "the scheme is part of the origin"
+        );
+        assert!(!allowed(
+            &origins,
+            "https://evil.test/?next=https://app.example.com"
+        ));
+        assert!(!allowed(&origins, "javascript:alert(1)"));
+        assert!(!allowed(&[], "https://app.example.com/"));
+    }
+}

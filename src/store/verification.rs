@@ -1,0 +1,319 @@
+//! Verification tokens and verified addresses.
+//!
+//! A token is 32 bytes from the OS random source, base64url in the link. Redis keeps only its
+//! SHA-256, with the request (address, locale, return URL, metadata, creation time), until the
+//! link expires. Each address has one live token: issuing a new one deletes the old. A token
+//! is spent by one atomic script that also marks the address verified and appends the
+//! `email.verified` event to the `{prefix}:events` stream, so fifty simultaneous confirmations
+//! of one link make exactly one success.
+//!
+//! Keys: `P:{verify}:t:SHA256` (hash), `P:{verify}:a:EMAIL` (the address's live token),
+//! `P:{verify}:addr:EMAIL` (hash with `verified_at`), and the stream `P:events`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use redis::{Script, aio::ConnectionManager};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// A link's token. Never logged, never stored: only its [`Token::digest`] is.
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+impl Token {
+    /// The encoded length of a token: 32 bytes in unpadded base64url.
+    pub const LEN: usize = 43;
+
+    /// A new token from the OS random source.
+    ///
+    /// # Errors
+    /// When the OS cannot provide randomness.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
+    }
+
+    /// A token from a link, if it has a token's shape (43 base64url characters).
+    pub fn parse(value: &str) -> Option<Self> {
+        let shaped = value.len() == Self::LEN
+            && base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(value)
+                .is_ok_and(|b| b.len() == 32);
+        shaped.then(|| Self(value.to_owned()))
+    }
+
+    /// The token as it goes into the link.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Its SHA-256, hex: the only form Redis sees.
+    pub fn digest(&self) -> String {
+        format!("{:x}", Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+/// A pending verification, as the confirmation page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The address.
+    pub email: String,
+    /// The requested locale.
+    pub locale: Option<String>,
+    /// Where to send the person afterwards.
+    pub return_url: Option<String>,
+}
+
+/// What confirming a token did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// The address, now verified.
+    pub email: String,
+    /// When (RFC 3339).
+    pub verified_at: String,
+    /// The requested locale.
+    #[serde(skip)]
+    pub locale: Option<String>,
+    /// Where to send the person afterwards.
+    #[serde(skip)]
+    pub return_url: Option<String>,
+    /// The caller's metadata, handed back.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An address's verification state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AddressStatus {
+    /// The address.
+    pub email: String,
+    /// Whether it was verified (and not cleared since).
+    pub verified: bool,
+    /// When (RFC 3339).
+    pub verified_at: Option<String>,
+}
+
+const ISSUE: &str = r"
+local old = redis.call('GET', KEYS[2])
+if old and old ~= ARGV[1] then
+  redis.call('DEL', ARGV[8] .. old)
+end
+redis.call('HSET', KEYS[1], 'email', ARGV[2], 'locale', ARGV[3], 'return_url', ARGV[4],
+  'metadata', ARGV[5], 'created_at', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[7])
+redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[7])
+return 1";
+
+const INVALIDATE: &str = r"
+local old = redis.call('GET', KEYS[1])
+if old then
+  redis.call('DEL', ARGV[1] .. old)
+end
+redis.call('DEL', KEYS[1])
+return 1";
+
+/// Spends a token: found → deleted, the address marked verified, the event appended.
+const CONSUME: &str = r"
+local found = redis.call('HMGET', KEYS[1], 'email', 'locale', 'return_url', 'metadata')
+if not found[1] then
+  return false
+end
+redis.call('DEL', KEYS[1])
+local pointer = ARGV[2] .. string.lower(found[1])
+if redis.call('GET', pointer) == ARGV[1] then
+  redis.call('DEL', pointer)
+end
+redis.call('HSET', ARGV[3] .. string.lower(found[1]), 'email', found[1], 'verified_at', ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'email.verified',
+  'email', found[1], 'verified_at', ARGV[4], 'metadata', found[4])
+return found";
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Reads and writes verification state.
+#[derive(Debug, Clone)]
+pub struct Verifications {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl Verifications {
+    /// The store under `prefix`.
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn token_key(&self, digest: &str) -> String {
+        format!("{}:{{verify}}:t:{digest}", self.prefix)
+    }
+
+    fn token_prefix(&self) -> String {
+        format!("{}:{{verify}}:t:", self.prefix)
+    }
+
+    fn live_key(&self, email: &str) -> String {
+        format!("{}:{{verify}}:a:{}", self.prefix, email.to_lowercase())
+    }
+
+    fn address_prefix(&self) -> String {
+        format!("{}:{{verify}}:addr:", self.prefix)
+    }
+
+    /// The stream every `email.verified` event goes to.
+    pub fn events_key(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+
+    /// Drops the address's live token, if any (a newer request replaces it).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn invalidate(&self, email: &str) -> redis::RedisResult<()> {
+        let _: i64 = Script::new(INVALIDATE)
+            .key(self.live_key(email))
+            .arg(self.token_prefix())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores `token`'s digest for the request until `expires_at`, replacing the address's
+    /// previous token.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn issue(
+        &self,
+        token: &Token,
+        email: &str,
+        locale: Option<&str>,
+        return_url: Option<&str>,
+        metadata: &BTreeMap<String, String>,
+        expires_at: DateTime<Utc>,
+    ) -> redis::RedisResult<()> {
+        let digest = token.digest();
+        let metadata = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned());
+        let _: i64 = Script::new(ISSUE)
+            .key(self.token_key(&digest))
+            .key(self.live_key(email))
+            .arg(&digest)
+            .arg(email)
+            .arg(locale.unwrap_or(""))
+            .arg(return_url.unwrap_or(""))
+            .arg(metadata)
+            .arg(now())
+            .arg(expires_at.timestamp_millis())
+            .arg(self.token_prefix())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The pending verification of `token`, without spending it (the confirmation page).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn pending(&self, token: &Token) -> redis::RedisResult<Option<Pending>> {
+        let (email, locale, return_url): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.token_key(&token.digest()))
+                .arg(&["email", "locale", "return_url"])
+                .query_async(&mut self.conn.clone())
+                .await?;
+        let present = |v: Option<String>| v.filter(|s| !s.is_empty());
+        Ok(email.map(|email| Pending {
+            email,
+            locale: present(locale),
+            return_url: present(return_url),
+        }))
+    }
+
+    /// Spends `token`. `None` when it is unknown, expired or already used.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn consume(&self, token: &Token) -> redis::RedisResult<Option<Verified>> {
+        let verified_at = now();
+        let found: Option<(String, String, String, String)> = Script::new(CONSUME)
+            .key(self.token_key(&token.digest()))
+            .key(self.events_key())
+            .arg(token.digest())
+            .arg(format!("{}:{{verify}}:a:", self.prefix))
+            .arg(self.address_prefix())
+            .arg(&verified_at)
+            .arg(100_000)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let present = |v: String| (!v.is_empty()).then_some(v);
+        Ok(found.map(|(email, locale, return_url, metadata)| Verified {
+            email,
+            verified_at,
+            locale: present(locale),
+            return_url: present(return_url),
+            metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        }))
+    }
+
+    /// Whether `email` is verified.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn address(&self, email: &str) -> redis::RedisResult<AddressStatus> {
+        let key = format!("{}{}", self.address_prefix(), email.to_lowercase());
+        let verified_at: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("verified_at")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(AddressStatus {
+            email: email.to_owned(),
+            verified: verified_at.is_some(),
+            verified_at,
+        })
+    }
+
+    /// Forgets that `email` was verified. Returns whether it was.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn clear(&self, email: &str) -> redis::RedisResult<bool> {
+        let key = format!("{}{}", self.address_prefix(), email.to_lowercase());
+        let removed: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(removed == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_43_base64url_characters_and_hide_themselves() {
+        let token = Token::generate().unwrap();
+        assert_eq!(token.expose().len(), Token::LEN);
+        assert!(Token::parse(token.expose()).is_some());
+        assert_ne!(Token::generate().unwrap().expose(), token.expose());
+        assert_eq!(format!("{token:?}"), "Token(…)");
+        assert_eq!(token.digest().len(), 64);
+        assert!(Token::parse("short").is_none());
+        assert!(Token::parse(&"a".repeat(44)).is_none());
+        assert!(Token::parse(&format!("{}+", &token.expose()[..42])).is_none());
+    }
+}

@@ -1,0 +1,65 @@
+//! The verification job's handler: draw a token, keep its digest, email the link.
+//!
+//! The token is drawn here, not at the API, so that it never sits in a queue payload: it
+//! exists in clear only in this function and in the email itself.
+
+use std::sync::Arc;
+
+use apalis_core::{
+    error::{AbortError, BoxDynError},
+    task::data::Data,
+};
+use chrono::Utc;
+use mailroom_jobs::{EmailMessage, Mailbox, SendEmail, SendVerification, TemplateRef};
+
+use super::send_email::{Mailer, Sent, deliver};
+use crate::store::Token;
+
+/// Sends one verification email.
+///
+/// # Errors
+/// A transient failure (Redis, the provider) is retried; a request whose link expired before
+/// it could be sent is dead-lettered.
+#[tracing::instrument(skip_all, fields(verification_id = %job.id))]
+pub async fn send_verification(
+    job: SendVerification,
+    mailer: Data<Arc<Mailer>>,
+) -> Result<Sent, BoxDynError> {
+    let left = job.expires_at - Utc::now();
+    if left.num_seconds() < 60 {
+        return Err(AbortError::new("the link would expire before it arrives; ask again").into());
+    }
+    let token = Token::generate().map_err(|e| format!("no randomness from the OS: {e}"))?;
+    mailer
+        .verifications
+        .issue(
+            &token,
+            &job.email,
+            job.locale.as_deref(),
+            job.return_url.as_deref(),
+            &job.metadata,
+            job.expires_at,
+        )
+        .await?;
+    let link = format!(
+        "{}/verify?token={}",
+        mailer.public_url.trim_end_matches('/'),
+        token.expose()
+    );
+    let email = SendEmail {
+        id: job.id,
+        message: EmailMessage {
+            to: vec![Mailbox::new(job.email)],
+            template: Some(TemplateRef {
+                name: "verification".to_owned(),
+                locale: job.locale,
+                data: serde_json::json!({
+                    "link": link,
+                    "expires_in_minutes": u32::try_from(left.num_minutes()).unwrap_or(u32::MAX),
+                }),
+            }),
+            ..EmailMessage::default()
+        },
+    };
+    deliver(email, &mailer).await
+}

@@ -1,0 +1,398 @@
+//! The verification flow end to end: issue → worker → outbox email → link → page (nothing
+//! spent) → confirm → verified, once; expiry, resends, malformed links, redirects, races.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    app::{API_KEY, TestApp, eml_files, strict_mime},
+    eventually,
+};
+use mailroom::store::{Token, Verifications};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+
+async fn app() -> TestApp {
+    let mut app = TestApp::spawn(|s| {
+        s.allowed_redirect_origins = "https://app.example.com, http://localhost:3000".to_owned();
+    })
+    .await;
+    app.settings.public_url = app.address.clone();
+    app.start_worker();
+    app
+}
+
+async fn request(app: &TestApp, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/verifications"))
+        .bearer_auth(API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The links in the emails received so far, oldest first.
+async fn links(app: &TestApp, count: usize) -> Vec<String> {
+    let files = eventually(
+        Duration::from_secs(30),
+        "the verification emails",
+        || async {
+            let files = eml_files(app.outbox.path());
+            (files.len() >= count).then_some(files)
+        },
+    )
+    .await;
+    let mut found = Vec::new();
+    for file in files {
+        let summary = strict_mime(&file).await;
+        let text = summary["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["type"] == "text/plain")
+            .unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let start = text.find("/verify?token=").expect("a link in the email");
+        let link: String = text[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        let queued = std::fs::metadata(&file).unwrap().modified().unwrap();
+        found.push((queued, link));
+    }
+    found.sort();
+    found.into_iter().map(|(_, link)| link).collect()
+}
+
+fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().to_owned()
+}
+
+async fn confirm(app: &TestApp, token: &str, json: bool) -> reqwest::Response {
+    // Tokens are base64url: nothing to escape in a form body.
+    let mut request = app
+        .client
+        .post(app.url("/verify"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"));
+    if json {
+        request = request.header("accept", "application/json");
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_whole_flow_verifies_an_address_once() {
+    let app = app().await;
+    let response = request(&app, json!({"email": "Ada@Example.com", "locale": "fr-CA", "return_url": "https://app.example.com/welcome", "metadata": {"user_id": "42"}})).await;
+    assert_eq!(response.status().as_u16(), 202);
+    let issued: Value = response.json().await.unwrap();
+    assert_eq!(issued["email"], "Ada@Example.com");
+    assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(issued.get("token").is_none());
+
+    let link = links(&app, 1).await.remove(0);
+    let token = token_of(&link);
+    assert_eq!(token.len(), 43);
+
+    // The token is nowhere in Redis in clear.
+    for key in app.redis.all_keys().await {
+        let mut conn = app.redis.conn();
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump: String = match kind.as_str() {
+            "hash" => format!("{:?}", conn.hgetall::<_, Vec<String>>(&key).await.unwrap()),
+            "string" => conn.get(&key).await.unwrap(),
+            "list" => format!(
+                "{:?}",
+                conn.lrange::<_, Vec<String>>(&key, 0, -1).await.unwrap()
+            ),
+            "zset" => format!(
+                "{:?}",
+                conn.zrange::<_, Vec<String>>(&key, 0, -1).await.unwrap()
+            ),
+            _ => String::new(),
+        };
+        assert!(
+            !dump.contains(&token) && !key.contains(&token),
+            "{key} holds the token"
+        );
+    }
+
+    // Opening the link (as a scanner would) spends nothing.
+    for _ in 0..2 {
+        let page = app.client.get(app.url(&link)).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let headers = page.headers().clone();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'nonce-") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["cache-control"], "no-store");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("Confirmez que Ada@Example.com est bien votre adresse e-mail."),
+            "{html}"
+        );
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap();
+        assert!(html.contains(&format!("<script nonce=\"{nonce}\">")));
+        assert!(html.contains("name=\"token\""));
+    }
+
+    let done = confirm(&app, &token, false).await;
+    assert_eq!(done.status().as_u16(), 200);
+    let html = done.text().await.unwrap();
+    assert!(
+        html.contains("Votre adresse e-mail est confirmée"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"https://app.example.com/welcome\""),
+        "the allowed return URL is offered"
+    );
+
+    let status: Value = app
+        .client
+        .get(app.url("/v1/addresses/ada@example.com"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["verified"], true);
+    assert!(status["verified_at"].is_string());
+
+    let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(format!("{}:events", app.redis.prefix))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut app.redis.conn())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let fields: std::collections::HashMap<String, String> = events[0]
+        .1
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    assert_eq!(fields["type"], "email.verified");
+    assert_eq!(fields["email"], "Ada@Example.com");
+    assert_eq!(fields["metadata"], "{\"user_id\":\"42\"}");
+
+    // Once only.
+    assert_eq!(confirm(&app, &token, false).await.status().as_u16(), 410);
+    let again = app.client.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 410);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("This link has expired or was already used"),
+        "without a token there is no locale but the default"
+    );
+
+    let cleared = app
+        .client
+        .delete(app.url("/v1/addresses/ada@example.com"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status().as_u16(), 204);
+    let status: Value = app
+        .client
+        .get(app.url("/v1/addresses/ada@example.com"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["verified"], false);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_newer_request_invalidates_the_older_link_and_other_origins_are_not_offered() {
+    let app = app().await;
+    request(&app, json!({"email": "bo@example.com"})).await;
+    let first = links(&app, 1).await.remove(0);
+    request(
+        &app,
+        json!({"email": "bo@example.com", "return_url": "https://evil.example/phish"}),
+    )
+    .await;
+    let both = links(&app, 2).await;
+    let second = both.iter().find(|l| **l != first).unwrap().clone();
+    assert_eq!(
+        confirm(&app, &token_of(&first), false)
+            .await
+            .status()
+            .as_u16(),
+        410
+    );
+    let done = confirm(&app, &token_of(&second), true).await;
+    assert_eq!(done.status().as_u16(), 200);
+    let body: Value = done.json().await.unwrap();
+    assert_eq!(body["verified"], true);
+    assert_eq!(body["return_url"], Value::Null, "never an open redirect");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_confirmations_of_one_token_make_exactly_one_success() {
+    let app = app().await;
+    request(&app, json!({"email": "race@example.com"})).await;
+    let token = token_of(&links(&app, 1).await.remove(0));
+    let attempts = (0..50).map(|_| confirm(&app, &token, true));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 410).count(),
+        49,
+        "{statuses:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_link_is_refused_with_410() {
+    let app = TestApp::spawn(|_| {}).await;
+    let store = Verifications::new(app.redis.conn(), app.redis.prefix.clone());
+    let token = Token::generate().unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    store
+        .issue(
+            &token,
+            "late@example.com",
+            None,
+            None,
+            &Default::default(),
+            expires,
+        )
+        .await
+        .unwrap();
+    assert!(store.pending(&token).await.unwrap().is_some());
+    eventually(Duration::from_secs(10), "the token to expire", || async {
+        store.pending(&token).await.unwrap().is_none().then_some(())
+    })
+    .await;
+    let response = confirm(&app, token.expose(), true).await;
+    assert_eq!(response.status().as_u16(), 410);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_expired_or_used");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_missing_or_oversized_tokens_get_a_400_page_never_a_5xx() {
+    let app = TestApp::spawn(|_| {}).await;
+    let long = "a".repeat(5000);
+    for query in [
+        "/verify",
+        "/verify?token=",
+        "/verify?token=abc",
+        &format!("/verify?token={long}"),
+        "/verify?token=%00%ff",
+    ] {
+        let response = app
+            .client
+            .get(app.url(query))
+            .header("accept-language", "de-DE,de;q=0.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{query}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Dieser Link ist ungültig"),
+            "{query}: localized by Accept-Language"
+        );
+    }
+    for body in ["", "token=", "nonsense", "token=%ZZ"] {
+        let response = app
+            .client
+            .post(app.url("/verify"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{body:?}");
+    }
+    let unknown = Token::generate().unwrap();
+    let response = app
+        .client
+        .get(app.url(&format!("/verify?token={}", unknown.expose())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 410);
+
+    let bad = app
+        .client
+        .post(app.url("/v1/verifications"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"email": "not-an-address"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"]["field"],
+        "email"
+    );
+    let bad = app
+        .client
+        .post(app.url("/v1/verifications"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"email": "a@example.com", "return_url": "javascript:x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"]["field"],
+        "return_url"
+    );
+    let unauthorized = app
+        .client
+        .post(app.url("/v1/verifications"))
+        .json(&json!({"email": "a@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    app.stop().await;
+}
