@@ -396,3 +396,51 @@ async fn malformed_missing_or_oversized_tokens_get_a_400_page_never_a_5xx() {
     assert_eq!(unauthorized.status().as_u16(), 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn requests_over_the_per_address_or_per_key_limit_get_429_with_retry_after() {
+    let app = TestApp::spawn(|s| {
+        s.verify_rate_per_address = 2;
+        s.verify_rate_per_key = 4;
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            request(&app, json!({"email": "ratey@example.com"}))
+                .await
+                .status()
+                .as_u16(),
+            202
+        );
+    }
+    let refused = request(&app, json!({"email": "RATEY@example.com"})).await;
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3000..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limited"
+    );
+
+    assert_eq!(
+        request(&app, json!({"email": "other@example.com"}))
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    // Four requests counted against the key so far (one refused); the fifth is over.
+    let over_key = request(&app, json!({"email": "third@example.com"})).await;
+    assert_eq!(over_key.status().as_u16(), 429);
+    assert!(
+        over_key.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key")
+    );
+    app.stop().await;
+}

@@ -41,21 +41,39 @@ impl ApiKeys {
         }
     }
 
-    /// True when `presented` is one of the keys. Every key is compared, found or not.
-    pub fn accepts(&self, presented: &str) -> bool {
+    /// The caller's identity when `presented` is one of the keys. Every key is compared,
+    /// found or not.
+    pub fn accepts(&self, presented: &str) -> Option<Caller> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.digests
+        let found = self
+            .digests
             .iter()
             .fold(subtle::Choice::from(0), |found, key| {
                 found | key.ct_eq(&digest)
-            })
-            .into()
+            });
+        bool::from(found).then(|| Caller(hex(&digest[..8])))
     }
 }
 
+/// Who called: the first 8 bytes of their key's SHA-256, hex (never the key). Handlers read
+/// it from the request's extensions, for per-key rate limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Refuses the request with 401 unless it carries an accepted key (or auth is off).
-pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(keys) = &state.api_keys else {
+        request
+            .extensions_mut()
+            .insert(Caller("anonymous".to_owned()));
         return next.run(request).await;
     };
     let presented = request
@@ -64,8 +82,11 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match presented {
-        Some(key) if keys.accepts(key) => next.run(request).await,
-        _ => ApiError::unauthorized().into_response(),
+    match presented.and_then(|key| keys.accepts(key)) {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => ApiError::unauthorized().into_response(),
     }
 }

@@ -34,7 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     config::Settings,
     render::Renderer,
-    store::{StatusStore, Verifications},
+    store::{RateLimiter, StatusStore, Verifications},
 };
 use auth::ApiKeys;
 
@@ -61,6 +61,10 @@ pub struct AppState {
     pub verify_ttl: u64,
     /// Origins a confirmed person may be sent on to.
     pub redirect_origins: Vec<String>,
+    /// Shared rate limits.
+    pub limits: RateLimiter,
+    /// Verification requests per address and per API key, per hour.
+    pub verify_rates: (u64, u64),
 }
 
 /// Whether the API demands keys.
@@ -105,9 +109,14 @@ impl AppState {
             renderer: Arc::new(settings.renderer()?),
             previews: auth == Auth::Off,
             prefix: settings.redis_prefix.clone(),
-            verifications: Verifications::new(conn, settings.redis_prefix.clone()),
+            verifications: Verifications::new(conn.clone(), settings.redis_prefix.clone()),
             verify_ttl: settings.verify_ttl,
             redirect_origins: settings.redirect_origins(),
+            limits: RateLimiter::new(conn.clone(), settings.redis_prefix.clone()),
+            verify_rates: (
+                settings.verify_rate_per_address,
+                settings.verify_rate_per_key,
+            ),
         })
     }
 }

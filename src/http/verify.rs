@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Extension, Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -25,12 +25,13 @@ use uuid::Uuid;
 
 use super::{
     AppState,
+    auth::Caller,
     error::{ApiError, ErrorBody},
     extract::ApiJson,
 };
 use crate::{
     render::pages::PageKind,
-    store::{AddressStatus, Token},
+    store::{AddressStatus, Limit, Token},
 };
 
 /// A verification request.
@@ -72,16 +73,41 @@ pub(super) struct VerificationIssued {
         (status = 202, description = "The email is queued", body = VerificationIssued),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 422, description = "An invalid address or return URL", body = ErrorBody),
+        (status = 429, description = "Over the per-address or per-key limit; see Retry-After", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
 pub(super) async fn issue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<VerificationRequest>,
 ) -> Result<(StatusCode, Json<VerificationIssued>), ApiError> {
     check_address(&request.email).map_err(|m| ApiError::validation(m).field("email"))?;
     if let Some(url) = &request.return_url {
         WebUrl::parse(url).map_err(|m| ApiError::validation(m).field("return_url"))?;
+    }
+    let (per_address, per_key) = state.verify_rates;
+    let hour = std::time::Duration::from_secs(3600);
+    let address = request.email.to_lowercase();
+    for (scope, subject, limit, what) in [
+        (
+            "verify-key",
+            caller.0.as_str(),
+            per_key,
+            "with this API key",
+        ),
+        (
+            "verify-address",
+            address.as_str(),
+            per_address,
+            "for this address",
+        ),
+    ] {
+        if let Limit::Exceeded { retry_after } =
+            state.limits.hit(scope, subject, limit, hour).await?
+        {
+            return Err(ApiError::rate_limited(what, retry_after.as_secs().max(1)));
+        }
     }
     let expires_at =
         Utc::now() + Duration::seconds(i64::try_from(state.verify_ttl).unwrap_or(3600));
