@@ -6,7 +6,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, SendVerification};
+use mailroom_jobs::{
+    DeliverEvent, EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, SendVerification,
+};
 
 use crate::{
     bench,
@@ -15,7 +17,12 @@ use crate::{
 };
 
 /// The queues this build of mailroom runs.
-pub const QUEUES: &[&str] = &[SendEmail::QUEUE, SendVerification::QUEUE, Noop::QUEUE];
+pub const QUEUES: &[&str] = &[
+    SendEmail::QUEUE,
+    SendVerification::QUEUE,
+    DeliverEvent::QUEUE,
+    Noop::QUEUE,
+];
 
 /// `mailroom queue …`
 #[derive(Debug, Subcommand)]

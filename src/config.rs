@@ -108,6 +108,10 @@ pub struct Settings {
     pub postal_address: String,
     /// `MAILROOM_VERIFY_TTL`: how long a verification link works, in seconds.
     pub verify_ttl: u64,
+    /// `MAILROOM_VERIFY_CALLBACK_URL`: where `email.verified` events are POSTed, signed.
+    pub verify_callback_url: Option<String>,
+    /// `MAILROOM_CALLBACK_SECRET`: the HMAC-SHA256 key of those POSTs.
+    pub callback_secret: Option<SecretString>,
     /// `MAILROOM_VERIFY_RATE_PER_ADDRESS`: verification requests per address per hour.
     pub verify_rate_per_address: u64,
     /// `MAILROOM_VERIFY_RATE_PER_KEY`: verification requests per API key per hour.
@@ -174,6 +178,8 @@ impl Default for Settings {
             brand_logo_url: None,
             postal_address: String::new(),
             verify_ttl: 3600,
+            verify_callback_url: None,
+            callback_secret: None,
             verify_rate_per_address: 5,
             verify_rate_per_key: 10_000,
             allowed_redirect_origins: String::new(),

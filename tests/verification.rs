@@ -444,3 +444,86 @@ async fn requests_over_the_per_address_or_per_key_limit_get_429_with_retry_after
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_verified_event_is_posted_signed_and_retried_until_accepted() {
+    use std::sync::{Arc, Mutex};
+    use wiremock::{
+        Mock, MockServer, Request, Respond, ResponseTemplate,
+        matchers::{method, path},
+    };
+
+    /// Fails the first delivery, accepts the rest.
+    struct FailOnce(Arc<Mutex<usize>>);
+    impl Respond for FailOnce {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            let mut calls = self.0.lock().unwrap();
+            *calls += 1;
+            ResponseTemplate::new(if *calls == 1 { 500 } else { 204 })
+        }
+    }
+
+    let receiver = MockServer::start().await;
+    let calls = Arc::new(Mutex::new(0));
+    Mock::given(method("POST"))
+        .and(path("/hooks/mailroom"))
+        .respond_with(FailOnce(calls.clone()))
+        .mount(&receiver)
+        .await;
+    let hook = format!("{}/hooks/mailroom", receiver.uri());
+    let mut app = TestApp::spawn(move |s| {
+        s.verify_callback_url = Some(hook);
+        s.callback_secret = Some(secrecy::SecretString::from("whsec-test-secret"));
+    })
+    .await;
+    app.settings.public_url = app.address.clone();
+    app.start_worker();
+    request(
+        &app,
+        json!({"email": "hook@example.com", "metadata": {"plan": "pro"}}),
+    )
+    .await;
+    let token = token_of(&links(&app, 1).await.remove(0));
+    assert_eq!(confirm(&app, &token, true).await.status().as_u16(), 200);
+
+    let requests = eventually(Duration::from_secs(30), "the retried delivery", || async {
+        let requests = receiver.received_requests().await.unwrap();
+        (requests.len() >= 2).then_some(requests)
+    })
+    .await;
+    let delivered = &requests[1];
+    assert_eq!(
+        requests[0].body, delivered.body,
+        "the retry sends the same event"
+    );
+    let event: Value = serde_json::from_slice(&delivered.body).unwrap();
+    assert_eq!(event["type"], "email.verified");
+    assert_eq!(event["email"], "hook@example.com");
+    assert_eq!(event["metadata"]["plan"], "pro");
+    let timestamp = delivered.headers["x-mailroom-timestamp"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let signature = delivered.headers["x-mailroom-signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Checked independently of mailroom's code: Python's hmac over "<timestamp>.<body>".
+    let expected = tokio::process::Command::new("python3")
+        .args(["-c", "import hmac,hashlib,sys; print('v1=' + hmac.new(b'whsec-test-secret', sys.argv[1].encode() + b'.' + sys.stdin.buffer.read(), hashlib.sha256).hexdigest())", &timestamp])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = expected;
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&delivered.body).await.unwrap();
+    }
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap().trim(), signature);
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - timestamp.parse::<i64>().unwrap()).abs() < 60);
+    app.stop().await;
+}

@@ -20,7 +20,7 @@ pub use keys::QueueKeys;
 pub use payloads::Noop;
 pub use producer::{EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed};
 pub use templates::{TemplateData, WebUrl};
-pub use verification::SendVerification;
+pub use verification::{DeliverEvent, SendVerification};
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -48,3 +48,24 @@ impl Job for SendVerification {
         }
     }
 }
+
+/// Deliver one event (`email.verified`) to the service's callback URL, signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverEvent {
+    /// The delivery's id.
+    pub id: Uuid,
+    /// The event, posted as the request body.
+    pub event: serde_json::Value,
+}
+
+impl Job for DeliverEvent {
+    const QUEUE: &'static str = "callbacks";
+
+    fn enqueue_options(&self) -> EnqueueOptions {
+        EnqueueOptions {
+            id: Some(self.id),
+            ..EnqueueOptions::default()
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mailroom_jobs::{Job, Noop, SendEmail, SendVerification};
+use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification};
 use schemars::{JsonSchema, schema_for};
 
 fn check<J: Job + JsonSchema>() {
@@ -28,6 +28,7 @@ fn committed_schemas_match_the_payload_types() {
     check::<Noop>();
     check::<SendEmail>();
     check::<SendVerification>();
+    check::<DeliverEvent>();
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub struct AppState {
     pub limits: RateLimiter,
     /// Verification requests per address and per API key, per hour.
     pub verify_rates: (u64, u64),
+    /// Whether `email.verified` events are also delivered to a callback URL.
+    pub callbacks: bool,
 }
 
 /// Whether the API demands keys.
@@ -117,6 +119,10 @@ impl AppState {
                 settings.verify_rate_per_address,
                 settings.verify_rate_per_key,
             ),
+            callbacks: settings
+                .verify_callback_url
+                .as_deref()
+                .is_some_and(|u| !u.is_empty()),
         })
     }
 }

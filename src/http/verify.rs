@@ -18,7 +18,7 @@ use axum::{
 };
 use base64::Engine;
 use chrono::{Duration, SecondsFormat, Utc};
-use mailroom_jobs::{PushError, SendVerification, WebUrl, email::check_address};
+use mailroom_jobs::{DeliverEvent, PushError, SendVerification, WebUrl, email::check_address};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -313,6 +313,21 @@ pub(super) async fn confirm(
         Ok(None) => return expired(&state, &headers),
         Err(error) => return ApiError::from(error).into_response(),
     };
+    if state.callbacks {
+        let event = DeliverEvent {
+            id: Uuid::now_v7(),
+            event: serde_json::json!({
+                "type": "email.verified",
+                "email": verified.email,
+                "verified_at": verified.verified_at,
+                "metadata": verified.metadata,
+            }),
+        };
+        // The event is already on the stream; the callback is a convenience on top of it.
+        if let Err(error) = state.producer.push(&event).await {
+            tracing::error!(%error, "could not queue the email.verified callback; the event is on the stream");
+        }
+    }
     let continue_to = verified
         .return_url
         .as_deref()

@@ -6,6 +6,7 @@
 //! not started, and, when the grace period runs out, the jobs still running. A worker whose
 //! runtime fails makes the process exit non-zero; it never exits 0 with work silently undone.
 
+mod deliver_event;
 mod noop;
 mod send_email;
 mod send_verification;
@@ -16,11 +17,12 @@ use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
-use mailroom_jobs::{Job, Noop, SendEmail, SendVerification};
+use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification};
 use tokio_util::sync::CancellationToken;
 
 use crate::{config::Settings, providers::Provider, queue::RedisQueue, store::Verifications};
 
+pub use deliver_event::{Callbacks, deliver_event, signature};
 pub use noop::run_noop;
 pub use send_email::{Mailer, Sent, send_email};
 pub use send_verification::send_verification;
@@ -53,7 +55,7 @@ pub fn worker_name() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// Runs the worker process (the send, verification and no-op queues) until `shutdown` is
+/// Runs the worker process (the send, verification, callback and no-op queues) until `shutdown` is
 /// cancelled and the stop has completed.
 ///
 /// # Errors
@@ -85,23 +87,28 @@ pub async fn run(
         RedisQueue::<SendVerification>::connect(client.clone(), config.clone(), name.clone())
             .await
             .context(connect)?;
+    let events = RedisQueue::<DeliverEvent>::connect(client.clone(), config.clone(), name.clone())
+        .await
+        .context(connect)?;
     let noops = RedisQueue::<Noop>::connect(client, config, name.clone())
         .await
         .context(connect)?;
+    let callbacks = Arc::new(Callbacks::from_settings(settings)?);
     tracing::info!(
         worker = %name,
         concurrency = options.concurrency,
         provider = mailer.provider.name(),
-        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, Noop::QUEUE],
+        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, Noop::QUEUE],
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
     let email_worker = email_worker(&name, &emails, mailer.clone(), options, stop());
     let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
+    let event_worker = event_worker(&name, &events, callbacks, options, stop());
     let noop_worker = noop_worker(&name, &noops, options, stop());
     // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
     // gracefully and hands its jobs back instead of being cut off.
-    let (email, verification, noop) = tokio::join!(
+    let (email, verification, event, noop) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
         supervise(
             verification_worker,
@@ -109,10 +116,12 @@ pub async fn run(
             &shutdown,
             options.grace
         ),
+        supervise(event_worker, &events, &shutdown, options.grace),
         supervise(noop_worker, &noops, &shutdown, options.grace),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
+    event.context("the callback worker")?;
     noop.context("the no-op worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
@@ -162,6 +171,25 @@ fn verification_worker(
         .enable_tracing()
         .catch_panic()
         .build(send_verification)
+        .run_until(stop)
+        .boxed()
+}
+
+fn event_worker(
+    name: &str,
+    queue: &RedisQueue<DeliverEvent>,
+    callbacks: Arc<Callbacks>,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    WorkerBuilder::new(format!("{name}/{}", DeliverEvent::QUEUE))
+        .backend(queue.backend())
+        .data(callbacks)
+        .concurrency(options.concurrency)
+        .timeout(options.job_timeout)
+        .enable_tracing()
+        .catch_panic()
+        .build(deliver_event)
         .run_until(stop)
         .boxed()
 }
