@@ -527,3 +527,105 @@ async fn the_verified_event_is_posted_signed_and_retried_until_accepted() {
     assert!((now - timestamp.parse::<i64>().unwrap()).abs() < 60);
     app.stop().await;
 }
+
+/// Debian's Chromium (`.ci/run` installs it when missing).
+fn chromium() -> std::path::PathBuf {
+    ["chromium", "chromium-browser"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|p| p.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+        .expect("chromium is installed (apt-get install chromium; .ci/run does it)")
+}
+
+async fn headless(url: &str, extra: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    tokio::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=8000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_real_browser_opens_the_link_and_ends_on_the_verified_page_without_a_click() {
+    let app = app().await;
+    request(
+        &app,
+        json!({"email": "browser@example.com", "locale": "en"}),
+    )
+    .await;
+    let link = links(&app, 1).await.remove(0);
+    let dom = headless(&app.url(&link), &["--dump-dom"]).await;
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("<h1>Your email address is verified</h1>"),
+        "{dom}"
+    );
+    let status: Value = app
+        .client
+        .get(app.url("/v1/addresses/browser@example.com"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["verified"], true);
+
+    request(
+        &app,
+        json!({"email": "screenshot@example.com", "locale": "en"}),
+    )
+    .await;
+    let second = links(&app, 2)
+        .await
+        .into_iter()
+        .find(|l| *l != link)
+        .unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("verification-confirmed.png");
+    let _ = std::fs::remove_file(&file);
+    headless(
+        &app.url(&second),
+        &[
+            "--window-size=800,600",
+            &format!("--screenshot={}", file.display()),
+        ],
+    )
+    .await;
+    let png = std::fs::read(&file).expect("the screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let status: Value = app
+        .client
+        .get(app.url("/v1/addresses/screenshot@example.com"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["verified"], true);
+    app.stop().await;
+}
