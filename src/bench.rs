@@ -243,3 +243,158 @@ async fn delete_prefix(mut conn: ConnectionManager, prefix: &str) -> anyhow::Res
     }
     Ok(())
 }
+
+/// What `bench verify` measured.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// Confirmations made.
+    pub confirmations: usize,
+    /// Confirmations per second through `POST /verify`.
+    pub per_sec: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "confirmations: {} through POST /verify (one `mailroom serve`)",
+            self.confirmations
+        )?;
+        writeln!(f, "rate:          {:.0} confirmations/s", self.per_sec)?;
+        write!(
+            f,
+            "latency:       p50 {:.2} ms, p99 {:.2} ms",
+            ms_f(self.p50),
+            ms_f(self.p99)
+        )
+    }
+}
+
+fn ms_f(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `bench verify`: issues `count` tokens, starts `mailroom serve`, and confirms each once with
+/// `concurrency` connections, measuring the rate and the latency.
+///
+/// # Errors
+/// When Redis fails, the server does not start, or a confirmation does not succeed.
+pub async fn verify(
+    settings: &Settings,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<VerifyReport> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use crate::store::{Token, Verifications};
+
+    let prefix = format!(
+        "{}-bench-{}",
+        settings.redis_prefix,
+        uuid::Uuid::now_v7().simple()
+    );
+    let conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let store = Verifications::new(conn.clone(), prefix.clone());
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mut tokens = Vec::with_capacity(count);
+    for i in 0..count {
+        let token = Token::generate()?;
+        store
+            .issue(
+                &token,
+                &format!("user{i}@example.com"),
+                None,
+                None,
+                &Default::default(),
+                expires,
+            )
+            .await?;
+        tokens.push(token.expose().to_owned());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
+    let mut server = tokio::process::Command::new(exe)
+        .arg("serve")
+        .env("MAILROOM_REDIS_PREFIX", &prefix)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MAILROOM_API_KEYS", "bench-key")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start mailroom serve")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = async {
+        for _ in 0..200 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    };
+    if !ready.await {
+        bail!("mailroom serve did not start");
+    }
+    let tokens = Arc::new(tokens);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (tokens, next, client, url) = (
+                tokens.clone(),
+                next.clone(),
+                client.clone(),
+                format!("{base}/verify"),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(token) = tokens.get(i) else {
+                        return Ok::<_, anyhow::Error>(latencies);
+                    };
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("accept", "application/json")
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(format!("token={token}"))
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("a confirmation answered {}", response.status());
+                    }
+                    response.bytes().await?;
+                    latencies.push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(count);
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let elapsed = started.elapsed();
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    delete_prefix(conn, &prefix).await?;
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok(VerifyReport {
+        confirmations: latencies.len(),
+        per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}

@@ -66,6 +66,16 @@ pub enum BenchCommand {
         #[arg(long)]
         templated: bool,
     },
+    /// Confirm verification tokens through `POST /verify` on a `mailroom serve`, measuring the
+    /// rate and the latency.
+    Verify {
+        /// Tokens to issue and confirm.
+        #[arg(long, default_value_t = 20_000)]
+        confirmations: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 /// How big a benchmark run is.
@@ -222,16 +232,24 @@ pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result
 /// # Errors
 /// When Redis or the worker process fails.
 pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
-    let report = match command {
+    match command {
         BenchCommand::Queue(args) => {
-            bench::queue(settings, args.jobs.unwrap_or(100_000), args.concurrency).await?
+            let jobs = args.jobs.unwrap_or(100_000);
+            println!("{}", bench::queue(settings, jobs, args.concurrency).await?);
         }
         BenchCommand::Email { args, templated } => {
             let jobs = args.jobs.unwrap_or(20_000);
-            bench::email(settings, jobs, args.concurrency, templated).await?
+            let report = bench::email(settings, jobs, args.concurrency, templated).await?;
+            println!("{report}");
         }
-    };
-    println!("{report}");
+        BenchCommand::Verify {
+            confirmations,
+            concurrency,
+        } => println!(
+            "{}",
+            bench::verify(settings, confirmations, concurrency).await?
+        ),
+    }
     Ok(())
 }
 
