@@ -5,7 +5,10 @@
 //!   provider to a local HTTP server that answers 202 like SendGrid does; with `--templated`,
 //!   `verification` jobs in five locales, rendered by the worker.
 //!
-//! Both push everything first under a fresh key prefix, then start one `mailroom work` process
+//! - `bench verify`: N verification tokens confirmed once each through `POST /verify` on a
+//!   `mailroom serve` child, with a load generator of 64 connections in this process.
+//!
+//! The first two push everything first under a fresh key prefix, then start one `mailroom work` process
 //! on that prefix and time it until every job is done. They report the push rate, the
 //! processing rate and the worker's peak resident memory (VmHWM), and delete their keys.
 
