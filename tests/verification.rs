@@ -201,13 +201,14 @@ async fn the_whole_flow_verifies_an_address_once() {
     assert_eq!(confirm(&app, &token, false).await.status().as_u16(), 410);
     let again = app.client.get(app.url(&link)).send().await.unwrap();
     assert_eq!(again.status().as_u16(), 410);
+    let page = again.text().await.unwrap();
     assert!(
-        again
-            .text()
-            .await
-            .unwrap()
-            .contains("This link has expired or was already used"),
-        "without a token there is no locale but the default"
+        page.contains("Ce lien a expiré ou a déjà été utilisé"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"https://app.example.com\""),
+        "a way back to the allowed origin: {page}"
     );
 
     let cleared = app

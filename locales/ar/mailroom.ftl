@@ -63,3 +63,4 @@ page-expired-title = انتهت صلاحية هذا الرابط أو سبق ا�
 page-expired-body = اطلب رسالة تأكيد جديدة واستخدم الرابط الموجود في أحدثها.
 page-invalid-title = هذا الرابط غير صالح
 page-invalid-body = تحقّق من أنك فتحت الرابط كاملًا من الرسالة.
+page-back = العودة

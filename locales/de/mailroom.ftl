@@ -55,3 +55,4 @@ page-expired-title = Dieser Link ist abgelaufen oder wurde bereits verwendet
 page-expired-body = Fordern Sie eine neue Bestätigungs-E-Mail an und verwenden Sie den Link aus der neuesten.
 page-invalid-title = Dieser Link ist ungültig
 page-invalid-body = Prüfen Sie, ob Sie den vollständigen Link aus der E-Mail geöffnet haben.
+page-back = Zurück

@@ -55,3 +55,4 @@ page-expired-title = This link has expired or was already used
 page-expired-body = Ask for a new confirmation email and use the link in the newest one.
 page-invalid-title = This link is not valid
 page-invalid-body = Check that you opened the whole link from the email.
+page-back = Go back

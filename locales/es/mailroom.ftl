@@ -55,3 +55,4 @@ page-expired-title = Este enlace ha caducado o ya se ha usado
 page-expired-body = Pide un nuevo correo de confirmación y usa el enlace del más reciente.
 page-invalid-title = Este enlace no es válido
 page-invalid-body = Comprueba que has abierto el enlace completo del correo.
+page-back = Volver

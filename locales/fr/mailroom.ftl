@@ -55,3 +55,4 @@ page-expired-title = Ce lien a expiré ou a déjà été utilisé
 page-expired-body = Demandez un nouvel e-mail de confirmation et utilisez le lien du plus récent.
 page-invalid-title = Ce lien n’est pas valide
 page-invalid-body = Vérifiez que vous avez ouvert le lien complet de l’e-mail.
+page-back = Revenir

@@ -53,3 +53,4 @@ page-expired-title = このリンクは有効期限切れか、すでに使用�
 page-expired-body = 確認メールを再度リクエストし、最新のメールのリンクを使用してください。
 page-invalid-title = このリンクは無効です
 page-invalid-body = メールのリンクを最後まで正しく開いたか確認してください。
+page-back = 戻る

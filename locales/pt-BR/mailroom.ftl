@@ -55,3 +55,4 @@ page-expired-title = Este link expirou ou já foi usado
 page-expired-body = Peça um novo e-mail de confirmação e use o link do mais recente.
 page-invalid-title = Este link não é válido
 page-invalid-body = Verifique se você abriu o link completo do e-mail.
+page-back = Voltar

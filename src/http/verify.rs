@@ -251,7 +251,9 @@ fn invalid(state: &AppState, headers: &HeaderMap) -> Response {
     )
 }
 
-fn expired(state: &AppState, headers: &HeaderMap) -> Response {
+/// The 410 answer. A link used before (not merely expired) still knows its return URL, whose
+/// origin, when allowed, is offered as the way back.
+async fn expired(state: &AppState, headers: &HeaderMap, token: &Token) -> Response {
     if wants_json(headers) {
         return json_error(
             StatusCode::GONE,
@@ -259,12 +261,19 @@ fn expired(state: &AppState, headers: &HeaderMap) -> Response {
             "the link has expired or was already used",
         );
     }
-    page(
-        state,
-        StatusCode::GONE,
-        &PageKind::Expired,
-        accepted_language(headers).as_deref(),
-    )
+    let spent = state.verifications.spent(token).await.ok().flatten();
+    let back = spent
+        .as_ref()
+        .filter(|(url, _)| allowed(&state.redirect_origins, url))
+        .and_then(|(url, _)| url::Url::parse(url).ok())
+        .map(|url| url.origin().ascii_serialization());
+    let locale = spent
+        .and_then(|(_, locale)| locale)
+        .or_else(|| accepted_language(headers));
+    let kind = PageKind::Expired {
+        back: back.as_deref(),
+    };
+    page(state, StatusCode::GONE, &kind, locale.as_deref())
 }
 
 /// `GET /verify?token=…`: the confirmation page. Spends nothing.
@@ -278,7 +287,7 @@ pub(super) async fn show(
     };
     let pending = match state.verifications.pending(&token).await {
         Ok(Some(pending)) => pending,
-        Ok(None) => return expired(&state, &headers),
+        Ok(None) => return expired(&state, &headers, &token).await,
         Err(error) => return ApiError::from(error).into_response(),
     };
     if wants_json(&headers) {
@@ -310,7 +319,7 @@ pub(super) async fn confirm(
     };
     let verified = match state.verifications.consume(&token).await {
         Ok(Some(verified)) => verified,
-        Ok(None) => return expired(&state, &headers),
+        Ok(None) => return expired(&state, &headers, &token).await,
         Err(error) => return ApiError::from(error).into_response(),
     };
     if state.callbacks {

@@ -24,8 +24,11 @@ pub enum PageKind<'a> {
         /// Where to continue.
         continue_to: Option<&'a str>,
     },
-    /// The token is unknown, expired or used (410).
-    Expired,
+    /// The token is unknown, expired or used (410), with a way back when one is known.
+    Expired {
+        /// The return URL's origin, when allowed.
+        back: Option<&'a str>,
+    },
     /// The link is malformed (400).
     Invalid,
 }
@@ -77,12 +80,12 @@ impl Renderer {
                 None,
                 *continue_to,
             ),
-            PageKind::Expired => (
+            PageKind::Expired { back } => (
                 t.text("page-expired-title", &[])?,
                 t.text("page-expired-body", &[])?,
-                String::new(),
+                t.text("page-back", &[])?,
                 None,
-                None,
+                *back,
             ),
             PageKind::Invalid => (
                 t.text("page-invalid-title", &[])?,

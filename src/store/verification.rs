@@ -8,6 +8,7 @@
 //! of one link make exactly one success.
 //!
 //! Keys: `P:{verify}:t:SHA256` (hash), `P:{verify}:a:EMAIL` (the address's live token),
+//! `P:{verify}:used:SHA256` (a spent token's return URL, until the link would have expired),
 //! `P:{verify}:addr:EMAIL` (hash with `verified_at`), and the stream `P:events`.
 
 use std::collections::BTreeMap;
@@ -127,7 +128,13 @@ local found = redis.call('HMGET', KEYS[1], 'email', 'locale', 'return_url', 'met
 if not found[1] then
   return false
 end
+local left = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
+-- Remember, for the rest of the link's life, where a person who opens it again could go back to.
+if found[3] ~= '' and left > 0 then
+  redis.call('HSET', KEYS[3], 'return_url', found[3], 'locale', found[2])
+  redis.call('PEXPIRE', KEYS[3], left)
+end
 local pointer = ARGV[2] .. string.lower(found[1])
 if redis.call('GET', pointer) == ARGV[1] then
   redis.call('DEL', pointer)
@@ -159,6 +166,10 @@ impl Verifications {
 
     fn token_key(&self, digest: &str) -> String {
         format!("{}:{{verify}}:t:{digest}", self.prefix)
+    }
+
+    fn used_key(&self, digest: &str) -> String {
+        format!("{}:{{verify}}:used:{digest}", self.prefix)
     }
 
     fn token_prefix(&self) -> String {
@@ -251,6 +262,7 @@ impl Verifications {
         let found: Option<(String, String, String, String)> = Script::new(CONSUME)
             .key(self.token_key(&token.digest()))
             .key(self.events_key())
+            .key(self.used_key(&token.digest()))
             .arg(token.digest())
             .arg(format!("{}:{{verify}}:a:", self.prefix))
             .arg(self.address_prefix())
@@ -266,6 +278,23 @@ impl Verifications {
             return_url: present(return_url),
             metadata: serde_json::from_str(&metadata).unwrap_or_default(),
         }))
+    }
+
+    /// For a token already spent (and not yet past its expiry): the return URL and locale of
+    /// its request, so that opening the link again can offer a way back.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn spent(
+        &self,
+        token: &Token,
+    ) -> redis::RedisResult<Option<(String, Option<String>)>> {
+        let (return_url, locale): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.used_key(&token.digest()))
+            .arg(&["return_url", "locale"])
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(return_url.map(|url| (url, locale.filter(|l| !l.is_empty()))))
     }
 
     /// Whether `email` is verified.
