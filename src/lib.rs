@@ -1,5 +1,7 @@
-//! mailroom: an email microservice. Producers push jobs onto Redis-backed apalis queues;
-//! worker processes run them.
+//! mailroom: an email microservice. Producers push jobs onto Redis-backed apalis queues
+//! ([`queue`]); worker processes ([`worker`]) render them ([`render`]) and send them through a
+//! provider ([`providers`]); a small axum service ([`http`]) takes requests, serves the
+//! verification pages and reports status ([`store`]). `main.rs` only wires these together.
 
 pub mod bench;
 pub mod cli;

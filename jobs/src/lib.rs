@@ -1,7 +1,9 @@
 //! `mailroom-jobs`: what a service needs to hand work to mailroom's workers.
 //!
 //! - [`Job`]: the trait every payload implements (its queue name and its own validity check).
-//! - [`payloads`]: the payload types themselves, plain serde data.
+//! - The payloads, plain serde data: [`email`] (`SendEmail`, the message and its checks),
+//!   [`templates`] (the data each template takes), [`verification`] (`SendVerification`,
+//!   `DeliverEvent`) and [`payloads`] (`Noop`).
 //! - [`QueueKeys`]: the Redis key schema of one queue, the contract shared by producers and workers.
 //! - [`Producer`]: pushes jobs from a Rust service, atomically and idempotently.
 //!
