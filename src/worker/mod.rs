@@ -133,9 +133,28 @@ type StopSignal = futures::future::Map<
 >;
 type WorkerRun = BoxFuture<'static, Result<(), WorkerError>>;
 
-// The workers are built in plain functions that return boxed futures: apalis's catch-panic
-// layer holds a higher-ranked function pointer, and keeping the built worker inside `run`'s
-// own async state would make `run` unusable with `tokio::spawn` (rustc cannot prove it Send).
+/// Builds one queue's apalis worker with mailroom's layers (concurrency, timeout, tracing,
+/// catch-panic, in that order) and returns its run as a boxed future.
+///
+/// A macro rather than a generic function: apalis's builder types change with every layer,
+/// and spelling their bounds out would be longer than the builder. It expands inside plain
+/// functions on purpose: apalis's catch-panic layer holds a higher-ranked function pointer, and
+/// a built worker kept in `run`'s own async state would make `run` unusable with
+/// `tokio::spawn` (rustc cannot prove it Send).
+macro_rules! worker {
+    ($job:ty, $name:expr, $queue:expr, $options:expr, $stop:expr, $handler:expr $(, data = $data:expr)?) => {
+        WorkerBuilder::new(format!("{}/{}", $name, <$job>::QUEUE))
+            .backend($queue.backend())
+            $(.data($data))?
+            .concurrency($options.concurrency)
+            .timeout($options.job_timeout)
+            .enable_tracing()
+            .catch_panic()
+            .build($handler)
+            .run_until($stop)
+            .boxed()
+    };
+}
 
 fn email_worker(
     name: &str,
@@ -144,16 +163,15 @@ fn email_worker(
     options: WorkerOptions,
     stop: StopSignal,
 ) -> WorkerRun {
-    WorkerBuilder::new(format!("{name}/{}", SendEmail::QUEUE))
-        .backend(queue.backend())
-        .data(mailer)
-        .concurrency(options.concurrency)
-        .timeout(options.job_timeout)
-        .enable_tracing()
-        .catch_panic()
-        .build(send_email)
-        .run_until(stop)
-        .boxed()
+    worker!(
+        SendEmail,
+        name,
+        queue,
+        options,
+        stop,
+        send_email,
+        data = mailer
+    )
 }
 
 fn verification_worker(
@@ -163,16 +181,15 @@ fn verification_worker(
     options: WorkerOptions,
     stop: StopSignal,
 ) -> WorkerRun {
-    WorkerBuilder::new(format!("{name}/{}", SendVerification::QUEUE))
-        .backend(queue.backend())
-        .data(mailer)
-        .concurrency(options.concurrency)
-        .timeout(options.job_timeout)
-        .enable_tracing()
-        .catch_panic()
-        .build(send_verification)
-        .run_until(stop)
-        .boxed()
+    worker!(
+        SendVerification,
+        name,
+        queue,
+        options,
+        stop,
+        send_verification,
+        data = mailer
+    )
 }
 
 fn event_worker(
@@ -182,16 +199,15 @@ fn event_worker(
     options: WorkerOptions,
     stop: StopSignal,
 ) -> WorkerRun {
-    WorkerBuilder::new(format!("{name}/{}", DeliverEvent::QUEUE))
-        .backend(queue.backend())
-        .data(callbacks)
-        .concurrency(options.concurrency)
-        .timeout(options.job_timeout)
-        .enable_tracing()
-        .catch_panic()
-        .build(deliver_event)
-        .run_until(stop)
-        .boxed()
+    worker!(
+        DeliverEvent,
+        name,
+        queue,
+        options,
+        stop,
+        deliver_event,
+        data = callbacks
+    )
 }
 
 fn noop_worker(
@@ -200,15 +216,7 @@ fn noop_worker(
     options: WorkerOptions,
     stop: StopSignal,
 ) -> WorkerRun {
-    WorkerBuilder::new(format!("{name}/{}", Noop::QUEUE))
-        .backend(queue.backend())
-        .concurrency(options.concurrency)
-        .timeout(options.job_timeout)
-        .enable_tracing()
-        .catch_panic()
-        .build(run_noop)
-        .run_until(stop)
-        .boxed()
+    worker!(Noop, name, queue, options, stop, run_noop)
 }
 
 /// Drives a worker future to its end: an error or an end before any shutdown request is a
