@@ -45,7 +45,7 @@ pub struct QueueBackend<J> {
     fetch: Option<Fetch<J>>,
     blocking: Option<MultiplexedConnection>,
     closing: CancellationToken,
-    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    heartbeat_started: bool,
     close: Option<BoxFuture<'static, ()>>,
     _job: PhantomData<fn() -> J>,
 }
@@ -68,17 +68,22 @@ impl<J: Job> QueueBackend<J> {
             fetch: None,
             blocking: None,
             closing: CancellationToken::new(),
-            heartbeat: None,
+            heartbeat_started: false,
             close: None,
             _job: PhantomData,
         }
     }
 
     fn start_heartbeat(&mut self) {
-        if self.heartbeat.is_none() {
+        if !self.heartbeat_started {
+            self.heartbeat_started = true;
             let shared = self.shared.clone();
             let stop = self.closing.clone();
-            self.heartbeat = Some(tokio::spawn(heartbeat(shared, stop)));
+            // Kept in the shared state, so that whoever stops the worker last (a graceful close
+            // here, or `release_all` after an abort) can wait for its final deregistration.
+            self.shared
+                .heartbeat
+                .set(tokio::spawn(heartbeat(shared, stop)));
         }
     }
 }
@@ -140,14 +145,11 @@ impl<J: Job> Backend for QueueBackend<J> {
                 .drain(..)
                 .filter_map(|task| task.ctx().data().get::<Lease>().cloned())
                 .collect();
-            let heartbeat = self.heartbeat.take();
             async move {
                 if let Err(error) = shared.release(&unstarted).await {
                     tracing::warn!(%error, "could not return unstarted jobs; their leases will expire");
                 }
-                if let Some(heartbeat) = heartbeat {
-                    let _ = heartbeat.await;
-                }
+                shared.heartbeat.stopped().await;
             }
             .boxed()
         });

@@ -54,6 +54,25 @@ impl Leases {
     }
 }
 
+/// The heartbeat task of a worker, once started.
+#[derive(Debug, Default)]
+pub(super) struct HeartbeatHandle(Mutex<Option<tokio::task::JoinHandle<()>>>);
+
+impl HeartbeatHandle {
+    pub(super) fn set(&self, handle: tokio::task::JoinHandle<()>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    }
+
+    /// Waits for the heartbeat to finish (it deregisters the worker as it ends). Its stop token
+    /// must already be cancelled.
+    pub(super) async fn stopped(&self) {
+        let handle = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+}
+
 /// Renews leases and marks the worker alive until `stop` is cancelled, then deregisters it.
 pub(super) async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
     let every = (shared.config.lease / 3).max(Duration::from_millis(100));

@@ -139,6 +139,7 @@ struct Shared {
     scripts: Scripts,
     leases: Leases,
     settler: Settler,
+    heartbeat: lease::HeartbeatHandle,
 }
 
 impl<J: Job> RedisQueue<J> {
@@ -160,6 +161,7 @@ impl<J: Job> RedisQueue<J> {
             shared: Arc::new(Shared {
                 keys,
                 settler,
+                heartbeat: lease::HeartbeatHandle::default(),
                 client,
                 conn,
                 config,
@@ -188,7 +190,11 @@ impl<J: Job> RedisQueue<J> {
     /// When Redis does not answer; the leases then expire by themselves.
     pub async fn release_all(&self) -> Result<usize, SettleError> {
         let held = self.shared.leases.drain();
-        self.shared.release(&held).await
+        let released = self.shared.release(&held).await;
+        // The aborted backend cancelled its heartbeat as it was dropped; wait for the final beat
+        // to deregister the worker, so that nothing of this worker outlives the process.
+        self.shared.heartbeat.stopped().await;
+        released
     }
 }
 
