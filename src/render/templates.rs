@@ -34,7 +34,8 @@ pub(crate) struct Unsubscribe<'a> {
     pub(crate) label: String,
 }
 
-/// Copy of `verification` and `password_reset`.
+/// Copy of `verification` and `password_reset`: both send a link that expires, so they share
+/// one pair of templates (`link.html`, `link.txt`) and differ only in their copy.
 #[derive(Debug)]
 pub(crate) struct LinkCopy {
     pub(crate) heading: String,
@@ -90,8 +91,8 @@ macro_rules! pair {
 pair!(
     VerificationHtml,
     VerificationText,
-    "verification.html",
-    "verification.txt",
+    "link.html",
+    "link.txt",
     VerificationData,
     LinkCopy
 );
@@ -106,8 +107,8 @@ pair!(
 pair!(
     PasswordResetHtml,
     PasswordResetText,
-    "password_reset.html",
-    "password_reset.txt",
+    "link.html",
+    "link.txt",
     PasswordResetData,
     LinkCopy
 );

@@ -153,6 +153,9 @@ fn now() -> String {
 pub struct Verifications {
     conn: ConnectionManager,
     prefix: String,
+    issue: Script,
+    invalidate: Script,
+    consume: Script,
 }
 
 impl Verifications {
@@ -161,6 +164,9 @@ impl Verifications {
         Self {
             conn,
             prefix: prefix.into(),
+            issue: Script::new(ISSUE),
+            invalidate: Script::new(INVALIDATE),
+            consume: Script::new(CONSUME),
         }
     }
 
@@ -194,7 +200,8 @@ impl Verifications {
     /// # Errors
     /// When Redis does not answer.
     pub async fn invalidate(&self, email: &str) -> redis::RedisResult<()> {
-        let _: i64 = Script::new(INVALIDATE)
+        let _: i64 = self
+            .invalidate
             .key(self.live_key(email))
             .arg(self.token_prefix())
             .invoke_async(&mut self.conn.clone())
@@ -218,7 +225,8 @@ impl Verifications {
     ) -> redis::RedisResult<()> {
         let digest = token.digest();
         let metadata = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned());
-        let _: i64 = Script::new(ISSUE)
+        let _: i64 = self
+            .issue
             .key(self.token_key(&digest))
             .key(self.live_key(email))
             .arg(&digest)
@@ -259,7 +267,8 @@ impl Verifications {
     /// When Redis does not answer.
     pub async fn consume(&self, token: &Token) -> redis::RedisResult<Option<Verified>> {
         let verified_at = now();
-        let found: Option<(String, String, String, String)> = Script::new(CONSUME)
+        let found: Option<(String, String, String, String)> = self
+            .consume
             .key(self.token_key(&token.digest()))
             .key(self.events_key())
             .key(self.used_key(&token.digest()))
