@@ -111,6 +111,26 @@ impl ApiError {
         .field("Idempotency-Key")
     }
 
+    /// 400: a verification link's token is missing or malformed.
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "the link's token is missing or malformed",
+        )
+        .field("token")
+    }
+
+    /// 410: a verification link's token is unknown, expired or already used.
+    pub fn token_gone() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "token_expired_or_used",
+            "the link has expired or was already used",
+        )
+        .field("token")
+    }
+
     /// 429: over a rate limit; try again after `retry_after` seconds.
     pub fn rate_limited(what: &str, retry_after: u64) -> Self {
         Self {

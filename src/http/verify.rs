@@ -223,12 +223,9 @@ fn page(
     response
 }
 
-fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response {
-    let mut response = (
-        status,
-        Json(serde_json::json!({"error": {"code": code, "message": message, "field": "token"}})),
-    )
-        .into_response();
+/// An error answer in the API's one shape, never cached (the request carried a token).
+fn json_error(error: ApiError) -> Response {
+    let mut response = error.into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -237,11 +234,7 @@ fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response
 
 fn invalid(state: &AppState, headers: &HeaderMap) -> Response {
     if wants_json(headers) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "the link's token is missing or malformed",
-        );
+        return json_error(ApiError::invalid_token());
     }
     page(
         state,
@@ -255,11 +248,7 @@ fn invalid(state: &AppState, headers: &HeaderMap) -> Response {
 /// origin, when allowed, is offered as the way back.
 async fn expired(state: &AppState, headers: &HeaderMap, token: &Token) -> Response {
     if wants_json(headers) {
-        return json_error(
-            StatusCode::GONE,
-            "token_expired_or_used",
-            "the link has expired or was already used",
-        );
+        return json_error(ApiError::token_gone());
     }
     let spent = state.verifications.spent(token).await.ok().flatten();
     let back = spent
