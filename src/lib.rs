@@ -14,4 +14,5 @@ pub mod render;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod validation;
 pub mod worker;

@@ -208,18 +208,14 @@ fn fail(field: impl Into<String>, message: impl Into<String>) -> Result<(), Fiel
     })
 }
 
-/// The address syntax accepted for sending: a dot-atom-ish local part, a domain with a TLD,
-/// no display text, no IP literals.
+/// Whether `address` is one mailroom can send to ([`crate::address::parse`]).
+///
+/// # Errors
+/// A sentence naming the address and what is wrong with it.
 pub fn check_address(address: &str) -> Result<(), String> {
-    let options = email_address::Options::default()
-        .with_required_tld()
-        .without_display_text();
-    if address.starts_with('"') {
-        return Err("quoted local parts are not accepted for sending".to_owned());
-    }
-    email_address::EmailAddress::parse_with_options(address, options)
+    crate::address::parse(address)
         .map(|_| ())
-        .map_err(|e| format!("{address:?} is not a valid email address ({e})"))
+        .map_err(|e| format!("{address:?} is not an address mailroom can send to: {e}"))
 }
 
 fn has_line_break(value: &str) -> bool {

@@ -10,6 +10,7 @@
 //! Services in other languages push through mailroom's HTTP API or with the Redis commands
 //! documented in the README ("Enqueueing from another language"); both end in the same layout.
 
+pub mod address;
 pub mod email;
 mod keys;
 pub mod payloads;

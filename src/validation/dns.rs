@@ -1,0 +1,239 @@
+//! Does the domain accept mail? MX, then A/AAAA as the implicit MX (RFC 5321 §5.1), a null MX
+//! (RFC 7505), NXDOMAIN; answers cached in Redis per domain for every process.
+//!
+//! A lookup that times out or fails (SERVFAIL, refused, no route) is *unanswered*: it says
+//! nothing about the domain, so it is never cached and never makes an address invalid.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, rdata::MX};
+use hickory_resolver::{Resolver, TokioResolver};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+/// What DNS said about a domain's mail hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DnsCheck {
+    /// The domain has MX records naming a host.
+    pub mx: bool,
+    /// The domain has an A or AAAA record; looked up only when it has no MX (the implicit MX).
+    pub a: bool,
+    /// The domain publishes a null MX (RFC 7505): it accepts no mail.
+    pub null_mx: bool,
+    /// The domain exists (not NXDOMAIN).
+    pub exists: bool,
+}
+
+impl DnsCheck {
+    /// Whether mail to the domain has somewhere to go.
+    pub fn accepts_mail(self) -> bool {
+        self.exists && !self.null_mx && (self.mx || self.a)
+    }
+}
+
+/// A lookup's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsAnswer {
+    Answered(DnsCheck),
+    /// Timed out or failed: unknown.
+    Unanswered,
+}
+
+/// DNS settings.
+#[derive(Clone, Debug)]
+pub struct DnsSettings {
+    /// The resolver to ask; `None` reads the system's (`/etc/resolv.conf`).
+    pub resolver: Option<SocketAddr>,
+    pub timeout: Duration,
+    pub positive_ttl: Duration,
+    pub negative_ttl: Duration,
+}
+
+/// A resolver and the shared Redis cache in front of it.
+#[derive(Clone)]
+pub struct DomainChecker {
+    resolver: TokioResolver,
+    redis: ConnectionManager,
+    prefix: String,
+    settings: DnsSettings,
+}
+
+impl std::fmt::Debug for DomainChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DomainChecker")
+            .field("prefix", &self.prefix)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many domains a batch resolves at once.
+const PARALLEL_LOOKUPS: usize = 32;
+
+impl DomainChecker {
+    /// # Errors
+    /// When the system resolver configuration cannot be read.
+    pub fn new(
+        settings: DnsSettings,
+        redis: ConnectionManager,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let mut options = ResolverOpts::default();
+        // One attempt per lookup, so the configured timeout is the whole wait.
+        options.timeout = settings.timeout;
+        options.attempts = 1;
+        let builder = match settings.resolver {
+            Some(address) => {
+                let mut server = NameServerConfig::udp_and_tcp(address.ip());
+                for connection in &mut server.connections {
+                    connection.port = address.port();
+                }
+                let config = ResolverConfig::from_name_servers(vec![server]);
+                Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+            }
+            None => TokioResolver::builder_tokio()?,
+        };
+        let resolver = builder.with_options(options).build()?;
+        Ok(Self {
+            resolver,
+            redis,
+            prefix: prefix.to_owned(),
+            settings,
+        })
+    }
+
+    fn key(&self, ascii_domain: &str) -> String {
+        format!("{}:dns:{ascii_domain}", self.prefix)
+    }
+
+    /// Answers for each of `domains` (ASCII, lower-case, deduplicated by the caller): one Redis
+    /// round trip for the cached ones, parallel lookups for the rest.
+    ///
+    /// # Errors
+    /// Only when Redis fails; DNS failures are [`DnsAnswer::Unanswered`].
+    pub async fn check_all(
+        &self,
+        domains: &[String],
+    ) -> redis::RedisResult<HashMap<String, DnsAnswer>> {
+        let mut answers = HashMap::with_capacity(domains.len());
+        if domains.is_empty() {
+            return Ok(answers);
+        }
+        let keys: Vec<String> = domains.iter().map(|d| self.key(d)).collect();
+        let mut redis = self.redis.clone();
+        let cached: Vec<Option<String>> = redis.mget(&keys).await?;
+        let mut misses = Vec::new();
+        for (domain, cached) in domains.iter().zip(cached) {
+            match cached.and_then(|c| serde_json::from_str::<DnsCheck>(&c).ok()) {
+                Some(check) => {
+                    answers.insert(domain.clone(), DnsAnswer::Answered(check));
+                }
+                None => misses.push(domain.clone()),
+            }
+        }
+        let looked_up: Vec<(String, DnsAnswer)> = futures::stream::iter(misses)
+            .map(|domain| async move {
+                let answer = self.lookup(&domain).await;
+                (domain, answer)
+            })
+            .buffer_unordered(PARALLEL_LOOKUPS)
+            .collect()
+            .await;
+        let mut pipe = redis::pipe();
+        for (domain, answer) in &looked_up {
+            if let DnsAnswer::Answered(check) = answer {
+                let ttl = if check.accepts_mail() {
+                    self.settings.positive_ttl
+                } else {
+                    self.settings.negative_ttl
+                };
+                let json = serde_json::to_string(check).unwrap_or_default();
+                pipe.set_ex(self.key(domain), json, ttl.as_secs().max(1))
+                    .ignore();
+            }
+        }
+        if !looked_up.is_empty() {
+            pipe.query_async::<()>(&mut redis).await?;
+        }
+        answers.extend(looked_up);
+        Ok(answers)
+    }
+
+    /// One domain, straight from DNS (no cache).
+    pub async fn lookup(&self, ascii_domain: &str) -> DnsAnswer {
+        // The trailing dot makes the name absolute: no search domains are tried.
+        let name = format!("{ascii_domain}.");
+        match self.resolver.mx_lookup(name.as_str()).await {
+            Ok(mx) => {
+                let hosts: Vec<&MX> = mx
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(host) => Some(host),
+                        _ => None,
+                    })
+                    .collect();
+                if hosts.is_empty() {
+                    return self.implicit_mx(&name).await;
+                }
+                // RFC 7505: a single MX of preference 0 naming the root.
+                let null_mx = hosts.len() == 1 && hosts[0].exchange.is_root();
+                DnsAnswer::Answered(DnsCheck {
+                    mx: !null_mx,
+                    a: false,
+                    null_mx,
+                    exists: true,
+                })
+            }
+            Err(e) if e.is_nx_domain() => DnsAnswer::Answered(DnsCheck {
+                mx: false,
+                a: false,
+                null_mx: false,
+                exists: false,
+            }),
+            Err(e) if is_no_data(&e) => self.implicit_mx(&name).await,
+            Err(e) => {
+                tracing::debug!(domain = ascii_domain, error = %e, "MX lookup unanswered");
+                DnsAnswer::Unanswered
+            }
+        }
+    }
+
+    async fn implicit_mx(&self, name: &str) -> DnsAnswer {
+        match self.resolver.lookup_ip(name).await {
+            Ok(ips) => DnsAnswer::Answered(DnsCheck {
+                mx: false,
+                a: ips.iter().next().is_some(),
+                null_mx: false,
+                exists: true,
+            }),
+            Err(e) if e.is_nx_domain() || is_no_data(&e) => DnsAnswer::Answered(DnsCheck {
+                mx: false,
+                a: false,
+                null_mx: false,
+                exists: !e.is_nx_domain(),
+            }),
+            Err(e) => {
+                tracing::debug!(name, error = %e, "A/AAAA lookup unanswered");
+                DnsAnswer::Unanswered
+            }
+        }
+    }
+}
+
+/// NOERROR with no records of the asked type: the name exists, the record does not.
+fn is_no_data(error: &NetError) -> bool {
+    use hickory_resolver::net::DnsError;
+    matches!(
+        error,
+        NetError::Dns(DnsError::NoRecordsFound(no)) if no.response_code == ResponseCode::NoError
+    )
+}
