@@ -119,6 +119,20 @@ pub struct Settings {
     /// `MAILROOM_ALLOWED_REDIRECT_ORIGINS`: comma-separated origins a confirmed person may be
     /// sent on to (`https://app.example.com`).
     pub allowed_redirect_origins: String,
+    /// `MAILROOM_DNS_RESOLVER`: the DNS server address validation asks (`ip` or `ip:port`);
+    /// unset, the system's (`/etc/resolv.conf`).
+    pub dns_resolver: Option<String>,
+    /// `MAILROOM_DNS_TIMEOUT_MS`: how long one DNS lookup may take before it counts as unanswered.
+    pub dns_timeout_ms: u64,
+    /// `MAILROOM_DNS_CACHE_SECS`: how long a domain that accepts mail stays cached in Redis.
+    pub dns_cache_secs: u64,
+    /// `MAILROOM_DNS_NEGATIVE_CACHE_SECS`: how long a domain that does not stays cached.
+    pub dns_negative_cache_secs: u64,
+    /// `MAILROOM_DISPOSABLE_ALLOW`: comma-separated domains never treated as disposable.
+    pub disposable_allow: String,
+    /// `MAILROOM_DISPOSABLE_DENY`: comma-separated domains treated as disposable, on top of the
+    /// compiled-in list.
+    pub disposable_deny: String,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -183,6 +197,12 @@ impl Default for Settings {
             verify_rate_per_address: 5,
             verify_rate_per_key: 10_000,
             allowed_redirect_origins: String::new(),
+            dns_resolver: None,
+            dns_timeout_ms: 2000,
+            dns_cache_secs: 3600,
+            dns_negative_cache_secs: 300,
+            disposable_allow: String::new(),
+            disposable_deny: String::new(),
         }
     }
 }
@@ -222,7 +242,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 8] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
             ("fetch_batch", self.fetch_batch as u64, 1, 1000),
@@ -231,6 +251,14 @@ impl Settings {
             ("retention_secs", self.retention_secs, 1, 365 * 24 * 3600),
             ("job_timeout_secs", self.job_timeout_secs, 1, 24 * 3600),
             ("verify_ttl", self.verify_ttl, 60, 7 * 24 * 3600),
+            ("dns_timeout_ms", self.dns_timeout_ms, 10, 60_000),
+            ("dns_cache_secs", self.dns_cache_secs, 1, 7 * 24 * 3600),
+            (
+                "dns_negative_cache_secs",
+                self.dns_negative_cache_secs,
+                1,
+                24 * 3600,
+            ),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -249,6 +277,7 @@ impl Settings {
             )
         })?;
         self.default_from()?;
+        self.dns_settings()?;
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
@@ -295,6 +324,49 @@ impl Settings {
             postal_address: self.postal_address.clone(),
         };
         crate::render::Renderer::new(brand, &self.default_locale)
+    }
+
+    /// The DNS settings of address validation.
+    ///
+    /// # Errors
+    /// When `dns_resolver` is not an IP address, with or without a port.
+    pub fn dns_settings(&self) -> anyhow::Result<crate::validation::DnsSettings> {
+        let resolver = match self.dns_resolver.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<std::net::SocketAddr>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "dns_resolver {text:?} is not an IP address such as 9.9.9.9 or 127.0.0.1:5353"
+                        )
+                    })?,
+            ),
+        };
+        Ok(crate::validation::DnsSettings {
+            resolver,
+            timeout: Duration::from_millis(self.dns_timeout_ms),
+            positive_ttl: Duration::from_secs(self.dns_cache_secs),
+            negative_ttl: Duration::from_secs(self.dns_negative_cache_secs),
+        })
+    }
+
+    /// The offline validator: the disposable list with the operator's allow and deny lists.
+    pub fn validator(&self) -> crate::validation::Validator {
+        let split = |list: &str| -> Vec<String> {
+            list.split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        crate::validation::Validator {
+            disposable: crate::validation::DisposablePolicy::new(
+                &split(&self.disposable_allow),
+                &split(&self.disposable_deny),
+            ),
+            suggester: crate::validation::Suggester::mailroom(),
+        }
     }
 
     /// The allowed redirect origins, each as `scheme://host[:port]`, lower-cased.

@@ -14,6 +14,7 @@ mod health;
 mod metrics;
 pub mod openapi;
 mod render;
+mod validations;
 mod verify;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -35,6 +36,7 @@ use crate::{
     config::Settings,
     render::Renderer,
     store::{RateLimiter, StatusStore, Verifications},
+    validation::{DomainChecker, Validator},
 };
 use auth::ApiKeys;
 
@@ -67,6 +69,10 @@ pub struct AppState {
     pub verify_rates: (u64, u64),
     /// Whether `email.verified` events are also delivered to a callback URL.
     pub callbacks: bool,
+    /// Address validation's offline checks.
+    pub validator: Arc<Validator>,
+    /// Address validation's DNS lookups and their Redis cache.
+    pub domains: DomainChecker,
 }
 
 /// Whether the API demands keys.
@@ -123,6 +129,8 @@ impl AppState {
                 .verify_callback_url
                 .as_deref()
                 .is_some_and(|u| !u.is_empty()),
+            validator: Arc::new(settings.validator()),
+            domains: DomainChecker::new(settings.dns_settings()?, conn, &settings.redis_prefix)?,
         })
     }
 }
@@ -134,6 +142,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/emails/{id}", get(emails::status))
         .route("/v1/render", post(render::render))
         .route("/v1/verifications", post(verify::issue))
+        .route("/v1/validations/email", post(validations::one))
+        .route("/v1/validations/batch", post(validations::batch))
         .route(
             "/v1/addresses/{email}",
             get(verify::address).delete(verify::clear),

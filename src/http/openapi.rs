@@ -6,14 +6,14 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{emails, error, health, metrics, render, verify};
+use super::{emails, error, health, metrics, render, validations, verify};
 use crate::store;
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, health::healthz, health::readyz, metrics::metrics),
+    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, health::healthz, health::readyz, metrics::metrics),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
@@ -23,6 +23,14 @@ use crate::store;
         render::RenderRequest,
         verify::VerificationRequest,
         verify::VerificationIssued,
+        validations::ValidationRequest,
+        validations::BatchRequest,
+        validations::BatchResults,
+        crate::validation::Validation,
+        crate::validation::Verdict,
+        crate::validation::Checks,
+        crate::validation::DnsCheck,
+        crate::validation::Reason,
         crate::store::AddressStatus,
         crate::render::Rendered,
         store::StatusRecord,

@@ -90,6 +90,9 @@ impl DomainChecker {
         // One attempt per lookup, so the configured timeout is the whole wait.
         options.timeout = settings.timeout;
         options.attempts = 1;
+        // Redis is the cache, shared by every process and with mailroom's own TTLs; a second,
+        // per-process cache would keep answers past them.
+        options.cache_size = 0;
         let builder = match settings.resolver {
             Some(address) => {
                 let mut server = NameServerConfig::udp_and_tcp(address.ip());
@@ -148,6 +151,7 @@ impl DomainChecker {
             .collect()
             .await;
         let mut pipe = redis::pipe();
+        let mut cached_any = false;
         for (domain, answer) in &looked_up {
             if let DnsAnswer::Answered(check) = answer {
                 let ttl = if check.accepts_mail() {
@@ -158,9 +162,10 @@ impl DomainChecker {
                 let json = serde_json::to_string(check).unwrap_or_default();
                 pipe.set_ex(self.key(domain), json, ttl.as_secs().max(1))
                     .ignore();
+                cached_any = true;
             }
         }
-        if !looked_up.is_empty() {
+        if cached_any {
             pipe.query_async::<()>(&mut redis).await?;
         }
         answers.extend(looked_up);

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod app;
+pub mod dns;
 
 use std::{
     future::Future,
