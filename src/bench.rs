@@ -143,11 +143,7 @@ async fn run<J: Job>(
     concurrency: usize,
     env: &[(&str, &str)],
 ) -> anyhow::Result<Report> {
-    let prefix = format!(
-        "{}-bench-{}",
-        settings.redis_prefix,
-        uuid::Uuid::now_v7().simple()
-    );
+    let prefix = bench_prefix(settings);
     let conn = ConnectionManager::new(settings.redis_client()?).await?;
     let producer = Producer::new(conn.clone(), prefix.clone());
     let result = measure(
@@ -281,6 +277,68 @@ fn ms_f(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Starts `mailroom serve` on a free port with `prefix` and the API key `bench-key` (plus
+/// `env`), and waits until it answers.
+async fn start_server(
+    prefix: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(tokio::process::Child, String, reqwest::Client)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
+    let server = tokio::process::Command::new(exe)
+        .arg("serve")
+        .env("MAILROOM_REDIS_PREFIX", prefix)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MAILROOM_API_KEYS", BENCH_KEY)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start mailroom serve")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            return Ok((server, base, client));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("mailroom serve did not start")
+}
+
+/// A fresh key prefix for one benchmark run, deleted at its end.
+fn bench_prefix(settings: &Settings) -> String {
+    format!(
+        "{}-bench-{}",
+        settings.redis_prefix,
+        uuid::Uuid::now_v7().simple()
+    )
+}
+
+/// Stops the server, deletes the run's keys, and returns the latencies' median and 99th
+/// percentile (sorting them).
+async fn wind_up(
+    mut server: tokio::process::Child,
+    conn: ConnectionManager,
+    prefix: &str,
+    latencies: &mut [Duration],
+) -> anyhow::Result<(Duration, Duration)> {
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    delete_prefix(conn, prefix).await?;
+    if latencies.is_empty() {
+        bail!("nothing was measured");
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok((at(0.50), at(0.99)))
+}
+
+const BENCH_KEY: &str = "bench-key";
+
 /// `bench verify`: issues `count` tokens, starts `mailroom serve`, and confirms each once with
 /// `concurrency` connections, measuring the rate and the latency.
 ///
@@ -298,11 +356,7 @@ pub async fn verify(
 
     use crate::store::{Token, Verifications};
 
-    let prefix = format!(
-        "{}-bench-{}",
-        settings.redis_prefix,
-        uuid::Uuid::now_v7().simple()
-    );
+    let prefix = bench_prefix(settings);
     let conn = ConnectionManager::new(settings.redis_client()?).await?;
     let store = Verifications::new(conn.clone(), prefix.clone());
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -321,34 +375,7 @@ pub async fn verify(
             .await?;
         tokens.push(token.expose().to_owned());
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
-    let mut server = tokio::process::Command::new(exe)
-        .arg("serve")
-        .env("MAILROOM_REDIS_PREFIX", &prefix)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAILROOM_API_KEYS", "bench-key")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start mailroom serve")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let ready = async {
-        for _ in 0..200 {
-            if client.get(format!("{base}/healthz")).send().await.is_ok() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        false
-    };
-    if !ready.await {
-        bail!("mailroom serve did not start");
-    }
+    let (server, base, client) = start_server(&prefix, &[]).await?;
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -389,15 +416,136 @@ pub async fn verify(
         latencies.extend(worker.await??);
     }
     let elapsed = started.elapsed();
-    let _ = server.start_kill();
-    let _ = server.wait().await;
-    delete_prefix(conn, &prefix).await?;
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let (p50, p99) = wind_up(server, conn, &prefix, &mut latencies).await?;
     Ok(VerifyReport {
         confirmations: latencies.len(),
         per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50,
+        p99,
+    })
+}
+
+/// What `bench validate` measured.
+#[derive(Debug)]
+pub struct ValidateReport {
+    /// Addresses validated.
+    pub addresses: usize,
+    /// Addresses per second through `POST /v1/validations/batch`.
+    pub per_sec: f64,
+    /// Median latency of one 1,000-address batch.
+    pub p50: Duration,
+    /// 99th percentile latency of a batch.
+    pub p99: Duration,
+}
+
+impl fmt::Display for ValidateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} addresses in batches of {}: {:.0} addresses/s, batch p50 {:.1} ms, p99 {:.1} ms",
+            self.addresses,
+            crate::validation::MAX_BATCH,
+            self.per_sec,
+            ms_f(self.p50),
+            ms_f(self.p99)
+        )
+    }
+}
+
+/// `bench validate`: `batches` requests of 1,000 addresses over 200 domains whose DNS answers
+/// are in the Redis cache, `concurrency` at once, against a `mailroom serve`. The server's
+/// resolver points at a port nobody answers on, so a cache miss would show up as an unanswered
+/// lookup, which fails the run.
+///
+/// # Errors
+/// When Redis fails, the server does not start, or an answer is wrong.
+pub async fn validate(
+    settings: &Settings,
+    batches: usize,
+    concurrency: usize,
+) -> anyhow::Result<ValidateReport> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use crate::validation::{DnsCheck, MAX_BATCH};
+
+    let prefix = bench_prefix(settings);
+    let mut conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let domains: Vec<String> = (0..200)
+        .map(|i| format!("company{i}.example.net"))
+        .collect();
+    let check = serde_json::to_string(&DnsCheck {
+        mx: true,
+        a: false,
+        null_mx: false,
+        exists: true,
+    })?;
+    let mut pipe = redis::pipe();
+    for domain in &domains {
+        pipe.set_ex(format!("{prefix}:dns:{domain}"), &check, 3600)
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "emails": (0..MAX_BATCH)
+            .map(|i| format!("person.{i}@{}", domains[i % domains.len()]))
+            .collect::<Vec<_>>(),
+    }))?;
+    let (server, base, client) = start_server(
+        &prefix,
+        &[
+            ("MAILROOM_DNS_RESOLVER", "127.0.0.1:9"),
+            ("MAILROOM_DNS_TIMEOUT_MS", "50"),
+        ],
+    )
+    .await?;
+    let body = Arc::new(body);
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = format!("{base}/v1/validations/batch");
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (body, next, client, url) =
+                (body.clone(), next.clone(), client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < batches {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(BENCH_KEY)
+                        .header("content-type", "application/json")
+                        .body(body.as_ref().clone())
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("a batch answered {}", response.status());
+                    }
+                    let answer: serde_json::Value = response.json().await?;
+                    latencies.push(sent.elapsed());
+                    let cached = answer["results"].as_array().is_some_and(|r| {
+                        r.len() == MAX_BATCH && r.iter().all(|v| v["checks"]["dns"]["mx"] == true)
+                    });
+                    if !cached {
+                        bail!("a batch came back without every DNS answer from the cache");
+                    }
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(batches);
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let elapsed = started.elapsed();
+    let (p50, p99) = wind_up(server, conn, &prefix, &mut latencies).await?;
+    Ok(ValidateReport {
+        addresses: latencies.len() * MAX_BATCH,
+        per_sec: (latencies.len() * MAX_BATCH) as f64 / elapsed.as_secs_f64(),
+        p50,
+        p99,
     })
 }

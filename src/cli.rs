@@ -76,6 +76,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Validate batches of 1,000 addresses through `POST /v1/validations/batch` on a
+    /// `mailroom serve`, with every domain's DNS answer in the Redis cache.
+    Validate {
+        /// Batches to send.
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 /// How big a benchmark run is.
@@ -249,6 +259,10 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             "{}",
             bench::verify(settings, confirmations, concurrency).await?
         ),
+        BenchCommand::Validate {
+            batches,
+            concurrency,
+        } => println!("{}", bench::validate(settings, batches, concurrency).await?),
     }
     Ok(())
 }

@@ -203,3 +203,25 @@ fn suggestions_replay_mailcheck_and_email_inquire() {
     }
     settle("suggestions", cases.len(), &disagreements);
 }
+
+#[test]
+fn the_compiled_disposable_list_is_the_pinned_shared_copy() {
+    let ours = include_str!("../src/validation/disposable_domains.txt");
+    let full = format!(
+        "{}/../shared/validation/disposable_domains.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let shared = std::fs::read_to_string(full).unwrap();
+    assert!(
+        ours == shared,
+        "refresh src/validation/disposable_domains.txt (README: Lists)"
+    );
+    let policy = mailroom::validation::DisposablePolicy::default();
+    for domain in ours.lines() {
+        assert!(policy.is_disposable(domain), "{domain}");
+    }
+    for domain in ["gmail.com", "example.com", "outlook.com"] {
+        assert!(!policy.is_disposable(domain), "{domain}");
+    }
+    assert_eq!(mailroom::validation::lists::disposable_count(), 8335);
+}

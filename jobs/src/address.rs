@@ -11,7 +11,7 @@
 //! full-width dots mapped, lower-cased) with its ASCII (punycode) form alongside. The rules were
 //! checked against the public suites in `shared/validation` (`tests/validation_conformance.rs`).
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use icu_normalizer::{ComposingNormalizerBorrowed, DecomposingNormalizerBorrowed};
 use icu_properties::{CodePointMapData, props::GeneralCategory};
@@ -372,9 +372,20 @@ fn parse_domain(raw: &str) -> Result<(String, String), SyntaxError> {
         return refuse(C::EmptyDomain, "there is nothing after the '@'");
     }
     let uts46 = Uts46::new();
+    let lower = raw.to_ascii_lowercase();
+    // A plain ASCII host name (nearly every address) maps to its lower-case self under UTS #46;
+    // only the rest pays for the mapping.
+    let plain = lower
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !lower.contains("xn--");
     // Map first (full-width dots and hyphens, case) so the structural checks below see what DNS
     // would see; errors from mapping show up as U+FFFD and are reported after them.
-    let (mapped, mapping) = uts46.to_unicode(raw.as_bytes(), AsciiDenyList::STD3, Hyphens::Allow);
+    let (mapped, mapping) = if plain {
+        (Cow::Borrowed(lower.as_str()), Ok(()))
+    } else {
+        uts46.to_unicode(raw.as_bytes(), AsciiDenyList::STD3, Hyphens::Allow)
+    };
     let labels: Vec<&str> = mapped.split('.').collect();
     if labels.iter().any(|l| l.is_empty()) {
         return refuse(
@@ -421,18 +432,23 @@ fn parse_domain(raw: &str) -> Result<(String, String), SyntaxError> {
             "the domain is not a valid internationalized domain name (IDNA)",
         );
     }
-    let ascii = uts46
-        .to_ascii(
-            mapped.as_bytes(),
-            AsciiDenyList::STD3,
-            Hyphens::Check,
-            DnsLength::Ignore,
-        )
-        .map_err(|_| SyntaxError {
-            code: C::InvalidIdna,
-            message: "the domain is not a valid internationalized domain name (IDNA)".to_owned(),
-        })?
-        .into_owned();
+    let ascii = if plain {
+        lower.clone()
+    } else {
+        uts46
+            .to_ascii(
+                mapped.as_bytes(),
+                AsciiDenyList::STD3,
+                Hyphens::Check,
+                DnsLength::Ignore,
+            )
+            .map_err(|_| SyntaxError {
+                code: C::InvalidIdna,
+                message: "the domain is not a valid internationalized domain name (IDNA)"
+                    .to_owned(),
+            })?
+            .into_owned()
+    };
     if let Some(label) = ascii.split('.').find(|l| l.len() > MAX_LABEL_OCTETS) {
         return refuse(
             C::LabelTooLong,

@@ -178,6 +178,11 @@ impl Suggester {
             if floor > THRESHOLD || best.is_some_and(|(_, d)| floor >= d) {
                 continue;
             }
+            // Each edit changes the byte histogram by at most 2: another cheap lower bound.
+            let floor = histogram_distance(input, candidate).div_ceil(2);
+            if floor > THRESHOLD || best.is_some_and(|(_, d)| floor >= d) {
+                continue;
+            }
             let distance = strsim::osa_distance(input, candidate);
             if best.is_none_or(|(_, d)| distance < d) {
                 best = Some((candidate, distance));
@@ -310,6 +315,18 @@ impl Suggester {
         let only = theirs.next()?;
         theirs.next().is_none().then(|| only.clone())
     }
+}
+
+/// The L1 distance between the byte histograms of `a` and `b` (bytes folded into 64 buckets).
+fn histogram_distance(a: &str, b: &str) -> usize {
+    let mut counts = [0i16; 64];
+    for byte in a.bytes() {
+        counts[usize::from(byte & 63)] += 1;
+    }
+    for byte in b.bytes() {
+        counts[usize::from(byte & 63)] -= 1;
+    }
+    counts.iter().map(|c| c.unsigned_abs() as usize).sum()
 }
 
 #[cfg(test)]
