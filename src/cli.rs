@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mailroom_jobs::{
     DeliverEvent, EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, SendVerification,
+    SendgridEvents,
 };
 
 use crate::{
@@ -21,6 +22,7 @@ pub const QUEUES: &[&str] = &[
     SendEmail::QUEUE,
     SendVerification::QUEUE,
     DeliverEvent::QUEUE,
+    SendgridEvents::QUEUE,
     Noop::QUEUE,
 ];
 

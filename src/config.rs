@@ -133,6 +133,32 @@ pub struct Settings {
     /// `MAILROOM_DISPOSABLE_DENY`: comma-separated domains treated as disposable, on top of the
     /// compiled-in list.
     pub disposable_deny: String,
+    /// `MAILROOM_SENDGRID_WEBHOOK_KEY`: the Event Webhook's public key (base64 DER, from
+    /// SendGrid's settings); POSTs must carry a valid signature.
+    pub sendgrid_webhook_key: Option<String>,
+    /// `MAILROOM_INSECURE_UNSIGNED_WEBHOOKS`: accept unsigned event POSTs when no key is set.
+    #[serde(deserialize_with = "flag")]
+    pub insecure_unsigned_webhooks: bool,
+    /// `MAILROOM_WEBHOOK_TOLERANCE_SECS`: how far a signed timestamp may be from now.
+    pub webhook_tolerance_secs: u64,
+    /// `MAILROOM_EVENT_RETENTION_SECS`: how long timelines and delivery statuses are kept.
+    pub event_retention_secs: u64,
+    /// `MAILROOM_TRANSACTIONAL_CATEGORIES`: comma-separated categories sent even to suppressed
+    /// addresses (password resets, security alerts).
+    pub transactional_categories: String,
+    /// `MAILROOM_INBOUND_USER` / `MAILROOM_INBOUND_PASSWORD`: basic auth of the Inbound Parse URL.
+    pub inbound_user: Option<String>,
+    /// See `inbound_user`.
+    pub inbound_password: Option<SecretString>,
+    /// `MAILROOM_INBOUND_SECRET`: a secret path segment (`/webhooks/sendgrid/inbound/{secret}`).
+    pub inbound_secret: Option<SecretString>,
+    /// `MAILROOM_INBOUND_MAX_ATTACHMENT_BYTES`: attachments larger than this are described but
+    /// their bodies not stored.
+    pub inbound_max_attachment_bytes: usize,
+    /// `MAILROOM_INBOUND_STREAM_MAXLEN`: about how many messages `{prefix}:inbound` keeps.
+    pub inbound_stream_maxlen: usize,
+    /// `MAILROOM_INBOUND_RETENTION_SECS`: how long inbound messages and attachments are kept.
+    pub inbound_retention_secs: u64,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -203,6 +229,17 @@ impl Default for Settings {
             dns_negative_cache_secs: 300,
             disposable_allow: String::new(),
             disposable_deny: String::new(),
+            sendgrid_webhook_key: None,
+            insecure_unsigned_webhooks: false,
+            webhook_tolerance_secs: 600,
+            event_retention_secs: 30 * 24 * 3600,
+            transactional_categories: String::new(),
+            inbound_user: None,
+            inbound_password: None,
+            inbound_secret: None,
+            inbound_max_attachment_bytes: 10 * 1024 * 1024,
+            inbound_stream_maxlen: 100_000,
+            inbound_retention_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -242,7 +279,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 11] = [
+        let ranges: [(&str, u64, u64, u64); 15] = [
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
             ("fetch_batch", self.fetch_batch as u64, 1, 1000),
@@ -258,6 +295,30 @@ impl Settings {
                 self.dns_negative_cache_secs,
                 1,
                 24 * 3600,
+            ),
+            (
+                "webhook_tolerance_secs",
+                self.webhook_tolerance_secs,
+                1,
+                3 * 24 * 3600,
+            ),
+            (
+                "event_retention_secs",
+                self.event_retention_secs,
+                60,
+                400 * 24 * 3600,
+            ),
+            (
+                "inbound_stream_maxlen",
+                self.inbound_stream_maxlen as u64,
+                1,
+                100_000_000,
+            ),
+            (
+                "inbound_retention_secs",
+                self.inbound_retention_secs,
+                60,
+                400 * 24 * 3600,
             ),
         ];
         for (name, value, min, max) in ranges {
@@ -278,6 +339,10 @@ impl Settings {
         })?;
         self.default_from()?;
         self.dns_settings()?;
+        self.webhook_key()?;
+        if self.inbound_user.is_some() != self.inbound_password.is_some() {
+            bail!("inbound_user and inbound_password go together");
+        }
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
@@ -349,6 +414,32 @@ impl Settings {
             positive_ttl: Duration::from_secs(self.dns_cache_secs),
             negative_ttl: Duration::from_secs(self.dns_negative_cache_secs),
         })
+    }
+
+    /// The Event Webhook's public key, parsed.
+    ///
+    /// # Errors
+    /// When it is set but not base64 of a P-256 public key.
+    pub fn webhook_key(&self) -> anyhow::Result<Option<crate::events::WebhookKey>> {
+        self.sendgrid_webhook_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                crate::events::WebhookKey::from_base64(k)
+                    .map_err(|e| anyhow::anyhow!("sendgrid_webhook_key: {e}"))
+            })
+            .transpose()
+    }
+
+    /// The categories that override suppressions, trimmed.
+    pub fn transactional_category_list(&self) -> Vec<String> {
+        self.transactional_categories
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The offline validator: the disposable list with the operator's allow and deny lists.

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod events;
 pub mod http;
 pub mod providers;
 pub mod queue;

@@ -17,6 +17,7 @@ pub mod payloads;
 mod producer;
 pub mod templates;
 pub mod verification;
+pub mod webhooks;
 
 pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
 pub use keys::QueueKeys;
@@ -24,6 +25,7 @@ pub use payloads::Noop;
 pub use producer::{EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed};
 pub use templates::{TemplateData, WebUrl};
 pub use verification::{DeliverEvent, SendVerification};
+pub use webhooks::SendgridEvents;
 
 use serde::{Serialize, de::DeserializeOwned};
 

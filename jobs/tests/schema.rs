@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification};
+use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents};
 use schemars::{JsonSchema, schema_for};
 
 fn check<J: Job + JsonSchema>() {
@@ -29,6 +29,7 @@ fn committed_schemas_match_the_payload_types() {
     check::<SendEmail>();
     check::<SendVerification>();
     check::<DeliverEvent>();
+    check::<SendgridEvents>();
 }
 
 #[test]

@@ -20,6 +20,10 @@ pub(super) struct Accepted {
     pub id: String,
     /// Where it stands now: `queued` for a new message.
     pub status: MessageStatus,
+    /// Recipients on the suppression list: they will be skipped (unless a category is
+    /// transactional). Absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<String>,
 }
 
 /// Queue an email. It is validated, queued and answered with 202; a worker sends it.
@@ -62,6 +66,10 @@ pub(super) async fn send(
     message
         .check()
         .map_err(|e| ApiError::validation(e.message).field(e.field))?;
+    let suppressed = state
+        .suppressions
+        .suppressed_recipients(&message, &state.transactional)
+        .await?;
     let job = SendEmail::new(message);
     let pushed = state.producer.push(&job).await.map_err(|e| match e {
         PushError::Invalid { reason, .. } => ApiError::validation(reason),
@@ -85,6 +93,7 @@ pub(super) async fn send(
         Json(Accepted {
             id: pushed.id,
             status,
+            suppressed,
         }),
     ))
 }

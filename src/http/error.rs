@@ -69,6 +69,17 @@ impl ApiError {
         )
     }
 
+    /// 401: a webhook POST whose signature or credentials do not check out. The reason is
+    /// logged by the caller; the answer says only what kind of failure it was.
+    pub fn webhook_unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "webhook_unauthorized", message)
+    }
+
+    /// 400: a body that is not what the route takes (beyond JSON syntax).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)

@@ -48,3 +48,28 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         Ok(Self(value))
     }
 }
+
+/// A query string parsed into `T`; a bad one gets the API's 400 error shape naming the
+/// parameter, instead of axum's plain-text rejection.
+#[derive(Debug)]
+pub(super) struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                ApiError::bad_request(format!("query parameter {field}: {}", e.inner()))
+                    .field(field)
+            })
+    }
+}

@@ -14,8 +14,10 @@ mod health;
 mod metrics;
 pub mod openapi;
 mod render;
+mod suppressions;
 mod validations;
 mod verify;
+mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -34,8 +36,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     config::Settings,
+    events::WebhookKey,
     render::Renderer,
-    store::{RateLimiter, StatusStore, Verifications},
+    store::{RateLimiter, StatsStore, StatusStore, Suppressions, Verifications},
     validation::{DomainChecker, Validator},
 };
 use auth::ApiKeys;
@@ -73,6 +76,25 @@ pub struct AppState {
     pub validator: Arc<Validator>,
     /// Address validation's DNS lookups and their Redis cache.
     pub domains: DomainChecker,
+    /// How SendGrid's webhooks are checked.
+    pub webhooks: WebhookSettings,
+    /// The suppression list.
+    pub suppressions: Suppressions,
+    /// Categories sent even to suppressed addresses.
+    pub transactional: Arc<Vec<String>>,
+    /// The daily event counters.
+    pub stats: StatsStore,
+}
+
+/// How SendGrid's Event Webhook POSTs are checked.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The public key; `None` refuses every POST unless `insecure_unsigned`.
+    pub key: Option<WebhookKey>,
+    /// How far a signed timestamp may be from now, in seconds.
+    pub tolerance_secs: i64,
+    /// Accept unsigned POSTs (only without a key).
+    pub insecure_unsigned: bool,
 }
 
 /// Whether the API demands keys.
@@ -130,7 +152,19 @@ impl AppState {
                 .as_deref()
                 .is_some_and(|u| !u.is_empty()),
             validator: Arc::new(settings.validator()),
-            domains: DomainChecker::new(settings.dns_settings()?, conn, &settings.redis_prefix)?,
+            domains: DomainChecker::new(
+                settings.dns_settings()?,
+                conn.clone(),
+                &settings.redis_prefix,
+            )?,
+            webhooks: WebhookSettings {
+                key: settings.webhook_key()?,
+                tolerance_secs: i64::try_from(settings.webhook_tolerance_secs).unwrap_or(600),
+                insecure_unsigned: settings.insecure_unsigned_webhooks,
+            },
+            suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
+            stats: StatsStore::new(conn, &settings.redis_prefix),
+            transactional: Arc::new(settings.transactional_category_list()),
         })
     }
 }
@@ -144,6 +178,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verifications", post(verify::issue))
         .route("/v1/validations/email", post(validations::one))
         .route("/v1/validations/batch", post(validations::batch))
+        .route("/v1/suppressions", get(suppressions::list))
+        .route(
+            "/v1/suppressions/{email}",
+            get(suppressions::get)
+                .put(suppressions::put)
+                .delete(suppressions::delete),
+        )
+        .route("/v1/stats", get(suppressions::stats))
         .route(
             "/v1/addresses/{email}",
             get(verify::address).delete(verify::clear),
@@ -163,6 +205,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/verify", get(verify::show).post(verify::confirm))
+        .route(
+            "/webhooks/sendgrid/events",
+            post(webhooks::events).layer(DefaultBodyLimit::max(
+                mailroom_jobs::webhooks::MAX_EVENT_BATCH_BYTES,
+            )),
+        )
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),

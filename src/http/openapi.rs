@@ -6,14 +6,14 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{emails, error, health, metrics, render, validations, verify};
+use super::{emails, error, health, metrics, render, suppressions, validations, verify, webhooks};
 use crate::store;
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, health::healthz, health::readyz, metrics::metrics),
+    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, health::healthz, health::readyz, metrics::metrics),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
@@ -31,6 +31,15 @@ use crate::store;
         crate::validation::Checks,
         crate::validation::DnsCheck,
         crate::validation::Reason,
+        suppressions::PutSuppression,
+        webhooks::EventsAccepted,
+        crate::store::Suppression,
+        crate::store::suppressions::Reason,
+        crate::store::suppressions::SuppressionPage,
+        crate::store::stats::Stats,
+        crate::store::stats::Day,
+        crate::store::stats::Counters,
+        crate::store::stats::Rates,
         crate::store::AddressStatus,
         crate::render::Rendered,
         store::StatusRecord,

@@ -1,11 +1,15 @@
 //! Views and records in Redis beyond the queue's own machinery. Message status is a view over
 //! the send job's queue record (one source of truth); verification tokens and verified
-//! addresses are records of their own; suppressions come later.
+//! addresses are records of their own, and so is the suppression list.
 
 mod rate_limit;
+pub mod stats;
 mod status;
+pub mod suppressions;
 mod verification;
 
 pub use rate_limit::{Limit, RateLimiter};
+pub use stats::StatsStore;
 pub use status::{MessageStatus, StatusRecord, StatusStore};
+pub use suppressions::{Suppression, Suppressions};
 pub use verification::{AddressStatus, Pending, Token, Verifications, Verified};

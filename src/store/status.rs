@@ -4,7 +4,11 @@
 //! writes it atomically with each step, so mailroom keeps no second copy that could disagree:
 //! this module only translates. queued → sending → sent | retrying | dead; the record expires
 //! with the retention setting once the message is sent, with the dead-letter retention once
-//! it is dead.
+//! it is dead. After `sent`, SendGrid's events move it on (delivered, opened, bounced, …: see
+//! [`crate::events::store`]) and its timeline is shown with it; a message whose every
+//! recipient was suppressed ends `suppressed`.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use mailroom_jobs::{Job, QueueKeys, SendEmail};
@@ -14,7 +18,7 @@ use utoipa::ToSchema;
 
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Accepted and waiting for a worker (or for its `send_at`).
     Queued,
@@ -26,6 +30,24 @@ pub enum MessageStatus {
     Retrying,
     /// It will not be sent; `last_error` says why.
     Dead,
+    /// Every recipient is on the suppression list: nothing was sent.
+    Suppressed,
+    /// The receiving server deferred it; SendGrid keeps trying.
+    Deferred,
+    /// The receiving server accepted it.
+    Delivered,
+    /// A recipient opened it.
+    Opened,
+    /// A recipient clicked a link in it.
+    Clicked,
+    /// A recipient unsubscribed.
+    Unsubscribed,
+    /// A recipient reported it as spam.
+    SpamReport,
+    /// It bounced (or was blocked).
+    Bounced,
+    /// SendGrid dropped it without trying.
+    Dropped,
 }
 
 impl MessageStatus {
@@ -37,6 +59,21 @@ impl MessageStatus {
             "retrying" => MessageStatus::Retrying,
             "done" => MessageStatus::Sent,
             "dead" => MessageStatus::Dead,
+            _ => return None,
+        })
+    }
+
+    /// The status an event's word stands for (`delivered`, `spam_report`, …).
+    fn from_event(word: &str) -> Option<Self> {
+        Some(match word {
+            "deferred" => MessageStatus::Deferred,
+            "delivered" => MessageStatus::Delivered,
+            "opened" => MessageStatus::Opened,
+            "clicked" => MessageStatus::Clicked,
+            "unsubscribed" => MessageStatus::Unsubscribed,
+            "spam_report" => MessageStatus::SpamReport,
+            "bounced" => MessageStatus::Bounced,
+            "dropped" => MessageStatus::Dropped,
             _ => return None,
         })
     }
@@ -72,6 +109,17 @@ pub struct StatusRecord {
     /// When the provider accepted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<String>,
+    /// Recipients skipped because they are on the suppression list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<String>,
+    /// Each recipient's delivery status, from SendGrid's events.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub recipients: BTreeMap<String, MessageStatus>,
+    /// SendGrid's events for this message, oldest first: `{event, at, email, reason?, status?,
+    /// response?, url?, type?, attempt?, sg_event_id?}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub timeline: Vec<serde_json::Value>,
 }
 
 /// Reads status records.
@@ -79,6 +127,7 @@ pub struct StatusRecord {
 pub struct StatusStore {
     conn: ConnectionManager,
     keys: QueueKeys,
+    prefix: String,
 }
 
 /// The job-hash fields a status is made of, in the order they are read.
@@ -105,6 +154,7 @@ impl StatusStore {
         Self {
             conn,
             keys: QueueKeys::new(prefix, SendEmail::QUEUE),
+            prefix: prefix.to_owned(),
         }
     }
 
@@ -113,9 +163,16 @@ impl StatusStore {
     /// # Errors
     /// When Redis does not answer.
     pub async fn get(&self, id: &str) -> redis::RedisResult<Option<StatusRecord>> {
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
+        let (values, delivery, timeline): (
+            Vec<Option<String>>,
+            BTreeMap<String, String>,
+            Vec<String>,
+        ) = redis::pipe()
+            .cmd("HMGET")
             .arg(self.keys.job(id))
             .arg(&FIELDS)
+            .hgetall(format!("{}:delivery:{id}", self.prefix))
+            .lrange(format!("{}:timeline:{id}", self.prefix), 0, -1)
             .query_async(&mut self.conn.clone())
             .await?;
         let [
@@ -147,6 +204,40 @@ impl StatusStore {
         .into_iter()
         .flatten()
         .max();
+        // "rank:status", as the event script writes it.
+        let event_status = |value: &String| {
+            value
+                .split_once(':')
+                .and_then(|(_, word)| MessageStatus::from_event(word))
+        };
+        let mut recipients = BTreeMap::new();
+        let mut overall = None;
+        for (email, value) in &delivery {
+            if email.is_empty() {
+                overall = event_status(value);
+            } else if let Some(status) = event_status(value) {
+                recipients.insert(email.clone(), status);
+            }
+        }
+        let suppressed: Vec<String> = output
+            .get("suppressed")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let status = match status {
+            MessageStatus::Sent if output.get("provider").is_some_and(|p| p == "none") => {
+                MessageStatus::Suppressed
+            }
+            MessageStatus::Sent => overall.unwrap_or(MessageStatus::Sent),
+            other => other,
+        };
+        let sent = !matches!(
+            status,
+            MessageStatus::Queued
+                | MessageStatus::Sending
+                | MessageStatus::Retrying
+                | MessageStatus::Dead
+                | MessageStatus::Suppressed
+        );
         Ok(Some(StatusRecord {
             id: id.to_owned(),
             status,
@@ -157,9 +248,13 @@ impl StatusStore {
             dead_reason: reason.filter(|_| status == MessageStatus::Dead),
             queued_at: ms(&enqueued).and_then(rfc3339),
             updated_at: updated.and_then(rfc3339),
-            sent_at: ms(&finished)
-                .filter(|_| status == MessageStatus::Sent)
-                .and_then(rfc3339),
+            sent_at: ms(&finished).filter(|_| sent).and_then(rfc3339),
+            suppressed,
+            recipients,
+            timeline: timeline
+                .iter()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect(),
         }))
     }
 }

@@ -8,6 +8,7 @@
 
 mod deliver_event;
 mod noop;
+mod process_events;
 mod send_email;
 mod send_verification;
 
@@ -17,13 +18,20 @@ use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
-use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification};
+use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, providers::Provider, queue::RedisQueue, store::Verifications};
+use crate::{
+    config::Settings,
+    events::EventStore,
+    providers::Provider,
+    queue::RedisQueue,
+    store::{Suppressions, Verifications},
+};
 
 pub use deliver_event::{Callbacks, deliver_event, signature};
 pub use noop::run_noop;
+pub use process_events::{Processed, process_events};
 pub use send_email::{Mailer, Sent, send_email};
 pub use send_verification::send_verification;
 
@@ -76,8 +84,10 @@ pub async fn run(
         provider: Provider::from_settings(settings)?,
         default_from: settings.default_from()?,
         renderer: settings.renderer()?,
-        verifications: Verifications::new(conn, settings.redis_prefix.clone()),
+        verifications: Verifications::new(conn.clone(), settings.redis_prefix.clone()),
         public_url: settings.public_url.clone(),
+        suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
+        transactional: settings.transactional_category_list(),
     });
     let config = settings.queue_config();
     let emails = RedisQueue::<SendEmail>::connect(client.clone(), config.clone(), name.clone())
@@ -90,6 +100,11 @@ pub async fn run(
     let events = RedisQueue::<DeliverEvent>::connect(client.clone(), config.clone(), name.clone())
         .await
         .context(connect)?;
+    let webhooks =
+        RedisQueue::<SendgridEvents>::connect(client.clone(), config.clone(), name.clone())
+            .await
+            .context(connect)?;
+    let event_store = EventStore::new(conn, &settings.redis_prefix, settings.event_retention_secs);
     let noops = RedisQueue::<Noop>::connect(client, config, name.clone())
         .await
         .context(connect)?;
@@ -98,17 +113,18 @@ pub async fn run(
         worker = %name,
         concurrency = options.concurrency,
         provider = mailer.provider.name(),
-        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, Noop::QUEUE],
+        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE, Noop::QUEUE],
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
     let email_worker = email_worker(&name, &emails, mailer.clone(), options, stop());
     let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
     let event_worker = event_worker(&name, &events, callbacks, options, stop());
+    let webhook_worker = webhook_worker(&name, &webhooks, event_store, options, stop());
     let noop_worker = noop_worker(&name, &noops, options, stop());
     // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
     // gracefully and hands its jobs back instead of being cut off.
-    let (email, verification, event, noop) = tokio::join!(
+    let (email, verification, event, webhook, noop) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
         supervise(
             verification_worker,
@@ -117,11 +133,13 @@ pub async fn run(
             options.grace
         ),
         supervise(event_worker, &events, &shutdown, options.grace),
+        supervise(webhook_worker, &webhooks, &shutdown, options.grace),
         supervise(noop_worker, &noops, &shutdown, options.grace),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
     event.context("the callback worker")?;
+    webhook.context("the SendGrid event worker")?;
     noop.context("the no-op worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
@@ -207,6 +225,24 @@ fn event_worker(
         stop,
         deliver_event,
         data = callbacks
+    )
+}
+
+fn webhook_worker(
+    name: &str,
+    queue: &RedisQueue<SendgridEvents>,
+    store: EventStore,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    worker!(
+        SendgridEvents,
+        name,
+        queue,
+        options,
+        stop,
+        process_events,
+        data = store
     )
 }
 

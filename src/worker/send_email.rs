@@ -19,7 +19,7 @@ use crate::{
     providers::{OutgoingEmail, Provider, ProviderError},
     queue::{JobOutput, JobRun},
     render::Renderer,
-    store::Verifications,
+    store::{Suppressions, Verifications, suppressions::drop_recipients},
 };
 
 /// What the send handler needs, built once per process.
@@ -35,6 +35,10 @@ pub struct Mailer {
     pub verifications: Verifications,
     /// `MAILROOM_PUBLIC_URL`: the base of confirmation links.
     pub public_url: String,
+    /// The suppression list, checked right before each send.
+    pub suppressions: Suppressions,
+    /// Categories sent even to suppressed addresses.
+    pub transactional: Vec<String>,
 }
 
 /// What a successful send leaves on the message's record.
@@ -44,6 +48,8 @@ pub struct Sent {
     pub provider: &'static str,
     /// The provider's id for it.
     pub provider_message_id: Option<String>,
+    /// Recipients skipped because they are suppressed.
+    pub suppressed: Vec<String>,
 }
 
 impl JobOutput for Sent {
@@ -51,6 +57,7 @@ impl JobOutput for Sent {
         Some(serde_json::json!({
             "provider": self.provider,
             "provider_message_id": self.provider_message_id,
+            "suppressed": self.suppressed,
         }))
     }
 }
@@ -86,7 +93,24 @@ pub async fn send_email(
 ///
 /// # Errors
 /// As [`send_email`].
-pub(super) async fn deliver(job: SendEmail, mailer: &Mailer) -> Result<Sent, BoxDynError> {
+pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent, BoxDynError> {
+    // Checked here, at the last moment, so a bounce or complaint that arrived after the message
+    // was queued still counts. A Redis failure is transient: the job is retried.
+    let suppressed = mailer
+        .suppressions
+        .suppressed_recipients(&job.message, &mailer.transactional)
+        .await?;
+    if !suppressed.is_empty() && !drop_recipients(&mut job.message, &suppressed) {
+        tracing::info!(
+            count = suppressed.len(),
+            "every recipient is suppressed: not sent"
+        );
+        return Ok(Sent {
+            provider: "none",
+            provider_message_id: None,
+            suppressed,
+        });
+    }
     let provider = mailer.provider.name();
     let job = render(job, &mailer.renderer)?;
     let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {
@@ -99,6 +123,7 @@ pub(super) async fn deliver(job: SendEmail, mailer: &Mailer) -> Result<Sent, Box
             Ok(Sent {
                 provider,
                 provider_message_id: delivery.provider_message_id,
+                suppressed,
             })
         }
         Err(ProviderError::Permanent { message }) => Err(AbortError::new(message).into()),

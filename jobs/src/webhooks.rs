@@ -1,0 +1,37 @@
+//! Payloads that carry what SendGrid posts to mailroom, from the API (which verified and stored
+//! it) to the workers (which process it).
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Job;
+
+/// The most bytes one event batch may hold (SendGrid posts at most 768 KB; the margin allows
+/// for a larger setting on their side).
+pub const MAX_EVENT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// One signed Event Webhook POST, stored verbatim: the body exactly as SendGrid sent it (a JSON
+/// array of events), so that nothing is lost to a parser that did not know a field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendgridEvents {
+    /// When mailroom received the POST.
+    pub received_at: DateTime<Utc>,
+    /// The raw body.
+    pub body: String,
+}
+
+impl Job for SendgridEvents {
+    const QUEUE: &'static str = "events";
+
+    fn validate(&self) -> Result<(), String> {
+        if self.body.len() > MAX_EVENT_BATCH_BYTES {
+            return Err(format!(
+                "the batch is {} bytes; at most {MAX_EVENT_BATCH_BYTES}",
+                self.body.len()
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! SendGrid events, parsed tolerantly: the fields mailroom acts on are typed, every other field
+//! is ignored (the raw batch stays in the queue record), unknown event types are kept as
+//! [`EventKind::Other`], and one malformed event never sinks its batch.
+
+use serde::{Deserialize, Deserializer, de};
+use serde_json::value::RawValue;
+
+/// The `event` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Processed,
+    Dropped,
+    Delivered,
+    Deferred,
+    Bounce,
+    Open,
+    Click,
+    SpamReport,
+    Unsubscribe,
+    GroupUnsubscribe,
+    GroupResubscribe,
+    /// A type this version does not know (kept on the timeline, nothing else).
+    Other(String),
+}
+
+impl EventKind {
+    fn parse(text: &str) -> Self {
+        // SendGrid's own documentation shows "Processed" once: compare without case.
+        match text.to_ascii_lowercase().as_str() {
+            "processed" => Self::Processed,
+            "dropped" => Self::Dropped,
+            "delivered" => Self::Delivered,
+            "deferred" => Self::Deferred,
+            "bounce" => Self::Bounce,
+            "open" => Self::Open,
+            "click" => Self::Click,
+            "spamreport" => Self::SpamReport,
+            "unsubscribe" => Self::Unsubscribe,
+            "group_unsubscribe" => Self::GroupUnsubscribe,
+            "group_resubscribe" => Self::GroupResubscribe,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The event's name as SendGrid spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Processed => "processed",
+            Self::Dropped => "dropped",
+            Self::Delivered => "delivered",
+            Self::Deferred => "deferred",
+            Self::Bounce => "bounce",
+            Self::Open => "open",
+            Self::Click => "click",
+            Self::SpamReport => "spamreport",
+            Self::Unsubscribe => "unsubscribe",
+            Self::GroupUnsubscribe => "group_unsubscribe",
+            Self::GroupResubscribe => "group_resubscribe",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Self::parse(&text))
+    }
+}
+
+/// One event, with the fields mailroom uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Event {
+    pub email: String,
+    pub event: EventKind,
+    /// Unix seconds (milliseconds, which Marketing events use, are converted).
+    #[serde(deserialize_with = "seconds")]
+    pub timestamp: i64,
+    #[serde(default)]
+    pub sg_event_id: Option<String>,
+    #[serde(default)]
+    pub sg_message_id: Option<String>,
+    /// mailroom's message id, sent as `custom_args.mailroom_id` and merged in by SendGrid.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub mailroom_id: Option<String>,
+    /// A string or an array of strings: whatever shape was sent.
+    #[serde(default, deserialize_with = "categories")]
+    pub category: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub response: Option<String>,
+    /// `bounce` or `blocked`, on bounce events.
+    #[serde(default, rename = "type", deserialize_with = "lenient_string")]
+    pub bounce_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub attempt: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub asm_group_id: Option<String>,
+}
+
+/// What [`parse_batch`] made of a body.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    /// Events that could not be read (each logged with its reason).
+    pub skipped: usize,
+}
+
+/// Whether `body` is a JSON array, without building its values: the API's check before it
+/// stores a batch.
+pub fn is_event_array(body: &[u8]) -> Result<usize, String> {
+    serde_json::from_slice::<Vec<&RawValue>>(body)
+        .map(|events| events.len())
+        .map_err(|e| format!("the body is not a JSON array of events: {e}"))
+}
+
+/// Parses a batch, skipping (and logging) events that lack `email`, `event` or `timestamp` or
+/// carry them in a wrong type.
+///
+/// # Errors
+/// When the body is not a JSON array at all.
+pub fn parse_batch(body: &str) -> Result<Batch, String> {
+    let raw: Vec<&RawValue> = serde_json::from_str(body)
+        .map_err(|e| format!("the body is not a JSON array of events: {e}"))?;
+    let mut batch = Batch {
+        events: Vec::with_capacity(raw.len()),
+        skipped: 0,
+    };
+    for (index, event) in raw.iter().enumerate() {
+        match serde_json::from_str::<Event>(event.get()) {
+            Ok(event) => batch.events.push(event),
+            Err(error) => {
+                tracing::warn!(index, %error, "skipped an event mailroom cannot read");
+                batch.skipped += 1;
+            }
+        }
+    }
+    Ok(batch)
+}
+
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let value = match Raw::deserialize(deserializer)? {
+        Raw::Int(i) => i,
+        #[allow(clippy::cast_possible_truncation)]
+        Raw::Float(f) if f.is_finite() => f as i64,
+        Raw::Float(_) => return Err(de::Error::custom("timestamp is not a finite number")),
+        Raw::Text(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| de::Error::custom("timestamp is not a number"))?,
+    };
+    // Seconds stay below 10^11 until the year 5138; milliseconds are above it since 1973.
+    Ok(if value > 100_000_000_000 {
+        value / 1000
+    } else {
+        value
+    })
+}
+
+/// A string, or a number or boolean written as one; anything else is treated as absent.
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+fn categories<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::String(s) => vec![s],
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    })
+}

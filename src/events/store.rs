@@ -1,0 +1,238 @@
+//! What a batch of events does to Redis, in one script call per chunk
+//! (`src/events/lua/apply.lua`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:evt:seen:{sg_event_id}`, `P:evt:seen:k:{mailroom_id}\|{event}\|{timestamp}\|{email}` | string | dedupe marks (3 days: SendGrid retries for 24 h) |
+//! | `P:timeline:{mailroom_id}` | list | the message's events, oldest first, as JSON |
+//! | `P:delivery:{mailroom_id}` | hash | recipient → `rank:status`; field `""` the message's |
+//! | `P:stats:{YYYY-MM-DD}` | hash | `{counter}\|{category}` → count (`{counter}\|` for all) |
+//! | `P:evt:uniq:{open\|click}:{message}:{email}` | string | first open/click marks |
+//! | `P:suppressions` + `P:suppressions:index` | hash + zset | see [`crate::store::Suppressions`] |
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use redis::{Script, aio::ConnectionManager};
+use serde_json::json;
+
+use super::parse::{Event, EventKind};
+use crate::store::suppressions::{Reason, Suppression};
+
+static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/apply.lua")));
+
+/// Events per script call: bounds how long Redis is busy with one call.
+const CHUNK: usize = 250;
+
+/// Dedupe marks outlive SendGrid's 24-hour retry window with room to spare.
+const DEDUPE_TTL_SECS: u64 = 3 * 24 * 3600;
+/// Daily counters are kept for about 13 months.
+const STATS_TTL_SECS: u64 = 400 * 24 * 3600;
+
+/// How many events of a batch were new and how many were duplicates.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub fresh: u64,
+    pub duplicates: u64,
+}
+
+/// The message status an event moves to, with its rank: a status only ever moves up, so
+/// events arriving out of order (SendGrid does not promise an order) cannot move it back.
+pub fn status_of(event: &Event) -> Option<(&'static str, u8)> {
+    Some(match event.event {
+        EventKind::Deferred => ("deferred", 1),
+        EventKind::Delivered => ("delivered", 2),
+        EventKind::Open => ("opened", 3),
+        EventKind::Click => ("clicked", 4),
+        EventKind::Unsubscribe | EventKind::GroupUnsubscribe => ("unsubscribed", 5),
+        EventKind::SpamReport => ("spam_report", 6),
+        EventKind::Bounce => ("bounced", 7),
+        EventKind::Dropped => ("dropped", 7),
+        _ => return None,
+    })
+}
+
+/// The suppression an event puts in place, if any.
+pub fn suppression_of(event: &Event) -> Option<Reason> {
+    match event.event {
+        EventKind::Bounce => {
+            if event.bounce_type.as_deref() == Some("blocked") {
+                // A block is usually temporary; only a permanent (5.x.x) one suppresses.
+                let permanent = event.status.as_deref().is_some_and(|s| s.starts_with('5'));
+                permanent.then_some(Reason::Block)
+            } else {
+                Some(Reason::Bounce)
+            }
+        }
+        EventKind::Dropped => match event.reason.as_deref() {
+            Some("Bounced Address") => Some(Reason::Bounce),
+            Some("Invalid") => Some(Reason::Invalid),
+            Some("Unsubscribed Address") => Some(Reason::Unsubscribe),
+            Some("Spam Reporting Address") => Some(Reason::SpamReport),
+            _ => None,
+        },
+        EventKind::SpamReport => Some(Reason::SpamReport),
+        EventKind::Unsubscribe => Some(Reason::Unsubscribe),
+        EventKind::GroupUnsubscribe => Some(Reason::GroupUnsubscribe),
+        _ => None,
+    }
+}
+
+/// The daily counter an event adds to, and its "unique" twin.
+fn counters(event: &Event) -> Option<(&'static str, Option<(&'static str, &'static str)>)> {
+    Some(match event.event {
+        EventKind::Processed => ("processed", None),
+        EventKind::Delivered => ("delivered", None),
+        EventKind::Deferred => ("deferred", None),
+        EventKind::Bounce => ("bounced", None),
+        EventKind::Dropped => ("dropped", None),
+        EventKind::Open => ("opened", Some(("unique_opens", "open"))),
+        EventKind::Click => ("clicked", Some(("unique_clicks", "click"))),
+        EventKind::SpamReport => ("spam_reports", None),
+        EventKind::Unsubscribe | EventKind::GroupUnsubscribe => ("unsubscribes", None),
+        _ => return None,
+    })
+}
+
+/// A message id mailroom could have issued: anything else is not looked up.
+fn message_id(event: &Event) -> Option<&str> {
+    event.mailroom_id.as_deref().filter(|id| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+}
+
+/// Applies events to Redis under `prefix`.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    conn: ConnectionManager,
+    prefix: String,
+    keep_secs: u64,
+}
+
+impl EventStore {
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, keep_secs: u64) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+            keep_secs,
+        }
+    }
+
+    /// Applies `events`, received at `received_at`.
+    ///
+    /// # Errors
+    /// When Redis fails (the batch is then retried; dedupe makes that safe).
+    pub async fn apply(
+        &self,
+        events: &[Event],
+        received_at: DateTime<Utc>,
+    ) -> redis::RedisResult<Applied> {
+        let mut applied = Applied::default();
+        for chunk in events.chunks(CHUNK) {
+            let mut invocation = APPLY.prepare_invoke();
+            invocation
+                .arg(&self.prefix)
+                .arg(DEDUPE_TTL_SECS)
+                .arg(self.keep_secs)
+                .arg(STATS_TTL_SECS)
+                .arg(received_at.timestamp_millis());
+            for event in chunk {
+                for arg in Self::arguments(event, received_at) {
+                    invocation.arg(arg);
+                }
+            }
+            let (fresh, duplicates): (u64, u64) =
+                invocation.invoke_async(&mut self.conn.clone()).await?;
+            applied.fresh += fresh;
+            applied.duplicates += duplicates;
+        }
+        Ok(applied)
+    }
+
+    /// The 14 script arguments of one event (see `apply.lua`).
+    fn arguments(event: &Event, received_at: DateTime<Utc>) -> [String; 14] {
+        let email = event.email.trim().to_lowercase();
+        let message = message_id(event).unwrap_or_default();
+        let kind = event.event.as_str();
+        let composite = format!("{message}|{kind}|{}|{email}", event.timestamp);
+        let (status, rank) = status_of(event).unwrap_or(("", 0));
+        let day = DateTime::from_timestamp(event.timestamp, 0)
+            .unwrap_or(received_at)
+            .format("%Y-%m-%d")
+            .to_string();
+        let categories = event
+            .category
+            .iter()
+            .map(|c| c.replace(['\n', '|'], " "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (counter, unique) = counters(event).unwrap_or(("", None));
+        let (unique_counter, unique_key) = match unique {
+            Some((counter, kind)) => {
+                let reference = if message.is_empty() {
+                    event.sg_message_id.as_deref().unwrap_or_default()
+                } else {
+                    message
+                };
+                (counter, format!("{kind}:{reference}:{email}"))
+            }
+            None => ("", String::new()),
+        };
+        let (suppress, suppression) = match (&event.event, suppression_of(event)) {
+            (EventKind::GroupResubscribe, _) => {
+                ("lift:group_unsubscribe".to_owned(), String::new())
+            }
+            (_, Some(reason)) => {
+                let record = Suppression {
+                    email: email.clone(),
+                    reason,
+                    source: format!("sendgrid:{kind}"),
+                    detail: event.reason.clone().or_else(|| event.status.clone()),
+                    created_at: DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at),
+                };
+                (
+                    reason.as_str().to_owned(),
+                    serde_json::to_string(&record).unwrap_or_default(),
+                )
+            }
+            (_, None) => (String::new(), String::new()),
+        };
+        let at = DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at);
+        let mut line = json!({
+            "event": kind,
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "email": email,
+        });
+        for (name, value) in [
+            ("type", &event.bounce_type),
+            ("reason", &event.reason),
+            ("status", &event.status),
+            ("response", &event.response),
+            ("url", &event.url),
+            ("attempt", &event.attempt),
+            ("sg_event_id", &event.sg_event_id),
+        ] {
+            if let Some(value) = value {
+                line[name] = json!(value);
+            }
+        }
+        [
+            event.sg_event_id.clone().unwrap_or_default(),
+            composite,
+            message.to_owned(),
+            email,
+            status.to_owned(),
+            rank.to_string(),
+            day,
+            categories,
+            counter.to_owned(),
+            unique_counter.to_owned(),
+            unique_key,
+            suppress,
+            suppression,
+            line.to_string(),
+        ]
+    }
+}

@@ -1,0 +1,199 @@
+//! `/v1/suppressions`: the list of addresses mailroom will not send to, and `/v1/stats`: the
+//! daily counters SendGrid's events feed.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    extract::{ApiJson, ApiQuery},
+};
+use crate::store::{
+    Suppression,
+    stats::{MAX_DAYS, Stats},
+    suppressions::{Reason, SuppressionPage, key_of},
+};
+
+/// The largest page.
+const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Only this reason.
+    reason: Option<Reason>,
+    /// From the previous page's `next_cursor`.
+    cursor: Option<usize>,
+    /// Records per page (1 to 1,000; default 100).
+    limit: Option<usize>,
+}
+
+/// List suppressed addresses, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/suppressions",
+    tag = "suppressions",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the list", body = SuppressionPage),
+        (status = 400, description = "A bad query parameter (named)", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<SuppressionPage>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit is 1 to {MAX_PAGE}")).field("limit"));
+    }
+    let page = state
+        .suppressions
+        .list(query.reason, query.cursor.unwrap_or(0), limit)
+        .await?;
+    Ok(Json(page))
+}
+
+/// One suppressed address.
+#[utoipa::path(
+    get,
+    path = "/v1/suppressions/{email}",
+    tag = "suppressions",
+    params(("email" = String, Path, description = "The address (any case)")),
+    responses(
+        (status = 200, description = "Why and since when", body = Suppression),
+        (status = 404, description = "Not suppressed", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<Json<Suppression>, ApiError> {
+    state
+        .suppressions
+        .get(&email)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("{email} is not suppressed")).field("email"))
+}
+
+/// What an operator says when suppressing an address.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PutSuppression {
+    /// Default `manual`.
+    #[serde(default)]
+    reason: Option<Reason>,
+    /// A note.
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// Suppress an address (or replace its record).
+#[utoipa::path(
+    put,
+    path = "/v1/suppressions/{email}",
+    tag = "suppressions",
+    params(("email" = String, Path, description = "The address")),
+    request_body = PutSuppression,
+    responses(
+        (status = 200, description = "The record", body = Suppression),
+        (status = 422, description = "Not an address mailroom could send to", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn put(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+    ApiJson(body): ApiJson<PutSuppression>,
+) -> Result<Json<Suppression>, ApiError> {
+    mailroom_jobs::address::parse(&email)
+        .map_err(|e| ApiError::validation(e.message).field("email"))?;
+    let record = Suppression {
+        email: key_of(&email),
+        reason: body.reason.unwrap_or(Reason::Manual),
+        source: "api".to_owned(),
+        detail: body.detail,
+        created_at: chrono::Utc::now(),
+    };
+    state.suppressions.put(&record).await?;
+    Ok(Json(record))
+}
+
+/// Lift a suppression.
+#[utoipa::path(
+    delete,
+    path = "/v1/suppressions/{email}",
+    tag = "suppressions",
+    params(("email" = String, Path, description = "The address")),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 404, description = "Not suppressed", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.suppressions.delete(&email).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("{email} is not suppressed")).field("email"))
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatsQuery {
+    /// One category; all when absent.
+    category: Option<String>,
+    /// First day, `YYYY-MM-DD` (UTC); default 30 days before `to`.
+    from: Option<NaiveDate>,
+    /// Last day, inclusive; default today.
+    to: Option<NaiveDate>,
+}
+
+/// Daily delivery and engagement counters with their rates.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "stats",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "Counters per day, totals and rates", body = Stats),
+        (status = 400, description = "A bad date or a period over 366 days", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn stats(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<StatsQuery>,
+) -> Result<Json<Stats>, ApiError> {
+    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let from = query.from.unwrap_or(to - chrono::Duration::days(29));
+    if from > to {
+        return Err(ApiError::bad_request("from is after to").field("from"));
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(
+            ApiError::bad_request(format!("at most {MAX_DAYS} days at once")).field("from"),
+        );
+    }
+    let category = query.category.as_deref().filter(|c| !c.is_empty());
+    Ok(Json(state.stats.read(category, from, to).await?))
+}

@@ -1,0 +1,253 @@
+//! The suppression list: addresses mailroom will not send to, with the reason, where it came
+//! from, and when. `P:suppressions` (hash: lower-cased address → JSON record) and
+//! `P:suppressions:index` (sorted set by time, for listing with a cursor).
+//!
+//! Events add to it ([`crate::events::store`]); operators read and edit it through
+//! `/v1/suppressions`; the API and the worker consult it before sending.
+
+use chrono::{DateTime, Utc};
+use mailroom_jobs::EmailMessage;
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Why an address is suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = SuppressionReason)]
+pub enum Reason {
+    /// A hard bounce (or a drop for a bounced address).
+    Bounce,
+    /// A permanent (5.x.x) block.
+    Block,
+    /// SendGrid dropped it as invalid.
+    Invalid,
+    /// The recipient reported spam.
+    SpamReport,
+    /// The recipient unsubscribed from everything.
+    Unsubscribe,
+    /// The recipient unsubscribed from a group.
+    GroupUnsubscribe,
+    /// Put there by an operator.
+    Manual,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bounce => "bounce",
+            Self::Block => "block",
+            Self::Invalid => "invalid",
+            Self::SpamReport => "spam_report",
+            Self::Unsubscribe => "unsubscribe",
+            Self::GroupUnsubscribe => "group_unsubscribe",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// One suppressed address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Suppression {
+    /// The address, lower-cased.
+    pub email: String,
+    pub reason: Reason,
+    /// `sendgrid:<event>` or `api`.
+    pub source: String,
+    /// The provider's words (a bounce reason, an SMTP status), or the operator's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of the list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SuppressionPage {
+    pub suppressions: Vec<Suppression>,
+    /// Pass it as `cursor` for the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// The suppression list in Redis.
+#[derive(Debug, Clone)]
+pub struct Suppressions {
+    conn: ConnectionManager,
+    list: String,
+    index: String,
+}
+
+/// Addresses are compared without case, as SendGrid does.
+pub fn key_of(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Suppressions {
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            conn,
+            list: format!("{prefix}:suppressions"),
+            index: format!("{prefix}:suppressions:index"),
+        }
+    }
+
+    /// The record for `email`, if suppressed.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn get(&self, email: &str) -> redis::RedisResult<Option<Suppression>> {
+        let raw: Option<String> = self.conn.clone().hget(&self.list, key_of(email)).await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// Which of `emails` are suppressed (same order).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn check(&self, emails: &[String]) -> redis::RedisResult<Vec<bool>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
+        let found: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&self.list)
+            .arg(&keys)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(found.into_iter().map(|f| f.is_some()).collect())
+    }
+
+    /// The recipients of `message` (to, cc, bcc) on the list, lower-cased, unless one of its
+    /// categories is in `transactional` (those are sent regardless).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn suppressed_recipients(
+        &self,
+        message: &EmailMessage,
+        transactional: &[String],
+    ) -> redis::RedisResult<Vec<String>> {
+        if message.categories.iter().any(|c| transactional.contains(c)) {
+            return Ok(Vec::new());
+        }
+        let emails: Vec<String> = message
+            .to
+            .iter()
+            .chain(&message.cc)
+            .chain(&message.bcc)
+            .map(|m| key_of(&m.email))
+            .collect();
+        let found = self.check(&emails).await?;
+        let mut suppressed: Vec<String> = emails
+            .into_iter()
+            .zip(found)
+            .filter_map(|(email, hit)| hit.then_some(email))
+            .collect();
+        suppressed.dedup();
+        Ok(suppressed)
+    }
+
+    /// Adds or replaces the record for `record.email`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn put(&self, record: &Suppression) -> redis::RedisResult<()> {
+        let email = key_of(&record.email);
+        let json = serde_json::to_string(record).unwrap_or_default();
+        redis::pipe()
+            .atomic()
+            .hset(&self.list, &email, json)
+            .ignore()
+            .zadd(&self.index, &email, record.created_at.timestamp_millis())
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+    }
+
+    /// Removes `email`; whether it was there.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn delete(&self, email: &str) -> redis::RedisResult<bool> {
+        let email = key_of(email);
+        let (removed, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .hdel(&self.list, &email)
+            .zrem(&self.index, &email)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Up to `limit` records, newest first, from `cursor` (an opaque position), only those
+    /// with `reason` when given.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn list(
+        &self,
+        reason: Option<Reason>,
+        cursor: usize,
+        limit: usize,
+    ) -> redis::RedisResult<SuppressionPage> {
+        let mut conn = self.conn.clone();
+        let mut position = cursor;
+        let mut suppressions = Vec::new();
+        // Read the index in pages, filtering by reason, until the page is full or it ends.
+        let step = limit.max(100);
+        loop {
+            let emails: Vec<String> = conn
+                .zrevrange(
+                    &self.index,
+                    position as isize,
+                    (position + step - 1) as isize,
+                )
+                .await?;
+            if emails.is_empty() {
+                return Ok(SuppressionPage {
+                    suppressions,
+                    next_cursor: None,
+                });
+            }
+            let records: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(&self.list)
+                .arg(&emails)
+                .query_async(&mut conn)
+                .await?;
+            for record in records {
+                position += 1;
+                let Some(record) =
+                    record.and_then(|r| serde_json::from_str::<Suppression>(&r).ok())
+                else {
+                    continue;
+                };
+                if reason.is_none_or(|r| r == record.reason) {
+                    suppressions.push(record);
+                    if suppressions.len() == limit {
+                        return Ok(SuppressionPage {
+                            suppressions,
+                            next_cursor: Some(position.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Removes `suppressed` (lower-cased addresses) from the message's recipients. When no `to`
+/// is left but cc or bcc recipients are, the first of them moves to `to` (a message needs one).
+/// Returns whether anyone is left to send to.
+pub fn drop_recipients(message: &mut EmailMessage, suppressed: &[String]) -> bool {
+    let keep = |m: &mailroom_jobs::Mailbox| !suppressed.contains(&key_of(&m.email));
+    message.to.retain(keep);
+    message.cc.retain(keep);
+    message.bcc.retain(keep);
+    if message.to.is_empty() {
+        if !message.cc.is_empty() {
+            message.to.push(message.cc.remove(0));
+        } else if !message.bcc.is_empty() {
+            message.to.push(message.bcc.remove(0));
+        }
+    }
+    !message.to.is_empty()
+}
