@@ -26,6 +26,7 @@ const MAX_PAGE: usize = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only this reason.
     reason: Option<Reason>,
@@ -158,6 +159,7 @@ pub(super) async fn delete(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StatsQuery {
     /// One category; all when absent.
     category: Option<String>,
