@@ -9,6 +9,7 @@ pub mod config;
 pub mod dev;
 pub mod events;
 pub mod http;
+pub mod inbound;
 pub mod providers;
 pub mod queue;
 pub mod render;

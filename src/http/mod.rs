@@ -11,6 +11,7 @@ mod emails;
 pub mod error;
 mod extract;
 mod health;
+mod inbound;
 mod metrics;
 pub mod openapi;
 mod render;
@@ -37,11 +38,14 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     config::Settings,
     events::WebhookKey,
+    inbound::InboundStore,
     render::Renderer,
     store::{RateLimiter, StatsStore, StatusStore, Suppressions, Verifications},
     validation::{DomainChecker, Validator},
 };
 use auth::ApiKeys;
+use inbound::InboundSettings;
+use secrecy::ExposeSecret;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -84,6 +88,8 @@ pub struct AppState {
     pub transactional: Arc<Vec<String>>,
     /// The daily event counters.
     pub stats: StatsStore,
+    /// Inbound Parse: its store and how POSTs are authenticated.
+    pub inbound: InboundSettings,
 }
 
 /// How SendGrid's Event Webhook POSTs are checked.
@@ -163,7 +169,25 @@ impl AppState {
                 insecure_unsigned: settings.insecure_unsigned_webhooks,
             },
             suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
-            stats: StatsStore::new(conn, &settings.redis_prefix),
+            stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
+            inbound: InboundSettings {
+                store: InboundStore::new(
+                    conn,
+                    &settings.redis_prefix,
+                    settings.inbound_retention_secs,
+                    settings.inbound_stream_maxlen,
+                ),
+                credentials: settings
+                    .inbound_user
+                    .clone()
+                    .zip(settings.inbound_password.clone()),
+                secret: settings
+                    .inbound_secret
+                    .clone()
+                    .filter(|s| !s.expose_secret().is_empty()),
+                open: auth == Auth::Off,
+                max_attachment: settings.inbound_max_attachment_bytes,
+            },
             transactional: Arc::new(settings.transactional_category_list()),
         })
     }
@@ -186,6 +210,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(suppressions::delete),
         )
         .route("/v1/stats", get(suppressions::stats))
+        .route("/v1/inbound", get(inbound::list))
+        .route("/v1/inbound/{id}", get(inbound::get))
+        .route("/v1/inbound/{id}/attachments/{n}", get(inbound::attachment))
         .route(
             "/v1/addresses/{email}",
             get(verify::address).delete(verify::clear),
@@ -205,6 +232,14 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/verify", get(verify::show).post(verify::confirm))
+        .route(
+            "/webhooks/sendgrid/inbound",
+            post(inbound::receive_basic).layer(DefaultBodyLimit::max(inbound::MAX_INBOUND_BYTES)),
+        )
+        .route(
+            "/webhooks/sendgrid/inbound/{secret}",
+            post(inbound::receive_secret).layer(DefaultBodyLimit::max(inbound::MAX_INBOUND_BYTES)),
+        )
         .route(
             "/webhooks/sendgrid/events",
             post(webhooks::events).layer(DefaultBodyLimit::max(

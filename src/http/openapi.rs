@@ -6,14 +6,16 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{emails, error, health, metrics, render, suppressions, validations, verify, webhooks};
+use super::{
+    emails, error, health, inbound, metrics, render, suppressions, validations, verify, webhooks,
+};
 use crate::store;
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, health::healthz, health::readyz, metrics::metrics),
+    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
@@ -33,6 +35,12 @@ use crate::store;
         crate::validation::Reason,
         suppressions::PutSuppression,
         webhooks::EventsAccepted,
+        inbound::InboundAccepted,
+        crate::inbound::InboundEmail,
+        crate::inbound::parse::Envelope,
+        crate::inbound::parse::AttachmentInfo,
+        crate::inbound::store::InboundSummary,
+        crate::inbound::store::InboundPage,
         crate::store::Suppression,
         crate::store::suppressions::Reason,
         crate::store::suppressions::SuppressionPage,

@@ -38,6 +38,7 @@ pub(super) struct ListQuery {
 
 /// List suppressed addresses, newest first.
 #[utoipa::path(
+    operation_id = "list_suppressions",
     get,
     path = "/v1/suppressions",
     tag = "suppressions",
@@ -66,6 +67,7 @@ pub(super) async fn list(
 
 /// One suppressed address.
 #[utoipa::path(
+    operation_id = "get_suppression",
     get,
     path = "/v1/suppressions/{email}",
     tag = "suppressions",
@@ -103,6 +105,7 @@ pub(super) struct PutSuppression {
 
 /// Suppress an address (or replace its record).
 #[utoipa::path(
+    operation_id = "put_suppression",
     put,
     path = "/v1/suppressions/{email}",
     tag = "suppressions",
@@ -135,6 +138,7 @@ pub(super) async fn put(
 
 /// Lift a suppression.
 #[utoipa::path(
+    operation_id = "delete_suppression",
     delete,
     path = "/v1/suppressions/{email}",
     tag = "suppressions",
@@ -171,6 +175,7 @@ pub(super) struct StatsQuery {
 
 /// Daily delivery and engagement counters with their rates.
 #[utoipa::path(
+    operation_id = "get_stats",
     get,
     path = "/v1/stats",
     tag = "stats",

@@ -1,0 +1,291 @@
+//! `POST /webhooks/sendgrid/inbound` (HTTP basic auth) and
+//! `POST /webhooks/sendgrid/inbound/{secret}` (a secret path segment): SendGrid's Inbound
+//! Parse. Answered 2xx only once the message is stored (SendGrid retries a 5xx for three days
+//! and may drop a 4xx): a malformed POST gets 400 and an error log line, a storage failure 503.
+//! `GET /v1/inbound`, `/v1/inbound/{id}` and `/v1/inbound/{id}/attachments/{n}` read it back.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    extract::ApiQuery,
+};
+use crate::inbound::{InboundEmail, InboundStore, parse, store::InboundPage};
+
+/// The largest POST read: SendGrid's 30 MB message limit plus the form's overhead.
+pub(super) const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
+
+/// How inbound POSTs are accepted and where they go.
+#[derive(Debug, Clone)]
+pub struct InboundSettings {
+    pub store: InboundStore,
+    /// Basic-auth user and password.
+    pub credentials: Option<(String, SecretString)>,
+    /// The secret path segment.
+    pub secret: Option<SecretString>,
+    /// Accept POSTs without either (`mailroom dev` with nothing configured).
+    pub open: bool,
+    /// Attachments over this many bytes are described but not kept.
+    pub max_attachment: usize,
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    // Digests first, so the comparison takes the same time whatever the lengths.
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
+}
+
+impl InboundSettings {
+    fn allows(&self, headers: &HeaderMap, path_secret: Option<&str>) -> bool {
+        if let (Some(given), Some(secret)) = (path_secret, &self.secret) {
+            return same(given.as_bytes(), secret.expose_secret().as_bytes());
+        }
+        if path_secret.is_some() {
+            return false;
+        }
+        if let Some((user, password)) = &self.credentials {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic "))
+                .and_then(|v| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(v.trim())
+                        .ok()
+                });
+            let expected = format!("{user}:{}", password.expose_secret());
+            return given.is_some_and(|g| same(&g, expected.as_bytes()));
+        }
+        self.open && self.secret.is_none()
+    }
+}
+
+/// The answer to a stored message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InboundAccepted {
+    id: String,
+}
+
+async fn receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    path_secret: Option<&str>,
+    body: Bytes,
+) -> Result<Json<InboundAccepted>, ApiError> {
+    if !state.inbound.allows(headers, path_secret) {
+        tracing::warn!("refused an Inbound Parse POST: wrong or missing credentials");
+        return Err(ApiError::webhook_unauthorized(
+            "inbound parse needs the configured basic-auth credentials or secret path",
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let parsed = parse::parse(
+        content_type,
+        body,
+        chrono::Utc::now(),
+        state.inbound.max_attachment,
+    )
+    .await
+    .map_err(|reason| {
+        tracing::error!(%reason, "refused a malformed Inbound Parse POST");
+        ApiError::bad_request(reason.to_string())
+    })?;
+    state.inbound.store.store(&parsed).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store an inbound message; SendGrid will retry");
+        ApiError::unavailable(&e)
+    })?;
+    tracing::info!(id = %parsed.email.id, attachments = parsed.email.attachments.len(), "inbound message stored");
+    Ok(Json(InboundAccepted {
+        id: parsed.email.id,
+    }))
+}
+
+/// SendGrid's Inbound Parse, behind HTTP basic auth.
+#[utoipa::path(
+    operation_id = "inbound_parse",
+    post,
+    path = "/webhooks/sendgrid/inbound",
+    tag = "webhooks",
+    request_body(content = String, content_type = "multipart/form-data", description = "SendGrid's Inbound Parse form, parsed or raw mode"),
+    responses(
+        (status = 200, description = "Stored", body = InboundAccepted),
+        (status = 400, description = "Not a form SendGrid sends", body = ErrorBody),
+        (status = 401, description = "Wrong or missing credentials", body = ErrorBody),
+        (status = 413, description = "Over the 32 MB limit", body = ErrorBody),
+        (status = 503, description = "Storage failed; SendGrid retries", body = ErrorBody),
+    ),
+)]
+pub(super) async fn receive_basic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<InboundAccepted>, ApiError> {
+    receive(&state, &headers, None, body).await
+}
+
+/// SendGrid's Inbound Parse, behind a secret path segment.
+#[utoipa::path(
+    operation_id = "inbound_parse_secret_path",
+    post,
+    path = "/webhooks/sendgrid/inbound/{secret}",
+    tag = "webhooks",
+    params(("secret" = String, Path, description = "MAILROOM_INBOUND_SECRET")),
+    request_body(content = String, content_type = "multipart/form-data", description = "SendGrid's Inbound Parse form, parsed or raw mode"),
+    responses(
+        (status = 200, description = "Stored", body = InboundAccepted),
+        (status = 400, description = "Not a form SendGrid sends", body = ErrorBody),
+        (status = 401, description = "Wrong secret", body = ErrorBody),
+        (status = 503, description = "Storage failed; SendGrid retries", body = ErrorBody),
+    ),
+)]
+pub(super) async fn receive_secret(
+    State(state): State<AppState>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<InboundAccepted>, ApiError> {
+    receive(&state, &headers, Some(&secret), body).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Messages per page (1 to 1,000; default 50).
+    limit: Option<usize>,
+}
+
+/// Inbound messages, newest first.
+#[utoipa::path(
+    operation_id = "list_inbound",
+    get,
+    path = "/v1/inbound",
+    tag = "inbound",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = InboundPage),
+        (status = 400, description = "A bad cursor or limit", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<InboundPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit is 1 to 1000").field("limit"));
+    }
+    let cursor = query.cursor.as_deref();
+    let valid_cursor = cursor.is_none_or(|c| {
+        c.split_once('-')
+            .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
+    });
+    if !valid_cursor {
+        return Err(ApiError::bad_request("cursor is not one this API gave").field("cursor"));
+    }
+    Ok(Json(state.inbound.store.list(cursor, limit).await?))
+}
+
+/// One inbound message.
+#[utoipa::path(
+    operation_id = "get_inbound",
+    get,
+    path = "/v1/inbound/{id}",
+    tag = "inbound",
+    params(("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 200, description = "The message", body = InboundEmail),
+        (status = 404, description = "Unknown or expired", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<InboundEmail>, ApiError> {
+    state
+        .inbound
+        .store
+        .get(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no inbound message {id}")))
+}
+
+/// An attachment's body, with its content type.
+#[utoipa::path(
+    operation_id = "get_inbound_attachment",
+    get,
+    path = "/v1/inbound/{id}/attachments/{n}",
+    tag = "inbound",
+    params(
+        ("id" = String, Path, description = "The message id"),
+        ("n" = usize, Path, description = "The attachment's position, from 1"),
+    ),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
+        (status = 404, description = "No such attachment, or its body was not kept (over the size limit)", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn attachment(
+    State(state): State<AppState>,
+    Path((id, n)): Path<(String, usize)>,
+) -> Result<Response, ApiError> {
+    let store = &state.inbound.store;
+    let message = store
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no inbound message {id}")))?;
+    let info = n
+        .checked_sub(1)
+        .and_then(|i| message.attachments.get(i))
+        .ok_or_else(|| ApiError::not_found(format!("message {id} has no attachment {n}")))?;
+    let body = store.attachment(&id, n).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "attachment {n} of {id} was not kept (over the size limit)"
+        ))
+    })?;
+    let content_type = HeaderValue::from_str(&info.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let filename = info
+        .filename
+        .as_deref()
+        .unwrap_or("attachment")
+        .replace(['"', '\\', '\r', '\n'], "_");
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
