@@ -20,7 +20,9 @@ use std::{
 
 use anyhow::{Context, bail};
 use axum::{Router, http::StatusCode, routing::post};
-use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, TemplateRef};
+use mailroom_jobs::{
+    EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, SendgridEvents, TemplateRef,
+};
 use redis::{AsyncCommands, aio::ConnectionManager};
 
 use crate::{config::Settings, queue::QueueAdmin};
@@ -547,5 +549,211 @@ pub async fn validate(
         per_sec: (latencies.len() * MAX_BATCH) as f64 / elapsed.as_secs_f64(),
         p50,
         p99,
+    })
+}
+
+/// What `bench events` measured.
+#[derive(Debug)]
+pub struct EventsReport {
+    pub events: usize,
+    pub batch: usize,
+    /// Events per second from the first POST until the worker has applied the last batch.
+    pub per_sec: f64,
+    /// Median latency of one POST (verified and stored, not yet applied).
+    pub post_p50: Duration,
+    pub post_p99: Duration,
+}
+
+impl fmt::Display for EventsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events in signed batches of {}: {:.0} events/s verified, stored and applied; POST p50 {:.1} ms, p99 {:.1} ms",
+            self.events,
+            self.batch,
+            self.per_sec,
+            ms_f(self.post_p50),
+            ms_f(self.post_p99)
+        )
+    }
+}
+
+/// One batch of `size` realistic events for 1,000 messages (mostly processed, delivered and
+/// opens, some clicks, deferrals and bounces), with unique `sg_event_id`s.
+fn event_batch(batch: usize, size: usize, timestamp: i64) -> String {
+    let kinds = [
+        "processed",
+        "delivered",
+        "processed",
+        "delivered",
+        "open",
+        "open",
+        "click",
+        "deferred",
+        "processed",
+        "delivered",
+        "open",
+        "bounce",
+        "processed",
+        "delivered",
+        "open",
+        "dropped",
+    ];
+    let events: Vec<serde_json::Value> = (0..size)
+        .map(|i| {
+            let n = batch * size + i;
+            let kind = kinds[n % kinds.len()];
+            let mut event = serde_json::json!({
+                "email": format!("customer{}@example.com", n % 1000),
+                "timestamp": timestamp,
+                "smtp-id": format!("<{n}@ismtpd-1>"),
+                "event": kind,
+                "category": ["receipts"],
+                "sg_event_id": format!("bench-{n:012}"),
+                "sg_message_id": format!("msg{}.filter0001", n % 1000),
+                "mailroom_id": format!("0190bench-0000-7000-8000-{:012}", n % 1000),
+            });
+            match kind {
+                "bounce" => {
+                    event["type"] = "bounce".into();
+                    event["status"] = "5.1.1".into();
+                    event["reason"] = "550 5.1.1 no such user".into();
+                }
+                "click" => event["url"] = "https://example.com/order".into(),
+                "deferred" => event["response"] = "421 try again later".into(),
+                "dropped" => event["reason"] = "Bounced Address".into(),
+                _ => {}
+            }
+            event
+        })
+        .collect();
+    let mut body = serde_json::to_string(&events).unwrap_or_default();
+    body.push_str("\r\n");
+    body
+}
+
+/// `bench events`: `batches` signed batches of `size` events POSTed to a `mailroom serve`
+/// (`concurrency` at once) and applied by one `mailroom work`, measured from the first POST to
+/// the last batch applied.
+///
+/// # Errors
+/// When Redis fails, a process does not start, or a POST is refused.
+pub async fn events(
+    settings: &Settings,
+    batches: usize,
+    size: usize,
+    concurrency: usize,
+) -> anyhow::Result<EventsReport> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use base64::Engine as _;
+    use p256::{
+        ecdsa::{Signature, SigningKey, signature::Signer as _},
+        pkcs8::EncodePublicKey,
+    };
+
+    let prefix = bench_prefix(settings);
+    let conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let key = SigningKey::from_slice(&seed)?;
+    let public = key
+        .verifying_key()
+        .to_public_key_der()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let public = base64::engine::general_purpose::STANDARD.encode(public.as_bytes());
+    // SendGrid's side of the work (building and signing) is done before the clock starts.
+    let timestamp = chrono::Utc::now().timestamp();
+    let stamp = timestamp.to_string();
+    let signed: Vec<(String, String)> = (0..batches)
+        .map(|b| {
+            let body = event_batch(b, size, timestamp);
+            let mut message = stamp.as_bytes().to_vec();
+            message.extend_from_slice(body.as_bytes());
+            let signature: Signature = key.sign(&message);
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+            (body, signature)
+        })
+        .collect();
+    let env = [("MAILROOM_SENDGRID_WEBHOOK_KEY", public.as_str())];
+    let (server, base, client) = start_server(&prefix, &env).await?;
+    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
+    let mut worker = tokio::process::Command::new(exe)
+        .args(["work", "--concurrency", "8"])
+        .env("MAILROOM_REDIS_PREFIX", &prefix)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the worker process")?;
+    let signed = Arc::new(signed);
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = format!("{base}/webhooks/sendgrid/events");
+    let started = Instant::now();
+    let posters: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (signed, next, client, url, stamp) = (
+                signed.clone(),
+                next.clone(),
+                client.clone(),
+                url.clone(),
+                stamp.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((body, signature)) = signed.get(i) else {
+                        return Ok::<_, anyhow::Error>(latencies);
+                    };
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header(crate::events::signature::SIGNATURE_HEADER, signature)
+                        .header(crate::events::signature::TIMESTAMP_HEADER, &stamp)
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("a batch was refused: {}", response.status());
+                    }
+                    latencies.push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(batches);
+    for poster in posters {
+        latencies.extend(poster.await??);
+    }
+    let admin = QueueAdmin::new(conn.clone(), prefix.clone());
+    loop {
+        let stats = admin.stats(SendgridEvents::QUEUE).await?;
+        if stats.done_total >= batches as u64 {
+            break;
+        }
+        if stats.dead_total > 0 {
+            bail!("{} batches were dead-lettered", stats.dead_total);
+        }
+        if let Some(status) = worker.try_wait()? {
+            bail!("the worker exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = worker.start_kill();
+    let _ = worker.wait().await;
+    let (post_p50, post_p99) = wind_up(server, conn, &prefix, &mut latencies).await?;
+    Ok(EventsReport {
+        events: batches * size,
+        batch: size,
+        per_sec: (batches * size) as f64 / elapsed.as_secs_f64(),
+        post_p50,
+        post_p99,
     })
 }

@@ -78,6 +78,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// POST signed Event Webhook batches to a `mailroom serve` and apply them with one
+    /// `mailroom work`, end to end.
+    Events {
+        /// Batches to send.
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+        /// Events per batch.
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Validate batches of 1,000 addresses through `POST /v1/validations/batch` on a
     /// `mailroom serve`, with every domain's DNS answer in the Redis cache.
     Validate {
@@ -260,6 +273,14 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
         } => println!(
             "{}",
             bench::verify(settings, confirmations, concurrency).await?
+        ),
+        BenchCommand::Events {
+            batches,
+            size,
+            concurrency,
+        } => println!(
+            "{}",
+            bench::events(settings, batches, size, concurrency).await?
         ),
         BenchCommand::Validate {
             batches,
