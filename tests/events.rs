@@ -331,6 +331,7 @@ async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
     let skipped = accepted["id"].as_str().unwrap().to_owned();
     let record = app.wait_for_status(&skipped, "suppressed").await;
     assert_eq!(record["suppressed"], json!(["grace@example.org"]));
+    assert_eq!(record["recipients"]["grace@example.org"], "suppressed");
     // ... unless its category overrides suppressions.
     message["categories"] = json!(["security"]);
     let response = app.post_email(&message).await;

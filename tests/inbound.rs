@@ -421,3 +421,59 @@ async fn the_webhook_stores_announces_and_serves_inbound_mail() {
     assert_eq!(ids, [big_id, small_id]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn text_fields_are_decoded_with_the_charsets_field() {
+    // SendGrid passes `text` and `html` on in their original charset and names it.
+    let mut body = Vec::new();
+    let mut field = |name: &str, value: &[u8]| {
+        body.extend_from_slice(
+            format!("--xYzZY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    };
+    field("from", "Zoë <zoe@example.com>".as_bytes());
+    field("subject", "Crème brûlée".as_bytes());
+    field("text", b"Gr\xfc\xdfe aus K\xf6ln");
+    field("html", b"<p>\xa4 10</p>");
+    field(
+        "charsets",
+        br#"{"from":"UTF-8","subject":"UTF-8","text":"iso-8859-1","html":"iso-8859-15"}"#,
+    );
+    body.extend_from_slice(b"--xYzZY--\r\n");
+    let parsed = parse(FORM, Bytes::from(body), chrono::Utc::now(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(parsed.email.from, "Zoë <zoe@example.com>");
+    assert_eq!(parsed.email.subject, "Crème brûlée");
+    assert_eq!(parsed.email.text.as_deref(), Some("Grüße aus Köln"));
+    assert_eq!(parsed.email.html.as_deref(), Some("<p>€ 10</p>"));
+}
+
+#[tokio::test]
+async fn a_storage_failure_answers_503_so_sendgrid_retries() {
+    let app =
+        TestApp::spawn(|s| s.inbound_secret = Some("path-secret-1234".to_owned().into())).await;
+    // Occupy the stream's key with a string: the XADD fails as Redis would fail a write.
+    let stream = format!("{}:inbound", app.redis.prefix);
+    let mut conn = app.redis.conn();
+    let _: () = redis::AsyncCommands::set(&mut conn, &stream, "not a stream")
+        .await
+        .unwrap();
+    let body = sample("sendgrid-go__helpers_inbound_sample_data_raw_data.txt");
+    let post = || {
+        app.client
+            .post(app.url("/webhooks/sendgrid/inbound/path-secret-1234"))
+            .header("content-type", FORM)
+            .body(body.clone())
+            .send()
+    };
+    let failed = post().await.unwrap();
+    assert_eq!(failed.status(), 503);
+    let _: () = redis::AsyncCommands::del(&mut conn, &stream).await.unwrap();
+    let retried = post().await.unwrap();
+    assert_eq!(retried.status(), 200, "SendGrid's retry is stored");
+    app.stop().await;
+}

@@ -223,6 +223,9 @@ impl StatusStore {
             .get("suppressed")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
+        for email in &suppressed {
+            recipients.insert(email.clone(), MessageStatus::Suppressed);
+        }
         let status = match status {
             MessageStatus::Sent if output.get("provider").is_some_and(|p| p == "none") => {
                 MessageStatus::Suppressed
