@@ -80,7 +80,7 @@ const PARALLEL_LOOKUPS: usize = 32;
 
 impl DomainChecker {
     /// # Errors
-    /// When the system resolver configuration cannot be read.
+    /// When the resolver cannot be built from its configuration.
     pub fn new(
         settings: DnsSettings,
         redis: ConnectionManager,
@@ -102,7 +102,17 @@ impl DomainChecker {
                 let config = ResolverConfig::from_name_servers(vec![server]);
                 Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             }
-            None => TokioResolver::builder_tokio()?,
+            None => TokioResolver::builder_tokio().unwrap_or_else(|error| {
+                // Validation must not keep the API from starting: without a readable system
+                // configuration, lookups go to a resolver on this host, and fail as
+                // "unanswered" (risky, never invalid) when there is none.
+                tracing::warn!(%error, "cannot read the system DNS configuration; asking 127.0.0.1:53 (set MAILROOM_DNS_RESOLVER)");
+                let server = NameServerConfig::udp_and_tcp(std::net::Ipv4Addr::LOCALHOST.into());
+                Resolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![server]),
+                    TokioRuntimeProvider::default(),
+                )
+            }),
         };
         let resolver = builder.with_options(options).build()?;
         Ok(Self {
