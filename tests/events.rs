@@ -493,3 +493,29 @@ async fn the_suppression_api_lists_filters_pages_and_edits() {
     assert_eq!(unauthorized.status(), 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stats_refuse_bad_periods_naming_the_parameter() {
+    let app = TestApp::spawn(|_| {}).await;
+    for (query, field) in [
+        ("from=2026-02-01&to=2026-01-01", "from"),
+        ("from=2024-01-01&to=2026-01-01", "from"),
+        ("from=yesterday", "from"),
+        ("to=-262143-01-01", "to"),
+        ("colour=red", ""),
+    ] {
+        let (status, answer) = get_json(&app, &format!("/v1/stats?{query}")).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["error"]["field"], field, "{query}: {answer}");
+        }
+    }
+    let (status, answer) = get_json(&app, "/v1/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["days"].as_array().unwrap().len(),
+        30,
+        "the last 30 days by default"
+    );
+    app.stop().await;
+}

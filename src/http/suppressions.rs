@@ -192,7 +192,12 @@ pub(super) async fn stats(
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
     let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let from = query.from.unwrap_or(to - chrono::Duration::days(29));
+    let from = match query.from {
+        Some(from) => from,
+        None => to
+            .checked_sub_signed(chrono::Duration::days(29))
+            .ok_or_else(|| ApiError::bad_request("to is out of range").field("to"))?,
+    };
     if from > to {
         return Err(ApiError::bad_request("from is after to").field("from"));
     }
