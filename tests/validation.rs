@@ -419,3 +419,37 @@ async fn the_cache_keys_stay_under_the_test_prefix() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_suppression_list_counts_as_known_bounces() {
+    let app = TestApp::spawn(|_| {}).await;
+    for (email, reason) in [
+        ("bounced@example.org", "bounce"),
+        ("complained@example.org", "spam_report"),
+    ] {
+        let response = app
+            .client
+            .put(app.url(&format!("/v1/suppressions/{email}")))
+            .bearer_auth(API_KEY)
+            .json(&json!({"reason": reason}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let (_, answer) = validate(&app, json!({"email": "Bounced@Example.org", "dns": false})).await;
+    assert_eq!(answer["verdict"], "invalid", "{answer}");
+    assert_eq!(answer["checks"]["suppressed"], true);
+    assert_eq!(codes(&answer), ["known_bounce"]);
+    let (_, answer) = validate(
+        &app,
+        json!({"email": "complained@example.org", "dns": false}),
+    )
+    .await;
+    assert_eq!(answer["verdict"], "risky", "{answer}");
+    assert_eq!(codes(&answer), ["suppressed"]);
+    let (_, answer) = validate(&app, json!({"email": "fresh@example.org", "dns": false})).await;
+    assert_eq!(answer["checks"]["suppressed"], false);
+    assert_eq!(answer["verdict"], "valid");
+    app.stop().await;
+}

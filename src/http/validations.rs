@@ -66,7 +66,11 @@ pub(super) async fn one(
     let dns = request.dns.then_some(&state.domains);
     let mut results = state
         .validator
-        .validate_all(std::slice::from_ref(&request.email), dns)
+        .validate_all(
+            std::slice::from_ref(&request.email),
+            dns,
+            Some(&state.suppressions),
+        )
         .await?;
     Ok(Json(results.remove(0)))
 }
@@ -98,6 +102,9 @@ pub(super) async fn batch(
         .field("emails"));
     }
     let dns = request.dns.then_some(&state.domains);
-    let results = state.validator.validate_all(&request.emails, dns).await?;
+    let results = state
+        .validator
+        .validate_all(&request.emails, dns, Some(&state.suppressions))
+        .await?;
     Ok(Json(BatchResults { results }))
 }

@@ -99,6 +99,29 @@ impl Suppressions {
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
+    /// The records of `emails` (same order; `None` where not suppressed).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn get_many(
+        &self,
+        emails: &[String],
+    ) -> redis::RedisResult<Vec<Option<Suppression>>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
+        let found: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&self.list)
+            .arg(&keys)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|f| f.and_then(|r| serde_json::from_str(&r).ok()))
+            .collect())
+    }
+
     /// Which of `emails` are suppressed (same order).
     ///
     /// # Errors

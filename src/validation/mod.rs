@@ -14,6 +14,8 @@ pub mod suggest;
 use std::collections::HashMap;
 
 use mailroom_jobs::address::{self, Address};
+
+use crate::store::{Suppression, Suppressions, suppressions::Reason as SuppressionReason};
 use serde::Serialize;
 
 pub use dns::{DnsAnswer, DnsCheck, DnsSettings, DomainChecker};
@@ -66,6 +68,8 @@ pub struct Checks {
     pub free_provider: bool,
     /// The local part is not ASCII: delivery needs SMTPUTF8 (RFC 6531).
     pub smtputf8: bool,
+    /// The address is on mailroom's suppression list (a bounce, a complaint, an unsubscribe).
+    pub suppressed: bool,
 }
 
 /// One reason: a stable code and a sentence.
@@ -134,6 +138,7 @@ impl Validator {
                         role: false,
                         free_provider: false,
                         smtputf8: false,
+                        suppressed: false,
                     },
                     reasons: vec![Reason::new(
                         format!("syntax.{}", e.code.as_str()),
@@ -158,6 +163,7 @@ impl Validator {
             role: lists::is_role(&parsed.local),
             free_provider: lists::is_free_provider(ascii_domain),
             smtputf8: parsed.needs_smtputf8(),
+            suppressed: false,
         };
         // Typo domains one keystroke from a big provider (gmial.com) are registered to catch
         // mail and end up on the disposable list: the suggestion matters most there. Two
@@ -250,14 +256,16 @@ impl Validator {
         validation
     }
 
-    /// Validates a batch: offline checks for each, one DNS answer per distinct domain.
+    /// Validates a batch: offline checks for each, one DNS answer per distinct domain, and,
+    /// with `known`, the suppression list in one read.
     ///
     /// # Errors
-    /// When the Redis cache fails.
+    /// When Redis fails.
     pub async fn validate_all(
         &self,
         emails: &[String],
         dns: Option<&DomainChecker>,
+        known: Option<&Suppressions>,
     ) -> redis::RedisResult<Vec<Validation>> {
         let pending: Vec<Pending> = emails.iter().map(|e| self.offline(e)).collect();
         let answers = match dns {
@@ -272,17 +280,55 @@ impl Validator {
             }
             None => HashMap::new(),
         };
-        Ok(pending
+        let mut results: Vec<Validation> = pending
             .into_iter()
             .map(|p| {
                 let answer = dns.and_then(|_| p.domain().and_then(|d| answers.get(d)).copied());
                 self.finish(p, answer)
             })
-            .collect())
+            .collect();
+        if let Some(list) = known {
+            let addresses: Vec<String> = results
+                .iter()
+                .map(|v| v.normalized.clone().unwrap_or_default())
+                .collect();
+            let records = list.get_many(&addresses).await?;
+            for (validation, record) in results.iter_mut().zip(records) {
+                if let Some(record) = record.filter(|_| validation.checks.syntax) {
+                    validation.known(&record);
+                }
+            }
+        }
+        Ok(results)
     }
 }
 
 impl Validation {
+    /// Folds in the address's suppression record: a bounce mailroom saw itself is the best
+    /// evidence there is that the mailbox does not exist (SendGrid's `has_known_bounces`).
+    fn known(&mut self, record: &Suppression) {
+        self.checks.suppressed = true;
+        let since = record.created_at.format("%Y-%m-%d");
+        match record.reason {
+            SuppressionReason::Bounce | SuppressionReason::Block | SuppressionReason::Invalid => {
+                self.fail(Reason::new(
+                    "known_bounce",
+                    format!("mail to this address bounced ({}, {since})", record.reason.as_str()),
+                ));
+            }
+            other => self.risk(
+                Reason::new(
+                    "suppressed",
+                    format!(
+                        "the address is on the suppression list ({}, {since}): mail to it is skipped",
+                        other.as_str()
+                    ),
+                ),
+                0.5,
+            ),
+        }
+    }
+
     /// The address cannot receive mail.
     fn fail(&mut self, reason: Reason) {
         self.verdict = Verdict::Invalid;
