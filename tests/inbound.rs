@@ -477,3 +477,63 @@ async fn a_storage_failure_answers_503_so_sendgrid_retries() {
     assert_eq!(retried.status(), 200, "SendGrid's retry is stored");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_body_limit_is_sendgrids_not_the_apis() {
+    // The API's own limit (MAILROOM_BODY_LIMIT_BYTES, 10 MB by default) does not apply here:
+    // SendGrid posts messages of up to 30 MB.
+    let app =
+        TestApp::spawn(|s| s.inbound_secret = Some("path-secret-5678".to_owned().into())).await;
+    let form = |attachment: usize| {
+        let mut body = Vec::new();
+        for (name, value) in [
+            ("from", "a@example.org"),
+            ("subject", "big"),
+            ("attachments", "1"),
+        ] {
+            body.extend_from_slice(
+                format!(
+                    "--xYzZY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            b"--xYzZY\r\nContent-Disposition: form-data; name=\"attachment1\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+        );
+        body.resize(body.len() + attachment, b'x');
+        body.extend_from_slice(b"\r\n--xYzZY--\r\n");
+        body
+    };
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/webhooks/sendgrid/inbound/path-secret-5678"))
+            .header("content-type", FORM)
+            .body(body)
+            .send()
+    };
+    let stored = post(form(12 * 1024 * 1024)).await.unwrap();
+    assert_eq!(stored.status(), 200);
+    let id = stored.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let message: Value = app
+        .client
+        .get(app.url(&format!("/v1/inbound/{id}")))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["attachments"][0]["size"], 12 * 1024 * 1024);
+    assert_eq!(
+        message["attachments"][0]["stored"], false,
+        "over the 10 MB attachment limit"
+    );
+    let too_big = post(form(33 * 1024 * 1024)).await.unwrap();
+    assert_eq!(too_big.status(), 413);
+    app.stop().await;
+}
