@@ -519,3 +519,53 @@ async fn stats_refuse_bad_periods_naming_the_parameter() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn events_without_mailroom_id_find_their_message_by_sendgrids_id() {
+    // Bounces that come back through the Return-Path lose custom_args. SendGrid's real test
+    // POST carries none: its sg_message_id starts with the X-Message-Id of the send.
+    let sendgrid = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v3/mail/send"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(202)
+                .insert_header("X-Message-Id", "14c5d75ce93.dfd.64b469"),
+        )
+        .expect(1)
+        .mount(&sendgrid)
+        .await;
+    let signer = TestSigner::new();
+    let key = signer.public_base64();
+    let uri = sendgrid.uri();
+    let mut app = TestApp::spawn(move |s| {
+        s.sendgrid_webhook_key = Some(key);
+        s.provider = mailroom::config::ProviderKind::Sendgrid;
+        s.sendgrid_api_url = uri;
+        s.sendgrid_api_key = Some("SG.test-key".to_owned().into());
+    })
+    .await;
+    app.start_worker();
+    let mut message = simple_email();
+    message["to"][0]["email"] = json!("example@test.com");
+    let id = app
+        .post_email(&message)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for_status(&id, "sent").await;
+    // The exact bytes SendGrid sent, signed again with this test's key and a fresh timestamp.
+    let (status, _) = post_events(&app, Some(&signer), &now(), &real_test_post()).await;
+    assert_eq!(status, 200);
+    let record = eventually(Duration::from_secs(20), "the timeline", || async {
+        let (_, record) = get_json(&app, &format!("/v1/emails/{id}")).await;
+        (record["timeline"].as_array().map(Vec::len) == Some(11)).then_some(record)
+    })
+    .await;
+    assert_eq!(record["status"], "bounced", "{record}");
+    assert_eq!(record["provider_message_id"], "14c5d75ce93.dfd.64b469");
+    app.stop().await;
+}

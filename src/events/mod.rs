@@ -12,4 +12,4 @@ pub mod store;
 
 pub use parse::{Event, EventKind, parse_batch};
 pub use signature::{SignatureError, WebhookKey};
-pub use store::{Applied, EventStore};
+pub use store::{Applied, EventStore, MessageIndex};

@@ -9,6 +9,7 @@
 //! | `P:stats:{YYYY-MM-DD}` | hash | `{counter}\|{category}` → count (`{counter}\|` for all) |
 //! | `P:evt:uniq:{open\|click}:{message}:{email}` | string | first open/click marks |
 //! | `P:suppressions` + `P:suppressions:index` | hash + zset | see [`crate::store::Suppressions`] |
+//! | `P:sgmsg:{X-Message-Id}` | string | the mailroom id of a message SendGrid accepted ([`MessageIndex`]) |
 
 use std::sync::LazyLock;
 
@@ -129,6 +130,8 @@ impl EventStore {
         events: &[Event],
         received_at: DateTime<Utc>,
     ) -> redis::RedisResult<Applied> {
+        let index = MessageIndex::new(self.conn.clone(), &self.prefix, self.keep_secs);
+        let found = index.resolve(events).await?;
         let mut applied = Applied::default();
         for chunk in events.chunks(CHUNK) {
             let mut invocation = APPLY.prepare_invoke();
@@ -139,7 +142,14 @@ impl EventStore {
                 .arg(STATS_TTL_SECS)
                 .arg(received_at.timestamp_millis());
             for event in chunk {
-                for arg in Self::arguments(event, received_at) {
+                let message = message_id(event).or_else(|| {
+                    event
+                        .sg_message_id
+                        .as_ref()
+                        .and_then(|m| found.get(m))
+                        .map(String::as_str)
+                });
+                for arg in Self::arguments(event, message, received_at) {
                     invocation.arg(arg);
                 }
             }
@@ -152,9 +162,9 @@ impl EventStore {
     }
 
     /// The 14 script arguments of one event (see `apply.lua`).
-    fn arguments(event: &Event, received_at: DateTime<Utc>) -> [String; 14] {
+    fn arguments(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> [String; 14] {
         let email = event.email.trim().to_lowercase();
-        let message = message_id(event).unwrap_or_default();
+        let message = message.unwrap_or_default();
         let kind = event.event.as_str();
         let composite = format!("{message}|{kind}|{}|{email}", event.timestamp);
         let (status, rank) = status_of(event).unwrap_or(("", 0));
@@ -234,5 +244,84 @@ impl EventStore {
             suppression,
             line.to_string(),
         ]
+    }
+}
+
+/// From SendGrid's message id to mailroom's, for the events that arrive without
+/// `custom_args.mailroom_id` (bounces that come back through the Return-Path lose it).
+///
+/// SendGrid answers a send with `X-Message-Id`; its events carry `sg_message_id`, that id
+/// followed by `.` and a server suffix. The send worker records the first; an event's id is
+/// found by trying each of its `.`-separated prefixes.
+#[derive(Debug, Clone)]
+pub struct MessageIndex {
+    conn: ConnectionManager,
+    prefix: String,
+    keep_secs: u64,
+}
+
+/// How many `.`-separated prefixes of an `sg_message_id` are tried.
+const MAX_PREFIXES: usize = 8;
+
+impl MessageIndex {
+    pub fn new(conn: ConnectionManager, prefix: &str, keep_secs: u64) -> Self {
+        Self {
+            conn,
+            prefix: prefix.to_owned(),
+            keep_secs,
+        }
+    }
+
+    fn key(&self, provider_id: &str) -> String {
+        format!("{}:sgmsg:{provider_id}", self.prefix)
+    }
+
+    /// Records that SendGrid's `provider_id` is mailroom's `id`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn record(&self, provider_id: &str, id: &str) -> redis::RedisResult<()> {
+        redis::cmd("SET")
+            .arg(self.key(provider_id))
+            .arg(id)
+            .arg("EX")
+            .arg(self.keep_secs)
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// mailroom ids for the `sg_message_id`s of `events` that lack `mailroom_id`, in one read.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn resolve(
+        &self,
+        events: &[Event],
+    ) -> redis::RedisResult<std::collections::HashMap<String, String>> {
+        let mut wanted: Vec<(&str, String)> = Vec::new();
+        for event in events.iter().filter(|e| message_id(e).is_none()) {
+            let Some(sg) = event.sg_message_id.as_deref().filter(|s| s.len() <= 200) else {
+                continue;
+            };
+            let cuts = sg.match_indices('.').map(|(i, _)| i).chain([sg.len()]);
+            for end in cuts.take(MAX_PREFIXES) {
+                wanted.push((sg, self.key(&sg[..end])));
+            }
+        }
+        let mut found = std::collections::HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let keys: Vec<&String> = wanted.iter().map(|(_, k)| k).collect();
+        let ids: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        for ((sg, _), id) in wanted.iter().zip(ids) {
+            if let Some(id) = id {
+                found.entry((*sg).to_owned()).or_insert(id);
+            }
+        }
+        Ok(found)
     }
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Settings,
-    events::EventStore,
+    events::{EventStore, MessageIndex},
     providers::Provider,
     queue::RedisQueue,
     store::{Suppressions, Verifications},
@@ -88,6 +88,11 @@ pub async fn run(
         public_url: settings.public_url.clone(),
         suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
         transactional: settings.transactional_category_list(),
+        message_index: MessageIndex::new(
+            conn.clone(),
+            &settings.redis_prefix,
+            settings.event_retention_secs,
+        ),
     });
     let config = settings.queue_config();
     let emails = RedisQueue::<SendEmail>::connect(client.clone(), config.clone(), name.clone())

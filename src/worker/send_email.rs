@@ -16,6 +16,7 @@ use lettre::message::Mailbox;
 use mailroom_jobs::SendEmail;
 
 use crate::{
+    events::MessageIndex,
     providers::{OutgoingEmail, Provider, ProviderError},
     queue::{JobOutput, JobRun},
     render::Renderer,
@@ -39,6 +40,8 @@ pub struct Mailer {
     pub suppressions: Suppressions,
     /// Categories sent even to suppressed addresses.
     pub transactional: Vec<String>,
+    /// SendGrid's message ids → mailroom's, for events that come back without `mailroom_id`.
+    pub message_index: MessageIndex,
 }
 
 /// What a successful send leaves on the message's record.
@@ -120,6 +123,19 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     match outcome {
         Ok(delivery) => {
             tracing::debug!(provider, provider_message_id = ?delivery.provider_message_id, "sent");
+            if let Some(provider_id) = delivery
+                .provider_message_id
+                .as_deref()
+                .filter(|_| provider == "sendgrid")
+            {
+                // The message is sent: failing to index it must not fail the job (a retry would
+                // send it twice). Its events still carry mailroom_id; only Return-Path bounces
+                // would miss the timeline.
+                let id = job.id.to_string();
+                if let Err(error) = mailer.message_index.record(provider_id, &id).await {
+                    tracing::warn!(%error, "could not index SendGrid's message id");
+                }
+            }
             Ok(Sent {
                 provider,
                 provider_message_id: delivery.provider_message_id,
