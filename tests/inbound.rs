@@ -537,3 +537,14 @@ async fn the_body_limit_is_sendgrids_not_the_apis() {
     assert_eq!(too_big.status(), 413);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_attachment_count_is_a_claim_not_a_loop_bound() {
+    let body = "--xYzZY\r\nContent-Disposition: form-data; name=\"from\"\r\n\r\na@example.org\r\n\
+                --xYzZY\r\nContent-Disposition: form-data; name=\"attachments\"\r\n\r\n99999999999999\r\n\
+                --xYzZY--\r\n";
+    let parsed = parse(FORM, Bytes::from(body), chrono::Utc::now(), 1024)
+        .await
+        .unwrap();
+    assert!(parsed.email.attachments.is_empty());
+}

@@ -178,6 +178,16 @@ pub fn parse(input: &str) -> Result<Address, SyntaxError> {
     if input.is_empty() {
         return refuse(C::Empty, "the address is empty");
     }
+    if input.len() > 4 * MAX_ADDRESS_OCTETS {
+        // Far over any limit: refused before any normalization work is spent on it.
+        return refuse(
+            C::AddressTooLong,
+            format!(
+                "the input is {} bytes long; an address is at most {MAX_ADDRESS_OCTETS} octets",
+                input.len()
+            ),
+        );
+    }
     if input.trim_end().ends_with('>') && input.contains('<') {
         return refuse(
             C::DisplayName,

@@ -311,11 +311,16 @@ pub async fn parse(
         .get("attachment-info")
         .and_then(|p| serde_json::from_slice(&p.data).ok())
         .unwrap_or_default();
-    let count: usize = field(&parts, "attachments")
-        .and_then(|c| c.trim().parse().ok())
-        .unwrap_or(0);
-    for n in 1..=count.max(info.len()) {
-        let name = format!("attachment{n}");
+    // The file parts present, in number order: the `attachments` count is only a claim.
+    let mut numbered: Vec<(usize, String)> = parts
+        .keys()
+        .filter_map(|name| {
+            let n = name.strip_prefix("attachment")?.parse::<usize>().ok()?;
+            Some((n, name.clone()))
+        })
+        .collect();
+    numbered.sort_unstable();
+    for (_, name) in numbered {
         let Some(part) = parts.remove(&name) else {
             continue;
         };

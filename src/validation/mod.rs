@@ -121,7 +121,9 @@ impl Validator {
         let parsed = match address::parse(email) {
             Ok(parsed) => parsed,
             Err(e) => {
-                let suggestion = self.suggester.suggest_address(email);
+                let suggestion = (email.len() <= address::MAX_ADDRESS_OCTETS)
+                    .then(|| self.suggester.suggest_address(email))
+                    .flatten();
                 let validation = Validation {
                     email: email.to_owned(),
                     normalized: None,
