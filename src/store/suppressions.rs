@@ -99,6 +99,19 @@ impl Suppressions {
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
+    /// The raw records of `emails` (same order), in one HMGET.
+    async fn raw_many(&self, emails: &[String]) -> redis::RedisResult<Vec<Option<String>>> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
+        redis::cmd("HMGET")
+            .arg(&self.list)
+            .arg(&keys)
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
     /// The records of `emails` (same order; `None` where not suppressed).
     ///
     /// # Errors
@@ -107,15 +120,7 @@ impl Suppressions {
         &self,
         emails: &[String],
     ) -> redis::RedisResult<Vec<Option<Suppression>>> {
-        if emails.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
-        let found: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(&self.list)
-            .arg(&keys)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let found = self.raw_many(emails).await?;
         Ok(found
             .into_iter()
             .map(|f| f.and_then(|r| serde_json::from_str(&r).ok()))
@@ -127,15 +132,7 @@ impl Suppressions {
     /// # Errors
     /// When Redis fails.
     pub async fn check(&self, emails: &[String]) -> redis::RedisResult<Vec<bool>> {
-        if emails.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
-        let found: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(&self.list)
-            .arg(&keys)
-            .query_async(&mut self.conn.clone())
-            .await?;
+        let found = self.raw_many(emails).await?;
         Ok(found.into_iter().map(|f| f.is_some()).collect())
     }
 
