@@ -201,18 +201,6 @@ fn real_events_for(id: &str, recipient: &str) -> String {
     serde_json::to_string(&events).unwrap()
 }
 
-async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
     let signer = TestSigner::new();
@@ -247,7 +235,7 @@ async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
         Duration::from_secs(20),
         "the events on the timeline",
         || async {
-            let (_, record) = get_json(&app, &format!("/v1/emails/{id}")).await;
+            let (_, record) = app.get_json(&format!("/v1/emails/{id}")).await;
             (record["timeline"].as_array().map(Vec::len) == Some(11)).then_some(record)
         },
     )
@@ -282,11 +270,9 @@ async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
     assert_eq!(record["recipients"]["grace@example.org"], "bounced");
 
     // The duplicate POST was processed (two jobs) but counted once.
-    let (_, stats) = get_json(
-        &app,
-        "/v1/stats?category=cat%20facts&from=2020-11-28&to=2020-11-28",
-    )
-    .await;
+    let (_, stats) = app
+        .get_json("/v1/stats?category=cat%20facts&from=2020-11-28&to=2020-11-28")
+        .await;
     let totals = &stats["totals"];
     for (counter, value) in [
         ("processed", 1),
@@ -306,18 +292,18 @@ async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
     assert_eq!(stats["rates"]["delivery"], 1.0);
     assert_eq!(stats["rates"]["open"], 1.0);
     assert_eq!(stats["days"][0]["date"], "2020-11-28");
-    let (_, all) = get_json(&app, "/v1/stats?from=2020-11-28&to=2020-11-28").await;
+    let (_, all) = app
+        .get_json("/v1/stats?from=2020-11-28&to=2020-11-28")
+        .await;
     assert_eq!(all["totals"]["processed"], 1, "all categories: {all}");
-    let (_, none) = get_json(
-        &app,
-        "/v1/stats?category=dogs&from=2020-11-28&to=2020-11-28",
-    )
-    .await;
+    let (_, none) = app
+        .get_json("/v1/stats?category=dogs&from=2020-11-28&to=2020-11-28")
+        .await;
     assert_eq!(none["totals"]["processed"], 0);
     assert_eq!(none["rates"]["delivery"], Value::Null);
 
     // The hard bounce came first: that is the suppression's reason.
-    let (status, suppression) = get_json(&app, "/v1/suppressions/GRACE@example.org").await;
+    let (status, suppression) = app.get_json("/v1/suppressions/GRACE@example.org").await;
     assert_eq!(status, 200, "{suppression}");
     assert_eq!(suppression["reason"], "bounce");
     assert_eq!(suppression["source"], "sendgrid:bounce");
@@ -434,7 +420,7 @@ async fn the_suppression_api_lists_filters_pages_and_edits() {
     let response = put("not an address".to_owned(), json!({})).await;
     assert_eq!(response.status(), 422);
 
-    let (_, page) = get_json(&app, "/v1/suppressions?reason=bounce&limit=2").await;
+    let (_, page) = app.get_json("/v1/suppressions?reason=bounce&limit=2").await;
     assert_eq!(page["suppressions"].as_array().unwrap().len(), 2, "{page}");
     let mut seen: Vec<String> = Vec::new();
     let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
@@ -446,11 +432,11 @@ async fn the_suppression_api_lists_filters_pages_and_edits() {
             .map(|s| s["email"].as_str().unwrap().to_owned()),
     );
     while let Some(next) = cursor {
-        let (_, page) = get_json(
-            &app,
-            &format!("/v1/suppressions?reason=bounce&limit=2&cursor={next}"),
-        )
-        .await;
+        let (_, page) = app
+            .get_json(&format!(
+                "/v1/suppressions?reason=bounce&limit=2&cursor={next}"
+            ))
+            .await;
         seen.extend(
             page["suppressions"]
                 .as_array()
@@ -467,10 +453,10 @@ async fn the_suppression_api_lists_filters_pages_and_edits() {
             .map(|i| format!("user{i}@example.org"))
             .collect::<Vec<_>>()
     );
-    let (_, manual) = get_json(&app, "/v1/suppressions?reason=manual").await;
+    let (_, manual) = app.get_json("/v1/suppressions?reason=manual").await;
     assert_eq!(manual["suppressions"].as_array().unwrap().len(), 3);
     assert_eq!(manual["suppressions"][0]["source"], "api");
-    let (status, error) = get_json(&app, "/v1/suppressions?reason=nonsense").await;
+    let (status, error) = app.get_json("/v1/suppressions?reason=nonsense").await;
     assert_eq!(status, 400, "{error}");
     assert_eq!(error["error"]["field"], "reason");
 
@@ -482,7 +468,7 @@ async fn the_suppression_api_lists_filters_pages_and_edits() {
         .await
         .unwrap();
     assert_eq!(delete.status(), 204);
-    let (status, _) = get_json(&app, "/v1/suppressions/user0@example.org").await;
+    let (status, _) = app.get_json("/v1/suppressions/user0@example.org").await;
     assert_eq!(status, 404);
     let unauthorized = app
         .client
@@ -504,13 +490,13 @@ async fn stats_refuse_bad_periods_naming_the_parameter() {
         ("to=-262143-01-01", "to"),
         ("colour=red", ""),
     ] {
-        let (status, answer) = get_json(&app, &format!("/v1/stats?{query}")).await;
+        let (status, answer) = app.get_json(&format!("/v1/stats?{query}")).await;
         assert_eq!(status, 400, "{query}: {answer}");
         if !field.is_empty() {
             assert_eq!(answer["error"]["field"], field, "{query}: {answer}");
         }
     }
-    let (status, answer) = get_json(&app, "/v1/stats").await;
+    let (status, answer) = app.get_json("/v1/stats").await;
     assert_eq!(status, 200);
     assert_eq!(
         answer["days"].as_array().unwrap().len(),
@@ -561,7 +547,7 @@ async fn events_without_mailroom_id_find_their_message_by_sendgrids_id() {
     let (status, _) = post_events(&app, Some(&signer), &now(), &real_test_post()).await;
     assert_eq!(status, 200);
     let record = eventually(Duration::from_secs(20), "the timeline", || async {
-        let (_, record) = get_json(&app, &format!("/v1/emails/{id}")).await;
+        let (_, record) = app.get_json(&format!("/v1/emails/{id}")).await;
         (record["timeline"].as_array().map(Vec::len) == Some(11)).then_some(record)
     })
     .await;

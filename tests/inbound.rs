@@ -518,16 +518,7 @@ async fn the_body_limit_is_sendgrids_not_the_apis() {
         .as_str()
         .unwrap()
         .to_owned();
-    let message: Value = app
-        .client
-        .get(app.url(&format!("/v1/inbound/{id}")))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, message) = app.get_json(&format!("/v1/inbound/{id}")).await;
     assert_eq!(message["attachments"][0]["size"], 12 * 1024 * 1024);
     assert_eq!(
         message["attachments"][0]["stored"], false,

@@ -104,6 +104,16 @@ fn message_id(event: &Event) -> Option<&str> {
     })
 }
 
+/// `P:timeline:{id}`: message `id`'s events (written by `apply.lua`, read by the status view).
+pub fn timeline_key(prefix: &str, id: &str) -> String {
+    format!("{prefix}:timeline:{id}")
+}
+
+/// `P:delivery:{id}`: message `id`'s delivery status per recipient (`""`: the message's).
+pub fn delivery_key(prefix: &str, id: &str) -> String {
+    format!("{prefix}:delivery:{id}")
+}
+
 /// Applies events to Redis under `prefix`.
 #[derive(Debug, Clone)]
 pub struct EventStore {

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::events::store::{delivery_key, timeline_key};
 use mailroom_jobs::{Job, QueueKeys, SendEmail};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -171,8 +173,8 @@ impl StatusStore {
             .cmd("HMGET")
             .arg(self.keys.job(id))
             .arg(&FIELDS)
-            .hgetall(format!("{}:delivery:{id}", self.prefix))
-            .lrange(format!("{}:timeline:{id}", self.prefix), 0, -1)
+            .hgetall(delivery_key(&self.prefix, id))
+            .lrange(timeline_key(&self.prefix, id), 0, -1)
             .query_async(&mut self.conn.clone())
             .await?;
         let [

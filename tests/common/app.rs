@@ -100,16 +100,22 @@ impl TestApp {
             .unwrap()
     }
 
-    /// `GET /v1/emails/{id}` with the API key, as JSON.
-    pub async fn status(&self, id: &str) -> (u16, Value) {
+    /// `GET path` with the API key: the status and the body as JSON (`null` when not JSON).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self
             .client
-            .get(self.url(&format!("/v1/emails/{id}")))
+            .get(self.url(path))
             .bearer_auth(API_KEY)
             .send()
             .await
             .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/emails/{id}` with the API key, as JSON.
+    pub async fn status(&self, id: &str) -> (u16, Value) {
+        self.get_json(&format!("/v1/emails/{id}")).await
     }
 
     /// Polls the status record until it reaches `wanted`.
