@@ -159,6 +159,20 @@ pub struct Settings {
     pub inbound_stream_maxlen: usize,
     /// `MAILROOM_INBOUND_RETENTION_SECS`: how long inbound messages and attachments are kept.
     pub inbound_retention_secs: u64,
+    /// `MAILROOM_INBOUND_MAX_BYTES`: the total budget for stored inbound mail; past it,
+    /// messages are still stored but their bodies and attachments are described, not kept.
+    pub inbound_max_bytes: u64,
+    /// `MAILROOM_TIMELINE_MAX_EVENTS`: the newest events kept on each message's timeline.
+    pub timeline_max_events: usize,
+    /// `MAILROOM_ALLOW_EVICTING_REDIS`: start even when Redis's `maxmemory-policy` may evict
+    /// keys (it deletes queued mail silently; only for a Redis that holds nothing else of value).
+    #[serde(deserialize_with = "flag")]
+    pub allow_evicting_redis: bool,
+    /// `MAILROOM_REQUEST_TIMEOUT_SECS`: the longest one request may take, headers, body and
+    /// handler together (408 past it).
+    pub request_timeout_secs: u64,
+    /// `MAILROOM_MAX_REQUESTS_IN_FLIGHT`: requests handled at once; past it, 503 at once.
+    pub max_requests_in_flight: usize,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -240,6 +254,11 @@ impl Default for Settings {
             inbound_max_attachment_bytes: 10 * 1024 * 1024,
             inbound_stream_maxlen: 100_000,
             inbound_retention_secs: 7 * 24 * 3600,
+            inbound_max_bytes: 1024 * 1024 * 1024,
+            timeline_max_events: 1000,
+            allow_evicting_redis: false,
+            request_timeout_secs: 30,
+            max_requests_in_flight: 1024,
         }
     }
 }
@@ -279,7 +298,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 15] = [
+        let ranges: [(&str, u64, u64, u64); 19] = [
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
             ("fetch_batch", self.fetch_batch as u64, 1, 1000),
@@ -319,6 +338,20 @@ impl Settings {
                 self.inbound_retention_secs,
                 60,
                 400 * 24 * 3600,
+            ),
+            ("inbound_max_bytes", self.inbound_max_bytes, 0, 1 << 40),
+            (
+                "timeline_max_events",
+                self.timeline_max_events as u64,
+                10,
+                100_000,
+            ),
+            ("request_timeout_secs", self.request_timeout_secs, 1, 3600),
+            (
+                "max_requests_in_flight",
+                self.max_requests_in_flight as u64,
+                1,
+                1_000_000,
             ),
         ];
         for (name, value, min, max) in ranges {

@@ -94,7 +94,7 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
 #[tokio::test]
 async fn dev_runs_api_and_workers_without_keys_and_says_so_first() {
     let redis = TestRedis::new().await;
-    let (first, _) = dev_round_trip(common::REDIS_URL, &redis).await;
+    let (first, _) = dev_round_trip(common::redis_url(), &redis).await;
     assert!(
         first.contains("WITHOUT an API key"),
         "first log line: {first}"

@@ -23,7 +23,7 @@ use p256::{
 use serde_json::{Value, json};
 
 fn shared(path: &str) -> String {
-    let full = format!("{}/../shared/sendgrid/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!("{}/tests/data/sendgrid/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
@@ -337,7 +337,7 @@ async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
 async fn the_exact_real_test_post_applies_to_suppressions_and_stats() {
     // The real bytes carry no mailroom_id: no timeline, but the address and the counters.
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600);
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
     let batch = parse_batch(&real_test_post()).unwrap();
     assert_eq!((batch.events.len(), batch.skipped), (11, 0));
     let applied = store
@@ -363,7 +363,7 @@ async fn the_exact_real_test_post_applies_to_suppressions_and_stats() {
 #[tokio::test]
 async fn group_resubscribe_lifts_only_a_group_unsubscribe() {
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600);
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
     let events = |kind: &str, email: &str, id: &str| {
         format!(
             r#"[{{"email":"{email}","timestamp":1700000000,"event":"{kind}","sg_event_id":"{id}","asm_group_id":3}}]"#
@@ -554,4 +554,118 @@ async fn events_without_mailroom_id_find_their_message_by_sendgrids_id() {
     assert_eq!(record["status"], "bounced", "{record}");
     assert_eq!(record["provider_message_id"], "14c5d75ce93.dfd.64b469");
     app.stop().await;
+}
+
+/// `count` delivered/open events for message `message`, one per `to` address, with ids `{tag}N`.
+fn events_for(message: &str, tag: &str, count: usize) -> String {
+    let events: Vec<Value> = (0..count)
+        .map(|n| {
+            json!({
+                "email": format!("r{n}@example.org"), "timestamp": 1_700_000_000 + n as i64,
+                "event": if n % 2 == 0 { "delivered" } else { "open" },
+                "sg_event_id": format!("{tag}{n}"), "mailroom_id": message,
+            })
+        })
+        .collect();
+    serde_json::to_string(&events).unwrap()
+}
+
+#[tokio::test]
+async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_others_applied() {
+    // Redis does not roll back a script that errors: the event must not be marked seen before
+    // its effects are written, and its neighbours must not be lost with it.
+    let redis = TestRedis::new().await;
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let body = format!(
+        "[{},{},{}]",
+        events_for("good-1", "a", 1).trim_matches(['[', ']']),
+        events_for("bad", "b", 1).trim_matches(['[', ']']),
+        events_for("good-2", "c", 1).trim_matches(['[', ']']),
+    );
+    // A delivery status that is not a hash: the middle event cannot be applied.
+    let delivery = format!("{}:delivery:bad", redis.prefix);
+    let _: () = redis::AsyncCommands::set(&mut redis.conn(), &delivery, "garbage")
+        .await
+        .unwrap();
+    let job = mailroom_jobs::SendgridEvents {
+        received_at: chrono::Utc::now(),
+        body: body.clone(),
+    };
+    let error = mailroom::worker::process_events(
+        job.clone(),
+        apalis_core::task::data::Data::new(store.clone()),
+    )
+    .await
+    .unwrap_err();
+    let abort = error
+        .downcast_ref::<apalis_core::error::AbortError>()
+        .expect("a refused event dead-letters its batch at once");
+    let message = abort.to_string();
+    assert!(
+        message.contains("1 of 3 events could not be applied (the other 2 were)"),
+        "{message}"
+    );
+    assert!(message.contains("event 1 (b0)"), "{message}");
+    assert!(message.contains("not a hash"), "{message}");
+    for good in ["good-1", "good-2"] {
+        let timeline: Vec<String> = redis::AsyncCommands::lrange(
+            &mut redis.conn(),
+            format!("{}:timeline:{good}", redis.prefix),
+            0,
+            -1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(timeline.len(), 1, "{good} was applied");
+    }
+    let seen: bool =
+        redis::AsyncCommands::exists(&mut redis.conn(), format!("{}:evt:seen:b0", redis.prefix))
+            .await
+            .unwrap();
+    assert!(!seen, "a refused event is not marked seen");
+
+    // Repaired, the dead letter's retry applies the refused event, and only it.
+    let _: () = redis::AsyncCommands::del(&mut redis.conn(), &delivery)
+        .await
+        .unwrap();
+    let done = mailroom::worker::process_events(job, apalis_core::task::data::Data::new(store))
+        .await
+        .unwrap();
+    assert_eq!((done.fresh, done.duplicates), (1, 2));
+    let status: Option<String> =
+        redis::AsyncCommands::hget(&mut redis.conn(), &delivery, "r0@example.org")
+            .await
+            .unwrap();
+    assert_eq!(status.as_deref(), Some("2:delivered"));
+}
+
+#[tokio::test]
+async fn a_timeline_keeps_its_newest_events_up_to_the_cap_and_is_read_bounded() {
+    let redis = TestRedis::new().await;
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 10);
+    let batch = parse_batch(&events_for("busy", "t", 25)).unwrap();
+    let applied = store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(applied.fresh, 25);
+    let timeline: Vec<String> = redis::AsyncCommands::lrange(
+        &mut redis.conn(),
+        format!("{}:timeline:busy", redis.prefix),
+        0,
+        -1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeline.len(), 10);
+    assert!(
+        timeline[0].contains("\"sg_event_id\":\"t15\""),
+        "{}",
+        timeline[0]
+    );
+    assert!(
+        timeline[9].contains("\"sg_event_id\":\"t24\""),
+        "{}",
+        timeline[9]
+    );
 }

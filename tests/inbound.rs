@@ -1,4 +1,4 @@
-//! SendGrid's Inbound Parse: every sample in `shared/sendgrid/inbound/` (MANIFEST.json) parsed
+//! SendGrid's Inbound Parse: every sample in `tests/data/sendgrid/inbound/` (MANIFEST.json) parsed
 //! into the expected fields, then the webhook through the API: authentication, storage, the
 //! stream consumers read, the read-back routes.
 
@@ -14,7 +14,7 @@ const FORM: &str = "multipart/form-data; boundary=xYzZY";
 
 fn sample(file: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../shared/sendgrid/inbound/{file}",
+        "{}/tests/data/sendgrid/inbound/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -126,7 +126,7 @@ proptest! {
         truncate in 0usize..1400,
     ) {
         let path = format!(
-            "{}/../shared/sendgrid/inbound/sendgrid-ruby__lib_sendgrid_helpers_inbound_sample_data_raw_data.txt",
+            "{}/tests/data/sendgrid/inbound/sendgrid-ruby__lib_sendgrid_helpers_inbound_sample_data_raw_data.txt",
             env!("CARGO_MANIFEST_DIR")
         );
         let mut body = std::fs::read(path).unwrap();

@@ -517,3 +517,55 @@ async fn a_run_that_succeeds_after_losing_its_lease_is_not_run_again() {
     assert_eq!(recorder.runs_of(1).len(), 1, "the work was done once");
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn malformed_job_records_are_dead_lettered_and_the_jobs_popped_with_them_still_run() {
+    // Redis does not roll back a script that errors: a record the fetch script cannot read must
+    // not stop it after the RPOP, or the good ids popped in the same batch would be lost.
+    let redis = TestRedis::new().await;
+    let keys = redis.keys(Noop::QUEUE);
+    let mut good = Vec::new();
+    for n in 0..3 {
+        good.push(redis.producer().push(&Noop::default()).await.unwrap().id);
+        if n == 1 {
+            push_raw(&redis, Noop::QUEUE, "bad-attempts", r#"{"sleep_ms": 0}"#).await;
+            let _: () = redis
+                .conn()
+                .hset(keys.job("bad-attempts"), "attempts", "not a number")
+                .await
+                .unwrap();
+            // An id whose record is not a hash at all.
+            let _: () = redis.conn().set(keys.job("bad-type"), "x").await.unwrap();
+            let _: () = redis.conn().lpush(keys.ready(), "bad-type").await.unwrap();
+        }
+    }
+    let mut config = redis.config();
+    config.fetch_batch = 16;
+    let worker = start_noop_worker(&redis, config, 4).await;
+    for id in &good {
+        eventually(DEADLINE, "every good job to be done", || async {
+            (redis.job_field(Noop::QUEUE, id, "state").await.as_deref() == Some("done"))
+                .then_some(())
+        })
+        .await;
+    }
+    let admin = QueueAdmin::new(redis.conn(), redis.prefix.clone());
+    let dead = eventually(DEADLINE, "two dead letters", || async {
+        let dead = admin.dead(Noop::QUEUE, 10).await.unwrap();
+        (dead.len() == 2).then_some(dead)
+    })
+    .await;
+    let letter = dead.iter().find(|d| d.id == "bad-attempts").unwrap();
+    assert_eq!(letter.reason, "malformed job record");
+    assert!(
+        letter.last_error.contains("not an integer"),
+        "{}",
+        letter.last_error
+    );
+    assert!(dead.iter().any(|d| d.id == "bad-type"));
+    let ready: usize = redis.conn().llen(keys.ready()).await.unwrap();
+    let inflight: usize = redis.conn().zcard(keys.inflight()).await.unwrap();
+    assert_eq!((ready, inflight), (0, 0), "nothing is left behind");
+    assert!(worker.is_running());
+    worker.stop().await.unwrap();
+}

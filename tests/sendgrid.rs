@@ -1,6 +1,6 @@
 //! The SendGrid provider end to end: POST /v1/emails → worker → a wiremock SendGrid that checks
 //! the exact request (REFERENCE §1, and the shape of the real examples in
-//! `../shared/sendgrid/vectors/mail_send_examples.json`) and plays SendGrid's answers.
+//! `tests/data/sendgrid/vectors/mail_send_examples.json`) and plays SendGrid's answers.
 
 mod common;
 
@@ -151,7 +151,7 @@ async fn a_queued_email_reaches_sendgrid_as_the_exact_documented_request() {
     let examples: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/sendgrid/vectors/mail_send_examples.json"
+            "/tests/data/sendgrid/vectors/mail_send_examples.json"
         ))
         .unwrap(),
     )

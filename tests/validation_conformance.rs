@@ -1,4 +1,4 @@
-//! Replays the public address-syntax suites in `shared/validation` against
+//! Replays the public address-syntax suites in `tests/data/validation` against
 //! `mailroom_jobs::address::parse` and fails on any disagreement that is not listed, with its
 //! reason, in `tests/data/validation_exceptions.json`. A listed exception that no longer
 //! disagrees fails too, so the file cannot go stale.
@@ -11,7 +11,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 fn shared(path: &str) -> Vec<Value> {
-    let full = format!("{}/../shared/validation/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!(
+        "{}/tests/data/validation/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
@@ -164,7 +167,7 @@ fn suggestions_replay_mailcheck_and_email_inquire() {
     let cases = shared("suggestions.json");
     let lists: Value = {
         let full = format!(
-            "{}/../shared/validation/mailcheck_lists.json",
+            "{}/tests/data/validation/mailcheck_lists.json",
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap()
@@ -208,7 +211,7 @@ fn suggestions_replay_mailcheck_and_email_inquire() {
 fn the_compiled_disposable_list_is_the_pinned_shared_copy() {
     let ours = include_str!("../src/validation/disposable_domains.txt");
     let full = format!(
-        "{}/../shared/validation/disposable_domains.txt",
+        "{}/tests/data/validation/disposable_domains.txt",
         env!("CARGO_MANIFEST_DIR")
     );
     let shared = std::fs::read_to_string(full).unwrap();

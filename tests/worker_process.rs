@@ -18,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 fn mailroom(redis: &TestRedis) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mailroom"));
     command
-        .env("REDIS_URL", common::REDIS_URL)
+        .env("REDIS_URL", common::redis_url())
         .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
         .env("MAILROOM_LEASE_SECS", "2")
         .env("RUST_LOG", "warn")

@@ -9,7 +9,7 @@
 //!
 //! [`parse`] also normalizes: the local part to Unicode NFC, the domain through IDNA (UTS #46:
 //! full-width dots mapped, lower-cased) with its ASCII (punycode) form alongside. The rules were
-//! checked against the public suites in `shared/validation` (`tests/validation_conformance.rs`).
+//! checked against the public suites in `tests/data/validation` (`tests/validation_conformance.rs`).
 
 use std::{borrow::Cow, fmt};
 

@@ -30,11 +30,14 @@ const DEDUPE_TTL_SECS: u64 = 3 * 24 * 3600;
 /// Daily counters are kept for about 13 months.
 const STATS_TTL_SECS: u64 = 400 * 24 * 3600;
 
-/// How many events of a batch were new and how many were duplicates.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How many events of a batch were new and how many were duplicates, and which could not be
+/// applied (a stored record mailroom cannot read): their index in the batch and why. A refused
+/// event is not marked seen, so a retry of the batch applies it and only it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub fresh: u64,
     pub duplicates: u64,
+    pub refused: Vec<(usize, String)>,
 }
 
 /// The message status an event moves to, with its rank: a status only ever moves up, so
@@ -120,14 +123,23 @@ pub struct EventStore {
     conn: ConnectionManager,
     prefix: String,
     keep_secs: u64,
+    timeline_cap: usize,
 }
 
 impl EventStore {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, keep_secs: u64) -> Self {
+    /// Applies events under `prefix`, keeping timelines and statuses `keep_secs` and the newest
+    /// `timeline_cap` events of each timeline.
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: impl Into<String>,
+        keep_secs: u64,
+        timeline_cap: usize,
+    ) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
             keep_secs,
+            timeline_cap,
         }
     }
 
@@ -143,14 +155,15 @@ impl EventStore {
         let index = MessageIndex::new(self.conn.clone(), &self.prefix, self.keep_secs);
         let found = index.resolve(events).await?;
         let mut applied = Applied::default();
-        for chunk in events.chunks(CHUNK) {
+        for (number, chunk) in events.chunks(CHUNK).enumerate() {
             let mut invocation = APPLY.prepare_invoke();
             invocation
                 .arg(&self.prefix)
                 .arg(DEDUPE_TTL_SECS)
                 .arg(self.keep_secs)
                 .arg(STATS_TTL_SECS)
-                .arg(received_at.timestamp_millis());
+                .arg(received_at.timestamp_millis())
+                .arg(self.timeline_cap);
             for event in chunk {
                 let message = message_id(event).or_else(|| {
                     event
@@ -163,10 +176,17 @@ impl EventStore {
                     invocation.arg(arg);
                 }
             }
-            let (fresh, duplicates): (u64, u64) =
+            let (fresh, duplicates, refused): (u64, u64, Vec<String>) =
                 invocation.invoke_async(&mut self.conn.clone()).await?;
             applied.fresh += fresh;
             applied.duplicates += duplicates;
+            for pair in refused.chunks_exact(2) {
+                // The script counts from 1 within the chunk.
+                let within: usize = pair[0].parse().unwrap_or(1);
+                applied
+                    .refused
+                    .push((number * CHUNK + within - 1, pair[1].clone()));
+            }
         }
         Ok(applied)
     }

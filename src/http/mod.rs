@@ -139,7 +139,11 @@ impl AppState {
             ));
         Ok(Self {
             producer,
-            status: StatusStore::new(conn.clone(), &settings.redis_prefix),
+            status: StatusStore::new(
+                conn.clone(),
+                &settings.redis_prefix,
+                settings.timeline_max_events,
+            ),
             api_keys,
             body_limit: settings.body_limit_bytes,
             renderer: Arc::new(settings.renderer()?),

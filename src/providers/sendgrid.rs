@@ -1,4 +1,4 @@
-//! The SendGrid provider: `POST {SENDGRID_API_URL}/v3/mail/send`, as `../shared/sendgrid/
+//! The SendGrid provider: `POST {SENDGRID_API_URL}/v3/mail/send`, as `tests/data/sendgrid/
 //! REFERENCE.md` §1 documents it.
 //!
 //! One reqwest client per process (a keep-alive connection pool, HTTP/1.1 or HTTP/2 by ALPN).

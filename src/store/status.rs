@@ -130,6 +130,7 @@ pub struct StatusStore {
     conn: ConnectionManager,
     keys: QueueKeys,
     prefix: String,
+    timeline_cap: usize,
 }
 
 /// The job-hash fields a status is made of, in the order they are read.
@@ -151,12 +152,14 @@ fn rfc3339(ms: u64) -> Option<String> {
 }
 
 impl StatusStore {
-    /// Statuses of the send jobs under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    /// Statuses of the send jobs under `prefix`, with at most the newest `timeline_cap` events
+    /// of a timeline read.
+    pub fn new(conn: ConnectionManager, prefix: &str, timeline_cap: usize) -> Self {
         Self {
             conn,
             keys: QueueKeys::new(prefix, SendEmail::QUEUE),
             prefix: prefix.to_owned(),
+            timeline_cap,
         }
     }
 
@@ -174,7 +177,12 @@ impl StatusStore {
             .arg(self.keys.job(id))
             .arg(&FIELDS)
             .hgetall(delivery_key(&self.prefix, id))
-            .lrange(timeline_key(&self.prefix, id), 0, -1)
+            // Bounded even when a timeline was written before its cap was lowered.
+            .lrange(
+                timeline_key(&self.prefix, id),
+                -isize::try_from(self.timeline_cap).unwrap_or(isize::MAX),
+                -1,
+            )
             .query_async(&mut self.conn.clone())
             .await?;
         let [

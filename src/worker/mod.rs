@@ -25,7 +25,7 @@ use crate::{
     config::Settings,
     events::{EventStore, MessageIndex},
     providers::Provider,
-    queue::RedisQueue,
+    queue::{QueueConfig, RedisQueue},
     store::{Suppressions, Verifications},
 };
 
@@ -95,7 +95,16 @@ pub async fn run(
         ),
     });
     let config = settings.queue_config();
-    let emails = RedisQueue::<SendEmail>::connect(client.clone(), config.clone(), name.clone())
+    // A sent message's job record is its status (`GET /v1/emails/{id}`): it is kept as long as
+    // the timeline its events build, not only the other queues' retention. Once done, it holds
+    // no payload: a few hundred bytes of state, times and the provider's answer.
+    let email_config = QueueConfig {
+        retention: config
+            .retention
+            .max(Duration::from_secs(settings.event_retention_secs)),
+        ..config.clone()
+    };
+    let emails = RedisQueue::<SendEmail>::connect(client.clone(), email_config, name.clone())
         .await
         .context(connect)?;
     let verifications =
@@ -109,7 +118,12 @@ pub async fn run(
         RedisQueue::<SendgridEvents>::connect(client.clone(), config.clone(), name.clone())
             .await
             .context(connect)?;
-    let event_store = EventStore::new(conn, &settings.redis_prefix, settings.event_retention_secs);
+    let event_store = EventStore::new(
+        conn,
+        &settings.redis_prefix,
+        settings.event_retention_secs,
+        settings.timeline_max_events,
+    );
     let noops = RedisQueue::<Noop>::connect(client, config, name.clone())
         .await
         .context(connect)?;

@@ -1,5 +1,7 @@
 //! Processing a stored Event Webhook batch: parse it, apply it ([`crate::events::store`]).
 //! Redis failing makes the job fail and retry; dedupe makes the retry count each event once.
+//! An event refused because a record it touches cannot be read dead-letters the batch with the
+//! event named, after every other event of it was applied.
 
 use apalis_core::{
     error::{AbortError, BoxDynError},
@@ -41,6 +43,30 @@ pub async fn process_events(
 ) -> Result<Processed, BoxDynError> {
     let batch = parse_batch(&job.body).map_err(AbortError::new)?;
     let applied = store.apply(&batch.events, job.received_at).await?;
+    if !applied.refused.is_empty() {
+        // The others are applied and marked seen; a retry of this dead letter (once the record
+        // is repaired) applies only the refused ones.
+        let detail: Vec<String> = applied
+            .refused
+            .iter()
+            .take(10)
+            .map(|(index, why)| {
+                let id = batch.events[*index]
+                    .sg_event_id
+                    .as_deref()
+                    .unwrap_or("no sg_event_id");
+                format!("event {index} ({id}): {why}")
+            })
+            .collect();
+        return Err(AbortError::new(format!(
+            "{} of {} events could not be applied (the other {} were): {}",
+            applied.refused.len(),
+            batch.events.len(),
+            applied.fresh,
+            detail.join("; ")
+        ))
+        .into());
+    }
     tracing::debug!(
         fresh = applied.fresh,
         duplicates = applied.duplicates,

@@ -21,14 +21,14 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{REDIS_URL, TestRedis, eventually};
+use super::{TestRedis, eventually, redis_url};
 
 pub const API_KEY: &str = "test-key-0f3c9a";
 
 /// Settings for a test: its own prefix, one API key, fast retries, the outbox in `outbox`.
 pub fn settings(redis: &TestRedis, outbox: &Path) -> Settings {
     Settings {
-        redis_url: SecretString::from(REDIS_URL),
+        redis_url: SecretString::from(redis_url()),
         redis_prefix: redis.prefix.clone(),
         api_keys: Some(SecretString::from(format!("other-key,{API_KEY}"))),
         backoff_base_ms: 1,

@@ -29,7 +29,15 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The Redis the tests use: `MAILROOM_TEST_REDIS_URL` (the test command, `scripts/test`, starts
+/// one of its own and sets it), else the conventional local one.
+pub fn redis_url() -> &'static str {
+    static URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("MAILROOM_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    });
+    &URL
+}
 
 /// A test's own corner of Redis. Dropping it deletes every key under its prefix.
 pub struct TestRedis {
@@ -41,10 +49,10 @@ pub struct TestRedis {
 impl TestRedis {
     pub async fn new() -> Self {
         let prefix = format!("mrtest-{}", uuid::Uuid::now_v7().simple());
-        let client = redis::Client::open(REDIS_URL).expect("redis url");
+        let client = redis::Client::open(redis_url()).expect("redis url");
         let conn = ConnectionManager::new(client.clone())
             .await
-            .expect("the tests need Redis at 127.0.0.1:6379 (.ci/run starts it)");
+            .expect("the tests need Redis at MAILROOM_TEST_REDIS_URL or 127.0.0.1:6379 (scripts/test starts one)");
         Self {
             prefix,
             client,

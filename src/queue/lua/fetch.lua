@@ -29,14 +29,67 @@ for i = 1, #due do
   redis.call('LPUSH', KEYS[1], due[i])
 end
 
+-- A job record mailroom cannot read (a key of another type, a counter that is not a number,
+-- written by hand or by a bug) is dead-lettered with the reason instead of stopping this
+-- script: Redis does not roll back a script that errors, so an error after the RPOP below would
+-- leave the ids already popped in neither `ready` nor `inflight`, lost. Every value is checked
+-- before the first write of its job, and the one read that can raise is wrapped in pcall.
+local function integer_or_absent(value)
+  return value == false or value == nil
+    or (#value <= 18 and string.match(value, '^%-?%d+$') ~= nil)
+end
+
+-- Dead-letters a record mailroom cannot read. What was there is kept for a person to look at:
+-- a counter that is not a number is quoted in the error (and reset, so the operator tools can
+-- read and retry the letter); a key of another type is moved aside to `…:malformed`.
+local function malformed(id, why)
+  local key = prefix .. id
+  if redis.call('TYPE', key).ok == 'hash' then
+    local counters = redis.call('HMGET', key, 'attempts', 'max_attempts')
+    for i, field in ipairs({'attempts', 'max_attempts'}) do
+      if not integer_or_absent(counters[i]) then
+        why = why .. '; ' .. field .. ' was "' .. string.sub(counters[i], 1, 64) .. '"'
+        redis.call('HSET', key, field, 0)
+      end
+    end
+  else
+    redis.call('RENAME', key, key .. ':malformed')
+    redis.call('PEXPIRE', key .. ':malformed', ARGV[8])
+    why = why .. '; the record was moved to ' .. key .. ':malformed'
+    redis.call('HSET', key, 'attempts', 0)
+  end
+  redis.call('HSET', key, 'state', 'dead', 'reason', 'malformed job record', 'last_error', why,
+    'finished_at', now)
+  redis.call('HDEL', key, 'worker')
+  redis.call('PEXPIRE', key, ARGV[8])
+  redis.call('ZADD', KEYS[4], now, id)
+  redis.call('HINCRBY', KEYS[6], 'dead', 1)
+end
+
+local function read_job(id, ...)
+  local ok, found = pcall(redis.call, 'HMGET', prefix .. id, ...)
+  if not ok then
+    local why = type(found) == 'table' and found.err or tostring(found)
+    return nil, 'the job record cannot be read as a hash: ' .. why
+  end
+  return found
+end
+
 -- A lease that ran out means the worker holding it died or hung: that run counts as an attempt.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, chunk)
 for i = 1, #expired do
   local id = expired[i]
   local key = prefix .. id
   redis.call('ZREM', KEYS[3], id)
-  if redis.call('EXISTS', key) == 1 then
-    local attempts = tonumber(redis.call('HGET', key, 'attempts') or '0') or 0
+  local found, why = read_job(id, 'attempts', 'max_attempts')
+  if not found then
+    if redis.call('EXISTS', key) == 1 then
+      malformed(id, why)
+    end
+  elseif not integer_or_absent(found[1]) or not integer_or_absent(found[2]) then
+    malformed(id, 'attempts or max_attempts is not an integer')
+  elseif redis.call('EXISTS', key) == 1 then
+    local attempts = tonumber(found[1] or '0')
     local err = 'lease expired: the worker running attempt ' .. attempts ..
       ' stopped renewing it (killed, crashed or cut off from Redis)'
     if attempts >= max_attempts(key) then
@@ -62,8 +115,12 @@ if ids then
   for i = 1, #ids do
     local id = ids[i]
     local key = prefix .. id
-    local found = redis.call('HMGET', key, 'payload', 'max_attempts', 'completed_at')
-    if found[1] and found[3] then
+    local found, why = read_job(id, 'payload', 'max_attempts', 'completed_at', 'attempts')
+    if not found then
+      malformed(id, why)
+    elseif found[1] and not (integer_or_absent(found[2]) and integer_or_absent(found[4])) then
+      malformed(id, 'attempts or max_attempts is not an integer')
+    elseif found[1] and found[3] then
       -- An earlier run completed but could not settle (it had lost its lease): finish the job
       -- instead of running it again.
       redis.call('HDEL', key, 'payload', 'worker')
