@@ -3,7 +3,12 @@
 
 mod common;
 
-use common::app::{API_KEY, TestApp, simple_email};
+use std::time::Duration;
+
+use common::{
+    app::{API_KEY, TestApp, simple_email},
+    eventually,
+};
 use mailroom_jobs::{Job, SendEmail};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -491,5 +496,59 @@ async fn metrics_report_the_queues_in_prometheus_format() {
         text.contains("mailroom_queue_workers{queue=\"email\"} 0"),
         "{text}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_scoped_to_the_api_key_that_used_them() {
+    let app = TestApp::spawn(|_| {}).await;
+    let post = |api_key: &'static str| {
+        app.client
+            .post(app.url("/v1/emails"))
+            .bearer_auth(api_key)
+            .header("Idempotency-Key", "order-7")
+            .json(&simple_email())
+            .send()
+    };
+    let first: Value = post(API_KEY).await.unwrap().json().await.unwrap();
+    let other = post("other-key").await.unwrap();
+    assert_eq!(other.status().as_u16(), 202);
+    let other: Value = other.json().await.unwrap();
+    assert_ne!(other["id"], first["id"], "another service's key is its own");
+    let again: Value = post(API_KEY).await.unwrap().json().await.unwrap();
+    assert_eq!(again["id"], first["id"], "the same service still dedupes");
+    assert_eq!(ready_len(&app).await, 2);
+    let keys = app.redis.all_keys().await;
+    assert!(
+        !keys.iter().any(|k| k.contains("order-7")),
+        "the chosen key is not kept in clear: {keys:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sent_messages_status_is_kept_as_long_as_its_timeline() {
+    let mut app = TestApp::spawn(|s| {
+        s.retention_secs = 2;
+        s.event_retention_secs = 3600;
+    })
+    .await;
+    app.start_worker();
+    let id = app.post_email(&simple_email()).await.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(Duration::from_secs(10), "the message to be sent", || async {
+        (app.status(&id).await.1["status"] == "sent").then_some(())
+    })
+    .await;
+    let job = app.redis.keys("email").job(&id);
+    let ttl: i64 = app.redis.conn().pttl(&job).await.unwrap();
+    assert!(
+        ttl > 2_000 && ttl <= 3_600_000,
+        "the status record lives with the timeline (MAILROOM_EVENT_RETENTION_SECS), not the 2 s job retention: {ttl} ms"
+    );
+    let payload = app.redis.hget(&job, "payload").await;
+    assert!(payload.is_none(), "the kept record is compact: no payload");
     app.stop().await;
 }

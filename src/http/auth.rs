@@ -60,6 +60,15 @@ impl ApiKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller(pub String);
 
+impl Caller {
+    /// `key` (an Idempotency-Key) in this caller's own namespace: one service can neither
+    /// collide with another's keys nor probe them. Stored as a digest, so the key a caller
+    /// chose is not kept in clear either.
+    pub fn scoped(&self, key: &str) -> String {
+        format!("api-{}-{}", self.0, hex(&Sha256::digest(key.as_bytes())))
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

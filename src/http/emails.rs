@@ -1,16 +1,16 @@
 //! `POST /v1/emails` and `GET /v1/emails/{id}`.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
-use mailroom_jobs::{EmailMessage, PushError, SendEmail};
+use mailroom_jobs::{EmailMessage, Job, PushError, SendEmail};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppState, error::ApiError, error::ErrorBody, extract::ApiJson};
+use super::{AppState, auth::Caller, error::ApiError, error::ErrorBody, extract::ApiJson};
 use crate::store::{MessageStatus, StatusRecord};
 
 /// The answer to an accepted message.
@@ -46,6 +46,7 @@ pub(super) struct Accepted {
 )]
 pub(super) async fn send(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(mut message): ApiJson<EmailMessage>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
@@ -71,7 +72,9 @@ pub(super) async fn send(
         .suppressed_recipients(&message, &state.transactional)
         .await?;
     let job = SendEmail::new(message);
-    let pushed = state.producer.push(&job).await.map_err(|e| match e {
+    let mut options = job.enqueue_options();
+    options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
+    let pushed = state.producer.push_with(&job, options).await.map_err(|e| match e {
         PushError::Invalid { reason, .. } => ApiError::validation(reason),
         PushError::Serialize(e) => ApiError::validation(e.to_string()),
         PushError::Redis(e) => ApiError::from(e),
