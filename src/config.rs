@@ -19,6 +19,19 @@ use serde::Deserialize;
 
 use crate::queue::{Backoff, QueueConfig};
 
+/// A setting, or the Redis a setting points at, that a process refuses to start with. `main`
+/// exits with code 2 for it, like for any other configuration error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Misconfigured(String);
+
+impl Misconfigured {
+    /// The refusal, in words that name the setting.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailroom::{
     cli,
-    config::Settings,
+    config::{Misconfigured, Settings},
     dev,
     http::{self, Auth},
     shutdown, telemetry,
@@ -88,6 +88,10 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.chain().any(|e| e.is::<Misconfigured>()) => {
+            tracing::error!("{error:#}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE

@@ -534,13 +534,20 @@ async fn a_sent_messages_status_is_kept_as_long_as_its_timeline() {
     })
     .await;
     app.start_worker();
-    let id = app.post_email(&simple_email()).await.json::<Value>().await.unwrap()["id"]
+    let id = app
+        .post_email(&simple_email())
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    eventually(Duration::from_secs(10), "the message to be sent", || async {
-        (app.status(&id).await.1["status"] == "sent").then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the message to be sent",
+        || async { (app.status(&id).await.1["status"] == "sent").then_some(()) },
+    )
     .await;
     let job = app.redis.keys("email").job(&id);
     let ttl: i64 = app.redis.conn().pttl(&job).await.unwrap();

@@ -539,3 +539,73 @@ async fn the_attachment_count_is_a_claim_not_a_loop_bound() {
         .unwrap();
     assert!(parsed.email.attachments.is_empty());
 }
+
+#[tokio::test]
+async fn past_the_inbound_budget_messages_are_described_not_kept_and_counted() {
+    let app = TestApp::spawn(|s| {
+        s.inbound_secret = Some("budget-secret-1".to_owned().into());
+        s.inbound_max_bytes = 20_000;
+    })
+    .await;
+    let body = sample(
+        "sendgrid-ruby__lib_sendgrid_helpers_inbound_sample_data_raw_data_with_attachments.txt",
+    );
+    let post = || async {
+        let response = app
+            .client
+            .post(app.url("/webhooks/sendgrid/inbound/budget-secret-1"))
+            .header("content-type", FORM)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "never refused: SendGrid would retry in vain"
+        );
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.get_json(&format!("/v1/inbound/{id}")).await.1
+    };
+    let first = post().await;
+    assert_eq!(first["over_budget"], false);
+    assert_eq!(first["attachments"][0]["stored"], true);
+    // The first message's attachment (10 KB) and record (2 KB) leave too little for a second.
+    let second = post().await;
+    assert_eq!(second["over_budget"], true, "{second}");
+    assert_eq!(second["attachments"][0]["stored"], false);
+    assert!(
+        second["attachments"][0]["sha256"].is_string(),
+        "still described"
+    );
+    let id = second["id"].as_str().unwrap();
+    let (code, _) = app
+        .get_json(&format!("/v1/inbound/{id}/attachments/1"))
+        .await;
+    assert_eq!(code, 404, "the body was not kept");
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mailroom_inbound_over_budget_total 1\n"),
+        "{metrics}"
+    );
+    let stored: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mailroom_inbound_stored_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((10_295..20_000).contains(&stored), "{stored}");
+    app.stop().await;
+}

@@ -74,11 +74,15 @@ pub(super) async fn send(
     let job = SendEmail::new(message);
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
-    let pushed = state.producer.push_with(&job, options).await.map_err(|e| match e {
-        PushError::Invalid { reason, .. } => ApiError::validation(reason),
-        PushError::Serialize(e) => ApiError::validation(e.to_string()),
-        PushError::Redis(e) => ApiError::from(e),
-    })?;
+    let pushed = state
+        .producer
+        .push_with(&job, options)
+        .await
+        .map_err(|e| match e {
+            PushError::Invalid { reason, .. } => ApiError::validation(reason),
+            PushError::Serialize(e) => ApiError::validation(e.to_string()),
+            PushError::Redis(e) => ApiError::from(e),
+        })?;
     if pushed.conflict {
         return Err(ApiError::idempotency_conflict());
     }

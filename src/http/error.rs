@@ -8,6 +8,8 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::store::Failure;
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -164,14 +166,59 @@ impl ApiError {
         )
     }
 
-    /// 503: Redis did not answer. Logged in full here; the caller sees no internals.
-    pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "request failed: Redis unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "mailroom cannot reach its store right now; retry with the same Idempotency-Key",
-        )
+    /// 503 for a Redis failure, saying which kind ([`Failure`]): full (nothing was stored), no
+    /// answer in time (it may have been stored: the same Idempotency-Key answers with the first
+    /// id), or unreachable. Logged in full here; the caller sees no internals. Every kind carries
+    /// `Retry-After`.
+    pub fn store_failed(error: &redis::RedisError) -> Self {
+        let (code, message, retry_after) = match Failure::of(error) {
+            Failure::Full => {
+                tracing::error!(%error, "request failed: Redis is full (maxmemory reached); nothing was stored");
+                (
+                    "store_full",
+                    "mailroom's Redis is full and refuses writes: nothing was stored; retry later \
+                     (with the same Idempotency-Key)",
+                    30,
+                )
+            }
+            Failure::TimedOut => {
+                tracing::error!(%error, "request failed: Redis did not answer in time");
+                (
+                    "store_timeout",
+                    "mailroom's Redis did not answer in time: the request may or may not have been \
+                     stored; retry with the same Idempotency-Key, which answers with the first \
+                     message's id if it was",
+                    1,
+                )
+            }
+            Failure::Unreachable | Failure::Other => {
+                tracing::error!(%error, "request failed: Redis unavailable");
+                (
+                    "unavailable",
+                    "mailroom cannot reach its store right now; retry with the same Idempotency-Key",
+                    5,
+                )
+            }
+        };
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    /// 503: Redis's policy may evict what it is given, so nothing is accepted.
+    pub fn store_evicts(policy: &str) -> Self {
+        Self {
+            retry_after: Some(30),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_evicts",
+                format!(
+                    "mailroom's Redis runs maxmemory-policy {policy}, which may delete queued mail: \
+                     nothing is accepted until it is noeviction"
+                ),
+            )
+        }
     }
 }
 
@@ -196,6 +243,6 @@ impl IntoResponse for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
-        Self::unavailable(&error)
+        Self::store_failed(&error)
     }
 }

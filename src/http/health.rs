@@ -1,9 +1,16 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers and the queue's push
-//! script is loaded, so a push will work).
+//! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers, has room, keeps what it
+//! is given, and the queue's push script is loaded, so a push will work); and the layer that
+//! refuses writes while Redis's policy may evict them ([`crate::store::health`]).
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::{Request, State},
+    http::{Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 
-use super::AppState;
+use super::{AppState, error::ApiError};
+use crate::store::RedisFacts;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Up", body = String)))]
@@ -17,16 +24,50 @@ pub(super) async fn healthz() -> &'static str {
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "Redis answers and the push script is loaded", body = String),
-        (status = 503, description = "Not ready", body = String)
+        (status = 200, description = "Redis answers, has room and evicts nothing; the push script is loaded", body = String),
+        (status = 503, description = "Not ready, and why: `redis unavailable`, `redis full: …`, `redis evicts: …`", body = String)
     )
 )]
-pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.producer.ready().await {
-        Ok(()) => (StatusCode::OK, "ready"),
+pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let not_ready = |why: String| {
+        tracing::warn!(reason = %why, "not ready");
+        (StatusCode::SERVICE_UNAVAILABLE, why)
+    };
+    if let Some(policy) = state.guard.refusing() {
+        return not_ready(format!(
+            "redis evicts: maxmemory-policy is {policy}, which may delete queued mail"
+        ));
+    }
+    if let Err(error) = state.producer.ready().await {
+        tracing::warn!(%error, "Redis did not answer the readiness check");
+        return not_ready("redis unavailable".to_owned());
+    }
+    match RedisFacts::read(&mut state.producer.connection()).await {
+        Ok(facts) if facts.full() => not_ready(format!(
+            "redis full: {} of {} bytes used (maxmemory); writes are refused",
+            facts.used_memory, facts.max_memory
+        )),
+        Ok(_) => (StatusCode::OK, "ready".to_owned()),
         Err(error) => {
-            tracing::warn!(%error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable")
+            tracing::warn!(%error, "Redis did not answer INFO");
+            not_ready("redis unavailable".to_owned())
         }
+    }
+}
+
+/// Refuses every request that would write (anything but GET and HEAD) with 503 while Redis's
+/// policy may evict what it is given: accepting mail that Redis may delete unseen is worse than
+/// refusing it where the sender retries.
+pub(super) async fn refuse_writes_while_evicting(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return next.run(request).await;
+    }
+    match state.guard.refusing() {
+        Some(policy) => ApiError::store_evicts(&policy).into_response(),
+        None => next.run(request).await,
     }
 }

@@ -23,7 +23,10 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::ApiQuery,
 };
-use crate::inbound::{InboundEmail, InboundStore, parse, store::InboundPage};
+use crate::inbound::{
+    InboundEmail, InboundStore, parse,
+    store::{InboundPage, StoredAs},
+};
 
 /// The largest POST read: SendGrid's 30 MB message limit plus the form's overhead.
 pub(super) const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
@@ -105,10 +108,16 @@ async fn receive(
         tracing::error!(%reason, "refused a malformed Inbound Parse POST");
         ApiError::bad_request(reason.to_string())
     })?;
-    state.inbound.store.store(&parsed).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store an inbound message; SendGrid will retry");
-        ApiError::unavailable(&e)
+    let kept = state.inbound.store.store(&parsed).await.map_err(|e| {
+        tracing::error!("could not store an inbound message; SendGrid will retry");
+        ApiError::store_failed(&e)
     })?;
+    if kept == StoredAs::Described {
+        tracing::warn!(
+            id = %parsed.email.id,
+            "inbound budget (MAILROOM_INBOUND_MAX_BYTES) spent: message stored without its attachments, bodies cut"
+        );
+    }
     tracing::info!(id = %parsed.email.id, attachments = parsed.email.attachments.len(), "inbound message stored");
     Ok(Json(InboundAccepted {
         id: parsed.email.id,

@@ -55,6 +55,15 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
             stats.workers.len()
         );
     }
+    let inbound = state.inbound.store.usage().await?;
+    let _ = write!(
+        workers,
+        "# HELP mailroom_inbound_stored_bytes Inbound mail kept now (records and attachments), about.\n\
+         # TYPE mailroom_inbound_stored_bytes gauge\nmailroom_inbound_stored_bytes {}\n\
+         # HELP mailroom_inbound_over_budget_total Inbound messages kept without their bodies: MAILROOM_INBOUND_MAX_BYTES was spent.\n\
+         # TYPE mailroom_inbound_over_budget_total counter\nmailroom_inbound_over_budget_total {}\n",
+        inbound.stored_bytes, inbound.over_budget_total
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

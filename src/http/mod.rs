@@ -40,7 +40,10 @@ use crate::{
     events::WebhookKey,
     inbound::InboundStore,
     render::Renderer,
-    store::{RateLimiter, StatsStore, StatusStore, Suppressions, Verifications},
+    store::{
+        RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions, Verifications,
+        health::WATCH_EVERY,
+    },
     validation::{DomainChecker, Validator},
 };
 use auth::ApiKeys;
@@ -90,6 +93,8 @@ pub struct AppState {
     pub stats: StatsStore,
     /// Inbound Parse: its store and how POSTs are authenticated.
     pub inbound: InboundSettings,
+    /// Whether Redis is fit to take writes (no evicting policy).
+    pub guard: RedisGuard,
 }
 
 /// How SendGrid's Event Webhook POSTs are checked.
@@ -176,10 +181,11 @@ impl AppState {
             stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
             inbound: InboundSettings {
                 store: InboundStore::new(
-                    conn,
+                    conn.clone(),
                     &settings.redis_prefix,
                     settings.inbound_retention_secs,
                     settings.inbound_stream_maxlen,
+                    settings.inbound_max_bytes,
                 ),
                 credentials: settings
                     .inbound_user
@@ -193,6 +199,7 @@ impl AppState {
                 max_attachment: settings.inbound_max_attachment_bytes,
             },
             transactional: Arc::new(settings.transactional_category_list()),
+            guard: RedisGuard::new(conn, settings.allow_evicting_redis),
         })
     }
 }
@@ -256,6 +263,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::refuse_writes_while_evicting,
+        ))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -292,6 +303,8 @@ pub async fn serve(
         .await
         .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")?;
     let state = AppState::new(settings, conn, auth)?;
+    state.guard.check_at_start().await?;
+    state.guard.clone().watch(WATCH_EVERY, shutdown.clone());
     let address: SocketAddr = settings.listen.parse().context("invalid listen address")?;
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -85,9 +85,10 @@ pub(super) async fn events(
     };
     state.producer.push(&job).await.map_err(|e| match e {
         PushError::Invalid { reason, .. } => ApiError::bad_request(reason),
-        other => {
-            tracing::error!(error = %other, "could not store an Event Webhook batch");
-            ApiError::unavailable(&other)
+        PushError::Serialize(e) => ApiError::bad_request(e.to_string()),
+        PushError::Redis(e) => {
+            tracing::error!("could not store an Event Webhook batch; SendGrid will retry");
+            ApiError::store_failed(&e)
         }
     })?;
     Ok(Json(EventsAccepted { accepted }))

@@ -45,6 +45,11 @@ pub struct InboundEmail {
     pub sender_ip: Option<String>,
     pub attachments: Vec<AttachmentInfo>,
     pub received_at: DateTime<Utc>,
+    /// The inbound byte budget (`MAILROOM_INBOUND_MAX_BYTES`) was spent when this message came:
+    /// its attachments are described but their bodies not kept, and `text` and `html` are cut
+    /// to their first 64 KiB.
+    #[serde(default)]
+    pub over_budget: bool,
 }
 
 /// The envelope SendGrid saw.
@@ -218,6 +223,7 @@ pub async fn parse(
         sender_ip,
         attachments: Vec::new(),
         received_at,
+        over_budget: false,
     };
     let mut bodies = Vec::new();
     if let Some(raw) = parts.remove("email") {

@@ -4,6 +4,15 @@
 //! trimmed to about `MAILROOM_INBOUND_STREAM_MAXLEN`) that consumer services read with consumer
 //! groups. Everything of one message is written in one MULTI, so a message is in the stream
 //! only when its record and attachments are stored.
+//!
+//! **The budget.** The bytes stored are counted in time buckets (`P:inbound:bytes:{n}`, each
+//! [`InboundStore::bucket_secs`] long, expiring with the last message they count), so their
+//! sum over the retention is what is kept now, give or take a bucket. A message that would take
+//! the sum past `MAILROOM_INBOUND_MAX_BYTES` is still stored and announced, as
+//! [`InboundEmail::over_budget`]: attachments described but not kept, text and HTML cut to
+//! [`OVER_BUDGET_TEXT`] bytes; `P:inbound:over_budget` counts such messages (`/metrics`). The
+//! check and the write are two steps, so parallel POSTs can pass the budget by what they carry
+//! between them: the budget is a bound on growth, not an exact quota.
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
@@ -11,6 +20,37 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::parse::{InboundEmail, Parsed};
+
+/// How a message was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAs {
+    /// With its bodies and attachments.
+    Whole,
+    /// Over the budget: described, bodies cut, attachments not kept.
+    Described,
+}
+
+/// What an over-budget message keeps: no attachment bodies, text and HTML cut.
+fn over_budget_copy(parsed: &Parsed) -> Parsed {
+    let mut email = parsed.email.clone();
+    email.over_budget = true;
+    for text in [&mut email.text, &mut email.html].into_iter().flatten() {
+        if text.len() > OVER_BUDGET_TEXT {
+            let mut end = OVER_BUDGET_TEXT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+    }
+    for attachment in &mut email.attachments {
+        attachment.stored = false;
+    }
+    Parsed {
+        bodies: vec![None; parsed.bodies.len()],
+        email,
+    }
+}
 
 /// One stream entry, as `GET /v1/inbound` lists it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -32,6 +72,21 @@ pub struct InboundPage {
     pub next_cursor: Option<String>,
 }
 
+/// What an over-budget message keeps of its text and HTML bodies, each.
+pub const OVER_BUDGET_TEXT: usize = 64 * 1024;
+
+/// Buckets the usage is counted in over one retention period.
+const BUCKETS: u64 = 24;
+
+/// How much inbound mail is kept and how much may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundUsage {
+    /// Bytes stored over the retention period (records and attachment bodies).
+    pub stored_bytes: u64,
+    /// Messages stored without their bodies because the budget was spent, ever.
+    pub over_budget_total: u64,
+}
+
 /// The inbound store.
 #[derive(Debug, Clone)]
 pub struct InboundStore {
@@ -39,16 +94,67 @@ pub struct InboundStore {
     prefix: String,
     retention_secs: u64,
     maxlen: usize,
+    budget: u64,
 }
 
 impl InboundStore {
-    pub fn new(conn: ConnectionManager, prefix: &str, retention_secs: u64, maxlen: usize) -> Self {
+    /// The store under `prefix`: messages kept `retention_secs`, the stream trimmed to about
+    /// `maxlen`, at most about `budget` bytes kept in all.
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        retention_secs: u64,
+        maxlen: usize,
+        budget: u64,
+    ) -> Self {
         Self {
             conn,
             prefix: prefix.to_owned(),
             retention_secs,
             maxlen,
+            budget,
         }
+    }
+
+    /// The length of one usage bucket: a 24th of the retention, at least an hour.
+    fn bucket_secs(&self) -> u64 {
+        (self.retention_secs / BUCKETS).max(3600)
+    }
+
+    fn bucket_key(&self, n: u64) -> String {
+        format!("{}:inbound:bytes:{n}", self.prefix)
+    }
+
+    fn over_budget_key(&self) -> String {
+        format!("{}:inbound:over_budget", self.prefix)
+    }
+
+    /// The buckets that can still count kept messages, newest first.
+    fn live_buckets(&self) -> Vec<String> {
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let current = now / self.bucket_secs();
+        let span = self.retention_secs.div_ceil(self.bucket_secs()) + 1;
+        (0..span)
+            .map(|back| self.bucket_key(current.saturating_sub(back)))
+            .collect()
+    }
+
+    /// How much is kept, and how often the budget was spent.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn usage(&self) -> redis::RedisResult<InboundUsage> {
+        let mut keys = self.live_buckets();
+        keys.push(self.over_budget_key());
+        let values: Vec<Option<u64>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let (buckets, over) = values.split_at(values.len() - 1);
+        Ok(InboundUsage {
+            stored_bytes: buckets.iter().flatten().sum(),
+            over_budget_total: over[0].unwrap_or(0),
+        })
     }
 
     /// The stream's key.
@@ -68,14 +174,42 @@ impl InboundStore {
     ///
     /// # Errors
     /// When Redis fails: nothing is announced then, and SendGrid retries on the 503.
-    pub async fn store(&self, parsed: &Parsed) -> redis::RedisResult<()> {
-        let email = &parsed.email;
-        let json = serde_json::to_string(email).unwrap_or_default();
+    pub async fn store(&self, parsed: &Parsed) -> redis::RedisResult<StoredAs> {
+        let mut json = serde_json::to_string(&parsed.email).unwrap_or_default();
+        let mut size = json.len()
+            + parsed
+                .bodies
+                .iter()
+                .flatten()
+                .map(Bytes::len)
+                .sum::<usize>();
+        let used = self.usage().await?.stored_bytes;
+        let over_budget = used.saturating_add(size as u64) > self.budget;
+        let described;
+        let (email, bodies) = if over_budget {
+            described = over_budget_copy(parsed);
+            json = serde_json::to_string(&described.email).unwrap_or_default();
+            size = json.len();
+            (&described.email, &described.bodies)
+        } else {
+            (&parsed.email, &parsed.bodies)
+        };
+        let bucket = self.live_buckets().swap_remove(0);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .set_ex(self.message_key(&email.id), json, self.retention_secs)
+            .ignore()
+            .incr(&bucket, size)
+            .ignore()
+            .expire(
+                &bucket,
+                i64::try_from(self.retention_secs + self.bucket_secs()).unwrap_or(i64::MAX),
+            )
             .ignore();
-        for (n, body) in parsed.bodies.iter().enumerate() {
+        if over_budget {
+            pipe.incr(self.over_budget_key(), 1).ignore();
+        }
+        for (n, body) in bodies.iter().enumerate() {
             if let Some(body) = body {
                 pipe.set_ex(
                     self.attachment_key(&email.id, n + 1),
@@ -100,7 +234,12 @@ impl InboundStore {
             .arg("received_at")
             .arg(email.received_at.to_rfc3339())
             .ignore();
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(if over_budget {
+            StoredAs::Described
+        } else {
+            StoredAs::Whole
+        })
     }
 
     /// The message `id`, if kept.

@@ -1,13 +1,16 @@
 //! Views and records in Redis beyond the queue's own machinery. Message status is a view over
 //! the send job's queue record (one source of truth); verification tokens and verified
-//! addresses are records of their own, and so is the suppression list.
+//! addresses are records of their own, and so is the suppression list. [`health`] checks that
+//! the Redis itself is fit to hold mail (no eviction, persistence, room left).
 
+pub mod health;
 mod rate_limit;
 pub mod stats;
 mod status;
 pub mod suppressions;
 mod verification;
 
+pub use health::{Failure, RedisFacts, RedisGuard};
 pub use rate_limit::{Limit, RateLimiter};
 pub use stats::StatsStore;
 pub use status::{MessageStatus, StatusRecord, StatusStore};

@@ -26,7 +26,7 @@ use crate::{
     events::{EventStore, MessageIndex},
     providers::Provider,
     queue::{QueueConfig, RedisQueue},
-    store::{Suppressions, Verifications},
+    store::{RedisGuard, Suppressions, Verifications, health::WATCH_EVERY},
 };
 
 pub use deliver_event::{Callbacks, deliver_event, signature};
@@ -80,6 +80,9 @@ pub async fn run(
     let conn = redis::aio::ConnectionManager::new(client.clone())
         .await
         .context(connect)?;
+    let guard = RedisGuard::new(conn.clone(), settings.allow_evicting_redis);
+    guard.check_at_start().await?;
+    guard.watch(WATCH_EVERY, shutdown.clone());
     let mailer = Arc::new(Mailer {
         provider: Provider::from_settings(settings)?,
         default_from: settings.default_from()?,
