@@ -299,9 +299,7 @@ pub async fn serve(
     auth: Auth,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let conn = ConnectionManager::new(settings.redis_client()?)
-        .await
-        .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")?;
+    let conn = settings.redis_connection().await?;
     let state = AppState::new(settings, conn, auth)?;
     state.guard.check_at_start().await?;
     state.guard.clone().watch(WATCH_EVERY, shutdown.clone());

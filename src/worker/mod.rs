@@ -77,9 +77,7 @@ pub async fn run(
     let client = settings.redis_client()?;
     let name = worker_name();
     let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
-    let conn = redis::aio::ConnectionManager::new(client.clone())
-        .await
-        .context(connect)?;
+    let conn = settings.redis_connection().await?;
     let guard = RedisGuard::new(conn.clone(), settings.allow_evicting_redis);
     guard.check_at_start().await?;
     guard.watch(WATCH_EVERY, shutdown.clone());

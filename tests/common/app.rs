@@ -48,6 +48,7 @@ pub struct TestApp {
     pub redis: TestRedis,
     pub settings: Settings,
     pub outbox: tempfile::TempDir,
+    pub state: AppState,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -55,21 +56,28 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the API with the test settings, changed by `configure`.
     pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> Self {
-        let redis = TestRedis::new().await;
+        Self::spawn_on(redis_url(), configure).await
+    }
+
+    /// Starts the API on the Redis at `url` (a test's own server).
+    pub async fn spawn_on(url: &str, configure: impl FnOnce(&mut Settings)) -> Self {
+        let redis = TestRedis::at(url).await;
         let outbox = tempfile::tempdir().unwrap();
         let mut settings = settings(&redis, outbox.path());
+        settings.redis_url = SecretString::from(url);
         configure(&mut settings);
         let state = AppState::new(&settings, redis.conn(), Auth::Required).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(http::serve_on(listener, state, shutdown.clone()));
+        let server = tokio::spawn(http::serve_on(listener, state.clone(), shutdown.clone()));
         Self {
             address,
             client: reqwest::Client::new(),
             redis,
             settings,
             outbox,
+            state,
             shutdown,
             tasks: vec![server],
         }

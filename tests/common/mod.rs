@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod dns;
+pub mod redis_server;
 
 use std::{
     future::Future,
@@ -48,8 +49,13 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub async fn new() -> Self {
+        Self::at(redis_url()).await
+    }
+
+    /// A corner of the Redis at `url` (a test's own [`redis_server::RedisServer`]).
+    pub async fn at(url: &str) -> Self {
         let prefix = format!("mrtest-{}", uuid::Uuid::now_v7().simple());
-        let client = redis::Client::open(redis_url()).expect("redis url");
+        let client = redis::Client::open(url).expect("redis url");
         let conn = ConnectionManager::new(client.clone())
             .await
             .expect("the tests need Redis at MAILROOM_TEST_REDIS_URL or 127.0.0.1:6379 (scripts/test starts one)");
