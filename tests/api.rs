@@ -455,6 +455,7 @@ async fn serve_refuses_to_start_without_api_keys_unless_told_to() {
     let redis = common::TestRedis::new().await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
         .arg("serve")
+        .env("REDIS_URL", common::redis_url())
         .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
         .env("MAILROOM_LISTEN", "127.0.0.1:0")
         .env_remove("MAILROOM_API_KEYS")

@@ -137,6 +137,7 @@ async fn enqueue_pushes_through_the_producer_and_prints_the_id() {
             "Low on /var",
         ])
         .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("REDIS_URL", common::redis_url())
         .output()
         .await
         .unwrap();
@@ -163,6 +164,7 @@ async fn enqueue_pushes_through_the_producer_and_prints_the_id() {
             "y",
         ])
         .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("REDIS_URL", common::redis_url())
         .output()
         .await
         .unwrap();

@@ -443,6 +443,7 @@ mod through_the_service {
             .port();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
             .arg("dev")
+            .env("REDIS_URL", super::common::redis_url())
             .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
             .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
             .env(

@@ -169,6 +169,15 @@ fn refuse<T>(code: SyntaxCode, message: impl Into<String>) -> Result<T, SyntaxEr
     })
 }
 
+/// The form that keys everything mailroom stores per address (suppressions, verifications):
+/// trimmed and lower-cased by Unicode's rules. Mail systems treat the local part's case as
+/// meaningless in practice, as SendGrid does; this is the one place that decides it, and Redis
+/// scripts are handed its result rather than lower-casing on their own (Lua's `string.lower`
+/// knows only ASCII: `Ünal` would stay `Ünal` there and become `ünal` here).
+pub fn case_key(address: &str) -> String {
+    address.trim().to_lowercase()
+}
+
 /// Parses `input` as an address mailroom can send to, and normalizes it.
 ///
 /// # Errors

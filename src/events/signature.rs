@@ -57,6 +57,35 @@ pub enum SignatureError {
     Stale { age: i64, tolerance: i64 },
 }
 
+/// What can be checked before the body is read: both headers present, the signature shaped
+/// like one, the timestamp fresh. A POST that fails here is refused without buffering its body.
+///
+/// # Errors
+/// [`SignatureError::Missing`], [`SignatureError::Malformed`], [`SignatureError::BadTimestamp`]
+/// or [`SignatureError::Stale`].
+pub fn precheck(
+    signature: Option<&str>,
+    timestamp: Option<&str>,
+    now: i64,
+    tolerance: i64,
+) -> Result<(), SignatureError> {
+    let signature = signature.ok_or(SignatureError::Missing("signature"))?;
+    let timestamp = timestamp.ok_or(SignatureError::Missing("timestamp"))?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| SignatureError::Malformed)?;
+    Signature::from_der(&der).map_err(|_| SignatureError::Malformed)?;
+    let signed_at: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
+    let age = now - signed_at;
+    if age.abs() > tolerance {
+        return Err(SignatureError::Stale { age, tolerance });
+    }
+    Ok(())
+}
+
 /// Checks the signature over `timestamp` followed by `body`, exactly as received.
 ///
 /// # Errors

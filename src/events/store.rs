@@ -193,7 +193,7 @@ impl EventStore {
 
     /// The 14 script arguments of one event (see `apply.lua`).
     fn arguments(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> [String; 14] {
-        let email = event.email.trim().to_lowercase();
+        let email = mailroom_jobs::address::case_key(&event.email);
         let message = message.unwrap_or_default();
         let kind = event.event.as_str();
         let composite = format!("{message}|{kind}|{}|{email}", event.timestamp);

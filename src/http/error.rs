@@ -96,6 +96,39 @@ impl ApiError {
         )
     }
 
+    /// 413 for a body read by a route of its own limit (the webhooks).
+    pub fn body_over_route_limit() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is over this route's size limit",
+        )
+    }
+
+    /// 408: the request (its body included) took longer than `limit`.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request took longer than {} s to send and handle",
+                limit.as_secs()
+            ),
+        )
+    }
+
+    /// 503: every request permit is taken; retry in a moment.
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "mailroom is handling as many requests as it is allowed to; retry in a moment",
+            )
+        }
+    }
+
     /// 415: not `application/json`.
     pub fn unsupported_media_type() -> Self {
         Self::new(

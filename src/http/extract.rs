@@ -49,6 +49,28 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A raw body within the route's limit: over it, 413 in the API's error shape (axum's own
+/// rejection is plain text); a body that breaks off, 400.
+#[derive(Debug)]
+pub(super) struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::body_over_route_limit())
+            }
+            Err(rejection) => Err(ApiError::bad_request(format!(
+                "the body could not be read: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 /// A query string parsed into `T`; a bad one gets the API's 400 error shape naming the
 /// parameter, instead of axum's plain-text rejection.
 #[derive(Debug)]

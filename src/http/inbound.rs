@@ -7,8 +7,9 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State},
+    extract::{Path, Request, State},
     http::{HeaderMap, HeaderValue, header},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
@@ -21,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
-    extract::ApiQuery,
+    extract::{ApiQuery, RawBody},
 };
 use crate::inbound::{
     InboundEmail, InboundStore, parse,
@@ -81,18 +82,38 @@ pub(super) struct InboundAccepted {
     id: String,
 }
 
+/// Where the secret path segment begins.
+const SECRET_PATH: &str = "/webhooks/sendgrid/inbound/";
+
+/// Refuses a POST without the right credentials before a byte of its body is read: Inbound
+/// Parse bodies reach 32 MB, and an unauthenticated sender must not make the API buffer them.
+pub(super) async fn require_credentials(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let secret = request
+        .uri()
+        .path()
+        .strip_prefix(SECRET_PATH)
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy());
+    if state.inbound.allows(request.headers(), secret.as_deref()) {
+        next.run(request).await
+    } else {
+        tracing::warn!("refused an Inbound Parse POST: wrong or missing credentials");
+        ApiError::webhook_unauthorized(
+            "inbound parse needs the configured basic-auth credentials or secret path",
+        )
+        .into_response()
+    }
+}
+
+/// Parses and stores a POST whose credentials [`require_credentials`] accepted.
 async fn receive(
     state: &AppState,
     headers: &HeaderMap,
-    path_secret: Option<&str>,
     body: Bytes,
 ) -> Result<Json<InboundAccepted>, ApiError> {
-    if !state.inbound.allows(headers, path_secret) {
-        tracing::warn!("refused an Inbound Parse POST: wrong or missing credentials");
-        return Err(ApiError::webhook_unauthorized(
-            "inbound parse needs the configured basic-auth credentials or secret path",
-        ));
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -142,9 +163,9 @@ async fn receive(
 pub(super) async fn receive_basic(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<InboundAccepted>, ApiError> {
-    receive(&state, &headers, None, body).await
+    receive(&state, &headers, body).await
 }
 
 /// SendGrid's Inbound Parse, behind a secret path segment.
@@ -159,16 +180,17 @@ pub(super) async fn receive_basic(
         (status = 200, description = "Stored", body = InboundAccepted),
         (status = 400, description = "Not a form SendGrid sends", body = ErrorBody),
         (status = 401, description = "Wrong secret", body = ErrorBody),
+        (status = 413, description = "Over the 32 MB limit", body = ErrorBody),
         (status = 503, description = "Storage failed; SendGrid retries", body = ErrorBody),
     ),
 )]
 pub(super) async fn receive_secret(
     State(state): State<AppState>,
-    Path(secret): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<InboundAccepted>, ApiError> {
-    receive(&state, &headers, Some(&secret), body).await
+    // The secret in the path was checked by `require_credentials`.
+    receive(&state, &headers, body).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -15,6 +15,7 @@ mod inbound;
 mod metrics;
 pub mod openapi;
 mod render;
+pub mod server;
 mod suppressions;
 mod validations;
 mod verify;
@@ -49,6 +50,7 @@ use crate::{
 use auth::ApiKeys;
 use inbound::InboundSettings;
 use secrecy::ExposeSecret;
+use server::RequestLimits;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -95,6 +97,8 @@ pub struct AppState {
     pub inbound: InboundSettings,
     /// Whether Redis is fit to take writes (no evicting policy).
     pub guard: RedisGuard,
+    /// How long a request may take and how many run at once.
+    pub request_limits: RequestLimits,
 }
 
 /// How SendGrid's Event Webhook POSTs are checked.
@@ -200,6 +204,10 @@ impl AppState {
             },
             transactional: Arc::new(settings.transactional_category_list()),
             guard: RedisGuard::new(conn, settings.allow_evicting_redis),
+            request_limits: RequestLimits::new(
+                std::time::Duration::from_secs(settings.request_timeout_secs),
+                settings.max_requests_in_flight,
+            ),
         })
     }
 }
@@ -243,20 +251,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/verify", get(verify::show).post(verify::confirm))
-        .route(
-            "/webhooks/sendgrid/inbound",
-            post(inbound::receive_basic).layer(DefaultBodyLimit::max(inbound::MAX_INBOUND_BYTES)),
-        )
-        .route(
-            "/webhooks/sendgrid/inbound/{secret}",
-            post(inbound::receive_secret).layer(DefaultBodyLimit::max(inbound::MAX_INBOUND_BYTES)),
-        )
-        .route(
-            "/webhooks/sendgrid/events",
-            post(webhooks::events).layer(DefaultBodyLimit::max(
-                mailroom_jobs::webhooks::MAX_EVENT_BATCH_BYTES,
-            )),
-        )
+        .merge(webhook_routes(&state))
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),
@@ -268,8 +263,42 @@ pub fn router(state: AppState) -> Router {
             health::refuse_writes_while_evicting,
         ))
         .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_limits.clone(),
+            server::limit_time,
+        ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.request_limits.clone(),
+            server::limit_load,
+        ))
         .with_state(state)
+}
+
+/// SendGrid's webhooks: each with its body limit, and its credentials checked before the body
+/// is read.
+fn webhook_routes(state: &AppState) -> Router<AppState> {
+    let inbound = Router::new()
+        .route("/webhooks/sendgrid/inbound", post(inbound::receive_basic))
+        .route(
+            "/webhooks/sendgrid/inbound/{secret}",
+            post(inbound::receive_secret),
+        )
+        .route_layer(DefaultBodyLimit::max(inbound::MAX_INBOUND_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inbound::require_credentials,
+        ));
+    let events = Router::new()
+        .route("/webhooks/sendgrid/events", post(webhooks::events))
+        .route_layer(DefaultBodyLimit::max(
+            mailroom_jobs::webhooks::MAX_EVENT_BATCH_BYTES,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            webhooks::precheck,
+        ));
+    inbound.merge(events)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in flight
@@ -284,8 +313,8 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "API listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    let limits = state.request_limits.clone();
+    server::serve_on(listener, router(state), &limits, shutdown)
         .await
         .context("the HTTP server failed")
 }

@@ -2,7 +2,13 @@
 //! bytes, stored verbatim as a job on the `events` queue, answered 200; a worker applies it.
 //! SendGrid retries anything but a 2xx for 24 hours, so a storage failure answers 503.
 
-use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::HeaderMap,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use mailroom_jobs::{PushError, SendgridEvents};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,6 +16,7 @@ use utoipa::ToSchema;
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
+    extract::RawBody,
 };
 use crate::events::{
     parse::is_event_array,
@@ -25,6 +32,37 @@ pub(super) struct EventsAccepted {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses, before a byte of the body is read, a POST that cannot be genuine: no key
+/// configured (and unsigned POSTs not allowed), or signature headers missing, malformed or
+/// stale. The signature itself is checked over the body in [`events`].
+pub(super) async fn precheck(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refused = match &state.webhooks.key {
+        Some(_) => signature::precheck(
+            header(request.headers(), SIGNATURE_HEADER),
+            header(request.headers(), TIMESTAMP_HEADER),
+            chrono::Utc::now().timestamp(),
+            state.webhooks.tolerance_secs,
+        )
+        .err()
+        .map(|reason| format!("signature check failed: {reason}")),
+        None if state.webhooks.insecure_unsigned => None,
+        None => {
+            Some("event webhooks are not configured (MAILROOM_SENDGRID_WEBHOOK_KEY)".to_owned())
+        }
+    };
+    match refused {
+        Some(reason) => {
+            tracing::warn!(%reason, "refused an Event Webhook POST before reading it");
+            ApiError::webhook_unauthorized(reason).into_response()
+        }
+        None => next.run(request).await,
+    }
 }
 
 /// SendGrid's Event Webhook.
@@ -43,7 +81,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub(super) async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<EventsAccepted>, ApiError> {
     match &state.webhooks.key {
         Some(key) => {

@@ -76,9 +76,10 @@ pub struct Suppressions {
     index: String,
 }
 
-/// Addresses are compared without case, as SendGrid does.
+/// Addresses are compared without case, as SendGrid does
+/// ([`mailroom_jobs::address::case_key`]).
 pub fn key_of(email: &str) -> String {
-    email.trim().to_lowercase()
+    mailroom_jobs::address::case_key(email)
 }
 
 impl Suppressions {

@@ -109,7 +109,7 @@ if old and old ~= ARGV[1] then
   redis.call('DEL', ARGV[8] .. old)
 end
 redis.call('HSET', KEYS[1], 'email', ARGV[2], 'locale', ARGV[3], 'return_url', ARGV[4],
-  'metadata', ARGV[5], 'created_at', ARGV[6])
+  'metadata', ARGV[5], 'created_at', ARGV[6], 'key', ARGV[9])
 redis.call('PEXPIREAT', KEYS[1], ARGV[7])
 redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[7])
 return 1";
@@ -122,9 +122,11 @@ end
 redis.call('DEL', KEYS[1])
 return 1";
 
-/// Spends a token: found → deleted, the address marked verified, the event appended.
+/// Spends a token: found → deleted, the address marked verified, the event appended. The
+/// address's key form (`key`, from [`canonical`]) was stored with the token: the script never
+/// changes an address's case itself, so Rust's one rule holds for every address.
 const CONSUME: &str = r"
-local found = redis.call('HMGET', KEYS[1], 'email', 'locale', 'return_url', 'metadata')
+local found = redis.call('HMGET', KEYS[1], 'email', 'locale', 'return_url', 'metadata', 'key')
 if not found[1] then
   return false
 end
@@ -135,14 +137,25 @@ if found[3] ~= '' and left > 0 then
   redis.call('HSET', KEYS[3], 'return_url', found[3], 'locale', found[2])
   redis.call('PEXPIRE', KEYS[3], left)
 end
-local pointer = ARGV[2] .. string.lower(found[1])
+local key = found[5]
+if not key then
+  -- A token issued before the key form was stored: the ASCII rule it was issued under.
+  key = string.lower(found[1])
+end
+local pointer = ARGV[2] .. key
 if redis.call('GET', pointer) == ARGV[1] then
   redis.call('DEL', pointer)
 end
-redis.call('HSET', ARGV[3] .. string.lower(found[1]), 'email', found[1], 'verified_at', ARGV[4])
+redis.call('HSET', ARGV[3] .. key, 'email', found[1], 'verified_at', ARGV[4])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'email.verified',
   'email', found[1], 'verified_at', ARGV[4], 'metadata', found[4])
-return found";
+return {found[1], found[2], found[3], found[4]}";
+
+/// The form of an address that keys its verification records: decided in Rust
+/// ([`mailroom_jobs::address::case_key`]) and handed to the scripts.
+fn canonical(email: &str) -> String {
+    mailroom_jobs::address::case_key(email)
+}
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -183,7 +196,7 @@ impl Verifications {
     }
 
     fn live_key(&self, email: &str) -> String {
-        format!("{}:{{verify}}:a:{}", self.prefix, email.to_lowercase())
+        format!("{}:{{verify}}:a:{}", self.prefix, canonical(email))
     }
 
     fn address_prefix(&self) -> String {
@@ -237,6 +250,7 @@ impl Verifications {
             .arg(now())
             .arg(expires_at.timestamp_millis())
             .arg(self.token_prefix())
+            .arg(canonical(email))
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
@@ -311,7 +325,7 @@ impl Verifications {
     /// # Errors
     /// When Redis does not answer.
     pub async fn address(&self, email: &str) -> redis::RedisResult<AddressStatus> {
-        let key = format!("{}{}", self.address_prefix(), email.to_lowercase());
+        let key = format!("{}{}", self.address_prefix(), canonical(email));
         let verified_at: Option<String> = redis::cmd("HGET")
             .arg(key)
             .arg("verified_at")
@@ -329,7 +343,7 @@ impl Verifications {
     /// # Errors
     /// When Redis does not answer.
     pub async fn clear(&self, email: &str) -> redis::RedisResult<bool> {
-        let key = format!("{}{}", self.address_prefix(), email.to_lowercase());
+        let key = format!("{}{}", self.address_prefix(), canonical(email));
         let removed: i64 = redis::cmd("DEL")
             .arg(key)
             .query_async(&mut self.conn.clone())

@@ -1,0 +1,144 @@
+//! The HTTP server under the router: mailroom's own accept loop over hyper, because
+//! `axum::serve` gives hyper no timer, and without one hyper never times out a client that is
+//! slow to send its headers (tried: 200 connections sending a header byte a second stayed open
+//! for good). Here:
+//!
+//! - headers must arrive within [`HEADER_READ_TIMEOUT`] or the request limit, whichever is
+//!   shorter (HTTP/1; then the connection is closed);
+//! - a whole request, body and handler, within `MAILROOM_REQUEST_TIMEOUT_SECS` (408, in the
+//!   API's error shape: [`limit_time`]);
+//! - at most `MAILROOM_MAX_REQUESTS_IN_FLIGHT` requests are handled at once; past that a request
+//!   is answered 503 with `Retry-After` at once rather than queued ([`limit_load`]);
+//! - idle HTTP/2 connections are pinged, and dropped when they stop answering.
+//!
+//! On shutdown the listener closes, each connection finishes the request it is on, and
+//! [`serve_on`] returns when the last one has.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto::Builder,
+    service::TowerToHyperService,
+};
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::ServiceExt as _;
+
+use super::error::ApiError;
+
+/// How long a client has to send a request's headers (or the whole request's limit, when that
+/// is shorter).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one request may take, and how many may run at once.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// Headers, body and handler together.
+    pub timeout: Duration,
+    /// Permits for requests in flight.
+    pub in_flight: Arc<Semaphore>,
+}
+
+impl RequestLimits {
+    /// `timeout` per request, `in_flight` at once.
+    pub fn new(timeout: Duration, in_flight: usize) -> Self {
+        Self {
+            timeout,
+            in_flight: Arc::new(Semaphore::new(in_flight)),
+        }
+    }
+}
+
+/// Answers 408 when a request (reading its body included) takes longer than its limit.
+pub(super) async fn limit_time(
+    State(limits): State<RequestLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout(limits.timeout).into_response(),
+    }
+}
+
+/// Answers 503 at once when every request permit is taken.
+pub(super) async fn limit_load(
+    State(limits): State<RequestLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match limits.in_flight.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::overloaded().into_response(),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets the requests in flight finish.
+///
+/// # Errors
+/// Never at present; accept errors (out of file descriptors) are logged and retried.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: &RequestLimits,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let header_timeout = HEADER_READ_TIMEOUT.min(limits.timeout);
+    let connections = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Usually EMFILE: back off a moment instead of spinning.
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Answers are small and written whole: Nagle's delay would only add latency.
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone().map_request(
+            |request: axum::http::Request<Incoming>| request.map(axum::body::Body::new),
+        ));
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)))
+                .keep_alive_timeout(Duration::from_secs(10));
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let outcome = tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = outcome {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
