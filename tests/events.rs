@@ -669,3 +669,42 @@ async fn a_timeline_keeps_its_newest_events_up_to_the_cap_and_is_read_bounded() 
         timeline[9]
     );
 }
+
+#[tokio::test]
+async fn a_clicked_link_is_kept_without_its_query_so_a_token_in_it_is_not_stored() {
+    let redis = TestRedis::new().await;
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let secret = "tok3n-Zq8vJ2kLm9Xw4Rt7Yp1Bn6Cd";
+    let body = json!([{
+        "email": "a@example.org", "timestamp": 1_700_000_000, "event": "click",
+        "sg_event_id": "c1", "mailroom_id": "msg-click",
+        "url": format!("https://mail.example.com/verify?token={secret}#top"),
+    }])
+    .to_string();
+    let batch = parse_batch(&body).unwrap();
+    store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    let timeline: Vec<String> = redis::AsyncCommands::lrange(
+        &mut redis.conn(),
+        format!("{}:timeline:msg-click", redis.prefix),
+        0,
+        -1,
+    )
+    .await
+    .unwrap();
+    let line: Value = serde_json::from_str(&timeline[0]).unwrap();
+    assert_eq!(line["url"], "https://mail.example.com/verify");
+    for key in redis.all_keys().await {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut redis.conn())
+            .await
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&dump).contains(secret),
+            "the token is in {key}"
+        );
+    }
+}

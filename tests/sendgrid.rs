@@ -297,3 +297,49 @@ async fn a_message_that_keeps_meeting_server_errors_ends_dead_after_its_attempts
     assert_eq!(script.calls().len(), 3);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn mail_with_a_secret_link_goes_out_with_click_and_open_tracking_off() {
+    let mock = MockServer::start().await;
+    let script = Script::new(vec![accepted("reset-1"), accepted("welcome-1")]);
+    mount(&mock, &script).await;
+    let app = sendgrid_app(&mock, 10).await;
+    let reset = queue(
+        &app,
+        json!({
+            "to": [{"email": "alex@example.com"}],
+            "template": {"name": "password_reset", "locale": "en",
+                         "data": {"link": "https://app.example.com/reset?code=S3CRET", "expires_in_minutes": 30}}
+        }),
+    )
+    .await;
+    app.wait_for_status(&reset, "sent").await;
+    let welcome = queue(
+        &app,
+        json!({
+            "to": [{"email": "alex@example.com"}],
+            "template": {"name": "welcome", "locale": "en",
+                         "data": {"name": "Alex", "link": "https://app.example.com/start"}}
+        }),
+    )
+    .await;
+    app.wait_for_status(&welcome, "sent").await;
+    let requests = mock.received_requests().await.unwrap();
+    let body = |id: &str| -> Value {
+        requests
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .find(|b| b["custom_args"]["mailroom_id"] == id)
+            .unwrap()
+    };
+    assert_eq!(
+        body(&reset)["tracking_settings"],
+        json!({"click_tracking": {"enable": false, "enable_text": false},
+               "open_tracking": {"enable": false}})
+    );
+    assert!(
+        body(&welcome).get("tracking_settings").is_none(),
+        "other mail keeps the account's tracking"
+    );
+    app.stop().await;
+}

@@ -154,6 +154,16 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "newsletter",
 ];
 
+/// The templates whose links are secrets (a verification or reset token): their emails are
+/// never click- or open-tracked, so the link is not rewritten by the provider nor reported back
+/// in a `click` event. A new template with such a link adds its name here.
+pub const SECRET_LINK_TEMPLATES: &[&str] = &["verification", "password_reset"];
+
+/// Whether template `name` carries a secret link ([`SECRET_LINK_TEMPLATES`]).
+pub fn has_secret_link(name: &str) -> bool {
+    SECRET_LINK_TEMPLATES.contains(&name)
+}
+
 fn data<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();

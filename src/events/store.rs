@@ -107,6 +107,16 @@ fn message_id(event: &Event) -> Option<&str> {
     })
 }
 
+/// A clicked URL as a timeline keeps it: without its query and fragment, where links carry
+/// their secrets (a verification token, a reset code, a session), since every API key can read
+/// a timeline. What was clicked stays readable; a URL that does not parse is left out.
+fn without_query(url: &str) -> Option<String> {
+    let mut url = url::Url::parse(url).ok()?;
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.into())
+}
+
 /// `P:timeline:{id}`: message `id`'s events (written by `apply.lua`, read by the status view).
 pub fn timeline_key(prefix: &str, id: &str) -> String {
     format!("{prefix}:timeline:{id}")
@@ -245,12 +255,13 @@ impl EventStore {
             "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "email": email,
         });
+        let url = event.url.as_deref().and_then(without_query);
         for (name, value) in [
             ("type", &event.bounce_type),
             ("reason", &event.reason),
             ("status", &event.status),
             ("response", &event.response),
-            ("url", &event.url),
+            ("url", &url),
             ("attempt", &event.attempt),
             ("sg_event_id", &event.sg_event_id),
         ] {

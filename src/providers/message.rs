@@ -58,6 +58,8 @@ pub struct OutgoingEmail {
     pub metadata: BTreeMap<String, String>,
     /// Attachments.
     pub attachments: Vec<FileAttachment>,
+    /// It carries a secret link (a verification or reset token): providers must not track it.
+    pub secret_links: bool,
 }
 
 fn mailbox(field: &str, value: &mailroom_jobs::Mailbox) -> Result<Mailbox, ComposeError> {
@@ -132,6 +134,10 @@ impl OutgoingEmail {
             categories: message.categories.clone(),
             metadata: message.metadata.clone(),
             attachments,
+            secret_links: message
+                .template
+                .as_ref()
+                .is_some_and(|t| mailroom_jobs::templates::has_secret_link(&t.name)),
         })
     }
 

@@ -193,6 +193,37 @@ struct MailSend<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     categories: &'a [String],
     custom_args: BTreeMap<&'a str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracking_settings: Option<TrackingSettings>,
+}
+
+/// Click and open tracking turned off for one message (REFERENCE §1.2 `tracking_settings`):
+/// sent with every email that carries a secret link, so SendGrid neither rewrites the link
+/// nor reports it back in a `click` event, whatever the account's defaults.
+#[derive(Debug, Serialize)]
+struct TrackingSettings {
+    click_tracking: Switch,
+    open_tracking: Switch,
+}
+
+#[derive(Debug, Serialize)]
+struct Switch {
+    enable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enable_text: Option<bool>,
+}
+
+impl TrackingSettings {
+    const OFF: Self = Self {
+        click_tracking: Switch {
+            enable: false,
+            enable_text: Some(false),
+        },
+        open_tracking: Switch {
+            enable: false,
+            enable_text: None,
+        },
+    };
 }
 
 #[derive(Debug, Serialize)]
@@ -286,6 +317,7 @@ impl<'a> From<&'a OutgoingEmail> for MailSend<'a> {
             headers: &email.headers,
             categories: &email.categories,
             custom_args,
+            tracking_settings: email.secret_links.then_some(TrackingSettings::OFF),
         }
     }
 }

@@ -148,6 +148,8 @@ struct Recorder {
     script: Script,
     retention_ms: u64,
     dead_retention_ms: u64,
+    /// How long a lease lasts without renewal: how long an outcome is worth retrying.
+    lease: Duration,
 }
 
 impl Settler {
@@ -164,6 +166,7 @@ impl Settler {
             script,
             retention_ms: ms(config.retention),
             dead_retention_ms: ms(config.dead_retention),
+            lease: config.lease,
         };
         tokio::spawn(recorder.run(incoming));
         Self { requests }
@@ -207,15 +210,21 @@ impl Recorder {
         }
     }
 
-    /// Runs the script, retrying while Redis is briefly unreachable. Retrying is safe: a run
-    /// already settled no longer holds its lease, so a repeat changes nothing.
+    /// Runs the script, retrying while Redis is unreachable for as long as the runs' leases
+    /// could still be held: a settle given up earlier would let another worker run a job that
+    /// already did its work (an email sent twice after a Redis restart). Past a lease's length
+    /// the lease has run out at Redis anyway. Retrying is safe: a run already settled no
+    /// longer holds its lease, so a repeat changes nothing.
     async fn apply_with_retries(&mut self, batch: &[Request]) -> Result<Vec<u8>, SettleError> {
         let mut pause = Duration::from_millis(50);
         let mut attempt = 1;
+        let started = tokio::time::Instant::now();
         loop {
             match self.apply(batch).await {
                 Ok(answers) => return Ok(answers),
-                Err(error) if attempt >= 8 => return Err(SettleError(error.to_string())),
+                Err(error) if started.elapsed() + pause >= self.lease => {
+                    return Err(SettleError(error.to_string()));
+                }
                 Err(error) => {
                     tracing::warn!(%error, attempt, runs = batch.len(), "could not record job outcomes; retrying");
                     tokio::time::sleep(pause).await;

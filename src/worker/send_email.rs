@@ -67,10 +67,11 @@ impl JobOutput for Sent {
 
 /// Replaces a template reference with its rendering. A rendering failure is permanent: the
 /// data was checked at enqueue, so only a bug (or a payload pushed around the checks) fails.
+/// The template reference stays on the job: composing reads whether it carries a secret link.
 fn render(mut job: SendEmail, renderer: &Renderer) -> Result<SendEmail, BoxDynError> {
-    if let Some(template) = job.message.template.take() {
+    if let Some(template) = &job.message.template {
         let rendered = renderer
-            .render(&template)
+            .render(template)
             .map_err(|e| AbortError::new(format!("template {}: {e}", template.name)))?;
         job.message.subject = Some(rendered.subject);
         job.message.html = Some(rendered.html);
@@ -129,12 +130,11 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 .filter(|_| provider == "sendgrid")
             {
                 // The message is sent: failing to index it must not fail the job (a retry would
-                // send it twice). Its events still carry mailroom_id; only Return-Path bounces
-                // would miss the timeline.
+                // send it twice), so the write is retried here, through a Redis restart, for
+                // a bounded time. Its events still carry mailroom_id; only Return-Path bounces
+                // would miss the timeline if it is lost.
                 let id = job.id.to_string();
-                if let Err(error) = mailer.message_index.record(provider_id, &id).await {
-                    tracing::warn!(%error, "could not index SendGrid's message id");
-                }
+                record_with_retries(&mailer.message_index, provider_id, &id).await;
             }
             Ok(Sent {
                 provider,
@@ -150,5 +150,28 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             Some(delay) => RetryAfterError::new(message, delay).into(),
             None => message.into(),
         }),
+    }
+}
+
+/// How long the X-Message-Id index write is retried while Redis is away.
+const INDEX_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Records SendGrid's id for message `id`, retrying with backoff for [`INDEX_RETRY_FOR`].
+async fn record_with_retries(index: &MessageIndex, provider_id: &str, id: &str) {
+    let started = tokio::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match index.record(provider_id, id).await {
+            Ok(()) => return,
+            Err(error) if started.elapsed() + pause >= INDEX_RETRY_FOR => {
+                tracing::warn!(%error, "gave up indexing SendGrid's message id");
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not index SendGrid's message id; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+        }
     }
 }
