@@ -325,7 +325,7 @@ impl Settings {
             ("backoff_cap_secs", self.backoff_cap_secs, 1, 7 * 24 * 3600),
             ("retention_secs", self.retention_secs, 1, 365 * 24 * 3600),
             ("job_timeout_secs", self.job_timeout_secs, 1, 24 * 3600),
-            ("verify_ttl", self.verify_ttl, 60, 7 * 24 * 3600),
+            ("verify_ttl", self.verify_ttl, 300, 7 * 24 * 3600),
             ("dns_timeout_ms", self.dns_timeout_ms, 10, 60_000),
             ("dns_cache_secs", self.dns_cache_secs, 1, 7 * 24 * 3600),
             (

@@ -235,3 +235,81 @@ async fn event_posts_without_signature_headers_are_refused_before_reading() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
+    let redis = TestRedis::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let inbound_secret = "inb0und-path-s3cret-7Hq2";
+    let token = "Vt9xQm2LpR7wK4zN8bJ3cF6hY1sD5gA0eU2iO9tW3qE";
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("serve")
+        .env("REDIS_URL", redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MAILROOM_API_KEYS", API_KEY)
+        .env("MAILROOM_INBOUND_SECRET", inbound_secret)
+        .env("MAILROOM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Drained as it comes: trace output would fill the pipe and stall the server.
+    let mut stderr = server.stderr.take().unwrap();
+    let drained = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all).await;
+        all
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    common::eventually(Duration::from_secs(20), "serve to answer", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let page = client
+        .get(format!("{base}/verify?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 410);
+    let form = client
+        .post(format!("{base}/verify"))
+        .body(format!("token={token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 410);
+    let inbound = client
+        .post(format!("{base}/webhooks/sendgrid/inbound/{inbound_secret}"))
+        .header("content-type", "multipart/form-data; boundary=xYzZY")
+        .body("--xYzZY--\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inbound.status(), 400);
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    let log = drained.await.unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("/verify"), "requests are traced: {log}");
+    assert!(log.contains("/webhooks/sendgrid/inbound/{secret}"), "{log}");
+    assert!(!log.contains(token), "the token is in the log");
+    assert!(
+        !log.contains(inbound_secret),
+        "the inbound secret is in the log"
+    );
+    assert!(!log.contains(API_KEY), "the API key is in the log");
+}

@@ -630,3 +630,55 @@ async fn a_real_browser_opens_the_link_and_ends_on_the_verified_page_without_a_c
     assert_eq!(status["verified"], true);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn at_the_shortest_allowed_link_life_the_email_is_still_sent() {
+    let mut app = TestApp::spawn(|s| s.verify_ttl = 300).await;
+    app.settings.public_url = app.address.clone();
+    app.start_worker();
+    let response = request(&app, json!({"email": "floor@example.com"})).await;
+    assert_eq!(response.status(), 202);
+    let link = links(&app, 1).await.remove(0);
+    assert!(link.starts_with("/verify?token="), "{link}");
+    app.stop().await;
+
+    // Below the floor the setting is refused at start-up, naming it.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("work")
+        .env("MAILROOM_VERIFY_TTL", "299")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("verify_ttl must be between 300"));
+}
+
+#[tokio::test]
+async fn an_address_verified_with_non_ascii_capitals_reads_back_as_verified() {
+    let app = app().await;
+    let response = request(&app, json!({"email": "Ünal@example.com"})).await;
+    assert_eq!(response.status(), 202);
+    let link = links(&app, 1).await.remove(0);
+    let token = link.trim_start_matches("/verify?token=").to_owned();
+    let confirmed = app
+        .client
+        .post(app.url("/verify"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 200);
+    for asked in ["Ünal@example.com", "ünal@example.com", "ÜNAL@EXAMPLE.COM"] {
+        let (code, status) = app
+            .get_json(&format!("/v1/addresses/{}", urlencode(asked)))
+            .await;
+        assert_eq!(code, 200);
+        assert_eq!(status["verified"], true, "{asked}: {status}");
+    }
+    app.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

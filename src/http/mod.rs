@@ -267,7 +267,7 @@ pub fn router(state: AppState) -> Router {
             state.request_limits.clone(),
             server::limit_time,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(server::request_span))
         .layer(axum::middleware::from_fn_with_state(
             state.request_limits.clone(),
             server::limit_load,

@@ -81,6 +81,23 @@ pub(super) async fn limit_load(
     }
 }
 
+/// The span every request is traced in: its method and path, and nothing that may be a secret.
+/// The query string is left out (a verification link carries its token there), and so is the
+/// Inbound Parse secret path segment; headers (API keys, basic auth) never were in it.
+pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = match path.strip_prefix("/webhooks/sendgrid/inbound/") {
+        Some(_) => "/webhooks/sendgrid/inbound/{secret}",
+        None => path,
+    };
+    let query = if request.uri().query().is_some() {
+        "?…"
+    } else {
+        ""
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %format_args!("{path}{query}"))
+}
+
 /// Serves `router` on `listener` until `shutdown`, then lets the requests in flight finish.
 ///
 /// # Errors

@@ -15,6 +15,11 @@ use mailroom_jobs::{EmailMessage, Mailbox, SendEmail, SendVerification, Template
 use super::send_email::{Mailer, Sent, deliver};
 use crate::store::Token;
 
+/// The least life a link must have left to be worth sending. `MAILROOM_VERIFY_TTL` starts at
+/// 300 s, so at the shortest setting a request waiting up to four minutes in the queue is still
+/// sent (the floor was once 60 s, which this rule made unsendable).
+const MIN_LINK_LIFE_SECS: i64 = 60;
+
 /// Sends one verification email.
 ///
 /// # Errors
@@ -26,7 +31,7 @@ pub async fn send_verification(
     mailer: Data<Arc<Mailer>>,
 ) -> Result<Sent, BoxDynError> {
     let left = job.expires_at - Utc::now();
-    if left.num_seconds() < 60 {
+    if left.num_seconds() < MIN_LINK_LIFE_SECS {
         return Err(AbortError::new("the link would expire before it arrives; ask again").into());
     }
     let token = Token::generate().map_err(|e| format!("no randomness from the OS: {e}"))?;
