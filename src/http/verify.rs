@@ -2,10 +2,11 @@
 //! confirmation page, `POST /verify` confirms, `GET|DELETE /v1/addresses/{email}` reads and
 //! clears the result.
 //!
-//! Mail scanners open links before people do, so a GET never spends a token: the page confirms
-//! by posting its form from a small inline script (a person sees one click), and a prefetcher
-//! that runs no scripts changes nothing. Pages carry a CSP that allows only their own inline
-//! style and script (by nonce), no framing, no referrer (the token is in the URL), no caching.
+//! Mail scanners open links before people do, and some (Microsoft Safe Links among them) open
+//! them in a real browser that runs scripts: so a GET never spends a token, and the page runs
+//! no script that could. It shows one clear button; the person's press posts the form. Pages
+//! carry a CSP that allows only their own inline style (by nonce) and no script at all, no
+//! framing, no referrer (the token is in the URL), no caching.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -203,7 +204,7 @@ fn page(
         Err(error) => return ApiError::internal(&error).into_response(),
     };
     let csp = format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();

@@ -1,6 +1,6 @@
 //! The confirmation pages of the verification flow: one Askama layout, the brand from config,
 //! copy from the same Fluent files as the emails, no external assets. The page's only style
-//! and script carry the response's CSP nonce.
+//! carries the response's CSP nonce; pages run no script.
 
 use askama::Template;
 use fluent_templates::fluent_bundle::FluentValue;
@@ -48,8 +48,7 @@ struct Page<'a> {
 }
 
 impl Renderer {
-    /// Renders `kind` in the locale negotiated from `locale`, with `nonce` on its style and
-    /// script.
+    /// Renders `kind` in the locale negotiated from `locale`, with `nonce` on its style.
     ///
     /// # Errors
     /// When a locale lacks a key or Askama fails (both bugs).

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod app;
+pub mod browser;
 pub mod dns;
 pub mod redis_server;
 
