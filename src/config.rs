@@ -38,6 +38,12 @@ impl Misconfigured {
     }
 }
 
+impl From<anyhow::Error> for Misconfigured {
+    fn from(error: anyhow::Error) -> Self {
+        Self(format!("{error:#}"))
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -383,12 +389,6 @@ impl Settings {
                 "redis_prefix must be non-empty and must not contain braces (they are hash tags)"
             );
         }
-        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
-            anyhow::anyhow!(
-                "listen {:?} is not an address such as 127.0.0.1:8080",
-                self.listen
-            )
-        })?;
         self.default_from()?;
         self.dns_settings()?;
         self.webhook_key()?;
@@ -401,6 +401,32 @@ impl Settings {
         redis::Client::open(self.redis_url.expose_secret())
             // The parse error never quotes the URL, which may hold a password.
             .map_err(|e| anyhow::anyhow!("redis_url is not a valid Redis URL: {:?}", e.kind()))?;
+        Ok(())
+    }
+
+    /// The address `serve` and `dev` listen on. Checked by the processes that listen, only: a
+    /// worker does not refuse a listen address it never uses.
+    ///
+    /// # Errors
+    /// When it is not an address such as `127.0.0.1:8080`.
+    pub fn listen_address(&self) -> Result<std::net::SocketAddr, Misconfigured> {
+        self.listen.parse().map_err(|_| {
+            Misconfigured::new(format!(
+                "listen (MAILROOM_LISTEN) {:?} is not an address such as 127.0.0.1:8080",
+                self.listen
+            ))
+        })
+    }
+
+    /// Checks what sending needs: the provider's settings and the templates (default locale,
+    /// brand logo). The workers send; `serve` checks it too, so that an API whose mail no
+    /// worker could send refuses to start instead of accepting it.
+    ///
+    /// # Errors
+    /// [`Misconfigured`], naming the setting.
+    pub fn check_sending(&self) -> Result<(), Misconfigured> {
+        crate::providers::Provider::from_settings(self).map_err(Misconfigured::from)?;
+        self.renderer().map_err(Misconfigured::from)?;
         Ok(())
     }
 

@@ -463,8 +463,68 @@ async fn serve_refuses_to_start_without_api_keys_unless_told_to() {
         .output()
         .await
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2), "a configuration error");
     assert!(String::from_utf8_lossy(&output.stderr).contains("no API keys"));
+}
+
+/// Runs `mailroom ARGS` with `env` until it exits or `wait` passes; its exit code (`None`:
+/// still running) and stderr.
+async fn exit_of(args: &[&str], env: &[(&str, &str)], wait: Duration) -> (Option<i32>, String) {
+    let redis = common::TestRedis::new().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(args)
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("MAILROOM_API_KEYS", "a-key")
+        .env("MAILROOM_LISTEN", "127.0.0.1:0")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let code = match tokio::time::timeout(wait, child.wait()).await {
+        Ok(status) => status.unwrap().code(),
+        Err(_) => None,
+    };
+    let _ = child.start_kill();
+    let output = child.wait_with_output().await.unwrap();
+    (code, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn each_process_checks_what_it_needs_and_exits_2_naming_the_setting() {
+    let smtp_without_url = [("MAILROOM_PROVIDER", "smtp")];
+    for command in ["serve", "work"] {
+        let (code, log) = exit_of(&[command], &smtp_without_url, Duration::from_secs(20)).await;
+        assert_eq!(code, Some(2), "{command}: {log}");
+        assert!(log.contains("SMTP_URL"), "{command}: {log}");
+        let (code, log) = exit_of(
+            &[command],
+            &[("MAILROOM_DEFAULT_LOCALE", "xx-Nope")],
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(code, Some(2), "{command}: {log}");
+        assert!(log.contains("MAILROOM_DEFAULT_LOCALE"), "{command}: {log}");
+    }
+    let (code, log) = exit_of(
+        &["serve"],
+        &[("MAILROOM_LISTEN", "not-an-address")],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("MAILROOM_LISTEN"), "{log}");
+    // A worker never listens: a listen address is not its business.
+    let (code, log) = exit_of(
+        &["work"],
+        &[("MAILROOM_LISTEN", "not-an-address")],
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(code, None, "the worker runs: {log}");
 }
 
 #[tokio::test]

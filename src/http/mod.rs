@@ -23,7 +23,7 @@ mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
@@ -37,7 +37,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    config::Settings,
+    config::{Misconfigured, Settings},
     events::WebhookKey,
     inbound::InboundStore,
     render::Renderer,
@@ -138,9 +138,12 @@ impl AppState {
                 );
                 None
             }
-            Auth::Required => bail!(
-                "no API keys: set MAILROOM_API_KEYS (comma-separated), or MAILROOM_INSECURE_NO_AUTH=1 to run without"
-            ),
+            Auth::Required => {
+                return Err(Misconfigured::new(
+                    "no API keys: set MAILROOM_API_KEYS (comma-separated), or MAILROOM_INSECURE_NO_AUTH=1 to run without",
+                )
+                .into());
+            }
         };
         let producer = Producer::new(conn.clone(), settings.redis_prefix.clone())
             .with_idempotency_window(std::time::Duration::from_secs(
@@ -328,11 +331,12 @@ pub async fn serve(
     auth: Auth,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let address: SocketAddr = settings.listen_address()?;
+    settings.check_sending()?;
     let conn = settings.redis_connection().await?;
     let state = AppState::new(settings, conn, auth)?;
     state.guard.check_at_start().await?;
     state.guard.clone().watch(WATCH_EVERY, shutdown.clone());
-    let address: SocketAddr = settings.listen.parse().context("invalid listen address")?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("could not listen on {address}"))?;

@@ -299,7 +299,7 @@ impl Shared {
                 Outcome::Done(_) | Outcome::Release => {}
             },
             Ok(false) => {
-                tracing::warn!(job_id = %lease.id, "lease lost before the job settled; another worker owns it now");
+                tracing::warn!(job_id = %lease.id, "this run's outcome was not recorded: its lease had run out (Redis was unreachable for longer than the lease, or restarted without the lease on disk), so the job was handed out again and its next run decides");
             }
             Err(error) => {
                 tracing::error!(job_id = %lease.id, %error, "gave up recording the job's outcome; its lease will expire and it will run again");

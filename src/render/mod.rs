@@ -77,11 +77,13 @@ impl Renderer {
     /// When the stylesheet cannot be inlined or the default locale is not one mailroom has.
     pub fn new(brand: Brand, default_locale: &str) -> anyhow::Result<Self> {
         let default_locale: LanguageIdentifier = default_locale.parse().map_err(|_| {
-            anyhow::anyhow!("default_locale {default_locale:?} is not a BCP 47 tag")
+            anyhow::anyhow!(
+                "default_locale (MAILROOM_DEFAULT_LOCALE) {default_locale:?} is not a BCP 47 tag"
+            )
         })?;
         if !locale::supported().contains(&default_locale) {
             anyhow::bail!(
-                "default_locale {default_locale} is not one of the locales mailroom has: {}",
+                "default_locale (MAILROOM_DEFAULT_LOCALE) {default_locale} is not one of the locales mailroom has: {}",
                 locale::supported()
                     .iter()
                     .map(ToString::to_string)

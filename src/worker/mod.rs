@@ -74,6 +74,7 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    settings.check_sending()?;
     let client = settings.redis_client()?;
     let name = worker_name();
     let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
