@@ -149,7 +149,7 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field_and_queues_nothing() {
         ),
         (
             "a wrong type",
-            with(&|b| b["to"] = json!("ada@example.com")),
+            with(&|b| b["to"] = json!(42)),
             422,
             "validation_failed",
             Some("to"),
@@ -618,5 +618,45 @@ async fn a_sent_messages_status_is_kept_as_long_as_its_timeline() {
     );
     let payload = app.redis.hget(&job, "payload").await;
     assert!(payload.is_none(), "the kept record is compact: no payload");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn recipients_may_be_strings_one_or_many_as_other_email_apis_take_them() {
+    let app = TestApp::spawn(|_| {}).await;
+    for (to, expected) in [
+        (
+            json!("ada@example.com"),
+            json!([{"email": "ada@example.com"}]),
+        ),
+        (
+            json!(["Ada Lovelace <ada@example.com>", {"email": "bob@example.com", "name": "Bob"}]),
+            json!([{"email": "ada@example.com", "name": "Ada Lovelace"}, {"email": "bob@example.com", "name": "Bob"}]),
+        ),
+        (
+            json!(["\"Ada Lovelace (Countess)\" <ada@example.com>"]),
+            json!([{"email": "ada@example.com", "name": "Ada Lovelace (Countess)"}]),
+        ),
+    ] {
+        let response = app
+            .post_email(&json!({"to": to, "subject": "Hi", "text": "Hello"}))
+            .await;
+        assert_eq!(response.status(), 202, "{to}");
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let payload = app.redis.job_field("email", &id, "payload").await.unwrap();
+        let job: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(job["message"]["to"], expected, "written as objects");
+    }
+    let refused = app
+        .post_email(&json!({"to": "Ada <not an address>", "subject": "Hi", "text": "Hello"}))
+        .await;
+    let (status, error) = error_of(refused).await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("to[0].email"))
+    );
     app.stop().await;
 }

@@ -43,16 +43,83 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "mime-version",
 ];
 
-/// A mailbox: an address and an optional display name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+/// A mailbox: an address and an optional display name. Read from an object
+/// (`{"email": "ada@example.com", "name": "Ada"}`) or a string (`"ada@example.com"`,
+/// `"Ada Lovelace <ada@example.com>"`), as other email APIs take it; always written as an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "MailboxInput")]
 pub struct Mailbox {
     /// The address, e.g. `ada@example.com`.
     pub email: String,
     /// The display name, e.g. `Ada Lovelace`; non-ASCII is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+// The API reads a mailbox as `MailboxInput` does: its OpenAPI schema is that one's.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Mailbox {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MailboxInput as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Mailbox {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <MailboxInput as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// A mailbox as given: an object, or a string with an optional display name (the shape the
+/// schemas describe; [`Mailbox`] reads it).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum MailboxInput {
+    /// `"ada@example.com"` or `"Ada Lovelace <ada@example.com>"`.
+    Text(String),
+    /// `{"email": "ada@example.com", "name": "Ada Lovelace"}`.
+    Object(MailboxObject),
+}
+
+/// A mailbox as an object.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MailboxObject {
+    /// The address, e.g. `ada@example.com`.
+    pub email: String,
+    /// The display name, e.g. `Ada Lovelace`; non-ASCII is fine.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+// By hand rather than `untagged`: an error inside an object keeps its path (`to[0].name`).
+impl<'de> Deserialize<'de> for Mailbox {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Mailbox;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mailbox: \"address\", \"Name <address>\" or {\"email\", \"name\"}")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Mailbox, E> {
+                Mailbox::parse_text(text).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Mailbox, A::Error> {
+                let MailboxObject { email, name } =
+                    MailboxObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Mailbox { email, name })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Mailbox {
@@ -63,6 +130,67 @@ impl Mailbox {
             name: None,
         }
     }
+
+    /// `addr` or `Display Name <addr>` (the name may be quoted). The address itself is checked
+    /// later with every other field, so a bad one is named by its place in the message.
+    fn parse_text(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let Some(open) = text.rfind('<') else {
+            return Ok(Self::new(text));
+        };
+        let email = text[open + 1..]
+            .strip_suffix('>')
+            .ok_or_else(|| format!("{text:?}: a mailbox is `address` or `Name <address>`"))?;
+        let name = text[..open].trim();
+        let name = name
+            .strip_prefix('"')
+            .and_then(|n| n.strip_suffix('"'))
+            .unwrap_or(name);
+        Ok(Self {
+            email: email.trim().to_owned(),
+            name: (!name.is_empty()).then(|| name.to_owned()),
+        })
+    }
+}
+
+/// One recipient or a list of them, as given (the shape the schemas describe).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum Recipients {
+    /// A single mailbox (`"to": "ada@example.com"`).
+    One(Mailbox),
+    /// A list of mailboxes, each an object or a string.
+    Many(Vec<Mailbox>),
+}
+
+fn recipients<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Mailbox>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<Mailbox>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a mailbox or a list of mailboxes")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Mailbox::parse_text(text)
+                .map(|m| vec![m])
+                .map_err(E::custom)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Mailbox::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|m| vec![m])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
+            while let Some(mailbox) = seq.next_element()? {
+                list.push(mailbox);
+            }
+            Ok(list)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
 }
 
 /// A template to render instead of `subject`/`html`/`text` (rendered by the templates feature).
@@ -101,13 +229,29 @@ pub struct Attachment {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EmailMessage {
-    /// Recipients; at least one. To, cc and bcc together: at most 1,000.
+    /// Recipients; at least one. To, cc and bcc together: at most 1,000. Each a mailbox object
+    /// or string; one may be given without the list.
+    #[serde(deserialize_with = "recipients")]
+    #[schemars(with = "Recipients")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Recipients))]
     pub to: Vec<Mailbox>,
     /// Carbon-copy recipients.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "recipients"
+    )]
+    #[schemars(with = "Recipients")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Recipients))]
     pub cc: Vec<Mailbox>,
     /// Blind carbon-copy recipients.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "recipients"
+    )]
+    #[schemars(with = "Recipients")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Recipients))]
     pub bcc: Vec<Mailbox>,
     /// The sender; `MAILROOM_FROM` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
