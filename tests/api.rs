@@ -660,3 +660,52 @@ async fn recipients_may_be_strings_one_or_many_as_other_email_apis_take_them() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_status_record_pages_its_recipients() {
+    let app = TestApp::spawn(|_| {}).await;
+    let to: Vec<Value> = (0..250)
+        .map(|n| json!({"email": format!("r{n:03}@example.com")}))
+        .collect();
+    let response = app
+        .post_email(&json!({"to": to, "subject": "Hi", "text": "Hello"}))
+        .await;
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Their delivery statuses, as SendGrid's events leave them.
+    let delivery = mailroom::events::store::delivery_key(&app.redis.prefix, &id);
+    let mut conn = app.redis.conn();
+    for n in 0..250 {
+        let _: () = conn
+            .hset(&delivery, format!("r{n:03}@example.com"), "2:delivered")
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/emails/{id}?recipients_limit=100&recipients_cursor={c}"),
+            None => format!("/v1/emails/{id}?recipients_limit=100"),
+        };
+        let (code, page) = app.get_json(&path).await;
+        assert_eq!(code, 200, "{page}");
+        let recipients = page["recipients"].as_object().unwrap();
+        assert!(recipients.len() <= 100);
+        assert!(recipients.values().all(|s| s == "delivered"));
+        seen.extend(recipients.keys().cloned());
+        match page["recipients_next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..250).map(|n| format!("r{n:03}@example.com")).collect();
+    assert_eq!(seen, expected, "every recipient once, in order");
+    let (code, _) = app
+        .get_json(&format!("/v1/emails/{id}?recipients_limit=0"))
+        .await;
+    assert_eq!(code, 400);
+    app.stop().await;
+}

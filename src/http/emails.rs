@@ -6,11 +6,16 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use mailroom_jobs::{EmailMessage, Job, PushError, SendEmail};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, auth::Caller, error::ApiError, error::ErrorBody, extract::ApiJson};
+use super::{
+    AppState,
+    auth::Caller,
+    error::{ApiError, ErrorBody},
+    extract::{ApiJson, ApiQuery},
+};
 use crate::store::{MessageStatus, StatusRecord};
 
 /// The answer to an accepted message.
@@ -110,9 +115,13 @@ pub(super) async fn send(
     get,
     path = "/v1/emails/{id}",
     tag = "emails",
-    params(("id" = String, Path, description = "The message id returned when it was queued")),
+    params(
+        ("id" = String, Path, description = "The message id returned when it was queued"),
+        StatusQuery,
+    ),
     responses(
         (status = 200, description = "The status record", body = StatusRecord),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 404, description = "No such message (or its record expired)", body = ErrorBody),
     ),
@@ -121,8 +130,37 @@ pub(super) async fn send(
 pub(super) async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<StatusQuery>,
 ) -> Result<Json<StatusRecord>, ApiError> {
     let not_found = || ApiError::not_found(format!("no message {id}")).field("id");
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?.to_string();
-    state.status.get(&id).await?.map(Json).ok_or_else(not_found)
+    let limit = query.recipients_limit.unwrap_or(DEFAULT_RECIPIENTS_PAGE);
+    if !(1..=MAX_RECIPIENTS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "recipients_limit is 1 to {MAX_RECIPIENTS_PAGE}"
+        ))
+        .field("recipients_limit"));
+    }
+    let record = state.status.get(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(record.page_recipients(
+        query.recipients_cursor.as_deref(),
+        limit,
+    )))
+}
+
+/// Recipients per page of a status record, unless asked otherwise.
+const DEFAULT_RECIPIENTS_PAGE: usize = 100;
+/// The most recipients one page shows (a message has at most 1,000).
+const MAX_RECIPIENTS_PAGE: usize = 1000;
+
+/// Which recipients a status record shows.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StatusQuery {
+    /// Recipients per page (1 to 1,000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    recipients_limit: Option<usize>,
+    /// The previous page's `recipients_next_cursor`.
+    recipients_cursor: Option<String>,
 }

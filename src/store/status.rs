@@ -114,9 +114,13 @@ pub struct StatusRecord {
     /// Recipients skipped because they are on the suppression list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suppressed: Vec<String>,
-    /// Each recipient's delivery status, from SendGrid's events.
+    /// Each recipient's delivery status, from SendGrid's events: one page of them, in address
+    /// order (`recipients_limit`, `recipients_cursor`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub recipients: BTreeMap<String, MessageStatus>,
+    /// Pass it as `recipients_cursor` for the next page of recipients; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients_next_cursor: Option<String>,
     /// SendGrid's events for this message, oldest first: `{event, at, email, reason?, status?,
     /// response?, url?, type?, attempt?, sg_event_id?}`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -149,6 +153,26 @@ const FIELDS: [&str; 9] = [
 fn rfc3339(ms: u64) -> Option<String> {
     let time = DateTime::<Utc>::from_timestamp_millis(i64::try_from(ms).ok()?)?;
     Some(time.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+impl StatusRecord {
+    /// Keeps one page of recipients: at most `limit` after `cursor` (an address of the previous
+    /// page), and the cursor of the next page when there is one.
+    #[must_use]
+    pub fn page_recipients(mut self, cursor: Option<&str>, limit: usize) -> Self {
+        if let Some(cursor) = cursor {
+            self.recipients = self.recipients.split_off(cursor);
+            self.recipients.remove(cursor);
+        }
+        if self.recipients.len() > limit {
+            let rest_from = self.recipients.keys().nth(limit).cloned();
+            if let Some(first_left_out) = rest_from {
+                self.recipients.split_off(&first_left_out);
+            }
+            self.recipients_next_cursor = self.recipients.keys().next_back().cloned();
+        }
+        self
+    }
 }
 
 impl StatusStore {
@@ -264,6 +288,7 @@ impl StatusStore {
             sent_at: ms(&finished).filter(|_| sent).and_then(rfc3339),
             suppressed,
             recipients,
+            recipients_next_cursor: None,
             timeline: timeline
                 .iter()
                 .filter_map(|line| serde_json::from_str(line).ok())
