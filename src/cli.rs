@@ -1,18 +1,15 @@
-//! The operator commands behind `mailroom queue …` and `mailroom bench`: argument types and
-//! the plain-text output they print. The work itself lives in [`crate::queue`] and
-//! [`crate::bench`].
+//! The operator commands behind `mailroom queue …`, `enqueue` and `render`: argument types and
+//! the plain-text output they print. The work itself lives in [`crate::queue`].
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mailroom_jobs::{
-    DeliverEvent, EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, SendVerification,
-    SendgridEvents,
+    DeliverEvent, EmailMessage, Job, Mailbox, Producer, SendEmail, SendVerification, SendgridEvents,
 };
 
 use crate::{
-    bench,
     config::Settings,
     queue::{QueueAdmin, QueueStats},
 };
@@ -23,7 +20,6 @@ pub const QUEUES: &[&str] = &[
     SendVerification::QUEUE,
     DeliverEvent::QUEUE,
     SendgridEvents::QUEUE,
-    Noop::QUEUE,
 ];
 
 /// `mailroom queue …`
@@ -52,66 +48,6 @@ pub enum QueueCommand {
         #[arg(long, default_value = SendEmail::QUEUE)]
         queue: String,
     },
-}
-
-/// `mailroom bench …`
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Push no-op jobs and drain them with one worker process.
-    Queue(BenchArgs),
-    /// Push send jobs (about 2 KB of HTML) and send them with one worker process through the
-    /// SendGrid provider to a local server answering 202.
-    Email {
-        #[command(flatten)]
-        args: BenchArgs,
-        /// Send templated jobs (`verification`, five locales) rendered by the worker.
-        #[arg(long)]
-        templated: bool,
-    },
-    /// Confirm verification tokens through `POST /verify` on a `mailroom serve`, measuring the
-    /// rate and the latency.
-    Verify {
-        /// Tokens to issue and confirm.
-        #[arg(long, default_value_t = 20_000)]
-        confirmations: usize,
-        /// Connections at once.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-    },
-    /// POST signed Event Webhook batches to a `mailroom serve` and apply them with one
-    /// `mailroom work`, end to end.
-    Events {
-        /// Batches to send.
-        #[arg(long, default_value_t = 200)]
-        batches: usize,
-        /// Events per batch.
-        #[arg(long, default_value_t = 1000)]
-        size: usize,
-        /// Connections at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-    },
-    /// Validate batches of 1,000 addresses through `POST /v1/validations/batch` on a
-    /// `mailroom serve`, with every domain's DNS answer in the Redis cache.
-    Validate {
-        /// Batches to send.
-        #[arg(long, default_value_t = 200)]
-        batches: usize,
-        /// Connections at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
-    },
-}
-
-/// How big a benchmark run is.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Jobs to push and drain (default: 100,000 no-op jobs, 20,000 emails).
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// The worker's concurrency.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
 }
 
 /// `mailroom enqueue …`
@@ -248,44 +184,6 @@ pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result
                 println!("requeued {id}");
             }
         }
-    }
-    Ok(())
-}
-
-/// Runs `mailroom bench`, printing its figures.
-///
-/// # Errors
-/// When Redis or the worker process fails.
-pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Queue(args) => {
-            let jobs = args.jobs.unwrap_or(100_000);
-            println!("{}", bench::queue(settings, jobs, args.concurrency).await?);
-        }
-        BenchCommand::Email { args, templated } => {
-            let jobs = args.jobs.unwrap_or(20_000);
-            let report = bench::email(settings, jobs, args.concurrency, templated).await?;
-            println!("{report}");
-        }
-        BenchCommand::Verify {
-            confirmations,
-            concurrency,
-        } => println!(
-            "{}",
-            bench::verify(settings, confirmations, concurrency).await?
-        ),
-        BenchCommand::Events {
-            batches,
-            size,
-            concurrency,
-        } => println!(
-            "{}",
-            bench::events(settings, batches, size, concurrency).await?
-        ),
-        BenchCommand::Validate {
-            batches,
-            concurrency,
-        } => println!("{}", bench::validate(settings, batches, concurrency).await?),
     }
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! provider ([`providers`]); a small axum service ([`http`]) takes requests, serves the
 //! verification pages and reports status ([`store`]). `main.rs` only wires these together.
 
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dev;

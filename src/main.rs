@@ -3,7 +3,6 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailroom::{
     cli,
@@ -54,11 +53,6 @@ enum Command {
         #[command(subcommand)]
         command: cli::QueueCommand,
     },
-    /// Measure one worker process: `bench queue` (no-op jobs) or `bench email` (send jobs).
-    Bench {
-        #[command(subcommand)]
-        command: cli::BenchCommand,
-    },
 }
 
 #[tokio::main]
@@ -82,9 +76,6 @@ async fn main() -> ExitCode {
             worker::run(&settings, options, shutdown::on_signal()).await
         }
         Command::Queue { command } => cli::queue(&settings, command).await,
-        Command::Bench { command } => cli::bench(&settings, command)
-            .await
-            .context("benchmark failed"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -546,7 +546,7 @@ async fn metrics_report_the_queues_in_prometheus_format() {
         "{text}"
     );
     assert!(
-        text.contains("mailroom_queue_jobs{queue=\"noop\",state=\"dead\"} 0"),
+        text.contains("mailroom_queue_jobs{queue=\"events\",state=\"dead\"} 0"),
         "{text}"
     );
     assert!(

@@ -18,7 +18,7 @@ use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
-use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents};
+use mailroom_jobs::{DeliverEvent, Job, SendEmail, SendVerification, SendgridEvents};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -63,7 +63,7 @@ pub fn worker_name() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// Runs the worker process (the send, verification, callback and no-op queues) until `shutdown` is
+/// Runs the worker process (the send, verification, callback and SendGrid event queues) until `shutdown` is
 /// cancelled and the stop has completed.
 ///
 /// # Errors
@@ -126,15 +126,12 @@ pub async fn run(
         settings.event_retention_secs,
         settings.timeline_max_events,
     );
-    let noops = RedisQueue::<Noop>::connect(client, config, name.clone())
-        .await
-        .context(connect)?;
     let callbacks = Arc::new(Callbacks::from_settings(settings)?);
     tracing::info!(
         worker = %name,
         concurrency = options.concurrency,
         provider = mailer.provider.name(),
-        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE, Noop::QUEUE],
+        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE],
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
@@ -142,10 +139,9 @@ pub async fn run(
     let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
     let event_worker = event_worker(&name, &events, callbacks, options, stop());
     let webhook_worker = webhook_worker(&name, &webhooks, event_store, options, stop());
-    let noop_worker = noop_worker(&name, &noops, options, stop());
     // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
     // gracefully and hands its jobs back instead of being cut off.
-    let (email, verification, event, webhook, noop) = tokio::join!(
+    let (email, verification, event, webhook) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
         supervise(
             verification_worker,
@@ -155,13 +151,11 @@ pub async fn run(
         ),
         supervise(event_worker, &events, &shutdown, options.grace),
         supervise(webhook_worker, &webhooks, &shutdown, options.grace),
-        supervise(noop_worker, &noops, &shutdown, options.grace),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
     event.context("the callback worker")?;
     webhook.context("the SendGrid event worker")?;
-    noop.context("the no-op worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
 }
@@ -265,15 +259,6 @@ fn webhook_worker(
         process_events,
         data = store
     )
-}
-
-fn noop_worker(
-    name: &str,
-    queue: &RedisQueue<Noop>,
-    options: WorkerOptions,
-    stop: StopSignal,
-) -> WorkerRun {
-    worker!(Noop, name, queue, options, stop, run_noop)
 }
 
 /// Drives a worker future to its end: an error or an end before any shutdown request is a

@@ -1,4 +1,4 @@
-//! `mailroom bench`: how fast one worker process moves jobs on this machine.
+//! The scenarios: how fast one mailroom process moves jobs on this machine.
 //!
 //! - `bench queue`: N no-op jobs, pushed through the jobs crate's Producer (pipelined).
 //! - `bench email`: N send jobs (one recipient, about 2 KB of HTML) sent through the SendGrid
@@ -25,21 +25,21 @@ use mailroom_jobs::{
 };
 use redis::{AsyncCommands, aio::ConnectionManager};
 
-use crate::{config::Settings, queue::QueueAdmin};
+use mailroom::{config::Settings, queue::QueueAdmin};
 
 /// What a run measured.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// What was measured.
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// Jobs pushed and processed.
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// Push rate, jobs per second.
-    pub pushed_per_sec: f64,
+    pub(crate) pushed_per_sec: f64,
     /// Processing rate of the one worker process, jobs per second.
-    pub processed_per_sec: f64,
+    pub(crate) processed_per_sec: f64,
     /// The worker's peak resident set, in KiB.
-    pub worker_peak_kib: Option<u64>,
+    pub(crate) worker_peak_kib: Option<u64>,
 }
 
 impl fmt::Display for Report {
@@ -62,7 +62,11 @@ impl fmt::Display for Report {
 ///
 /// # Errors
 /// When Redis fails, the worker cannot start, or it exits before finishing.
-pub async fn queue(settings: &Settings, jobs: usize, concurrency: usize) -> anyhow::Result<Report> {
+pub(crate) async fn queue(
+    settings: &Settings,
+    jobs: usize,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
     run(
         settings,
         "no-op jobs",
@@ -78,7 +82,7 @@ pub async fn queue(settings: &Settings, jobs: usize, concurrency: usize) -> anyh
 ///
 /// # Errors
 /// When Redis fails, the worker cannot start, or it exits before finishing.
-pub async fn email(
+pub(crate) async fn email(
     settings: &Settings,
     jobs: usize,
     concurrency: usize,
@@ -188,8 +192,7 @@ async fn measure<J: Job>(
     }
     let pushed_per_sec = jobs as f64 / started.elapsed().as_secs_f64();
 
-    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
-    let mut worker = tokio::process::Command::new(exe)
+    let mut worker = tokio::process::Command::new(worker_exe::<J>()?)
         .args(["work", "--concurrency", &concurrency.to_string()])
         .env("MAILROOM_REDIS_PREFIX", prefix)
         .env("RUST_LOG", "warn")
@@ -223,6 +226,16 @@ async fn measure<J: Job>(
     Ok((pushed_per_sec, processed_per_sec, peak))
 }
 
+/// The worker process for `J`: this binary's own no-op worker for the bench-only no-op queue,
+/// `mailroom work` for everything mailroom itself runs.
+fn worker_exe<J: Job>() -> anyhow::Result<std::path::PathBuf> {
+    if J::QUEUE == Noop::QUEUE {
+        std::env::current_exe().context("cannot find the mailroom-bench executable")
+    } else {
+        crate::mailroom_exe()
+    }
+}
+
 /// VmHWM (peak resident set) of process `pid`, from /proc.
 fn peak_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -247,11 +260,11 @@ async fn delete_prefix(mut conn: ConnectionManager, prefix: &str) -> anyhow::Res
 
 /// What `bench verify` measured.
 #[derive(Debug, Clone)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// Confirmations made.
-    pub confirmations: usize,
+    pub(crate) confirmations: usize,
     /// Confirmations per second through `POST /verify`.
-    pub per_sec: f64,
+    pub(crate) per_sec: f64,
     /// Median latency.
     pub p50: Duration,
     /// 99th percentile latency.
@@ -288,8 +301,7 @@ async fn start_server(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
-    let server = tokio::process::Command::new(exe)
+    let server = tokio::process::Command::new(crate::mailroom_exe()?)
         .arg("serve")
         .env("MAILROOM_REDIS_PREFIX", prefix)
         .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
@@ -346,7 +358,7 @@ const BENCH_KEY: &str = "bench-key";
 ///
 /// # Errors
 /// When Redis fails, the server does not start, or a confirmation does not succeed.
-pub async fn verify(
+pub(crate) async fn verify(
     settings: &Settings,
     count: usize,
     concurrency: usize,
@@ -356,7 +368,7 @@ pub async fn verify(
         atomic::{AtomicUsize, Ordering},
     };
 
-    use crate::store::{Token, Verifications};
+    use mailroom::store::{Token, Verifications};
 
     let prefix = bench_prefix(settings);
     let conn = ConnectionManager::new(settings.redis_client()?).await?;
@@ -429,11 +441,11 @@ pub async fn verify(
 
 /// What `bench validate` measured.
 #[derive(Debug)]
-pub struct ValidateReport {
+pub(crate) struct ValidateReport {
     /// Addresses validated.
-    pub addresses: usize,
+    pub(crate) addresses: usize,
     /// Addresses per second through `POST /v1/validations/batch`.
-    pub per_sec: f64,
+    pub(crate) per_sec: f64,
     /// Median latency of one 1,000-address batch.
     pub p50: Duration,
     /// 99th percentile latency of a batch.
@@ -446,7 +458,7 @@ impl fmt::Display for ValidateReport {
             f,
             "{} addresses in batches of {}: {:.0} addresses/s, batch p50 {:.1} ms, p99 {:.1} ms",
             self.addresses,
-            crate::validation::MAX_BATCH,
+            mailroom::validation::MAX_BATCH,
             self.per_sec,
             ms_f(self.p50),
             ms_f(self.p99)
@@ -461,7 +473,7 @@ impl fmt::Display for ValidateReport {
 ///
 /// # Errors
 /// When Redis fails, the server does not start, or an answer is wrong.
-pub async fn validate(
+pub(crate) async fn validate(
     settings: &Settings,
     batches: usize,
     concurrency: usize,
@@ -471,7 +483,7 @@ pub async fn validate(
         atomic::{AtomicUsize, Ordering},
     };
 
-    use crate::validation::{DnsCheck, MAX_BATCH};
+    use mailroom::validation::{DnsCheck, MAX_BATCH};
 
     let prefix = bench_prefix(settings);
     let mut conn = ConnectionManager::new(settings.redis_client()?).await?;
@@ -554,11 +566,11 @@ pub async fn validate(
 
 /// What `bench events` measured.
 #[derive(Debug)]
-pub struct EventsReport {
-    pub events: usize,
-    pub batch: usize,
+pub(crate) struct EventsReport {
+    pub(crate) events: usize,
+    pub(crate) batch: usize,
     /// Events per second from the first POST until the worker has applied the last batch.
-    pub per_sec: f64,
+    pub(crate) per_sec: f64,
     /// Median latency of one POST (verified and stored, not yet applied).
     pub post_p50: Duration,
     pub post_p99: Duration,
@@ -638,7 +650,7 @@ fn event_batch(batch: usize, size: usize, timestamp: i64) -> String {
 ///
 /// # Errors
 /// When Redis fails, a process does not start, or a POST is refused.
-pub async fn events(
+pub(crate) async fn events(
     settings: &Settings,
     batches: usize,
     size: usize,
@@ -681,8 +693,7 @@ pub async fn events(
         .collect();
     let env = [("MAILROOM_SENDGRID_WEBHOOK_KEY", public.as_str())];
     let (server, base, client) = start_server(&prefix, &env).await?;
-    let exe = std::env::current_exe().context("cannot find the mailroom executable")?;
-    let mut worker = tokio::process::Command::new(exe)
+    let mut worker = tokio::process::Command::new(crate::mailroom_exe()?)
         .args(["work", "--concurrency", "8"])
         .env("MAILROOM_REDIS_PREFIX", &prefix)
         .env("RUST_LOG", "warn")
@@ -714,8 +725,8 @@ pub async fn events(
                     let response = client
                         .post(&url)
                         .header("content-type", "application/json")
-                        .header(crate::events::signature::SIGNATURE_HEADER, signature)
-                        .header(crate::events::signature::TIMESTAMP_HEADER, &stamp)
+                        .header(mailroom::events::signature::SIGNATURE_HEADER, signature)
+                        .header(mailroom::events::signature::TIMESTAMP_HEADER, &stamp)
                         .body(body.clone())
                         .send()
                         .await?;

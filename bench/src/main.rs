@@ -1,0 +1,206 @@
+//! `mailroom-bench`: how fast mailroom runs on this machine, measured from outside the product.
+//! The load generators, the stand-in SendGrid and the bench-only no-op worker live here, so the
+//! `mailroom` binary carries none of them.
+//!
+//! ```sh
+//! cargo build --release                                  # the mailroom binary under test
+//! cargo run --release -p mailroom-bench -- queue         # or email | verify | validate | events
+//! ```
+//!
+//! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
+//! binary next to this one (`target/release/`), or `MAILROOM_BIN`. `queue` drains no-op jobs
+//! with this binary's own worker (`mailroom-bench work`), since mailroom itself runs no no-op
+//! queue.
+
+mod scenarios;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::worker::builder::WorkerBuilder;
+use clap::{Args, Parser, Subcommand};
+use futures::FutureExt;
+use mailroom::{
+    config::Settings,
+    queue::RedisQueue,
+    shutdown, telemetry,
+    worker::{run_noop, supervise, worker_name},
+};
+use mailroom_jobs::Noop;
+
+#[derive(Debug, Parser)]
+#[command(name = "mailroom-bench", about = "mailroom's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Push no-op jobs and drain them with one worker process.
+    Queue(Size),
+    /// Push send jobs (about 2 KB of HTML) and send them with one `mailroom work` through the
+    /// SendGrid provider to a local server answering 202.
+    Email {
+        #[command(flatten)]
+        size: Size,
+        /// Send templated jobs (`verification`, five locales) rendered by the worker.
+        #[arg(long)]
+        templated: bool,
+    },
+    /// Confirm verification tokens through `POST /verify` on a `mailroom serve`, measuring the
+    /// rate and the latency.
+    Verify {
+        /// Tokens to issue and confirm.
+        #[arg(long, default_value_t = 20_000)]
+        confirmations: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// POST signed Event Webhook batches to a `mailroom serve` and apply them with one
+    /// `mailroom work`, end to end.
+    Events {
+        /// Batches to send.
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+        /// Events per batch.
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Validate batches of 1,000 addresses through `POST /v1/validations/batch` on a
+    /// `mailroom serve`, with every domain's DNS answer in the Redis cache.
+    Validate {
+        /// Batches to send.
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// The no-op worker `queue` starts (not for use by hand).
+    #[command(hide = true)]
+    Work {
+        /// Jobs in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+}
+
+/// How big a run is.
+#[derive(Debug, Args)]
+struct Size {
+    /// Jobs to push and drain (default: 100,000 no-op jobs, 20,000 emails).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// The worker's concurrency.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
+/// The `mailroom` binary the scenarios run: `MAILROOM_BIN`, else the one beside this binary.
+///
+/// # Errors
+/// When neither exists (build it first: `cargo build --release`).
+pub(crate) fn mailroom_exe() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("MAILROOM_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let here = std::env::current_exe().context("cannot find this executable")?;
+    let beside = here.with_file_name("mailroom");
+    anyhow::ensure!(
+        beside.is_file(),
+        "no mailroom binary at {}: run `cargo build --release` first (or set MAILROOM_BIN)",
+        beside.display()
+    );
+    Ok(beside)
+}
+
+/// Drains the no-op queue until stopped.
+async fn work(settings: &Settings, concurrency: usize) -> anyhow::Result<()> {
+    let name = worker_name();
+    let queue = RedisQueue::<Noop>::connect(
+        settings.redis_client()?,
+        settings.queue_config(),
+        name.clone(),
+    )
+    .await
+    .context("could not connect to Redis")?;
+    let shutdown = shutdown::on_signal();
+    let stop = shutdown
+        .clone()
+        .cancelled_owned()
+        .map(Ok::<(), std::io::Error>);
+    let worker = WorkerBuilder::new(format!("{name}/noop"))
+        .backend(queue.backend())
+        .concurrency(concurrency)
+        .catch_panic()
+        .build(run_noop)
+        .run_until(stop);
+    supervise(worker, &queue, &shutdown, Duration::from_secs(5)).await
+}
+
+async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Queue(size) => {
+            let jobs = size.jobs.unwrap_or(100_000);
+            println!(
+                "{}",
+                scenarios::queue(settings, jobs, size.concurrency).await?
+            );
+        }
+        Command::Email { size, templated } => {
+            let jobs = size.jobs.unwrap_or(20_000);
+            let report = scenarios::email(settings, jobs, size.concurrency, templated).await?;
+            println!("{report}");
+        }
+        Command::Verify {
+            confirmations,
+            concurrency,
+        } => println!(
+            "{}",
+            scenarios::verify(settings, confirmations, concurrency).await?
+        ),
+        Command::Events {
+            batches,
+            size,
+            concurrency,
+        } => println!(
+            "{}",
+            scenarios::events(settings, batches, size, concurrency).await?
+        ),
+        Command::Validate {
+            batches,
+            concurrency,
+        } => println!(
+            "{}",
+            scenarios::validate(settings, batches, concurrency).await?
+        ),
+        Command::Work { concurrency } => work(settings, concurrency).await?,
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(None) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("mailroom-bench: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    match run(&settings, cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mailroom-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
