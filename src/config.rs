@@ -198,6 +198,8 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// `MAILROOM_MAX_REQUESTS_IN_FLIGHT`: requests handled at once; past it, 503 at once.
     pub max_requests_in_flight: usize,
+    /// `MAILROOM_SMTP_POOL_SIZE`: SMTP connections a worker process keeps open at most.
+    pub smtp_pool_size: usize,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -284,6 +286,7 @@ impl Default for Settings {
             allow_evicting_redis: false,
             request_timeout_secs: 30,
             max_requests_in_flight: 1024,
+            smtp_pool_size: 16,
         }
     }
 }
@@ -323,7 +326,8 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 19] = [
+        let ranges: [(&str, u64, u64, u64); 20] = [
+            ("smtp_pool_size", self.smtp_pool_size as u64, 1, 1000),
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
             ("fetch_batch", self.fetch_batch as u64, 1, 1000),

@@ -142,7 +142,7 @@ async fn an_html_only_message_gets_a_generated_text_part() {
 #[tokio::test]
 async fn smtp_delivers_to_a_real_server_with_the_envelope_and_strict_mime() {
     let sink = SmtpSink::start().await;
-    let smtp = Smtp::from_url(&format!("smtp://127.0.0.1:{}", sink.port)).unwrap();
+    let smtp = Smtp::from_url(&format!("smtp://127.0.0.1:{}", sink.port), 4).unwrap();
     let job = rich_job();
     let email = OutgoingEmail::compose(&job, &default_from()).unwrap();
     let delivery = smtp.send(&email).await.unwrap();
@@ -173,7 +173,7 @@ async fn smtp_delivers_to_a_real_server_with_the_envelope_and_strict_mime() {
 #[tokio::test]
 async fn smtp_5xx_is_permanent_and_4xx_transient() {
     let sink = SmtpSink::start().await;
-    let smtp = Smtp::from_url(&format!("smtp://127.0.0.1:{}", sink.port)).unwrap();
+    let smtp = Smtp::from_url(&format!("smtp://127.0.0.1:{}", sink.port), 4).unwrap();
     let to = |address: &str| {
         let job = SendEmail::new(EmailMessage {
             to: vec![Mailbox::new(address)],
@@ -198,7 +198,7 @@ async fn smtp_5xx_is_permanent_and_4xx_transient() {
         .expect("accepted the second time");
     assert_eq!(sink.received().len(), 1);
 
-    let unreachable = Smtp::from_url("smtp://127.0.0.1:1").unwrap();
+    let unreachable = Smtp::from_url("smtp://127.0.0.1:1", 4).unwrap();
     assert!(matches!(
         unreachable.send(&to("a@example.com")).await,
         Err(ProviderError::Transient { .. })
@@ -212,14 +212,14 @@ async fn smtp_urls_are_parsed_without_leaking_the_password() {
         "smtp+starttls://user:pa%40ss@smtp.example.com",
         "smtps://apikey:SG.secret@smtp.sendgrid.net:465",
     ] {
-        let smtp = Smtp::from_url(url).unwrap();
+        let smtp = Smtp::from_url(url, 4).unwrap();
         let shown = format!("{smtp:?}");
         assert!(
             !shown.contains("secret") && !shown.contains("pa%40ss"),
             "{shown}"
         );
     }
-    let error = Smtp::from_url("ftp://user:hunter2@example.com")
+    let error = Smtp::from_url("ftp://user:hunter2@example.com", 4)
         .unwrap_err()
         .to_string();
     assert!(
@@ -275,4 +275,49 @@ async fn the_worker_writes_to_the_outbox_by_default() {
     assert!(files[0].ends_with(format!("{id}.eml")));
     strict_mime(&files[0]).await;
     app.stop().await;
+}
+
+#[tokio::test]
+async fn smtp_reuses_pooled_connections_and_opens_no_more_than_the_pool_size() {
+    let sink = SmtpSink::start().await;
+    let smtp = Smtp::from_url(&format!("smtp://127.0.0.1:{}", sink.port), 2).unwrap();
+    let email = |n: usize| {
+        let job = SendEmail::new(EmailMessage {
+            to: vec![Mailbox::new(format!("r{n}@example.com"))],
+            subject: Some(format!("Message {n}")),
+            text: Some("Hi".to_owned()),
+            ..EmailMessage::default()
+        });
+        OutgoingEmail::compose(&job, &default_from()).unwrap()
+    };
+    for n in 0..3 {
+        smtp.send(&email(n)).await.unwrap();
+    }
+    let peers = |received: &[(std::path::PathBuf, serde_json::Value)]| {
+        received
+            .iter()
+            .map(|(_, envelope)| envelope["peer"].as_str().unwrap().to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        peers(&sink.received()).len(),
+        1,
+        "one session carried all three"
+    );
+
+    let sends = (3..23).map(|n| {
+        let smtp = smtp.clone();
+        let message = email(n);
+        async move { smtp.send(&message).await }
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    let received = sink.received();
+    assert_eq!(received.len(), 23);
+    assert!(
+        peers(&received).len() <= 2,
+        "at most the pool's two sessions: {:?}",
+        peers(&received)
+    );
 }

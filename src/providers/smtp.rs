@@ -1,39 +1,98 @@
-//! The SMTP provider: lettre over rustls, with a connection pool.
+//! The SMTP provider: lettre's SMTP client over sockets mailroom opens itself, with a pool of
+//! its own.
 //!
 //! `SMTP_URL` picks the connection: `smtp://host:port` (plain, for local relays),
 //! `smtp+starttls://host:587` (STARTTLS required) or `smtps://host:465` (implicit TLS), with
 //! credentials in the URL (SendGrid: `smtps://apikey:KEY@smtp.sendgrid.net:465`). SMTP 4xx
 //! replies and connection errors are transient; 5xx replies are permanent.
+//!
+//! Why not lettre's own pooled transport: measured against Postfix's `smtp-sink`, it sent about
+//! 720 emails/s at 12 % CPU, each message waiting ~22 ms. Its sockets keep Nagle's algorithm on,
+//! and its client writes a message's body and the closing `\r\n.\r\n` as two flushed writes, so
+//! the small terminator waited for the receiver's delayed ACK; its pool also sends `NOOP` before
+//! every reuse, one more round trip per message. Here the socket has `TCP_NODELAY`, and the pool
+//! hands out a connection without a `NOOP`: a connection idle longer than [`MAX_IDLE`] (well under
+//! the minutes relays keep idle sessions) is closed instead of tested. A reused connection that
+//! turns out dead fails that one send as transient, and the queue retries it.
 
-use std::time::Duration;
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context as TaskContext, Poll},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    transport::smtp::{PoolConfig, authentication::Credentials},
+use lettre::transport::smtp::{
+    Error as SmtpError,
+    authentication::{Credentials, DEFAULT_MECHANISMS},
+    client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters},
+    extension::ClientId,
 };
 use secrecy::ExposeSecret;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    sync::Semaphore,
+};
 
 use super::{Delivery, OutgoingEmail, ProviderError};
 use crate::config::Settings;
 
-/// A pooled SMTP transport.
+/// How long a pooled connection may sit idle before it is closed rather than reused.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+/// How long connecting, and each command, may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the session is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// Plain text (`smtp://`), for relays on a trusted network.
+    Plain,
+    /// STARTTLS, required (`smtp+starttls://`).
+    StartTls,
+    /// TLS from the first byte (`smtps://`).
+    Tls,
+}
+
+/// Where and how to connect.
+struct Relay {
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// For implicit TLS, mailroom's own handshake (rustls, web PKI roots).
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+/// Idle connections and the bound on open ones.
+struct Pool {
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    open: Semaphore,
+}
+
+/// A pooled SMTP client.
 #[derive(Clone)]
 pub struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    relay: String,
+    relay: Arc<Relay>,
+    pool: Arc<Pool>,
+    name: String,
 }
 
 impl std::fmt::Debug for Smtp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Smtp")
-            .field("relay", &self.relay)
+            .field("relay", &self.name)
             .finish_non_exhaustive()
     }
 }
 
 impl Smtp {
-    /// The transport `SMTP_URL` describes.
+    /// The client `SMTP_URL` describes, with at most `MAILROOM_SMTP_POOL_SIZE` connections.
     ///
     /// # Errors
     /// When `SMTP_URL` is missing or malformed; the message never repeats the password.
@@ -42,14 +101,14 @@ impl Smtp {
             .smtp_url
             .as_ref()
             .context("MAILROOM_PROVIDER=smtp needs SMTP_URL")?;
-        Self::from_url(url.expose_secret())
+        Self::from_url(url.expose_secret(), settings.smtp_pool_size)
     }
 
-    /// The transport for `url`.
+    /// The client for `url`, with at most `pool_size` connections open.
     ///
     /// # Errors
     /// When the URL is malformed or names an unknown scheme.
-    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+    pub fn from_url(url: &str, pool_size: usize) -> anyhow::Result<Self> {
         let url =
             url::Url::parse(url).map_err(|e| anyhow::anyhow!("SMTP_URL is not a URL: {e}"))?;
         let host = url.host_str().context("SMTP_URL has no host")?.to_owned();
@@ -58,38 +117,34 @@ impl Smtp {
                 .decode_utf8_lossy()
                 .into_owned()
         };
-        let (builder, default_port) = match url.scheme() {
-            "smtp" => (
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
-                25,
-            ),
-            "smtp+starttls" => (
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
-                    .context("SMTP_URL: could not set up STARTTLS")?,
-                587,
-            ),
-            "smtps" => (
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
-                    .context("SMTP_URL: could not set up TLS")?,
-                465,
-            ),
+        let (security, default_port) = match url.scheme() {
+            "smtp" => (Security::Plain, 25),
+            "smtp+starttls" => (Security::StartTls, 587),
+            "smtps" => (Security::Tls, 465),
             other => bail!("SMTP_URL scheme {other:?} is not smtp, smtp+starttls or smtps"),
         };
-        let mut builder = builder
-            .port(url.port().unwrap_or(default_port))
-            .timeout(Some(Duration::from_secs(30)))
-            .pool_config(PoolConfig::new().max_size(16));
-        if !url.username().is_empty() {
+        let port = url.port().unwrap_or(default_port);
+        let credentials = (!url.username().is_empty()).then(|| {
             let password = url.password().map(decode).unwrap_or_default();
-            builder = builder.credentials(Credentials::new(decode(url.username()), password));
-        }
+            Credentials::new(decode(url.username()), password)
+        });
+        let tls = (security == Security::Tls)
+            .then(tls_connector)
+            .transpose()?;
         Ok(Self {
-            transport: builder.build(),
-            relay: format!(
-                "{}://{host}:{}",
-                url.scheme(),
-                url.port().unwrap_or(default_port)
-            ),
+            name: format!("{}://{host}:{port}", url.scheme()),
+            relay: Arc::new(Relay {
+                host,
+                port,
+                security,
+                credentials,
+                hello: ClientId::default(),
+                tls,
+            }),
+            pool: Arc::new(Pool {
+                idle: Mutex::new(Vec::new()),
+                open: Semaphore::new(pool_size.max(1)),
+            }),
         })
     }
 
@@ -101,18 +156,169 @@ impl Smtp {
         let message = email
             .to_mime()
             .map_err(|e| ProviderError::permanent(e.to_string()))?;
-        match self.transport.send(message).await {
-            Ok(response) => Ok(Delivery {
-                provider_message_id: response.message().next().map(str::to_owned),
-            }),
-            Err(error) if error.is_permanent() => Err(ProviderError::permanent(format!(
-                "SMTP relay {} refused the message: {error}",
-                self.relay
-            ))),
-            Err(error) => Err(ProviderError::transient(format!(
-                "SMTP relay {}: {error}",
-                self.relay
+        let raw = message.formatted();
+        let _permit = self
+            .pool
+            .open
+            .acquire()
+            .await
+            .map_err(|_| ProviderError::transient("the SMTP pool is closed"))?;
+        let mut connection = match self.pool.take() {
+            Some(connection) => connection,
+            None => self.connect().await?,
+        };
+        let sent = tokio::time::timeout(TIMEOUT, connection.send(message.envelope(), &raw)).await;
+        match sent {
+            Ok(Ok(response)) => {
+                self.pool.give_back(connection);
+                Ok(Delivery {
+                    provider_message_id: response.message().next().map(str::to_owned),
+                })
+            }
+            Ok(Err(error)) => {
+                // A refused message leaves the session usable; anything else may not.
+                if !connection.has_broken() && error.is_permanent() {
+                    self.pool.give_back(connection);
+                }
+                Err(self.classify(&error))
+            }
+            Err(_) => Err(ProviderError::transient(format!(
+                "SMTP relay {} did not answer within {} s",
+                self.name,
+                TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// A new session: socket, TLS, EHLO, AUTH.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, ProviderError> {
+        let relay = &self.relay;
+        let unreachable = |e: &dyn std::fmt::Display| {
+            ProviderError::transient(format!("SMTP relay {}: {e}", self.name))
+        };
+        let socket = tokio::time::timeout(
+            TIMEOUT,
+            TcpStream::connect((relay.host.as_str(), relay.port)),
+        )
+        .await
+        .map_err(|_| unreachable(&"connecting timed out"))?
+        .map_err(|e| unreachable(&e))?;
+        // The point of opening the socket here: small writes (commands, the final "\r\n.\r\n")
+        // leave at once instead of waiting for the peer's delayed ACK.
+        socket.set_nodelay(true).map_err(|e| unreachable(&e))?;
+        let stream: Box<dyn AsyncTokioStream> = match &relay.tls {
+            Some(connector) => {
+                let name = rustls_pki_types::ServerName::try_from(relay.host.clone())
+                    .map_err(|e| ProviderError::permanent(format!("SMTP_URL host: {e}")))?;
+                Box::new(TlsWire(
+                    connector
+                        .connect(name, socket)
+                        .await
+                        .map_err(|e| unreachable(&e))?,
+                ))
+            }
+            None => Box::new(socket),
+        };
+        let session = async {
+            let mut connection =
+                AsyncSmtpConnection::connect_with_transport(stream, &relay.hello).await?;
+            if relay.security == Security::StartTls {
+                connection
+                    .starttls(TlsParameters::new(relay.host.clone())?, &relay.hello)
+                    .await?;
+            }
+            if let Some(credentials) = &relay.credentials {
+                connection.auth(DEFAULT_MECHANISMS, credentials).await?;
+            }
+            Ok::<_, SmtpError>(connection)
+        };
+        tokio::time::timeout(TIMEOUT, session)
+            .await
+            .map_err(|_| unreachable(&"the greeting, TLS or AUTH timed out"))?
+            .map_err(|e| self.classify(&e))
+    }
+
+    fn classify(&self, error: &SmtpError) -> ProviderError {
+        if error.is_permanent() {
+            ProviderError::permanent(format!(
+                "SMTP relay {} refused the message: {error}",
+                self.name
+            ))
+        } else {
+            ProviderError::transient(format!("SMTP relay {}: {error}", self.name))
+        }
+    }
+}
+
+impl Pool {
+    /// The most recently used idle connection, closing those idle too long.
+    fn take(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some((connection, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE {
+                return Some(connection);
+            }
+            // Older ones sit below it: they are staler still.
+            drop(connection);
+            idle.clear();
+        }
+        None
+    }
+
+    fn give_back(&self, connection: AsyncSmtpConnection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((connection, Instant::now()));
+        }
+    }
+}
+
+/// The rustls client for implicit TLS, with the web PKI's roots (the same trust as lettre's).
+fn tls_connector() -> anyhow::Result<tokio_rustls::TlsConnector> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("SMTP_URL: TLS setup")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// A TLS stream lettre can drive: mailroom's own handshake over its own socket.
+#[derive(Debug)]
+struct TlsWire(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for TlsWire {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsWire {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsWire {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
     }
 }

@@ -1,7 +1,7 @@
 """A real SMTP server for mailroom's tests (aiosmtpd, on loopback).
 
 Each accepted message is written to DIR as NAME.eml (the bytes as received) with its envelope
-in NAME.json, both renamed into place so a reader never sees half a file. Recipients whose
+(and the client's address and port) in NAME.json, both renamed into place so a reader never sees half a file. Recipients whose
 local part is `perm-fail` are refused with 550; `temp-fail` gets 451 the first time it is seen
 and is accepted after that. Prints "ready PORT" once it listens.
 """
@@ -35,7 +35,15 @@ class Sink:
         final = os.path.join(self.out, name)
         temporary = os.path.join(self.out, "." + name)
         with open(temporary + ".json", "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+            json.dump(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": envelope.rcpt_tos,
+                    # The client's address and port: which connection carried the message.
+                    "peer": "%s:%s" % tuple(session.peer[:2]),
+                },
+                f,
+            )
         with open(temporary + ".eml", "wb") as f:
             f.write(envelope.original_content)
         os.rename(temporary + ".json", final + ".json")
