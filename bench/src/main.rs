@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | verify | validate | events
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -48,6 +48,15 @@ enum Command {
         /// Send templated jobs (`verification`, five locales) rendered by the worker.
         #[arg(long)]
         templated: bool,
+    },
+    /// Push send jobs (about 2 KB of HTML) and send them with one `mailroom work` through the
+    /// SMTP provider to Postfix's `smtp-sink` on loopback.
+    Smtp {
+        #[command(flatten)]
+        size: Size,
+        /// SMTP connections the worker keeps open.
+        #[arg(long, default_value_t = 16)]
+        pool: usize,
     },
     /// Confirm verification tokens through `POST /verify` on a `mailroom serve`, measuring the
     /// rate and the latency.
@@ -156,6 +165,11 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Email { size, templated } => {
             let jobs = size.jobs.unwrap_or(20_000);
             let report = scenarios::email(settings, jobs, size.concurrency, templated).await?;
+            println!("{report}");
+        }
+        Command::Smtp { size, pool } => {
+            let jobs = size.jobs.unwrap_or(20_000);
+            let report = scenarios::smtp(settings, jobs, size.concurrency, pool).await?;
             println!("{report}");
         }
         Command::Verify {

@@ -78,6 +78,70 @@ pub(crate) async fn queue(
     .await
 }
 
+/// `bench smtp`: send jobs through the SMTP provider to Postfix's `smtp-sink` on loopback (a
+/// receiver that accepts and discards: `apt-get install postfix`), `pool` connections.
+///
+/// # Errors
+/// When smtp-sink cannot start, Redis fails, or the worker exits before finishing.
+pub(crate) async fn smtp(
+    settings: &Settings,
+    jobs: usize,
+    concurrency: usize,
+    pool: usize,
+) -> anyhow::Result<Report> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut sink = tokio::process::Command::new("smtp-sink")
+        .args(["-c", "-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start smtp-sink (apt-get install postfix)")?;
+    let mut up = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if !up {
+        bail!("smtp-sink did not start listening");
+    }
+    let html = format!(
+        "<html><body><h1>Your receipt</h1>{}</body></html>",
+        "<p>Thank you for your order. Here is what you bought and when it ships.</p>".repeat(26)
+    );
+    let make = |i: usize| {
+        SendEmail::new(EmailMessage {
+            to: vec![Mailbox::new(format!("customer{i}@example.com"))],
+            subject: Some("Your receipt".to_owned()),
+            html: Some(html.clone()),
+            text: Some("Thank you for your order.".to_owned()),
+            ..EmailMessage::default()
+        })
+    };
+    let url = format!("smtp://127.0.0.1:{port}");
+    let pool = pool.to_string();
+    let env = [
+        ("MAILROOM_PROVIDER", "smtp"),
+        ("SMTP_URL", url.as_str()),
+        ("MAILROOM_SMTP_POOL_SIZE", pool.as_str()),
+    ];
+    let report = run(
+        settings,
+        "send jobs (SMTP provider, Postfix smtp-sink on loopback)",
+        make,
+        jobs,
+        concurrency,
+        &env,
+    )
+    .await;
+    let _ = sink.start_kill();
+    report
+}
+
 /// `bench email`: send jobs through the SendGrid provider to a local server answering 202.
 ///
 /// # Errors
