@@ -481,11 +481,23 @@ async fn the_suppression_api_lists_filters_pages_and_edits() {
 }
 
 #[tokio::test]
-async fn stats_refuse_bad_periods_naming_the_parameter() {
+async fn stats_refuse_bad_dates_naming_the_parameter_and_bound_long_periods() {
     let app = TestApp::spawn(|_| {}).await;
+    // Valid by the schema: answered. A reversed period is empty; a long one is the 366 days
+    // ending at `to`, all the counters are kept for.
+    let (status, answer) = app
+        .get_json("/v1/stats?from=2026-02-01&to=2026-01-01")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["days"].as_array().unwrap().len(), 0);
+    let (status, answer) = app
+        .get_json("/v1/stats?from=2000-01-01&to=2026-01-01")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let days = answer["days"].as_array().unwrap();
+    assert_eq!(days.len(), 366);
+    assert_eq!(days[0]["date"], "2025-01-01");
     for (query, field) in [
-        ("from=2026-02-01&to=2026-01-01", "from"),
-        ("from=2024-01-01&to=2026-01-01", "from"),
         ("from=yesterday", "from"),
         ("to=-262143-01-01", "to"),
         ("colour=red", ""),

@@ -100,7 +100,10 @@ pub(crate) async fn smtp(
         .context("cannot start smtp-sink (apt-get install postfix)")?;
     let mut up = false;
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             up = true;
             break;
         }

@@ -145,6 +145,24 @@ pub enum TemplateData {
     Newsletter(NewsletterData),
 }
 
+/// A template's name, as the schemas describe it (the payloads carry it as a string, checked by
+/// [`TemplateData::parse`]).
+#[cfg(feature = "openapi")]
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TemplateName {
+    /// `verification`.
+    Verification,
+    /// `welcome`.
+    Welcome,
+    /// `password_reset`.
+    PasswordReset,
+    /// `notification`.
+    Notification,
+    /// `newsletter`.
+    Newsletter,
+}
+
 /// Every template's name.
 pub const TEMPLATE_NAMES: &[&str] = &[
     "verification",

@@ -2,7 +2,7 @@
 
 use axum::{
     Extension, Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
 };
 use mailroom_jobs::{EmailMessage, Job, PushError, SendEmail};
@@ -14,7 +14,7 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorBody},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::store::{MessageStatus, StatusRecord};
 
@@ -129,7 +129,7 @@ pub(super) async fn send(
 )]
 pub(super) async fn status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<StatusQuery>,
 ) -> Result<Json<StatusRecord>, ApiError> {
     let not_found = || ApiError::not_found(format!("no message {id}")).field("id");

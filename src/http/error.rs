@@ -62,6 +62,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
     }
 
+    /// 422: JSON that is not an object where the request must be one.
+    pub fn invalid_json_shape() -> Self {
+        Self::validation("the body must be a JSON object")
+    }
+
     /// 401: a missing or wrong API key.
     pub fn unauthorized() -> Self {
         Self::new(

@@ -31,6 +31,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|_| ApiError::too_large(state.body_limit))?;
+        // Every request body is an object; serde would also read a struct from an array.
+        if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+            && *first != b'{'
+        {
+            return Err(ApiError::invalid_json_shape());
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
@@ -46,6 +52,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .end()
             .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+/// Path parameters parsed into `T`; a bad one gets the API's 400 error shape naming the
+/// parameter, instead of axum's plain-text rejection.
+#[derive(Debug)]
+pub(super) struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
     }
 }
 

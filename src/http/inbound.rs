@@ -7,7 +7,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Request, State},
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
-    extract::{ApiQuery, RawBody},
+    extract::{ApiPath, ApiQuery, RawBody},
 };
 use crate::inbound::{
     InboundEmail, InboundStore, parse,
@@ -92,6 +92,10 @@ pub(super) async fn require_credentials(
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() != axum::http::Method::POST {
+        // Only POST reads a body; the router answers anything else with 405.
+        return next.run(request).await;
+    }
     let secret = request
         .uri()
         .path()
@@ -197,9 +201,11 @@ pub(super) async fn receive_secret(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor` (a stream id, `1700000000000-0`).
+    #[param(pattern = "^[0-9]+-[0-9]+$")]
     cursor: Option<String>,
     /// Messages per page (1 to 1,000; default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -225,15 +231,27 @@ pub(super) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit is 1 to 1000").field("limit"));
     }
-    let cursor = query.cursor.as_deref();
-    let valid_cursor = cursor.is_none_or(|c| {
-        c.split_once('-')
-            .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
-    });
-    if !valid_cursor {
-        return Err(ApiError::bad_request("cursor is not one this API gave").field("cursor"));
-    }
-    Ok(Json(state.inbound.store.list(cursor, limit).await?))
+    // A stream id, written back in Redis's own form (`00-00` is `0-0`).
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(given) => Some(
+            given
+                .split_once('-')
+                .and_then(|(ms, seq)| {
+                    Some(format!(
+                        "{}-{}",
+                        ms.parse::<u64>().ok()?,
+                        seq.parse::<u64>().ok()?
+                    ))
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request("cursor is not one this API gave").field("cursor")
+                })?,
+        ),
+    };
+    Ok(Json(
+        state.inbound.store.list(cursor.as_deref(), limit).await?,
+    ))
 }
 
 /// One inbound message.
@@ -252,7 +270,7 @@ pub(super) async fn list(
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<InboundEmail>, ApiError> {
     state
         .inbound
@@ -271,10 +289,11 @@ pub(super) async fn get(
     tag = "inbound",
     params(
         ("id" = String, Path, description = "The message id"),
-        ("n" = usize, Path, description = "The attachment's position, from 1"),
+        ("n" = u32, Path, minimum = 1, description = "The attachment's position, from 1"),
     ),
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream"),
+        (status = 400, description = "An attachment position that is not a positive number", body = ErrorBody),
         (status = 404, description = "No such attachment, or its body was not kept (over the size limit)", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
@@ -282,7 +301,7 @@ pub(super) async fn get(
 )]
 pub(super) async fn attachment(
     State(state): State<AppState>,
-    Path((id, n)): Path<(String, usize)>,
+    ApiPath((id, n)): ApiPath<(String, usize)>,
 ) -> Result<Response, ApiError> {
     let store = &state.inbound.store;
     let message = store

@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::Html,
 };
 use mailroom_jobs::{TemplateRef, templates::TEMPLATE_NAMES};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
-    extract::ApiJson,
+    extract::{ApiJson, ApiPath},
 };
 use crate::render::{RenderError, Rendered, locale, samples};
 
@@ -22,6 +22,7 @@ use crate::render::{RenderError, Rendered, locale, samples};
 #[serde(deny_unknown_fields)]
 pub(super) struct RenderRequest {
     /// The template's name: `verification`, `welcome`, `password_reset`, `notification`, `newsletter`.
+    #[schema(value_type = mailroom_jobs::templates::TemplateName)]
     template: String,
     /// The recipient's language (BCP 47); unknown or malformed tags fall back.
     #[serde(default)]
@@ -45,6 +46,9 @@ fn failure(error: RenderError) -> ApiError {
     tag = "templates",
     request_body = RenderRequest,
     responses(
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 200, description = "The subject, HTML (CSS inlined) and text", body = Rendered),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 422, description = "Unknown template, or data missing or mistyped (the field is named)", body = ErrorBody),
@@ -91,7 +95,7 @@ pub(super) struct PreviewQuery {
 /// One template in one locale, with its sample data, as the recipient sees it.
 pub(super) async fn preview(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     Query(query): Query<PreviewQuery>,
 ) -> Result<Html<String>, ApiError> {
     let data =

@@ -1,11 +1,7 @@
 //! `/v1/suppressions`: the list of addresses mailroom will not send to, and `/v1/stats`: the
 //! daily counters SendGrid's events feed.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -13,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::store::{
     Suppression,
@@ -33,6 +29,7 @@ pub(super) struct ListQuery {
     /// From the previous page's `next_cursor`.
     cursor: Option<usize>,
     /// Records per page (1 to 1,000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -81,7 +78,7 @@ pub(super) async fn list(
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
 ) -> Result<Json<Suppression>, ApiError> {
     state
         .suppressions
@@ -109,9 +106,12 @@ pub(super) struct PutSuppression {
     put,
     path = "/v1/suppressions/{email}",
     tag = "suppressions",
-    params(("email" = String, Path, description = "The address")),
+    params(("email" = String, Path, format = Email, description = "The address")),
     request_body = PutSuppression,
     responses(
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 200, description = "The record", body = Suppression),
         (status = 422, description = "Not an address mailroom could send to", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
@@ -120,7 +120,7 @@ pub(super) struct PutSuppression {
 )]
 pub(super) async fn put(
     State(state): State<AppState>,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
     ApiJson(body): ApiJson<PutSuppression>,
 ) -> Result<Json<Suppression>, ApiError> {
     mailroom_jobs::address::parse(&email)
@@ -152,7 +152,7 @@ pub(super) async fn put(
 )]
 pub(super) async fn delete(
     State(state): State<AppState>,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.suppressions.delete(&email).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -167,7 +167,9 @@ pub(super) async fn delete(
 pub(super) struct StatsQuery {
     /// One category; all when absent.
     category: Option<String>,
-    /// First day, `YYYY-MM-DD` (UTC); default 30 days before `to`.
+    /// First day, `YYYY-MM-DD` (UTC); default 30 days before `to`. At most the 366 days ending
+    /// at `to` are answered (daily counters are kept 400 days); a `from` after `to` is an
+    /// empty period.
     from: Option<NaiveDate>,
     /// Last day, inclusive; default today.
     to: Option<NaiveDate>,
@@ -182,7 +184,7 @@ pub(super) struct StatsQuery {
     params(StatsQuery),
     responses(
         (status = 200, description = "Counters per day, totals and rates", body = Stats),
-        (status = 400, description = "A bad date or a period over 366 days", body = ErrorBody),
+        (status = 400, description = "A date that is not `YYYY-MM-DD` or out of range", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -198,14 +200,12 @@ pub(super) async fn stats(
             .checked_sub_signed(chrono::Duration::days(29))
             .ok_or_else(|| ApiError::bad_request("to is out of range").field("to"))?,
     };
-    if from > to {
-        return Err(ApiError::bad_request("from is after to").field("from"));
-    }
-    if (to - from).num_days() >= MAX_DAYS {
-        return Err(
-            ApiError::bad_request(format!("at most {MAX_DAYS} days at once")).field("from"),
-        );
-    }
+    // A period longer than the counters are kept reads the days that can hold any; the
+    // answer's `days` say which days were read.
+    let earliest = to
+        .checked_sub_signed(chrono::Duration::days(MAX_DAYS - 1))
+        .unwrap_or(to);
+    let from = from.max(earliest);
     let category = query.category.as_deref().filter(|c| !c.is_empty());
     Ok(Json(state.stats.read(category, from, to).await?))
 }

@@ -21,7 +21,7 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ValidationRequest {
-    /// The address, as the person typed it.
+    /// The address, as the person typed it (anything: a malformed one gets the verdict `invalid`).
     email: String,
     /// Look the domain up in DNS (answers are cached); `false` checks only what needs no network.
     #[serde(default = "yes")]
@@ -33,6 +33,7 @@ pub(super) struct ValidationRequest {
 #[serde(deny_unknown_fields)]
 pub(super) struct BatchRequest {
     /// The addresses (1 to 1,000).
+    #[schema(min_items = 1, max_items = 1000)]
     emails: Vec<String>,
     /// As in the single request.
     #[serde(default = "yes")]
@@ -52,6 +53,9 @@ pub(super) struct BatchResults {
     tag = "validation",
     request_body = ValidationRequest,
     responses(
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Well-formed JSON that is not a valid request (the field is named)", body = ErrorBody),
         (status = 200, description = "The verdict, score, checks and reasons", body = Validation),
         (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
@@ -82,6 +86,8 @@ pub(super) async fn one(
     tag = "validation",
     request_body = BatchRequest,
     responses(
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 200, description = "One answer per address, in order", body = BatchResults),
         (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),

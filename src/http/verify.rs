@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::{
     Json,
     body::Bytes,
-    extract::{Extension, Path, Query, State},
+    extract::{Extension, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -28,7 +28,7 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorBody},
-    extract::ApiJson,
+    extract::{ApiJson, ApiPath},
 };
 use crate::{
     render::pages::PageKind,
@@ -40,13 +40,17 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub(super) struct VerificationRequest {
     /// The address to verify.
+    #[schema(format = Email)]
     email: String,
     /// The recipient's language (BCP 47), for the email and the pages.
     #[serde(default)]
     locale: Option<String>,
     /// Where to offer to send the person after confirming; only origins on
-    /// `MAILROOM_ALLOWED_REDIRECT_ORIGINS` are ever used.
+    /// `MAILROOM_ALLOWED_REDIRECT_ORIGINS` are ever used. An http(s) URL.
     #[serde(default)]
+    #[schema(
+        pattern = "^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,4})?([/?#][^\\s]*)?$"
+    )]
     return_url: Option<String>,
     /// Your key/value pairs, handed back in the `email.verified` event.
     #[serde(default)]
@@ -71,6 +75,9 @@ pub(super) struct VerificationIssued {
     tag = "verification",
     request_body = VerificationRequest,
     responses(
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 202, description = "The email is queued", body = VerificationIssued),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 422, description = "An invalid address or return URL", body = ErrorBody),
@@ -86,6 +93,12 @@ pub(super) async fn issue(
     check_address(&request.email).map_err(|m| ApiError::validation(m).field("email"))?;
     if let Some(url) = &request.return_url {
         WebUrl::parse(url).map_err(|m| ApiError::validation(m).field("return_url"))?;
+        if !named_host(url) {
+            return Err(ApiError::validation(
+                "return_url must name its host with letters, digits, dots and hyphens",
+            )
+            .field("return_url"));
+        }
     }
     let (per_address, per_key) = state.verify_rates;
     let hour = std::time::Duration::from_secs(3600);
@@ -136,6 +149,28 @@ pub(super) async fn issue(
     ))
 }
 
+/// Whether `url` (already an http(s) URL) names its host as the OpenAPI document says: letters,
+/// digits, dots and hyphens, starting and ending with a letter or digit, an optional port of up
+/// to four digits, then anything but white space.
+fn named_host(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or_default();
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    edge(host.chars().next())
+        && edge(host.chars().last())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && (authority.len() == host.len()
+            || (!port.is_empty() && port.len() <= 4 && port.bytes().all(|b| b.is_ascii_digit())))
+        && !tail.chars().any(char::is_whitespace)
+}
+
 /// Whether an address is verified.
 #[utoipa::path(
     get,
@@ -147,7 +182,7 @@ pub(super) async fn issue(
 )]
 pub(super) async fn address(
     State(state): State<AppState>,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
 ) -> Result<Json<AddressStatus>, ApiError> {
     Ok(Json(state.verifications.address(&email).await?))
 }
@@ -163,7 +198,7 @@ pub(super) async fn address(
 )]
 pub(super) async fn clear(
     State(state): State<AppState>,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.verifications.clear(&email).await? {
         Ok(StatusCode::NO_CONTENT)

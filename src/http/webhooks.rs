@@ -42,6 +42,10 @@ pub(super) async fn precheck(
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() != axum::http::Method::POST {
+        // Only POST reads a body; the router answers anything else with 405.
+        return next.run(request).await;
+    }
     let refused = match &state.webhooks.key {
         Some(_) => signature::precheck(
             header(request.headers(), SIGNATURE_HEADER),
@@ -70,7 +74,7 @@ pub(super) async fn precheck(
     post,
     path = "/webhooks/sendgrid/events",
     tag = "webhooks",
-    request_body(content = String, content_type = "application/json", description = "A JSON array of events, exactly as SendGrid signed it"),
+    request_body(content = Vec<serde_json::Value>, content_type = "application/json", description = "A JSON array of events, exactly as SendGrid signed it. Entries that are not events are skipped with a warning (SendGrid may add kinds), never refused"),
     responses(
         (status = 200, description = "Verified and stored", body = EventsAccepted),
         (status = 400, description = "Not a JSON array", body = ErrorBody),

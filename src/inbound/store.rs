@@ -275,6 +275,13 @@ impl InboundStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> redis::RedisResult<InboundPage> {
+        if cursor == Some("0-0") {
+            // Nothing comes before the first possible id (Redis refuses the interval).
+            return Ok(InboundPage {
+                messages: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let end = cursor.map_or_else(|| "+".to_owned(), |c| format!("({c}"));
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
             .arg(self.stream())

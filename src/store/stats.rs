@@ -169,7 +169,12 @@ impl StatsStore {
                 .arg(format!("{}:stats:{}", self.prefix, date.format("%Y-%m-%d")))
                 .arg(&fields);
         }
-        let rows: Vec<Vec<Option<u64>>> = pipe.query_async(&mut self.conn.clone()).await?;
+        // An empty period (from after to) reads nothing: redis-rs refuses an empty pipeline.
+        let rows: Vec<Vec<Option<u64>>> = if dates.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.conn.clone()).await?
+        };
         let mut totals = Counters::default();
         let mut days = Vec::with_capacity(dates.len());
         for (date, row) in dates.iter().zip(rows) {
