@@ -1,15 +1,10 @@
 //! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers, has room, keeps what it
-//! is given, and the queue's push script is loaded, so a push will work); and the layer that
-//! refuses writes while Redis's policy may evict them ([`crate::store::health`]).
+//! is given, and the queue's push script is loaded, so a push will work). Writes refused while
+//! Redis's policy may evict them: [`super::server::edge`].
 
-use axum::{
-    extract::{Request, State},
-    http::{Method, StatusCode},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::{extract::State, http::StatusCode};
 
-use super::{AppState, error::ApiError};
+use super::AppState;
 use crate::store::RedisFacts;
 
 /// The process is up.
@@ -52,22 +47,5 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String
             tracing::warn!(%error, "Redis did not answer INFO");
             not_ready("redis unavailable".to_owned())
         }
-    }
-}
-
-/// Refuses every request that would write (anything but GET and HEAD) with 503 while Redis's
-/// policy may evict what it is given: accepting mail that Redis may delete unseen is worse than
-/// refusing it where the sender retries.
-pub(super) async fn refuse_writes_while_evicting(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
-        return next.run(request).await;
-    }
-    match state.guard.refusing() {
-        Some(policy) => ApiError::store_evicts(&policy).into_response(),
-        None => next.run(request).await,
     }
 }

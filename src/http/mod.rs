@@ -261,19 +261,14 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(|| async { error::ApiError::not_found("no such route") })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            health::refuse_writes_while_evicting,
-        ))
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.request_limits.clone(),
-            server::limit_time,
-        ))
         .layer(TraceLayer::new_for_http().make_span_with(server::request_span))
         .layer(axum::middleware::from_fn_with_state(
-            state.request_limits.clone(),
-            server::limit_load,
+            server::Edge {
+                limits: state.request_limits.clone(),
+                guard: state.guard.clone(),
+            },
+            server::edge,
         ))
         .with_state(state)
 }

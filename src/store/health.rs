@@ -16,7 +16,10 @@
 //! answer; the snapshot schedule needs `CONFIG GET save`, and is reported unknown without it.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -130,6 +133,8 @@ pub struct RedisGuard {
     allow_evicting: bool,
     /// The evicting policy last seen, while it is refused.
     refused: Arc<Mutex<Option<String>>>,
+    /// Whether `refused` holds one: read on every write request, so it is a plain flag.
+    refusing: Arc<AtomicBool>,
 }
 
 impl RedisGuard {
@@ -139,6 +144,7 @@ impl RedisGuard {
             conn,
             allow_evicting,
             refused: Arc::default(),
+            refusing: Arc::default(),
         }
     }
 
@@ -181,6 +187,9 @@ impl RedisGuard {
 
     /// The evicting policy that makes this process refuse writes now, if any.
     pub fn refusing(&self) -> Option<String> {
+        if !self.refusing.load(Ordering::Relaxed) {
+            return None;
+        }
         self.refused.lock().ok().and_then(|r| r.clone())
     }
 
@@ -202,6 +211,7 @@ impl RedisGuard {
                 ),
                 None => tracing::info!("Redis's maxmemory-policy is noeviction again"),
             }
+            self.refusing.store(now.is_some(), Ordering::Relaxed);
             refused.clone_from(&now);
         }
         Ok(facts)
