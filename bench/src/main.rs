@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -12,6 +12,7 @@
 //! with this binary's own worker (`mailroom-bench work`), since mailroom itself runs no no-op
 //! queue.
 
+mod restart;
 mod scenarios;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -95,6 +96,13 @@ enum Command {
         /// Connections at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+    },
+    /// Send emails while Redis (AOF, `appendfsync always`) is killed and started again twice
+    /// under a running `mailroom work` and `mailroom serve`: lost, duplicated, recovery times.
+    Restart {
+        /// Emails to send.
+        #[arg(long, default_value_t = 20_000)]
+        emails: usize,
     },
     /// The no-op worker `queue` starts (not for use by hand).
     #[command(hide = true)]
@@ -199,6 +207,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             "{}",
             scenarios::validate(settings, batches, concurrency).await?
         ),
+        Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
     }
     Ok(())
