@@ -569,3 +569,29 @@ async fn malformed_job_records_are_dead_lettered_and_the_jobs_popped_with_them_s
     assert!(worker.is_running());
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn emails_pushed_in_a_batch_keep_their_own_message_ids() {
+    // A message's id is its status key and SendGrid's mailroom_id: a batch push must not give
+    // its job another one.
+    let redis = TestRedis::new().await;
+    let emails: Vec<mailroom_jobs::SendEmail> = (0..3)
+        .map(|n| {
+            mailroom_jobs::SendEmail::new(mailroom_jobs::EmailMessage {
+                to: vec![mailroom_jobs::Mailbox::new(format!("r{n}@example.com"))],
+                subject: Some("Hi".to_owned()),
+                text: Some("Hello".to_owned()),
+                ..mailroom_jobs::EmailMessage::default()
+            })
+        })
+        .collect();
+    let ids = redis.producer().push_many(&emails).await.unwrap();
+    let own: Vec<String> = emails.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, own);
+    for id in &own {
+        assert_eq!(
+            redis.job_field("email", id, "state").await.as_deref(),
+            Some("queued")
+        );
+    }
+}

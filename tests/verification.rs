@@ -588,11 +588,15 @@ async fn a_scanner_opening_the_link_in_a_real_browser_spends_nothing_and_a_perso
     let browser = common::browser::Browser::start(800, 600).await;
     browser.open(&app.url(&link)).await;
     browser.click("button.action").await;
-    let page = browser.source().await;
-    assert!(
-        page.contains("<h1>Your email address is verified</h1>"),
-        "{page}"
-    );
+    // The click returns before the form's navigation has finished: poll for the new page.
+    eventually(Duration::from_secs(10), "the verified page", || async {
+        browser
+            .source()
+            .await
+            .contains("<h1>Your email address is verified</h1>")
+            .then_some(())
+    })
+    .await;
     assert!(verified(&app, "browser@example.com").await);
     let png = browser.screenshot().await;
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -175,7 +175,8 @@ impl Producer {
         self.push_many_with(jobs, &EnqueueOptions::default()).await
     }
 
-    /// [`Producer::push_many`] with a run-at time and max attempts shared by every job.
+    /// [`Producer::push_many`] with a run-at time and max attempts shared by every job (each
+    /// job's own id, run-at time and idempotency key, from [`Job::enqueue_options`], are kept).
     ///
     /// # Errors
     /// See [`PushError`]. An id or idempotency key in `options` is refused: it would make
@@ -193,9 +194,19 @@ impl Producer {
             });
         }
         let keys = self.keys::<J>();
+        // Each job keeps what it carries itself (a message's own id, its send time, its
+        // idempotency key); the shared options fill in the rest.
         let prepared = jobs
             .iter()
-            .map(|job| Prepared::new(job, options.clone(), self.idempotency_window))
+            .map(|job| {
+                let own = job.enqueue_options();
+                let merged = EnqueueOptions {
+                    run_at: options.run_at.or(own.run_at),
+                    max_attempts: options.max_attempts.or(own.max_attempts),
+                    ..own
+                };
+                Prepared::new(job, merged, self.idempotency_window)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut conn = self.conn.clone();
         self.script.prepare_invoke().load_async(&mut conn).await?;

@@ -138,13 +138,18 @@ impl Browser {
         .await;
     }
 
-    /// The page's current HTML.
+    /// The page's current HTML; empty while the browser cannot tell (mid-navigation).
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
+        let answer: Value = match self
+            .client
+            .get(format!("{}/source", self.base))
+            .send()
             .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+        {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        answer["value"].as_str().unwrap_or_default().to_owned()
     }
 
     /// Ends the session: Chromium exits, then the driver is stopped.
