@@ -8,15 +8,13 @@ use std::{process::Stdio, time::Duration};
 
 use bytes::Bytes;
 use common::{
-    TestRedis,
+    ServeProcess, TestRedis,
     app::{API_KEY, TestApp, simple_email},
-    redis_url,
 };
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::Command,
 };
 
 /// The peak resident set (VmHWM) of `pid`, in KiB.
@@ -42,37 +40,19 @@ async fn json_error(response: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn unauthenticated_large_posts_are_refused_without_being_buffered() {
     let redis = TestRedis::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("serve")
-        .env("REDIS_URL", redis_url())
-        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAILROOM_API_KEYS", API_KEY)
-        .env("MAILROOM_INBOUND_USER", "sendgrid")
-        .env("MAILROOM_INBOUND_PASSWORD", "a-long-inbound-password")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    common::eventually(Duration::from_secs(20), "serve to answer", || async {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
+    let mut server = ServeProcess::start(
+        &redis,
+        API_KEY,
+        &[
+            ("MAILROOM_INBOUND_USER", "sendgrid"),
+            ("MAILROOM_INBOUND_PASSWORD", "a-long-inbound-password"),
+        ],
+        Stdio::null(),
+    )
     .await;
-    let pid = server.id().unwrap();
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let pid = server.child.id().unwrap();
     let before = peak_kib(pid);
 
     // 50 × 30 MB in parallel, no credentials (one shared buffer on this side).
@@ -101,7 +81,7 @@ async fn unauthenticated_large_posts_are_refused_without_being_buffered() {
         grown_mib < 64,
         "serve's peak memory grew by {grown_mib} MiB for 1.5 GB of unauthenticated bodies"
     );
-    let _ = server.start_kill();
+    let _ = server.child.start_kill();
 }
 
 #[tokio::test]
@@ -239,45 +219,28 @@ async fn event_posts_without_signature_headers_are_refused_before_reading() {
 #[tokio::test]
 async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
     let redis = TestRedis::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let inbound_secret = "inb0und-path-s3cret-7Hq2";
     let token = "Vt9xQm2LpR7wK4zN8bJ3cF6hY1sD5gA0eU2iO9tW3qE";
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("serve")
-        .env("REDIS_URL", redis_url())
-        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAILROOM_API_KEYS", API_KEY)
-        .env("MAILROOM_INBOUND_SECRET", inbound_secret)
-        .env("MAILROOM_LOG_FORMAT", "json")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut server = ServeProcess::start(
+        &redis,
+        API_KEY,
+        &[
+            ("MAILROOM_INBOUND_SECRET", inbound_secret),
+            ("MAILROOM_LOG_FORMAT", "json"),
+            ("RUST_LOG", "trace"),
+        ],
+        Stdio::piped(),
+    )
+    .await;
     // Drained as it comes: trace output would fill the pipe and stall the server.
-    let mut stderr = server.stderr.take().unwrap();
+    let mut stderr = server.child.stderr.take().unwrap();
     let drained = tokio::spawn(async move {
         let mut all = Vec::new();
         let _ = stderr.read_to_end(&mut all).await;
         all
     });
-    let base = format!("http://127.0.0.1:{port}");
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    common::eventually(Duration::from_secs(20), "serve to answer", || async {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
     let page = client
         .get(format!("{base}/verify?token={token}"))
         .send()
@@ -300,8 +263,8 @@ async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
         .await
         .unwrap();
     assert_eq!(inbound.status(), 400);
-    let _ = server.start_kill();
-    let _ = server.wait().await;
+    let _ = server.child.start_kill();
+    let _ = server.child.wait().await;
     let log = drained.await.unwrap();
     let log = String::from_utf8_lossy(&log);
     assert!(log.contains("/verify"), "requests are traced: {log}");

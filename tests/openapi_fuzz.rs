@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
-use common::{TestRedis, eventually, redis_url};
+use common::{ServeProcess, TestRedis};
 use tokio::process::Command;
 
 const KEY: &str = "fuzz-key-5b1e";
@@ -15,39 +15,20 @@ const KEY: &str = "fuzz-key-5b1e";
 #[tokio::test]
 async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
     let redis = TestRedis::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("serve")
-        .env("REDIS_URL", redis_url())
-        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAILROOM_API_KEYS", KEY)
-        .env("MAILROOM_INSECURE_UNSIGNED_WEBHOOKS", "1")
-        .env("MAILROOM_INBOUND_SECRET", "fuzz-inbound-secret-9")
-        // Validation would otherwise ask the machine's resolver about generated domains.
-        .env("MAILROOM_DNS_RESOLVER", "127.0.0.1:9")
-        .env("MAILROOM_DNS_TIMEOUT_MS", "50")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    eventually(Duration::from_secs(20), "serve to answer", || async {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
+    let mut server = ServeProcess::start(
+        &redis,
+        KEY,
+        &[
+            ("MAILROOM_INSECURE_UNSIGNED_WEBHOOKS", "1"),
+            ("MAILROOM_INBOUND_SECRET", "fuzz-inbound-secret-9"),
+            // Validation would otherwise ask the machine's resolver about generated domains.
+            ("MAILROOM_DNS_RESOLVER", "127.0.0.1:9"),
+            ("MAILROOM_DNS_TIMEOUT_MS", "50"),
+        ],
+        Stdio::null(),
+    )
     .await;
+    let base = server.base.clone();
     let config = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/support/schemathesis.toml"
@@ -71,7 +52,7 @@ async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
         .output()
         .await
         .expect("schemathesis (`st`) is installed: scripts/test installs it");
-    let _ = server.start_kill();
+    let _ = server.child.start_kill();
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -71,10 +71,13 @@ pub fn precheck(
 ) -> Result<(), SignatureError> {
     let signature = signature.ok_or(SignatureError::Missing("signature"))?;
     let timestamp = timestamp.ok_or(SignatureError::Missing("timestamp"))?;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(signature.trim())
-        .map_err(|_| SignatureError::Malformed)?;
+    let der = decode(signature).ok_or(SignatureError::Malformed)?;
     Signature::from_der(&der).map_err(|_| SignatureError::Malformed)?;
+    fresh(timestamp, now, tolerance)
+}
+
+/// The timestamp header is unix seconds within `tolerance` of `now`.
+fn fresh(timestamp: &str, now: i64, tolerance: i64) -> Result<(), SignatureError> {
     let signed_at: i64 = timestamp
         .trim()
         .parse()
@@ -119,13 +122,5 @@ pub fn verify(
     let timestamp = timestamp.ok_or(SignatureError::Missing("timestamp"))?;
     verify_signature(key, signature, timestamp, body)?;
     // Only a signed timestamp is worth judging: checked after the signature.
-    let signed_at: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
-    let age = now - signed_at;
-    if age.abs() > tolerance {
-        return Err(SignatureError::Stale { age, tolerance });
-    }
-    Ok(())
+    fresh(timestamp, now, tolerance)
 }

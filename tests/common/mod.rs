@@ -340,3 +340,51 @@ pub async fn push_raw(redis: &TestRedis, queue: &str, id: &str, payload: &str) {
         .await
         .expect("raw push");
 }
+
+/// `mailroom serve` as a process of its own, on a free port, on `redis`'s prefix, with one API
+/// key and `env` on top; answering `/healthz` when this returns. Killed when dropped.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+}
+
+impl ServeProcess {
+    /// Starts it; `stderr` says where its log goes.
+    pub async fn start(
+        redis: &TestRedis,
+        api_key: &str,
+        env: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+            .arg("serve")
+            .env("REDIS_URL", redis_url())
+            .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+            .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MAILROOM_API_KEYS", api_key)
+            .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        eventually(Duration::from_secs(20), "serve to answer", || async {
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        Self { child, base }
+    }
+}
