@@ -538,17 +538,8 @@ async fn the_verified_event_is_posted_signed_and_retried_until_accepted() {
 async fn scanner_opens(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(common::browser::chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
+        .args(common::browser::HEADLESS)
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .output()

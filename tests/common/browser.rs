@@ -32,6 +32,19 @@ fn on_path(names: &[&str]) -> std::path::PathBuf {
         .unwrap_or_else(|| panic!("{names:?} is installed (scripts/test installs it)"))
 }
 
+/// The flags every headless Chromium here runs with: no sandbox (root), and nothing that
+/// reaches for the network on its own (this machine has none).
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
 /// Debian's Chromium.
 pub fn chromium() -> std::path::PathBuf {
     on_path(&["chromium", "chromium-browser"])
@@ -63,19 +76,16 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = HEADLESS.iter().map(|f| (*f).to_owned()).collect();
+        args.push(format!("--window-size={width},{height}"));
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let session: Value = client
             .post(format!("{base}/session"))
             .json(&json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
                     "binary": chromium(),
-                    "args": [
-                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--no-first-run",
-                        format!("--window-size={width},{height}"),
-                        format!("--user-data-dir={}", profile.path().display()),
-                    ]
+                    "args": args,
                 }
             }}}))
             .send()
