@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
@@ -40,14 +40,14 @@ async fn json_error(response: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn unauthenticated_large_posts_are_refused_without_being_buffered() {
     let redis = TestRedis::new().await;
-    let mut server = ServeProcess::start(
+    let server = ServeProcess::start(
         &redis,
         API_KEY,
         &[
             ("MAILROOM_INBOUND_USER", "sendgrid"),
             ("MAILROOM_INBOUND_PASSWORD", "a-long-inbound-password"),
         ],
-        Stdio::null(),
+        false,
     )
     .await;
     let base = server.base.clone();
@@ -81,7 +81,7 @@ async fn unauthenticated_large_posts_are_refused_without_being_buffered() {
         grown_mib < 64,
         "serve's peak memory grew by {grown_mib} MiB for 1.5 GB of unauthenticated bodies"
     );
-    let _ = server.child.start_kill();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -221,7 +221,7 @@ async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
     let redis = TestRedis::new().await;
     let inbound_secret = "inb0und-path-s3cret-7Hq2";
     let token = "Vt9xQm2LpR7wK4zN8bJ3cF6hY1sD5gA0eU2iO9tW3qE";
-    let mut server = ServeProcess::start(
+    let server = ServeProcess::start(
         &redis,
         API_KEY,
         &[
@@ -229,16 +229,9 @@ async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
             ("MAILROOM_LOG_FORMAT", "json"),
             ("RUST_LOG", "trace"),
         ],
-        Stdio::piped(),
+        true,
     )
     .await;
-    // Drained as it comes: trace output would fill the pipe and stall the server.
-    let mut stderr = server.child.stderr.take().unwrap();
-    let drained = tokio::spawn(async move {
-        let mut all = Vec::new();
-        let _ = stderr.read_to_end(&mut all).await;
-        all
-    });
     let base = server.base.clone();
     let client = reqwest::Client::new();
     let page = client
@@ -263,10 +256,7 @@ async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
         .await
         .unwrap();
     assert_eq!(inbound.status(), 400);
-    let _ = server.child.start_kill();
-    let _ = server.child.wait().await;
-    let log = drained.await.unwrap();
-    let log = String::from_utf8_lossy(&log);
+    let log = server.stop().await;
     assert!(log.contains("/verify"), "requests are traced: {log}");
     assert!(log.contains("/webhooks/sendgrid/inbound/{secret}"), "{log}");
     assert!(!log.contains(token), "the token is in the log");

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::{ServeProcess, TestRedis};
 use tokio::process::Command;
 
@@ -15,7 +13,7 @@ const KEY: &str = "fuzz-key-5b1e";
 #[tokio::test]
 async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
     let redis = TestRedis::new().await;
-    let mut server = ServeProcess::start(
+    let server = ServeProcess::start(
         &redis,
         KEY,
         &[
@@ -25,7 +23,7 @@ async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
             ("MAILROOM_DNS_RESOLVER", "127.0.0.1:9"),
             ("MAILROOM_DNS_TIMEOUT_MS", "50"),
         ],
-        Stdio::null(),
+        false,
     )
     .await;
     let base = server.base.clone();
@@ -52,7 +50,7 @@ async fn the_api_conforms_to_its_openapi_document_under_schemathesis() {
         .output()
         .await
         .expect("schemathesis (`st`) is installed: scripts/test installs it");
-    let _ = server.child.start_kill();
+    server.stop().await;
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

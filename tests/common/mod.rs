@@ -346,22 +346,24 @@ pub async fn push_raw(redis: &TestRedis, queue: &str, id: &str, payload: &str) {
 pub struct ServeProcess {
     pub child: tokio::process::Child,
     pub base: String,
+    /// Its stderr, read as it comes (a full pipe would stall the server), when asked for.
+    log: Option<JoinHandle<Vec<u8>>>,
 }
 
 impl ServeProcess {
-    /// Starts it; `stderr` says where its log goes.
+    /// Starts it; with `capture_log`, its log is kept for [`ServeProcess::stop`].
     pub async fn start(
         redis: &TestRedis,
         api_key: &str,
         env: &[(&str, &str)],
-        stderr: std::process::Stdio,
+        capture_log: bool,
     ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
             .arg("serve")
             .env("REDIS_URL", redis_url())
             .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
@@ -370,10 +372,21 @@ impl ServeProcess {
             .env("RUST_LOG", "error")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
-            .stderr(stderr)
+            .stderr(if capture_log {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        let log = child.stderr.take().map(|mut stderr| {
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut all).await;
+                all
+            })
+        });
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         eventually(Duration::from_secs(20), "serve to answer", || async {
@@ -385,6 +398,16 @@ impl ServeProcess {
                 .map(|_| ())
         })
         .await;
-        Self { child, base }
+        Self { child, base, log }
+    }
+
+    /// Stops it and returns what it logged (empty unless captured).
+    pub async fn stop(mut self) -> String {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        match self.log.take() {
+            Some(log) => String::from_utf8_lossy(&log.await.unwrap_or_default()).into_owned(),
+            None => String::new(),
+        }
     }
 }
