@@ -37,6 +37,23 @@ async fn json_error(response: reqwest::Response) -> (u16, Value) {
     )
 }
 
+/// A raw connection to `app` that has sent `head` and nothing more.
+async fn send_head(app: &TestApp, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// An authenticated `POST /v1/emails` whose 100-byte body never comes past its first byte.
+fn stalled_email_post() -> String {
+    format!(
+        "POST /v1/emails HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+}
+
 #[tokio::test]
 async fn unauthenticated_large_posts_are_refused_without_being_buffered() {
     let redis = TestRedis::new().await;
@@ -87,13 +104,7 @@ async fn unauthenticated_large_posts_are_refused_without_being_buffered() {
 #[tokio::test]
 async fn a_client_slow_to_send_its_headers_is_disconnected() {
     let app = TestApp::spawn(|s| s.request_timeout_secs = 1).await;
-    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    stream
-        .write_all(b"POST /v1/emails HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut stream = send_head(&app, "POST /v1/emails HTTP/1.1\r\nHost: x\r\n").await;
     // Never finishes its headers: the server closes the connection.
     let mut buffer = [0_u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
@@ -106,14 +117,7 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
 #[tokio::test]
 async fn a_body_that_never_arrives_gets_408_in_the_error_shape() {
     let app = TestApp::spawn(|s| s.request_timeout_secs = 1).await;
-    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /v1/emails HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = send_head(&app, &stalled_email_post()).await;
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), async {
         let mut buffer = [0_u8; 4096];
@@ -139,15 +143,7 @@ async fn past_the_requests_in_flight_limit_the_answer_is_503_at_once() {
     // Two requests hold their permits while their bodies trickle in.
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
-            .await
-            .unwrap();
-        let head = format!(
-            "POST /v1/emails HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
-             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        held.push(stream);
+        held.push(send_head(&app, &stalled_email_post()).await);
     }
     let refused = common::eventually(Duration::from_secs(5), "a 503", || async {
         let response = app.post_email(&simple_email()).await;
