@@ -87,9 +87,7 @@ pub async fn enqueue(settings: &Settings, args: EnqueueArgs) -> anyhow::Result<(
     message
         .check()
         .map_err(|e| anyhow::anyhow!("invalid message: {e}"))?;
-    let conn = redis::aio::ConnectionManager::new(settings.redis_client()?)
-        .await
-        .context("could not connect to Redis")?;
+    let conn = settings.redis_connection().await?;
     let producer = Producer::new(conn, settings.redis_prefix.clone());
     let pushed = producer.push(&SendEmail::new(message)).await?;
     println!("{}", pushed.id);
@@ -143,9 +141,7 @@ pub async fn render(settings: &Settings, args: RenderArgs) -> anyhow::Result<()>
 /// # Errors
 /// When Redis does not answer, or a dead letter to retry does not exist.
 pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result<()> {
-    let conn = redis::aio::ConnectionManager::new(settings.redis_client()?)
-        .await
-        .context("could not connect to Redis")?;
+    let conn = settings.redis_connection().await?;
     let admin = QueueAdmin::new(conn, settings.redis_prefix.clone());
     match command {
         QueueCommand::Stats => {

@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::queue::{Backoff, QueueConfig};
+use mailroom_jobs::{RedisClient, RedisConnection};
 
 /// How long one Redis command may take before it counts as failed. redis-rs's default, 500 ms,
 /// cut pushes that Redis went on to apply (seen with `appendfsync always` on a busy machine:
@@ -402,9 +403,8 @@ impl Settings {
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
-        redis::Client::open(self.redis_url.expose_secret())
-            // The parse error never quotes the URL, which may hold a password.
-            .map_err(|e| anyhow::anyhow!("redis_url is not a valid Redis URL: {:?}", e.kind()))?;
+        // The error never quotes the URL, which may hold a password.
+        self.redis_client()?;
         Ok(())
     }
 
@@ -434,13 +434,13 @@ impl Settings {
         Ok(())
     }
 
-    /// The Redis client for [`Settings::redis_url`].
+    /// The Redis client for [`Settings::redis_url`]: one server or a cluster.
     ///
     /// # Errors
     /// When the URL is invalid (already checked by [`Settings::load`]).
-    pub fn redis_client(&self) -> anyhow::Result<redis::Client> {
-        redis::Client::open(self.redis_url.expose_secret())
-            .map_err(|e| anyhow::anyhow!("invalid redis_url: {:?}", e.kind()))
+    pub fn redis_client(&self) -> anyhow::Result<RedisClient> {
+        RedisClient::open(self.redis_url.expose_secret(), REDIS_RESPONSE_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("redis_url (REDIS_URL) is invalid: {e}"))
     }
 
     /// The shared, self-reconnecting connection the API and the workers use, answering within
@@ -448,10 +448,9 @@ impl Settings {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn redis_connection(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
-        redis::aio::ConnectionManager::new_with_config(self.redis_client()?, config)
+    pub async fn redis_connection(&self) -> anyhow::Result<RedisConnection> {
+        self.redis_client()?
+            .connect(REDIS_RESPONSE_TIMEOUT)
             .await
             .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")
     }

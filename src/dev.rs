@@ -42,22 +42,19 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     Ok(())
 }
 
+/// Whether a Redis (or a cluster) answers at `url` within a second.
 async fn answers(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let config =
-        redis::AsyncConnectionConfig::new().set_connection_timeout(Some(Duration::from_secs(1)));
-    match client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-    {
-        Ok(mut conn) => redis::cmd("PING")
+    let timeout = Duration::from_secs(1);
+    let ping = async {
+        let client = mailroom_jobs::RedisClient::open(url, timeout).ok()?;
+        let mut conn = client.connect(timeout).await.ok()?;
+        redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
-            .is_ok(),
-        Err(_) => false,
-    }
+            .ok()
+    };
+    // A connection manager retries a refused connection: bound the whole check.
+    matches!(tokio::time::timeout(timeout * 2, ping).await, Ok(Some(_)))
 }
 
 /// Makes sure a Redis answers, starting one when needed. The child is killed when the returned

@@ -675,7 +675,7 @@ async fn a_status_record_pages_its_recipients() {
         .unwrap()
         .to_owned();
     // Their delivery statuses, as SendGrid's events leave them.
-    let delivery = mailroom::events::store::delivery_key(&app.redis.prefix, &id);
+    let delivery = mailroom_jobs::Keys::new(&app.redis.prefix).delivery(&id);
     let mut conn = app.redis.conn();
     for n in 0..250 {
         let _: () = conn

@@ -166,10 +166,7 @@ async fn posts_without_a_valid_fresh_signature_are_refused_and_store_nothing() {
     );
     let (status, _) = post_events(&app, Some(&signer), &now(), "{\"not\": \"an array\"}").await;
     assert_eq!(status, 400, "not an array");
-    let keys: Vec<String> =
-        redis::AsyncCommands::keys(&mut app.redis.conn(), format!("{}:*", app.redis.prefix))
-            .await
-            .unwrap();
+    let keys = app.redis.all_keys().await;
     assert!(keys.is_empty(), "nothing stored: {keys:?}");
 
     let (status, answer) = post_events(&app, Some(&signer), &now(), &body).await;
@@ -595,7 +592,8 @@ async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_o
         events_for("good-2", "c", 1).trim_matches(['[', ']']),
     );
     // A delivery status that is not a hash: the middle event cannot be applied.
-    let delivery = format!("{}:delivery:bad", redis.prefix);
+    let keys = mailroom_jobs::Keys::new(&redis.prefix);
+    let delivery = keys.delivery("bad");
     let _: () = redis::AsyncCommands::set(&mut redis.conn(), &delivery, "garbage")
         .await
         .unwrap();
@@ -620,21 +618,32 @@ async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_o
     assert!(message.contains("event 1 (b0)"), "{message}");
     assert!(message.contains("not a hash"), "{message}");
     for good in ["good-1", "good-2"] {
-        let timeline: Vec<String> = redis::AsyncCommands::lrange(
-            &mut redis.conn(),
-            format!("{}:timeline:{good}", redis.prefix),
-            0,
-            -1,
-        )
-        .await
-        .unwrap();
+        let timeline: Vec<String> =
+            redis::AsyncCommands::lrange(&mut redis.conn(), keys.timeline(good), 0, -1)
+                .await
+                .unwrap();
         assert_eq!(timeline.len(), 1, "{good} was applied");
     }
-    let seen: bool =
-        redis::AsyncCommands::exists(&mut redis.conn(), format!("{}:evt:seen:b0", redis.prefix))
-            .await
-            .unwrap();
-    assert!(!seen, "a refused event is not marked seen");
+    let marks: Vec<String> = redis
+        .all_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":evt:seen:{bad}"))
+        .collect();
+    assert!(
+        marks.is_empty(),
+        "a refused event is not marked seen: {marks:?}"
+    );
+    let seen_good = redis
+        .all_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":evt:seen:{good-1}"))
+        .count();
+    assert_eq!(
+        seen_good, 2,
+        "an applied event is marked by its id and its identity"
+    );
 
     // Repaired, the dead letter's retry applies the refused event, and only it.
     let _: () = redis::AsyncCommands::del(&mut redis.conn(), &delivery)
@@ -663,7 +672,7 @@ async fn a_timeline_keeps_its_newest_events_up_to_the_cap_and_is_read_bounded() 
     assert_eq!(applied.fresh, 25);
     let timeline: Vec<String> = redis::AsyncCommands::lrange(
         &mut redis.conn(),
-        format!("{}:timeline:busy", redis.prefix),
+        mailroom_jobs::Keys::new(&redis.prefix).timeline("busy"),
         0,
         -1,
     )
@@ -700,7 +709,7 @@ async fn a_clicked_link_is_kept_without_its_query_so_a_token_in_it_is_not_stored
         .unwrap();
     let timeline: Vec<String> = redis::AsyncCommands::lrange(
         &mut redis.conn(),
-        format!("{}:timeline:msg-click", redis.prefix),
+        mailroom_jobs::Keys::new(&redis.prefix).timeline("msg-click"),
         0,
         -1,
     )

@@ -386,7 +386,7 @@ async fn the_webhook_stores_announces_and_serves_inbound_mail() {
 
     // A consumer service reads the stream with a consumer group.
     let mut conn = app.redis.conn();
-    let stream = format!("{}:inbound", app.redis.prefix);
+    let stream = mailroom_jobs::Keys::new(&app.redis.prefix).inbound_stream();
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)
@@ -457,7 +457,7 @@ async fn a_storage_failure_answers_503_so_sendgrid_retries() {
     let app =
         TestApp::spawn(|s| s.inbound_secret = Some("path-secret-1234".to_owned().into())).await;
     // Occupy the stream's key with a string: the XADD fails as Redis would fail a write.
-    let stream = format!("{}:inbound", app.redis.prefix);
+    let stream = mailroom_jobs::Keys::new(&app.redis.prefix).inbound_stream();
     let mut conn = app.redis.conn();
     let _: () = redis::AsyncCommands::set(&mut conn, &stream, "not a stream")
         .await

@@ -7,7 +7,6 @@ mod common;
 use std::{net::Ipv4Addr, time::Duration};
 
 use common::{
-    TestRedis,
     app::{API_KEY, TestApp, simple_email},
     dns::{FixtureDns, Zone},
 };
@@ -411,8 +410,7 @@ async fn the_cache_keys_stay_under_the_test_prefix() {
     let dns = FixtureDns::start(&zones()).await;
     let app = app_with_dns(&dns).await;
     validate(&app, json!({"email": "a@has-mx.fixture.net"})).await;
-    let mut conn = TestRedis::new().await.conn();
-    let keys: Vec<String> = conn.keys(format!("{}:*", app.redis.prefix)).await.unwrap();
+    let keys = app.redis.all_keys().await;
     assert_eq!(
         keys,
         [format!("{}:dns:has-mx.fixture.net", app.redis.prefix)]

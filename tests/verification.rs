@@ -185,7 +185,7 @@ async fn the_whole_flow_verifies_an_address_once() {
     assert!(status["verified_at"].is_string());
 
     let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(format!("{}:events", app.redis.prefix))
+        .arg(mailroom_jobs::Keys::new(&app.redis.prefix).verify_events())
         .arg("-")
         .arg("+")
         .query_async(&mut app.redis.conn())

@@ -20,7 +20,6 @@ use std::{
 use anyhow::{Context, bail};
 use axum::{Router, body::Bytes, http::StatusCode, routing::post};
 use mailroom_jobs::{EmailMessage, Job, Mailbox, Producer, SendEmail};
-use redis::aio::ConnectionManager;
 use tokio::process::{Child, Command};
 
 /// What the run found.
@@ -177,7 +176,10 @@ pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let prefix = "restart-bench";
-    let conn = ConnectionManager::new(redis::Client::open(redis.url())?).await?;
+    let timeout = mailroom::config::REDIS_RESPONSE_TIMEOUT;
+    let conn = mailroom_jobs::RedisClient::open(&redis.url(), timeout)?
+        .connect(timeout)
+        .await?;
     let producer = Producer::new(conn.clone(), prefix);
     let mut ids = Vec::with_capacity(emails);
     let mut pushed = 0;

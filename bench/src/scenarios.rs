@@ -20,10 +20,11 @@ use std::{
 
 use anyhow::{Context, bail};
 use axum::{Router, http::StatusCode, routing::post};
+use mailroom_jobs::RedisConnection;
 use mailroom_jobs::{
     EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, SendgridEvents, TemplateRef,
 };
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 
 use mailroom::{config::Settings, queue::QueueAdmin};
 
@@ -217,7 +218,7 @@ async fn run<J: Job>(
     env: &[(&str, &str)],
 ) -> anyhow::Result<Report> {
     let prefix = bench_prefix(settings);
-    let conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let conn = settings.redis_connection().await?;
     let producer = Producer::new(conn.clone(), prefix.clone());
     let result = measure(
         &producer,
@@ -243,7 +244,7 @@ async fn run<J: Job>(
 
 async fn measure<J: Job>(
     producer: &Producer,
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: &str,
     make: impl Fn(usize) -> J,
     jobs: usize,
@@ -310,7 +311,7 @@ fn peak_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn delete_prefix(mut conn: ConnectionManager, prefix: &str) -> anyhow::Result<()> {
+async fn delete_prefix(mut conn: RedisConnection, prefix: &str) -> anyhow::Result<()> {
     let keys: Vec<String> = {
         let mut iter: redis::AsyncIter<'_, String> = conn.scan_match(format!("{prefix}:*")).await?;
         let mut keys = Vec::new();
@@ -403,7 +404,7 @@ fn bench_prefix(settings: &Settings) -> String {
 /// percentile (sorting them).
 async fn wind_up(
     mut server: tokio::process::Child,
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: &str,
     latencies: &mut [Duration],
 ) -> anyhow::Result<(Duration, Duration)> {
@@ -438,7 +439,7 @@ pub(crate) async fn verify(
     use mailroom::store::{Token, Verifications};
 
     let prefix = bench_prefix(settings);
-    let conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let conn = settings.redis_connection().await?;
     let store = Verifications::new(conn.clone(), prefix.clone());
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
     let mut tokens = Vec::with_capacity(count);
@@ -553,7 +554,7 @@ pub(crate) async fn validate(
     use mailroom::validation::{DnsCheck, MAX_BATCH};
 
     let prefix = bench_prefix(settings);
-    let mut conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let mut conn = settings.redis_connection().await?;
     let domains: Vec<String> = (0..200)
         .map(|i| format!("company{i}.example.net"))
         .collect();
@@ -735,7 +736,7 @@ pub(crate) async fn events(
     };
 
     let prefix = bench_prefix(settings);
-    let conn = ConnectionManager::new(settings.redis_client()?).await?;
+    let conn = settings.redis_connection().await?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let key = SigningKey::from_slice(&seed)?;

@@ -1,22 +1,214 @@
-//! The Redis key schema of one queue.
+//! The Redis key schema: every key mailroom writes is named here, and nowhere else.
 //!
-//! Every key of a queue carries the hash tag `{queue}` so that, on Redis Cluster, all of them
-//! live in one slot and each Lua script touches a single slot. Everything sits under the
-//! deployment's prefix, so several deployments (or parallel tests) can share one server:
+//! Everything sits under the deployment's prefix `P` (`MAILROOM_REDIS_PREFIX`), so several
+//! deployments, or parallel tests, can share one server. On Redis Cluster a script or a
+//! MULTI may touch one slot only, so keys that must change together share a hash tag (the part
+//! in braces, which alone decides the slot), and otherwise keys spread over the cluster: one
+//! tag per queue, per message, per inbound message, per day of stats. A script may build a key
+//! it learns only from what it reads (a job id popped from a list, the address a token was
+//! issued for); such a key always carries the tag of the script's declared keys, so it is in
+//! the same slot.
 //!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `P:{Q}:job:ID` | hash | one job: `payload`, `attempts`, `max_attempts`, `state`, times, errors, the handler's `output` |
-//! | `P:{Q}:ready` | list | ids ready to run; producers `LPUSH`, workers pop from the right |
-//! | `P:{Q}:delayed` | sorted set | ids waiting for a run-at time or a retry, scored by due time (ms) |
-//! | `P:{Q}:inflight` | sorted set | ids leased to a worker, scored by lease deadline (ms) |
-//! | `P:{Q}:dead` | sorted set | dead-lettered ids, scored by when they died (ms) |
-//! | `P:{Q}:signal` | list | wake-up tokens that idle workers block on (at most 64) |
-//! | `P:{Q}:idem:KEY` | string | first job id pushed with an idempotency key, expiring with its window |
-//! | `P:{Q}:workers` | sorted set | live worker names, scored by last heartbeat (ms) |
-//! | `P:{Q}:counts` | hash | running totals: `done`, `retried`, `dead` |
+//! | key | type | holds | written by |
+//! |---|---|---|---|
+//! | `P:{Q}:…` | | one queue, see [`QueueKeys`] | the queue scripts |
+//! | `P:timeline:{ID}` | list | message ID's events, oldest first, as JSON (the newest N kept) | event script |
+//! | `P:delivery:{ID}` | hash | recipient → `rank:status`; field `""` the message's | event script |
+//! | `P:evt:seen:{ID}:…` | string | dedupe marks of events about message ID (3 days) | event script |
+//! | `P:evt:uniq:{ID}:open\|click:EMAIL` | string | first open / click of ID by EMAIL | event script |
+//! | `P:sgmsg:X` | string | the mailroom id of SendGrid's `X-Message-Id` X | send worker |
+//! | `P:stats:{DAY}` | hash | `{counter}\|{category}` → count, for one UTC day | stats script |
+//! | `P:stats:{DAY}:seen:…` | string | which events that day's counters already hold | stats script |
+//! | `P:{suppressions}` + `…:index` | hash + sorted set | address → suppression record; by time | API, event scripts |
+//! | `P:{verify}:t:DIGEST` | hash | a verification token's request (SHA-256 of the token) | verification scripts |
+//! | `P:{verify}:used:DIGEST` | hash | a spent token's way back | verification scripts |
+//! | `P:{verify}:a:EMAIL` | string | the address's live token digest | verification scripts |
+//! | `P:{verify}:addr:EMAIL` | hash | `verified_at` of a verified address | verification scripts |
+//! | `P:{verify}:events` | stream | `email.verified` events for consumer services | confirm script |
+//! | `P:inbound` | stream | one entry per received message | inbound |
+//! | `P:inbound:msg:{ID}` + `P:inbound:att:{ID}:N` | string | a received message, its attachments | inbound |
+//! | `P:inbound:bytes:N` / `P:inbound:over_budget` | string | inbound bytes stored per time bucket / messages over budget | inbound |
+//! | `P:dns:DOMAIN` | string | a cached DNS answer for address validation | validation |
+//! | `P:rl:SCOPE:DIGEST` | string | a rate-limit window | HTTP API |
+//!
+//! Verification keeps one tag for all its keys: confirming a link spends the token, marks the
+//! address and appends the event in one script, and the address is known only from the token.
 
-/// Key names for one queue under one prefix.
+/// Every key outside the queues, under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys of `queue`.
+    pub fn queue(&self, queue: &str) -> QueueKeys {
+        QueueKeys::new(&self.prefix, queue)
+    }
+
+    /// Message `id`'s timeline.
+    pub fn timeline(&self, id: &str) -> String {
+        format!("{}:timeline:{{{id}}}", self.prefix)
+    }
+
+    /// Message `id`'s delivery status per recipient.
+    pub fn delivery(&self, id: &str) -> String {
+        format!("{}:delivery:{{{id}}}", self.prefix)
+    }
+
+    /// The dedupe mark of an event about message `owner` (`kind`: `id` for SendGrid's event
+    /// id, `k` for the event's own identity).
+    pub fn event_seen(&self, owner: &str, kind: &str, key: &str) -> String {
+        format!("{}:evt:seen:{{{owner}}}:{kind}:{key}", self.prefix)
+    }
+
+    /// The mark of the first `kind` (`open`, `click`) of message `owner` by `email`.
+    pub fn event_unique(&self, owner: &str, kind: &str, email: &str) -> String {
+        format!("{}:evt:uniq:{{{owner}}}:{kind}:{email}", self.prefix)
+    }
+
+    /// SendGrid's message id `provider_id` → mailroom's.
+    pub fn sendgrid_message(&self, provider_id: &str) -> String {
+        format!("{}:sgmsg:{provider_id}", self.prefix)
+    }
+
+    /// The counters of `day` (`YYYY-MM-DD`).
+    pub fn stats(&self, day: &str) -> String {
+        format!("{}:stats:{{{day}}}", self.prefix)
+    }
+
+    /// The mark that `day`'s counters hold event `key`.
+    pub fn stats_seen(&self, day: &str, key: &str) -> String {
+        format!("{}:stats:{{{day}}}:seen:{key}", self.prefix)
+    }
+
+    /// The suppression list (address → record).
+    pub fn suppressions(&self) -> String {
+        format!("{}:{{suppressions}}", self.prefix)
+    }
+
+    /// The suppression list by time of suppression.
+    pub fn suppressions_index(&self) -> String {
+        format!("{}:{{suppressions}}:index", self.prefix)
+    }
+
+    /// What every verification token key starts with (scripts add the digest).
+    pub fn verify_token_prefix(&self) -> String {
+        format!("{}:{{verify}}:t:", self.prefix)
+    }
+
+    /// A verification token's request, by the token's digest.
+    pub fn verify_token(&self, digest: &str) -> String {
+        format!("{}{digest}", self.verify_token_prefix())
+    }
+
+    /// A spent token's way back, by the token's digest.
+    pub fn verify_used(&self, digest: &str) -> String {
+        format!("{}:{{verify}}:used:{digest}", self.prefix)
+    }
+
+    /// What every live-token pointer starts with (scripts add the address's key form).
+    pub fn verify_live_prefix(&self) -> String {
+        format!("{}:{{verify}}:a:", self.prefix)
+    }
+
+    /// The live token of an address, by its key form.
+    pub fn verify_live(&self, address_key: &str) -> String {
+        format!("{}{address_key}", self.verify_live_prefix())
+    }
+
+    /// What every verified-address key starts with (scripts add the address's key form).
+    pub fn verified_prefix(&self) -> String {
+        format!("{}:{{verify}}:addr:", self.prefix)
+    }
+
+    /// A verified address, by its key form.
+    pub fn verified(&self, address_key: &str) -> String {
+        format!("{}{address_key}", self.verified_prefix())
+    }
+
+    /// The stream of `email.verified` events.
+    pub fn verify_events(&self) -> String {
+        format!("{}:{{verify}}:events", self.prefix)
+    }
+
+    /// The stream announcing received mail.
+    pub fn inbound_stream(&self) -> String {
+        format!("{}:inbound", self.prefix)
+    }
+
+    /// A received message.
+    pub fn inbound_message(&self, id: &str) -> String {
+        format!("{}:inbound:msg:{{{id}}}", self.prefix)
+    }
+
+    /// Attachment `n` (1-based) of a received message.
+    pub fn inbound_attachment(&self, id: &str, n: usize) -> String {
+        format!("{}:inbound:att:{{{id}}}:{n}", self.prefix)
+    }
+
+    /// Inbound bytes stored in time bucket `n`.
+    pub fn inbound_bytes(&self, n: u64) -> String {
+        format!("{}:inbound:bytes:{n}", self.prefix)
+    }
+
+    /// How many messages arrived past the inbound budget.
+    pub fn inbound_over_budget(&self) -> String {
+        format!("{}:inbound:over_budget", self.prefix)
+    }
+
+    /// A cached DNS answer for `ascii_domain`.
+    pub fn dns(&self, ascii_domain: &str) -> String {
+        format!("{}:dns:{ascii_domain}", self.prefix)
+    }
+
+    /// A rate-limit window of `scope` for a caller's digest.
+    pub fn rate_limit(&self, scope: &str, digest: &str) -> String {
+        format!("{}:rl:{scope}:{digest}", self.prefix)
+    }
+
+    /// Keys an older mailroom wrote under other names, each with its name today: moved once,
+    /// at start-up, on a single Redis ([`crate::connection`]; a cluster never held them).
+    pub fn renamed_since_cluster_support(&self, days: &[String]) -> Vec<(String, String)> {
+        let p = &self.prefix;
+        let mut moves = vec![
+            (format!("{p}:suppressions"), self.suppressions()),
+            (format!("{p}:suppressions:index"), self.suppressions_index()),
+            (format!("{p}:events"), self.verify_events()),
+        ];
+        for day in days {
+            moves.push((format!("{p}:stats:{day}"), self.stats(day)));
+        }
+        moves
+    }
+}
+
+/// The keys of one queue. Every key of a queue carries the hash tag `{queue}` so that, on
+/// Redis Cluster, all of them live in one slot and each queue script touches a single slot:
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `P:{Q}:job:ID` | hash | one job: `payload`, `attempts`, `max_attempts`, `state`, times, errors, the handler's `output` |
+/// | `P:{Q}:ready` | list | ids ready to run; producers `LPUSH`, workers pop from the right |
+/// | `P:{Q}:delayed` | sorted set | ids waiting for a run-at time or a retry, scored by due time (ms) |
+/// | `P:{Q}:inflight` | sorted set | ids leased to a worker, scored by lease deadline (ms) |
+/// | `P:{Q}:dead` | sorted set | dead-lettered ids, scored by when they died (ms) |
+/// | `P:{Q}:signal` | list | wake-up tokens that idle workers block on (at most 64) |
+/// | `P:{Q}:idem:KEY` | string | first job id pushed with an idempotency key, expiring with its window |
+/// | `P:{Q}:workers` | sorted set | live worker names, scored by last heartbeat (ms) |
+/// | `P:{Q}:counts` | hash | running totals: `done`, `retried`, `dead` |
 #[derive(Debug, Clone)]
 pub struct QueueKeys {
     base: String,

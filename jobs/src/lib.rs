@@ -4,25 +4,31 @@
 //! - The payloads, plain serde data: [`email`] (`SendEmail`, the message and its checks),
 //!   [`templates`] (the data each template takes), [`verification`] (`SendVerification`,
 //!   `DeliverEvent`) and [`payloads`] (`Noop`).
-//! - [`QueueKeys`]: the Redis key schema of one queue, the contract shared by producers and workers.
+//! - [`keys`]: the Redis key schema ([`QueueKeys`] for one queue, the contract shared by
+//!   producers and workers; [`Keys`] for everything else).
+//! - [`connection`]: one Redis or a Redis Cluster behind one connection type.
 //! - [`Producer`]: pushes jobs from a Rust service, atomically and idempotently.
 //!
 //! Services in other languages push through mailroom's HTTP API or with the Redis commands
 //! documented in the README ("Enqueueing from another language"); both end in the same layout.
 
 pub mod address;
+pub mod connection;
 pub mod email;
-mod keys;
+pub mod keys;
 pub mod payloads;
 mod producer;
 pub mod templates;
 pub mod verification;
 pub mod webhooks;
 
+pub use connection::{RedisClient, RedisConnection};
 pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
-pub use keys::QueueKeys;
+pub use keys::{Keys, QueueKeys};
 pub use payloads::Noop;
-pub use producer::{EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed};
+pub use producer::{
+    ConnectError, EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed,
+};
 pub use templates::{TemplateData, WebUrl};
 pub use verification::{DeliverEvent, SendVerification};
 pub use webhooks::SendgridEvents;

@@ -6,10 +6,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use crate::{Job, QueueKeys};
+use crate::{
+    Job, QueueKeys,
+    connection::{BadRedisUrl, RedisClient, RedisConnection},
+};
 
 /// The longest idempotency key accepted; longer ones are refused rather than truncated.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -31,6 +33,17 @@ pub enum PushError {
     /// Redis did not take the job; it may or may not be queued only if the error came after
     /// the script started, which Redis makes atomic: treat it as not queued and retry with the
     /// same idempotency key.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Why [`Producer::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL is not a Redis URL.
+    #[error("REDIS_URL: {0}")]
+    Url(#[from] BadRedisUrl),
+    /// Redis did not answer.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -64,7 +77,7 @@ pub struct Pushed {
 /// Pushes jobs onto mailroom's queues. Cheap to clone: clones share one connection.
 #[derive(Clone)]
 pub struct Producer {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     idempotency_window: Duration,
     script: redis::Script,
@@ -85,7 +98,7 @@ impl Producer {
 
     /// A producer on an existing connection, for keys under `prefix` (mailroom's default is
     /// `mailroom`; it must match the workers' `MAILROOM_REDIS_PREFIX`).
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
@@ -94,13 +107,17 @@ impl Producer {
         }
     }
 
-    /// Connects to `redis_url` and returns a producer for keys under `prefix`.
+    /// How long [`Producer::connect`]'s connection waits for an answer (as mailroom's own).
+    pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Connects to `redis_url` (one Redis, or `redis+cluster://` seed nodes: see
+    /// [`crate::connection`]) and returns a producer for keys under `prefix`.
     ///
     /// # Errors
     /// When the URL is malformed or Redis does not answer.
-    pub async fn connect(redis_url: &str, prefix: impl Into<String>) -> Result<Self, PushError> {
-        let client = redis::Client::open(redis_url)?;
-        let conn = ConnectionManager::new(client).await?;
+    pub async fn connect(redis_url: &str, prefix: impl Into<String>) -> Result<Self, ConnectError> {
+        let client = RedisClient::open(redis_url, Self::RESPONSE_TIMEOUT)?;
+        let conn = client.connect(Self::RESPONSE_TIMEOUT).await?;
         Ok(Self::new(conn, prefix))
     }
 
@@ -124,7 +141,7 @@ impl Producer {
     }
 
     /// The connection this producer pushes on (cheap to clone: one multiplexed connection).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
 

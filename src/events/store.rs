@@ -1,33 +1,38 @@
-//! What a batch of events does to Redis, in one script call per chunk
-//! (`src/events/lua/apply.lua`):
+//! What a batch of events does to Redis. Each effect is one script, so that on Redis Cluster
+//! each call stays in one slot (keys in [`mailroom_jobs::keys`]):
 //!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `P:evt:seen:{sg_event_id}`, `P:evt:seen:k:{mailroom_id}\|{event}\|{timestamp}\|{email}` | string | dedupe marks (3 days: SendGrid retries for 24 h) |
-//! | `P:timeline:{mailroom_id}` | list | the message's events, oldest first, as JSON |
-//! | `P:delivery:{mailroom_id}` | hash | recipient → `rank:status`; field `""` the message's |
-//! | `P:stats:{YYYY-MM-DD}` | hash | `{counter}\|{category}` → count (`{counter}\|` for all) |
-//! | `P:evt:uniq:{open\|click}:{message}:{email}` | string | first open/click marks |
-//! | `P:suppressions` + `P:suppressions:index` | hash + zset | see [`crate::store::Suppressions`] |
-//! | `P:sgmsg:{X-Message-Id}` | string | the mailroom id of a message SendGrid accepted ([`MessageIndex`]) |
+//! 1. `lua/message.lua`, per message: dedupe (`P:evt:seen:{ID}:…`, 3 days: SendGrid retries
+//!    for 24 h), timeline, delivery status, first-open and first-click marks. It decides whether
+//!    an event is new and whether it is a unique open or click.
+//! 2. `lua/stats.lua`, per day: the daily counters, with a mark per event and day, so that a
+//!    batch retried after step 1 (the process stopped in between) counts each event once.
+//! 3. `lua/suppress.lua`: suppressions (idempotent: added only when absent).
+//!
+//! Steps 2 and 3 run for events step 1 found new or already seen, never for one it refused:
+//! a refused event (a stored record mailroom cannot read) is not marked, and a retry applies it
+//! whole. On one Redis each step is one call per chunk of events; on a cluster, one per slot.
 
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use redis::{Script, aio::ConnectionManager};
+use futures::future::try_join_all;
+use mailroom_jobs::{Keys, RedisConnection};
+use redis::Script;
 use serde_json::json;
 
 use super::parse::{Event, EventKind};
 use crate::store::suppressions::{Reason, Suppression};
 
-static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/apply.lua")));
+static MESSAGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/message.lua")));
+static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/stats.lua")));
+static SUPPRESS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/suppress.lua")));
 
-/// Events per script call: bounds how long Redis is busy with one call.
+/// Events per chunk: bounds how long Redis is busy with one call.
 const CHUNK: usize = 250;
 
 /// Dedupe marks outlive SendGrid's 24-hour retry window with room to spare.
 const DEDUPE_TTL_SECS: u64 = 3 * 24 * 3600;
-/// Daily counters are kept for about 13 months.
+/// Daily counters (and first-open marks) are kept for about 13 months.
 const STATS_TTL_SECS: u64 = 400 * 24 * 3600;
 
 /// How many events of a batch were new and how many were duplicates, and which could not be
@@ -117,21 +122,38 @@ fn without_query(url: &str) -> Option<String> {
     Some(url.into())
 }
 
-/// `P:timeline:{id}`: message `id`'s events (written by `apply.lua`, read by the status view).
-pub fn timeline_key(prefix: &str, id: &str) -> String {
-    format!("{prefix}:timeline:{id}")
+/// One event, ready for the scripts.
+struct Prepared {
+    /// Whom its dedupe and unique marks belong to: the message, else SendGrid's message id,
+    /// else `-` (one shared tag for the few events that name neither).
+    owner: String,
+    event_id: Option<String>,
+    identity: String,
+    message: String,
+    email: String,
+    status: &'static str,
+    rank: u8,
+    day: String,
+    categories: String,
+    counter: &'static str,
+    unique: Option<(&'static str, &'static str)>,
+    suppress: String,
+    suppression: String,
+    line: String,
 }
 
-/// `P:delivery:{id}`: message `id`'s delivery status per recipient (`""`: the message's).
-pub fn delivery_key(prefix: &str, id: &str) -> String {
-    format!("{prefix}:delivery:{id}")
+/// What step 1 said of an event.
+enum Outcome {
+    Fresh { unique: bool },
+    Duplicate { unique: bool },
+    Refused(String),
 }
 
-/// Applies events to Redis under `prefix`.
+/// Applies events to Redis under one prefix.
 #[derive(Debug, Clone)]
 pub struct EventStore {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: RedisConnection,
+    keys: Keys,
     keep_secs: u64,
     timeline_cap: usize,
 }
@@ -139,15 +161,10 @@ pub struct EventStore {
 impl EventStore {
     /// Applies events under `prefix`, keeping timelines and statuses `keep_secs` and the newest
     /// `timeline_cap` events of each timeline.
-    pub fn new(
-        conn: ConnectionManager,
-        prefix: impl Into<String>,
-        keep_secs: u64,
-        timeline_cap: usize,
-    ) -> Self {
+    pub fn new(conn: RedisConnection, prefix: &str, keep_secs: u64, timeline_cap: usize) -> Self {
         Self {
             conn,
-            prefix: prefix.into(),
+            keys: Keys::new(prefix),
             keep_secs,
             timeline_cap,
         }
@@ -162,129 +179,279 @@ impl EventStore {
         events: &[Event],
         received_at: DateTime<Utc>,
     ) -> redis::RedisResult<Applied> {
-        let index = MessageIndex::new(self.conn.clone(), &self.prefix, self.keep_secs);
+        let index = MessageIndex::new(self.conn.clone(), self.keys.prefix(), self.keep_secs);
         let found = index.resolve(events).await?;
         let mut applied = Applied::default();
         for (number, chunk) in events.chunks(CHUNK).enumerate() {
-            let mut invocation = APPLY.prepare_invoke();
-            invocation
-                .arg(&self.prefix)
-                .arg(DEDUPE_TTL_SECS)
-                .arg(self.keep_secs)
-                .arg(STATS_TTL_SECS)
-                .arg(received_at.timestamp_millis())
-                .arg(self.timeline_cap);
-            for event in chunk {
-                let message = message_id(event).or_else(|| {
-                    event
-                        .sg_message_id
-                        .as_ref()
-                        .and_then(|m| found.get(m))
-                        .map(String::as_str)
-                });
-                for arg in Self::arguments(event, message, received_at) {
-                    invocation.arg(arg);
+            let prepared: Vec<Prepared> = chunk
+                .iter()
+                .map(|event| {
+                    let message = message_id(event).or_else(|| {
+                        event
+                            .sg_message_id
+                            .as_ref()
+                            .and_then(|m| found.get(m))
+                            .map(String::as_str)
+                    });
+                    prepare(event, message, received_at)
+                })
+                .collect();
+            let outcomes = self.messages(&prepared).await?;
+            let mut refused: Vec<(usize, String)> = Vec::new();
+            let mut go_on = Vec::new();
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                match outcome {
+                    Outcome::Fresh { unique } => {
+                        applied.fresh += 1;
+                        go_on.push((i, unique));
+                    }
+                    Outcome::Duplicate { unique } => {
+                        applied.duplicates += 1;
+                        go_on.push((i, unique));
+                    }
+                    Outcome::Refused(why) => refused.push((i, why)),
                 }
             }
-            let (fresh, duplicates, refused): (u64, u64, Vec<String>) =
-                invocation.invoke_async(&mut self.conn.clone()).await?;
-            applied.fresh += fresh;
-            applied.duplicates += duplicates;
-            for pair in refused.chunks_exact(2) {
-                // The script counts from 1 within the chunk.
-                let within: usize = pair[0].parse().unwrap_or(1);
-                applied
-                    .refused
-                    .push((number * CHUNK + within - 1, pair[1].clone()));
-            }
+            refused.extend(self.stats(&prepared, &go_on).await?);
+            refused.extend(self.suppressions(&prepared, &go_on, received_at).await?);
+            refused.sort_by_key(|(i, _)| *i);
+            refused.dedup_by_key(|(i, _)| *i);
+            applied.refused.extend(
+                refused
+                    .into_iter()
+                    .map(|(i, why)| (number * CHUNK + i, why)),
+            );
         }
         Ok(applied)
     }
 
-    /// The 14 script arguments of one event (see `apply.lua`).
-    fn arguments(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> [String; 14] {
-        let email = mailroom_jobs::address::case_key(&event.email);
-        let message = message.unwrap_or_default();
-        let kind = event.event.as_str();
-        let composite = format!("{message}|{kind}|{}|{email}", event.timestamp);
-        let (status, rank) = status_of(event).unwrap_or(("", 0));
-        let day = DateTime::from_timestamp(event.timestamp, 0)
-            .unwrap_or(received_at)
-            .format("%Y-%m-%d")
-            .to_string();
-        let categories = event
-            .category
+    /// Step 1, per message (per slot on a cluster): one outcome per event, in order.
+    async fn messages(&self, prepared: &[Prepared]) -> redis::RedisResult<Vec<Outcome>> {
+        let indexed: Vec<(usize, String)> = prepared
             .iter()
-            .map(|c| c.replace(['\n', '|'], " "))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let (counter, unique) = counters(event).unwrap_or(("", None));
-        let (unique_counter, unique_key) = match unique {
-            Some((counter, kind)) => {
-                let reference = if message.is_empty() {
-                    event.sg_message_id.as_deref().unwrap_or_default()
-                } else {
-                    message
-                };
-                (counter, format!("{kind}:{reference}:{email}"))
+            .enumerate()
+            .map(|(i, p)| (i, self.keys.timeline(&p.owner)))
+            .collect();
+        let groups = self.conn.slot_groups(indexed, |(_, key)| key);
+        let calls = groups.into_iter().map(|group| async move {
+            let mut invocation = MESSAGE.prepare_invoke();
+            invocation
+                .arg(DEDUPE_TTL_SECS)
+                .arg(self.keep_secs)
+                .arg(STATS_TTL_SECS)
+                .arg(self.timeline_cap);
+            for (i, _) in &group {
+                let p = &prepared[*i];
+                // Without a SendGrid id the first key is a placeholder the script never reads.
+                let event_key = p.event_id.as_deref().unwrap_or_default();
+                let unique_kind = p.unique.map_or("-", |(_, kind)| kind);
+                invocation
+                    .key(self.keys.event_seen(&p.owner, "id", event_key))
+                    .key(self.keys.event_seen(&p.owner, "k", &p.identity))
+                    .key(self.keys.timeline(&p.owner))
+                    .key(self.keys.delivery(&p.owner))
+                    .key(self.keys.event_unique(&p.owner, unique_kind, &p.email))
+                    .arg(if p.event_id.is_some() { "1" } else { "" })
+                    .arg(&p.message)
+                    .arg(&p.email)
+                    .arg(p.status)
+                    .arg(p.rank)
+                    .arg(if p.unique.is_some() { "1" } else { "" })
+                    .arg(&p.line);
             }
-            None => ("", String::new()),
-        };
-        let (suppress, suppression) = match (&event.event, suppression_of(event)) {
-            (EventKind::GroupResubscribe, _) => {
-                ("lift:group_unsubscribe".to_owned(), String::new())
-            }
-            (_, Some(reason)) => {
-                let record = Suppression {
-                    email: email.clone(),
-                    reason,
-                    source: format!("sendgrid:{kind}"),
-                    detail: event.reason.clone().or_else(|| event.status.clone()),
-                    created_at: DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at),
-                };
-                (
-                    reason.as_str().to_owned(),
-                    serde_json::to_string(&record).unwrap_or_default(),
-                )
-            }
-            (_, None) => (String::new(), String::new()),
-        };
-        let at = DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at);
-        let mut line = json!({
-            "event": kind,
-            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "email": email,
+            let answers: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+            Ok::<_, redis::RedisError>((group, answers))
         });
-        let url = event.url.as_deref().and_then(without_query);
-        for (name, value) in [
-            ("type", &event.bounce_type),
-            ("reason", &event.reason),
-            ("status", &event.status),
-            ("response", &event.response),
-            ("url", &url),
-            ("attempt", &event.attempt),
-            ("sg_event_id", &event.sg_event_id),
-        ] {
-            if let Some(value) = value {
-                line[name] = json!(value);
+        let mut outcomes: Vec<Option<Outcome>> = prepared.iter().map(|_| None).collect();
+        for (group, answers) in try_join_all(calls).await? {
+            for ((i, _), pair) in group.iter().zip(answers.chunks_exact(2)) {
+                outcomes[*i] = Some(match pair[0].as_str() {
+                    "fresh" => Outcome::Fresh {
+                        unique: pair[1] == "u",
+                    },
+                    "duplicate" => Outcome::Duplicate {
+                        unique: pair[1] == "u",
+                    },
+                    _ => Outcome::Refused(pair[1].clone()),
+                });
             }
         }
-        [
-            event.sg_event_id.clone().unwrap_or_default(),
-            composite,
-            message.to_owned(),
-            email,
-            status.to_owned(),
-            rank.to_string(),
-            day,
-            categories,
-            counter.to_owned(),
-            unique_counter.to_owned(),
-            unique_key,
-            suppress,
-            suppression,
-            line.to_string(),
-        ]
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Refused("no answer from Redis".to_owned())))
+            .collect())
+    }
+
+    /// Step 2, per day: the counters of the events step 1 did not refuse. Returns refusals.
+    async fn stats(
+        &self,
+        prepared: &[Prepared],
+        go_on: &[(usize, bool)],
+    ) -> redis::RedisResult<Vec<(usize, String)>> {
+        let counted: Vec<(usize, bool, String)> = go_on
+            .iter()
+            .filter(|(i, _)| !prepared[*i].counter.is_empty())
+            .map(|(i, unique)| (*i, *unique, self.keys.stats(&prepared[*i].day)))
+            .collect();
+        let groups = self.conn.slot_groups(counted, |(_, _, key)| key);
+        let calls = groups.into_iter().map(|group| async move {
+            let mut invocation = STATS.prepare_invoke();
+            invocation.arg(STATS_TTL_SECS).arg(DEDUPE_TTL_SECS);
+            for (i, unique, key) in &group {
+                let p = &prepared[*i];
+                let unique_counter = match p.unique {
+                    Some((counter, _)) if *unique => counter,
+                    _ => "",
+                };
+                invocation
+                    .key(key)
+                    .key(self.keys.stats_seen(&p.day, &p.stats_mark()))
+                    .arg(&p.categories)
+                    .arg(p.counter)
+                    .arg(unique_counter);
+            }
+            let answers: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+            Ok::<_, redis::RedisError>((group, answers))
+        });
+        let mut refused = Vec::new();
+        for (group, answers) in try_join_all(calls).await? {
+            for ((i, _, _), why) in group.iter().zip(answers) {
+                if !why.is_empty() {
+                    refused.push((*i, why));
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Step 3: the suppressions of the events step 1 did not refuse. Returns refusals.
+    ///
+    /// A duplicate's suppression is put in place again (it may be the retry of a batch that
+    /// stopped after step 1); one an operator removed in between comes back, as the event says.
+    async fn suppressions(
+        &self,
+        prepared: &[Prepared],
+        go_on: &[(usize, bool)],
+        received_at: DateTime<Utc>,
+    ) -> redis::RedisResult<Vec<(usize, String)>> {
+        let wanted: Vec<usize> = go_on
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| !prepared[*i].suppress.is_empty())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = SUPPRESS.prepare_invoke();
+        invocation
+            .key(self.keys.suppressions())
+            .key(self.keys.suppressions_index())
+            .arg(received_at.timestamp_millis());
+        for i in &wanted {
+            let p = &prepared[*i];
+            invocation
+                .arg(&p.email)
+                .arg(&p.suppress)
+                .arg(&p.suppression);
+        }
+        let answers: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(wanted
+            .into_iter()
+            .zip(answers)
+            .filter(|(_, why)| !why.is_empty())
+            .collect())
+    }
+}
+
+impl Prepared {
+    /// The event's mark in its day's counters: SendGrid's id, else its own identity.
+    fn stats_mark(&self) -> String {
+        match &self.event_id {
+            Some(id) => format!("id:{id}"),
+            None => format!("k:{}", self.identity),
+        }
+    }
+}
+
+/// An event as the scripts take it.
+fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> Prepared {
+    let email = mailroom_jobs::address::case_key(&event.email);
+    let message = message.unwrap_or_default();
+    let kind = event.event.as_str();
+    let identity = format!("{message}|{kind}|{}|{email}", event.timestamp);
+    let (status, rank) = status_of(event).unwrap_or(("", 0));
+    let day = DateTime::from_timestamp(event.timestamp, 0)
+        .unwrap_or(received_at)
+        .format("%Y-%m-%d")
+        .to_string();
+    let categories = event
+        .category
+        .iter()
+        .map(|c| c.replace(['\n', '|'], " "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (counter, unique) = counters(event).unwrap_or(("", None));
+    let owner = if message.is_empty() {
+        event
+            .sg_message_id
+            .as_deref()
+            .filter(|m| !m.is_empty() && m.len() <= 200 && !m.contains(['{', '}']))
+            .unwrap_or("-")
+    } else {
+        message
+    };
+    let (suppress, suppression) = match (&event.event, suppression_of(event)) {
+        (EventKind::GroupResubscribe, _) => ("lift:group_unsubscribe".to_owned(), String::new()),
+        (_, Some(reason)) => {
+            let record = Suppression {
+                email: email.clone(),
+                reason,
+                source: format!("sendgrid:{kind}"),
+                detail: event.reason.clone().or_else(|| event.status.clone()),
+                created_at: DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at),
+            };
+            (
+                reason.as_str().to_owned(),
+                serde_json::to_string(&record).unwrap_or_default(),
+            )
+        }
+        (_, None) => (String::new(), String::new()),
+    };
+    let at = DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at);
+    let mut line = json!({
+        "event": kind,
+        "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "email": email,
+    });
+    let url = event.url.as_deref().and_then(without_query);
+    for (name, value) in [
+        ("type", &event.bounce_type),
+        ("reason", &event.reason),
+        ("status", &event.status),
+        ("response", &event.response),
+        ("url", &url),
+        ("attempt", &event.attempt),
+        ("sg_event_id", &event.sg_event_id),
+    ] {
+        if let Some(value) = value {
+            line[name] = json!(value);
+        }
+    }
+    Prepared {
+        owner: owner.to_owned(),
+        event_id: event.sg_event_id.clone().filter(|id| !id.is_empty()),
+        identity,
+        message: message.to_owned(),
+        email,
+        status,
+        rank,
+        day,
+        categories,
+        counter,
+        unique,
+        suppress,
+        suppression,
+        line: line.to_string(),
     }
 }
 
@@ -296,8 +463,8 @@ impl EventStore {
 /// found by trying each of its `.`-separated prefixes.
 #[derive(Debug, Clone)]
 pub struct MessageIndex {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: RedisConnection,
+    keys: Keys,
     keep_secs: u64,
 }
 
@@ -305,16 +472,16 @@ pub struct MessageIndex {
 const MAX_PREFIXES: usize = 8;
 
 impl MessageIndex {
-    pub fn new(conn: ConnectionManager, prefix: &str, keep_secs: u64) -> Self {
+    pub fn new(conn: RedisConnection, prefix: &str, keep_secs: u64) -> Self {
         Self {
             conn,
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
             keep_secs,
         }
     }
 
     fn key(&self, provider_id: &str) -> String {
-        format!("{}:sgmsg:{provider_id}", self.prefix)
+        self.keys.sendgrid_message(provider_id)
     }
 
     /// Records that SendGrid's `provider_id` is mailroom's `id`.

@@ -30,7 +30,7 @@ use axum::{
     routing::{get, post},
 };
 use mailroom_jobs::Producer;
-use redis::aio::ConnectionManager;
+use mailroom_jobs::RedisConnection;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -127,7 +127,7 @@ impl AppState {
     ///
     /// # Errors
     /// When keys are required and none are configured.
-    pub fn new(settings: &Settings, conn: ConnectionManager, auth: Auth) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings, conn: RedisConnection, auth: Auth) -> anyhow::Result<Self> {
         let keys = settings.api_key_list();
         let api_keys = match auth {
             Auth::Off => None,
@@ -329,8 +329,9 @@ pub async fn serve(
     let address: SocketAddr = settings.listen_address()?;
     settings.check_sending()?;
     let conn = settings.redis_connection().await?;
-    let state = AppState::new(settings, conn, auth)?;
+    let state = AppState::new(settings, conn.clone(), auth)?;
     state.guard.check_at_start().await?;
+    crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
     state.guard.clone().watch(WATCH_EVERY, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(address)
         .await

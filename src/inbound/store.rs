@@ -1,9 +1,11 @@
-//! Where inbound mail is kept: `P:inbound:msg:{id}` (the [`InboundEmail`] as JSON),
-//! `P:inbound:att:{id}:{n}` (attachment bodies, 1-based), both expiring after the retention, and
-//! the stream `P:inbound` (one entry per message: `id`, `from`, `subject`, `received_at`,
-//! trimmed to about `MAILROOM_INBOUND_STREAM_MAXLEN`) that consumer services read with consumer
-//! groups. Everything of one message is written in one MULTI, so a message is in the stream
-//! only when its record and attachments are stored.
+//! Where inbound mail is kept: `P:inbound:msg:{ID}` (the [`InboundEmail`] as JSON),
+//! `P:inbound:att:{ID}:{n}` (attachment bodies, 1-based), both expiring after the retention and
+//! sharing the message's hash tag, and the stream `P:inbound` (one entry per message: `id`,
+//! `from`, `subject`, `received_at`, trimmed to about `MAILROOM_INBOUND_STREAM_MAXLEN`) that
+//! consumer services read with consumer groups. A message's record and attachments are written
+//! in one MULTI, its usage counted, and only then is it announced on the stream, so an entry
+//! always finds its message. (Separate steps because on a cluster each is a slot of its own; a
+//! failure in between leaves an unannounced copy that expires, and SendGrid retries on the 503.)
 //!
 //! **The budget.** The bytes stored are counted in time buckets (`P:inbound:bytes:{n}`, each
 //! [`InboundStore::bucket_secs`] long, expiring with the last message they count), so their
@@ -15,7 +17,7 @@
 //! between them: the budget is a bound on growth, not an exact quota.
 
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
+use mailroom_jobs::RedisConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -90,7 +92,7 @@ pub struct InboundUsage {
 /// The inbound store.
 #[derive(Debug, Clone)]
 pub struct InboundStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     retention_secs: u64,
     maxlen: usize,
@@ -101,7 +103,7 @@ impl InboundStore {
     /// The store under `prefix`: messages kept `retention_secs`, the stream trimmed to about
     /// `maxlen`, at most about `budget` bytes kept in all.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConnection,
         prefix: &str,
         retention_secs: u64,
         maxlen: usize,
@@ -122,11 +124,15 @@ impl InboundStore {
     }
 
     fn bucket_key(&self, n: u64) -> String {
-        format!("{}:inbound:bytes:{n}", self.prefix)
+        self.keys().inbound_bytes(n)
     }
 
     fn over_budget_key(&self) -> String {
-        format!("{}:inbound:over_budget", self.prefix)
+        self.keys().inbound_over_budget()
+    }
+
+    fn keys(&self) -> mailroom_jobs::Keys {
+        mailroom_jobs::Keys::new(&self.prefix)
     }
 
     /// The buckets that can still count kept messages, newest first.
@@ -159,15 +165,15 @@ impl InboundStore {
 
     /// The stream's key.
     pub fn stream(&self) -> String {
-        format!("{}:inbound", self.prefix)
+        self.keys().inbound_stream()
     }
 
     fn message_key(&self, id: &str) -> String {
-        format!("{}:inbound:msg:{id}", self.prefix)
+        self.keys().inbound_message(id)
     }
 
     fn attachment_key(&self, id: &str, n: usize) -> String {
-        format!("{}:inbound:att:{id}:{n}", self.prefix)
+        self.keys().inbound_attachment(id, n)
     }
 
     /// Stores a parsed message and announces it on the stream.
@@ -195,10 +201,27 @@ impl InboundStore {
             (&parsed.email, &parsed.bodies)
         };
         let bucket = self.live_buckets().swap_remove(0);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
+        let mut conn = self.conn.clone();
+        let mut message = redis::pipe();
+        message
+            .atomic()
             .set_ex(self.message_key(&email.id), json, self.retention_secs)
-            .ignore()
+            .ignore();
+        for (n, body) in bodies.iter().enumerate() {
+            if let Some(body) = body {
+                message
+                    .set_ex(
+                        self.attachment_key(&email.id, n + 1),
+                        body.as_ref(),
+                        self.retention_secs,
+                    )
+                    .ignore();
+            }
+        }
+        message.query_async::<()>(&mut conn).await?;
+        let mut usage = redis::pipe();
+        usage
+            .atomic()
             .incr(&bucket, size)
             .ignore()
             .expire(
@@ -206,20 +229,14 @@ impl InboundStore {
                 i64::try_from(self.retention_secs + self.bucket_secs()).unwrap_or(i64::MAX),
             )
             .ignore();
+        usage.query_async::<()>(&mut conn).await?;
         if over_budget {
-            pipe.incr(self.over_budget_key(), 1).ignore();
+            redis::cmd("INCR")
+                .arg(self.over_budget_key())
+                .query_async::<()>(&mut conn)
+                .await?;
         }
-        for (n, body) in bodies.iter().enumerate() {
-            if let Some(body) = body {
-                pipe.set_ex(
-                    self.attachment_key(&email.id, n + 1),
-                    body.as_ref(),
-                    self.retention_secs,
-                )
-                .ignore();
-            }
-        }
-        pipe.cmd("XADD")
+        redis::cmd("XADD")
             .arg(self.stream())
             .arg("MAXLEN")
             .arg("~")
@@ -233,8 +250,8 @@ impl InboundStore {
             .arg(&email.subject)
             .arg("received_at")
             .arg(email.received_at.to_rfc3339())
-            .ignore();
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+            .query_async::<()>(&mut conn)
+            .await?;
         Ok(if over_budget {
             StoredAs::Described
         } else {

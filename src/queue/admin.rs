@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use mailroom_jobs::QueueKeys;
-use redis::aio::ConnectionManager;
+use mailroom_jobs::RedisConnection;
 
 use super::{now_ms, scripts::Scripts};
 
@@ -55,13 +55,13 @@ pub struct DeadLetter {
 /// Reads and repairs queues for an operator.
 #[derive(Debug, Clone)]
 pub struct QueueAdmin {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 
 impl QueueAdmin {
     /// An admin for the queues under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),

@@ -23,7 +23,7 @@ use apalis_core::{
 };
 use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::Job;
-use redis::aio::MultiplexedConnection;
+use mailroom_jobs::RedisConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -36,14 +36,14 @@ use super::{
 /// The backend never fails: errors are retried inside it. This type only names that fact.
 pub type QueueError = Infallible;
 
-type Fetch<J> = BoxFuture<'static, (Vec<Task<J>>, Option<MultiplexedConnection>)>;
+type Fetch<J> = BoxFuture<'static, (Vec<Task<J>>, Option<RedisConnection>)>;
 
 /// A worker's source of jobs of type `J`. Made by [`RedisQueue::backend`](super::RedisQueue::backend).
 pub struct QueueBackend<J> {
     shared: Arc<Shared>,
     buffer: VecDeque<Task<J>>,
     fetch: Option<Fetch<J>>,
-    blocking: Option<MultiplexedConnection>,
+    blocking: Option<RedisConnection>,
     closing: CancellationToken,
     heartbeat_started: bool,
     close: Option<BoxFuture<'static, ()>>,
@@ -187,9 +187,9 @@ impl<J> Drop for QueueBackend<J> {
 /// One fetch: returns as soon as at least one job is leased, or when closing.
 async fn fetch_round<J: Job>(
     shared: Arc<Shared>,
-    mut blocking: Option<MultiplexedConnection>,
+    mut blocking: Option<RedisConnection>,
     closing: CancellationToken,
-) -> (Vec<Task<J>>, Option<MultiplexedConnection>) {
+) -> (Vec<Task<J>>, Option<RedisConnection>) {
     let mut failures = 0u32;
     loop {
         let next_due = match fetch_batch::<J>(&shared).await {
@@ -240,16 +240,10 @@ async fn fetch_round<J: Job>(
     }
 }
 
-/// A connection without a response timeout, for `BLPOP` (redis-rs would cut it at 500 ms).
-async fn dedicated_connection(shared: &Shared) -> Option<MultiplexedConnection> {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(None)
-        .set_connection_timeout(Some(Duration::from_secs(5)));
-    match shared
-        .client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-    {
+/// A connection of its own without a response timeout, for `BLPOP` (redis-rs would cut it
+/// at the response timeout, and on the shared connection it would hold up other commands).
+async fn dedicated_connection(shared: &Shared) -> Option<RedisConnection> {
+    match shared.client.blocking().await {
         Ok(conn) => Some(conn),
         Err(error) => {
             tracing::warn!(%error, "could not open the connection that waits for work");

@@ -29,8 +29,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use mailroom_jobs::RedisConnection;
 use mailroom_jobs::{Job, QueueKeys};
-use redis::aio::ConnectionManager;
 
 pub use admin::{DeadLetter, QueueAdmin, QueueStats};
 pub use backend::{QueueBackend, QueueError};
@@ -131,8 +131,8 @@ impl<J> Clone for RedisQueue<J> {
 /// What a worker's backend, its settle layer and its heartbeat share.
 #[derive(Debug)]
 struct Shared {
-    client: redis::Client,
-    conn: ConnectionManager,
+    client: mailroom_jobs::RedisClient,
+    conn: RedisConnection,
     keys: QueueKeys,
     config: QueueConfig,
     worker: String,
@@ -148,11 +148,13 @@ impl<J: Job> RedisQueue<J> {
     /// # Errors
     /// When Redis does not answer or the scripts cannot be loaded.
     pub async fn connect(
-        client: redis::Client,
+        client: mailroom_jobs::RedisClient,
         config: QueueConfig,
         worker: impl Into<String>,
     ) -> Result<Self, redis::RedisError> {
-        let mut conn = ConnectionManager::new(client.clone()).await?;
+        let mut conn = client
+            .connect(crate::config::REDIS_RESPONSE_TIMEOUT)
+            .await?;
         let scripts = Scripts::default();
         scripts.load(&mut conn).await?;
         let keys = QueueKeys::new(&config.prefix, J::QUEUE);

@@ -1,6 +1,7 @@
 //! The queue's Lua scripts, loaded once per connection and then invoked by SHA.
 
-use redis::{Script, aio::ConnectionManager};
+use mailroom_jobs::RedisConnection;
+use redis::Script;
 
 /// Every script a worker runs.
 #[derive(Debug)]
@@ -25,7 +26,7 @@ impl Default for Scripts {
 impl Scripts {
     /// Loads every script so that a broken one fails at start-up, not on the first job.
     /// (`invoke_async` reloads a script by itself should Redis restart and forget it.)
-    pub(super) async fn load(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub(super) async fn load(&self, conn: &mut RedisConnection) -> redis::RedisResult<()> {
         for script in [
             &self.fetch,
             &self.settle,

@@ -22,7 +22,8 @@ use apalis_core::{
 };
 use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::QueueKeys;
-use redis::{Script, aio::ConnectionManager};
+use mailroom_jobs::RedisConnection;
+use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tower::{Layer, Service};
 
@@ -143,7 +144,7 @@ pub(super) struct Settler {
 /// What the background task needs; it holds no reference back to the queue, so it ends when
 /// the last [`Settler`] is dropped.
 struct Recorder {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: QueueKeys,
     script: Script,
     retention_ms: u64,
@@ -154,7 +155,7 @@ struct Recorder {
 
 impl Settler {
     pub(super) fn spawn(
-        conn: ConnectionManager,
+        conn: RedisConnection,
         keys: QueueKeys,
         config: &QueueConfig,
         script: Script,

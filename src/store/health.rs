@@ -23,7 +23,8 @@ use std::{
     time::Duration,
 };
 
-use redis::{RedisError, aio::ConnectionManager};
+use mailroom_jobs::RedisConnection;
+use redis::RedisError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Misconfigured;
@@ -92,16 +93,44 @@ impl RedisFacts {
         self.max_memory > 0 && self.used_memory >= self.max_memory
     }
 
-    /// Reads them from `conn`.
+    /// Reads them from `conn`: on a cluster, from every master, reporting the one that is
+    /// worst off (an evicting policy first, then the fullest) and persistence only when every
+    /// master has it.
     ///
     /// # Errors
     /// When Redis does not answer `INFO`.
-    pub async fn read(conn: &mut ConnectionManager) -> redis::RedisResult<Self> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .arg("persistence")
-            .query_async(conn)
+    pub async fn read(conn: &mut RedisConnection) -> redis::RedisResult<Self> {
+        let infos = conn
+            .on_every_master(redis::cmd("INFO").arg("memory").arg("persistence"))
             .await?;
+        let saves = conn
+            .on_every_master(redis::cmd("CONFIG").arg("GET").arg("save"))
+            .await
+            .ok();
+        let rdb = saves.map(|saves| {
+            saves.into_iter().all(|(_, value)| {
+                redis::from_redis_value::<Vec<String>>(value)
+                    .ok()
+                    .and_then(|pair| pair.get(1).map(|s| !s.trim().is_empty()))
+                    .unwrap_or(false)
+            })
+        });
+        let mut worst: Option<Self> = None;
+        let mut aof = true;
+        for (_, value) in infos {
+            let info: String = redis::from_redis_value(value)?;
+            let node = Self::from_info(&info, rdb);
+            aof &= node.aof;
+            if worst.as_ref().is_none_or(|w| node.worse_than(w)) {
+                worst = Some(node);
+            }
+        }
+        let mut facts = worst.unwrap_or_else(|| Self::from_info("", rdb));
+        facts.aof = aof;
+        Ok(facts)
+    }
+
+    fn from_info(info: &str, rdb: Option<bool>) -> Self {
         let field = |name: &str| {
             info.lines()
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
@@ -109,27 +138,35 @@ impl RedisFacts {
                 .unwrap_or_default()
         };
         let number = |name: &str| field(name).parse::<u64>().unwrap_or(0);
-        let save: Result<Vec<String>, _> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("save")
-            .query_async(conn)
-            .await;
-        Ok(Self {
+        Self {
             policy: field("maxmemory_policy").to_owned(),
             max_memory: number("maxmemory"),
             used_memory: number("used_memory"),
             aof: field("aof_enabled") == "1",
-            rdb: save
-                .ok()
-                .and_then(|pair| pair.get(1).map(|s| !s.trim().is_empty())),
-        })
+            rdb,
+        }
+    }
+
+    /// Whether this node is in more danger than `other`: evicting, then full, then fuller.
+    fn worse_than(&self, other: &Self) -> bool {
+        #[allow(clippy::cast_precision_loss)]
+        let fill = |f: &Self| {
+            if f.max_memory == 0 {
+                0.0
+            } else {
+                f.used_memory as f64 / f.max_memory as f64
+            }
+        };
+        (self.evicts(), self.full()) > (other.evicts(), other.full())
+            || ((self.evicts(), self.full()) == (other.evicts(), other.full())
+                && fill(self) > fill(other))
     }
 }
 
 /// Watches one Redis for a policy that may delete mail.
 #[derive(Debug, Clone)]
 pub struct RedisGuard {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     allow_evicting: bool,
     /// The evicting policy last seen, while it is refused.
     refused: Arc<Mutex<Option<String>>>,
@@ -139,7 +176,7 @@ pub struct RedisGuard {
 
 impl RedisGuard {
     /// A guard over `conn`; `allow_evicting` is `MAILROOM_ALLOW_EVICTING_REDIS`.
-    pub fn new(conn: ConnectionManager, allow_evicting: bool) -> Self {
+    pub fn new(conn: RedisConnection, allow_evicting: bool) -> Self {
         Self {
             conn,
             allow_evicting,

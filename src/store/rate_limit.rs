@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use redis::{Script, aio::ConnectionManager};
+use mailroom_jobs::RedisConnection;
+use redis::Script;
 use sha2::{Digest, Sha256};
 
 const HIT: &str = r"
@@ -29,14 +30,14 @@ pub enum Limit {
 /// Counts requests per subject and window.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     script: Script,
 }
 
 impl RateLimiter {
     /// Limits under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
@@ -56,7 +57,7 @@ impl RateLimiter {
         window: Duration,
     ) -> redis::RedisResult<Limit> {
         let digest = format!("{:x}", Sha256::digest(subject.as_bytes()));
-        let key = format!("{}:rl:{scope}:{}", self.prefix, &digest[..32]);
+        let key = mailroom_jobs::Keys::new(&self.prefix).rate_limit(scope, &digest[..32]);
         let (count, ttl_ms): (u64, i64) = self
             .script
             .key(key)

@@ -2,7 +2,7 @@
 //! `{counter}|{category}`, `{counter}|` for all categories), read here with their rates.
 
 use chrono::NaiveDate;
-use redis::aio::ConnectionManager;
+use mailroom_jobs::RedisConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -138,15 +138,15 @@ pub const MAX_DAYS: i64 = 366;
 /// Reads the counters.
 #[derive(Debug, Clone)]
 pub struct StatsStore {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: RedisConnection,
+    keys: mailroom_jobs::Keys,
 }
 
 impl StatsStore {
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConnection, prefix: &str) -> Self {
         Self {
             conn,
-            prefix: prefix.to_owned(),
+            keys: mailroom_jobs::Keys::new(prefix),
         }
     }
 
@@ -163,18 +163,31 @@ impl StatsStore {
         let suffix = category.unwrap_or_default();
         let fields: Vec<String> = COUNTERS.iter().map(|c| format!("{c}|{suffix}")).collect();
         let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-        let mut pipe = redis::pipe();
-        for date in &dates {
-            pipe.cmd("HMGET")
-                .arg(format!("{}:stats:{}", self.prefix, date.format("%Y-%m-%d")))
-                .arg(&fields);
+        let keys: Vec<String> = dates
+            .iter()
+            .map(|d| self.keys.stats(&d.format("%Y-%m-%d").to_string()))
+            .collect();
+        // One pipeline per slot (each day is a slot of its own on a cluster), side by side.
+        let groups = self
+            .conn
+            .slot_groups(keys.iter().enumerate().collect(), |(_, key)| key);
+        let reads = groups.into_iter().map(|group| {
+            let mut pipe = redis::pipe();
+            for (_, key) in &group {
+                pipe.cmd("HMGET").arg(key).arg(&fields);
+            }
+            let mut conn = self.conn.clone();
+            async move {
+                let rows: Vec<Vec<Option<u64>>> = pipe.query_async(&mut conn).await?;
+                Ok::<_, redis::RedisError>(group.into_iter().map(|(i, _)| i).zip(rows))
+            }
+        });
+        let mut rows: Vec<Vec<Option<u64>>> = vec![Vec::new(); dates.len()];
+        for group in futures::future::try_join_all(reads).await? {
+            for (i, row) in group {
+                rows[i] = row;
+            }
         }
-        // An empty period (from after to) reads nothing: redis-rs refuses an empty pipeline.
-        let rows: Vec<Vec<Option<u64>>> = if dates.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut self.conn.clone()).await?
-        };
         let mut totals = Counters::default();
         let mut days = Vec::with_capacity(dates.len());
         for (date, row) in dates.iter().zip(rows) {

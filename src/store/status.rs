@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::events::store::{delivery_key, timeline_key};
-use mailroom_jobs::{Job, QueueKeys, SendEmail};
-use redis::aio::ConnectionManager;
+use mailroom_jobs::RedisConnection;
+use mailroom_jobs::{Job, Keys, QueueKeys, SendEmail};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -128,12 +127,15 @@ pub struct StatusRecord {
     pub timeline: Vec<serde_json::Value>,
 }
 
+/// A message's delivery statuses by recipient, and its timeline.
+type MessageEvents = (BTreeMap<String, String>, Vec<String>);
+
 /// Reads status records.
 #[derive(Debug, Clone)]
 pub struct StatusStore {
-    conn: ConnectionManager,
-    keys: QueueKeys,
-    prefix: String,
+    conn: RedisConnection,
+    queue: QueueKeys,
+    keys: Keys,
     timeline_cap: usize,
 }
 
@@ -178,11 +180,11 @@ impl StatusRecord {
 impl StatusStore {
     /// Statuses of the send jobs under `prefix`, with at most the newest `timeline_cap` events
     /// of a timeline read.
-    pub fn new(conn: ConnectionManager, prefix: &str, timeline_cap: usize) -> Self {
+    pub fn new(conn: RedisConnection, prefix: &str, timeline_cap: usize) -> Self {
         Self {
             conn,
-            keys: QueueKeys::new(prefix, SendEmail::QUEUE),
-            prefix: prefix.to_owned(),
+            queue: QueueKeys::new(prefix, SendEmail::QUEUE),
+            keys: Keys::new(prefix),
             timeline_cap,
         }
     }
@@ -192,23 +194,27 @@ impl StatusStore {
     /// # Errors
     /// When Redis does not answer.
     pub async fn get(&self, id: &str) -> redis::RedisResult<Option<StatusRecord>> {
-        let (values, delivery, timeline): (
-            Vec<Option<String>>,
-            BTreeMap<String, String>,
-            Vec<String>,
-        ) = redis::pipe()
-            .cmd("HMGET")
-            .arg(self.keys.job(id))
+        // Three slots on a cluster (the queue's, and the message's for the other two): read
+        // side by side rather than in one pipeline.
+        let mut conn = self.conn.clone();
+        let mut job_conn = self.conn.clone();
+        let job = redis::cmd("HMGET")
+            .arg(self.queue.job(id))
             .arg(&FIELDS)
-            .hgetall(delivery_key(&self.prefix, id))
-            // Bounded even when a timeline was written before its cap was lowered.
-            .lrange(
-                timeline_key(&self.prefix, id),
-                -isize::try_from(self.timeline_cap).unwrap_or(isize::MAX),
-                -1,
-            )
-            .query_async(&mut self.conn.clone())
-            .await?;
+            .to_owned();
+        let (values, (delivery, timeline)): (Vec<Option<String>>, MessageEvents) =
+            tokio::try_join!(job.query_async(&mut job_conn), async {
+                redis::pipe()
+                    .hgetall(self.keys.delivery(id))
+                    // Bounded even when a timeline was written before its cap was lowered.
+                    .lrange(
+                        self.keys.timeline(id),
+                        -isize::try_from(self.timeline_cap).unwrap_or(isize::MAX),
+                        -1,
+                    )
+                    .query_async(&mut conn)
+                    .await
+            })?;
         let [
             state,
             attempts,

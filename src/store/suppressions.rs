@@ -1,13 +1,15 @@
 //! The suppression list: addresses mailroom will not send to, with the reason, where it came
-//! from, and when. `P:suppressions` (hash: lower-cased address → JSON record) and
-//! `P:suppressions:index` (sorted set by time, for listing with a cursor).
+//! from, and when. `P:{suppressions}` (hash: lower-cased address → JSON record) and
+//! `P:{suppressions}:index` (sorted set by time, for listing with a cursor), one slot on a
+//! cluster since both change together.
 //!
 //! Events add to it ([`crate::events::store`]); operators read and edit it through
 //! `/v1/suppressions`; the API and the worker consult it before sending.
 
 use chrono::{DateTime, Utc};
 use mailroom_jobs::EmailMessage;
-use redis::{AsyncCommands, aio::ConnectionManager};
+use mailroom_jobs::RedisConnection;
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -71,7 +73,7 @@ pub struct SuppressionPage {
 /// The suppression list in Redis.
 #[derive(Debug, Clone)]
 pub struct Suppressions {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     list: String,
     index: String,
 }
@@ -83,11 +85,11 @@ pub fn key_of(email: &str) -> String {
 }
 
 impl Suppressions {
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConnection, prefix: &str) -> Self {
         Self {
             conn,
-            list: format!("{prefix}:suppressions"),
-            index: format!("{prefix}:suppressions:index"),
+            list: mailroom_jobs::Keys::new(prefix).suppressions(),
+            index: mailroom_jobs::Keys::new(prefix).suppressions_index(),
         }
     }
 

@@ -4,18 +4,20 @@
 //! SHA-256, with the request (address, locale, return URL, metadata, creation time), until the
 //! link expires. Each address has one live token: issuing a new one deletes the old. A token
 //! is spent by one atomic script that also marks the address verified and appends the
-//! `email.verified` event to the `{prefix}:events` stream, so fifty simultaneous confirmations
+//! `email.verified` event to the `{prefix}:{verify}:events` stream, so fifty simultaneous confirmations
 //! of one link make exactly one success.
 //!
 //! Keys: `P:{verify}:t:SHA256` (hash), `P:{verify}:a:EMAIL` (the address's live token),
 //! `P:{verify}:used:SHA256` (a spent token's return URL, until the link would have expired),
-//! `P:{verify}:addr:EMAIL` (hash with `verified_at`), and the stream `P:events`.
+//! `P:{verify}:addr:EMAIL` (hash with `verified_at`), and the stream `P:{verify}:events`: one
+//! hash tag, since one script writes token, address and stream ([`mailroom_jobs::keys`]).
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
-use redis::{Script, aio::ConnectionManager};
+use mailroom_jobs::RedisConnection;
+use redis::Script;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -164,8 +166,8 @@ fn now() -> String {
 /// Reads and writes verification state.
 #[derive(Debug, Clone)]
 pub struct Verifications {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: RedisConnection,
+    keys: mailroom_jobs::Keys,
     issue: Script,
     invalidate: Script,
     consume: Script,
@@ -173,10 +175,10 @@ pub struct Verifications {
 
 impl Verifications {
     /// The store under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             conn,
-            prefix: prefix.into(),
+            keys: mailroom_jobs::Keys::new(&prefix.into()),
             issue: Script::new(ISSUE),
             invalidate: Script::new(INVALIDATE),
             consume: Script::new(CONSUME),
@@ -184,28 +186,24 @@ impl Verifications {
     }
 
     fn token_key(&self, digest: &str) -> String {
-        format!("{}:{{verify}}:t:{digest}", self.prefix)
+        self.keys.verify_token(digest)
     }
 
     fn used_key(&self, digest: &str) -> String {
-        format!("{}:{{verify}}:used:{digest}", self.prefix)
+        self.keys.verify_used(digest)
     }
 
     fn token_prefix(&self) -> String {
-        format!("{}:{{verify}}:t:", self.prefix)
+        self.keys.verify_token_prefix()
     }
 
     fn live_key(&self, email: &str) -> String {
-        format!("{}:{{verify}}:a:{}", self.prefix, canonical(email))
-    }
-
-    fn address_prefix(&self) -> String {
-        format!("{}:{{verify}}:addr:", self.prefix)
+        self.keys.verify_live(&canonical(email))
     }
 
     /// The stream every `email.verified` event goes to.
     pub fn events_key(&self) -> String {
-        format!("{}:events", self.prefix)
+        self.keys.verify_events()
     }
 
     /// Drops the address's live token, if any (a newer request replaces it).
@@ -287,8 +285,8 @@ impl Verifications {
             .key(self.events_key())
             .key(self.used_key(&token.digest()))
             .arg(token.digest())
-            .arg(format!("{}:{{verify}}:a:", self.prefix))
-            .arg(self.address_prefix())
+            .arg(self.keys.verify_live_prefix())
+            .arg(self.keys.verified_prefix())
             .arg(&verified_at)
             .arg(100_000)
             .invoke_async(&mut self.conn.clone())
@@ -325,7 +323,7 @@ impl Verifications {
     /// # Errors
     /// When Redis does not answer.
     pub async fn address(&self, email: &str) -> redis::RedisResult<AddressStatus> {
-        let key = format!("{}{}", self.address_prefix(), canonical(email));
+        let key = self.keys.verified(&canonical(email));
         let verified_at: Option<String> = redis::cmd("HGET")
             .arg(key)
             .arg("verified_at")
@@ -343,7 +341,7 @@ impl Verifications {
     /// # Errors
     /// When Redis does not answer.
     pub async fn clear(&self, email: &str) -> redis::RedisResult<bool> {
-        let key = format!("{}{}", self.address_prefix(), canonical(email));
+        let key = self.keys.verified(&canonical(email));
         let removed: i64 = redis::cmd("DEL")
             .arg(key)
             .query_async(&mut self.conn.clone())

@@ -15,8 +15,8 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, rdata::MX};
 use hickory_resolver::{Resolver, TokioResolver};
+use mailroom_jobs::RedisConnection;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 /// What DNS said about a domain's mail hosts.
@@ -61,7 +61,7 @@ pub struct DnsSettings {
 #[derive(Clone)]
 pub struct DomainChecker {
     resolver: TokioResolver,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     prefix: String,
     settings: DnsSettings,
 }
@@ -83,7 +83,7 @@ impl DomainChecker {
     /// When the resolver cannot be built from its configuration.
     pub fn new(
         settings: DnsSettings,
-        redis: ConnectionManager,
+        redis: RedisConnection,
         prefix: &str,
     ) -> anyhow::Result<Self> {
         let mut options = ResolverOpts::default();
@@ -124,7 +124,7 @@ impl DomainChecker {
     }
 
     fn key(&self, ascii_domain: &str) -> String {
-        format!("{}:dns:{ascii_domain}", self.prefix)
+        mailroom_jobs::Keys::new(&self.prefix).dns(ascii_domain)
     }
 
     /// Answers for each of `domains` (ASCII, lower-case, deduplicated by the caller): one Redis

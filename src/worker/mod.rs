@@ -81,6 +81,7 @@ pub async fn run(
     let conn = settings.redis_connection().await?;
     let guard = RedisGuard::new(conn.clone(), settings.allow_evicting_redis);
     guard.check_at_start().await?;
+    crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
     guard.watch(WATCH_EVERY, shutdown.clone());
     let mailer = Arc::new(Mailer {
         provider: Provider::from_settings(settings)?,

@@ -25,14 +25,16 @@ use mailroom::{
     queue::{Backoff, QueueConfig, RedisQueue},
     worker::{run_noop, supervise},
 };
+use mailroom_jobs::RedisConnection;
 use mailroom_jobs::{Job, Noop, Producer, QueueKeys};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The Redis the tests use: `MAILROOM_TEST_REDIS_URL` (the test command, `scripts/test`, starts
-/// one of its own and sets it), else the conventional local one.
+/// one of its own and sets it, and runs the Redis-facing tests a second time with it naming
+/// its Redis Cluster, `redis+cluster://…`), else the conventional local one.
 pub fn redis_url() -> &'static str {
     static URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         std::env::var("MAILROOM_TEST_REDIS_URL")
@@ -44,8 +46,10 @@ pub fn redis_url() -> &'static str {
 /// A test's own corner of Redis. Dropping it deletes every key under its prefix.
 pub struct TestRedis {
     pub prefix: String,
-    pub client: redis::Client,
-    pub conn: ConnectionManager,
+    pub client: mailroom_jobs::RedisClient,
+    pub conn: RedisConnection,
+    /// Each server to scan for this test's keys: the one Redis, or every seed of a cluster.
+    nodes: Vec<String>,
 }
 
 impl TestRedis {
@@ -56,14 +60,17 @@ impl TestRedis {
     /// A corner of the Redis at `url` (a test's own [`redis_server::RedisServer`]).
     pub async fn at(url: &str) -> Self {
         let prefix = format!("mrtest-{}", uuid::Uuid::now_v7().simple());
-        let client = redis::Client::open(url).expect("redis url");
-        let conn = ConnectionManager::new(client.clone())
+        let timeout = mailroom::config::REDIS_RESPONSE_TIMEOUT;
+        let client = mailroom_jobs::RedisClient::open(url, timeout).expect("redis url");
+        let conn = client
+            .connect(timeout)
             .await
             .expect("the tests need Redis at MAILROOM_TEST_REDIS_URL or 127.0.0.1:6379 (scripts/test starts one)");
         Self {
             prefix,
             client,
             conn,
+            nodes: nodes_of(url),
         }
     }
 
@@ -88,20 +95,31 @@ impl TestRedis {
         QueueKeys::new(&self.prefix, queue)
     }
 
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> RedisConnection {
         self.conn.clone()
     }
 
-    /// Every key under this test's prefix.
+    /// Whether the tests run against a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.client.is_cluster()
+    }
+
+    /// Every key under this test's prefix, on every node.
     pub async fn all_keys(&self) -> Vec<String> {
-        let mut conn = self.conn();
-        let mut iter: redis::AsyncIter<'_, String> = conn
-            .scan_match(format!("{}:*", self.prefix))
-            .await
-            .expect("scan");
         let mut keys = Vec::new();
-        while let Some(key) = iter.next_item().await {
-            keys.push(key.expect("scan item"));
+        for node in &self.nodes {
+            let client = redis::Client::open(node.as_str()).expect("node url");
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("node");
+            let mut iter: redis::AsyncIter<'_, String> = conn
+                .scan_match(format!("{}:*", self.prefix))
+                .await
+                .expect("scan");
+            while let Some(key) = iter.next_item().await {
+                keys.push(key.expect("scan item"));
+            }
         }
         keys.sort();
         keys
@@ -119,17 +137,37 @@ impl TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         // Synchronous on purpose: Drop cannot await, and this must run even after a panic.
-        let Ok(mut conn) = self.client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> =
-            match redis::Commands::scan_match(&mut conn, format!("{}:*", self.prefix)) {
-                Ok(iter) => iter.filter_map(Result::ok).collect(),
-                Err(_) => return,
+        // Key by key, since on a cluster node the keys of one DEL must share a slot.
+        for node in &self.nodes {
+            let Ok(mut conn) = redis::Client::open(node.as_str()).and_then(|c| c.get_connection())
+            else {
+                continue;
             };
-        for chunk in keys.chunks(1000) {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+            let keys: Vec<String> =
+                match redis::Commands::scan_match(&mut conn, format!("{}:*", self.prefix)) {
+                    Ok(iter) => iter.filter_map(Result::ok).collect(),
+                    Err(_) => continue,
+                };
+            for chunk in keys.chunks(1000) {
+                let mut pipe = redis::pipe();
+                for key in chunk {
+                    pipe.del(key).ignore();
+                }
+                let _: redis::RedisResult<()> = pipe.query(&mut conn);
+            }
         }
+    }
+}
+
+/// The servers behind `url`: itself, or each seed node of a `redis+cluster://` URL (the test
+/// command lists every master).
+fn nodes_of(url: &str) -> Vec<String> {
+    match url.strip_prefix(mailroom_jobs::connection::CLUSTER_SCHEME) {
+        Some(seeds) => seeds
+            .split(',')
+            .map(|seed| format!("redis://{}", seed.trim().trim_end_matches('/')))
+            .collect(),
+        None => vec![url.to_owned()],
     }
 }
 
