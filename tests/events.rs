@@ -16,6 +16,7 @@ use mailroom::events::{
     EventStore, WebhookKey, parse_batch,
     signature::{self, SignatureError},
 };
+use mailroom::store::StatsStore;
 use p256::{
     ecdsa::{Signature, SigningKey, signature::Signer as _},
     pkcs8::EncodePublicKey,
@@ -728,4 +729,67 @@ async fn a_clicked_link_is_kept_without_its_query_so_a_token_in_it_is_not_stored
             "the token is in {key}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_batch_retried_after_its_message_step_is_counted_once_with_its_unique_opens() {
+    // Each effect is a script of its own (one slot each on a cluster): a process that stopped
+    // after the message step must leave the counters to the retry, counted once, with the
+    // unique opens the first run found.
+    let redis = TestRedis::new().await;
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let mut events: Vec<Value> = serde_json::from_str(&events_for("m-retry", "r", 6)).unwrap();
+    // Two more opens by a recipient who already opened: counted, but not as unique.
+    for n in [6, 7] {
+        events.push(json!({
+            "email": "r1@example.org", "timestamp": 1_700_000_000 + n, "event": "open",
+            "sg_event_id": format!("r{n}"), "mailroom_id": "m-retry",
+        }));
+    }
+    let batch = parse_batch(&serde_json::to_string(&events).unwrap()).unwrap();
+    let first = store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((first.fresh, first.duplicates), (8, 0));
+    let day = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+        .unwrap()
+        .date_naive();
+    let stats = StatsStore::new(redis.conn(), &redis.prefix);
+    let once = stats.read(None, day, day).await.unwrap().totals;
+    assert_eq!((once.delivered, once.opened, once.unique_opens), (3, 5, 3));
+
+    // As if the first run had stopped after the message step: no counters, no day marks.
+    let day_keys: Vec<String> = redis
+        .all_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":stats:{"))
+        .collect();
+    assert!(!day_keys.is_empty());
+    let _: () = redis::AsyncCommands::del(&mut redis.conn(), day_keys)
+        .await
+        .unwrap();
+
+    let retried = store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((retried.fresh, retried.duplicates), (0, 8));
+    assert_eq!(stats.read(None, day, day).await.unwrap().totals, once);
+    // And a third delivery of the same batch changes nothing.
+    store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(stats.read(None, day, day).await.unwrap().totals, once);
+    let timeline: Vec<String> = redis::AsyncCommands::lrange(
+        &mut redis.conn(),
+        mailroom_jobs::Keys::new(&redis.prefix).timeline("m-retry"),
+        0,
+        -1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeline.len(), 8, "each event once on the timeline");
 }

@@ -209,6 +209,19 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
+/// `items` grouped by the cluster slot of `key(item)`, groups in order of first appearance.
+fn by_slot<T>(items: Vec<T>, key: impl Fn(&T) -> &str) -> Vec<Vec<T>> {
+    let mut groups: Vec<(Slot, Vec<T>)> = Vec::new();
+    for item in items {
+        let slot = Slot::for_key(key(&item));
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((slot, vec![item])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 impl RedisConnection {
     /// Whether this is a cluster connection.
     pub fn is_cluster(&self) -> bool {
@@ -267,5 +280,68 @@ impl RedisConnection {
                 Ok(vec![(String::from("redis"), value)])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn a_plain_url_is_one_server_and_a_cluster_url_lists_its_seeds() {
+        assert!(
+            !RedisClient::open("redis://127.0.0.1:6379/2", TIMEOUT)
+                .unwrap()
+                .is_cluster()
+        );
+        for url in [
+            "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+            "redis+cluster://127.0.0.1:7001",
+            "redis+cluster://:s3cret@10.0.0.1:7001, 10.0.0.2:7001/",
+            "redis+cluster://app:s3cret@redis-a:6379,redis-b:6379",
+        ] {
+            assert!(
+                RedisClient::open(url, TIMEOUT).unwrap().is_cluster(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_without_quoting_its_password() {
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://:s3cret@",
+            "redis+cluster://h1:7001,,h2:7001",
+            "redis+cluster://:s3cret@h1:7001/0",
+            "redis+cluster://:s3cret@h1:notaport",
+            "http://:s3cret@h1:6379",
+        ] {
+            let error = RedisClient::open(url, TIMEOUT).unwrap_err().to_string();
+            assert!(!error.contains("s3cret"), "{url}: {error}");
+            assert!(!error.is_empty());
+        }
+    }
+
+    #[test]
+    fn items_are_grouped_by_the_slot_of_their_hash_tag() {
+        let items = vec![
+            "p:timeline:{m1}",
+            "p:timeline:{m2}",
+            "p:delivery:{m1}",
+            "p:evt:seen:{m1}:k:x",
+            "p:delivery:{m2}",
+        ];
+        let groups = by_slot(items, |k| k);
+        assert_eq!(
+            groups,
+            vec![
+                vec!["p:timeline:{m1}", "p:delivery:{m1}", "p:evt:seen:{m1}:k:x"],
+                vec!["p:timeline:{m2}", "p:delivery:{m2}"],
+            ]
+        );
+        assert!(by_slot(Vec::<&str>::new(), |k| k).is_empty());
     }
 }

@@ -288,6 +288,55 @@ impl QueueKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redis::cluster_routing::Slot;
+
+    fn same_slot(keys: &[String]) -> bool {
+        keys.iter()
+            .all(|k| Slot::for_key(k) == Slot::for_key(&keys[0]))
+    }
+
+    #[test]
+    fn keys_one_script_changes_together_share_a_slot() {
+        let keys = Keys::new("mr");
+        let message = [
+            keys.timeline("m1"),
+            keys.delivery("m1"),
+            keys.event_seen("m1", "id", "sg1"),
+            keys.event_seen("m1", "k", "m1|open|1|a@x"),
+            keys.event_unique("m1", "open", "a@x"),
+        ];
+        let day = [
+            keys.stats("2026-11-29"),
+            keys.stats_seen("2026-11-29", "id:sg1"),
+        ];
+        let suppressions = [keys.suppressions(), keys.suppressions_index()];
+        let verification = [
+            keys.verify_token("d1"),
+            keys.verify_used("d1"),
+            keys.verify_live("a@x"),
+            keys.verified("b@y"),
+            keys.verify_events(),
+        ];
+        let inbound = [keys.inbound_message("i1"), keys.inbound_attachment("i1", 3)];
+        for group in [&message[..], &day, &suppressions, &verification, &inbound] {
+            assert!(same_slot(group), "{group:?}");
+        }
+    }
+
+    #[test]
+    fn messages_days_and_inbound_mail_spread_over_the_slots() {
+        let keys = Keys::new("mr");
+        let slots = |make: &dyn Fn(usize) -> String| {
+            let mut slots: Vec<Slot> = (0..50).map(|i| Slot::for_key(make(i))).collect();
+            slots.sort_by_key(|s| format!("{s:?}"));
+            slots.dedup();
+            slots.len()
+        };
+        assert!(slots(&|i| keys.timeline(&format!("0190-{i}"))) > 40);
+        assert!(slots(&|i| keys.inbound_message(&format!("in-{i}"))) > 40);
+        assert!(slots(&|i| keys.stats(&format!("2026-01-{i:02}"))) > 40);
+        assert!(slots(&|i| keys.queue(&format!("q{i}")).ready()) > 40);
+    }
 
     #[test]
     fn every_key_shares_the_queue_hash_tag_and_prefix() {
