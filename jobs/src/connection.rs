@@ -232,22 +232,13 @@ impl RedisConnection {
     /// one group on a single server, one group per slot of `key(item)` on a cluster. Order
     /// within a group is kept.
     pub fn slot_groups<T>(&self, items: Vec<T>, key: impl Fn(&T) -> &str) -> Vec<Vec<T>> {
-        if !self.is_cluster() {
-            return if items.is_empty() {
-                Vec::new()
-            } else {
-                vec![items]
-            };
+        if self.is_cluster() {
+            by_slot(items, key)
+        } else if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![items]
         }
-        let mut groups: Vec<(Slot, Vec<T>)> = Vec::new();
-        for item in items {
-            let slot = Slot::for_key(key(&item));
-            match groups.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, group)) => group.push(item),
-                None => groups.push((slot, vec![item])),
-            }
-        }
-        groups.into_iter().map(|(_, group)| group).collect()
     }
 
     /// Runs `cmd` on every master (the one server, on a single Redis) and returns each
