@@ -160,24 +160,34 @@ impl DomainChecker {
             .buffer_unordered(PARALLEL_LOOKUPS)
             .collect()
             .await;
-        let mut pipe = redis::pipe();
-        let mut cached_any = false;
-        for (domain, answer) in &looked_up {
-            if let DnsAnswer::Answered(check) = answer {
-                let ttl = if check.accepts_mail() {
-                    self.settings.positive_ttl
-                } else {
-                    self.settings.negative_ttl
-                };
-                let json = serde_json::to_string(check).unwrap_or_default();
-                pipe.set_ex(self.key(domain), json, ttl.as_secs().max(1))
-                    .ignore();
-                cached_any = true;
-            }
-        }
-        if cached_any {
-            pipe.query_async::<()>(&mut redis).await?;
-        }
+        let cached: Vec<(String, String, u64)> = looked_up
+            .iter()
+            .filter_map(|(domain, answer)| match answer {
+                DnsAnswer::Answered(check) => {
+                    let ttl = if check.accepts_mail() {
+                        self.settings.positive_ttl
+                    } else {
+                        self.settings.negative_ttl
+                    };
+                    let json = serde_json::to_string(check).unwrap_or_default();
+                    Some((self.key(domain), json, ttl.as_secs().max(1)))
+                }
+                _ => None,
+            })
+            .collect();
+        // One pipeline per slot: on a cluster each domain's key is a slot of its own.
+        let writes = redis
+            .slot_groups(cached, |(key, _, _)| key)
+            .into_iter()
+            .map(|group| {
+                let mut pipe = redis::pipe();
+                for (key, json, ttl) in group {
+                    pipe.set_ex(key, json, ttl).ignore();
+                }
+                let mut conn = redis.clone();
+                async move { pipe.query_async::<()>(&mut conn).await }
+            });
+        futures::future::try_join_all(writes).await?;
         answers.extend(looked_up);
         Ok(answers)
     }
