@@ -93,7 +93,7 @@ pub struct InboundUsage {
 #[derive(Debug, Clone)]
 pub struct InboundStore {
     conn: RedisConnection,
-    prefix: String,
+    keys: mailroom_jobs::Keys,
     retention_secs: u64,
     maxlen: usize,
     budget: u64,
@@ -111,7 +111,7 @@ impl InboundStore {
     ) -> Self {
         Self {
             conn,
-            prefix: prefix.to_owned(),
+            keys: mailroom_jobs::Keys::new(prefix),
             retention_secs,
             maxlen,
             budget,
@@ -131,8 +131,8 @@ impl InboundStore {
         self.keys().inbound_over_budget()
     }
 
-    fn keys(&self) -> mailroom_jobs::Keys {
-        mailroom_jobs::Keys::new(&self.prefix)
+    fn keys(&self) -> &mailroom_jobs::Keys {
+        &self.keys
     }
 
     /// The buckets that can still count kept messages, newest first.

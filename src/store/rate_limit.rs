@@ -31,7 +31,7 @@ pub enum Limit {
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     conn: RedisConnection,
-    prefix: String,
+    keys: mailroom_jobs::Keys,
     script: Script,
 }
 
@@ -40,7 +40,7 @@ impl RateLimiter {
     pub fn new(conn: RedisConnection, prefix: impl Into<String>) -> Self {
         Self {
             conn,
-            prefix: prefix.into(),
+            keys: mailroom_jobs::Keys::new(&prefix.into()),
             script: Script::new(HIT),
         }
     }
@@ -57,7 +57,7 @@ impl RateLimiter {
         window: Duration,
     ) -> redis::RedisResult<Limit> {
         let digest = format!("{:x}", Sha256::digest(subject.as_bytes()));
-        let key = mailroom_jobs::Keys::new(&self.prefix).rate_limit(scope, &digest[..32]);
+        let key = self.keys.rate_limit(scope, &digest[..32]);
         let (count, ttl_ms): (u64, i64) = self
             .script
             .key(key)

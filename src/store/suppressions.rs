@@ -86,10 +86,11 @@ pub fn key_of(email: &str) -> String {
 
 impl Suppressions {
     pub fn new(conn: RedisConnection, prefix: &str) -> Self {
+        let keys = mailroom_jobs::Keys::new(prefix);
         Self {
             conn,
-            list: mailroom_jobs::Keys::new(prefix).suppressions(),
-            index: mailroom_jobs::Keys::new(prefix).suppressions_index(),
+            list: keys.suppressions(),
+            index: keys.suppressions_index(),
         }
     }
 

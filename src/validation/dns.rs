@@ -62,14 +62,14 @@ pub struct DnsSettings {
 pub struct DomainChecker {
     resolver: TokioResolver,
     redis: RedisConnection,
-    prefix: String,
+    keys: mailroom_jobs::Keys,
     settings: DnsSettings,
 }
 
 impl std::fmt::Debug for DomainChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DomainChecker")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -118,13 +118,13 @@ impl DomainChecker {
         Ok(Self {
             resolver,
             redis,
-            prefix: prefix.to_owned(),
+            keys: mailroom_jobs::Keys::new(prefix),
             settings,
         })
     }
 
     fn key(&self, ascii_domain: &str) -> String {
-        mailroom_jobs::Keys::new(&self.prefix).dns(ascii_domain)
+        self.keys.dns(ascii_domain)
     }
 
     /// Answers for each of `domains` (ASCII, lower-case, deduplicated by the caller): one Redis
