@@ -793,3 +793,88 @@ async fn a_batch_retried_after_its_message_step_is_counted_once_with_its_unique_
     .unwrap();
     assert_eq!(timeline.len(), 8, "each event once on the timeline");
 }
+
+#[tokio::test]
+async fn an_event_sent_again_under_another_sendgrid_id_is_counted_once() {
+    let redis = TestRedis::new().await;
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let event = |id: &str| {
+        json!([{
+            "email": "twice@example.org", "timestamp": 1_700_000_000, "event": "delivered",
+            "sg_event_id": id, "mailroom_id": "m-twice", "category": ["receipts"],
+        }])
+        .to_string()
+    };
+    let first = parse_batch(&event("first-id")).unwrap();
+    let again = parse_batch(&event("other-id")).unwrap();
+    let applied = store
+        .apply(&first.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((applied.fresh, applied.duplicates), (1, 0));
+    let applied = store
+        .apply(&again.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((applied.fresh, applied.duplicates), (0, 1));
+    let day = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+        .unwrap()
+        .date_naive();
+    let stats = StatsStore::new(redis.conn(), &redis.prefix);
+    assert_eq!(
+        stats.read(None, day, day).await.unwrap().totals.delivered,
+        1
+    );
+    let receipts = stats.read(Some("receipts"), day, day).await.unwrap();
+    assert_eq!(receipts.totals.delivered, 1);
+}
+
+#[tokio::test]
+async fn a_daily_counter_edited_into_a_word_refuses_its_events_and_counts_the_others() {
+    let redis = TestRedis::new().await;
+    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let day = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+        .unwrap()
+        .date_naive();
+    let key = mailroom_jobs::Keys::new(&redis.prefix).stats(&day.format("%Y-%m-%d").to_string());
+    let _: () = redis::AsyncCommands::hset(&mut redis.conn(), &key, "opened|", "lots")
+        .await
+        .unwrap();
+    // r0, r2: delivered; r1, r3: opens, whose counter is now a word.
+    let batch = parse_batch(&events_for("m-word", "w", 4)).unwrap();
+    let applied = store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    let refused: Vec<usize> = applied.refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, [1, 3], "{:?}", applied.refused);
+    assert!(
+        applied.refused[0].1.contains("not a number"),
+        "{:?}",
+        applied.refused
+    );
+    let delivered: Option<String> =
+        redis::AsyncCommands::hget(&mut redis.conn(), &key, "delivered|")
+            .await
+            .unwrap();
+    assert_eq!(delivered.as_deref(), Some("2"));
+
+    // Repaired, a retry counts the two opens, and only them.
+    let _: () = redis::AsyncCommands::hdel(&mut redis.conn(), &key, "opened|")
+        .await
+        .unwrap();
+    let again = store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(again.refused.is_empty(), "{:?}", again.refused);
+    let totals = StatsStore::new(redis.conn(), &redis.prefix)
+        .read(None, day, day)
+        .await
+        .unwrap()
+        .totals;
+    assert_eq!(
+        (totals.delivered, totals.opened, totals.unique_opens),
+        (2, 2, 2)
+    );
+}

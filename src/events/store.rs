@@ -142,11 +142,18 @@ struct Prepared {
     line: String,
 }
 
-/// What step 1 said of an event.
+/// What step 1 said of an event: new or a duplicate, with whether it was a first open or
+/// click and the counters' name of the event first applied (the duplicate's original).
 enum Outcome {
-    Fresh { unique: bool },
-    Duplicate { unique: bool },
+    Fresh(Counted),
+    Duplicate(Counted),
     Refused(String),
+}
+
+/// How the counters take an event step 1 did not refuse.
+struct Counted {
+    unique: bool,
+    name: String,
 }
 
 /// Applies events to Redis under one prefix.
@@ -201,13 +208,13 @@ impl EventStore {
             let mut go_on = Vec::new();
             for (i, outcome) in outcomes.into_iter().enumerate() {
                 match outcome {
-                    Outcome::Fresh { unique } => {
+                    Outcome::Fresh(counted) => {
                         applied.fresh += 1;
-                        go_on.push((i, unique));
+                        go_on.push((i, counted));
                     }
-                    Outcome::Duplicate { unique } => {
+                    Outcome::Duplicate(counted) => {
                         applied.duplicates += 1;
-                        go_on.push((i, unique));
+                        go_on.push((i, counted));
                     }
                     Outcome::Refused(why) => refused.push((i, why)),
                 }
@@ -257,22 +264,23 @@ impl EventStore {
                     .arg(p.status)
                     .arg(p.rank)
                     .arg(if p.unique.is_some() { "1" } else { "" })
-                    .arg(&p.line);
+                    .arg(&p.line)
+                    .arg(p.stats_mark());
             }
             let answers: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
             Ok::<_, redis::RedisError>((group, answers))
         });
         let mut outcomes: Vec<Option<Outcome>> = prepared.iter().map(|_| None).collect();
         for (group, answers) in try_join_all(calls).await? {
-            for ((i, _), pair) in group.iter().zip(answers.chunks_exact(2)) {
-                outcomes[*i] = Some(match pair[0].as_str() {
-                    "fresh" => Outcome::Fresh {
-                        unique: pair[1] == "u",
-                    },
-                    "duplicate" => Outcome::Duplicate {
-                        unique: pair[1] == "u",
-                    },
-                    _ => Outcome::Refused(pair[1].clone()),
+            for ((i, _), answer) in group.iter().zip(answers.chunks_exact(3)) {
+                let counted = || Counted {
+                    unique: answer[1] == "u",
+                    name: answer[2].clone(),
+                };
+                outcomes[*i] = Some(match answer[0].as_str() {
+                    "fresh" => Outcome::Fresh(counted()),
+                    "duplicate" => Outcome::Duplicate(counted()),
+                    _ => Outcome::Refused(answer[1].clone()),
                 });
             }
         }
@@ -286,26 +294,28 @@ impl EventStore {
     async fn stats(
         &self,
         prepared: &[Prepared],
-        go_on: &[(usize, bool)],
+        go_on: &[(usize, Counted)],
     ) -> redis::RedisResult<Vec<(usize, String)>> {
-        let counted: Vec<(usize, bool, String)> = go_on
+        let counted: Vec<(usize, &Counted, String)> = go_on
             .iter()
             .filter(|(i, _)| !prepared[*i].counter.is_empty())
-            .map(|(i, unique)| (*i, *unique, self.keys.stats(&prepared[*i].day)))
+            .map(|(i, counted)| (*i, counted, self.keys.stats(&prepared[*i].day)))
             .collect();
         let groups = self.conn.slot_groups(counted, |(_, _, key)| key);
         let calls = groups.into_iter().map(|group| async move {
             let mut invocation = STATS.prepare_invoke();
             invocation.arg(STATS_TTL_SECS).arg(DEDUPE_TTL_SECS);
-            for (i, unique, key) in &group {
+            for (i, counted, key) in &group {
                 let p = &prepared[*i];
                 let unique_counter = match p.unique {
-                    Some((counter, _)) if *unique => counter,
+                    Some((counter, _)) if counted.unique => counter,
                     _ => "",
                 };
+                // Marked by the name of the event first applied, so that a duplicate by
+                // identity (another SendGrid id) is not counted a second time.
                 invocation
                     .key(key)
-                    .key(self.keys.stats_seen(&p.day, &p.stats_mark()))
+                    .key(self.keys.stats_seen(&p.day, &counted.name))
                     .arg(&p.categories)
                     .arg(p.counter)
                     .arg(unique_counter);
@@ -331,7 +341,7 @@ impl EventStore {
     async fn suppressions(
         &self,
         prepared: &[Prepared],
-        go_on: &[(usize, bool)],
+        go_on: &[(usize, Counted)],
         received_at: DateTime<Utc>,
     ) -> redis::RedisResult<Vec<(usize, String)>> {
         let wanted: Vec<usize> = go_on
