@@ -47,7 +47,7 @@ impl From<anyhow::Error> for Misconfigured {
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     /// Readable lines for a terminal.
     #[default]
@@ -58,7 +58,7 @@ pub enum LogFormat {
 
 /// Which provider sends email.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum ProviderKind {
     /// SendGrid's v3 HTTP API.
     Sendgrid,
@@ -67,6 +67,102 @@ pub enum ProviderKind {
     /// `.eml` files in `MAILROOM_OUTBOX_DIR`.
     #[default]
     Outbox,
+}
+
+/// One of `choices` (names in lower case), whatever the case of `value`; else an error that
+/// lists them.
+fn one_of<T: Copy>(what: &str, value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    let wanted = value.trim().to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            format!("`{value}` is not {what}: use one of {}", names.join(", "))
+        })
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            "a log format",
+            &value,
+            &[("human", Self::Human), ("json", Self::Json)],
+        )
+    }
+}
+
+impl TryFrom<String> for ProviderKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            "a provider",
+            &value,
+            &[
+                ("sendgrid", Self::Sendgrid),
+                ("smtp", Self::Smtp),
+                ("outbox", Self::Outbox),
+            ],
+        )
+    }
+}
+
+/// Settings read from the environment without the `MAILROOM_` prefix.
+const UNPREFIXED: [&str; 4] = [
+    "REDIS_URL",
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_URL",
+    "SMTP_URL",
+];
+
+/// `MAILROOM_` variables that are not settings but are read elsewhere: the config file's path
+/// (`--config`), and what the benchmarks and the tests read.
+const NOT_SETTINGS: [&str; 3] = ["MAILROOM_CONFIG", "MAILROOM_BIN", "MAILROOM_TEST_REDIS_URL"];
+
+/// The environment variable that sets `field`, as a person types it: `MAILROOM_PROVIDER`,
+/// or `REDIS_URL` for the few read without the prefix.
+pub fn env_name(field: &str) -> String {
+    let upper = field.to_ascii_uppercase();
+    if UNPREFIXED.contains(&upper.as_str()) {
+        upper
+    } else {
+        format!("MAILROOM_{upper}")
+    }
+}
+
+/// A figment error in the user's words: each setting named as its environment variable (and
+/// its key in a config file), with what is wrong with the value.
+fn explain(error: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let what = match &e.kind {
+                figment::error::Kind::Message(message) => message.clone(),
+                figment::error::Kind::InvalidType(actual, expected)
+                | figment::error::Kind::InvalidValue(actual, expected) => {
+                    format!("{actual} is not {expected}")
+                }
+                other => other.to_string(),
+            };
+            match e.path.first() {
+                Some(field) => {
+                    let field = field.to_ascii_lowercase();
+                    let from_file = e.metadata.as_ref().is_some_and(|m| m.name.contains("TOML"));
+                    if from_file {
+                        format!("`{field}` in the config file: {what}")
+                    } else {
+                        format!("{}: {what}", env_name(&field))
+                    }
+                }
+                None => what,
+            }
+        })
+        .collect();
+    anyhow::anyhow!("invalid configuration: {}", lines.join("; "))
 }
 
 /// Every setting mailroom reads. See the README's configuration table.
@@ -293,6 +389,34 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The `MAILROOM_` variables in the environment that set nothing (a typo is otherwise
+    /// silently ignored), each with the setting it probably meant, if one is close.
+    pub fn unknown_environment() -> Vec<(String, Option<String>)> {
+        Self::unknown_among(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))
+    }
+
+    /// [`Settings::unknown_environment`] over the variable names `names`.
+    fn unknown_among(names: impl Iterator<Item = String>) -> Vec<(String, Option<String>)> {
+        let fields = serde_aux::serde_introspection::serde_introspect::<Settings>();
+        let known: Vec<String> = fields.iter().map(|f| env_name(f)).collect();
+        let mut unknown: Vec<(String, Option<String>)> = names
+            .filter(|name| name.starts_with("MAILROOM_"))
+            .filter(|name| !known.contains(name) && !NOT_SETTINGS.contains(&name.as_str()))
+            .map(|name| {
+                let closest = known
+                    .iter()
+                    .filter(|k| k.starts_with("MAILROOM_"))
+                    .map(|k| (strsim::damerau_levenshtein(k, &name), k))
+                    .filter(|(distance, _)| *distance <= 3)
+                    .min()
+                    .map(|(_, k)| k.clone());
+                (name, closest)
+            })
+            .collect();
+        unknown.sort();
+        unknown
+    }
+
     /// Loads the settings: defaults, then `file` if given, then the environment.
     ///
     /// # Errors
@@ -315,7 +439,7 @@ impl Settings {
                 "SMTP_URL",
             ]))
             .extract()
-            .context("invalid configuration")?;
+            .map_err(explain)?;
         if std::env::var_os("MAILROOM_LISTEN").is_none()
             && let Ok(port) = std::env::var("PORT")
         {
@@ -386,12 +510,15 @@ impl Settings {
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
-                bail!("{name} must be between {min} and {max}, not {value}");
+                bail!(
+                    "{} must be between {min} and {max}, not {value}",
+                    env_name(name)
+                );
             }
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             bail!(
-                "redis_prefix must be non-empty and must not contain braces (they are hash tags)"
+                "MAILROOM_REDIS_PREFIX must be non-empty and must not contain braces (they are hash tags)"
             );
         }
         self.default_from()?;
@@ -593,5 +720,66 @@ impl Settings {
             dead_retention: Duration::from_secs(self.dead_retention_secs),
             ..QueueConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_the_readme_documents_is_a_setting_and_a_typo_is_caught() {
+        let documented: Vec<String> = include_str!("../README.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .filter(|name| name.starts_with("MAILROOM_"))
+            .map(str::to_owned)
+            .collect();
+        assert!(documented.len() > 40, "{documented:?}");
+        assert_eq!(Settings::unknown_among(documented.into_iter()), []);
+        assert_eq!(
+            Settings::unknown_among(
+                [
+                    "MAILROOM_PROVDER",
+                    "MAILROOM_ZZZ_NOTHING",
+                    "PATH",
+                    "MAILROOM_BIN"
+                ]
+                .map(String::from)
+                .into_iter()
+            ),
+            [
+                (
+                    "MAILROOM_PROVDER".to_owned(),
+                    Some("MAILROOM_PROVIDER".to_owned())
+                ),
+                ("MAILROOM_ZZZ_NOTHING".to_owned(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn provider_and_log_format_take_any_case_and_a_wrong_one_lists_the_choices() {
+        assert_eq!(
+            ProviderKind::try_from("SMTP".to_owned()),
+            Ok(ProviderKind::Smtp)
+        );
+        assert_eq!(
+            ProviderKind::try_from("SendGrid".to_owned()),
+            Ok(ProviderKind::Sendgrid)
+        );
+        assert_eq!(LogFormat::try_from("Json".to_owned()), Ok(LogFormat::Json));
+        assert_eq!(
+            ProviderKind::try_from("sendgird".to_owned()),
+            Err("`sendgird` is not a provider: use one of sendgrid, smtp, outbox".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_setting_is_named_as_its_environment_variable() {
+        assert_eq!(env_name("provider"), "MAILROOM_PROVIDER");
+        assert_eq!(env_name("redis_url"), "REDIS_URL");
+        assert_eq!(env_name("smtp_url"), "SMTP_URL");
     }
 }

@@ -66,6 +66,14 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
+    for (name, closest) in Settings::unknown_environment() {
+        match closest {
+            Some(meant) => tracing::warn!(
+                "{name} is not a mailroom setting and is ignored; did you mean {meant}?"
+            ),
+            None => tracing::warn!("{name} is not a mailroom setting and is ignored"),
+        }
+    }
     let outcome = match cli.command {
         Command::Serve => http::serve(&settings, Auth::Required, shutdown::on_signal()).await,
         Command::Dev => dev::run(settings, shutdown::on_signal()).await,

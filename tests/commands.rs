@@ -213,3 +213,55 @@ async fn render_prints_json_or_writes_the_html_to_a_file() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("template.data"));
 }
+
+/// `mailroom queue stats` with `env`: its exit code and what it wrote to stderr.
+async fn queue_stats_with(redis: &TestRedis, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["queue", "stats"])
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &redis.prefix)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_misspelt_value_or_variable_is_named_as_the_user_typed_it() {
+    let redis = TestRedis::new().await;
+    let (code, stderr) = queue_stats_with(&redis, &[("MAILROOM_PROVIDER", "sendgird")]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "MAILROOM_PROVIDER: `sendgird` is not a provider: use one of sendgrid, smtp, outbox"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = queue_stats_with(&redis, &[("MAILROOM_CONCURRENCY", "0")]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("MAILROOM_CONCURRENCY must be between 1 and 10000"),
+        "{stderr}"
+    );
+
+    // Any case is a provider; a variable that sets nothing is pointed out, with its likely
+    // meaning, and the command still runs.
+    let (code, stderr) = queue_stats_with(
+        &redis,
+        &[
+            ("MAILROOM_PROVIDER", "Outbox"),
+            ("MAILROOM_PROVDER", "smtp"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("MAILROOM_PROVDER is not a mailroom setting and is ignored; did you mean MAILROOM_PROVIDER?"),
+        "{stderr}"
+    );
+}
