@@ -20,6 +20,14 @@ use crate::store::Token;
 /// sent (the floor was once 60 s, which this rule made unsendable).
 const MIN_LINK_LIFE_SECS: i64 = 60;
 
+/// The minutes a reader is told the link has left: rounded to the nearest minute, since the
+/// link was issued a moment before the email is written (a one-hour link reads "60 minutes",
+/// not "59"), and at least one.
+fn minutes_left(left: chrono::TimeDelta) -> u32 {
+    let minutes = (left.num_milliseconds().max(0) + 30_000) / 60_000;
+    u32::try_from(minutes.max(1)).unwrap_or(u32::MAX)
+}
+
 /// Sends one verification email.
 ///
 /// # Errors
@@ -60,11 +68,28 @@ pub async fn send_verification(
                 locale: job.locale,
                 data: serde_json::json!({
                     "link": link,
-                    "expires_in_minutes": u32::try_from(left.num_minutes()).unwrap_or(u32::MAX),
+                    "expires_in_minutes": minutes_left(left),
                 }),
             }),
             ..EmailMessage::default()
         },
     };
     deliver(email, &mailer).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minutes_left;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn the_minutes_left_round_as_a_reader_expects() {
+        let ms = TimeDelta::milliseconds;
+        assert_eq!(minutes_left(ms(3_600_000 - 40)), 60);
+        assert_eq!(minutes_left(ms(3_600_000)), 60);
+        assert_eq!(minutes_left(ms(3_600_000 - 4 * 60_000 - 5)), 56);
+        assert_eq!(minutes_left(ms(89_000)), 1);
+        assert_eq!(minutes_left(ms(91_000)), 2);
+        assert_eq!(minutes_left(ms(10_000)), 1);
+    }
 }
