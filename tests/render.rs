@@ -498,3 +498,26 @@ mod through_the_service {
         let _ = child.wait().await;
     }
 }
+
+#[test]
+fn french_copy_puts_a_no_break_space_before_high_punctuation() {
+    // French typography: U+00A0 before `:`, U+202F (or U+00A0) before `!`, `?` and `;`; a
+    // plain space there lets the line break before the sign. The sample data is English, so
+    // only mailroom's own copy is read: the subject and the text part, without links.
+    for (name, data) in samples::all() {
+        let rendered = render(name, "fr", data.clone()).unwrap();
+        for text in [&rendered.subject, &rendered.text] {
+            for word in text.split([' ', '\n']).filter(|w| !w.contains("://")) {
+                for (i, c) in word.char_indices() {
+                    if [':', '!', '?', ';'].contains(&c) {
+                        let before = word[..i].chars().next_back();
+                        assert!(
+                            matches!(before, Some('\u{a0}' | '\u{202f}')),
+                            "{name}/fr: {c:?} after {before:?} in {word:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

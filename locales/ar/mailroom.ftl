@@ -1,6 +1,8 @@
 ## Layout
 footer-sent-by = أُرسلت بواسطة { $brand }.
 footer-unsubscribe = إلغاء الاشتراك
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = :
 link-fallback = إذا لم يعمل الزر، فانسخ هذا الرابط في متصفحك:
 greeting = مرحبًا،
 greeting-name = مرحبًا { $name }،

@@ -1,6 +1,8 @@
 ## Layout
 footer-sent-by = Gesendet von { $brand }.
 footer-unsubscribe = Abmelden
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = :
 link-fallback = Falls die Schaltfläche nicht funktioniert, kopieren Sie diesen Link in Ihren Browser:
 greeting = Hallo,
 greeting-name = Hallo { $name },

@@ -1,6 +1,8 @@
 ## Layout
 footer-sent-by = Sent by { $brand }.
 footer-unsubscribe = Unsubscribe
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = :
 link-fallback = If the button does not work, copy this link into your browser:
 greeting = Hello,
 greeting-name = Hello { $name },

@@ -1,6 +1,8 @@
 ## Layout
 footer-sent-by = Enviado por { $brand }.
 footer-unsubscribe = Darse de baja
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = :
 link-fallback = Si el botón no funciona, copia este enlace en tu navegador:
 greeting = Hola:
 greeting-name = Hola, { $name }:

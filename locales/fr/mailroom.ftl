@@ -1,7 +1,9 @@
 ## Layout
 footer-sent-by = Envoyé par { $brand }.
 footer-unsubscribe = Se désabonner
-link-fallback = Si le bouton ne fonctionne pas, copiez ce lien dans votre navigateur :
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = { "\u00A0" }:
+link-fallback = Si le bouton ne fonctionne pas, copiez ce lien dans votre navigateur :
 greeting = Bonjour,
 greeting-name = Bonjour { $name },
 
@@ -18,9 +20,9 @@ verification-expiry = { $minutes ->
 verification-ignore = Si vous ne vous êtes pas inscrit, ignorez cet e-mail.
 
 ## welcome
-welcome-subject = Bienvenue sur { $brand }, { $name } !
+welcome-subject = Bienvenue sur { $brand }, { $name } !
 welcome-preheader = Votre compte est prêt.
-welcome-heading = Bienvenue, { $name } !
+welcome-heading = Bienvenue, { $name } !
 welcome-body = Votre compte est prêt. Nous sommes ravis de vous compter parmi nous.
 welcome-button = Commencer
 
@@ -34,7 +36,7 @@ password-reset-expiry = { $minutes ->
     [one] Ce lien expire dans { $minutes } minute.
    *[other] Ce lien expire dans { $minutes } minutes.
 }
-password-reset-not-you = Si vous n’êtes pas à l’origine de cette demande, ignorez cet e-mail : votre mot de passe reste inchangé.
+password-reset-not-you = Si vous n’êtes pas à l’origine de cette demande, ignorez cet e-mail : votre mot de passe reste inchangé.
 
 ## notification
 notification-subject = { $title }
@@ -49,7 +51,7 @@ page-confirm-title = Confirmez votre adresse e-mail
 page-confirm-intro = Confirmez que { $email } est bien votre adresse e-mail.
 page-confirm-button = Confirmer mon adresse
 page-verified-title = Votre adresse e-mail est confirmée
-page-verified-body = Merci : { $email } est confirmée.
+page-verified-body = Merci : { $email } est confirmée.
 page-continue = Continuer
 page-expired-title = Ce lien a expiré ou a déjà été utilisé
 page-expired-body = Demandez un nouvel e-mail de confirmation et utilisez le lien du plus récent.

@@ -1,6 +1,8 @@
 ## Layout
 footer-sent-by = { $brand } より送信されました。
 footer-unsubscribe = 配信停止
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = ：
 link-fallback = ボタンが機能しない場合は、このリンクをブラウザにコピーしてください:
 greeting = こんにちは。
 greeting-name = { $name } 様

@@ -1,6 +1,8 @@
 ## Layout
 footer-sent-by = Enviado por { $brand }.
 footer-unsubscribe = Cancelar inscrição
+# What separates a label from its link in the text part ("Start: https://…").
+text-link-colon = :
 link-fallback = Se o botão não funcionar, copie este link no seu navegador:
 greeting = Olá,
 greeting-name = Olá, { $name },

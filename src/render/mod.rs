@@ -131,6 +131,7 @@ impl Renderer {
             preheader: headline.preheader,
             footer_sent_by: t.text("footer-sent-by", &[self.brand_arg()])?,
             link_fallback: t.text("link-fallback", &[])?,
+            colon: t.text("text-link-colon", &[])?,
             unsubscribe: match headline.unsubscribe {
                 Some(link) => Some(Unsubscribe {
                     link,

@@ -23,6 +23,9 @@ pub(crate) struct Layout<'a> {
     pub(crate) preheader: String,
     pub(crate) footer_sent_by: String,
     pub(crate) link_fallback: String,
+    /// What separates a label from its link in the text part: `:`, or the locale's own
+    /// (French puts a no-break space before it, Japanese a full-width colon).
+    pub(crate) colon: String,
     pub(crate) unsubscribe: Option<Unsubscribe<'a>>,
     pub(crate) styles: &'a Styles,
 }
