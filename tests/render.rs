@@ -152,7 +152,7 @@ fn missing_or_mistyped_fields_and_unknown_templates_name_the_field() {
         (
             "verification",
             json!({"link": "https://x.example"}),
-            "template.data",
+            "template.data.expires_in_minutes",
         ),
         (
             "verification",

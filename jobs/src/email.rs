@@ -662,8 +662,8 @@ mod tests {
         });
         assert_eq!(
             field_of(m),
-            "template.data",
-            "a missing field is named by its parent"
+            "template.data.link",
+            "a missing field is named itself"
         );
 
         let mut m = valid();

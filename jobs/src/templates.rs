@@ -185,14 +185,20 @@ pub fn has_secret_link(name: &str) -> bool {
 fn data<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        FieldError {
-            field: if path == "." {
-                "template.data".to_owned()
-            } else {
-                format!("template.data.{path}")
-            },
-            message: error.into_inner().to_string(),
+        let mut field = if path == "." {
+            "template.data".to_owned()
+        } else {
+            format!("template.data.{path}")
+        };
+        let message = error.into_inner().to_string();
+        // serde names a missing field's parent as the path: the field is the missing key.
+        if let Some(missing) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            field = format!("{field}.{missing}");
         }
+        FieldError { field, message }
     })
 }
 
