@@ -30,7 +30,16 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
         listen = %settings.listen,
         "mailroom dev: API and workers in one process"
     );
-    let options = WorkerOptions::from_settings(&settings, None);
+    let base = format!("http://{}", settings.listen);
+    tracing::info!(
+        "mailroom dev: the API and its docs at {base}/docs, every template in every language at \
+         {base}/dev/preview, sent mail in {}",
+        settings.outbox_dir.display()
+    );
+    let options = WorkerOptions {
+        announce: true,
+        ..WorkerOptions::from_settings(&settings, None)
+    };
     tokio::try_join!(worker::run(&settings, options, shutdown.clone()), async {
         let served = http::serve(&settings, Auth::Off, shutdown.clone()).await;
         if served.is_err() {

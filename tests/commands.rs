@@ -31,7 +31,9 @@ fn sigterm(pid: u32) {
     assert!(status.success());
 }
 
-async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<String>) {
+/// Runs `mailroom dev`, sends one email through it and stops it: its first log line, every
+/// line, and the email's id.
+async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<String>, String) {
     let outbox = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
@@ -88,16 +90,30 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
     let mut log = log.await.unwrap();
     log.insert(0, first.clone());
     assert!(status.success(), "{status}: {log:#?}");
-    (first, log)
+    (first, log, id)
 }
 
 #[tokio::test]
 async fn dev_runs_api_and_workers_without_keys_and_says_so_first() {
     let redis = TestRedis::new().await;
-    let (first, _) = dev_round_trip(common::redis_url(), &redis).await;
+    let (first, log, id) = dev_round_trip(common::redis_url(), &redis).await;
     assert!(
         first.contains("WITHOUT an API key"),
         "first log line: {first}"
+    );
+    // Then where to look, and a line for the email it handed over: id, recipient, provider,
+    // and the outbox file.
+    assert!(
+        log[..4]
+            .iter()
+            .any(|l| l.contains("/docs") && l.contains("/dev/preview")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l
+            .contains(&format!("email {id} to new@example.com handed to outbox: "))
+            && l.contains(&format!("{id}.eml"))),
+        "{log:#?}"
     );
 }
 
@@ -107,7 +123,7 @@ async fn dev_starts_its_own_redis_when_none_answers() {
         panic!("redis-server must be installed for this test (.ci/run installs it)");
     }
     let redis = TestRedis::new().await;
-    let (_, log) = dev_round_trip("redis://127.0.0.1:1", &redis).await;
+    let (_, log, _) = dev_round_trip("redis://127.0.0.1:1", &redis).await;
     assert!(
         log.iter()
             .any(|l| l.contains("started a redis-server child")),

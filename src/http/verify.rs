@@ -343,7 +343,10 @@ pub(super) async fn confirm(
         return invalid(&state, &headers);
     };
     let verified = match state.verifications.consume(&token).await {
-        Ok(Some(verified)) => verified,
+        Ok(Some(verified)) => {
+            tracing::info!(email = %verified.email, "address confirmed");
+            verified
+        }
         Ok(None) => return expired(&state, &headers, &token).await,
         Err(error) => return ApiError::from(error).into_response(),
     };

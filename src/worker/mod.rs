@@ -44,6 +44,9 @@ pub struct WorkerOptions {
     pub job_timeout: Duration,
     /// How long a stopping worker lets running jobs finish.
     pub grace: Duration,
+    /// A log line (info) for every email handed over or failed: `mailroom dev` sets it, where
+    /// a person watches the terminal; at production volume it would be thousands a second.
+    pub announce: bool,
 }
 
 impl WorkerOptions {
@@ -53,6 +56,7 @@ impl WorkerOptions {
             concurrency: concurrency.unwrap_or(settings.concurrency).max(1),
             job_timeout: Duration::from_secs(settings.job_timeout_secs),
             grace: Duration::from_secs(settings.shutdown_grace_secs),
+            announce: false,
         }
     }
 }
@@ -91,6 +95,7 @@ pub async fn run(
         public_url: settings.public_url.clone(),
         suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
         transactional: settings.transactional_category_list(),
+        announce: options.announce,
         message_index: MessageIndex::new(
             conn.clone(),
             &settings.redis_prefix,

@@ -42,6 +42,8 @@ pub struct Mailer {
     pub transactional: Vec<String>,
     /// SendGrid's message ids → mailroom's, for events that come back without `mailroom_id`.
     pub message_index: MessageIndex,
+    /// Log every email handed over or failed at info ([`super::WorkerOptions::announce`]).
+    pub announce: bool,
 }
 
 /// What a successful send leaves on the message's record.
@@ -121,6 +123,9 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
         Ok(email) => mailer.provider.send(&email).await,
         Err(error) => Err(ProviderError::permanent(error.to_string())),
     };
+    if mailer.announce {
+        announce(&job, provider, &outcome);
+    }
     match outcome {
         Ok(delivery) => {
             tracing::debug!(provider, provider_message_id = ?delivery.provider_message_id, "sent");
@@ -150,6 +155,36 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             Some(delay) => RetryAfterError::new(message, delay).into(),
             None => message.into(),
         }),
+    }
+}
+
+/// One line saying what became of `job`: for a person watching `mailroom dev`.
+fn announce(
+    job: &SendEmail,
+    provider: &str,
+    outcome: &Result<crate::providers::Delivery, ProviderError>,
+) {
+    let recipients: Vec<&str> = job
+        .message
+        .to
+        .iter()
+        .chain(&job.message.cc)
+        .chain(&job.message.bcc)
+        .map(|m| m.email.as_str())
+        .collect();
+    let recipients = recipients.join(", ");
+    let id = job.id;
+    match outcome {
+        Ok(delivery) => {
+            let at = delivery.provider_message_id.as_deref().unwrap_or("-");
+            tracing::info!("email {id} to {recipients} handed to {provider}: {at}");
+        }
+        Err(ProviderError::Permanent { message }) => {
+            tracing::warn!("email {id} to {recipients} failed for good ({provider}): {message}");
+        }
+        Err(ProviderError::Transient { message, .. }) => {
+            tracing::warn!("email {id} to {recipients} failed, will retry ({provider}): {message}");
+        }
     }
 }
 
