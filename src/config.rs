@@ -525,10 +525,10 @@ impl Settings {
         self.dns_settings()?;
         self.webhook_key()?;
         if self.inbound_user.is_some() != self.inbound_password.is_some() {
-            bail!("inbound_user and inbound_password go together");
+            bail!("MAILROOM_INBOUND_USER and MAILROOM_INBOUND_PASSWORD go together");
         }
         if self.body_limit_bytes < 1024 {
-            bail!("body_limit_bytes must be at least 1024");
+            bail!("MAILROOM_BODY_LIMIT_BYTES must be at least 1024");
         }
         // The error never quotes the URL, which may hold a password.
         self.redis_client()?;
@@ -567,7 +567,7 @@ impl Settings {
     /// When the URL is invalid (already checked by [`Settings::load`]).
     pub fn redis_client(&self) -> anyhow::Result<RedisClient> {
         RedisClient::open(self.redis_url.expose_secret(), REDIS_RESPONSE_TIMEOUT)
-            .map_err(|e| anyhow::anyhow!("redis_url (REDIS_URL) is invalid: {e}"))
+            .map_err(|e| anyhow::anyhow!("REDIS_URL is invalid: {e}"))
     }
 
     /// The shared, self-reconnecting connection the API and the workers use, answering within
@@ -589,7 +589,7 @@ impl Settings {
     pub fn default_from(&self) -> anyhow::Result<lettre::message::Mailbox> {
         self.from.parse().map_err(|e| {
             anyhow::anyhow!(
-                "from {:?} is not a mailbox such as `Name <noreply@example.com>`: {e}",
+                "MAILROOM_FROM {:?} is not a mailbox such as `Name <noreply@example.com>`: {e}",
                 self.from
             )
         })
@@ -602,7 +602,7 @@ impl Settings {
     pub fn renderer(&self) -> anyhow::Result<crate::render::Renderer> {
         if let Some(logo) = &self.brand_logo_url {
             mailroom_jobs::WebUrl::parse(logo)
-                .map_err(|e| anyhow::anyhow!("brand_logo_url: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("MAILROOM_BRAND_LOGO_URL: {e}"))?;
         }
         let brand = crate::render::Brand {
             name: self.brand_name.clone(),
@@ -624,7 +624,7 @@ impl Settings {
                     .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
                     .map_err(|_| {
                         anyhow::anyhow!(
-                            "dns_resolver {text:?} is not an IP address such as 9.9.9.9 or 127.0.0.1:5353"
+                            "MAILROOM_DNS_RESOLVER {text:?} is not an IP address such as 9.9.9.9 or 127.0.0.1:5353"
                         )
                     })?,
             ),
@@ -648,7 +648,7 @@ impl Settings {
             .filter(|k| !k.is_empty())
             .map(|k| {
                 crate::events::WebhookKey::from_base64(k)
-                    .map_err(|e| anyhow::anyhow!("sendgrid_webhook_key: {e}"))
+                    .map_err(|e| anyhow::anyhow!("MAILROOM_SENDGRID_WEBHOOK_KEY: {e}"))
             })
             .transpose()
     }

@@ -296,7 +296,8 @@ async fn a_bad_setting_stops_the_process_with_a_message_naming_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("lease_secs must be between 1 and 3600")
+        String::from_utf8_lossy(&output.stderr)
+            .contains("MAILROOM_LEASE_SECS must be between 1 and 3600")
     );
 }
 

@@ -289,16 +289,30 @@ async fn expired(state: &AppState, headers: &HeaderMap, token: &Token) -> Respon
     let spent = state.verifications.spent(token).await.ok().flatten();
     let back = spent
         .as_ref()
-        .filter(|(url, _)| allowed(&state.redirect_origins, url))
+        .filter(|(url, _)| !url.is_empty() && allowed(&state.redirect_origins, url))
         .and_then(|(url, _)| url::Url::parse(url).ok())
         .map(|url| url.origin().ascii_serialization());
+    let used = spent.is_some();
     let locale = spent
         .and_then(|(_, locale)| locale)
         .or_else(|| accepted_language(headers));
-    let kind = PageKind::Expired {
-        back: back.as_deref(),
+    // A link opened again after it worked is no error for the person holding it.
+    let (status, kind) = if used {
+        (
+            StatusCode::OK,
+            PageKind::AlreadyConfirmed {
+                back: back.as_deref(),
+            },
+        )
+    } else {
+        (
+            StatusCode::GONE,
+            PageKind::Expired {
+                back: back.as_deref(),
+            },
+        )
     };
-    page(state, StatusCode::GONE, &kind, locale.as_deref())
+    page(state, status, &kind, locale.as_deref())
 }
 
 /// `GET /verify?token=…`: the confirmation page. Spends nothing.

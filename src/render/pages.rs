@@ -24,7 +24,12 @@ pub enum PageKind<'a> {
         /// Where to continue.
         continue_to: Option<&'a str>,
     },
-    /// The token is unknown, expired or used (410), with a way back when one is known.
+    /// The link was used already: the address is confirmed, with a way back when allowed.
+    AlreadyConfirmed {
+        /// The return URL's origin, when allowed.
+        back: Option<&'a str>,
+    },
+    /// The token is unknown or expired (410), with a way back when one is known.
     Expired {
         /// The return URL's origin, when allowed.
         back: Option<&'a str>,
@@ -78,6 +83,13 @@ impl Renderer {
                 t.text("page-continue", &[])?,
                 None,
                 *continue_to,
+            ),
+            PageKind::AlreadyConfirmed { back } => (
+                t.text("page-used-title", &[])?,
+                t.text("page-used-body", &[])?,
+                t.text("page-back", &[])?,
+                None,
+                *back,
             ),
             PageKind::Expired { back } => (
                 t.text("page-expired-title", &[])?,

@@ -134,8 +134,9 @@ if not found[1] then
 end
 local left = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
--- Remember, for the rest of the link's life, where a person who opens it again could go back to.
-if found[3] ~= '' and left > 0 then
+-- Remember, for the rest of the link's life, that it was used (a person who opens it again is
+-- told the address is confirmed) and where they could go back to.
+if left > 0 then
   redis.call('HSET', KEYS[3], 'return_url', found[3], 'locale', found[2])
   redis.call('PEXPIRE', KEYS[3], left)
 end
@@ -301,8 +302,9 @@ impl Verifications {
         }))
     }
 
-    /// For a token already spent (and not yet past its expiry): the return URL and locale of
-    /// its request, so that opening the link again can offer a way back.
+    /// For a token already spent (and not yet past its expiry): the return URL (empty when
+    /// the request had none) and locale of its request, so that opening the link again can say
+    /// the address is confirmed and offer a way back.
     ///
     /// # Errors
     /// When Redis does not answer.
