@@ -129,7 +129,8 @@ proptest! {
             "{}/tests/data/sendgrid/inbound/sendgrid-ruby__lib_sendgrid_helpers_inbound_sample_data_raw_data.txt",
             env!("CARGO_MANIFEST_DIR")
         );
-        let mut body = std::fs::read(path).unwrap();
+        let mut body = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (every replayed file is in tests/data, see its README)"));
         for (at, byte) in cuts {
             if let Some(slot) = body.get_mut(at) {
                 *slot = byte;

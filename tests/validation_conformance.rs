@@ -170,7 +170,8 @@ fn suggestions_replay_mailcheck_and_email_inquire() {
             "{}/tests/data/validation/mailcheck_lists.json",
             env!("CARGO_MANIFEST_DIR")
         );
-        serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap()
+        let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{full}: {e}"))
     };
     let validator = Validator::default();
     let mut disagreements = BTreeSet::new();
@@ -214,7 +215,7 @@ fn the_compiled_disposable_list_is_the_pinned_shared_copy() {
         "{}/tests/data/validation/disposable_domains.txt",
         env!("CARGO_MANIFEST_DIR")
     );
-    let shared = std::fs::read_to_string(full).unwrap();
+    let shared = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
     assert!(
         ours == shared,
         "refresh src/validation/disposable_domains.txt (README: Lists)"

@@ -521,7 +521,7 @@ async fn the_verified_event_is_posted_signed_and_retried_until_accepted() {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("python3 (scripts/test installs it)");
     let mut child = expected;
     {
         use tokio::io::AsyncWriteExt;
