@@ -521,3 +521,72 @@ fn french_copy_puts_a_no_break_space_before_high_punctuation() {
         }
     }
 }
+
+/// In the page: a list of what does not fit a phone: a page wider than the screen, or a word
+/// split across two lines (only a bare URL may wrap inside).
+const PHONE_CHECK: &str = r#"
+const problems = [];
+const root = document.documentElement;
+if (root.scrollWidth > root.clientWidth + 1) {
+  problems.push('the page is ' + root.scrollWidth + ' px wide');
+}
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+let node;
+while ((node = walker.nextNode())) {
+  const link = node.parentElement.closest('a');
+  if (link && /^https?:\/\//.test(link.textContent.trim())) continue;
+  if (node.parentElement.closest('[style*="display:none"], [style*="display: none"]')) continue;
+  // Words as a reader sees them: a line may break at a space or after a hyphen (E-Mail-Adresse).
+  const words = /[^\s\-\u2010]+/g;
+  let m;
+  while ((m = words.exec(node.data))) {
+    const range = document.createRange();
+    range.setStart(node, m.index);
+    range.setEnd(node, m.index + m[0].length);
+    const lines = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0).map(r => Math.round(r.top)));
+    if (lines.size > 1) problems.push('"' + m[0] + '" is split over ' + lines.size + ' lines');
+  }
+}
+return problems;
+"#;
+
+#[tokio::test]
+async fn every_template_in_every_locale_fits_a_phone_without_splitting_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let browser = common::browser::Browser::start(390, 844).await;
+    let mut failures = Vec::new();
+    for (name, data) in samples::all() {
+        for locale in locale::supported() {
+            let tag = locale.to_string();
+            let rendered = render(name, &tag, data.clone()).unwrap();
+            let file = dir.path().join(format!("{name}-{tag}.html"));
+            std::fs::write(&file, &rendered.html).unwrap();
+            browser.open(&format!("file://{}", file.display())).await;
+            let problems = browser.execute(PHONE_CHECK).await;
+            if problems.as_array().is_none_or(|p| !p.is_empty()) {
+                failures.push(format!("{name}/{tag}: {problems}"));
+            }
+        }
+    }
+    // The check itself sees a split word: the old rule, break-all, on a link that starts near
+    // the end of a line (monospace, so where the line ends is known).
+    let split = dir.path().join("split.html");
+    std::fs::write(
+        &split,
+        format!(
+            "<!DOCTYPE html><meta name=viewport content='width=device-width'>\
+             <body style='margin:0;font:20px monospace'><p style='margin:0'>{} \
+             <a href='#' style='word-break:break-all'>Continue reading</a></p>",
+            "x".repeat(25)
+        ),
+    )
+    .unwrap();
+    browser.open(&format!("file://{}", split.display())).await;
+    let seen = browser.execute(PHONE_CHECK).await;
+    browser.quit().await;
+    assert!(
+        seen.as_array().is_some_and(|p| !p.is_empty()),
+        "the check must see a word split by break-all: {seen}"
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -79,14 +79,17 @@ impl Browser {
         let mut args: Vec<String> = HEADLESS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--window-size={width},{height}"));
         args.push(format!("--user-data-dir={}", profile.path().display()));
+        let mut options = json!({"binary": chromium(), "args": args});
+        if width < 500 {
+            // A window is at least 500 px wide: a phone's viewport is emulated.
+            options["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}});
+        }
         let session: Value = client
             .post(format!("{base}/session"))
             .json(&json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": chromium(),
-                    "args": args,
-                }
+                "goog:chromeOptions": options,
             }}}))
             .send()
             .await
@@ -165,6 +168,16 @@ impl Browser {
     /// Ends the session: Chromium exits, then the driver is stopped.
     pub async fn quit(self) {
         let _ = self.client.delete(&self.base).send().await;
+    }
+
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
     /// A PNG of the viewport.
