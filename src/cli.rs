@@ -117,7 +117,11 @@ pub struct RenderArgs {
 pub async fn render(settings: &Settings, args: RenderArgs) -> anyhow::Result<()> {
     let data = match &args.data {
         Some(json) => serde_json::from_str(json).context("--data is not JSON")?,
-        None => crate::render::samples::of(&args.template).unwrap_or_default(),
+        None => crate::render::samples::of_in(
+            &args.template,
+            args.locale.as_deref().unwrap_or(&settings.default_locale),
+        )
+        .unwrap_or_default(),
     };
     let template = mailroom_jobs::TemplateRef {
         name: args.template,

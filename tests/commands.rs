@@ -205,7 +205,7 @@ async fn render_prints_json_or_writes_the_html_to_a_file() {
     );
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(
-        printed.starts_with("Subject: مرحبًا بك في mailroom يا Ada!"),
+        printed.starts_with("Subject: مرحبًا بك في mailroom يا ليلى!"),
         "{printed}"
     );
     let html = std::fs::read_to_string(&file).unwrap();

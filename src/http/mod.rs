@@ -247,7 +247,11 @@ pub fn router(state: AppState) -> Router {
     if state.previews {
         router = router
             .route("/dev/preview", get(render::preview_index))
-            .route("/dev/preview/{template}", get(render::preview));
+            .route("/dev/preview/{template}", get(render::preview))
+            .route(
+                "/dev/preview/{template}/{locale}",
+                get(render::preview_frame),
+            );
     }
     router
         .route("/healthz", get(health::healthz))

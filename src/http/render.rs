@@ -1,6 +1,7 @@
 //! `POST /v1/render` (a rendering without sending) and, in `mailroom dev`, the previews at
 //! `/dev/preview`: every template × locale with its sample data, for designers.
 
+use askama::Template;
 use axum::{
     Json,
     extract::{Query, State},
@@ -67,23 +68,108 @@ pub(super) async fn render(
     state.renderer.render(&template).map(Json).map_err(failure)
 }
 
-/// The preview index: every template in every locale.
-pub(super) async fn preview_index() -> Html<String> {
-    let mut page = String::from(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mailroom previews</title></head><body><h1>Templates</h1><ul>",
-    );
-    let locales = locale::supported();
-    for name in TEMPLATE_NAMES {
-        page.push_str(&format!("<li>{name}:"));
-        for locale in &locales {
-            page.push_str(&format!(
-                " <a href=\"/dev/preview/{name}?locale={locale}\">{locale}</a>"
-            ));
-        }
-        page.push_str("</li>");
+/// One template on the preview index.
+struct TemplateEntry {
+    name: &'static str,
+    about: &'static str,
+}
+
+/// One locale on the preview index.
+struct LocaleEntry {
+    tag: String,
+    name: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "pages/preview_index.html")]
+struct PreviewIndex {
+    templates: Vec<TemplateEntry>,
+    locales: Vec<LocaleEntry>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/preview_frame.html")]
+struct PreviewFrame<'a> {
+    name: &'a str,
+    tag: &'a str,
+    subject: &'a str,
+    text: &'a str,
+}
+
+/// What a template is for, in a line.
+fn about(template: &str) -> &'static str {
+    match template {
+        "verification" => "A single-use link that confirms an address, with its expiry.",
+        "welcome" => "Greets a new user, with a link to start.",
+        "password_reset" => "A single-use link to choose a new password, with its expiry.",
+        "notification" => "The caller's title and message, with an optional button.",
+        "newsletter" => "Sections with headings and links, and an unsubscribe link.",
+        _ => "",
     }
-    page.push_str("</ul></body></html>");
-    Html(page)
+}
+
+/// A locale's name in its own language.
+fn endonym(tag: &str) -> &'static str {
+    match tag {
+        "en" => "English",
+        "de" => "Deutsch",
+        "es" => "Español",
+        "fr" => "Français",
+        "pt-BR" => "Português (Brasil)",
+        "ar" => "العربية",
+        "ja" => "日本語",
+        _ => "",
+    }
+}
+
+/// The preview index: every template in every locale.
+pub(super) async fn preview_index() -> Result<Html<String>, ApiError> {
+    let page = PreviewIndex {
+        templates: TEMPLATE_NAMES
+            .iter()
+            .map(|name| TemplateEntry {
+                name,
+                about: about(name),
+            })
+            .collect(),
+        locales: locale::supported()
+            .iter()
+            .map(|l| {
+                let tag = l.to_string();
+                let name = endonym(&tag);
+                LocaleEntry { tag, name }
+            })
+            .collect(),
+    };
+    page.render().map(Html).map_err(|e| ApiError::internal(&e))
+}
+
+/// One template in one locale at desktop and phone widths, beside its subject and text part.
+pub(super) async fn preview_frame(
+    State(state): State<AppState>,
+    ApiPath((name, tag)): ApiPath<(String, String)>,
+) -> Result<Html<String>, ApiError> {
+    let rendered = preview_of(&state, name.clone(), Some(tag))?;
+    let page = PreviewFrame {
+        name: &name,
+        tag: &rendered.locale,
+        subject: &rendered.subject,
+        text: &rendered.text,
+    };
+    page.render().map(Html).map_err(|e| ApiError::internal(&e))
+}
+
+/// `name` rendered with its sample data in `locale`'s words.
+fn preview_of(
+    state: &AppState,
+    name: String,
+    locale: Option<String>,
+) -> Result<Rendered, ApiError> {
+    let words = locale.as_deref().unwrap_or("en");
+    let data = samples::of_in(&name, words)
+        .ok_or_else(|| ApiError::not_found(format!("no template {name}")))?;
+    let template = TemplateRef { name, locale, data };
+    state.renderer.render(&template).map_err(failure)
 }
 
 /// Query of a preview.
@@ -98,13 +184,5 @@ pub(super) async fn preview(
     ApiPath(name): ApiPath<String>,
     Query(query): Query<PreviewQuery>,
 ) -> Result<Html<String>, ApiError> {
-    let data =
-        samples::of(&name).ok_or_else(|| ApiError::not_found(format!("no template {name}")))?;
-    let template = TemplateRef {
-        name,
-        locale: query.locale,
-        data,
-    };
-    let rendered = state.renderer.render(&template).map_err(failure)?;
-    Ok(Html(rendered.html))
+    Ok(Html(preview_of(&state, name, query.locale)?.html))
 }
