@@ -4,7 +4,7 @@
 mod common;
 
 use html5ever::{parse_document, tendril::TendrilSink};
-use mailroom::render::{Brand, RenderError, Rendered, Renderer, locale, samples};
+use mailroom::render::{Brand, RenderError, Rendered, Renderer, locale, pages::PageKind, samples};
 use mailroom_jobs::TemplateRef;
 use markup5ever_rcdom::RcDom;
 use serde_json::{Value, json};
@@ -596,6 +596,43 @@ async fn every_template_in_every_locale_fits_a_phone_without_splitting_a_word() 
             }
         }
     }
+    // The pages a person meets after clicking a link: no scrollbar on a phone when all of it
+    // fits (the box's padding counted in its height), and no split word either.
+    let renderer = renderer();
+    for locale in locale::supported() {
+        let tag = locale.to_string();
+        for kind in [
+            PageKind::Confirm {
+                email: "ada@example.com",
+                token: "t",
+            },
+            PageKind::Verified {
+                email: "ada@example.com",
+                continue_to: Some("https://app.example.com"),
+            },
+            PageKind::AlreadyConfirmed {
+                back: Some("https://app.example.com"),
+            },
+            PageKind::Expired { back: None },
+            PageKind::Invalid,
+        ] {
+            let html = renderer.page(&kind, Some(&tag), "n").unwrap();
+            let file = dir.path().join(format!("page-{tag}.html"));
+            std::fs::write(&file, html).unwrap();
+            browser.open(&format!("file://{}", file.display())).await;
+            let mut problems = browser.execute(PHONE_CHECK).await;
+            let scrolls = browser
+                .execute("return document.documentElement.scrollHeight > window.innerHeight;")
+                .await;
+            if scrolls == Value::Bool(true) {
+                problems = json!([problems, "scrolls though everything fits"]);
+            }
+            if problems.as_array().is_none_or(|p| !p.is_empty()) {
+                failures.push(format!("{kind:?}/{tag}: {problems}"));
+            }
+        }
+    }
+
     // The check itself sees a split word: the old rule, break-all, on a link that starts near
     // the end of a line (monospace, so where the line ends is known).
     let split = dir.path().join("split.html");
