@@ -82,6 +82,43 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
     assert!(file.ends_with(format!("{id}.eml")));
     assert_eq!(strict_mime(&file).await["subject"], "First run");
 
+    // A verification, confirmed through its link: dev says so too.
+    let base = format!("http://127.0.0.1:{port}");
+    let asked = client
+        .post(format!("{base}/v1/verifications"))
+        .json(&json!({"email": "new@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status().as_u16(), 202);
+    let second = eventually(
+        Duration::from_secs(30),
+        "the verification email",
+        || async { eml_files(outbox.path()).into_iter().find(|f| *f != file) },
+    )
+    .await;
+    let summary = strict_mime(&second).await;
+    let text = summary["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|p| p["text"].as_str().filter(|t| t.contains("token=")))
+        .unwrap()
+        .to_owned();
+    let token: String = text[text.find("token=").unwrap() + 6..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let confirmed = client
+        .post(format!("{base}/verify"))
+        .header("accept", "application/json")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status().as_u16(), 200);
+
     sigterm(child.id().unwrap());
     let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
         .await
