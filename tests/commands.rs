@@ -7,21 +7,13 @@ use std::{process::Stdio, time::Duration};
 use common::{
     TestRedis,
     app::{eml_files, strict_mime},
-    eventually,
+    eventually, free_port,
 };
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn sigterm(pid: u32) {
     let status = std::process::Command::new("kill")

@@ -436,11 +436,7 @@ mod through_the_service {
     #[tokio::test]
     async fn dev_serves_a_preview_of_every_template_in_every_locale() {
         let redis = super::common::TestRedis::new().await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::common::free_port();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
             .arg("dev")
             .env("REDIS_URL", super::common::redis_url())

@@ -166,11 +166,7 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new("python3")
             .arg(support("smtp_sink.py"))

@@ -53,11 +53,7 @@ pub fn chromium() -> std::path::PathBuf {
 impl Browser {
     /// Starts ChromeDriver and a headless Chromium session at `width`×`height`.
     pub async fn start(width: u32, height: u32) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let driver = Command::new(on_path(&["chromedriver"]))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

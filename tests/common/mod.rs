@@ -171,6 +171,15 @@ fn nodes_of(url: &str) -> Vec<String> {
     }
 }
 
+/// A loopback port free right now, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// Polls `check` every 5 ms until it yields a value; panics naming `what` after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where
@@ -396,11 +405,7 @@ impl ServeProcess {
         env: &[(&str, &str)],
         capture_log: bool,
     ) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
             .arg("serve")
             .env("REDIS_URL", redis_url())

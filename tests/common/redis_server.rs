@@ -19,11 +19,7 @@ impl RedisServer {
     /// Starts one with the test defaults (nothing on disk) and `args` on top
     /// (`["--maxmemory-policy", "allkeys-lru"]`).
     pub fn start(args: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let mut server = Self {
             port,
             dir: tempfile::tempdir().unwrap(),
