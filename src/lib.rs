@@ -6,9 +6,11 @@
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod domain;
 pub mod events;
 pub mod http;
 pub mod inbound;
+pub mod lists;
 pub mod providers;
 pub mod queue;
 pub mod render;

@@ -30,6 +30,14 @@
 //! | `P:inbound:bytes:N` / `P:inbound:over_budget` | string | inbound bytes stored per time bucket / messages over budget | inbound |
 //! | `P:dns:DOMAIN` | string | a cached DNS answer for address validation | validation |
 //! | `P:rl:SCOPE:DIGEST` | string | a rate-limit window | HTTP API |
+//! | `P:{lists}` + `…:seq` | hash + string | list id → the list's settings (JSON); the last list id | lists API |
+//! | `P:{ls:S}:…` | | subscriber shard S, see [`ShardKeys`] | list scripts |
+//! | `P:{import}:ID` + `…:errors` | hash + list | an import's state and counts; its reported rows | imports |
+//!
+//! Subscribers are spread over [`SUBSCRIBER_SHARDS`] shards by a hash of their address; a
+//! subscriber's record, its address index entry, its subscriptions and their history share the
+//! shard's tag, so one script changes them together, and a list is the union of its per-shard
+//! parts (counted and streamed shard by shard).
 //!
 //! Verification keeps one tag for all its keys: confirming a link spends the token, marks the
 //! address and appends the event in one script, and the address is known only from the token.
@@ -179,6 +187,33 @@ impl Keys {
         format!("{}:rl:{scope}:{digest}", self.prefix)
     }
 
+    /// The lists (id → settings JSON).
+    pub fn lists(&self) -> String {
+        format!("{}:{{lists}}", self.prefix)
+    }
+
+    /// The last list id handed out.
+    pub fn lists_seq(&self) -> String {
+        format!("{}:{{lists}}:seq", self.prefix)
+    }
+
+    /// The keys of subscriber shard `shard` (below [`SUBSCRIBER_SHARDS`]).
+    pub fn shard(&self, shard: u16) -> ShardKeys {
+        ShardKeys {
+            base: format!("{}:{{ls:{shard}}}", self.prefix),
+        }
+    }
+
+    /// An import's state and counts.
+    pub fn import(&self, id: &str) -> String {
+        format!("{}:{{import}}:{id}", self.prefix)
+    }
+
+    /// An import's reported rows (line and reason).
+    pub fn import_errors(&self, id: &str) -> String {
+        format!("{}:{{import}}:{id}:errors", self.prefix)
+    }
+
     /// Keys an older mailroom wrote under other names, each with its name today: moved once,
     /// at start-up, on a single Redis ([`crate::connection`]; a cluster never held them).
     pub fn renamed_since_cluster_support(&self, days: &[String]) -> Vec<(String, String)> {
@@ -192,6 +227,62 @@ impl Keys {
             moves.push((format!("{p}:stats:{day}"), self.stats(day)));
         }
         moves
+    }
+}
+
+/// How many shards subscribers are spread over. Fixed: a subscriber's id and shard follow from
+/// it, so changing it needs a migration of every subscriber.
+pub const SUBSCRIBER_SHARDS: u16 = 64;
+
+/// The keys of one subscriber shard, all under the tag `{ls:S}`:
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `P:{ls:S}:subs` | hash | subscriber number → record (JSON with short names) |
+/// | `P:{ls:S}:email` | hash | address (case key) → subscriber id |
+/// | `P:{ls:S}:seq` | string | the shard's last subscriber number |
+/// | `P:{ls:S}:l:L` | hash | subscriber id → `status\|unix time\|source` of its subscription to list L |
+/// | `P:{ls:S}:n:L` | hash | list L's subscriptions in this shard, counted per status |
+/// | `P:{ls:S}:h:ID` | list | subscriber ID's superseded subscription states, newest first (bounded) |
+#[derive(Debug, Clone)]
+pub struct ShardKeys {
+    base: String,
+}
+
+impl ShardKeys {
+    /// Subscriber records.
+    pub fn subscribers(&self) -> String {
+        format!("{}:subs", self.base)
+    }
+
+    /// The address index.
+    pub fn emails(&self) -> String {
+        format!("{}:email", self.base)
+    }
+
+    /// The subscriber number sequence.
+    pub fn seq(&self) -> String {
+        format!("{}:seq", self.base)
+    }
+
+    /// List `list`'s subscriptions in this shard.
+    pub fn members(&self, list: u64) -> String {
+        format!("{}:l:{list}", self.base)
+    }
+
+    /// List `list`'s counts per status in this shard.
+    pub fn counts(&self, list: u64) -> String {
+        format!("{}:n:{list}", self.base)
+    }
+
+    /// What every history key starts with (scripts add the subscriber id).
+    pub fn history_prefix(&self) -> String {
+        format!("{}:h:", self.base)
+    }
+
+    /// Subscriber `id`'s subscription history.
+    pub fn history(&self, id: u64) -> String {
+        format!("{}{id}", self.history_prefix())
     }
 }
 
@@ -318,7 +409,27 @@ mod tests {
             keys.verify_events(),
         ];
         let inbound = [keys.inbound_message("i1"), keys.inbound_attachment("i1", 3)];
-        for group in [&message[..], &day, &suppressions, &verification, &inbound] {
+        let shard = keys.shard(7);
+        let shard = [
+            shard.subscribers(),
+            shard.emails(),
+            shard.seq(),
+            shard.members(3),
+            shard.counts(3),
+            shard.history(7 + 64 * 9),
+        ];
+        let lists = [keys.lists(), keys.lists_seq()];
+        let import = [keys.import("x"), keys.import_errors("x")];
+        for group in [
+            &message[..],
+            &day,
+            &suppressions,
+            &verification,
+            &inbound,
+            &shard,
+            &lists,
+            &import,
+        ] {
             assert!(same_slot(group), "{group:?}");
         }
     }
@@ -336,6 +447,7 @@ mod tests {
         assert!(slots(&|i| keys.inbound_message(&format!("in-{i}"))) > 40);
         assert!(slots(&|i| keys.stats(&format!("2026-01-{i:02}"))) > 40);
         assert!(slots(&|i| keys.queue(&format!("q{i}")).ready()) > 40);
+        assert!(slots(&|i| keys.shard(u16::try_from(i).unwrap()).subscribers()) > 40);
     }
 
     #[test]

@@ -12,10 +12,12 @@ pub mod error;
 mod extract;
 mod health;
 mod inbound;
+mod lists;
 mod metrics;
 pub mod openapi;
 mod render;
 pub mod server;
+mod subscribers;
 mod suppressions;
 mod validations;
 mod verify;
@@ -40,6 +42,7 @@ use crate::{
     config::{Misconfigured, Settings},
     events::WebhookKey,
     inbound::InboundStore,
+    lists::ListStore,
     render::Renderer,
     store::{
         RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions, Verifications,
@@ -89,6 +92,8 @@ pub struct AppState {
     pub webhooks: WebhookSettings,
     /// The suppression list.
     pub suppressions: Suppressions,
+    /// Lists, subscribers and subscriptions.
+    pub lists: ListStore,
     /// Categories sent even to suppressed addresses.
     pub transactional: Arc<Vec<String>>,
     /// The daily event counters.
@@ -185,6 +190,7 @@ impl AppState {
                 insecure_unsigned: settings.insecure_unsigned_webhooks,
             },
             suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
+            lists: ListStore::new(conn.clone(), &settings.redis_prefix),
             stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
             inbound: InboundSettings {
                 store: InboundStore::new(
@@ -232,6 +238,23 @@ pub fn router(state: AppState) -> Router {
                 .delete(suppressions::delete),
         )
         .route("/v1/stats", get(suppressions::stats))
+        .route("/v1/lists", post(lists::create).get(lists::index))
+        .route(
+            "/v1/lists/{id}",
+            get(lists::get).patch(lists::update).delete(lists::delete),
+        )
+        .route("/v1/lists/{id}/subscribers", get(lists::members))
+        .route("/v1/subscribers", post(subscribers::upsert))
+        .route(
+            "/v1/subscribers/{id}",
+            get(subscribers::get)
+                .patch(subscribers::update)
+                .delete(subscribers::delete),
+        )
+        .route(
+            "/v1/subscribers/{id}/lists/{list}",
+            axum::routing::put(subscribers::set_subscription),
+        )
         .route("/v1/inbound", get(inbound::list))
         .route("/v1/inbound/{id}", get(inbound::get))
         .route("/v1/inbound/{id}/attachments/{n}", get(inbound::attachment))

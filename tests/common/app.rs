@@ -121,6 +121,22 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `method path` with the API key and a JSON body (none when `Null`): the status and the
+    /// answer as JSON (`null` when not JSON).
+    pub async fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(API_KEY);
+        if !body.is_null() {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET /v1/emails/{id}` with the API key, as JSON.
     pub async fn status(&self, id: &str) -> (u16, Value) {
         self.get_json(&format!("/v1/emails/{id}")).await

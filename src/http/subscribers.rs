@@ -1,0 +1,396 @@
+//! `/v1/subscribers`: one subscriber per address, with their subscriptions. `POST` creates or
+//! updates and subscribes in one call; `GET`, `PATCH` and `DELETE` take an id or an address.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    extract::{ApiJson, ApiPath},
+};
+use crate::domain::{ListId, Locale, SubscriberId};
+use crate::lists::{
+    Optin, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
+    model::{encode_attributes, parse_name},
+    store::{RecordChange, Row, SubscriptionChange, Upsert},
+};
+
+/// The most lists one request subscribes to.
+const MAX_LISTS_PER_REQUEST: usize = 100;
+
+/// A subscriber to create or update.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewSubscriber {
+    #[schema(format = Email)]
+    email: String,
+    #[serde(default)]
+    name: Option<String>,
+    /// BCP 47, e.g. `fr-CA`.
+    #[serde(default)]
+    locale: Option<String>,
+    /// A JSON object of at most 4 KiB; replaces the stored one when given.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<Map<String, Value>>,
+    /// Lists to subscribe to (ids).
+    #[serde(default)]
+    lists: Vec<u64>,
+    /// `blocklisted` receives nothing from any list.
+    #[serde(default)]
+    status: Option<SubscriberStatus>,
+    /// What new subscriptions start as. Default: `confirmed` on single opt-in lists;
+    /// `unconfirmed` on double opt-in lists, which email the person a confirmation link. Say
+    /// `confirmed` only when the person's consent was recorded elsewhere.
+    #[serde(default)]
+    subscription_status: Option<SubscriptionStatus>,
+}
+
+/// Changes to a subscriber; what is absent stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SubscriberChanges {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+    /// Replaces the stored attributes.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<Map<String, Value>>,
+    #[serde(default)]
+    status: Option<SubscriberStatus>,
+}
+
+/// Something the caller should know about a request that succeeded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(super) struct Notice {
+    #[schema(value_type = u64)]
+    list: ListId,
+    /// `suppressed` (not subscribed: the address is on the suppression list) or
+    /// `unsubscribed` (left as it is: the person left this list, and only they can rejoin).
+    code: &'static str,
+    message: String,
+}
+
+/// A subscriber with their subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SubscriberView {
+    #[serde(flatten)]
+    subscriber: Subscriber,
+    subscriptions: Vec<Subscription>,
+    /// What was not done, and why (only on `POST`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notices: Vec<Notice>,
+}
+
+/// A subscriber's id or address, from a path.
+pub(super) async fn find(state: &AppState, which: &str) -> Result<SubscriberId, ApiError> {
+    let not_found = || ApiError::not_found(format!("no subscriber {which}")).field("id");
+    let id = if which.contains('@') {
+        let key = mailroom_jobs::address::case_key(which);
+        state.lists.find(&key).await?
+    } else {
+        SubscriberId::parse(which)
+    };
+    id.ok_or_else(not_found)
+}
+
+async fn view(
+    state: &AppState,
+    id: SubscriberId,
+    notices: Vec<Notice>,
+) -> Result<SubscriberView, ApiError> {
+    let subscriber = state
+        .lists
+        .subscriber(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")).field("id"))?;
+    let lists: Vec<ListId> = state.lists.lists().await?.iter().map(|l| l.id).collect();
+    let subscriptions = state.lists.subscriptions(id, &lists).await?;
+    Ok(SubscriberView {
+        subscriber,
+        subscriptions,
+        notices,
+    })
+}
+
+/// The fields of a row, parsed, each naming its field when wrong.
+fn fields(
+    row: &mut Row,
+    name: Option<String>,
+    locale: Option<String>,
+    attributes: Option<&Map<String, Value>>,
+) -> Result<(), ApiError> {
+    row.name = name
+        .map(|n| parse_name(&n))
+        .transpose()
+        .map_err(|e| ApiError::validation(e).field("name"))?;
+    row.locale = locale
+        .filter(|l| !l.is_empty())
+        .map(|l| Locale::parse(&l).map(|l| l.as_str().to_owned()))
+        .transpose()
+        .map_err(|e| ApiError::validation(e).field("locale"))?;
+    row.attributes = attributes
+        .map(encode_attributes)
+        .transpose()
+        .map_err(|e| ApiError::validation(e).field("attributes"))?;
+    Ok(())
+}
+
+/// Create or update a subscriber and subscribe them to lists.
+#[utoipa::path(
+    operation_id = "upsert_subscriber",
+    post,
+    path = "/v1/subscribers",
+    tag = "lists",
+    request_body = NewSubscriber,
+    responses(
+        (status = 201, description = "Created", body = SubscriberView),
+        (status = 200, description = "Updated (or unchanged)", body = SubscriberView),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A field that is not valid (named), or an unknown list", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn upsert(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewSubscriber>,
+) -> Result<(StatusCode, Json<SubscriberView>), ApiError> {
+    let address = mailroom_jobs::address::parse(&body.email)
+        .map_err(|e| ApiError::validation(e.message).field("email"))?;
+    let mut row = Row::new(&address);
+    fields(&mut row, body.name, body.locale, body.attributes.as_ref())?;
+    row.status = body.status;
+    if body.lists.len() > MAX_LISTS_PER_REQUEST {
+        return Err(ApiError::validation(format!(
+            "at most {MAX_LISTS_PER_REQUEST} lists per request"
+        ))
+        .field("lists"));
+    }
+    if body.subscription_status == Some(SubscriptionStatus::Unsubscribed) {
+        return Err(ApiError::validation(
+            "new subscriptions start unconfirmed or confirmed; unsubscribe through PATCH /v1/subscribers/{id}/lists/{list}",
+        )
+        .field("subscription_status"));
+    }
+    let mut lists = Vec::new();
+    for (i, &n) in body.lists.iter().enumerate() {
+        let list = match ListId::new(n) {
+            Some(id) => state.lists.list(id).await?,
+            None => None,
+        };
+        let list = list.ok_or_else(|| {
+            ApiError::validation(format!("no list {n}")).field(format!("lists[{i}]"))
+        })?;
+        if !lists.iter().any(|l: &crate::lists::List| l.id == list.id) {
+            lists.push(list);
+        }
+    }
+    let mut notices = Vec::new();
+    if !lists.is_empty()
+        && let Some(suppressed) = state.suppressions.get(&row.email).await?
+    {
+        for list in &lists {
+            notices.push(Notice {
+                list: list.id,
+                code: "suppressed",
+                message: format!(
+                    "not subscribed: the address is suppressed ({})",
+                    suppressed.reason.as_str()
+                ),
+            });
+        }
+        lists.clear();
+    }
+    // One upsert per starting status; the first also writes the subscriber's fields.
+    let mut groups: Vec<(SubscriptionStatus, Vec<ListId>)> = Vec::new();
+    for list in &lists {
+        let status = body.subscription_status.unwrap_or(match list.optin {
+            Optin::Single => SubscriptionStatus::Confirmed,
+            Optin::Double => SubscriptionStatus::Unconfirmed,
+        });
+        match groups.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, ids)) => ids.push(list.id),
+            None => groups.push((status, vec![list.id])),
+        }
+    }
+    if groups.is_empty() {
+        groups.push((SubscriptionStatus::Unconfirmed, Vec::new()));
+    }
+    let mut created = false;
+    let mut id = None;
+    for (i, (status, ids)) in groups.into_iter().enumerate() {
+        let how = Upsert {
+            lists: ids.clone(),
+            status,
+            source: Source::Api,
+            update: i == 0,
+        };
+        let outcome = state
+            .lists
+            .upsert(std::slice::from_ref(&row), &how)
+            .await?
+            .remove(0);
+        created |= outcome.record == RecordChange::Created;
+        id = Some(outcome.id);
+        for (list, change) in ids.iter().zip(&outcome.subscriptions) {
+            if *change == SubscriptionChange::RefusedUnsubscribed {
+                notices.push(Notice {
+                    list: *list,
+                    code: "unsubscribed",
+                    message: "left unsubscribed: the person left this list; only they can rejoin (through the preference page or the subscribe form)".to_owned(),
+                });
+            }
+        }
+    }
+    let id = id.ok_or_else(|| ApiError::internal(&"the upsert answered nothing"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view(&state, id, notices).await?)))
+}
+
+/// One subscriber with their subscriptions.
+#[utoipa::path(
+    operation_id = "get_subscriber",
+    get,
+    path = "/v1/subscribers/{id}",
+    tag = "lists",
+    params(("id" = String, Path, description = "The subscriber's id or address")),
+    responses(
+        (status = 200, description = "The subscriber", body = SubscriberView),
+        (status = 404, description = "No such subscriber", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    ApiPath(which): ApiPath<String>,
+) -> Result<Json<SubscriberView>, ApiError> {
+    let id = find(&state, &which).await?;
+    Ok(Json(view(&state, id, Vec::new()).await?))
+}
+
+/// Change a subscriber.
+#[utoipa::path(
+    operation_id = "update_subscriber",
+    patch,
+    path = "/v1/subscribers/{id}",
+    tag = "lists",
+    params(("id" = String, Path, description = "The subscriber's id or address")),
+    request_body = SubscriberChanges,
+    responses(
+        (status = 200, description = "The subscriber as they are now", body = SubscriberView),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 404, description = "No such subscriber", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A field that is not valid (named)", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn update(
+    State(state): State<AppState>,
+    ApiPath(which): ApiPath<String>,
+    ApiJson(body): ApiJson<SubscriberChanges>,
+) -> Result<Json<SubscriberView>, ApiError> {
+    let id = find(&state, &which).await?;
+    let current = state
+        .lists
+        .subscriber(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no subscriber {which}")).field("id"))?;
+    let address = mailroom_jobs::address::parse(&current.email)
+        .map_err(|e| ApiError::internal(&e.message))?;
+    let mut row = Row::new(&address);
+    fields(&mut row, body.name, body.locale, body.attributes.as_ref())?;
+    row.status = body.status;
+    let how = Upsert {
+        lists: Vec::new(),
+        status: SubscriptionStatus::Unconfirmed,
+        source: Source::Api,
+        update: true,
+    };
+    state.lists.upsert(std::slice::from_ref(&row), &how).await?;
+    Ok(Json(view(&state, id, Vec::new()).await?))
+}
+
+/// A subscription's new state.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SubscriptionChangeRequest {
+    status: SubscriptionStatus,
+}
+
+/// Set one subscription's state (unsubscribe, confirm, subscribe again).
+#[utoipa::path(
+    operation_id = "set_subscription",
+    put,
+    path = "/v1/subscribers/{id}/lists/{list}",
+    tag = "lists",
+    params(("id" = String, Path, description = "The subscriber's id or address"), ("list" = u64, Path, description = "The list's id")),
+    request_body = SubscriptionChangeRequest,
+    responses(
+        (status = 200, description = "The subscriber as they are now", body = SubscriberView),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 404, description = "No such subscriber or list", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Not a state", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn set_subscription(
+    State(state): State<AppState>,
+    ApiPath((which, list)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SubscriptionChangeRequest>,
+) -> Result<Json<SubscriberView>, ApiError> {
+    let id = find(&state, &which).await?;
+    let list = super::lists::existing(&state, &list).await?;
+    state
+        .lists
+        .set_subscription(id, list.id, body.status, Source::Api)
+        .await?
+        .map_err(|_| ApiError::not_found(format!("no subscriber {which}")).field("id"))?;
+    Ok(Json(view(&state, id, Vec::new()).await?))
+}
+
+/// Delete a subscriber and their subscriptions.
+#[utoipa::path(
+    operation_id = "delete_subscriber",
+    delete,
+    path = "/v1/subscribers/{id}",
+    tag = "lists",
+    params(("id" = String, Path, description = "The subscriber's id or address")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such subscriber", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    ApiPath(which): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = find(&state, &which).await?;
+    let Some(subscriber) = state.lists.subscriber(id).await? else {
+        return Err(ApiError::not_found(format!("no subscriber {which}")).field("id"));
+    };
+    let lists: Vec<ListId> = state.lists.lists().await?.iter().map(|l| l.id).collect();
+    let key = mailroom_jobs::address::case_key(&subscriber.email);
+    state.lists.delete_subscriber(id, &key, &lists).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,11 @@
+//! Mailing lists: lists, subscribers and their subscriptions ([`store`], laid out for millions
+//! of subscribers over [`mailroom_jobs::SUBSCRIBER_SHARDS`] shards), CSV imports ([`import`]),
+//! segments ([`segment`]) and the signed links that unsubscribe ([`links`]).
+
+pub mod model;
+pub mod store;
+
+pub use model::{
+    List, Optin, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus, Visibility,
+};
+pub use store::{Counts, ListStore};

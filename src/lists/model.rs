@@ -1,0 +1,298 @@
+//! What the list store holds, as types: lists, subscribers, subscriptions, and how a record is
+//! laid out in Redis.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::domain::{ListId, SubscriberId};
+
+/// The largest attributes object, serialized.
+pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
+/// The longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The most lists mailroom keeps (each costs a key per shard and a lookup per subscriber read).
+pub const MAX_LISTS: usize = 1000;
+/// How many superseded subscription states a subscriber's history keeps.
+pub const HISTORY_KEPT: usize = 50;
+
+/// How people join a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Optin {
+    /// Subscribed at once.
+    Single,
+    /// Subscribed once they confirm the link emailed to them.
+    Double,
+}
+
+/// Who may join a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Anyone, through the subscribe form; shown on preference pages.
+    Public,
+    /// Only through the API or an import.
+    Private,
+}
+
+/// A list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct List {
+    #[schema(value_type = u64)]
+    pub id: ListId,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub optin: Optin,
+    pub visibility: Visibility,
+    /// The language of its emails for subscribers without one.
+    #[serde(default)]
+    pub default_locale: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A subscriber's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriberStatus {
+    /// Receives what their subscriptions send.
+    Enabled,
+    /// Receives nothing from any list.
+    Blocklisted,
+}
+
+impl SubscriberStatus {
+    pub(crate) fn code(self) -> char {
+        match self {
+            Self::Enabled => 'e',
+            Self::Blocklisted => 'b',
+        }
+    }
+
+    fn from_code(code: &str) -> Self {
+        if code == "b" {
+            Self::Blocklisted
+        } else {
+            Self::Enabled
+        }
+    }
+}
+
+/// A subscription's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionStatus {
+    /// Waiting for the person to confirm (double opt-in), or imported without consent recorded.
+    Unconfirmed,
+    /// Receives the list's mail.
+    Confirmed,
+    /// Asked to receive no more.
+    Unsubscribed,
+}
+
+impl SubscriptionStatus {
+    /// Every status.
+    pub const ALL: [Self; 3] = [Self::Unconfirmed, Self::Confirmed, Self::Unsubscribed];
+
+    /// Its one-letter form in Redis.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Unconfirmed => "u",
+            Self::Confirmed => "c",
+            Self::Unsubscribed => "x",
+        }
+    }
+
+    /// The status of a one-letter form.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "u" => Some(Self::Unconfirmed),
+            "c" => Some(Self::Confirmed),
+            "x" => Some(Self::Unsubscribed),
+            _ => None,
+        }
+    }
+}
+
+/// How a subscription came to its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `POST /v1/subscribers` and friends.
+    Api,
+    /// A CSV import.
+    Import,
+    /// The public subscribe form or its confirmation link.
+    Form,
+    /// A link in an email (one-click unsubscribe, the preference page).
+    Link,
+    /// A SendGrid event (unsubscribe, group unsubscribe).
+    Sendgrid,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Import => "import",
+            Self::Form => "form",
+            Self::Link => "link",
+            Self::Sendgrid => "sendgrid",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "import" => Self::Import,
+            "form" => Self::Form,
+            "link" => Self::Link,
+            "sendgrid" => Self::Sendgrid,
+            _ => Self::Api,
+        }
+    }
+}
+
+/// A subscriber.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Subscriber {
+    #[schema(value_type = u64)]
+    pub id: SubscriberId,
+    pub email: String,
+    pub name: Option<String>,
+    pub locale: Option<String>,
+    /// Free-form fields for segments and templates (a JSON object).
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    pub status: SubscriberStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One subscription (or one superseded state of it, in a history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Subscription {
+    #[schema(value_type = u64)]
+    pub list: ListId,
+    pub status: SubscriptionStatus,
+    pub updated_at: DateTime<Utc>,
+    pub source: Source,
+}
+
+/// The unit separator between a record's fields: kept out of every field at the edge (names
+/// refuse control characters; JSON escapes them; addresses and locales cannot hold them).
+pub(crate) const SEPARATOR: char = '\u{1f}';
+
+/// A subscriber as stored: address, name, locale, attributes JSON, status, created, updated,
+/// joined by [`SEPARATOR`]. Compact, and the upsert script can merge it without a JSON parser.
+pub(crate) fn decode_record(id: SubscriberId, raw: &str) -> Option<Subscriber> {
+    let mut fields = raw.split(SEPARATOR);
+    let email = fields.next()?.to_owned();
+    let name = fields.next()?;
+    let locale = fields.next()?;
+    let attributes = fields.next()?;
+    let status = fields.next()?;
+    let created: i64 = fields.next()?.parse().ok()?;
+    let updated: i64 = fields.next()?.parse().ok()?;
+    let attributes = if attributes.is_empty() {
+        Map::new()
+    } else {
+        serde_json::from_str(attributes).ok()?
+    };
+    Some(Subscriber {
+        id,
+        email,
+        name: (!name.is_empty()).then(|| name.to_owned()),
+        locale: (!locale.is_empty()).then(|| locale.to_owned()),
+        attributes,
+        status: SubscriberStatus::from_code(status),
+        created_at: Utc.timestamp_opt(created, 0).single()?,
+        updated_at: Utc.timestamp_opt(updated, 0).single()?,
+    })
+}
+
+/// A subscription as stored: `status|unix time|source`.
+pub(crate) fn decode_membership(list: ListId, raw: &str) -> Option<Subscription> {
+    let mut parts = raw.splitn(3, '|');
+    let status = SubscriptionStatus::from_code(parts.next()?)?;
+    let at: i64 = parts.next()?.parse().ok()?;
+    Some(Subscription {
+        list,
+        status,
+        updated_at: Utc.timestamp_opt(at, 0).single()?,
+        source: Source::parse(parts.next()?),
+    })
+}
+
+/// A name fit to store: trimmed, at most [`MAX_NAME_CHARS`], no control characters.
+///
+/// # Errors
+/// A reason when it is not.
+pub fn parse_name(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("a name is at most {MAX_NAME_CHARS} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a name may not hold control characters".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// Attributes fit to store, serialized: at most [`MAX_ATTRIBUTES_BYTES`].
+///
+/// # Errors
+/// A reason when they are too large.
+pub fn encode_attributes(attributes: &Map<String, Value>) -> Result<String, String> {
+    if attributes.is_empty() {
+        return Ok(String::new());
+    }
+    let json = serde_json::to_string(attributes).map_err(|e| e.to_string())?;
+    if json.len() > MAX_ATTRIBUTES_BYTES {
+        return Err(format!(
+            "attributes are {} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}",
+            json.len()
+        ));
+    }
+    Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_round_trips_with_separator_free_fields() {
+        let id = SubscriberId::new(3, 1);
+        let raw = [
+            "ada@example.com",
+            "Ada",
+            "fr",
+            r#"{"plan":"pro"}"#,
+            "e",
+            "1700000000",
+            "1700000100",
+        ]
+        .join(&SEPARATOR.to_string());
+        let subscriber = decode_record(id, &raw).unwrap();
+        assert_eq!(subscriber.name.as_deref(), Some("Ada"));
+        assert_eq!(subscriber.attributes["plan"], "pro");
+        assert_eq!(subscriber.status, SubscriberStatus::Enabled);
+        assert!(parse_name("a\u{1f}b").is_err());
+        // JSON escapes the separator, so attributes never carry it raw.
+        let mut attributes = Map::new();
+        attributes.insert("k".into(), Value::String("\u{1f}".into()));
+        assert!(!encode_attributes(&attributes).unwrap().contains(SEPARATOR));
+    }
+
+    #[test]
+    fn memberships_decode_and_junk_does_not() {
+        let list = ListId::new(4).unwrap();
+        let s = decode_membership(list, "c|1700000000|import").unwrap();
+        assert_eq!(s.status, SubscriptionStatus::Confirmed);
+        assert_eq!(s.source, Source::Import);
+        assert!(decode_membership(list, "q|1|api").is_none());
+    }
+}

@@ -1,0 +1,665 @@
+//! The list store in Redis: lists, subscribers (spread over [`SUBSCRIBER_SHARDS`] shards by
+//! address) and their subscriptions. Key layout: [`mailroom_jobs::keys::ShardKeys`].
+//!
+//! Every change to a subscriber runs as one script in its shard, so records, the address
+//! index, memberships, their per-status counts and the history change together, on one Redis
+//! or a cluster. A batch of rows (an import) is cut by shard and the shards' scripts run side
+//! by side on the multiplexed connection.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::Utc;
+use futures::future::try_join_all;
+use mailroom_jobs::{Keys, RedisConnection, SUBSCRIBER_SHARDS, ShardKeys};
+use redis::{AsyncCommands, Script};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::model::{
+    HISTORY_KEPT, List, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
+    decode_membership, decode_record,
+};
+use crate::domain::{ListId, SubscriberId, shard_of};
+
+static UPSERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/upsert.lua")));
+static SET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/set_subscription.lua")));
+static DELETE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/delete_subscriber.lua")));
+
+/// How many subscriptions a list has in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Counts {
+    pub unconfirmed: u64,
+    pub confirmed: u64,
+    pub unsubscribed: u64,
+}
+
+/// One row to create or update: a subscriber's fields, parsed.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The address as stored (normalized).
+    pub email: String,
+    /// Its case key, which identifies the subscriber.
+    pub key: String,
+    /// `None`: not given (kept on update, empty on create).
+    pub name: Option<String>,
+    pub locale: Option<String>,
+    /// Serialized attributes (see [`super::model::encode_attributes`]).
+    pub attributes: Option<String>,
+    pub status: Option<SubscriberStatus>,
+}
+
+impl Row {
+    /// A row for `address` with nothing else given.
+    pub fn new(address: &mailroom_jobs::address::Address) -> Self {
+        let email = address.normalized();
+        Self {
+            key: mailroom_jobs::address::case_key(&email),
+            email,
+            name: None,
+            locale: None,
+            attributes: None,
+            status: None,
+        }
+    }
+}
+
+/// What an upsert does to the lists it names.
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    pub lists: Vec<ListId>,
+    /// `Unconfirmed` or `Confirmed`: what a new subscription starts as (an unconfirmed one is
+    /// raised to confirmed; confirmed and unsubscribed ones are left alone).
+    pub status: SubscriptionStatus,
+    pub source: Source,
+    /// Change existing subscribers' fields (else only new subscribers get them).
+    pub update: bool,
+}
+
+/// What happened to a subscriber record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordChange {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// What happened to one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// Subscribed now.
+    Added,
+    /// Raised from unconfirmed to confirmed.
+    Confirmed,
+    Unchanged,
+    /// Left unsubscribed: the person asked to leave this list, and only they can rejoin.
+    RefusedUnsubscribed,
+}
+
+/// The result for one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub id: SubscriberId,
+    pub record: RecordChange,
+    /// One per list of the [`Upsert`], in its order.
+    pub subscriptions: Vec<SubscriptionChange>,
+}
+
+/// A page of a list's members.
+#[derive(Debug, Clone)]
+pub struct MemberPage {
+    pub members: Vec<(SubscriberId, Subscription)>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// Lists and subscribers in Redis.
+#[derive(Debug, Clone)]
+pub struct ListStore {
+    conn: RedisConnection,
+    keys: Keys,
+}
+
+fn all_shards() -> impl Iterator<Item = u16> {
+    0..SUBSCRIBER_SHARDS
+}
+
+impl ListStore {
+    pub fn new(conn: RedisConnection, prefix: &str) -> Self {
+        Self {
+            conn,
+            keys: Keys::new(prefix),
+        }
+    }
+
+    fn shard(&self, id: SubscriberId) -> ShardKeys {
+        self.keys.shard(id.shard())
+    }
+
+    /// A new list id.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn next_list_id(&self) -> redis::RedisResult<ListId> {
+        let n: u64 = self.conn.clone().incr(self.keys.lists_seq(), 1).await?;
+        ListId::new(n).ok_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::Parse, "the list sequence answered 0"))
+        })
+    }
+
+    /// Stores `list` (new or changed).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn save_list(&self, list: &List) -> redis::RedisResult<()> {
+        let json = serde_json::to_string(list).unwrap_or_default();
+        self.conn
+            .clone()
+            .hset(self.keys.lists(), list.id.get(), json)
+            .await
+    }
+
+    /// The list `id`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn list(&self, id: ListId) -> redis::RedisResult<Option<List>> {
+        let raw: Option<String> = self.conn.clone().hget(self.keys.lists(), id.get()).await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// Every list, by id.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn lists(&self) -> redis::RedisResult<Vec<List>> {
+        let raw: HashMap<String, String> = self.conn.clone().hgetall(self.keys.lists()).await?;
+        let mut lists: Vec<List> = raw
+            .values()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect();
+        lists.sort_by_key(|l| l.id);
+        Ok(lists)
+    }
+
+    /// Deletes list `id` and every subscription to it; whether it existed.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn delete_list(&self, id: ListId) -> redis::RedisResult<bool> {
+        let removed: u64 = self.conn.clone().hdel(self.keys.lists(), id.get()).await?;
+        try_join_all(all_shards().map(|s| {
+            let shard = self.keys.shard(s);
+            let mut conn = self.conn.clone();
+            async move {
+                redis::cmd("UNLINK")
+                    .arg(shard.members(id.get()))
+                    .arg(shard.counts(id.get()))
+                    .query_async::<()>(&mut conn)
+                    .await
+            }
+        }))
+        .await?;
+        Ok(removed > 0)
+    }
+
+    /// List `id`'s subscriptions counted per state.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn counts(&self, id: ListId) -> redis::RedisResult<Counts> {
+        let per_shard = try_join_all(all_shards().map(|s| {
+            let key = self.keys.shard(s).counts(id.get());
+            let mut conn = self.conn.clone();
+            async move { conn.hgetall::<_, HashMap<String, i64>>(key).await }
+        }))
+        .await?;
+        let mut counts = Counts::default();
+        for shard in per_shard {
+            for (status, n) in shard {
+                let n = u64::try_from(n).unwrap_or(0);
+                match SubscriptionStatus::from_code(&status) {
+                    Some(SubscriptionStatus::Unconfirmed) => counts.unconfirmed += n,
+                    Some(SubscriptionStatus::Confirmed) => counts.confirmed += n,
+                    Some(SubscriptionStatus::Unsubscribed) => counts.unsubscribed += n,
+                    None => {}
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Creates or updates `rows` and subscribes them as `how` says. Rows of one address in one
+    /// call become one subscriber.
+    ///
+    /// # Errors
+    /// When Redis fails (some shards' rows may then be stored: running the same rows again is
+    /// safe).
+    pub async fn upsert(&self, rows: &[Row], how: &Upsert) -> redis::RedisResult<Vec<Outcome>> {
+        let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            by_shard.entry(shard_of(&row.key)).or_default().push(i);
+        }
+        let lists: Vec<String> = how.lists.iter().map(ToString::to_string).collect();
+        let lists = lists.join(",");
+        let now = Utc::now().timestamp().to_string();
+        let answers = try_join_all(by_shard.into_iter().map(|(shard, indexes)| {
+            let keys = self.keys.shard(shard);
+            let mut invocation = UPSERT.prepare_invoke();
+            invocation
+                .key(keys.subscribers())
+                .key(keys.emails())
+                .key(keys.seq());
+            for list in &how.lists {
+                invocation
+                    .key(keys.members(list.get()))
+                    .key(keys.counts(list.get()));
+            }
+            invocation
+                .arg(shard)
+                .arg(SUBSCRIBER_SHARDS)
+                .arg(&lists)
+                .arg(how.status.code())
+                .arg(&now)
+                .arg(how.source.as_str())
+                .arg(if how.update { "1" } else { "0" })
+                .arg(keys.history_prefix())
+                .arg(HISTORY_KEPT);
+            for &i in &indexes {
+                let row = &rows[i];
+                let mask: String = [
+                    if row.name.is_some() { '1' } else { '0' },
+                    if row.locale.is_some() { '1' } else { '0' },
+                    if row.attributes.is_some() { '1' } else { '0' },
+                    row.status.map_or('-', SubscriberStatus::code),
+                ]
+                .iter()
+                .collect();
+                invocation
+                    .arg(&row.key)
+                    .arg(&row.email)
+                    .arg(row.name.as_deref().unwrap_or_default())
+                    .arg(row.locale.as_deref().unwrap_or_default())
+                    .arg(row.attributes.as_deref().unwrap_or_default())
+                    .arg(mask);
+            }
+            let mut conn = self.conn.clone();
+            async move {
+                let answer: Vec<String> = invocation.invoke_async(&mut conn).await?;
+                Ok::<_, redis::RedisError>((indexes, answer))
+            }
+        }))
+        .await?;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
+        for (indexes, answer) in answers {
+            for (i, line) in indexes.into_iter().zip(answer) {
+                outcomes[i] = parse_outcome(&line);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.ok_or_else(|| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::Parse,
+                        "the upsert script answered in an unknown shape",
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The id of the subscriber with case key `key`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn find(&self, key: &str) -> redis::RedisResult<Option<SubscriberId>> {
+        let raw: Option<u64> = self
+            .conn
+            .clone()
+            .hget(self.keys.shard(shard_of(key)).emails(), key)
+            .await?;
+        Ok(raw.and_then(|n| SubscriberId::try_from(n).ok()))
+    }
+
+    /// Subscriber `id`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn subscriber(&self, id: SubscriberId) -> redis::RedisResult<Option<Subscriber>> {
+        let raw: Option<String> = self
+            .conn
+            .clone()
+            .hget(self.shard(id).subscribers(), id.get())
+            .await?;
+        Ok(raw.and_then(|r| decode_record(id, &r)))
+    }
+
+    /// Subscriber `id`'s subscriptions among `lists`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn subscriptions(
+        &self,
+        id: SubscriberId,
+        lists: &[ListId],
+    ) -> redis::RedisResult<Vec<Subscription>> {
+        if lists.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shard = self.shard(id);
+        let mut pipe = redis::pipe();
+        for list in lists {
+            pipe.hget(shard.members(list.get()), id.get());
+        }
+        let raw: Vec<Option<String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(lists
+            .iter()
+            .zip(raw)
+            .filter_map(|(list, r)| r.and_then(|r| decode_membership(*list, &r)))
+            .collect())
+    }
+
+    /// Subscriber `id`'s superseded subscription states, newest first.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn history(&self, id: SubscriberId) -> redis::RedisResult<Vec<Subscription>> {
+        let raw: Vec<String> = self
+            .conn
+            .clone()
+            .lrange(self.shard(id).history(id.get()), 0, -1)
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| {
+                let (list, state) = r.split_once('|')?;
+                decode_membership(ListId::parse(list)?, state)
+            })
+            .collect())
+    }
+
+    /// Sets subscriber `id`'s subscription to `list` to `status`; the state before (`None`
+    /// when there was no subscription), or `Err(None)`-like [`Missing`] when no such subscriber
+    /// exists. Idempotent.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn set_subscription(
+        &self,
+        id: SubscriberId,
+        list: ListId,
+        status: SubscriptionStatus,
+        source: Source,
+    ) -> redis::RedisResult<Result<Option<SubscriptionStatus>, Missing>> {
+        let shard = self.shard(id);
+        let answer: String = SET
+            .key(shard.subscribers())
+            .key(shard.members(list.get()))
+            .key(shard.counts(list.get()))
+            .key(shard.history(id.get()))
+            .arg(id.get())
+            .arg(status.code())
+            .arg(Utc::now().timestamp())
+            .arg(source.as_str())
+            .arg(list.get())
+            .arg(HISTORY_KEPT)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match answer.as_str() {
+            "missing" => Err(Missing),
+            code => Ok(SubscriptionStatus::from_code(code)),
+        })
+    }
+
+    /// Deletes subscriber `id` (case key `key`) and its subscriptions to `lists`; whether it
+    /// existed.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn delete_subscriber(
+        &self,
+        id: SubscriberId,
+        key: &str,
+        lists: &[ListId],
+    ) -> redis::RedisResult<bool> {
+        let shard = self.shard(id);
+        let mut invocation = DELETE.prepare_invoke();
+        invocation
+            .key(shard.subscribers())
+            .key(shard.emails())
+            .key(shard.history(id.get()));
+        for list in lists {
+            invocation
+                .key(shard.members(list.get()))
+                .key(shard.counts(list.get()));
+        }
+        let existed: u64 = invocation
+            .arg(id.get())
+            .arg(key)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(existed > 0)
+    }
+
+    /// Up to `limit` of list `list`'s members (only those in `status` when given), from
+    /// `cursor` (a previous page's `next`).
+    ///
+    /// # Errors
+    /// When Redis fails; a malformed cursor is [`BadCursor`].
+    pub async fn members(
+        &self,
+        list: ListId,
+        status: Option<SubscriptionStatus>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MemberPage, PageError> {
+        let mut position = match cursor {
+            Some(c) => Cursor::parse(c).ok_or(PageError::BadCursor)?,
+            None => Cursor::default(),
+        };
+        let mut members = Vec::new();
+        while position.shard < SUBSCRIBER_SHARDS {
+            let key = self.keys.shard(position.shard).members(list.get());
+            let (next, batch): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(&key)
+                .arg(position.scan)
+                .arg("COUNT")
+                .arg(limit.max(10))
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let mut taken_here = 0;
+            for (field, value) in batch.iter().skip(position.skip) {
+                taken_here += 1;
+                let (Some(id), Some(sub)) = (
+                    field
+                        .parse::<u64>()
+                        .ok()
+                        .and_then(|n| SubscriberId::try_from(n).ok()),
+                    decode_membership(list, value),
+                ) else {
+                    continue;
+                };
+                if status.is_none_or(|s| s == sub.status) {
+                    members.push((id, sub));
+                    if members.len() == limit {
+                        let skip = position.skip + taken_here;
+                        let next = if skip < batch.len() {
+                            Cursor { skip, ..position }
+                        } else {
+                            position.after(next)
+                        };
+                        let next = (next.shard < SUBSCRIBER_SHARDS).then(|| next.to_string());
+                        return Ok(MemberPage { members, next });
+                    }
+                }
+            }
+            position = position.after(next);
+        }
+        Ok(MemberPage {
+            members,
+            next: None,
+        })
+    }
+
+    /// Calls `visit` with every member of `list` (id, subscription, raw record) in batches of
+    /// about `batch`, shard by shard, `parallel` shards at a time.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn scan<F>(
+        &self,
+        list: ListId,
+        batch: usize,
+        parallel: usize,
+        visit: F,
+    ) -> redis::RedisResult<()>
+    where
+        F: Fn(&[(SubscriberId, Subscription, Option<Subscriber>)]) + Sync,
+    {
+        use futures::StreamExt;
+        let visit = &visit;
+        let mut shards = futures::stream::iter(all_shards())
+            .map(|s| async move { self.scan_shard(s, list, batch, visit).await })
+            .buffer_unordered(parallel.max(1));
+        while let Some(result) = shards.next().await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn scan_shard<F>(
+        &self,
+        shard: u16,
+        list: ListId,
+        batch: usize,
+        visit: &F,
+    ) -> redis::RedisResult<()>
+    where
+        F: Fn(&[(SubscriberId, Subscription, Option<Subscriber>)]) + Sync,
+    {
+        let keys = self.keys.shard(shard);
+        let members = keys.members(list.get());
+        let records = keys.subscribers();
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(&members)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(batch)
+                .query_async(&mut conn)
+                .await?;
+            let parsed: Vec<(SubscriberId, Subscription)> = found
+                .iter()
+                .filter_map(|(field, value)| {
+                    let id = SubscriberId::try_from(field.parse::<u64>().ok()?).ok()?;
+                    Some((id, decode_membership(list, value)?))
+                })
+                .collect();
+            if !parsed.is_empty() {
+                let ids: Vec<u64> = parsed.iter().map(|(id, _)| id.get()).collect();
+                let raw: Vec<Option<String>> = redis::cmd("HMGET")
+                    .arg(&records)
+                    .arg(&ids)
+                    .query_async(&mut conn)
+                    .await?;
+                let rows: Vec<_> = parsed
+                    .into_iter()
+                    .zip(raw)
+                    .map(|((id, sub), r)| (id, sub, r.and_then(|r| decode_record(id, &r))))
+                    .collect();
+                visit(&rows);
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// The subscriber does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missing;
+
+/// Why a page could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("the cursor is not one this API handed out")]
+    BadCursor,
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+/// A position in a list: shard, its HSCAN cursor, and how many of that scan step's members a
+/// page already took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Cursor {
+    shard: u16,
+    scan: u64,
+    skip: usize,
+}
+
+impl Cursor {
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let cursor = Self {
+            shard: parts.next()?.parse().ok()?,
+            scan: parts.next()?.parse().ok()?,
+            skip: parts.next()?.parse().ok()?,
+        };
+        (parts.next().is_none() && cursor.shard < SUBSCRIBER_SHARDS).then_some(cursor)
+    }
+
+    /// The position after a scan step that answered `next`.
+    fn after(self, next: u64) -> Self {
+        if next == 0 {
+            Self {
+                shard: self.shard + 1,
+                scan: 0,
+                skip: 0,
+            }
+        } else {
+            Self {
+                shard: self.shard,
+                scan: next,
+                skip: 0,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.shard, self.scan, self.skip)
+    }
+}
+
+fn parse_outcome(line: &str) -> Option<Outcome> {
+    let mut parts = line.split(':');
+    let id = SubscriberId::try_from(parts.next()?.parse::<u64>().ok()?).ok()?;
+    let record = match parts.next()? {
+        "n" => RecordChange::Created,
+        "u" => RecordChange::Updated,
+        _ => RecordChange::Unchanged,
+    };
+    let subscriptions = parts
+        .next()?
+        .chars()
+        .map(|c| match c {
+            'n' => SubscriptionChange::Added,
+            'c' => SubscriptionChange::Confirmed,
+            'x' => SubscriptionChange::RefusedUnsubscribed,
+            _ => SubscriptionChange::Unchanged,
+        })
+        .collect();
+    Some(Outcome {
+        id,
+        record,
+        subscriptions,
+    })
+}
