@@ -297,6 +297,20 @@ pub struct Settings {
     pub max_requests_in_flight: usize,
     /// `MAILROOM_SMTP_POOL_SIZE`: SMTP connections a worker process keeps open at most.
     pub smtp_pool_size: usize,
+    /// `MAILROOM_IMPORT_MAX_BYTES`: the largest CSV body `POST /v1/imports` reads.
+    pub import_max_bytes: u64,
+    /// `MAILROOM_OPTIN_TTL`: how long a double opt-in link works, in seconds.
+    pub optin_ttl: u64,
+    /// `MAILROOM_LINK_KEYS`: `id:secret[,id:secret…]`, the HMAC keys that sign unsubscribe
+    /// links; the first signs, all verify (rotation). Secrets of at least 32 characters.
+    /// Without it, `dev` makes a key for its own run and `serve` sends no list mail.
+    pub link_keys: Option<SecretString>,
+    /// `MAILROOM_UNSUBSCRIBE_MAILTO`: an address for `List-Unsubscribe`'s `mailto:` form.
+    pub unsubscribe_mailto: Option<String>,
+    /// `MAILROOM_SUBSCRIBE_RATE_PER_ADDRESS`: public sign-ups per address per hour.
+    pub subscribe_rate_per_address: u64,
+    /// `MAILROOM_SUBSCRIBE_RATE_PER_IP`: public sign-ups per client IP per hour.
+    pub subscribe_rate_per_ip: u64,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -379,6 +393,12 @@ impl Default for Settings {
             inbound_stream_maxlen: 100_000,
             inbound_retention_secs: 7 * 24 * 3600,
             inbound_max_bytes: 1024 * 1024 * 1024,
+            import_max_bytes: 1024 * 1024 * 1024,
+            optin_ttl: 7 * 24 * 3600,
+            link_keys: None,
+            unsubscribe_mailto: None,
+            subscribe_rate_per_address: 5,
+            subscribe_rate_per_ip: 30,
             timeline_max_events: 1000,
             allow_evicting_redis: false,
             request_timeout_secs: 30,
@@ -451,7 +471,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 20] = [
+        let ranges: [(&str, u64, u64, u64); 24] = [
             ("smtp_pool_size", self.smtp_pool_size as u64, 1, 1000),
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
@@ -494,6 +514,20 @@ impl Settings {
                 400 * 24 * 3600,
             ),
             ("inbound_max_bytes", self.inbound_max_bytes, 0, 1 << 40),
+            ("import_max_bytes", self.import_max_bytes, 1024, 1 << 40),
+            ("optin_ttl", self.optin_ttl, 300, 90 * 24 * 3600),
+            (
+                "subscribe_rate_per_address",
+                self.subscribe_rate_per_address,
+                1,
+                1_000_000,
+            ),
+            (
+                "subscribe_rate_per_ip",
+                self.subscribe_rate_per_ip,
+                1,
+                1_000_000,
+            ),
             (
                 "timeline_max_events",
                 self.timeline_max_events as u64,

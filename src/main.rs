@@ -48,6 +48,11 @@ enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
     },
+    /// Import subscribers into a list.
+    Import {
+        #[command(subcommand)]
+        command: mailroom::lists::import_command::ImportCommand,
+    },
     /// Inspect and repair queues.
     Queue {
         #[command(subcommand)]
@@ -84,6 +89,9 @@ async fn main() -> ExitCode {
             worker::run(&settings, options, shutdown::on_signal()).await
         }
         Command::Queue { command } => cli::queue(&settings, command).await,
+        Command::Import { command } => {
+            mailroom::lists::import_command::run(&settings, command).await
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -143,6 +143,15 @@ impl ApiError {
         )
     }
 
+    /// 415: a body of another type than the route's `wanted`.
+    pub fn unsupported_media_type_of(wanted: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the body as Content-Type: {wanted}"),
+        )
+    }
+
     /// 422: well-formed JSON that does not describe a valid request.
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(

@@ -11,6 +11,7 @@ mod emails;
 pub mod error;
 mod extract;
 mod health;
+mod imports;
 mod inbound;
 mod lists;
 mod metrics;
@@ -42,7 +43,7 @@ use crate::{
     config::{Misconfigured, Settings},
     events::WebhookKey,
     inbound::InboundStore,
-    lists::ListStore,
+    lists::{ListStore, imports::ImportStore},
     render::Renderer,
     store::{
         RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions, Verifications,
@@ -94,6 +95,10 @@ pub struct AppState {
     pub suppressions: Suppressions,
     /// Lists, subscribers and subscriptions.
     pub lists: ListStore,
+    /// Import records.
+    pub imports: ImportStore,
+    /// The largest CSV body an import reads.
+    pub import_max_bytes: u64,
     /// Categories sent even to suppressed addresses.
     pub transactional: Arc<Vec<String>>,
     /// The daily event counters.
@@ -191,6 +196,8 @@ impl AppState {
             },
             suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
             lists: ListStore::new(conn.clone(), &settings.redis_prefix),
+            imports: ImportStore::new(conn.clone(), &settings.redis_prefix),
+            import_max_bytes: settings.import_max_bytes,
             stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
             inbound: InboundSettings {
                 store: InboundStore::new(
@@ -245,6 +252,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/lists/{id}/subscribers", get(lists::members))
         .route("/v1/subscribers", post(subscribers::upsert))
+        .route("/v1/imports", post(imports::create))
+        .route("/v1/imports/{id}", get(imports::get))
+        .route("/v1/imports/{id}/errors", get(imports::errors))
         .route(
             "/v1/subscribers/{id}",
             get(subscribers::get)

@@ -7,8 +7,8 @@ use utoipa::{
 };
 
 use super::{
-    emails, error, health, inbound, lists, metrics, render, subscribers, suppressions, validations,
-    verify, webhooks,
+    emails, error, health, imports, inbound, lists, metrics, render, subscribers, suppressions,
+    validations, verify, webhooks,
 };
 use crate::store;
 
@@ -16,7 +16,7 @@ use crate::store;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete),
+    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, imports::create, imports::get, imports::errors),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
@@ -75,6 +75,10 @@ use crate::store;
         crate::lists::Subscription,
         crate::lists::SubscriptionStatus,
         crate::lists::Source,
+        crate::lists::imports::ImportStatus,
+        crate::lists::imports::ImportState,
+        crate::lists::imports::RowReport,
+        crate::lists::imports::Totals,
     )),
     modifiers(&BearerKeys),
     tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "health", description = "Probes"))

@@ -2,6 +2,9 @@
 //! of subscribers over [`mailroom_jobs::SUBSCRIBER_SHARDS`] shards), CSV imports ([`import`]),
 //! segments ([`segment`]) and the signed links that unsubscribe ([`links`]).
 
+pub mod import;
+pub mod import_command;
+pub mod imports;
 pub mod model;
 pub mod store;
 

@@ -1,0 +1,265 @@
+//! `/v1/imports`: a CSV body streamed into a list (not held in memory, not under the API's body
+//! limit but under `MAILROOM_IMPORT_MAX_BYTES`), and the import's progress and reported rows.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    extract::{ApiPath, ApiQuery},
+};
+use crate::lists::{
+    SubscriptionStatus,
+    import::{self, ImportSettings, ImportTargets},
+    imports::ImportStatus,
+};
+
+/// The largest page of reported rows.
+const MAX_ERRORS_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ImportQuery {
+    /// The list to import into.
+    list: u64,
+    /// What new subscriptions start as; `confirmed` only when consent was recorded elsewhere.
+    status: Option<SubscriptionStatus>,
+    /// Change existing subscribers' fields to the file's.
+    #[serde(default)]
+    update: bool,
+    /// `,` `;` `|` or `tab`; detected from the header line when absent.
+    delimiter: Option<String>,
+}
+
+fn parse_delimiter(text: Option<&str>) -> Result<Option<u8>, ApiError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some("tab" | "\t") => Ok(Some(b'\t')),
+        Some(d @ ("," | ";" | "|")) => Ok(Some(d.as_bytes()[0])),
+        Some(_) => {
+            Err(ApiError::bad_request("the delimiter is one of , ; | or tab").field("delimiter"))
+        }
+    }
+}
+
+/// Import subscribers from a CSV body (columns `email`, `name`, `locale`, `attributes`, and any
+/// other column as an attribute). Answers once the body is read; the last rows may still be
+/// going in (`state: running`).
+#[utoipa::path(
+    operation_id = "create_import",
+    post,
+    path = "/v1/imports",
+    tag = "lists",
+    params(ImportQuery),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file, with a header line"),
+    responses(
+        (status = 202, description = "Read; see its progress at /v1/imports/{id}", body = ImportStatus),
+        (status = 400, description = "A bad query parameter (named), or a body that broke off", body = ErrorBody),
+        (status = 413, description = "Body over MAILROOM_IMPORT_MAX_BYTES", body = ErrorBody),
+        (status = 415, description = "Not text/csv", body = ErrorBody),
+        (status = 422, description = "No such list, or no email column", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ImportQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ImportStatus>), ApiError> {
+    let is_csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("text/csv") || v.eq_ignore_ascii_case("application/csv")
+        });
+    if !is_csv {
+        return Err(ApiError::unsupported_media_type_of("text/csv"));
+    }
+    let delimiter = parse_delimiter(query.delimiter.as_deref())?;
+    let list = match crate::domain::ListId::new(query.list) {
+        Some(id) => state.lists.list(id).await?,
+        None => None,
+    }
+    .ok_or_else(|| ApiError::validation(format!("no list {}", query.list)).field("list"))?;
+    let status = query.status.unwrap_or(SubscriptionStatus::Unconfirmed);
+    if status == SubscriptionStatus::Unsubscribed {
+        return Err(
+            ApiError::bad_request("an import subscribes as unconfirmed or confirmed")
+                .field("status"),
+        );
+    }
+    let id = Uuid::now_v7();
+    state.imports.start(id, list.id, status).await?;
+
+    let limit = state.import_max_bytes;
+    let mut read = 0u64;
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .map_ok(move |chunk| {
+            read += chunk.len() as u64;
+            (read > limit, chunk)
+        })
+        .and_then(move |(over, chunk)| {
+            futures::future::ready(if over {
+                Err(std::io::Error::other(format!(
+                    "the body is over MAILROOM_IMPORT_MAX_BYTES ({limit} bytes)"
+                )))
+            } else {
+                Ok(chunk)
+            })
+        });
+    let source = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let targets = ImportTargets {
+        lists: state.lists.clone(),
+        suppressions: state.suppressions.clone(),
+        imports: state.imports.clone(),
+    };
+    let settings = ImportSettings {
+        list: list.id,
+        status,
+        update: query.update,
+        delimiter,
+    };
+    let (read_done, body_read) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Err(error) =
+            import::run(source, &targets, id, &settings, |_| {}, Some(read_done)).await
+        {
+            tracing::warn!(import = %id, %error, "import failed");
+        }
+    });
+    match body_read.await {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) if reason.contains("MAILROOM_IMPORT_MAX_BYTES") => {
+            return Err(ApiError::too_large(
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ));
+        }
+        Ok(Err(reason)) if reason.contains("could not be read") => {
+            return Err(ApiError::bad_request(reason));
+        }
+        Ok(Err(reason)) => return Err(ApiError::validation(reason)),
+        Err(_) => {
+            return Err(ApiError::internal(
+                &"the import stopped before reading the body",
+            ));
+        }
+    }
+    let status = state
+        .imports
+        .get(id, 0, 100)
+        .await?
+        .ok_or_else(|| ApiError::internal(&"the import record is gone"))?;
+    Ok((StatusCode::ACCEPTED, Json(status)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ImportStatusQuery {
+    /// The first reported row to show (0-based).
+    errors_from: Option<usize>,
+    /// Reported rows per page (default 100, at most 1,000).
+    #[param(maximum = 1000)]
+    errors_limit: Option<usize>,
+}
+
+fn import_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::not_found(format!("no import {text}")).field("id"))
+}
+
+/// An import's progress, counts and a page of its reported rows.
+#[utoipa::path(
+    operation_id = "get_import",
+    get,
+    path = "/v1/imports/{id}",
+    tag = "lists",
+    params(("id" = String, Path, description = "The import's id"), ImportStatusQuery),
+    responses(
+        (status = 200, description = "The import", body = ImportStatus),
+        (status = 400, description = "A bad query parameter (named)", body = ErrorBody),
+        (status = 404, description = "No such import (or older than 30 days)", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ImportStatusQuery>,
+) -> Result<Json<ImportStatus>, ApiError> {
+    let limit = query.errors_limit.unwrap_or(100);
+    if limit > MAX_ERRORS_PAGE {
+        return Err(
+            ApiError::bad_request(format!("errors_limit is at most {MAX_ERRORS_PAGE}"))
+                .field("errors_limit"),
+        );
+    }
+    let uuid = import_id(&id)?;
+    let from = query
+        .errors_from
+        .unwrap_or(0)
+        .min(crate::lists::imports::MAX_REPORTED);
+    state
+        .imports
+        .get(uuid, from, limit)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no import {id}")).field("id"))
+}
+
+/// Every reported row of an import as CSV (`line,reason`), to download.
+#[utoipa::path(
+    operation_id = "get_import_errors",
+    get,
+    path = "/v1/imports/{id}/errors",
+    tag = "lists",
+    params(("id" = String, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The reported rows", content_type = "text/csv", body = String),
+        (status = 404, description = "No such import", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn errors(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let uuid = import_id(&id)?;
+    if state.imports.get(uuid, 0, 0).await?.is_none() {
+        return Err(ApiError::not_found(format!("no import {id}")).field("id"));
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(["line", "reason"]);
+    for report in state.imports.all_reports(uuid).await? {
+        let _ = writer.write_record([report.line.to_string(), report.reason]);
+    }
+    let body = writer.into_inner().unwrap_or_default();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"import-{uuid}-errors.csv\""),
+            ),
+        ],
+        body,
+    ))
+}

@@ -1,0 +1,447 @@
+//! CSV imports: rows of a file (or a request body) into a list, as fast as Redis takes them.
+//!
+//! A blocking thread reads the CSV (any delimiter of `,` `;` tab `|`, detected from the header
+//! line unless given; quoted fields, a BOM and CRLF line ends are fine), parses each row into
+//! typed fields, drops repeats of an address, and hands batches over a bounded channel; the
+//! async side checks them against the suppression list and upserts them shard by shard
+//! ([`ListStore::upsert`]), a few batches at a time. Columns: `email` (required), `name`,
+//! `locale`, `attributes` (a JSON object); every other column becomes a string attribute.
+//!
+//! Each bad row is reported with its line and reason, and the good ones go in. Running the
+//! same file again changes nothing (every row is then "skipped").
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{
+    ListStore, Source, SubscriptionStatus,
+    imports::{ImportStore, RowReport, Totals},
+    model::{encode_attributes, parse_name},
+    store::{RecordChange, Row, SubscriptionChange, Upsert},
+};
+use crate::domain::{ListId, Locale};
+use crate::store::Suppressions;
+
+/// Rows per batch handed from the reader to Redis.
+const BATCH_ROWS: usize = 4096;
+/// Batches in Redis at once.
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// What an import does.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    pub list: ListId,
+    /// What new subscriptions start as (`unconfirmed` unless consent is recorded elsewhere).
+    pub status: SubscriptionStatus,
+    /// Change existing subscribers' name, locale and attributes to the file's.
+    pub update: bool,
+    /// The delimiter; detected from the header line when `None`.
+    pub delimiter: Option<u8>,
+}
+
+/// Why an import stopped as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The header line has no `email` column, or there is no header.
+    #[error("{0}")]
+    Header(String),
+    /// The source could not be read (a body cut off, over its limit, a file error).
+    #[error("the file could not be read: {0}")]
+    Read(String),
+    /// Redis failed; rows before it are stored, and running the import again is safe.
+    #[error("the store failed: {0}")]
+    Store(#[from] redis::RedisError),
+}
+
+/// One parsed batch from the reader.
+#[derive(Debug, Default)]
+struct Batch {
+    rows: Vec<(u64, Row)>,
+    reports: Vec<RowReport>,
+    /// Rows read, and how many of them repeated an address seen before.
+    read: u64,
+    repeats: u64,
+}
+
+/// Where the columns are.
+#[derive(Debug)]
+struct Columns {
+    email: usize,
+    name: Option<usize>,
+    locale: Option<usize>,
+    attributes: Option<usize>,
+    extra: Vec<(usize, String)>,
+}
+
+impl Columns {
+    fn of(header: &csv::StringRecord) -> Result<Self, ImportError> {
+        let names: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
+        let find = |name: &str| names.iter().position(|n| n == name);
+        let email = find("email").ok_or_else(|| {
+            ImportError::Header(format!(
+                "the header line has no email column (it has: {})",
+                names.join(", ")
+            ))
+        })?;
+        let (name, locale, attributes) = (find("name"), find("locale"), find("attributes"));
+        let extra = header
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![Some(email), name, locale, attributes].contains(&Some(*i)))
+            .map(|(i, h)| (i, h.trim().to_owned()))
+            .filter(|(_, h)| !h.is_empty())
+            .collect();
+        Ok(Self {
+            email,
+            name,
+            locale,
+            attributes,
+            extra,
+        })
+    }
+
+    fn row(&self, record: &csv::StringRecord, width: usize) -> Result<Row, String> {
+        if record.len() != width {
+            return Err(format!(
+                "malformed line: {} fields where the header has {width}",
+                record.len()
+            ));
+        }
+        let field = |i: usize| record.get(i).unwrap_or_default().trim();
+        let email = field(self.email);
+        let address = mailroom_jobs::address::parse(email)
+            .map_err(|e| format!("invalid address {email:?}: {}", e.message))?;
+        let mut row = Row::new(&address);
+        if let Some(i) = self.name {
+            row.name = Some(parse_name(field(i))?);
+        }
+        if let Some(i) = self.locale.filter(|&i| !field(i).is_empty()) {
+            row.locale = Some(
+                Locale::parse(field(i))
+                    .map_err(|e| format!("bad locale: {e}"))?
+                    .as_str()
+                    .to_owned(),
+            );
+        }
+        let mut attributes = Map::new();
+        if let Some(i) = self.attributes.filter(|&i| !field(i).is_empty()) {
+            attributes = serde_json::from_str(field(i))
+                .map_err(|e| format!("the attributes column is not a JSON object: {e}"))?;
+        }
+        for (i, name) in &self.extra {
+            attributes.insert(name.clone(), Value::String(field(*i).to_owned()));
+        }
+        if self.attributes.is_some() || !self.extra.is_empty() {
+            row.attributes = Some(encode_attributes(&attributes)?);
+        }
+        Ok(row)
+    }
+}
+
+/// The delimiter of a header line: the most frequent of `,` `;` tab `|`, else `,`.
+fn detect_delimiter(head: &[u8]) -> u8 {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    [b',', b';', b'\t', b'|']
+        .into_iter()
+        .map(|d| (line.iter().filter(|&&b| b == d).count(), d))
+        .filter(|(n, _)| *n > 0)
+        .max_by_key(|(n, d)| (*n, *d == b','))
+        .map_or(b',', |(_, d)| d)
+}
+
+/// Reads `source` into batches on `sender` (a blocking thread's work).
+fn read_batches(
+    source: impl Read,
+    delimiter: Option<u8>,
+    sender: &mpsc::Sender<Batch>,
+) -> Result<(), ImportError> {
+    let mut source = std::io::BufReader::with_capacity(256 * 1024, source);
+    let head =
+        std::io::BufRead::fill_buf(&mut source).map_err(|e| ImportError::Read(e.to_string()))?;
+    let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(head));
+    // The csv crate counts a record's line before it has read the `\n` of the previous CRLF,
+    // so with CRLF line ends every line it reports is one low.
+    let crlf_shift = u64::from(
+        head.split(|&b| b == b'\n')
+            .next()
+            .is_some_and(|line| line.ends_with(b"\r") && head.len() > line.len()),
+    );
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(source);
+    let header = reader.headers().map_err(|e| read_error(&e))?.clone();
+    let columns = Columns::of(&header)?;
+    let width = header.len();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut batch = Batch::default();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line() + 1 + crlf_shift;
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                batch.read += 1;
+                // Lines before this record that were blank are skipped by the reader.
+                let line = record.position().map_or(line, |p| p.line() + crlf_shift);
+                match columns.row(&record, width) {
+                    Ok(row) => {
+                        let mut hasher = std::hash::DefaultHasher::new();
+                        row.key.hash(&mut hasher);
+                        if seen.insert(hasher.finish()) {
+                            batch.rows.push((line, row));
+                        } else {
+                            batch.repeats += 1;
+                        }
+                    }
+                    Err(reason) => batch.reports.push(RowReport { line, reason }),
+                }
+            }
+            Err(error) if error.is_io_error() => return Err(read_error(&error)),
+            Err(error) => {
+                batch.read += 1;
+                let line = error.position().map_or(line, |p| p.line() + crlf_shift);
+                batch.reports.push(RowReport {
+                    line,
+                    reason: format!("malformed line: {error}"),
+                });
+            }
+        }
+        // A closed channel means the writing side stopped (it reports why).
+        if batch.read as usize >= BATCH_ROWS
+            && sender.blocking_send(std::mem::take(&mut batch)).is_err()
+        {
+            return Ok(());
+        }
+    }
+    if batch.read > 0 {
+        let _ = sender.blocking_send(batch);
+    }
+    Ok(())
+}
+
+fn read_error(error: &csv::Error) -> ImportError {
+    match error.kind() {
+        csv::ErrorKind::Io(e) => ImportError::Read(e.to_string()),
+        _ => ImportError::Header(format!("the header line is not CSV: {error}")),
+    }
+}
+
+/// Everything an import writes to.
+#[derive(Debug, Clone)]
+pub struct ImportTargets {
+    pub lists: ListStore,
+    pub suppressions: Suppressions,
+    pub imports: ImportStore,
+}
+
+/// Imports `source` as `settings` say, recording progress under `id` (already started with
+/// [`ImportStore::start`]) and calling `progress` with the totals after each batch. Marks the
+/// import done or failed. `read_done` is told when the source has been read to its end (or
+/// failed), before the last batches are written.
+///
+/// # Errors
+/// When the header is unusable, the source cannot be read, or Redis fails.
+pub async fn run<R: Read + Send + 'static>(
+    source: R,
+    targets: &ImportTargets,
+    id: Uuid,
+    settings: &ImportSettings,
+    progress: impl Fn(&Totals),
+    read_done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+) -> Result<Totals, ImportError> {
+    let (sender, receiver) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT * 2);
+    let delimiter = settings.delimiter;
+    let reader = tokio::task::spawn_blocking(move || {
+        let result = read_batches(source, delimiter, &sender);
+        if let Some(done) = read_done {
+            let _ = done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(error.to_string()),
+            });
+        }
+        result
+    });
+    let mut totals = Totals::default();
+    let mut applied = tokio_stream_of(receiver)
+        .map(|batch| apply(targets, settings, batch))
+        .buffered(BATCHES_IN_FLIGHT);
+    let mut failure: Option<ImportError> = None;
+    while let Some(result) = applied.next().await {
+        match result {
+            Ok((counts, reports)) => {
+                targets.imports.record(id, &counts, &reports).await?;
+                totals.add(&counts);
+                progress(&totals);
+            }
+            Err(error) => {
+                failure = Some(error.into());
+                break;
+            }
+        }
+    }
+    drop(applied);
+    let read = reader
+        .await
+        .map_err(|e| ImportError::Read(format!("the reader stopped: {e}")))?;
+    let outcome = match (failure, read) {
+        (Some(error), _) | (None, Err(error)) => Err(error),
+        (None, Ok(())) => Ok(totals),
+    };
+    let message = outcome.as_ref().err().map(ToString::to_string);
+    targets.imports.finish(id, message.as_deref()).await?;
+    outcome
+}
+
+fn tokio_stream_of(mut receiver: mpsc::Receiver<Batch>) -> impl futures::Stream<Item = Batch> {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Writes one batch: drops suppressed addresses (reported), upserts the rest.
+async fn apply(
+    targets: &ImportTargets,
+    settings: &ImportSettings,
+    batch: Batch,
+) -> redis::RedisResult<(Totals, Vec<RowReport>)> {
+    let mut totals = Totals {
+        rows: batch.read,
+        skipped: batch.repeats,
+        invalid: batch.reports.len() as u64,
+        ..Totals::default()
+    };
+    let mut reports = batch.reports;
+    let emails: Vec<String> = batch.rows.iter().map(|(_, r)| r.key.clone()).collect();
+    let suppressed = targets.suppressions.get_many(&emails).await?;
+    let mut rows = Vec::with_capacity(batch.rows.len());
+    let mut lines = Vec::with_capacity(batch.rows.len());
+    for ((line, row), suppression) in batch.rows.into_iter().zip(suppressed) {
+        match suppression {
+            Some(s) => {
+                totals.skipped += 1;
+                reports.push(RowReport {
+                    line,
+                    reason: format!(
+                        "not subscribed: the address is suppressed ({})",
+                        s.reason.as_str()
+                    ),
+                });
+            }
+            None => {
+                rows.push(row);
+                lines.push(line);
+            }
+        }
+    }
+    let how = Upsert {
+        lists: vec![settings.list],
+        status: settings.status,
+        source: Source::Import,
+        update: settings.update,
+    };
+    let outcomes = if rows.is_empty() {
+        Vec::new()
+    } else {
+        targets.lists.upsert(&rows, &how).await?
+    };
+    for (outcome, line) in outcomes.iter().zip(lines) {
+        let subscription = outcome.subscriptions.first().copied();
+        match (outcome.record, subscription) {
+            (_, Some(SubscriptionChange::RefusedUnsubscribed)) => {
+                totals.skipped += 1;
+                reports.push(RowReport {
+                    line,
+                    reason: "not subscribed again: the person unsubscribed from this list"
+                        .to_owned(),
+                });
+            }
+            (RecordChange::Created, _) | (_, Some(SubscriptionChange::Added)) => {
+                totals.imported += 1
+            }
+            (RecordChange::Updated, _) | (_, Some(SubscriptionChange::Confirmed)) => {
+                totals.updated += 1;
+            }
+            _ => totals.skipped += 1,
+        }
+    }
+    reports.sort_by_key(|r| r.line);
+    Ok((totals, reports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(csv: &str) -> Result<Vec<Batch>, ImportError> {
+        let (sender, mut receiver) = mpsc::channel(64);
+        read_batches(csv.as_bytes(), None, &sender)?;
+        drop(sender);
+        let mut batches = Vec::new();
+        while let Ok(b) = receiver.try_recv() {
+            batches.push(b);
+        }
+        Ok(batches)
+    }
+
+    #[test]
+    fn delimiters_are_detected_from_the_header() {
+        assert_eq!(detect_delimiter(b"email;name;plan\na;b;c"), b';');
+        assert_eq!(detect_delimiter(b"email\tname\n"), b'\t');
+        assert_eq!(detect_delimiter(b"email\n"), b',');
+        assert_eq!(detect_delimiter(b"email,name|x\n"), b',');
+    }
+
+    #[test]
+    fn rows_parse_with_quotes_bom_crlf_and_extra_columns() {
+        let csv = "\u{feff}Email,Name,plan,locale\r\n\"ada@example.com\",\"Lovelace, Ada\",pro,fr\r\nbob@example.com,Bob,,\r\n";
+        let batches = parse(csv).unwrap();
+        let rows = &batches[0].rows;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, 2, "the first data row is line 2");
+        assert_eq!(rows[1].0, 3);
+        assert_eq!(rows[0].1.name.as_deref(), Some("Lovelace, Ada"));
+        assert_eq!(rows[0].1.locale.as_deref(), Some("fr"));
+        assert_eq!(rows[0].1.attributes.as_deref(), Some(r#"{"plan":"pro"}"#));
+        assert_eq!(rows[1].1.locale, None);
+    }
+
+    #[test]
+    fn bad_rows_are_reported_with_their_line_and_the_rest_go_on() {
+        let csv = "email,name,locale,attributes\nok@example.com,Ok,,\nnot-an-address,X,,\nb@example.com,B,??,\nc@example.com,C,,[1]\n\"d@example.com,D\nstill quoted\",,\ne@example.com,E,,\nshort@example.com\nOK@example.com,Again,,\n";
+        let batch = parse(csv).unwrap().remove(0);
+        let lines: Vec<u64> = batch.rows.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![2, 8]);
+        let reported: Vec<(u64, &str)> = batch
+            .reports
+            .iter()
+            .map(|r| (r.line, r.reason.split(':').next().unwrap()))
+            .collect();
+        assert_eq!(
+            reported,
+            vec![
+                (3, "invalid address \"not-an-address\""),
+                (4, "bad locale"),
+                (5, "the attributes column is not a JSON object"),
+                (6, "malformed line"),
+                (9, "malformed line"),
+            ]
+        );
+        assert_eq!(batch.repeats, 1, "OK@example.com repeats ok@example.com");
+        assert_eq!(batch.read, 8);
+    }
+
+    #[test]
+    fn a_file_without_an_email_column_stops_at_once() {
+        assert!(matches!(
+            parse("name,plan\nx,y\n"),
+            Err(ImportError::Header(_))
+        ));
+        assert!(matches!(parse(""), Err(ImportError::Header(_))));
+    }
+}
