@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | restart
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | import | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -12,6 +12,7 @@
 //! with this binary's own worker (`mailroom-bench work`), since mailroom itself runs no no-op
 //! queue.
 
+mod lists;
 mod restart;
 mod scenarios;
 
@@ -103,6 +104,13 @@ enum Command {
         /// Emails to send.
         #[arg(long, default_value_t = 20_000)]
         emails: usize,
+    },
+    /// Import a generated CSV file of subscribers with `mailroom import subscribers`: rows/s
+    /// and Redis memory per subscriber.
+    Import {
+        /// Rows to generate and import.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
     },
     /// The no-op worker `queue` starts (not for use by hand).
     #[command(hide = true)]
@@ -207,6 +215,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             "{}",
             scenarios::validate(settings, batches, concurrency).await?
         ),
+        Command::Import { rows } => println!("{}", lists::import(settings, rows).await?),
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
     }

@@ -311,7 +311,7 @@ fn peak_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn delete_prefix(mut conn: RedisConnection, prefix: &str) -> anyhow::Result<()> {
+pub(crate) async fn delete_prefix(mut conn: RedisConnection, prefix: &str) -> anyhow::Result<()> {
     let keys: Vec<String> = {
         let mut iter: redis::AsyncIter<'_, String> = conn.scan_match(format!("{prefix}:*")).await?;
         let mut keys = Vec::new();
@@ -356,13 +356,13 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-fn ms_f(d: Duration) -> f64 {
+pub(crate) fn ms_f(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// Starts `mailroom serve` on a free port with `prefix` and the API key `bench-key` (plus
 /// `env`), and waits until it answers.
-async fn start_server(
+pub(crate) async fn start_server(
     prefix: &str,
     env: &[(&str, &str)],
 ) -> anyhow::Result<(tokio::process::Child, String, reqwest::Client)> {
@@ -392,7 +392,7 @@ async fn start_server(
 }
 
 /// A fresh key prefix for one benchmark run, deleted at its end.
-fn bench_prefix(settings: &Settings) -> String {
+pub(crate) fn bench_prefix(settings: &Settings) -> String {
     format!(
         "{}-bench-{}",
         settings.redis_prefix,
@@ -419,7 +419,7 @@ async fn wind_up(
     Ok((at(0.50), at(0.99)))
 }
 
-const BENCH_KEY: &str = "bench-key";
+pub(crate) const BENCH_KEY: &str = "bench-key";
 
 /// `bench verify`: issues `count` tokens, starts `mailroom serve`, and confirms each once with
 /// `concurrency` connections, measuring the rate and the latency.

@@ -1,0 +1,175 @@
+//! List benchmarks: a CSV import of a generated file through `mailroom import subscribers` (rows
+//! per second, and Redis memory per subscriber), and segment counts over the imported list.
+
+use std::{
+    fmt,
+    io::Write,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use mailroom::{
+    config::Settings,
+    domain::ListId,
+    lists::{List, ListStore, Optin, Visibility},
+};
+use mailroom_jobs::RedisConnection;
+use redis::Value;
+
+use crate::scenarios::{bench_prefix, delete_prefix};
+
+/// What `bench import` measured.
+#[derive(Debug)]
+pub(crate) struct ImportReport {
+    rows: usize,
+    bytes: u64,
+    elapsed: Duration,
+    memory_per_subscriber: Option<f64>,
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "import: {} rows ({:.1} MB) through `mailroom import subscribers`",
+            self.rows,
+            self.bytes as f64 / 1e6
+        )?;
+        write!(
+            f,
+            "rate:   {:.0} rows/s ({:.2} s)",
+            self.rows as f64 / self.elapsed.as_secs_f64(),
+            self.elapsed.as_secs_f64()
+        )?;
+        if let Some(bytes) = self.memory_per_subscriber {
+            write!(
+                f,
+                "\nmemory: {bytes:.0} bytes of Redis per subscriber (one list, record, address index, subscription)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `rows` generated subscribers as CSV (email, name, locale, plan, seats, signed_up):
+/// about 80 bytes a row.
+fn generate(path: &Path, rows: usize) -> anyhow::Result<u64> {
+    let file = std::fs::File::create(path).context("cannot write the CSV file")?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "email,name,locale,plan,seats,signed_up")?;
+    let locales = ["en", "fr", "de", "es", "pt-BR", "ja", "ar"];
+    let plans = ["free", "pro", "team"];
+    for i in 0..rows {
+        writeln!(
+            out,
+            "user{i}@example{}.com,User {i},{},{},{},2025-{:02}-{:02}",
+            i % 97,
+            locales[i % locales.len()],
+            plans[i % plans.len()],
+            i % 50,
+            1 + i % 12,
+            1 + i % 28
+        )?;
+    }
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// Redis's `used_memory`, summed over the masters.
+async fn used_memory(conn: &mut RedisConnection) -> anyhow::Result<u64> {
+    let answers = conn
+        .on_every_master(&redis::cmd("INFO").arg("memory").clone())
+        .await?;
+    let mut total = 0;
+    for (_, answer) in answers {
+        let text = match answer {
+            Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Value::VerbatimString { text, .. } => text,
+            Value::SimpleString(text) => text,
+            other => bail!("INFO answered {other:?}"),
+        };
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .context("INFO has no used_memory")?;
+    }
+    Ok(total)
+}
+
+/// A private single opt-in list under `prefix`.
+async fn make_list(store: &ListStore) -> anyhow::Result<ListId> {
+    let now = Utc::now();
+    let list = List {
+        id: store.next_list_id().await?,
+        name: "bench".to_owned(),
+        description: None,
+        optin: Optin::Single,
+        visibility: Visibility::Private,
+        default_locale: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.save_list(&list).await?;
+    Ok(list.id)
+}
+
+/// A generated file imported into a fresh list under `prefix`: the list, and the report.
+async fn import_into(
+    settings: &Settings,
+    prefix: &str,
+    rows: usize,
+) -> anyhow::Result<(ListId, ImportReport)> {
+    let mut conn = settings.redis_connection().await?;
+    let store = ListStore::new(conn.clone(), prefix);
+    let list = make_list(&store).await?;
+    let path: PathBuf = std::env::temp_dir().join(format!("{prefix}.csv"));
+    let bytes = generate(&path, rows)?;
+    let before = used_memory(&mut conn).await?;
+    let started = Instant::now();
+    let output = tokio::process::Command::new(crate::mailroom_exe()?)
+        .args(["import", "subscribers"])
+        .arg(&path)
+        .args(["--list", &list.to_string(), "--status", "confirmed"])
+        .env("MAILROOM_REDIS_PREFIX", prefix)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .context("cannot run mailroom import")?;
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(&path);
+    if !output.status.success() {
+        bail!(
+            "mailroom import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let after = used_memory(&mut conn).await?;
+    let counts = store.counts(list).await?;
+    if counts.confirmed != rows as u64 {
+        bail!("{} of {rows} subscribers were imported", counts.confirmed);
+    }
+    let memory_per_subscriber = (after > before).then(|| (after - before) as f64 / rows as f64);
+    Ok((
+        list,
+        ImportReport {
+            rows,
+            bytes,
+            elapsed,
+            memory_per_subscriber,
+        },
+    ))
+}
+
+/// `bench import`: imports `rows` generated rows and deletes them again.
+///
+/// # Errors
+/// When the import fails or imports another number of rows.
+pub(crate) async fn import(settings: &Settings, rows: usize) -> anyhow::Result<ImportReport> {
+    let prefix = bench_prefix(settings);
+    let outcome = import_into(settings, &prefix, rows).await;
+    delete_prefix(settings.redis_connection().await?, &prefix).await?;
+    Ok(outcome?.1)
+}
