@@ -340,3 +340,79 @@ async fn a_list_pages_through_its_members_once_each() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_segment_counts_the_members_its_filter_matches() {
+    let app = TestApp::spawn(|_| {}).await;
+    let list = new_list(&app, "Segmented", "single").await;
+    let plans = ["free", "pro", "team"];
+    for i in 0..30 {
+        let (status, _) = app
+            .call(
+                "POST",
+                "/v1/subscribers",
+                &json!({"email": format!("s{i}@example{}.com", i % 2), "locale": if i < 10 { "fr" } else { "en" },
+                        "attributes": {"plan": plans[i % 3], "seats": i}, "lists": [list]}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let s0 = app.get_json("/v1/subscribers/s0@example0.com").await.1["id"]
+        .as_u64()
+        .unwrap();
+    app.call(
+        "PUT",
+        &format!("/v1/subscribers/{s0}/lists/{list}"),
+        &json!({"status": "unsubscribed"}),
+    )
+    .await;
+    let count = |body: Value| {
+        let app = &app;
+        async move {
+            let (status, answer) = app
+                .call("POST", &format!("/v1/lists/{list}/count"), &body)
+                .await;
+            (status, answer)
+        }
+    };
+    let (status, all) = count(json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        all,
+        json!({"matched": 30, "scanned": 0}),
+        "the counts answer"
+    );
+    let everyone = json!({"filter": {"field": "status", "op": "eq", "value": "enabled"}});
+    assert_eq!(
+        count(everyone).await.1,
+        json!({"matched": 30, "scanned": 30})
+    );
+    assert_eq!(count(json!({"status": "confirmed"})).await.1["matched"], 29);
+    // pro: i = 1, 4, …, 28 (10 of them); seats ≥ 10 leaves 10, 13, 16, 19, 22, 25, 28.
+    let pro_big = json!({"and": [
+        {"field": "attributes.plan", "op": "eq", "value": "pro"},
+        {"field": "attributes.seats", "op": "gte", "value": 10}
+    ]});
+    assert_eq!(count(json!({"filter": pro_big})).await.1["matched"], 7);
+    let french_or_odd_domain = json!({"or": [
+        {"field": "locale", "op": "eq", "value": "fr"},
+        {"field": "domain", "op": "eq", "value": "example1.com"}
+    ]});
+    // fr: 0..10 (10); example1.com: odd i (15), of which 5 are under 10.
+    assert_eq!(
+        count(json!({"filter": french_or_odd_domain, "status": "confirmed"}))
+            .await
+            .1["matched"],
+        19
+    );
+    let (status, error) =
+        count(json!({"filter": {"and": [{"field": "plan", "op": "eq", "value": 1}]}})).await;
+    assert_eq!(status, 422);
+    assert_eq!(error["error"]["field"], "filter.and[0].field");
+    assert_eq!(count(json!({"filter": "pro"})).await.0, 422);
+    assert_eq!(
+        app.call("POST", "/v1/lists/999/count", &json!({})).await.0,
+        404
+    );
+    app.stop().await;
+}

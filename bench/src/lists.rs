@@ -173,3 +173,93 @@ pub(crate) async fn import(settings: &Settings, rows: usize) -> anyhow::Result<I
     delete_prefix(settings.redis_connection().await?, &prefix).await?;
     Ok(outcome?.1)
 }
+
+/// What `bench segment` measured.
+#[derive(Debug)]
+pub(crate) struct SegmentReport {
+    subscribers: u64,
+    runs: Vec<(&'static str, u64, Duration)>,
+}
+
+impl fmt::Display for SegmentReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "segment counts over {} subscribers through POST /v1/lists/{{id}}/count (one `mailroom serve`)",
+            self.subscribers
+        )?;
+        for (what, matched, elapsed) in &self.runs {
+            write!(
+                f,
+                "\n  {what}: {matched} matched in {:.0} ms, {:.0} subscribers/s evaluated",
+                elapsed.as_secs_f64() * 1000.0,
+                self.subscribers as f64 / elapsed.as_secs_f64()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `bench segment`: imports `rows` generated rows, then counts segments of them through the
+/// API, and deletes them again.
+///
+/// # Errors
+/// When the import or a count fails.
+pub(crate) async fn segment(settings: &Settings, rows: usize) -> anyhow::Result<SegmentReport> {
+    let prefix = bench_prefix(settings);
+    let outcome = count_segments(settings, &prefix, rows).await;
+    delete_prefix(settings.redis_connection().await?, &prefix).await?;
+    outcome
+}
+
+async fn count_segments(
+    settings: &Settings,
+    prefix: &str,
+    rows: usize,
+) -> anyhow::Result<SegmentReport> {
+    let (list, _) = import_into(settings, prefix, rows).await?;
+    let (mut server, base, client) = crate::scenarios::start_server(prefix, &[]).await?;
+    let filters = [
+        (
+            "status = enabled (every subscriber)",
+            serde_json::json!({"filter": {"field": "status", "op": "eq", "value": "enabled"}}),
+        ),
+        (
+            "locale in (fr, de)",
+            serde_json::json!({"filter": {"field": "locale", "op": "in", "value": ["fr", "de"]}}),
+        ),
+        (
+            "plan = pro and seats >= 25 and not domain = example1.com",
+            serde_json::json!({"filter": {"and": [
+                {"field": "attributes.plan", "op": "eq", "value": "pro"},
+                {"field": "attributes.seats", "op": "gte", "value": 25},
+                {"not": {"field": "domain", "op": "eq", "value": "example1.com"}}
+            ]}}),
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (what, body) in filters {
+        let started = Instant::now();
+        let answer: serde_json::Value = client
+            .post(format!("{base}/v1/lists/{list}/count"))
+            .bearer_auth(crate::scenarios::BENCH_KEY)
+            .json(&body)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let elapsed = started.elapsed();
+        if answer["scanned"].as_u64() != Some(rows as u64) {
+            bail!("the count scanned {} of {rows}", answer["scanned"]);
+        }
+        runs.push((what, answer["matched"].as_u64().unwrap_or(0), elapsed));
+    }
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    Ok(SegmentReport {
+        subscribers: rows as u64,
+        runs,
+    })
+}

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | import | restart
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | import | segment | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -112,6 +112,12 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
     },
+    /// Import a generated list, then count segments of it through `POST /v1/lists/{id}/count`.
+    Segment {
+        /// Subscribers in the list.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+    },
     /// The no-op worker `queue` starts (not for use by hand).
     #[command(hide = true)]
     Work {
@@ -216,6 +222,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             scenarios::validate(settings, batches, concurrency).await?
         ),
         Command::Import { rows } => println!("{}", lists::import(settings, rows).await?),
+        Command::Segment { rows } => println!("{}", lists::segment(settings, rows).await?),
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
     }

@@ -346,3 +346,60 @@ pub(super) async fn members(
         next_cursor: page.next,
     }))
 }
+
+/// A segment to count.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CountRequest {
+    /// A filter over subscriber fields and attributes (see the README, "Segments"); every
+    /// member when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    filter: Option<serde_json::Value>,
+    /// Only subscriptions in this state; every state when absent.
+    #[serde(default)]
+    status: Option<SubscriptionStatus>,
+}
+
+/// Count a list's subscribers that match a filter.
+#[utoipa::path(
+    operation_id = "count_segment",
+    post,
+    path = "/v1/lists/{id}/count",
+    tag = "lists",
+    params(("id" = u64, Path, description = "The list's id")),
+    request_body = CountRequest,
+    responses(
+        (status = 200, description = "How many match", body = crate::lists::segment::SegmentCount),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 404, description = "No such list", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "An invalid filter (the part at fault named in `field`)", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn count(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CountRequest>,
+) -> Result<Json<crate::lists::segment::SegmentCount>, ApiError> {
+    let filter = body
+        .filter
+        .as_ref()
+        .map(crate::lists::segment::Filter::parse)
+        .transpose()
+        .map_err(|e| {
+            let field = if e.path.is_empty() {
+                "filter".to_owned()
+            } else {
+                format!("filter.{}", e.path)
+            };
+            ApiError::validation(e.message).field(field)
+        })?;
+    let list = existing(&state, &id).await?;
+    let counted =
+        crate::lists::segment::count(&state.lists, list.id, body.status, filter.as_ref()).await?;
+    Ok(Json(counted))
+}

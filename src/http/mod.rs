@@ -251,6 +251,7 @@ pub fn router(state: AppState) -> Router {
             get(lists::get).patch(lists::update).delete(lists::delete),
         )
         .route("/v1/lists/{id}/subscribers", get(lists::members))
+        .route("/v1/lists/{id}/count", post(lists::count))
         .route("/v1/subscribers", post(subscribers::upsert))
         .route("/v1/imports", post(imports::create))
         .route("/v1/imports/{id}", get(imports::get))

@@ -60,7 +60,7 @@ pub enum ImportError {
 }
 
 /// One parsed batch from the reader.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Batch {
     rows: Vec<(u64, Row)>,
     reports: Vec<RowReport>,
@@ -271,7 +271,7 @@ pub async fn run<R: Read + Send + 'static>(
     });
     let mut totals = Totals::default();
     let mut applied = tokio_stream_of(receiver)
-        .map(|batch| apply(targets, settings, batch))
+        .map(|batch| apply_with_retries(targets, settings, batch))
         .buffered(BATCHES_IN_FLIGHT);
     let mut failure: Option<ImportError> = None;
     while let Some(result) = applied.next().await {
@@ -302,6 +302,32 @@ pub async fn run<R: Read + Send + 'static>(
 
 fn tokio_stream_of(mut receiver: mpsc::Receiver<Batch>) -> impl futures::Stream<Item = Batch> {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// [`apply`], again after a timeout or a broken connection (twice, after 0.5 s and 2 s): a
+/// batch is safe to write twice, and an import of a million rows should not fail on one slow
+/// answer.
+async fn apply_with_retries(
+    targets: &ImportTargets,
+    settings: &ImportSettings,
+    batch: Batch,
+) -> redis::RedisResult<(Totals, Vec<RowReport>)> {
+    use crate::store::Failure;
+    for pause in [500, 2000] {
+        match apply(targets, settings, batch.clone()).await {
+            Err(error)
+                if matches!(
+                    Failure::of(&error),
+                    Failure::TimedOut | Failure::Unreachable
+                ) =>
+            {
+                tracing::warn!(%error, "an import batch failed; trying it again");
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            other => return other,
+        }
+    }
+    apply(targets, settings, batch).await
 }
 
 /// Writes one batch: drops suppressed addresses (reported), upserts the rest.

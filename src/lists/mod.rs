@@ -6,6 +6,7 @@ pub mod import;
 pub mod import_command;
 pub mod imports;
 pub mod model;
+pub mod segment;
 pub mod store;
 
 pub use model::{

@@ -505,7 +505,8 @@ impl ListStore {
     }
 
     /// Calls `visit` with every member of `list` (id, subscription, raw record) in batches of
-    /// about `batch`, shard by shard, `parallel` shards at a time.
+    /// about `batch`, shard by shard, `parallel` shards at a time. Records stay raw so a visitor
+    /// that reads a few fields ([`super::segment::RecordView`]) copies nothing.
     ///
     /// # Errors
     /// When Redis fails.
@@ -517,7 +518,7 @@ impl ListStore {
         visit: F,
     ) -> redis::RedisResult<()>
     where
-        F: Fn(&[(SubscriberId, Subscription, Option<Subscriber>)]) + Sync,
+        F: Fn(&[RawMember]) + Sync,
     {
         use futures::StreamExt;
         let visit = &visit;
@@ -538,7 +539,7 @@ impl ListStore {
         visit: &F,
     ) -> redis::RedisResult<()>
     where
-        F: Fn(&[(SubscriberId, Subscription, Option<Subscriber>)]) + Sync,
+        F: Fn(&[RawMember]) + Sync,
     {
         let keys = self.keys.shard(shard);
         let members = keys.members(list.get());
@@ -553,24 +554,24 @@ impl ListStore {
                 .arg(batch)
                 .query_async(&mut conn)
                 .await?;
-            let parsed: Vec<(SubscriberId, Subscription)> = found
-                .iter()
-                .filter_map(|(field, value)| {
-                    let id = SubscriberId::try_from(field.parse::<u64>().ok()?).ok()?;
-                    Some((id, decode_membership(list, value)?))
-                })
-                .collect();
-            if !parsed.is_empty() {
-                let ids: Vec<u64> = parsed.iter().map(|(id, _)| id.get()).collect();
-                let raw: Vec<Option<String>> = redis::cmd("HMGET")
-                    .arg(&records)
-                    .arg(&ids)
-                    .query_async(&mut conn)
-                    .await?;
-                let rows: Vec<_> = parsed
+            if !found.is_empty() {
+                let mut get = redis::cmd("HMGET");
+                get.arg(&records);
+                for (field, _) in &found {
+                    get.arg(field);
+                }
+                let raw: Vec<Option<String>> = get.query_async(&mut conn).await?;
+                let rows: Vec<RawMember> = found
                     .into_iter()
                     .zip(raw)
-                    .map(|((id, sub), r)| (id, sub, r.and_then(|r| decode_record(id, &r))))
+                    .filter_map(|((field, membership), record)| {
+                        let id = SubscriberId::try_from(field.parse::<u64>().ok()?).ok()?;
+                        Some(RawMember {
+                            id,
+                            membership,
+                            record,
+                        })
+                    })
                     .collect();
                 visit(&rows);
             }
@@ -579,6 +580,23 @@ impl ListStore {
             }
             cursor = next;
         }
+    }
+}
+
+/// One member of a list as stored.
+#[derive(Debug, Clone)]
+pub struct RawMember {
+    pub id: SubscriberId,
+    /// `status|unix time|source`.
+    pub membership: String,
+    /// The record ([`super::model`]); `None` if it vanished meanwhile.
+    pub record: Option<String>,
+}
+
+impl RawMember {
+    /// The subscription's state.
+    pub fn status(&self) -> Option<SubscriptionStatus> {
+        SubscriptionStatus::from_code(self.membership.get(..1)?)
     }
 }
 
