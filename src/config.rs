@@ -558,6 +558,7 @@ impl Settings {
         self.default_from()?;
         self.dns_settings()?;
         self.webhook_key()?;
+        self.link_keys()?;
         if self.inbound_user.is_some() != self.inbound_password.is_some() {
             bail!("MAILROOM_INBOUND_USER and MAILROOM_INBOUND_PASSWORD go together");
         }
@@ -683,6 +684,23 @@ impl Settings {
             .map(|k| {
                 crate::events::WebhookKey::from_base64(k)
                     .map_err(|e| anyhow::anyhow!("MAILROOM_SENDGRID_WEBHOOK_KEY: {e}"))
+            })
+            .transpose()
+    }
+
+    /// The keys that sign unsubscribe links, parsed.
+    ///
+    /// # Errors
+    /// When `MAILROOM_LINK_KEYS` is set but malformed (the message never quotes a secret).
+    pub fn link_keys(&self) -> anyhow::Result<Option<crate::lists::links::LinkKeys>> {
+        self.link_keys
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                crate::lists::links::LinkKeys::parse(k)
+                    .map_err(|e| anyhow::anyhow!("MAILROOM_LINK_KEYS: {e}"))
             })
             .transpose()
     }

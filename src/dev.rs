@@ -24,6 +24,17 @@ use crate::{
 pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     tracing::warn!("mailroom dev: the API accepts requests WITHOUT an API key; never expose it");
     let _redis = ensure_redis(&mut settings).await?;
+    if settings.link_keys()?.is_none() {
+        // API and workers share this process's key; its unsubscribe links die with it.
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        let secret =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
+        settings.link_keys = Some(SecretString::from(format!("dev:{secret}")));
+        tracing::info!(
+            "mailroom dev: unsubscribe links are signed with a key made for this run (set MAILROOM_LINK_KEYS to keep them working)"
+        );
+    }
     tracing::info!(
         provider = ?settings.provider,
         outbox = %settings.outbox_dir.display(),

@@ -289,6 +289,11 @@ pub struct EmailMessage {
     /// The same key within 24 h returns the first message's id and sends nothing more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Mail to a subscriber of this list (its id): one recipient in `to`, a confirmed
+    /// subscriber, and the message gets `List-Unsubscribe` (one-click, signed), its `-Post`
+    /// and `List-Id` headers; a `newsletter` template's `unsubscribe_link` is filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_id: Option<u64>,
 }
 
 /// The send job: a message and the id mailroom gave it at enqueue (a UUID v7).
@@ -385,6 +390,17 @@ impl EmailMessage {
     fn check_people(&self) -> Result<(), FieldError> {
         if self.to.is_empty() {
             return fail("to", "at least one recipient is required");
+        }
+        if self.list_id.is_some()
+            && (self.to.len() != 1 || !self.cc.is_empty() || !self.bcc.is_empty())
+        {
+            return fail(
+                "list_id",
+                "list mail goes to one subscriber at a time (one `to`, no cc or bcc): each gets their own unsubscribe link",
+            );
+        }
+        if self.list_id == Some(0) {
+            return fail("list_id", "a list id is a positive number");
         }
         let total = self.to.len() + self.cc.len() + self.bcc.len();
         if total > MAX_RECIPIENTS {

@@ -68,3 +68,46 @@ page-expired-body = اطلب رسالة تأكيد جديدة واستخدم ا�
 page-invalid-title = هذا الرابط غير صالح
 page-invalid-body = تحقّق من أنك فتحت الرابط كاملًا من الرسالة.
 page-back = العودة
+
+## Preference page (/u/TOKEN)
+prefs-title = تفضيلات البريد الإلكتروني
+prefs-intro = اختر الرسائل التي يتلقاها { $email }.
+prefs-state-confirmed = مشترك
+prefs-state-unconfirmed = بانتظار تأكيدك
+prefs-state-unsubscribed = أُلغي الاشتراك
+prefs-unsubscribe = إلغاء الاشتراك
+prefs-resubscribe = الاشتراك من جديد
+prefs-unsubscribe-all = إلغاء الاشتراك في كل شيء
+prefs-done-one = تم إلغاء اشتراكك في { $list }.
+prefs-done-again = أصبحت مشتركًا في { $list } من جديد.
+prefs-done-all = تم إلغاء اشتراكك في كل شيء: لن تصلك رسائل أخرى من هذه القوائم.
+prefs-gone-title = لم يعد هذا الرابط يعمل
+prefs-gone-body = هذا العنوان لم يعد في أي قائمة؛ لا يوجد ما يُلغى الاشتراك فيه.
+
+## subscription_confirm
+optin-subject = أكّد اشتراكك في { $list }
+optin-preheader = نقرة واحدة ويكتمل اشتراكك.
+optin-heading = أكّد اشتراكك
+optin-body = طلبت تلقي { $list } على هذا العنوان. أكّد لتبدأ في تلقيه.
+optin-button = تأكيد اشتراكي
+optin-expiry = { $days ->
+    [zero] تنتهي صلاحية هذا الرابط خلال { $days } يوم.
+    [one] تنتهي صلاحية هذا الرابط خلال يوم واحد.
+    [two] تنتهي صلاحية هذا الرابط خلال يومين.
+    [few] تنتهي صلاحية هذا الرابط خلال { $days } أيام.
+   *[other] تنتهي صلاحية هذا الرابط خلال { $days } يومًا.
+}
+optin-ignore = إذا لم تطلب ذلك فتجاهل هذه الرسالة: لن يتم اشتراكك.
+
+## Subscription pages (/subscribe)
+page-optin-title = أكّد اشتراكك
+page-optin-intro = أكّد أن { $email } يجب أن يتلقى { $list }.
+page-optin-button = تأكيد اشتراكي
+page-optin-done-title = تم اشتراكك
+page-optin-done-body = سيتلقى { $email } { $list }.
+form-title = اشترك في { $list }
+form-email = البريد الإلكتروني
+form-name = اسمك (اختياري)
+form-button = اشترك
+form-check-title = تفقّد بريدك الوارد
+form-check-body = إذا كان بإمكان { $email } تلقي { $list } فقد أرسلنا رابط تأكيد. افتحه لإكمال الاشتراك.

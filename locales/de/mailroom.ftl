@@ -60,3 +60,43 @@ page-expired-body = Fordern Sie eine neue Bestätigungs-E-Mail an und verwenden 
 page-invalid-title = Dieser Link ist ungültig
 page-invalid-body = Prüfen Sie, ob Sie den vollständigen Link aus der E-Mail geöffnet haben.
 page-back = Zurück
+
+## Preference page (/u/TOKEN)
+prefs-title = Ihre E-Mail-Einstellungen
+prefs-intro = Wählen Sie, welche E-Mails { $email } erhält.
+prefs-state-confirmed = Abonniert
+prefs-state-unconfirmed = Wartet auf Ihre Bestätigung
+prefs-state-unsubscribed = Abgemeldet
+prefs-unsubscribe = Abmelden
+prefs-resubscribe = Wieder abonnieren
+prefs-unsubscribe-all = Von allem abmelden
+prefs-done-one = Sie sind von { $list } abgemeldet.
+prefs-done-again = Sie haben { $list } wieder abonniert.
+prefs-done-all = Sie sind von allem abgemeldet: Von diesen Listen erreichen Sie keine E-Mails mehr.
+prefs-gone-title = Dieser Link funktioniert nicht mehr
+prefs-gone-body = Diese Adresse steht auf keiner Liste mehr; es gibt nichts abzumelden.
+
+## subscription_confirm
+optin-subject = Bestätigen Sie Ihr Abonnement von { $list }
+optin-preheader = Ein Klick, und Sie sind angemeldet.
+optin-heading = Bestätigen Sie Ihr Abonnement
+optin-body = Sie möchten { $list } an diese Adresse erhalten. Bestätigen Sie, um es zu beziehen.
+optin-button = Abonnement bestätigen
+optin-expiry = { $days ->
+    [one] Dieser Link läuft in { $days } Tag ab.
+   *[other] Dieser Link läuft in { $days } Tagen ab.
+}
+optin-ignore = Wenn Sie das nicht angefordert haben, ignorieren Sie diese E-Mail: Sie werden nicht angemeldet.
+
+## Subscription pages (/subscribe)
+page-optin-title = Bestätigen Sie Ihr Abonnement
+page-optin-intro = Bestätigen Sie, dass { $email } { $list } erhalten soll.
+page-optin-button = Abonnement bestätigen
+page-optin-done-title = Sie sind angemeldet
+page-optin-done-body = { $email } erhält { $list }.
+form-title = { $list } abonnieren
+form-email = E-Mail-Adresse
+form-name = Ihr Name (optional)
+form-button = Abonnieren
+form-check-title = Sehen Sie in Ihrem Posteingang nach
+form-check-body = Wenn { $email } { $list } erhalten kann, ist ein Bestätigungslink unterwegs. Öffnen Sie ihn, um die Anmeldung abzuschließen.

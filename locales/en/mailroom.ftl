@@ -60,3 +60,43 @@ page-expired-body = Ask for a new confirmation email and use the link in the new
 page-invalid-title = This link is not valid
 page-invalid-body = Check that you opened the whole link from the email.
 page-back = Go back
+
+## Preference page (/u/TOKEN)
+prefs-title = Your email preferences
+prefs-intro = Choose which emails { $email } receives.
+prefs-state-confirmed = Subscribed
+prefs-state-unconfirmed = Waiting for your confirmation
+prefs-state-unsubscribed = Unsubscribed
+prefs-unsubscribe = Unsubscribe
+prefs-resubscribe = Subscribe again
+prefs-unsubscribe-all = Unsubscribe from everything
+prefs-done-one = You are unsubscribed from { $list }.
+prefs-done-again = You are subscribed to { $list } again.
+prefs-done-all = You are unsubscribed from everything: no more emails from these lists will reach you.
+prefs-gone-title = This link no longer works
+prefs-gone-body = This address is no longer on any list; there is nothing to unsubscribe from.
+
+## subscription_confirm
+optin-subject = Confirm your subscription to { $list }
+optin-preheader = One click and you are subscribed.
+optin-heading = Confirm your subscription
+optin-body = You asked to receive { $list } at this address. Confirm to start receiving it.
+optin-button = Confirm my subscription
+optin-expiry = { $days ->
+    [one] This link expires in { $days } day.
+   *[other] This link expires in { $days } days.
+}
+optin-ignore = If you did not ask for this, ignore this email: you will not be subscribed.
+
+## Subscription pages (/subscribe)
+page-optin-title = Confirm your subscription
+page-optin-intro = Confirm that { $email } should receive { $list }.
+page-optin-button = Confirm my subscription
+page-optin-done-title = You are subscribed
+page-optin-done-body = { $email } will receive { $list }.
+form-title = Subscribe to { $list }
+form-email = Email address
+form-name = Your name (optional)
+form-button = Subscribe
+form-check-title = Check your inbox
+form-check-body = If { $email } can receive { $list }, a confirmation link is on its way. Open it to finish subscribing.

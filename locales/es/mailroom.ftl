@@ -60,3 +60,43 @@ page-expired-body = Pide un nuevo correo de confirmación y usa el enlace del m�
 page-invalid-title = Este enlace no es válido
 page-invalid-body = Comprueba que has abierto el enlace completo del correo.
 page-back = Volver
+
+## Preference page (/u/TOKEN)
+prefs-title = Tus preferencias de correo
+prefs-intro = Elige qué correos recibe { $email }.
+prefs-state-confirmed = Suscrito
+prefs-state-unconfirmed = Esperando tu confirmación
+prefs-state-unsubscribed = Baja
+prefs-unsubscribe = Darse de baja
+prefs-resubscribe = Suscribirse de nuevo
+prefs-unsubscribe-all = Darse de baja de todo
+prefs-done-one = Te has dado de baja de { $list }.
+prefs-done-again = Vuelves a estar suscrito a { $list }.
+prefs-done-all = Te has dado de baja de todo: no recibirás más correos de estas listas.
+prefs-gone-title = Este enlace ya no funciona
+prefs-gone-body = Esta dirección ya no está en ninguna lista; no hay nada de lo que darse de baja.
+
+## subscription_confirm
+optin-subject = Confirma tu suscripción a { $list }
+optin-preheader = Un clic y quedarás suscrito.
+optin-heading = Confirma tu suscripción
+optin-body = Pediste recibir { $list } en esta dirección. Confirma para empezar a recibirlo.
+optin-button = Confirmar mi suscripción
+optin-expiry = { $days ->
+    [one] Este enlace caduca en { $days } día.
+   *[other] Este enlace caduca en { $days } días.
+}
+optin-ignore = Si no lo pediste, ignora este correo: no quedarás suscrito.
+
+## Subscription pages (/subscribe)
+page-optin-title = Confirma tu suscripción
+page-optin-intro = Confirma que { $email } debe recibir { $list }.
+page-optin-button = Confirmar mi suscripción
+page-optin-done-title = Ya estás suscrito
+page-optin-done-body = { $email } recibirá { $list }.
+form-title = Suscríbete a { $list }
+form-email = Correo electrónico
+form-name = Tu nombre (opcional)
+form-button = Suscribirme
+form-check-title = Revisa tu bandeja de entrada
+form-check-body = Si { $email } puede recibir { $list }, te hemos enviado un enlace de confirmación. Ábrelo para terminar la suscripción.

@@ -60,3 +60,43 @@ page-expired-body = Demandez un nouvel e-mail de confirmation et utilisez le lie
 page-invalid-title = Ce lien n’est pas valide
 page-invalid-body = Vérifiez que vous avez ouvert le lien complet de l’e-mail.
 page-back = Revenir
+
+## Preference page (/u/TOKEN)
+prefs-title = Vos préférences d’e-mail
+prefs-intro = Choisissez les e-mails que { $email } reçoit.
+prefs-state-confirmed = Abonné
+prefs-state-unconfirmed = En attente de votre confirmation
+prefs-state-unsubscribed = Désabonné
+prefs-unsubscribe = Se désabonner
+prefs-resubscribe = Se réabonner
+prefs-unsubscribe-all = Se désabonner de tout
+prefs-done-one = Vous êtes désabonné de { $list }.
+prefs-done-again = Vous êtes de nouveau abonné à { $list }.
+prefs-done-all = Vous êtes désabonné de tout : vous ne recevrez plus aucun e-mail de ces listes.
+prefs-gone-title = Ce lien ne fonctionne plus
+prefs-gone-body = Cette adresse n’est plus sur aucune liste ; il n’y a rien dont se désabonner.
+
+## subscription_confirm
+optin-subject = Confirmez votre abonnement à { $list }
+optin-preheader = Un clic et vous êtes abonné.
+optin-heading = Confirmez votre abonnement
+optin-body = Vous avez demandé à recevoir { $list } à cette adresse. Confirmez pour commencer à le recevoir.
+optin-button = Confirmer mon abonnement
+optin-expiry = { $days ->
+    [one] Ce lien expire dans { $days } jour.
+   *[other] Ce lien expire dans { $days } jours.
+}
+optin-ignore = Si vous n’avez rien demandé, ignorez cet e-mail : vous ne serez pas abonné.
+
+## Subscription pages (/subscribe)
+page-optin-title = Confirmez votre abonnement
+page-optin-intro = Confirmez que { $email } doit recevoir { $list }.
+page-optin-button = Confirmer mon abonnement
+page-optin-done-title = Vous êtes abonné
+page-optin-done-body = { $email } recevra { $list }.
+form-title = S’abonner à { $list }
+form-email = Adresse e-mail
+form-name = Votre nom (facultatif)
+form-button = S’abonner
+form-check-title = Consultez votre boîte de réception
+form-check-body = Si { $email } peut recevoir { $list }, un lien de confirmation est en route. Ouvrez-le pour terminer l’abonnement.

@@ -58,3 +58,42 @@ page-expired-body = 確認メールを再度リクエストし、最新のメー
 page-invalid-title = このリンクは無効です
 page-invalid-body = メールのリンクを最後まで正しく開いたか確認してください。
 page-back = 戻る
+
+## Preference page (/u/TOKEN)
+prefs-title = メール配信の設定
+prefs-intro = { $email } が受け取るメールを選んでください。
+prefs-state-confirmed = 購読中
+prefs-state-unconfirmed = 確認待ち
+prefs-state-unsubscribed = 配信停止
+prefs-unsubscribe = 配信を停止する
+prefs-resubscribe = もう一度購読する
+prefs-unsubscribe-all = すべての配信を停止する
+prefs-done-one = { $list } の配信を停止しました。
+prefs-done-again = { $list } の購読を再開しました。
+prefs-done-all = すべての配信を停止しました。これらのリストからのメールは今後届きません。
+prefs-gone-title = このリンクは無効になりました
+prefs-gone-body = このアドレスはどのリストにも登録されていないため、停止する配信はありません。
+
+## subscription_confirm
+optin-subject = { $list } の購読を確認してください
+optin-preheader = ワンクリックで購読が完了します。
+optin-heading = 購読の確認
+optin-body = このアドレスで { $list } の受け取りが申し込まれました。確認すると配信が始まります。
+optin-button = 購読を確認する
+optin-expiry = { $days ->
+   *[other] このリンクの有効期限は { $days } 日です。
+}
+optin-ignore = お心当たりがない場合は、このメールを無視してください。購読は登録されません。
+
+## Subscription pages (/subscribe)
+page-optin-title = 購読の確認
+page-optin-intro = { $email } で { $list } を受け取ることを確認してください。
+page-optin-button = 購読を確認する
+page-optin-done-title = 購読が完了しました
+page-optin-done-body = { $email } に { $list } が届きます。
+form-title = { $list } を購読する
+form-email = メールアドレス
+form-name = お名前（任意）
+form-button = 購読する
+form-check-title = 受信箱をご確認ください
+form-check-body = { $email } が { $list } を受け取れる場合、確認リンクをお送りしました。リンクを開いて登録を完了してください。

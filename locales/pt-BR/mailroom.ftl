@@ -60,3 +60,43 @@ page-expired-body = Peça um novo e-mail de confirmação e use o link do mais r
 page-invalid-title = Este link não é válido
 page-invalid-body = Verifique se você abriu o link completo do e-mail.
 page-back = Voltar
+
+## Preference page (/u/TOKEN)
+prefs-title = Suas preferências de e-mail
+prefs-intro = Escolha quais e-mails { $email } recebe.
+prefs-state-confirmed = Inscrito
+prefs-state-unconfirmed = Aguardando sua confirmação
+prefs-state-unsubscribed = Descadastrado
+prefs-unsubscribe = Cancelar inscrição
+prefs-resubscribe = Inscrever-se de novo
+prefs-unsubscribe-all = Cancelar tudo
+prefs-done-one = Sua inscrição em { $list } foi cancelada.
+prefs-done-again = Você está inscrito em { $list } de novo.
+prefs-done-all = Todas as suas inscrições foram canceladas: você não receberá mais e-mails destas listas.
+prefs-gone-title = Este link não funciona mais
+prefs-gone-body = Este endereço não está mais em nenhuma lista; não há nada a cancelar.
+
+## subscription_confirm
+optin-subject = Confirme sua inscrição em { $list }
+optin-preheader = Um clique e você está inscrito.
+optin-heading = Confirme sua inscrição
+optin-body = Você pediu para receber { $list } neste endereço. Confirme para começar a receber.
+optin-button = Confirmar minha inscrição
+optin-expiry = { $days ->
+    [one] Este link expira em { $days } dia.
+   *[other] Este link expira em { $days } dias.
+}
+optin-ignore = Se você não pediu isso, ignore este e-mail: você não será inscrito.
+
+## Subscription pages (/subscribe)
+page-optin-title = Confirme sua inscrição
+page-optin-intro = Confirme que { $email } deve receber { $list }.
+page-optin-button = Confirmar minha inscrição
+page-optin-done-title = Você está inscrito
+page-optin-done-body = { $email } receberá { $list }.
+form-title = Inscreva-se em { $list }
+form-email = Endereço de e-mail
+form-name = Seu nome (opcional)
+form-button = Inscrever-me
+form-check-title = Confira sua caixa de entrada
+form-check-body = Se { $email } puder receber { $list }, um link de confirmação está a caminho. Abra-o para concluir a inscrição.

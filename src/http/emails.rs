@@ -31,6 +31,39 @@ pub(super) struct Accepted {
     pub suppressed: Vec<String>,
 }
 
+/// List mail needs the list, a confirmed subscriber to send to, and keys to sign the link.
+async fn check_list_mail(state: &AppState, list: u64, email: &str) -> Result<(), ApiError> {
+    if state.links.is_none() {
+        return Err(ApiError::validation(
+            "list mail needs signed unsubscribe links: the operator must set MAILROOM_LINK_KEYS",
+        )
+        .field("list_id"));
+    }
+    let list = match crate::domain::ListId::new(list) {
+        Some(id) => state.lists.list(id).await?,
+        None => None,
+    }
+    .ok_or_else(|| ApiError::validation(format!("no list {list}")).field("list_id"))?;
+    let key = mailroom_jobs::address::case_key(email);
+    let confirmed = match state.lists.find(&key).await? {
+        Some(id) => state
+            .lists
+            .subscriptions(id, &[list.id])
+            .await?
+            .first()
+            .is_some_and(|s| s.status == crate::lists::SubscriptionStatus::Confirmed),
+        None => false,
+    };
+    if !confirmed {
+        return Err(ApiError::validation(format!(
+            "{email} is not a confirmed subscriber of list {}",
+            list.id
+        ))
+        .field("to[0].email"));
+    }
+    Ok(())
+}
+
 /// Queue an email. It is validated, queued and answered with 202; a worker sends it.
 #[utoipa::path(
     post,
@@ -72,6 +105,9 @@ pub(super) async fn send(
     message
         .check()
         .map_err(|e| ApiError::validation(e.message).field(e.field))?;
+    if let Some(list) = message.list_id {
+        check_list_mail(&state, list, &message.to[0].email).await?;
+    }
     let suppressed = state
         .suppressions
         .suppressed_recipients(&message, &state.transactional)

@@ -20,6 +20,7 @@ mod render;
 pub mod server;
 mod subscribers;
 mod suppressions;
+mod unsubscribe;
 mod validations;
 mod verify;
 mod webhooks;
@@ -43,7 +44,7 @@ use crate::{
     config::{Misconfigured, Settings},
     events::WebhookKey,
     inbound::InboundStore,
-    lists::{ListStore, imports::ImportStore},
+    lists::{ListStore, imports::ImportStore, links::LinkKeys},
     render::Renderer,
     store::{
         RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions, Verifications,
@@ -99,6 +100,10 @@ pub struct AppState {
     pub imports: ImportStore,
     /// The largest CSV body an import reads.
     pub import_max_bytes: u64,
+    /// The keys that sign unsubscribe links (`None`: no list mail, no `/u` links).
+    pub links: Option<Arc<LinkKeys>>,
+    /// `MAILROOM_PUBLIC_URL`.
+    pub public_url: String,
     /// Categories sent even to suppressed addresses.
     pub transactional: Arc<Vec<String>>,
     /// The daily event counters.
@@ -198,6 +203,8 @@ impl AppState {
             lists: ListStore::new(conn.clone(), &settings.redis_prefix),
             imports: ImportStore::new(conn.clone(), &settings.redis_prefix),
             import_max_bytes: settings.import_max_bytes,
+            links: settings.link_keys()?.map(Arc::new),
+            public_url: settings.public_url.clone(),
             stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
             inbound: InboundSettings {
                 store: InboundStore::new(
@@ -292,6 +299,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/verify", get(verify::show).post(verify::confirm))
+        .merge(
+            Router::new()
+                .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::act))
+                .route_layer(DefaultBodyLimit::max(unsubscribe::MAX_BODY)),
+        )
         .merge(webhook_routes(&state))
         .route(
             "/openapi.json",

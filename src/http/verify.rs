@@ -208,7 +208,7 @@ pub(super) async fn clear(
 }
 
 /// How the caller wants the answer.
-fn wants_json(headers: &HeaderMap) -> bool {
+pub(super) fn wants_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -216,7 +216,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// The first language of `Accept-Language`, if any.
-fn accepted_language(headers: &HeaderMap) -> Option<String> {
+pub(super) fn accepted_language(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
     let first = value.split(',').next()?.split(';').next()?.trim();
     (!first.is_empty() && first != "*").then(|| first.to_owned())
@@ -229,12 +229,22 @@ fn page(
     kind: &PageKind<'_>,
     locale: Option<&str>,
 ) -> Response {
+    html(status, |nonce| state.renderer.page(kind, locale, nonce))
+}
+
+/// An HTML page rendered by `render` (given the CSP nonce for its style), with the headers
+/// every public page carries: a CSP that allows only that style and posting to this origin, no
+/// framing, no referrer, no caching (the URL may carry a token).
+pub(super) fn html(
+    status: StatusCode,
+    render: impl FnOnce(&str) -> Result<String, crate::render::RenderError>,
+) -> Response {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         return ApiError::internal(&"no randomness for the CSP nonce").into_response();
     }
     let nonce = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let html = match state.renderer.page(kind, locale, &nonce) {
+    let html = match render(&nonce) {
         Ok(html) => html,
         Err(error) => return ApiError::internal(&error).into_response(),
     };

@@ -5,6 +5,7 @@
 pub mod import;
 pub mod import_command;
 pub mod imports;
+pub mod links;
 pub mod model;
 pub mod segment;
 pub mod store;

@@ -96,6 +96,9 @@ pub async fn run(
         suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
         transactional: settings.transactional_category_list(),
         announce: options.announce,
+        lists: crate::lists::ListStore::new(conn.clone(), &settings.redis_prefix),
+        links: settings.link_keys()?,
+        unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
         message_index: MessageIndex::new(
             conn.clone(),
             &settings.redis_prefix,

@@ -44,6 +44,12 @@ pub struct Mailer {
     pub message_index: MessageIndex,
     /// Log every email handed over or failed at info ([`super::WorkerOptions::announce`]).
     pub announce: bool,
+    /// Lists and subscribers, for list mail.
+    pub lists: crate::lists::ListStore,
+    /// The keys that sign unsubscribe links (`None`: list mail is refused).
+    pub links: Option<crate::lists::links::LinkKeys>,
+    /// `MAILROOM_UNSUBSCRIBE_MAILTO`.
+    pub unsubscribe_mailto: Option<String>,
 }
 
 /// What a successful send leaves on the message's record.
@@ -82,6 +88,78 @@ fn render(mut job: SendEmail, renderer: &Renderer) -> Result<SendEmail, BoxDynEr
     Ok(job)
 }
 
+/// Adds the list headers (RFC 8058 one-click unsubscribe, `List-Id`) to list mail and fills a
+/// newsletter's unsubscribe link, signed for this recipient at the moment of sending (the token
+/// never sits in the queue). `false` when the recipient is not a confirmed subscriber any more
+/// (they unsubscribed after the message was queued): it is not sent.
+async fn list_mail(job: &mut SendEmail, mailer: &Mailer) -> Result<bool, BoxDynError> {
+    use crate::domain::ListId;
+    use crate::lists::{SubscriptionStatus, links};
+    let Some(list) = job.message.list_id.and_then(ListId::new) else {
+        return Err(AbortError::new("list_id is not a list id").into());
+    };
+    let Some(keys) = &mailer.links else {
+        return Err(AbortError::new("list mail needs MAILROOM_LINK_KEYS on the worker").into());
+    };
+    let Some(list) = mailer.lists.list(list).await? else {
+        return Ok(false);
+    };
+    let email = job
+        .message
+        .to
+        .first()
+        .map(|m| m.email.clone())
+        .unwrap_or_default();
+    let Some(subscriber) = mailer
+        .lists
+        .find(&mailroom_jobs::address::case_key(&email))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let confirmed = mailer
+        .lists
+        .subscriptions(subscriber, &[list.id])
+        .await?
+        .first()
+        .is_some_and(|s| s.status == SubscriptionStatus::Confirmed);
+    if !confirmed {
+        return Ok(false);
+    }
+    let link = links::ListLink {
+        subscriber,
+        list: list.id,
+        campaign: None,
+    };
+    for (name, value) in links::list_headers(
+        keys,
+        &mailer.public_url,
+        &link,
+        &list.name,
+        mailer.unsubscribe_mailto.as_deref(),
+    ) {
+        job.message.headers.insert(name.to_owned(), value);
+    }
+    if let Some(template) = job
+        .message
+        .template
+        .as_mut()
+        .filter(|t| t.name == "newsletter")
+        && let Some(data) = template.data.as_object_mut()
+    {
+        let page = format!(
+            "{}/u/{}",
+            mailer.public_url.trim_end_matches('/'),
+            keys.sign(&link)
+        );
+        data.insert(
+            "unsubscribe_link".to_owned(),
+            serde_json::Value::String(page),
+        );
+    }
+    Ok(true)
+}
+
 /// Sends one email.
 ///
 /// # Errors
@@ -115,6 +193,14 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             provider: "none",
             provider_message_id: None,
             suppressed,
+        });
+    }
+    if job.message.list_id.is_some() && !list_mail(&mut job, mailer).await? {
+        tracing::info!("the recipient is no longer a confirmed subscriber of the list: not sent");
+        return Ok(Sent {
+            provider: "none",
+            provider_message_id: None,
+            suppressed: job.message.to.iter().map(|m| m.email.clone()).collect(),
         });
     }
     let provider = mailer.provider.name();

@@ -1,0 +1,297 @@
+//! Signed links that act on a subscription: the RFC 8058 one-click unsubscribe and preference
+//! page link `/u/TOKEN`.
+//!
+//! A token names the subscriber, the list and (for campaign mail) the campaign, and carries an
+//! HMAC-SHA256 of them under a key named by id, so it is checked without a Redis lookup and
+//! cannot be forged or altered: `KEY.SUBSCRIBER.LIST.CAMPAIGN.MAC` (campaign empty when there is
+//! none; MAC the first 128 bits, base64url). Keys come from `MAILROOM_LINK_KEYS`
+//! (`id:secret,…`): the first signs, every one verifies, so a key is rotated by putting a new
+//! one first and dropping the old one once its links no longer matter.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::domain::{ListId, SubscriberId};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The shortest secret taken.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Bytes of the MAC kept in a link.
+const MAC_BYTES: usize = 16;
+
+/// What a link acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListLink {
+    pub subscriber: SubscriberId,
+    pub list: ListId,
+    /// The campaign the email belonged to, if any (letters, digits, `-`).
+    pub campaign: Option<String>,
+}
+
+/// The keys that sign and check links.
+#[derive(Clone)]
+pub struct LinkKeys {
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for LinkKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        write!(f, "LinkKeys({ids:?})")
+    }
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+impl LinkKeys {
+    /// Parses `id:secret[,id:secret…]`.
+    ///
+    /// # Errors
+    /// A reason (never quoting a secret) when the text is not that.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for (i, part) in text.split(',').map(str::trim).enumerate() {
+            let Some((id, secret)) = part.split_once(':') else {
+                return Err(format!("key {}: write it as id:secret", i + 1));
+            };
+            if id.is_empty() || id.len() > 16 || !id.chars().all(is_id_char) {
+                return Err(format!(
+                    "key {}: the id is 1 to 16 letters, digits, - or _",
+                    i + 1
+                ));
+            }
+            if secret.len() < MIN_SECRET_LEN {
+                return Err(format!(
+                    "key {id}: the secret is at least {MIN_SECRET_LEN} characters"
+                ));
+            }
+            if keys.iter().any(|(k, _): &(String, Vec<u8>)| k == id) {
+                return Err(format!("key {id} is given twice"));
+            }
+            keys.push((id.to_owned(), secret.as_bytes().to_vec()));
+        }
+        Ok(Self { keys })
+    }
+
+    /// A key for this process only (`mailroom dev` without `MAILROOM_LINK_KEYS`): its links stop
+    /// working when the process ends.
+    ///
+    /// # Errors
+    /// When the OS has no randomness to give.
+    pub fn ephemeral() -> Result<Self, getrandom::Error> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        Ok(Self {
+            keys: vec![("dev".to_owned(), secret.to_vec())],
+        })
+    }
+
+    fn mac(secret: &[u8], purpose: &str, payload: &str) -> HmacSha256 {
+        // Any key length is accepted by HMAC.
+        let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+        mac.update(purpose.as_bytes());
+        mac.update(b"\n");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// The token for `link`, signed with the first key.
+    pub fn sign(&self, link: &ListLink) -> String {
+        let (id, secret) = &self.keys[0];
+        let payload = format!(
+            "{id}.{}.{}.{}",
+            link.subscriber,
+            link.list,
+            link.campaign.as_deref().unwrap_or_default()
+        );
+        let mac = Self::mac(secret, "unsubscribe", &payload)
+            .finalize()
+            .into_bytes();
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..MAC_BYTES]);
+        format!("{payload}.{mac}")
+    }
+
+    /// What `token` names, if one of the keys signed it unaltered.
+    pub fn verify(&self, token: &str) -> Option<ListLink> {
+        if token.len() > 200 {
+            return None;
+        }
+        let (payload, mac) = token.rsplit_once('.')?;
+        let mut parts = payload.split('.');
+        let (id, subscriber, list, campaign) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let (_, secret) = self.keys.iter().find(|(k, _)| k == id)?;
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(mac)
+            .ok()?;
+        if mac.len() != MAC_BYTES {
+            return None;
+        }
+        // Constant-time: hmac compares the leftmost bytes without branching on them.
+        Self::mac(secret, "unsubscribe", payload)
+            .verify_truncated_left(&mac)
+            .ok()?;
+        Some(ListLink {
+            subscriber: SubscriberId::parse(subscriber)?,
+            list: ListId::parse(list)?,
+            campaign: (!campaign.is_empty() && campaign.chars().all(is_id_char))
+                .then(|| campaign.to_owned()),
+        })
+    }
+
+    /// The value a preference page's form carries for `token`, proving the form came from the
+    /// page (an HMAC of the token under another purpose).
+    pub fn form_token(&self, token: &str) -> String {
+        let mac = Self::mac(&self.keys[0].1, "preferences-form", token)
+            .finalize()
+            .into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..MAC_BYTES])
+    }
+
+    /// Whether `value` is [`LinkKeys::form_token`] of `token` under any key (constant-time).
+    pub fn check_form_token(&self, token: &str, value: &str) -> bool {
+        let Ok(mac) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value) else {
+            return false;
+        };
+        mac.len() == MAC_BYTES
+            && self.keys.iter().any(|(_, secret)| {
+                Self::mac(secret, "preferences-form", token)
+                    .verify_truncated_left(&mac)
+                    .is_ok()
+            })
+    }
+}
+
+/// The headers of an email to a list subscriber: `List-Unsubscribe` (HTTPS, and `mailto:` when
+/// an address is configured), `List-Unsubscribe-Post` (RFC 8058 one-click) and `List-Id`
+/// (RFC 2919, `LIST.list-id.HOST` under the public URL's host).
+pub fn list_headers(
+    keys: &LinkKeys,
+    public_url: &str,
+    link: &ListLink,
+    list_name: &str,
+    mailto: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let base = public_url.trim_end_matches('/');
+    let mut unsubscribe = format!("<{base}/u/{}>", keys.sign(link));
+    if let Some(address) = mailto.filter(|m| !m.is_empty()) {
+        unsubscribe.push_str(&format!(", <mailto:{address}?subject=unsubscribe>"));
+    }
+    // A List-Id needs a domain: an IP address or a dotless host gets a placeholder.
+    let host = url::Url::parse(base)
+        .ok()
+        .and_then(|u| match u.host() {
+            Some(url::Host::Domain(d)) if d.contains('.') => Some(d.to_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "localhost.localdomain".to_owned());
+    // The phrase only when it needs no quoting or encoding; the id alone is a valid List-Id.
+    let phrase = if list_name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '_')
+        && !list_name.trim().is_empty()
+    {
+        format!("{} ", list_name.trim())
+    } else {
+        String::new()
+    };
+    vec![
+        ("List-Unsubscribe", unsubscribe),
+        (
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_owned(),
+        ),
+        ("List-Id", format!("{phrase}<{}.list-id.{host}>", link.list)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str) -> LinkKeys {
+        LinkKeys::parse(text).unwrap()
+    }
+
+    fn link() -> ListLink {
+        ListLink {
+            subscriber: SubscriberId::new(5, 9),
+            list: ListId::new(3).unwrap(),
+            campaign: Some("0190-abc".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_signed_link_verifies_and_an_altered_one_does_not() {
+        let k = keys("k1:0123456789abcdef0123456789abcdef");
+        let token = k.sign(&link());
+        assert_eq!(k.verify(&token), Some(link()));
+        let subscriber = link().subscriber.to_string();
+        let other = token.replacen(&format!(".{subscriber}."), ".645.", 1);
+        assert_ne!(other, token);
+        assert_eq!(k.verify(&other), None, "another subscriber");
+        let mut chars: Vec<char> = token.chars().collect();
+        let last = chars.len() - 1;
+        chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
+        assert_eq!(k.verify(&chars.into_iter().collect::<String>()), None);
+        assert_eq!(k.verify("k1.1.1..AAAA"), None);
+        assert_eq!(k.verify(""), None);
+        let stranger = keys("k1:ffffffffffffffffffffffffffffffff");
+        assert_eq!(stranger.verify(&token), None, "same id, another secret");
+    }
+
+    #[test]
+    fn rotation_keeps_old_links_working() {
+        let old = keys("k1:0123456789abcdef0123456789abcdef");
+        let token = old.sign(&link());
+        let rotated =
+            keys("k2:abcdefabcdefabcdefabcdefabcdefab, k1:0123456789abcdef0123456789abcdef");
+        assert_eq!(rotated.verify(&token), Some(link()));
+        assert!(rotated.sign(&link()).starts_with("k2."));
+        let form = rotated.form_token(&token);
+        assert!(rotated.check_form_token(&token, &form));
+        assert!(!rotated.check_form_token("other", &form));
+    }
+
+    #[test]
+    fn bad_key_settings_are_refused_without_quoting_the_secret() {
+        for bad in [
+            "k1",
+            "k1:short",
+            "k 1:0123456789abcdef0123456789abcdef",
+            "a:0123456789abcdef0123456789abcdef,a:0123456789abcdef0123456789abcdef",
+        ] {
+            let error = LinkKeys::parse(bad).unwrap_err();
+            assert!(!error.contains("0123456789abcdef"), "{error}");
+        }
+    }
+
+    #[test]
+    fn list_mail_carries_the_rfc_8058_headers() {
+        let k = keys("k1:0123456789abcdef0123456789abcdef");
+        let headers = list_headers(
+            &k,
+            "https://mail.example.com/",
+            &link(),
+            "Product news",
+            Some("unsub@example.com"),
+        );
+        let get = |name: &str| headers.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+        let token = k.sign(&link());
+        assert_eq!(
+            get("List-Unsubscribe"),
+            format!(
+                "<https://mail.example.com/u/{token}>, <mailto:unsub@example.com?subject=unsubscribe>"
+            )
+        );
+        assert_eq!(get("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+        assert_eq!(get("List-Id"), "Product news <3.list-id.mail.example.com>");
+    }
+}
