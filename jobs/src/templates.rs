@@ -130,6 +130,21 @@ pub struct NewsletterData {
     pub unsubscribe_link: WebUrl,
 }
 
+/// `subscription_confirm`: the double opt-in email, with a link that confirms a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfirmData {
+    /// The subscriber's name, when known.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The list's name.
+    pub list: String,
+    /// The confirmation link.
+    pub link: WebUrl,
+    /// How many days the link stays valid.
+    pub expires_in_days: u32,
+}
+
 /// A template with its data, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateData {
@@ -143,6 +158,8 @@ pub enum TemplateData {
     Notification(NotificationData),
     /// `newsletter`.
     Newsletter(NewsletterData),
+    /// `subscription_confirm`.
+    SubscriptionConfirm(SubscriptionConfirmData),
 }
 
 /// A template's name, as the schemas describe it (the payloads carry it as a string, checked by
@@ -161,6 +178,8 @@ pub enum TemplateName {
     Notification,
     /// `newsletter`.
     Newsletter,
+    /// `subscription_confirm`.
+    SubscriptionConfirm,
 }
 
 /// Every template's name.
@@ -170,12 +189,14 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "password_reset",
     "notification",
     "newsletter",
+    "subscription_confirm",
 ];
 
 /// The templates whose links are secrets (a verification or reset token): their emails are
 /// never click- or open-tracked, so the link is not rewritten by the provider nor reported back
 /// in a `click` event. A new template with such a link adds its name here.
-pub const SECRET_LINK_TEMPLATES: &[&str] = &["verification", "password_reset"];
+pub const SECRET_LINK_TEMPLATES: &[&str] =
+    &["verification", "password_reset", "subscription_confirm"];
 
 /// Whether template `name` carries a secret link ([`SECRET_LINK_TEMPLATES`]).
 pub fn has_secret_link(name: &str) -> bool {
@@ -213,6 +234,7 @@ impl TemplateData {
             "welcome" => TemplateData::Welcome(data(&template.data)?),
             "password_reset" => TemplateData::PasswordReset(data(&template.data)?),
             "notification" => TemplateData::Notification(data(&template.data)?),
+            "subscription_confirm" => TemplateData::SubscriptionConfirm(data(&template.data)?),
             "newsletter" => {
                 let newsletter: NewsletterData = data(&template.data)?;
                 if newsletter.sections.is_empty() {

@@ -32,6 +32,11 @@ pub struct SendVerification {
     pub metadata: BTreeMap<String, String>,
     /// When the link stops working; the API states it in its answer.
     pub expires_at: DateTime<Utc>,
+    /// Set for a double opt-in: the email is `subscription_confirm` for this list, and its link
+    /// goes to `/subscribe/confirm`. Its list and subscriber also travel in `metadata`
+    /// (`mailroom.list`, `mailroom.subscriber`), where the confirmation finds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optin_list: Option<String>,
 }
 
 impl Job for SendVerification {

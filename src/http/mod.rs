@@ -18,6 +18,7 @@ mod metrics;
 pub mod openapi;
 mod render;
 pub mod server;
+mod subscribe;
 mod subscribers;
 mod suppressions;
 mod unsubscribe;
@@ -104,6 +105,10 @@ pub struct AppState {
     pub links: Option<Arc<LinkKeys>>,
     /// `MAILROOM_PUBLIC_URL`.
     pub public_url: String,
+    /// How long a double opt-in link works, in seconds.
+    pub optin_ttl: u64,
+    /// Public sign-ups per address and per client IP, per hour.
+    pub subscribe_rates: (u64, u64),
     /// Categories sent even to suppressed addresses.
     pub transactional: Arc<Vec<String>>,
     /// The daily event counters.
@@ -205,6 +210,11 @@ impl AppState {
             import_max_bytes: settings.import_max_bytes,
             links: settings.link_keys()?.map(Arc::new),
             public_url: settings.public_url.clone(),
+            optin_ttl: settings.optin_ttl,
+            subscribe_rates: (
+                settings.subscribe_rate_per_address,
+                settings.subscribe_rate_per_ip,
+            ),
             stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
             inbound: InboundSettings {
                 store: InboundStore::new(
@@ -299,8 +309,14 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/verify", get(verify::show).post(verify::confirm))
+        .route(
+            "/subscribe/confirm",
+            get(verify::show).post(verify::confirm),
+        )
         .merge(
             Router::new()
+                .route("/subscribe", post(subscribe::subscribe))
+                .route("/subscribe/{list}", get(subscribe::form))
                 .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::act))
                 .route_layer(DefaultBodyLimit::max(unsubscribe::MAX_BODY)),
         )

@@ -22,7 +22,7 @@ use crate::render::{RenderError, Rendered, locale, samples};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RenderRequest {
-    /// The template's name: `verification`, `welcome`, `password_reset`, `notification`, `newsletter`.
+    /// The template's name: `verification`, `welcome`, `password_reset`, `notification`, `newsletter`, `subscription_confirm`.
     #[schema(value_type = mailroom_jobs::templates::TemplateName)]
     template: String,
     /// The recipient's language (BCP 47); unknown or malformed tags fall back.
@@ -104,6 +104,9 @@ fn about(template: &str) -> &'static str {
         "password_reset" => "A single-use link to choose a new password, with its expiry.",
         "notification" => "The caller's title and message, with an optional button.",
         "newsletter" => "Sections with headings and links, and an unsubscribe link.",
+        "subscription_confirm" => {
+            "The double opt-in email: a link that confirms a subscription to a list."
+        }
         _ => "",
     }
 }

@@ -124,10 +124,10 @@ pub async fn serve_on(
     let header_timeout = HEADER_READ_TIMEOUT.min(limits.timeout);
     let connections = TaskTracker::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Usually EMFILE: back off a moment instead of spinning.
                     tracing::warn!(%error, "could not accept a connection");
@@ -138,8 +138,16 @@ pub async fn serve_on(
         };
         // Answers are small and written whole: Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
+        // The peer's address travels with each request (the public subscribe form's per-IP
+        // limit reads it).
         let service = TowerToHyperService::new(router.clone().map_request(
-            |request: axum::http::Request<Incoming>| request.map(axum::body::Body::new),
+            move |request: axum::http::Request<Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
         ));
         let shutdown = shutdown.clone();
         connections.spawn(async move {

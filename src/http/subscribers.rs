@@ -241,6 +241,25 @@ pub(super) async fn upsert(
         created |= outcome.record == RecordChange::Created;
         id = Some(outcome.id);
         for (list, change) in ids.iter().zip(&outcome.subscriptions) {
+            let double = lists
+                .iter()
+                .find(|l| l.id == *list)
+                .filter(|l| l.optin == Optin::Double && status == SubscriptionStatus::Unconfirmed);
+            if let (Some(list), SubscriptionChange::Added) = (double, change) {
+                crate::lists::optin::send(
+                    &state.producer,
+                    state.optin_ttl,
+                    &row.email,
+                    row.locale.as_deref(),
+                    list,
+                    outcome.id,
+                )
+                .await
+                .map_err(|e| match e {
+                    mailroom_jobs::PushError::Redis(e) => ApiError::from(e),
+                    other => ApiError::validation(other.to_string()).field("email"),
+                })?;
+            }
             if *change == SubscriptionChange::RefusedUnsubscribed {
                 notices.push(Notice {
                     list: *list,

@@ -134,6 +134,7 @@ pub(super) async fn issue(
         return_url: request.return_url,
         metadata: request.metadata,
         expires_at,
+        optin_list: None,
     };
     state.producer.push(&job).await.map_err(|e| match e {
         PushError::Redis(e) => ApiError::from(e),
@@ -347,9 +348,23 @@ pub(super) async fn show(
         .locale
         .clone()
         .or_else(|| accepted_language(&headers));
-    let kind = PageKind::Confirm {
-        email: &pending.email,
-        token: token.expose(),
+    let list = match crate::lists::optin::named_in(&pending.metadata) {
+        Some((list, _)) => match state.lists.list(list).await {
+            Ok(found) => found.map(|l| l.name),
+            Err(error) => return ApiError::from(error).into_response(),
+        },
+        None => None,
+    };
+    let kind = match &list {
+        Some(name) => PageKind::OptinConfirm {
+            email: &pending.email,
+            list: name,
+            token: token.expose(),
+        },
+        None => PageKind::Confirm {
+            email: &pending.email,
+            token: token.expose(),
+        },
     };
     page(&state, StatusCode::OK, &kind, locale.as_deref())
 }
@@ -373,6 +388,10 @@ pub(super) async fn confirm(
         }
         Ok(None) => return expired(&state, &headers, &token).await,
         Err(error) => return ApiError::from(error).into_response(),
+    };
+    let subscribed = match confirm_subscription(&state, &verified).await {
+        Ok(subscribed) => subscribed,
+        Err(error) => return error.into_response(),
     };
     if state.callbacks {
         let event = DeliverEvent {
@@ -406,11 +425,79 @@ pub(super) async fn confirm(
         .locale
         .clone()
         .or_else(|| accepted_language(&headers));
-    let kind = PageKind::Verified {
-        email: &verified.email,
-        continue_to,
+    let kind = match &subscribed {
+        Some(list) => PageKind::Notice {
+            title: "page-optin-done-title",
+            body: "page-optin-done-body",
+            email: &verified.email,
+            list,
+        },
+        None => PageKind::Verified {
+            email: &verified.email,
+            continue_to,
+        },
     };
     page(&state, StatusCode::OK, &kind, locale.as_deref())
+}
+
+/// For a double opt-in's token: confirms the subscription, puts `subscription.confirmed` on the
+/// events stream and queues its callback. The list's name, when it was one.
+async fn confirm_subscription(
+    state: &AppState,
+    verified: &crate::store::Verified,
+) -> Result<Option<String>, ApiError> {
+    use crate::lists::{Source, SubscriptionStatus, optin};
+    let Some((list, subscriber)) = optin::named_in(&verified.metadata) else {
+        return Ok(None);
+    };
+    let Some(found) = state.lists.list(list).await? else {
+        return Ok(None);
+    };
+    if state
+        .lists
+        .set_subscription(
+            subscriber,
+            list,
+            SubscriptionStatus::Confirmed,
+            Source::Form,
+        )
+        .await?
+        .is_err()
+    {
+        // Erased since the email was sent: the address is verified, nothing is subscribed.
+        return Ok(None);
+    }
+    tracing::info!(list = %list, subscriber = %subscriber, "subscription confirmed");
+    let confirmed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let (list_text, subscriber_text) = (list.to_string(), subscriber.to_string());
+    state
+        .verifications
+        .append_event(
+            "subscription.confirmed",
+            &[
+                ("email", &verified.email),
+                ("list", &list_text),
+                ("subscriber", &subscriber_text),
+                ("confirmed_at", &confirmed_at),
+            ],
+        )
+        .await?;
+    if state.callbacks {
+        let event = DeliverEvent {
+            id: Uuid::now_v7(),
+            event: serde_json::json!({
+                "type": "subscription.confirmed",
+                "email": verified.email,
+                "list": list.get(),
+                "subscriber": subscriber.get(),
+                "confirmed_at": confirmed_at,
+            }),
+        };
+        if let Err(error) = state.producer.push(&event).await {
+            tracing::error!(%error, "could not queue the subscription.confirmed callback; the event is on the stream");
+        }
+    }
+    Ok(Some(found.name))
 }
 
 /// True when `url`'s origin is on the allow-list: never an open redirect.

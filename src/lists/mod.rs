@@ -7,6 +7,7 @@ pub mod import_command;
 pub mod imports;
 pub mod links;
 pub mod model;
+pub mod optin;
 pub mod segment;
 pub mod store;
 

@@ -97,6 +97,8 @@ mod tests {
                     ("title", FluentValue::from("T")),
                     ("minutes", FluentValue::from(5)),
                     ("email", FluentValue::from("ada@example.com")),
+                    ("list", FluentValue::from("News")),
+                    ("days", FluentValue::from(7)),
                 ];
                 let text = t.text(key, &args).unwrap_or_else(|e| panic!("{e}"));
                 assert!(

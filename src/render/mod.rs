@@ -179,6 +179,10 @@ impl Renderer {
                 titled("notification-subject", &d.title)?,
                 d.body.chars().take(90).collect(),
             ),
+            TemplateData::SubscriptionConfirm(d) => Headline::new(
+                t.text("optin-subject", &[list_arg(&d.list)])?,
+                t.text("optin-preheader", &[])?,
+            ),
             TemplateData::Newsletter(d) => Headline {
                 unsubscribe: Some(d.unsubscribe_link.as_str()),
                 ..Headline::new(
@@ -205,6 +209,10 @@ impl Headline<'_> {
             unsubscribe: None,
         }
     }
+}
+
+fn list_arg(list: &str) -> (&'static str, FluentValue<'static>) {
+    ("list", FluentValue::from(list.to_owned()))
 }
 
 fn name_arg(name: &str) -> (&'static str, FluentValue<'static>) {
@@ -264,6 +272,26 @@ fn render_pair(
             (
                 PasswordResetHtml { l, data: d, c }.render()?,
                 PasswordResetText { l, data: d, c }.render()?,
+            )
+        }
+        TemplateData::SubscriptionConfirm(d) => {
+            let c = &LinkCopy {
+                heading: t.text("optin-heading", &[])?,
+                greeting: match d.name.as_deref() {
+                    Some(name) => t.text("greeting-name", &[name_arg(name)])?,
+                    None => t.text("greeting", &[])?,
+                },
+                body: t.text("optin-body", &[list_arg(&d.list)])?,
+                button: t.text("optin-button", &[])?,
+                expiry: t.text(
+                    "optin-expiry",
+                    &[("days", FluentValue::from(d.expires_in_days))],
+                )?,
+                closing: t.text("optin-ignore", &[])?,
+            };
+            (
+                SubscriptionConfirmHtml { l, data: d, c }.render()?,
+                SubscriptionConfirmText { l, data: d, c }.render()?,
             )
         }
         TemplateData::Welcome(d) => {

@@ -5,7 +5,8 @@
 
 use askama::Template;
 use mailroom_jobs::templates::{
-    NewsletterData, NotificationData, PasswordResetData, VerificationData, WelcomeData,
+    NewsletterData, NotificationData, PasswordResetData, SubscriptionConfirmData, VerificationData,
+    WelcomeData,
 };
 
 use super::styles::Styles;
@@ -37,7 +38,8 @@ pub(crate) struct Unsubscribe<'a> {
     pub(crate) label: String,
 }
 
-/// Copy of `verification` and `password_reset`: both send a link that expires, so they share
+/// Copy of `verification`, `password_reset` and `subscription_confirm`: each sends a link that
+/// expires, so they share
 /// one pair of templates (`link.html`, `link.txt`) and differ only in their copy.
 #[derive(Debug)]
 pub(crate) struct LinkCopy {
@@ -130,4 +132,12 @@ pair!(
     "newsletter.txt",
     NewsletterData,
     NewsletterCopy
+);
+pair!(
+    SubscriptionConfirmHtml,
+    SubscriptionConfirmText,
+    "link.html",
+    "link.txt",
+    SubscriptionConfirmData,
+    LinkCopy
 );

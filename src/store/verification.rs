@@ -75,6 +75,8 @@ pub struct Pending {
     pub locale: Option<String>,
     /// Where to send the person afterwards.
     pub return_url: Option<String>,
+    /// The request's metadata (a double opt-in's list is there).
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// What confirming a token did.
@@ -260,18 +262,49 @@ impl Verifications {
     /// # Errors
     /// When Redis does not answer.
     pub async fn pending(&self, token: &Token) -> redis::RedisResult<Option<Pending>> {
-        let (email, locale, return_url): (Option<String>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(self.token_key(&token.digest()))
-                .arg(&["email", "locale", "return_url"])
-                .query_async(&mut self.conn.clone())
-                .await?;
+        let (email, locale, return_url, metadata): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = redis::cmd("HMGET")
+            .arg(self.token_key(&token.digest()))
+            .arg(&["email", "locale", "return_url", "metadata"])
+            .query_async(&mut self.conn.clone())
+            .await?;
         let present = |v: Option<String>| v.filter(|s| !s.is_empty());
         Ok(email.map(|email| Pending {
             email,
             locale: present(locale),
             return_url: present(return_url),
+            metadata: metadata
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .unwrap_or_default(),
         }))
+    }
+
+    /// Appends an event of `kind` to the events stream (beside `email.verified`), bounded like
+    /// the events the confirm script appends.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn append_event(
+        &self,
+        kind: &str,
+        fields: &[(&str, &str)],
+    ) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.events_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("type")
+            .arg(kind);
+        for (name, value) in fields {
+            cmd.arg(*name).arg(*value);
+        }
+        cmd.query_async::<()>(&mut self.conn.clone()).await
     }
 
     /// Spends `token`. `None` when it is unknown, expired or already used.

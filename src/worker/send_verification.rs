@@ -28,6 +28,12 @@ fn minutes_left(left: chrono::TimeDelta) -> u32 {
     u32::try_from(minutes.max(1)).unwrap_or(u32::MAX)
 }
 
+/// The whole days a reader is told an opt-in link has left, rounded to the nearest (at least 1).
+fn days_left(left: chrono::TimeDelta) -> u32 {
+    let days = (left.num_seconds().max(0) + 43_200) / 86_400;
+    u32::try_from(days.max(1)).unwrap_or(u32::MAX)
+}
+
 /// Sends one verification email.
 ///
 /// # Errors
@@ -54,23 +60,31 @@ pub async fn send_verification(
             job.expires_at,
         )
         .await?;
-    let link = format!(
-        "{}/verify?token={}",
-        mailer.public_url.trim_end_matches('/'),
-        token.expose()
-    );
+    let base = mailer.public_url.trim_end_matches('/');
+    let template = match &job.optin_list {
+        Some(list) => TemplateRef {
+            name: "subscription_confirm".to_owned(),
+            locale: job.locale,
+            data: serde_json::json!({
+                "list": list,
+                "link": format!("{base}/subscribe/confirm?token={}", token.expose()),
+                "expires_in_days": days_left(left),
+            }),
+        },
+        None => TemplateRef {
+            name: "verification".to_owned(),
+            locale: job.locale,
+            data: serde_json::json!({
+                "link": format!("{base}/verify?token={}", token.expose()),
+                "expires_in_minutes": minutes_left(left),
+            }),
+        },
+    };
     let email = SendEmail {
         id: job.id,
         message: EmailMessage {
             to: vec![Mailbox::new(job.email)],
-            template: Some(TemplateRef {
-                name: "verification".to_owned(),
-                locale: job.locale,
-                data: serde_json::json!({
-                    "link": link,
-                    "expires_in_minutes": minutes_left(left),
-                }),
-            }),
+            template: Some(template),
             ..EmailMessage::default()
         },
     };
