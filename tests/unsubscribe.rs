@@ -282,3 +282,35 @@ async fn list_mail_is_refused_unless_it_goes_to_one_confirmed_subscriber() {
     let _ = API_KEY;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sendgrid_unsubscribe_events_update_subscriptions() {
+    let app = app().await;
+    let (first, subscriber) = subscribed(&app, "First", "eve@example.com").await;
+    let (second, _) = subscribed(&app, "Second", "eve@example.com").await;
+    let store = mailroom::events::EventStore::new(app.redis.conn(), &app.redis.prefix, 3600, 100);
+    let now = chrono::Utc::now();
+    let group = json!([{"email": "Eve@example.com", "event": "group_unsubscribe", "timestamp": now.timestamp(),
+        "sg_event_id": "ev-1", "sg_message_id": "sg-1.x", "mailroom_id": "0190a000-0000-7000-8000-000000000001",
+        "mailroom_list": first.to_string(), "asm_group_id": 3}]);
+    let batch = mailroom::events::parse_batch(&group.to_string()).unwrap();
+    store.apply(&batch.events, now).await.unwrap();
+    assert_eq!(status_on(&app, subscriber, first).await, "unsubscribed");
+    assert_eq!(status_on(&app, subscriber, second).await, "confirmed");
+    let (_, view) = app.get_json(&format!("/v1/subscribers/{subscriber}")).await;
+    let source = view["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["list"] == first)
+        .unwrap()["source"]
+        .clone();
+    assert_eq!(source, "sendgrid");
+
+    let global = json!([{"email": "eve@example.com", "event": "unsubscribe", "timestamp": now.timestamp(),
+        "sg_event_id": "ev-2", "sg_message_id": "sg-2.x", "mailroom_id": "0190a000-0000-7000-8000-000000000002"}]);
+    let batch = mailroom::events::parse_batch(&global.to_string()).unwrap();
+    store.apply(&batch.events, now).await.unwrap();
+    assert_eq!(status_on(&app, subscriber, second).await, "unsubscribed");
+    app.stop().await;
+}

@@ -101,6 +101,9 @@ pub struct Event {
     pub attempt: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub asm_group_id: Option<String>,
+    /// The list of list mail, sent as `custom_args.mailroom_list`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub mailroom_list: Option<String>,
 }
 
 /// What [`parse_batch`] made of a body.

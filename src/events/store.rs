@@ -221,6 +221,12 @@ impl EventStore {
             }
             refused.extend(self.stats(&prepared, &go_on).await?);
             refused.extend(self.suppressions(&prepared, &go_on, received_at).await?);
+            let unsubscribing: Vec<&Event> = go_on.iter().map(|(i, _)| &chunk[*i]).collect();
+            crate::lists::events::apply_unsubscribes(
+                &crate::lists::ListStore::new(self.conn.clone(), self.keys.prefix()),
+                &unsubscribing,
+            )
+            .await?;
             refused.sort_by_key(|(i, _)| *i);
             refused.dedup_by_key(|(i, _)| *i);
             applied.refused.extend(

@@ -2,6 +2,7 @@
 //! of subscribers over [`mailroom_jobs::SUBSCRIBER_SHARDS`] shards), CSV imports ([`import`]),
 //! segments ([`segment`]) and the signed links that unsubscribe ([`links`]).
 
+pub mod events;
 pub mod import;
 pub mod import_command;
 pub mod imports;

@@ -131,6 +131,10 @@ async fn list_mail(job: &mut SendEmail, mailer: &Mailer) -> Result<bool, BoxDynE
         list: list.id,
         campaign: None,
     };
+    // SendGrid hands custom args back on its events: an unsubscribe event then names the list.
+    job.message
+        .metadata
+        .insert("mailroom_list".to_owned(), list.id.to_string());
     for (name, value) in links::list_headers(
         keys,
         &mailer.public_url,
