@@ -33,6 +33,7 @@
 //! | `P:{lists}` + `…:seq` | hash + string | list id → the list's settings (JSON); the last list id | lists API |
 //! | `P:{ls:S}:…` | | subscriber shard S, see [`ShardKeys`] | list scripts |
 //! | `P:{import}:ID` + `…:errors` | hash + list | an import's state and counts; its reported rows | imports |
+//! | `P:addrmsg:DIGEST` | list | the newest message ids sent to an address (SHA-256 of its case key), for export and erasure | send worker |
 //!
 //! Subscribers are spread over [`SUBSCRIBER_SHARDS`] shards by a hash of their address; a
 //! subscriber's record, its address index entry, its subscriptions and their history share the
@@ -202,6 +203,12 @@ impl Keys {
         ShardKeys {
             base: format!("{}:{{ls:{shard}}}", self.prefix),
         }
+    }
+
+    /// The newest message ids sent to the address whose SHA-256 digest (of its case key) is
+    /// `digest`: the key does not name the address.
+    pub fn address_messages(&self, digest: &str) -> String {
+        format!("{}:addrmsg:{digest}", self.prefix)
     }
 
     /// An import's state and counts.

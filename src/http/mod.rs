@@ -107,6 +107,8 @@ pub struct AppState {
     pub public_url: String,
     /// How long a double opt-in link works, in seconds.
     pub optin_ttl: u64,
+    /// The messages sent to each address.
+    pub addresses: crate::lists::privacy::AddressIndex,
     /// Public sign-ups per address and per client IP, per hour.
     pub subscribe_rates: (u64, u64),
     /// Categories sent even to suppressed addresses.
@@ -211,6 +213,11 @@ impl AppState {
             links: settings.link_keys()?.map(Arc::new),
             public_url: settings.public_url.clone(),
             optin_ttl: settings.optin_ttl,
+            addresses: crate::lists::privacy::AddressIndex::new(
+                conn.clone(),
+                &settings.redis_prefix,
+                settings.event_retention_secs,
+            ),
             subscribe_rates: (
                 settings.subscribe_rate_per_address,
                 settings.subscribe_rate_per_ip,
@@ -279,6 +286,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(subscribers::update)
                 .delete(subscribers::delete),
         )
+        .route("/v1/subscribers/{id}/export", get(subscribers::export))
         .route(
             "/v1/subscribers/{id}/lists/{list}",
             axum::routing::put(subscribers::set_subscription),

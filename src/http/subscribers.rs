@@ -386,15 +386,26 @@ pub(super) async fn set_subscription(
     Ok(Json(view(&state, id, Vec::new()).await?))
 }
 
-/// Delete a subscriber and their subscriptions.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeleteQuery {
+    /// Erase everything mailroom holds about the person (see the export), keeping only a hash
+    /// of the address on the suppression list if they unsubscribed or complained.
+    #[serde(default)]
+    erase: bool,
+}
+
+/// Delete a subscriber and their subscriptions; with `erase=true`, everything about them.
 #[utoipa::path(
     operation_id = "delete_subscriber",
     delete,
     path = "/v1/subscribers/{id}",
     tag = "lists",
-    params(("id" = String, Path, description = "The subscriber's id or address")),
+    params(("id" = String, Path, description = "The subscriber's id or address"), DeleteQuery),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
         (status = 404, description = "No such subscriber", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
@@ -403,13 +414,95 @@ pub(super) async fn set_subscription(
 pub(super) async fn delete(
     State(state): State<AppState>,
     ApiPath(which): ApiPath<String>,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
+    use crate::store::suppressions::Reason;
     let id = find(&state, &which).await?;
     let Some(subscriber) = state.lists.subscriber(id).await? else {
         return Err(ApiError::not_found(format!("no subscriber {which}")).field("id"));
     };
     let lists: Vec<ListId> = state.lists.lists().await?.iter().map(|l| l.id).collect();
-    let key = mailroom_jobs::address::case_key(&subscriber.email);
+    let email = subscriber.email;
+    let key = mailroom_jobs::address::case_key(&email);
     state.lists.delete_subscriber(id, &key, &lists).await?;
+    if query.erase {
+        match state.suppressions.get(&email).await? {
+            Some(s)
+                if matches!(
+                    s.reason,
+                    Reason::Unsubscribe | Reason::GroupUnsubscribe | Reason::SpamReport
+                ) =>
+            {
+                state.suppressions.keep_only_hash(&s).await?;
+            }
+            Some(_) => {
+                state.suppressions.delete(&email).await?;
+            }
+            None => {}
+        }
+        state.verifications.invalidate(&email).await?;
+        state.verifications.clear(&email).await?;
+        state
+            .addresses
+            .erase(
+                &email,
+                <mailroom_jobs::SendEmail as mailroom_jobs::Job>::QUEUE,
+            )
+            .await?;
+        state.addresses.erase_stream_entries(&email).await?;
+        tracing::info!(subscriber = %id, "subscriber erased");
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything mailroom holds about one person.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Export {
+    exported_at: chrono::DateTime<chrono::Utc>,
+    subscriber: Subscriber,
+    subscriptions: Vec<Subscription>,
+    /// Superseded subscription states, newest first.
+    subscription_history: Vec<Subscription>,
+    suppression: Option<crate::store::Suppression>,
+    verification: crate::store::AddressStatus,
+    /// The messages sent to the address that are still kept, newest first.
+    messages: Vec<crate::store::StatusRecord>,
+}
+
+/// Export everything mailroom holds about a subscriber, as one JSON document.
+#[utoipa::path(
+    operation_id = "export_subscriber",
+    get,
+    path = "/v1/subscribers/{id}/export",
+    tag = "lists",
+    params(("id" = String, Path, description = "The subscriber's id or address")),
+    responses(
+        (status = 200, description = "The person's data", body = Export),
+        (status = 404, description = "No such subscriber", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn export(
+    State(state): State<AppState>,
+    ApiPath(which): ApiPath<String>,
+) -> Result<Json<Export>, ApiError> {
+    let id = find(&state, &which).await?;
+    let view = view(&state, id, Vec::new()).await?;
+    let email = view.subscriber.email.clone();
+    let mut messages = Vec::new();
+    for message in state.addresses.messages(&email).await? {
+        if let Some(record) = state.status.get(&message).await? {
+            messages.push(record);
+        }
+    }
+    Ok(Json(Export {
+        exported_at: chrono::Utc::now(),
+        subscription_history: state.lists.history(id).await?,
+        suppression: state.suppressions.get(&email).await?,
+        verification: state.verifications.address(&email).await?,
+        subscriptions: view.subscriptions,
+        subscriber: view.subscriber,
+        messages,
+    }))
 }

@@ -9,6 +9,7 @@ pub mod imports;
 pub mod links;
 pub mod model;
 pub mod optin;
+pub mod privacy;
 pub mod segment;
 pub mod store;
 

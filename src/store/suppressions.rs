@@ -84,6 +84,12 @@ pub fn key_of(email: &str) -> String {
     mailroom_jobs::address::case_key(email)
 }
 
+/// The key an erased address's suppression is kept under: `sha256:` and the hex SHA-256 of its
+/// case key.
+pub fn hashed_key(email: &str) -> String {
+    format!("sha256:{}", crate::lists::privacy::address_digest(email))
+}
+
 impl Suppressions {
     pub fn new(conn: RedisConnection, prefix: &str) -> Self {
         let keys = mailroom_jobs::Keys::new(prefix);
@@ -99,20 +105,61 @@ impl Suppressions {
     /// # Errors
     /// When Redis fails.
     pub async fn get(&self, email: &str) -> redis::RedisResult<Option<Suppression>> {
-        let raw: Option<String> = self.conn.clone().hget(&self.list, key_of(email)).await?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+        let raw = self.raw_many(&[email.to_owned()]).await?;
+        Ok(raw
+            .into_iter()
+            .next()
+            .flatten()
+            .and_then(|r| serde_json::from_str(&r).ok()))
     }
 
-    /// The raw records of `emails` (same order), in one HMGET.
+    /// The raw records of `emails` (same order), in one HMGET: each address's own record,
+    /// else the record an erasure left under its hash ([`hashed_key`]).
     async fn raw_many(&self, emails: &[String]) -> redis::RedisResult<Vec<Option<String>>> {
         if emails.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
-        redis::cmd("HMGET")
+        let mut keys: Vec<String> = emails.iter().map(|e| key_of(e)).collect();
+        keys.extend(emails.iter().map(|e| hashed_key(e)));
+        let found: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&self.list)
             .arg(&keys)
             .query_async(&mut self.conn.clone())
+            .await?;
+        let (own, hashed) = found.split_at(emails.len());
+        Ok(own
+            .iter()
+            .zip(hashed)
+            .map(|(own, hashed)| own.clone().or_else(|| hashed.clone()))
+            .collect())
+    }
+
+    /// Replaces `email`'s record by one under its hash, keeping the reason and time but not
+    /// the address (erasure).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn keep_only_hash(&self, record: &Suppression) -> redis::RedisResult<()> {
+        let plain = key_of(&record.email);
+        let hashed = hashed_key(&record.email);
+        let kept = Suppression {
+            email: hashed.clone(),
+            detail: None,
+            source: "erased".to_owned(),
+            ..record.clone()
+        };
+        let json = serde_json::to_string(&kept).unwrap_or_default();
+        redis::pipe()
+            .atomic()
+            .hdel(&self.list, &plain)
+            .ignore()
+            .zrem(&self.index, &plain)
+            .ignore()
+            .hset(&self.list, &hashed, json)
+            .ignore()
+            .zadd(&self.index, &hashed, record.created_at.timestamp_millis())
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
             .await
     }
 

@@ -99,6 +99,11 @@ pub async fn run(
         lists: crate::lists::ListStore::new(conn.clone(), &settings.redis_prefix),
         links: settings.link_keys()?,
         unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
+        addresses: crate::lists::privacy::AddressIndex::new(
+            conn.clone(),
+            &settings.redis_prefix,
+            settings.event_retention_secs,
+        ),
         message_index: MessageIndex::new(
             conn.clone(),
             &settings.redis_prefix,

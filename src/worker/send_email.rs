@@ -50,6 +50,8 @@ pub struct Mailer {
     pub links: Option<crate::lists::links::LinkKeys>,
     /// `MAILROOM_UNSUBSCRIBE_MAILTO`.
     pub unsubscribe_mailto: Option<String>,
+    /// The messages sent to each address (for export and erasure).
+    pub addresses: crate::lists::privacy::AddressIndex,
 }
 
 /// What a successful send leaves on the message's record.
@@ -230,6 +232,22 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 // would miss the timeline if it is lost.
                 let id = job.id.to_string();
                 record_with_retries(&mailer.message_index, provider_id, &id).await;
+            }
+            // The index only serves export and erasure: a failure is logged, never a resend.
+            let recipients: Vec<&str> = job
+                .message
+                .to
+                .iter()
+                .chain(&job.message.cc)
+                .chain(&job.message.bcc)
+                .map(|m| m.email.as_str())
+                .collect();
+            if let Err(error) = mailer
+                .addresses
+                .remember(&recipients, &job.id.to_string())
+                .await
+            {
+                tracing::warn!(%error, "could not index the message by recipient");
             }
             Ok(Sent {
                 provider,

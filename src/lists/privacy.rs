@@ -1,0 +1,157 @@
+//! A person's data: everything mailroom holds about one address, exported as one JSON document
+//! (`GET /v1/subscribers/{id}/export`) or erased (`DELETE /v1/subscribers/{id}?erase=true`).
+//!
+//! What is kept about an address: the subscriber (record, subscriptions, their history), a
+//! suppression, the verification state (verified mark, a live link, `email.verified` and
+//! `subscription.confirmed` stream entries), and the messages sent to it (their status records
+//! and timelines, found through [`AddressIndex`]: the newest [`MESSAGES_KEPT`] ids per address,
+//! kept as long as timelines are). Erasing removes all of it. When the suppression was an
+//! unsubscribe or a complaint, a one-way hash of the address stays on the suppression list
+//! (`sha256:…`), so that a later import cannot add the person back unknowingly.
+
+use mailroom_jobs::{Keys, RedisConnection};
+use sha2::{Digest, Sha256};
+
+/// How many message ids are kept per address.
+pub const MESSAGES_KEPT: isize = 200;
+
+/// The SHA-256 (hex) of an address's case key: how keys and hashed suppressions name it.
+pub fn address_digest(email: &str) -> String {
+    format!(
+        "{:x}",
+        Sha256::digest(mailroom_jobs::address::case_key(email).as_bytes())
+    )
+}
+
+/// The messages sent to each address.
+#[derive(Debug, Clone)]
+pub struct AddressIndex {
+    conn: RedisConnection,
+    keys: Keys,
+    keep_secs: u64,
+}
+
+impl AddressIndex {
+    pub fn new(conn: RedisConnection, prefix: &str, keep_secs: u64) -> Self {
+        Self {
+            conn,
+            keys: Keys::new(prefix),
+            keep_secs,
+        }
+    }
+
+    /// Records that message `id` went to `emails`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn remember(&self, emails: &[&str], id: &str) -> redis::RedisResult<()> {
+        let ttl = i64::try_from(self.keep_secs).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        for email in emails {
+            let key = self.keys.address_messages(&address_digest(email));
+            pipe.lpush(&key, id)
+                .ignore()
+                .ltrim(&key, 0, MESSAGES_KEPT - 1)
+                .ignore()
+                .expire(&key, ttl)
+                .ignore();
+            // Each address's key has a slot of its own: on a cluster, one pipeline per key.
+            if self.conn.is_cluster() {
+                pipe.query_async::<()>(&mut self.conn.clone()).await?;
+                pipe = redis::pipe();
+            }
+        }
+        if self.conn.is_cluster() {
+            return Ok(());
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await
+    }
+
+    /// The ids of the messages sent to `email`, newest first.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn messages(&self, email: &str) -> redis::RedisResult<Vec<String>> {
+        redis::cmd("LRANGE")
+            .arg(self.keys.address_messages(&address_digest(email)))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// Forgets the messages sent to `email`: their timelines, delivery records and status
+    /// records, and the index itself.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn erase(&self, email: &str, email_queue: &str) -> redis::RedisResult<usize> {
+        let ids = self.messages(email).await?;
+        let queue = self.keys.queue(email_queue);
+        for id in &ids {
+            // Each message's keys share its tag; the job record is in its queue's slot.
+            redis::cmd("DEL")
+                .arg(self.keys.timeline(id))
+                .arg(self.keys.delivery(id))
+                .query_async::<()>(&mut self.conn.clone())
+                .await?;
+            redis::cmd("DEL")
+                .arg(queue.job(id))
+                .query_async::<()>(&mut self.conn.clone())
+                .await?;
+        }
+        redis::cmd("DEL")
+            .arg(self.keys.address_messages(&address_digest(email)))
+            .query_async::<()>(&mut self.conn.clone())
+            .await?;
+        Ok(ids.len())
+    }
+
+    /// Deletes the entries of the verification events stream that name `email`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn erase_stream_entries(&self, email: &str) -> redis::RedisResult<usize> {
+        let stream = self.keys.verify_events();
+        let key = mailroom_jobs::address::case_key(email);
+        let mut removed = 0;
+        let mut start = "-".to_owned();
+        loop {
+            let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let Some((last, _)) = entries.last() else {
+                return Ok(removed);
+            };
+            let last = last.clone();
+            let named: Vec<&String> = entries
+                .iter()
+                .filter(|(_, fields)| {
+                    fields.chunks(2).any(|kv| {
+                        kv.len() == 2
+                            && kv[0] == "email"
+                            && mailroom_jobs::address::case_key(&kv[1]) == key
+                    })
+                })
+                .map(|(id, _)| id)
+                .collect();
+            if !named.is_empty() {
+                let n: usize = redis::cmd("XDEL")
+                    .arg(&stream)
+                    .arg(&named)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                removed += n;
+            }
+            if entries.len() < 1000 {
+                return Ok(removed);
+            }
+            start = format!("({last}");
+        }
+    }
+}
