@@ -263,3 +263,119 @@ async fn count_segments(
         runs,
     })
 }
+
+/// What `bench unsubscribe` measured.
+#[derive(Debug)]
+pub(crate) struct UnsubscribeReport {
+    count: usize,
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl fmt::Display for UnsubscribeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "one-click unsubscribes: {} RFC 8058 POSTs to /u/TOKEN (one `mailroom serve`)",
+            self.count
+        )?;
+        writeln!(f, "rate:    {:.0} unsubscribes/s", self.per_sec)?;
+        write!(
+            f,
+            "latency: p50 {:.2} ms, p99 {:.2} ms",
+            crate::scenarios::ms_f(self.p50),
+            crate::scenarios::ms_f(self.p99)
+        )
+    }
+}
+
+/// `bench unsubscribe`: imports `count` subscribers, then unsubscribes each with the one-click
+/// POST a mailbox provider sends, `concurrency` at a time.
+///
+/// # Errors
+/// When a POST fails or the list does not end fully unsubscribed.
+pub(crate) async fn unsubscribe(
+    settings: &Settings,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<UnsubscribeReport> {
+    use futures::StreamExt;
+    use mailroom::lists::links::{LinkKeys, ListLink};
+    const KEYS: &str = "bench:bench-link-key-0123456789abcdef0123456789";
+    let prefix = bench_prefix(settings);
+    let outcome = async {
+        let (list, _) = import_into(settings, &prefix, count).await?;
+        let store = ListStore::new(settings.redis_connection().await?, &prefix);
+        let ids = std::sync::Mutex::new(Vec::with_capacity(count));
+        store
+            .scan(list, 2000, 4, |members| {
+                if let Ok(mut ids) = ids.lock() {
+                    ids.extend(members.iter().map(|m| m.id));
+                }
+            })
+            .await?;
+        let keys = LinkKeys::parse(KEYS).map_err(anyhow::Error::msg)?;
+        let ids = ids
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("a poisoned lock"))?;
+        let (mut server, base, client) =
+            crate::scenarios::start_server(&prefix, &[("MAILROOM_LINK_KEYS", KEYS)]).await?;
+        let urls: Vec<String> = ids
+            .iter()
+            .map(|&subscriber| {
+                let token = keys.sign(&ListLink {
+                    subscriber,
+                    list,
+                    campaign: None,
+                });
+                format!("{base}/u/{token}")
+            })
+            .collect();
+        let started = Instant::now();
+        let mut latencies: Vec<Duration> = futures::stream::iter(urls)
+            .map(|url| {
+                let client = client.clone();
+                async move {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body("List-Unsubscribe=One-Click")
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        response.status().as_u16() == 200,
+                        "a one-click POST got {}",
+                        response.status()
+                    );
+                    let _ = response.bytes().await?;
+                    Ok(sent.elapsed())
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<anyhow::Result<Duration>>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        let elapsed = started.elapsed();
+        let _ = server.start_kill();
+        let _ = server.wait().await;
+        let counts = store.counts(list).await?;
+        if counts.unsubscribed != ids.len() as u64 {
+            bail!("{} of {} are unsubscribed", counts.unsubscribed, ids.len());
+        }
+        latencies.sort();
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        Ok(UnsubscribeReport {
+            count: ids.len(),
+            per_sec: ids.len() as f64 / elapsed.as_secs_f64(),
+            p50: at(0.5),
+            p99: at(0.99),
+        })
+    }
+    .await;
+    delete_prefix(settings.redis_connection().await?, &prefix).await?;
+    outcome
+}

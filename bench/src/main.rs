@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | import | segment | restart
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | import | segment | unsubscribe | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -118,6 +118,16 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
     },
+    /// Import subscribers, then unsubscribe each with the RFC 8058 one-click POST to `/u/TOKEN`
+    /// on a `mailroom serve`: the rate and the latency.
+    Unsubscribe {
+        /// Subscribers to unsubscribe.
+        #[arg(long, default_value_t = 50_000)]
+        count: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// The no-op worker `queue` starts (not for use by hand).
     #[command(hide = true)]
     Work {
@@ -223,6 +233,10 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         ),
         Command::Import { rows } => println!("{}", lists::import(settings, rows).await?),
         Command::Segment { rows } => println!("{}", lists::segment(settings, rows).await?),
+        Command::Unsubscribe { count, concurrency } => println!(
+            "{}",
+            lists::unsubscribe(settings, count, concurrency).await?
+        ),
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
     }

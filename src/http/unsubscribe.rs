@@ -213,9 +213,25 @@ pub(super) async fn act(
     };
     let outcome = match get("action") {
         None if get("List-Unsubscribe") == Some("One-Click") => {
-            unsubscribe(&state, &resolved, resolved.link.list)
-                .await
-                .map(|name| Some(Notice::One(name)))
+            // What a mailbox provider posts: a short answer (nobody reads it), not the page.
+            return match unsubscribe(&state, &resolved, resolved.link.list).await {
+                Ok(name) => {
+                    let locale = resolved.subscriber.locale.clone();
+                    html(StatusCode::OK, |nonce| {
+                        state.renderer.page(
+                            &PageKind::Notice {
+                                title: "prefs-title",
+                                body: "prefs-done-one",
+                                email: &resolved.subscriber.email,
+                                list: &name,
+                            },
+                            locale.as_deref(),
+                            nonce,
+                        )
+                    })
+                }
+                Err(error) => error.into_response(),
+            };
         }
         None => Err(ApiError::bad_request(
             "post List-Unsubscribe=One-Click, or use the preference page's buttons",
