@@ -275,3 +275,60 @@ async fn the_api_subscribing_to_a_double_opt_in_list_emails_the_link() {
     assert_eq!(state_of(&app, "cy@example.com", list).await, "unconfirmed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_import_with_send_optin_emails_each_new_subscriber_the_link() {
+    let app = app(|_| {}).await;
+    let list = list(&app, "double", "private").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/imports?list={list}&send_optin=true")))
+        .bearer_auth(common::app::API_KEY)
+        .header("content-type", "text/csv")
+        .body("email,locale\nx1@example.com,fr\nx2@example.com,\nx3@example.com,es\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let files = eventually(
+        Duration::from_secs(30),
+        "three confirmation emails",
+        || async {
+            let files = eml_files(app.outbox.path());
+            (files.len() >= 3).then_some(files)
+        },
+    )
+    .await;
+    let mut subjects = Vec::new();
+    for file in files {
+        subjects.push(
+            strict_mime(&file).await["subject"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    subjects.sort();
+    assert!(
+        subjects.iter().any(|s| s.starts_with("Confirmez")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.starts_with("Confirma tu")),
+        "{subjects:?}"
+    );
+    assert_eq!(state_of(&app, "x2@example.com", list).await, "unconfirmed");
+    let refused = app
+        .client
+        .post(app.url(&format!(
+            "/v1/imports?list={list}&send_optin=true&status=confirmed"
+        )))
+        .bearer_auth(common::app::API_KEY)
+        .header("content-type", "text/csv")
+        .body("email\nx4@example.com\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    app.stop().await;
+}

@@ -40,6 +40,9 @@ pub(super) struct ImportQuery {
     update: bool,
     /// `,` `;` `|` or `tab`; detected from the header line when absent.
     delimiter: Option<String>,
+    /// Email each new unconfirmed subscriber the double opt-in link.
+    #[serde(default)]
+    send_optin: bool,
 }
 
 fn parse_delimiter(text: Option<&str>) -> Result<Option<u8>, ApiError> {
@@ -125,16 +128,26 @@ pub(super) async fn create(
             })
         });
     let source = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    if query.send_optin && status == SubscriptionStatus::Confirmed {
+        return Err(ApiError::bad_request(
+            "send_optin asks unconfirmed people to confirm: it goes with status=unconfirmed",
+        )
+        .field("send_optin"));
+    }
     let targets = ImportTargets {
         lists: state.lists.clone(),
         suppressions: state.suppressions.clone(),
         imports: state.imports.clone(),
+        optin: query
+            .send_optin
+            .then(|| (state.producer.clone(), state.optin_ttl, list.clone())),
     };
     let settings = ImportSettings {
         list: list.id,
         status,
         update: query.update,
         delimiter,
+        send_optin: query.send_optin,
     };
     let (read_done, body_read) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {

@@ -43,6 +43,8 @@ pub struct ImportSettings {
     pub update: bool,
     /// The delimiter; detected from the header line when `None`.
     pub delimiter: Option<u8>,
+    /// Email the double opt-in link to each new unconfirmed subscription.
+    pub send_optin: bool,
 }
 
 /// Why an import stopped as a whole.
@@ -240,6 +242,9 @@ pub struct ImportTargets {
     pub lists: ListStore,
     pub suppressions: Suppressions,
     pub imports: ImportStore,
+    /// Where opt-in emails are queued (with `send_optin`): the producer, the link's life in
+    /// seconds, and the list.
+    pub optin: Option<(mailroom_jobs::Producer, u64, super::List)>,
 }
 
 /// Imports `source` as `settings` say, recording progress under `id` (already started with
@@ -394,6 +399,27 @@ async fn apply(
                 totals.updated += 1;
             }
             _ => totals.skipped += 1,
+        }
+    }
+    if settings.send_optin
+        && settings.status == SubscriptionStatus::Unconfirmed
+        && let Some((producer, ttl, list)) = &targets.optin
+    {
+        let jobs: Vec<_> = outcomes
+            .iter()
+            .zip(&rows)
+            .filter(|(o, _)| o.subscriptions.first() == Some(&SubscriptionChange::Added))
+            .map(|(o, row)| super::optin::job(*ttl, &row.email, row.locale.as_deref(), list, o.id))
+            .collect();
+        if !jobs.is_empty() {
+            producer.push_many(&jobs).await.map_err(|e| match e {
+                mailroom_jobs::PushError::Redis(e) => e,
+                other => redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "an opt-in email could not be queued",
+                    other.to_string(),
+                )),
+            })?;
         }
     }
     reports.sort_by_key(|r| r.line);

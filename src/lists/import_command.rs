@@ -45,6 +45,9 @@ pub struct ImportArgs {
     /// `,` `;` `|` or `tab`; detected from the header line when absent.
     #[arg(long)]
     pub delimiter: Option<String>,
+    /// Email each new (unconfirmed) subscriber the double opt-in link; the workers send them.
+    #[arg(long, conflicts_with = "status")]
+    pub send_optin: bool,
 }
 
 /// What new subscriptions start as.
@@ -84,9 +87,6 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     let prefix = &settings.redis_prefix;
     let lists = ListStore::new(conn.clone(), prefix);
     let list = ListId::new(args.list).context("a list id is a positive number")?;
-    if lists.list(list).await?.is_none() {
-        bail!("there is no list {list}");
-    }
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("could not open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -99,10 +99,21 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
         ImportStatusArg::Unconfirmed => SubscriptionStatus::Unconfirmed,
         ImportStatusArg::Confirmed => SubscriptionStatus::Confirmed,
     };
+    let Some(found) = lists.list(list).await? else {
+        bail!("there is no list {list}");
+    };
+    let optin = args.send_optin.then(|| {
+        (
+            mailroom_jobs::Producer::new(conn.clone(), prefix.clone()),
+            settings.optin_ttl,
+            found,
+        )
+    });
     let targets = ImportTargets {
         lists,
         suppressions: Suppressions::new(conn.clone(), prefix),
         imports: ImportStore::new(conn, prefix),
+        optin,
     };
     let id = Uuid::now_v7();
     targets.imports.start(id, list, status).await?;
@@ -117,6 +128,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
         status,
         update: args.update,
         delimiter,
+        send_optin: args.send_optin,
     };
     let totals = import::run(
         source,

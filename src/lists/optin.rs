@@ -21,6 +21,30 @@ pub const LIST_KEY: &str = "mailroom.list";
 /// The metadata key naming the subscriber.
 pub const SUBSCRIBER_KEY: &str = "mailroom.subscriber";
 
+/// The job that emails `subscriber` the confirmation link of their subscription to `list`.
+pub fn job(
+    ttl_secs: u64,
+    email: &str,
+    locale: Option<&str>,
+    list: &List,
+    subscriber: SubscriberId,
+) -> SendVerification {
+    let mut metadata = BTreeMap::new();
+    metadata.insert(LIST_KEY.to_owned(), list.id.to_string());
+    metadata.insert(SUBSCRIBER_KEY.to_owned(), subscriber.to_string());
+    SendVerification {
+        id: Uuid::now_v7(),
+        email: email.to_owned(),
+        locale: locale
+            .map(str::to_owned)
+            .or_else(|| list.default_locale.clone()),
+        return_url: None,
+        metadata,
+        expires_at: Utc::now() + Duration::seconds(i64::try_from(ttl_secs).unwrap_or(604_800)),
+        optin_list: Some(list.name.clone()),
+    }
+}
+
 /// Queues the confirmation email of `subscriber`'s subscription to `list`.
 ///
 /// # Errors
@@ -33,20 +57,7 @@ pub async fn send(
     list: &List,
     subscriber: SubscriberId,
 ) -> Result<(), PushError> {
-    let mut metadata = BTreeMap::new();
-    metadata.insert(LIST_KEY.to_owned(), list.id.to_string());
-    metadata.insert(SUBSCRIBER_KEY.to_owned(), subscriber.to_string());
-    let job = SendVerification {
-        id: Uuid::now_v7(),
-        email: email.to_owned(),
-        locale: locale
-            .map(str::to_owned)
-            .or_else(|| list.default_locale.clone()),
-        return_url: None,
-        metadata,
-        expires_at: Utc::now() + Duration::seconds(i64::try_from(ttl_secs).unwrap_or(604_800)),
-        optin_list: Some(list.name.clone()),
-    };
+    let job = job(ttl_secs, email, locale, list, subscriber);
     producer.push(&job).await.map(|_| ())
 }
 
