@@ -332,3 +332,57 @@ async fn an_import_with_send_optin_emails_each_new_subscriber_the_link() {
     assert_eq!(refused.status().as_u16(), 400);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_person_subscribes_through_the_hosted_form_in_a_real_browser_and_confirms() {
+    let app = app(|_| {}).await;
+    let list = list(&app, "double", "public").await;
+    let browser = common::browser::Browser::start(390, 844).await;
+    browser.open(&app.url(&format!("/subscribe/{list}"))).await;
+    browser
+        .execute(
+            "document.getElementById('email').value = 'browser@example.com'; \
+             document.getElementById('name').value = 'Bea'; return true;",
+        )
+        .await;
+    browser.click("button.action").await;
+    eventually(
+        Duration::from_secs(10),
+        "the check-your-inbox page",
+        || async {
+            browser
+                .source()
+                .await
+                .contains("Check your inbox")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        state_of(&app, "browser@example.com", list).await,
+        "unconfirmed"
+    );
+
+    let (link, _) = confirmation(&app, 1).await;
+    browser.open(&app.url(&link)).await;
+    browser.click("button.action").await;
+    eventually(Duration::from_secs(10), "the subscribed page", || async {
+        browser
+            .source()
+            .await
+            .contains("You are subscribed")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        state_of(&app, "browser@example.com", list).await,
+        "confirmed"
+    );
+    // No horizontal scrollbar on a phone.
+    let fits = browser
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth;")
+        .await;
+    assert_eq!(fits, serde_json::Value::Bool(true));
+    browser.quit().await;
+    app.stop().await;
+}
