@@ -234,14 +234,7 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 record_with_retries(&mailer.message_index, provider_id, &id).await;
             }
             // The index only serves export and erasure: a failure is logged, never a resend.
-            let recipients: Vec<&str> = job
-                .message
-                .to
-                .iter()
-                .chain(&job.message.cc)
-                .chain(&job.message.bcc)
-                .map(|m| m.email.as_str())
-                .collect();
+            let recipients = recipients(&job);
             if let Err(error) = mailer
                 .addresses
                 .remember(&recipients, &job.id.to_string())
@@ -266,21 +259,24 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     }
 }
 
+/// Every recipient of `job`: to, cc, bcc.
+fn recipients(job: &SendEmail) -> Vec<&str> {
+    job.message
+        .to
+        .iter()
+        .chain(&job.message.cc)
+        .chain(&job.message.bcc)
+        .map(|m| m.email.as_str())
+        .collect()
+}
+
 /// One line saying what became of `job`: for a person watching `mailroom dev`.
 fn announce(
     job: &SendEmail,
     provider: &str,
     outcome: &Result<crate::providers::Delivery, ProviderError>,
 ) {
-    let recipients: Vec<&str> = job
-        .message
-        .to
-        .iter()
-        .chain(&job.message.cc)
-        .chain(&job.message.bcc)
-        .map(|m| m.email.as_str())
-        .collect();
-    let recipients = recipients.join(", ");
+    let recipients = recipients(job).join(", ");
     let id = job.id;
     match outcome {
         Ok(delivery) => {
