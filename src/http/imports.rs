@@ -186,7 +186,8 @@ pub(super) async fn create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ImportStatusQuery {
-    /// The first reported row to show (0-based).
+    /// The first reported row to show (0-based; at most 100,000, the rows kept).
+    #[param(maximum = 100000)]
     errors_from: Option<usize>,
     /// Reported rows per page (default 100, at most 1,000).
     #[param(maximum = 1000)]

@@ -28,8 +28,10 @@ const MAX_PAGE: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub(super) struct NewList {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
     /// `double`: subscribers confirm a link first.
     optin: Optin,
@@ -45,8 +47,10 @@ pub(super) struct NewList {
 #[serde(deny_unknown_fields)]
 pub(super) struct ListChanges {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
     #[serde(default)]
     optin: Option<Optin>,
@@ -275,6 +279,7 @@ pub(super) struct MembersQuery {
     /// Only subscriptions in this state.
     status: Option<SubscriptionStatus>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = r"^[0-9]{1,5}\.[0-9]{1,19}\.[0-9]{1,9}$")]
     cursor: Option<String>,
     /// Members per page (1 to 1,000; default 100).
     #[param(minimum = 1, maximum = 1000)]

@@ -623,14 +623,18 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// A cursor's text; a shard past the last reads as the end of the list.
     fn parse(text: &str) -> Option<Self> {
         let mut parts = text.split('.');
+        let shard: u32 = parts.next()?.parse().ok()?;
         let cursor = Self {
-            shard: parts.next()?.parse().ok()?,
+            shard: u16::try_from(shard)
+                .unwrap_or(SUBSCRIBER_SHARDS)
+                .min(SUBSCRIBER_SHARDS),
             scan: parts.next()?.parse().ok()?,
             skip: parts.next()?.parse().ok()?,
         };
-        (parts.next().is_none() && cursor.shard < SUBSCRIBER_SHARDS).then_some(cursor)
+        parts.next().is_none().then_some(cursor)
     }
 
     /// The position after a scan step that answered `next`.
