@@ -252,7 +252,21 @@ async fn traces_at_every_level_leave_out_tokens_and_secret_paths() {
         .await
         .unwrap();
     assert_eq!(inbound.status(), 400);
+    let unsubscribe_token = "k1.6401.3..Zm9yZ2VkLXVuc3Vic2NyaWJl";
+    let one_click = client
+        .post(format!("{base}/u/{unsubscribe_token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 400);
     let log = server.stop().await;
+    assert!(log.contains("/u/{token}"), "{log}");
+    assert!(
+        !log.contains(unsubscribe_token),
+        "the unsubscribe token is in the log"
+    );
     assert!(log.contains("/verify"), "requests are traced: {log}");
     assert!(log.contains("/webhooks/sendgrid/inbound/{secret}"), "{log}");
     assert!(!log.contains(token), "the token is in the log");

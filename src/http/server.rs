@@ -95,13 +95,17 @@ pub(super) async fn edge(State(edge): State<Edge>, request: Request, next: Next)
 }
 
 /// The span every request is traced in: its method and path, and nothing that may be a secret.
-/// The query string is left out (a verification link carries its token there), and so is the
-/// Inbound Parse secret path segment; headers (API keys, basic auth) never were in it.
+/// The query string is left out (a verification link carries its token there), and so are the
+/// Inbound Parse secret path segment and an unsubscribe link's token; headers (API keys, basic auth) never were in it.
 pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let path = request.uri().path();
-    let path = match path.strip_prefix("/webhooks/sendgrid/inbound/") {
-        Some(_) => "/webhooks/sendgrid/inbound/{secret}",
-        None => path,
+    // Path segments that are secrets: the Inbound Parse secret and unsubscribe tokens.
+    let path = if path.starts_with("/webhooks/sendgrid/inbound/") {
+        "/webhooks/sendgrid/inbound/{secret}"
+    } else if path.starts_with("/u/") {
+        "/u/{token}"
+    } else {
+        path
     };
     let query = if request.uri().query().is_some() {
         "?…"
