@@ -31,46 +31,13 @@ async fn list(app: &TestApp, optin: &str, visibility: &str) -> u64 {
     list["id"].as_u64().unwrap()
 }
 
-/// The confirmation link in the `n`-th email (by count), and that email's subject.
+/// The confirmation link in the newest email once there are `count`, and that email's subject.
 async fn confirmation(app: &TestApp, count: usize) -> (String, String) {
-    let files = eventually(
-        Duration::from_secs(30),
-        "the confirmation email",
-        || async {
-            let files = eml_files(app.outbox.path());
-            (files.len() >= count).then_some(files)
-        },
-    )
-    .await;
-    let mut found = Vec::new();
-    for file in files {
-        let summary = strict_mime(&file).await;
-        let text = summary["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == "text/plain")
-            .unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let start = text
-            .find("/subscribe/confirm?token=")
-            .expect("a confirmation link");
-        let link: String = text[start..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
-        found.push((
-            modified,
-            link,
-            summary["subject"].as_str().unwrap_or_default().to_owned(),
-        ));
-    }
-    found.sort();
-    let (_, link, subject) = found.pop().unwrap();
-    (link, subject)
+    let newest = common::app::received_links(app, count, "/subscribe/confirm?token=")
+        .await
+        .pop()
+        .unwrap();
+    (newest.link, newest.subject)
 }
 
 async fn state_of(app: &TestApp, email: &str, list: u64) -> String {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    app::{API_KEY, TestApp, eml_files, strict_mime},
+    app::{API_KEY, TestApp},
     eventually,
 };
 use mailroom::store::{Token, Verifications};
@@ -35,37 +35,11 @@ async fn request(app: &TestApp, body: Value) -> reqwest::Response {
 
 /// The links in the emails received so far, oldest first.
 async fn links(app: &TestApp, count: usize) -> Vec<String> {
-    let files = eventually(
-        Duration::from_secs(30),
-        "the verification emails",
-        || async {
-            let files = eml_files(app.outbox.path());
-            (files.len() >= count).then_some(files)
-        },
-    )
-    .await;
-    let mut found = Vec::new();
-    for file in files {
-        let summary = strict_mime(&file).await;
-        let text = summary["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == "text/plain")
-            .unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let start = text.find("/verify?token=").expect("a link in the email");
-        let link: String = text[start..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        let queued = std::fs::metadata(&file).unwrap().modified().unwrap();
-        found.push((queued, link));
-    }
-    found.sort();
-    found.into_iter().map(|(_, link)| link).collect()
+    common::app::received_links(app, count, "/verify?token=")
+        .await
+        .into_iter()
+        .map(|r| r.link)
+        .collect()
 }
 
 fn token_of(link: &str) -> String {

@@ -260,3 +260,47 @@ pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// One email of an outbox, as the tests read it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Received {
+    /// When the file was written.
+    pub at: std::time::SystemTime,
+    /// The path (from `marker` on) of the first link in its text part that contains `marker`.
+    pub link: String,
+    pub subject: String,
+}
+
+/// The emails in `app`'s outbox once there are at least `count`, oldest first, each with the
+/// first link containing `marker` (e.g. `/verify?token=`).
+pub async fn received_links(app: &TestApp, count: usize, marker: &str) -> Vec<Received> {
+    let files = eventually(Duration::from_secs(30), "the emails", || async {
+        let files = eml_files(app.outbox.path());
+        (files.len() >= count).then_some(files)
+    })
+    .await;
+    let mut found = Vec::new();
+    for file in files {
+        let summary = strict_mime(&file).await;
+        let text = summary["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["type"] == "text/plain")
+            .unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let start = text.find(marker).expect("a link in the email");
+        found.push(Received {
+            at: std::fs::metadata(&file).unwrap().modified().unwrap(),
+            link: text[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect(),
+            subject: summary["subject"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    found.sort();
+    found
+}
