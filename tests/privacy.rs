@@ -9,58 +9,8 @@ use common::{
     app::{API_KEY, TestApp},
     eventually,
 };
-use redis::AsyncCommands;
 use secrecy::SecretString;
 use serde_json::json;
-
-/// Every key and value under the test's prefix, as text.
-async fn everything(app: &TestApp) -> Vec<String> {
-    let mut dump = Vec::new();
-    for key in app.redis.all_keys().await {
-        let mut conn = app.redis.conn();
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let value = match kind.as_str() {
-            "hash" => format!(
-                "{:?}",
-                conn.hgetall::<_, Vec<Vec<u8>>>(&key)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .collect::<Vec<_>>()
-            ),
-            "string" => {
-                String::from_utf8_lossy(&conn.get::<_, Vec<u8>>(&key).await.unwrap()).into_owned()
-            }
-            "list" => format!(
-                "{:?}",
-                conn.lrange::<_, Vec<String>>(&key, 0, -1).await.unwrap()
-            ),
-            "zset" => format!(
-                "{:?}",
-                conn.zrange::<_, Vec<String>>(&key, 0, -1).await.unwrap()
-            ),
-            "set" => format!("{:?}", conn.smembers::<_, Vec<String>>(&key).await.unwrap()),
-            "stream" => format!(
-                "{:?}",
-                redis::cmd("XRANGE")
-                    .arg(&key)
-                    .arg("-")
-                    .arg("+")
-                    .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
-                    .await
-                    .unwrap()
-            ),
-            other => panic!("a {other} key: {key}"),
-        };
-        dump.push(format!("{key} = {value}"));
-    }
-    dump
-}
 
 #[tokio::test]
 async fn an_export_holds_everything_and_erasure_leaves_nothing_that_names_the_person() {
@@ -136,7 +86,7 @@ async fn an_export_holds_everything_and_erasure_leaves_nothing_that_names_the_pe
     })
     .await;
 
-    let before = everything(&app).await.join("\n").to_lowercase();
+    let before = app.redis.dump().await.join("\n").to_lowercase();
     assert!(
         before.contains("grace.hopper@example.com"),
         "the test would prove nothing otherwise"
@@ -149,7 +99,7 @@ async fn an_export_holds_everything_and_erasure_leaves_nothing_that_names_the_pe
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
-    let after = everything(&app).await;
+    let after = app.redis.dump().await;
     for line in &after {
         assert!(
             !line.to_lowercase().contains("grace.hopper"),

@@ -125,6 +125,47 @@ impl TestRedis {
         keys
     }
 
+    /// Every key under this test's prefix with its value, as text (`key = value`), for tests
+    /// that prove something is stored nowhere (a token, an erased address).
+    pub async fn dump(&self) -> Vec<String> {
+        let mut dump = Vec::new();
+        for key in self.all_keys().await {
+            let mut conn = self.conn();
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("type");
+            let text = |values: Vec<Vec<u8>>| {
+                let values: Vec<String> = values
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect();
+                format!("{values:?}")
+            };
+            let value = match kind.as_str() {
+                "hash" => text(conn.hgetall(&key).await.expect("hgetall")),
+                "string" => text(vec![conn.get(&key).await.expect("get")]),
+                "list" => text(conn.lrange(&key, 0, -1).await.expect("lrange")),
+                "zset" => text(conn.zrange(&key, 0, -1).await.expect("zrange")),
+                "set" => text(conn.smembers(&key).await.expect("smembers")),
+                "stream" => format!(
+                    "{:?}",
+                    redis::cmd("XRANGE")
+                        .arg(&key)
+                        .arg("-")
+                        .arg("+")
+                        .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
+                        .await
+                        .expect("xrange")
+                ),
+                other => panic!("a {other} key: {key}"),
+            };
+            dump.push(format!("{key} = {value}"));
+        }
+        dump
+    }
+
     pub async fn hget(&self, key: &str, field: &str) -> Option<String> {
         self.conn().hget(key, field).await.expect("hget")
     }
