@@ -353,3 +353,61 @@ async fn a_person_subscribes_through_the_hosted_form_in_a_real_browser_and_confi
     browser.quit().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_confirmed_subscription_is_delivered_to_the_callback_signed() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let hook = format!("{}/hooks/mailroom", receiver.uri());
+    let app = app(move |s| {
+        s.verify_callback_url = Some(hook);
+        s.callback_secret = Some(secrecy::SecretString::from("whsec-optin-secret"));
+    })
+    .await;
+    let list = list(&app, "double", "public").await;
+    let response = form(&app, format!("list={list}&email=hook%40example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (link, _) = confirmation(&app, 1).await;
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let done = app
+        .client
+        .post(app.url("/subscribe/confirm"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status().as_u16(), 200);
+    let events = eventually(Duration::from_secs(30), "both callbacks", || async {
+        let requests = receiver.received_requests().await.unwrap();
+        let events: Vec<Value> = requests
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        (events.len() >= 2).then_some((events, requests))
+    })
+    .await;
+    let (events, requests) = events;
+    let confirmed = events
+        .iter()
+        .position(|e| e["type"] == "subscription.confirmed")
+        .expect("a subscription.confirmed callback");
+    assert_eq!(events[confirmed]["email"], "hook@example.com");
+    assert_eq!(events[confirmed]["list"], list);
+    assert!(
+        requests[confirmed].headers["x-mailroom-signature"]
+            .to_str()
+            .unwrap()
+            .starts_with("v1="),
+        "signed"
+    );
+    assert!(events.iter().any(|e| e["type"] == "email.verified"));
+    app.stop().await;
+}
