@@ -83,38 +83,45 @@ async fn ensure_redis(settings: &mut Settings) -> anyhow::Result<Option<Child>> 
     if answers(settings.redis_url.expose_secret()).await {
         return Ok(None);
     }
-    let port = free_port()?;
-    let child = Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let Ok(child) = child else {
-        bail!(
-            "nothing answers at REDIS_URL and redis-server is not installed: install Redis \
-             (apt-get install redis-server) and start it with `redis-server --daemonize yes`, \
-             or point REDIS_URL at one"
-        );
-    };
-    let url = format!("redis://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if answers(&url).await {
-            tracing::warn!(%url, "nothing answered at REDIS_URL: started a redis-server child for this run (its data is not kept)");
-            settings.redis_url = SecretString::from(url);
-            return Ok(Some(child));
+    // The free port may be taken between choosing it and redis-server binding it (another
+    // process did the same): a child that exits is replaced on another port.
+    for _ in 0..3 {
+        let port = free_port()?;
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let Ok(mut child) = child else {
+            bail!(
+                "nothing answers at REDIS_URL and redis-server is not installed: install Redis \
+                 (apt-get install redis-server) and start it with `redis-server --daemonize yes`, \
+                 or point REDIS_URL at one"
+            );
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            if answers(&url).await {
+                tracing::warn!(%url, "nothing answered at REDIS_URL: started a redis-server child for this run (its data is not kept)");
+                settings.redis_url = SecretString::from(url);
+                return Ok(Some(child));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("started redis-server on port {port}, but it never answered")
+    bail!("started redis-server three times, but it never answered")
 }
 
 fn free_port() -> anyhow::Result<u16> {
