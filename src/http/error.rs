@@ -293,6 +293,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A push refused: Redis's failure as [`ApiError::store_failed`], a job that does not pass
+    /// its own checks as 422 (naming `field` when given).
+    pub fn from_push(error: mailroom_jobs::PushError, field: &str) -> Self {
+        match error {
+            mailroom_jobs::PushError::Redis(e) => Self::store_failed(&e),
+            other => Self::validation(other.to_string()).field(field),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
         Self::store_failed(&error)

@@ -252,12 +252,7 @@ pub(super) async fn subscribe(
         )
         .await
     {
-        return match e {
-            mailroom_jobs::PushError::Redis(e) => ApiError::from(e).into_response(),
-            other => ApiError::validation(other.to_string())
-                .field("email")
-                .into_response(),
-        };
+        return ApiError::from_push(e, "email").into_response();
     }
     answer(&row.email, &list)
 }

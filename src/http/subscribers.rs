@@ -255,10 +255,7 @@ pub(super) async fn upsert(
                     outcome.id,
                 )
                 .await
-                .map_err(|e| match e {
-                    mailroom_jobs::PushError::Redis(e) => ApiError::from(e),
-                    other => ApiError::validation(other.to_string()).field("email"),
-                })?;
+                .map_err(|e| ApiError::from_push(e, "email"))?;
             }
             if *change == SubscriptionChange::RefusedUnsubscribed {
                 notices.push(Notice {

@@ -19,7 +19,7 @@ use axum::{
 };
 use base64::Engine;
 use chrono::{Duration, SecondsFormat, Utc};
-use mailroom_jobs::{DeliverEvent, PushError, SendVerification, WebUrl, email::check_address};
+use mailroom_jobs::{DeliverEvent, SendVerification, WebUrl, email::check_address};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -136,10 +136,11 @@ pub(super) async fn issue(
         expires_at,
         optin_list: None,
     };
-    state.producer.push(&job).await.map_err(|e| match e {
-        PushError::Redis(e) => ApiError::from(e),
-        other => ApiError::validation(other.to_string()),
-    })?;
+    state
+        .producer
+        .push(&job)
+        .await
+        .map_err(|e| ApiError::from_push(e, ""))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(VerificationIssued {
