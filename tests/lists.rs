@@ -416,3 +416,116 @@ async fn a_segment_counts_the_members_its_filter_matches() {
     );
     app.stop().await;
 }
+
+/// The subscriptions each stored record carries (its last field), by record.
+async fn record_memberships(app: &TestApp) -> Vec<String> {
+    use redis::AsyncCommands;
+    let mut out = Vec::new();
+    for key in app.redis.all_keys().await {
+        if key.contains("}:r:") {
+            let records: Vec<String> = app.redis.conn().hvals(&key).await.unwrap();
+            out.extend(
+                records
+                    .iter()
+                    .map(|r| r.rsplit('\u{1f}').next().unwrap().to_owned()),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_segment_counts_alike_in_shards_read_whole_and_through_their_members() {
+    let app = TestApp::spawn(|_| {}).await;
+    // `big` holds most subscribers of every shard (its shards are read bucket by bucket);
+    // `small` a few (read through its members).
+    let big = new_list(&app, "Big", "single").await;
+    let small = new_list(&app, "Small", "single").await;
+    for i in 0..300 {
+        let mut lists = vec![big];
+        if i % 20 == 0 {
+            lists.push(small);
+        }
+        let (status, _) = app
+            .call(
+                "POST",
+                "/v1/subscribers",
+                &json!({"email": format!("m{i}@example.com"), "attributes": {"n": i}, "lists": lists}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    for i in 0..4 {
+        let (status, _) = app
+            .call(
+                "POST",
+                "/v1/subscribers",
+                &json!({"email": format!("only{i}@example.com"), "attributes": {"n": 1000 + i}, "lists": [small]}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    // One member of both leaves `small` only.
+    let m40 = app.get_json("/v1/subscribers/m40@example.com").await.1["id"]
+        .as_u64()
+        .unwrap();
+    app.call(
+        "PUT",
+        &format!("/v1/subscribers/{m40}/lists/{small}"),
+        &json!({"status": "unsubscribed"}),
+    )
+    .await;
+    let count = |list: u64, body: Value| {
+        let app = &app;
+        async move {
+            let (status, answer) = app
+                .call("POST", &format!("/v1/lists/{list}/count"), &body)
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            (
+                answer["matched"].as_u64().unwrap(),
+                answer["scanned"].as_u64().unwrap(),
+            )
+        }
+    };
+    let under_100 = json!({"field": "attributes.n", "op": "lt", "value": 100});
+    // small: m0, m20, …, m280 (15) and only0…3; m40 unsubscribed. n < 100: m0, m20, m60, m80.
+    assert_eq!(
+        count(small, json!({"filter": under_100, "status": "confirmed"})).await,
+        (4, 19)
+    );
+    assert_eq!(count(small, json!({"filter": under_100})).await, (5, 19));
+    assert_eq!(
+        count(big, json!({"filter": under_100, "status": "confirmed"})).await,
+        (100, 300)
+    );
+    assert_eq!(
+        count(big, json!({"filter": {"not": under_100}})).await,
+        (200, 300)
+    );
+
+    // Deleting `big` takes it out of every record; `small` counts as before.
+    assert_eq!(
+        app.call("DELETE", &format!("/v1/lists/{big}"), &Value::Null)
+            .await
+            .0,
+        204
+    );
+    let memberships = record_memberships(&app).await;
+    assert_eq!(memberships.len(), 304);
+    let big_code = big.to_string();
+    for m in &memberships {
+        assert!(
+            m.split(',')
+                .all(|e| e.is_empty() || e[..e.len() - 1] != big_code),
+            "{m}"
+        );
+    }
+    assert_eq!(
+        memberships.iter().filter(|m| !m.is_empty()).count(),
+        19,
+        "the members of `small` keep theirs"
+    );
+    assert_eq!(count(small, json!({"filter": under_100})).await, (5, 19));
+    app.stop().await;
+}

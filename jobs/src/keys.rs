@@ -241,11 +241,14 @@ impl Keys {
 /// it, so changing it needs a migration of every subscriber.
 pub const SUBSCRIBER_SHARDS: u16 = 64;
 
+/// How many subscriber numbers share one record bucket (see [`ShardKeys::records`]).
+pub const RECORDS_PER_BUCKET: u64 = 128;
+
 /// The keys of one subscriber shard, all under the tag `{ls:S}`:
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `P:{ls:S}:subs` | hash | subscriber number → record (JSON with short names) |
+/// | `P:{ls:S}:r:B` | hash | subscriber id → record, for the ids of bucket B (id ÷ (shards × [`RECORDS_PER_BUCKET`])) |
 /// | `P:{ls:S}:email` | hash | address (case key) → subscriber id |
 /// | `P:{ls:S}:seq` | string | the shard's last subscriber number |
 /// | `P:{ls:S}:l:L` | hash | subscriber id → `status\|unix time\|source` of its subscription to list L |
@@ -257,9 +260,21 @@ pub struct ShardKeys {
 }
 
 impl ShardKeys {
-    /// Subscriber records.
-    pub fn subscribers(&self) -> String {
-        format!("{}:subs", self.base)
+    /// The record bucket that holds subscriber `id`. Buckets rather than one hash per shard:
+    /// a segment reads a bucket whole (`HVALS`, about half the work of `HSCAN` for Redis and no
+    /// ids to send back), and a bucket is small enough that reading it never stalls Redis.
+    pub fn records_of(&self, id: u64) -> String {
+        self.records(bucket_of(id))
+    }
+
+    /// Record bucket `bucket`.
+    pub fn records(&self, bucket: u64) -> String {
+        format!("{}{bucket}", self.records_prefix())
+    }
+
+    /// What every record bucket key starts with (scripts add the bucket number).
+    pub fn records_prefix(&self) -> String {
+        format!("{}:r:", self.base)
     }
 
     /// The address index.
@@ -291,6 +306,11 @@ impl ShardKeys {
     pub fn history(&self, id: u64) -> String {
         format!("{}{id}", self.history_prefix())
     }
+}
+
+/// The record bucket of subscriber `id`: its number (id ÷ shards) ÷ [`RECORDS_PER_BUCKET`].
+pub fn bucket_of(id: u64) -> u64 {
+    id / (u64::from(SUBSCRIBER_SHARDS) * RECORDS_PER_BUCKET)
 }
 
 /// The keys of one queue. Every key of a queue carries the hash tag `{queue}` so that, on
@@ -418,7 +438,7 @@ mod tests {
         let inbound = [keys.inbound_message("i1"), keys.inbound_attachment("i1", 3)];
         let shard = keys.shard(7);
         let shard = [
-            shard.subscribers(),
+            shard.records_of(7 + 64 * 9),
             shard.emails(),
             shard.seq(),
             shard.members(3),
@@ -454,7 +474,7 @@ mod tests {
         assert!(slots(&|i| keys.inbound_message(&format!("in-{i}"))) > 40);
         assert!(slots(&|i| keys.stats(&format!("2026-01-{i:02}"))) > 40);
         assert!(slots(&|i| keys.queue(&format!("q{i}")).ready()) > 40);
-        assert!(slots(&|i| keys.shard(u16::try_from(i).unwrap()).subscribers()) > 40);
+        assert!(slots(&|i| keys.shard(u16::try_from(i).unwrap()).records(0)) > 40);
     }
 
     #[test]

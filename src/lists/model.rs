@@ -184,6 +184,8 @@ pub struct Subscription {
 /// The unit separator between a record's fields: kept out of every field at the edge (names
 /// refuse control characters; JSON escapes them; addresses and locales cannot hold them).
 pub(crate) const SEPARATOR: char = '\u{1f}';
+/// [`SEPARATOR`] as a string, for joining.
+pub(crate) const SEPARATOR_STR: &str = "\u{1f}";
 
 /// A subscriber as stored: address, name, locale, attributes JSON, status, created, updated,
 /// joined by [`SEPARATOR`]. Compact, and the upsert script can merge it without a JSON parser.

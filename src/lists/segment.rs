@@ -298,14 +298,11 @@ impl Test {
     }
 
     fn matches(&self, view: &RecordView<'_>) -> bool {
-        let owned;
-        let value: Option<&Value> = match &self.field {
+        let owned: Option<Value>;
+        let found: Option<Found<'_>> = match &self.field {
             Field::Attribute(path) => {
-                let mut at = view.attributes();
-                for part in path {
-                    at = at.and_then(|v| v.get(part));
-                }
-                at
+                owned = view.attribute(path);
+                owned.as_ref().map(Found::Json)
             }
             Field::CreatedAt | Field::UpdatedAt => {
                 let t = if self.field == Field::CreatedAt {
@@ -333,25 +330,71 @@ impl Test {
                         }
                     }
                 };
-                owned = (!text.is_empty()).then(|| Value::String(text.to_owned()));
-                owned.as_ref()
+                (!text.is_empty()).then_some(Found::Text(text))
             }
         };
         match &self.op {
-            Op::Exists(wanted) => value.is_some_and(|v| !v.is_null()) == *wanted,
-            Op::Eq(expected) => value.is_some_and(|v| equal(v, expected)),
-            Op::Ne(expected) => !value.is_some_and(|v| equal(v, expected)),
-            Op::In(options) => value.is_some_and(|v| options.iter().any(|o| equal(v, o))),
+            Op::Exists(wanted) => found.is_some_and(|v| !v.is_null()) == *wanted,
+            Op::Eq(expected) => found.is_some_and(|v| v.equals(expected)),
+            Op::Ne(expected) => !found.is_some_and(|v| v.equals(expected)),
+            Op::In(options) => found.is_some_and(|v| options.iter().any(|o| v.equals(o))),
             Op::Compare(ordering, bound) => {
-                let Some(value) = value else { return false };
+                let Some(found) = found else { return false };
                 match bound {
-                    Bound::Number(b) => number(value).is_some_and(|n| compare(*ordering, n, *b)),
-                    Bound::Date(b) => value
+                    Bound::Number(b) => found.number().is_some_and(|n| compare(*ordering, n, *b)),
+                    Bound::Date(b) => found
                         .as_str()
                         .and_then(parse_date)
                         .is_some_and(|t| compare(*ordering, t as f64, *b as f64)),
                 }
             }
+        }
+    }
+}
+
+/// A field's value as a record holds it: its own text (no copy) or an attribute's JSON.
+#[derive(Debug, Clone, Copy)]
+enum Found<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl<'a> Found<'a> {
+    fn is_null(self) -> bool {
+        matches!(self, Self::Json(Value::Null))
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Json(value) => value.as_str(),
+        }
+    }
+
+    /// Equality that lets a number match the string an import stored for it (`"3"` = 3).
+    fn equals(self, expected: &Value) -> bool {
+        match (self, expected) {
+            (Self::Json(stored), expected) if stored == expected => true,
+            (Self::Text(text), Value::String(s)) => text == s,
+            (Self::Json(Value::Number(n)), Value::String(s)) => {
+                s.trim().parse::<f64>().ok() == n.as_f64()
+            }
+            (found, Value::Number(n)) => found
+                .as_str()
+                .is_some_and(|s| s.trim().parse::<f64>().ok() == n.as_f64()),
+            _ => false,
+        }
+    }
+
+    fn number(self) -> Option<f64> {
+        match self {
+            Self::Json(Value::Number(n)) => n.as_f64(),
+            other => other
+                .as_str()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite()),
         }
     }
 }
@@ -363,27 +406,6 @@ fn scalar(value: &Value, path: &str) -> Result<Value, FilterError> {
             fail(path, "compare with a string, number, boolean or null")
         }
         other => Ok(other.clone()),
-    }
-}
-
-/// Equality that lets a number match the string an import stored for it (`"3"` = 3).
-fn equal(stored: &Value, expected: &Value) -> bool {
-    if stored == expected {
-        return true;
-    }
-    match (stored, expected) {
-        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
-            s.trim().parse::<f64>().ok() == n.as_f64()
-        }
-        _ => false,
-    }
-}
-
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
-        _ => None,
     }
 }
 
@@ -417,7 +439,47 @@ pub struct RecordView<'a> {
     status: &'a str,
     created: i64,
     updated: i64,
-    attributes: std::cell::OnceCell<Option<Value>>,
+    /// `{list}{code},…`: the subscriptions the record carries (see `lua/record.lua`).
+    memberships: &'a str,
+    attributes: std::cell::OnceCell<Option<RawObject<'a>>>,
+}
+
+/// A JSON object's members left unparsed (parsed when a filter asks for one): most filters read
+/// one or two attributes of few, so a list beats a hash map here.
+#[derive(Debug)]
+struct RawObject<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'a> RawObject<'a> {
+    fn get(&self, name: &str) -> Option<&'a serde_json::value::RawValue> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, v)| *v)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A member name, borrowed from the JSON unless it holds escapes.
+        #[derive(serde::Deserialize)]
+        struct Name<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some((Name(name), value)) = map.next_entry()? {
+                    members.push((name, value));
+                }
+                Ok(RawObject(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
 }
 
 impl<'a> RecordView<'a> {
@@ -432,18 +494,40 @@ impl<'a> RecordView<'a> {
             status: fields.next()?,
             created: fields.next()?.parse().ok()?,
             updated: fields.next()?.parse().ok()?,
+            memberships: fields.next().unwrap_or_default(),
             attributes: std::cell::OnceCell::new(),
         })
     }
 
-    fn attributes(&self) -> Option<&Value> {
-        self.attributes
-            .get_or_init(|| {
-                (!self.attributes_json.is_empty())
-                    .then(|| serde_json::from_str(self.attributes_json).ok())
-                    .flatten()
-            })
-            .as_ref()
+    /// The state of the subscriber's subscription to the list whose id is `list` (decimal).
+    pub fn membership(&self, list: &str) -> Option<super::SubscriptionStatus> {
+        self.memberships.split(',').find_map(|entry| {
+            let (id, code) = entry.split_at_checked(entry.len().checked_sub(1)?)?;
+            (id == list)
+                .then(|| super::SubscriptionStatus::from_code(code))
+                .flatten()
+        })
+    }
+
+    /// Attribute `path` (`["address", "city"]`), if the record has it.
+    fn attribute(&self, path: &[String]) -> Option<Value> {
+        let (last, parents) = path.split_last()?;
+        let top = self
+            .attributes
+            .get_or_init(|| serde_json::from_str(self.attributes_json).ok())
+            .as_ref()?;
+        let raw = match parents.split_first() {
+            None => top.get(last)?,
+            Some((first, rest)) => {
+                let mut at: &serde_json::value::RawValue = top.get(first)?;
+                for part in rest.iter().chain(std::iter::once(last)) {
+                    let object: RawObject<'_> = serde_json::from_str(at.get()).ok()?;
+                    at = object.get(part)?;
+                }
+                at
+            }
+        };
+        serde_json::from_str(raw.get()).ok()
     }
 }
 
@@ -463,6 +547,30 @@ mod tests {
             "1767225600",
         ]
         .join(&SEPARATOR.to_string())
+    }
+
+    #[test]
+    fn attribute_names_with_escapes_are_found() {
+        let plan = json!({"field": "attributes.plan", "op": "eq", "value": "pro"});
+        assert!(check(plan.clone(), r#"{"pl\u0061n":"pro"}"#));
+        assert!(!check(plan, r#"{"plan ":"pro"}"#));
+        let city = json!({"field": "attributes.a.city", "op": "eq", "value": "Oslo"});
+        assert!(check(city.clone(), r#"{"a":{"ci\u0074y":"Oslo","x":1}}"#));
+        assert!(!check(city, r#"{"a":"Oslo"}"#));
+    }
+
+    #[test]
+    fn a_record_names_its_subscriptions_by_whole_list_id() {
+        use crate::lists::SubscriptionStatus::{Confirmed, Unconfirmed, Unsubscribed};
+        let raw = format!("{}{SEPARATOR}1c,17x,7u", record(""));
+        let view = RecordView::of(&raw).unwrap();
+        assert_eq!(view.membership("1"), Some(Confirmed));
+        assert_eq!(view.membership("17"), Some(Unsubscribed));
+        assert_eq!(view.membership("7"), Some(Unconfirmed));
+        assert_eq!(view.membership("71"), None);
+        assert_eq!(view.membership(""), None);
+        let without = record("");
+        assert_eq!(RecordView::of(&without).unwrap().membership("1"), None);
     }
 
     fn check(filter: Value, attributes: &str) -> bool {
@@ -638,30 +746,32 @@ pub async fn count(
             scanned: 0,
         });
     }
-    let matched = AtomicU64::new(0);
-    let scanned = AtomicU64::new(0);
-    store
-        .scan(list, 5000, 16, |members| {
-            let mut hits = 0;
-            for member in members {
-                if status.is_some_and(|s| member.status() != Some(s)) {
+    let tally = std::sync::Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let visit = {
+        let (tally, filter, list_id) = (tally.clone(), filter.cloned(), list.to_string());
+        move |records: &[String]| {
+            let (mut hits, mut members) = (0, 0);
+            for raw in records {
+                let Some(view) = RecordView::of(raw) else {
                     continue;
-                }
-                let hit = match (filter, member.record.as_deref()) {
-                    (None, _) => true,
-                    (Some(filter), Some(raw)) => {
-                        RecordView::of(raw).is_some_and(|view| filter.matches(&view))
-                    }
-                    (Some(_), None) => false,
                 };
-                hits += u64::from(hit);
+                let Some(state) = view.membership(&list_id) else {
+                    continue;
+                };
+                members += 1;
+                if status.is_none_or(|s| s == state)
+                    && filter.as_ref().is_none_or(|f| f.matches(&view))
+                {
+                    hits += 1;
+                }
             }
-            matched.fetch_add(hits, Relaxed);
-            scanned.fetch_add(members.len() as u64, Relaxed);
-        })
-        .await?;
+            tally[0].fetch_add(hits, Relaxed);
+            tally[1].fetch_add(members, Relaxed);
+        }
+    };
+    store.scan_records(list, 16, visit).await?;
     Ok(SegmentCount {
-        matched: matched.into_inner(),
-        scanned: scanned.into_inner(),
+        matched: tally[0].load(Relaxed),
+        scanned: tally[1].load(Relaxed),
     })
 }

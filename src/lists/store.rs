@@ -11,22 +11,43 @@ use std::sync::LazyLock;
 
 use chrono::Utc;
 use futures::future::try_join_all;
-use mailroom_jobs::{Keys, RedisConnection, SUBSCRIBER_SHARDS, ShardKeys};
+use mailroom_jobs::{
+    Keys, RECORDS_PER_BUCKET, RedisConnection, SUBSCRIBER_SHARDS, ShardKeys, bucket_of,
+};
 use redis::{AsyncCommands, Script};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::model::{
-    HISTORY_KEPT, List, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
-    decode_membership, decode_record,
+    HISTORY_KEPT, List, SEPARATOR_STR, Source, Subscriber, SubscriberStatus, Subscription,
+    SubscriptionStatus, decode_membership, decode_record,
 };
 use crate::domain::{ListId, SubscriberId, shard_of};
 
-static UPSERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/upsert.lua")));
-static SET: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/set_subscription.lua")));
+// The scripts that rewrite records start with the record helpers of `lua/record.lua`.
+static UPSERT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/record.lua"),
+        include_str!("lua/upsert.lua")
+    ))
+});
+static SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/record.lua"),
+        include_str!("lua/set_subscription.lua")
+    ))
+});
+static FORGET_LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/record.lua"),
+        include_str!("lua/forget_list.lua")
+    ))
+});
 static DELETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_subscriber.lua")));
+
+/// Subscriber ids per record bucket, as the scripts compute buckets.
+const BUCKET_SPAN: u64 = SUBSCRIBER_SHARDS as u64 * RECORDS_PER_BUCKET;
 
 /// How many subscriptions a list has in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -122,6 +143,22 @@ pub struct ListStore {
     keys: Keys,
 }
 
+/// One `HSCAN` step of hash `key`: the next cursor and about `count` fields with their values.
+async fn hscan(
+    conn: &mut RedisConnection,
+    key: &str,
+    cursor: u64,
+    count: usize,
+) -> redis::RedisResult<(u64, Vec<(String, String)>)> {
+    redis::cmd("HSCAN")
+        .arg(key)
+        .arg(cursor)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await
+}
+
 fn all_shards() -> impl Iterator<Item = u16> {
     0..SUBSCRIBER_SHARDS
 }
@@ -190,19 +227,41 @@ impl ListStore {
     /// When Redis fails.
     pub async fn delete_list(&self, id: ListId) -> redis::RedisResult<bool> {
         let removed: u64 = self.conn.clone().hdel(self.keys.lists(), id.get()).await?;
-        try_join_all(all_shards().map(|s| {
-            let shard = self.keys.shard(s);
-            let mut conn = self.conn.clone();
-            async move {
-                redis::cmd("UNLINK")
-                    .arg(shard.members(id.get()))
-                    .arg(shard.counts(id.get()))
-                    .query_async::<()>(&mut conn)
-                    .await
-            }
-        }))
-        .await?;
+        try_join_all(all_shards().map(|s| self.forget_list(s, id))).await?;
         Ok(removed > 0)
+    }
+
+    /// Takes deleted list `list` out of its members' records in `shard` (records carry their
+    /// subscriptions), a scan step at a time, then drops its members and counts there.
+    async fn forget_list(&self, shard: u16, list: ListId) -> redis::RedisResult<()> {
+        let keys = self.keys.shard(shard);
+        let members = keys.members(list.get());
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, found) = hscan(&mut conn, &members, cursor, 500).await?;
+            if !found.is_empty() {
+                let mut invocation = FORGET_LIST.prepare_invoke();
+                invocation
+                    .key(&members)
+                    .arg(list.get())
+                    .arg(keys.records_prefix())
+                    .arg(BUCKET_SPAN);
+                for (id, _) in &found {
+                    invocation.arg(id);
+                }
+                invocation.invoke_async::<u64>(&mut conn).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        redis::cmd("UNLINK")
+            .arg(&members)
+            .arg(keys.counts(list.get()))
+            .query_async::<()>(&mut conn)
+            .await
     }
 
     /// List `id`'s subscriptions counted per state.
@@ -248,10 +307,7 @@ impl ListStore {
         let answers = try_join_all(by_shard.into_iter().map(|(shard, indexes)| {
             let keys = self.keys.shard(shard);
             let mut invocation = UPSERT.prepare_invoke();
-            invocation
-                .key(keys.subscribers())
-                .key(keys.emails())
-                .key(keys.seq());
+            invocation.key(keys.emails()).key(keys.seq());
             for list in &how.lists {
                 invocation
                     .key(keys.members(list.get()))
@@ -266,7 +322,9 @@ impl ListStore {
                 .arg(how.source.as_str())
                 .arg(if how.update { "1" } else { "0" })
                 .arg(keys.history_prefix())
-                .arg(HISTORY_KEPT);
+                .arg(HISTORY_KEPT)
+                .arg(keys.records_prefix())
+                .arg(BUCKET_SPAN);
             for &i in &indexes {
                 let row = &rows[i];
                 let mask: String = [
@@ -277,13 +335,15 @@ impl ListStore {
                 ]
                 .iter()
                 .collect();
-                invocation
-                    .arg(&row.key)
-                    .arg(&row.email)
-                    .arg(row.name.as_deref().unwrap_or_default())
-                    .arg(row.locale.as_deref().unwrap_or_default())
-                    .arg(row.attributes.as_deref().unwrap_or_default())
-                    .arg(mask);
+                // A new record's first fields as they are stored: the script adds the rest.
+                let fields = [
+                    row.email.as_str(),
+                    row.name.as_deref().unwrap_or_default(),
+                    row.locale.as_deref().unwrap_or_default(),
+                    row.attributes.as_deref().unwrap_or_default(),
+                ]
+                .join(SEPARATOR_STR);
+                invocation.arg(&row.key).arg(fields).arg(mask);
             }
             let mut conn = self.conn.clone();
             async move {
@@ -332,7 +392,7 @@ impl ListStore {
         let raw: Option<String> = self
             .conn
             .clone()
-            .hget(self.shard(id).subscribers(), id.get())
+            .hget(self.shard(id).records_of(id.get()), id.get())
             .await?;
         Ok(raw.and_then(|r| decode_record(id, &r)))
     }
@@ -396,7 +456,7 @@ impl ListStore {
     ) -> redis::RedisResult<Result<Option<SubscriptionStatus>, Missing>> {
         let shard = self.shard(id);
         let answer: String = SET
-            .key(shard.subscribers())
+            .key(shard.records_of(id.get()))
             .key(shard.members(list.get()))
             .key(shard.counts(list.get()))
             .key(shard.history(id.get()))
@@ -428,7 +488,7 @@ impl ListStore {
         let shard = self.shard(id);
         let mut invocation = DELETE.prepare_invoke();
         invocation
-            .key(shard.subscribers())
+            .key(shard.records_of(id.get()))
             .key(shard.emails())
             .key(shard.history(id.get()));
         for list in lists {
@@ -463,13 +523,8 @@ impl ListStore {
         let mut members = Vec::new();
         while position.shard < SUBSCRIBER_SHARDS {
             let key = self.keys.shard(position.shard).members(list.get());
-            let (next, batch): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(&key)
-                .arg(position.scan)
-                .arg("COUNT")
-                .arg(limit.max(10))
-                .query_async(&mut self.conn.clone())
-                .await?;
+            let (next, batch) =
+                hscan(&mut self.conn.clone(), &key, position.scan, limit.max(10)).await?;
             let mut taken_here = 0;
             for (field, value) in batch.iter().skip(position.skip) {
                 taken_here += 1;
@@ -541,38 +596,29 @@ impl ListStore {
     where
         F: Fn(&[RawMember]) + Sync,
     {
-        let keys = self.keys.shard(shard);
-        let members = keys.members(list.get());
-        let records = keys.subscribers();
+        let members = self.keys.shard(shard).members(list.get());
         let mut conn = self.conn.clone();
         let mut cursor = 0u64;
         loop {
-            let (next, found): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(&members)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(batch)
-                .query_async(&mut conn)
-                .await?;
-            if !found.is_empty() {
-                let mut get = redis::cmd("HMGET");
-                get.arg(&records);
-                for (field, _) in &found {
-                    get.arg(field);
-                }
-                let raw: Vec<Option<String>> = get.query_async(&mut conn).await?;
-                let rows: Vec<RawMember> = found
-                    .into_iter()
-                    .zip(raw)
-                    .filter_map(|((field, membership), record)| {
-                        let id = SubscriberId::try_from(field.parse::<u64>().ok()?).ok()?;
-                        Some(RawMember {
-                            id,
-                            membership,
-                            record,
-                        })
+            let (next, found) = hscan(&mut conn, &members, cursor, batch).await?;
+            let ids: Vec<u64> = found
+                .iter()
+                .map(|(field, _)| field.parse().unwrap_or(0))
+                .collect();
+            let records = self.records(shard, &ids).await?;
+            let rows: Vec<RawMember> = found
+                .into_iter()
+                .zip(ids)
+                .zip(records)
+                .filter_map(|(((_, membership), id), record)| {
+                    Some(RawMember {
+                        id: SubscriberId::try_from(id).ok()?,
+                        membership,
+                        record,
                     })
-                    .collect();
+                })
+                .collect();
+            if !rows.is_empty() {
                 visit(&rows);
             }
             if next == 0 {
@@ -580,6 +626,119 @@ impl ListStore {
             }
             cursor = next;
         }
+    }
+
+    /// The records of subscribers `ids` of `shard`, in order: one `HMGET` per bucket, in one
+    /// round trip.
+    async fn records(&self, shard: u16, ids: &[u64]) -> redis::RedisResult<Vec<Option<String>>> {
+        let keys = self.keys.shard(shard);
+        let mut buckets: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+        for (i, &id) in ids.iter().enumerate() {
+            buckets.entry(bucket_of(id)).or_default().push(i);
+        }
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (&bucket, indexes) in &buckets {
+            let get = pipe.cmd("HMGET").arg(keys.records(bucket));
+            for &i in indexes {
+                get.arg(ids[i]);
+            }
+        }
+        let answers: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn.clone()).await?;
+        let mut records = vec![None; ids.len()];
+        for (indexes, answer) in buckets.into_values().zip(answers) {
+            for (i, record) in indexes.into_iter().zip(answer) {
+                records[i] = record;
+            }
+        }
+        Ok(records)
+    }
+
+    /// Calls `visit` with the raw records of every subscriber with a subscription to `list`, in
+    /// any state (each record names its subscriptions: [`super::segment::RecordView`]), and
+    /// perhaps with other subscribers' records too: where most of a shard's subscribers are
+    /// members, reading its record buckets whole (`HVALS`) costs Redis and mailroom about half
+    /// of finding the members first, so a visitor checks membership itself. `parallel` reads
+    /// at a time, each a task of its own so that visits run on every core.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn scan_records<F>(
+        &self,
+        list: ListId,
+        parallel: usize,
+        visit: F,
+    ) -> redis::RedisResult<()>
+    where
+        F: Fn(&[String]) + Send + Sync + 'static,
+    {
+        use futures::StreamExt;
+        #[derive(Clone, Copy)]
+        enum Read {
+            Bucket(u16, u64),
+            Members(u16),
+        }
+        let sizes = try_join_all(all_shards().map(|s| {
+            let keys = self.keys.shard(s);
+            let mut conn = self.conn.clone();
+            async move {
+                let (members, numbers): (u64, Option<u64>) = redis::pipe()
+                    .hlen(keys.members(list.get()))
+                    .get(keys.seq())
+                    .query_async(&mut conn)
+                    .await?;
+                Ok::<_, redis::RedisError>((s, members, numbers.unwrap_or(0)))
+            }
+        }))
+        .await?;
+        let mut reads = Vec::new();
+        for (shard, members, numbers) in sizes {
+            if members == 0 {
+                continue;
+            }
+            if members * 2 >= numbers {
+                // Subscriber numbers start at 1; bucket b holds numbers b×128 … b×128+127.
+                let last = numbers / RECORDS_PER_BUCKET;
+                reads.extend((0..=last).map(|b| Read::Bucket(shard, b)));
+            } else {
+                reads.push(Read::Members(shard));
+            }
+        }
+        let visit = std::sync::Arc::new(visit);
+        let mut reads = futures::stream::iter(reads)
+            .map(|read| {
+                let (store, visit) = (self.clone(), visit.clone());
+                tokio::spawn(async move {
+                    match read {
+                        Read::Bucket(shard, bucket) => {
+                            let records: Vec<String> = redis::cmd("HVALS")
+                                .arg(store.keys.shard(shard).records(bucket))
+                                .query_async(&mut store.conn.clone())
+                                .await?;
+                            visit(&records);
+                            Ok(())
+                        }
+                        Read::Members(shard) => {
+                            store
+                                .scan_shard(shard, list, 2000, &|members: &[RawMember]| {
+                                    let records: Vec<String> =
+                                        members.iter().filter_map(|m| m.record.clone()).collect();
+                                    visit(&records);
+                                })
+                                .await
+                        }
+                    }
+                })
+            })
+            .buffer_unordered(parallel.max(1));
+        while let Some(result) = reads.next().await {
+            result.map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::Io, "a scan task failed", e.to_string()))
+            })??;
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 -- Deletes a subscriber: its subscriptions (with their counts), history, record and address
 -- index entry.
--- KEYS: 1 records, 2 address index, 3 history, then per list: members, counts.
+-- KEYS: 1 its record bucket, 2 address index, 3 history, then per list: members, counts.
 -- ARGV: 1 subscriber id, 2 its case key.
 -- Answers 1 when it existed, else 0.
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end

@@ -1,10 +1,12 @@
 -- Sets one subscriber's subscription to one list (unsubscribe, confirm, subscribe again).
--- KEYS: 1 records, 2 the list's members (this shard), 3 its counts, 4 the subscriber's history.
+-- KEYS: 1 the subscriber's record bucket, 2 the list's members (this shard), 3 its counts, 4 the
+-- subscriber's history.
 -- ARGV: 1 subscriber id, 2 new status (u, c or x), 3 now (unix seconds), 4 source, 5 list id,
 -- 6 history length kept.
 -- Answers the status before ('' when there was no subscription), or 'missing' when no such
 -- subscriber exists. Setting the status it already has changes nothing (idempotent).
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'missing' end
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'missing' end
 local current = redis.call('HGET', KEYS[2], ARGV[1])
 local cs = ''
 if current then cs = string.sub(current, 1, 1) end
@@ -16,4 +18,7 @@ if cs ~= '' then
 end
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4])
+local f = split(raw)
+f[8] = with_membership(f[8], ARGV[5], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], join(f))
 return cs
