@@ -34,10 +34,10 @@ end
 local number = 0
 if fresh > 0 then number = redis.call('INCRBY', KEYS[2], fresh) - fresh end
 
--- A record is kept either as `heads[id]` (a new one: every field but memberships, joined) or
--- as `recs[id]` (an existing one, split; false when indexed without a record), with its
--- memberships in `ms[id]`; `bucket[id]` is its bucket's number.
-local rid, id_of, heads, recs, ms, bucket = {}, {}, {}, {}, {}, {}
+-- A record is kept either as `heads[id]` and `hstatus[id]` (a new one: its given fields and
+-- status) or as `recs[id]` (an existing one, split; false when indexed without a record), with
+-- its memberships in `ms[id]`; `bucket[id]` is its bucket's number.
+local rid, id_of, heads, hstatus, recs, ms, bucket = {}, {}, {}, {}, {}, {}, {}
 for r = 1, n do
   local k = keys[r]
   local id = found[r] or id_of[k]
@@ -60,12 +60,19 @@ for r = 1, n do
   rid[r] = id
 end
 
+-- Subscriptions can only exist for subscribers that did: a batch of new ones reads none.
+local known = {}
+for r = 1, n do
+  if heads[rid[r]] == nil then known[#known + 1] = rid[r] end
+end
 local members = {}
 for li = 1, #lists do
-  local got = redis.call('HMGET', KEYS[1 + li * 2], unpack(rid))
   local state = {}
-  for r = 1, n do
-    if state[rid[r]] == nil then state[rid[r]] = got[r] or '' end
+  if #known > 0 then
+    local got = redis.call('HMGET', KEYS[1 + li * 2], unpack(known))
+    for i = 1, #known do
+      if state[known[i]] == nil then state[known[i]] = got[i] or '' end
+    end
   end
   members[li] = state
 end
@@ -85,7 +92,7 @@ for r = 1, n do
   if heads[id] == false then
     local status = string.sub(mask, 4, 4)
     if status == '-' then status = 'e' end
-    heads[id] = given .. US .. status .. US .. now .. US .. now
+    heads[id], hstatus[id] = given, status
     ms[id] = ''
     idx_writes[#idx_writes + 1] = keys[r]
     idx_writes[#idx_writes + 1] = id
@@ -94,7 +101,7 @@ for r = 1, n do
     -- The same address again in this batch (a new record: split it) or an existing one.
     local f = recs[id]
     if not f then
-      f = split(heads[id])
+      f = split(heads[id] .. US .. hstatus[id] .. US .. now .. US .. now)
       heads[id] = nil
       recs[id] = f
     end
@@ -130,7 +137,7 @@ for r = 1, n do
   end
   local m_out = ''
   for li = 1, #lists do
-    local current = members[li][id]
+    local current = members[li][id] or ''
     local cs = string.sub(current, 1, 1)
     local ns, o = nil, '='
     if cs == '' then
@@ -178,7 +185,7 @@ for _, id in ipairs(order) do
   end
   w[#w + 1] = id
   if heads[id] then
-    w[#w + 1] = heads[id] .. US .. ms[id]
+    w[#w + 1] = heads[id] .. US .. hstatus[id] .. US .. now .. US .. now .. US .. ms[id]
   else
     recs[id][8] = ms[id]
     w[#w + 1] = join(recs[id])
