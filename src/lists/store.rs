@@ -159,6 +159,15 @@ async fn hscan(
         .await
 }
 
+/// A store task that panicked or was cancelled, as the store's error.
+fn task_failed(error: tokio::task::JoinError) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "a list store task failed",
+        error.to_string(),
+    ))
+}
+
 fn all_shards() -> impl Iterator<Item = u16> {
     0..SUBSCRIBER_SHARDS
 }
@@ -227,7 +236,14 @@ impl ListStore {
     /// When Redis fails.
     pub async fn delete_list(&self, id: ListId) -> redis::RedisResult<bool> {
         let removed: u64 = self.conn.clone().hdel(self.keys.lists(), id.get()).await?;
-        try_join_all(all_shards().map(|s| self.forget_list(s, id))).await?;
+        // A task of its own: a list of millions takes seconds to take out of its members'
+        // records, and that should go on when the request that asked gives up waiting.
+        let store = self.clone();
+        tokio::spawn(
+            async move { try_join_all(all_shards().map(|s| store.forget_list(s, id))).await },
+        )
+        .await
+        .map_err(task_failed)??;
         Ok(removed > 0)
     }
 
@@ -734,9 +750,7 @@ impl ListStore {
             })
             .buffer_unordered(parallel.max(1));
         while let Some(result) = reads.next().await {
-            result.map_err(|e| {
-                redis::RedisError::from((redis::ErrorKind::Io, "a scan task failed", e.to_string()))
-            })??;
+            result.map_err(task_failed)??;
         }
         Ok(())
     }
