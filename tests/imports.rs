@@ -265,3 +265,47 @@ async fn the_import_command_reads_a_file_into_a_list() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no list 424242"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_recorded_again_after_a_lost_answer_counts_once() {
+    use mailroom::domain::ListId;
+    use mailroom::lists::SubscriptionStatus;
+    use mailroom::lists::imports::{ImportStore, RowReport, Totals};
+    let app = TestApp::spawn(|_| {}).await;
+    let store = ImportStore::new(app.redis.conn(), &app.redis.prefix);
+    let id = uuid::Uuid::now_v7();
+    store
+        .start(id, ListId::new(1).unwrap(), SubscriptionStatus::Confirmed)
+        .await
+        .unwrap();
+    let totals = Totals {
+        rows: 10,
+        imported: 8,
+        updated: 0,
+        skipped: 1,
+        invalid: 1,
+    };
+    let reports = [RowReport {
+        line: 4,
+        reason: "not an address".to_owned(),
+    }];
+    // Batch 1, then batch 1 again (its first answer lost), then batch 2.
+    for batch in [1, 1, 2] {
+        store.record(id, batch, &totals, &reports).await.unwrap();
+    }
+    let status = store.get(id, 0, 10).await.unwrap().unwrap();
+    assert_eq!(
+        status.totals,
+        Totals {
+            rows: 20,
+            imported: 16,
+            updated: 0,
+            skipped: 2,
+            invalid: 2,
+        }
+    );
+    assert_eq!(status.error_count, 2);
+    assert_eq!(status.errors.len(), 2);
+    assert!(status.errors.iter().all(|r| r.line == 4));
+    app.stop().await;
+}

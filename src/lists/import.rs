@@ -276,13 +276,22 @@ pub async fn run<R: Read + Send + 'static>(
     });
     let mut totals = Totals::default();
     let mut applied = tokio_stream_of(receiver)
-        .map(|batch| apply_with_retries(targets, settings, batch))
+        .map(|batch| {
+            with_retries("an import batch", move || {
+                apply(targets, settings, batch.clone())
+            })
+        })
         .buffered(BATCHES_IN_FLIGHT);
     let mut failure: Option<ImportError> = None;
+    let mut batch = 0;
     while let Some(result) = applied.next().await {
         match result {
             Ok((counts, reports)) => {
-                targets.imports.record(id, &counts, &reports).await?;
+                batch += 1;
+                with_retries("recording an import batch", || {
+                    targets.imports.record(id, batch, &counts, &reports)
+                })
+                .await?;
                 totals.add(&counts);
                 progress(&totals);
             }
@@ -309,30 +318,30 @@ fn tokio_stream_of(mut receiver: mpsc::Receiver<Batch>) -> impl futures::Stream<
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// [`apply`], again after a timeout or a broken connection (twice, after 0.5 s and 2 s): a
-/// batch is safe to write twice, and an import of a million rows should not fail on one slow
-/// answer.
-async fn apply_with_retries(
-    targets: &ImportTargets,
-    settings: &ImportSettings,
-    batch: Batch,
-) -> redis::RedisResult<(Totals, Vec<RowReport>)> {
+/// `attempt`, again after a timeout or a broken connection (twice, after 0.5 s and 2 s): what
+/// an import writes is safe to write twice, and an import of a million rows should not fail on
+/// one slow answer.
+async fn with_retries<T, F, Fut>(what: &str, attempt: F) -> redis::RedisResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
     use crate::store::Failure;
     for pause in [500, 2000] {
-        match apply(targets, settings, batch.clone()).await {
+        match attempt().await {
             Err(error)
                 if matches!(
                     Failure::of(&error),
                     Failure::TimedOut | Failure::Unreachable
                 ) =>
             {
-                tracing::warn!(%error, "an import batch failed; trying it again");
+                tracing::warn!(%error, "{what} failed; trying it again");
                 tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             }
             other => return other,
         }
     }
-    apply(targets, settings, batch).await
+    attempt().await
 }
 
 /// Writes one batch: drops suppressed addresses (reported), upserts the rest.

@@ -13,6 +13,9 @@ use uuid::Uuid;
 use super::SubscriptionStatus;
 use crate::domain::ListId;
 
+static RECORD_BATCH: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/record_batch.lua")));
+
 /// How long an import's record is kept.
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// How many reported rows an import keeps (all are counted).
@@ -125,42 +128,37 @@ impl ImportStore {
             .await
     }
 
-    /// Adds a batch's counts and reported rows.
+    /// Adds batch number `batch`'s counts and reported rows (batches from 1, in order). Safe to
+    /// call again after a lost answer: a batch is counted once.
     ///
     /// # Errors
     /// When Redis fails.
     pub async fn record(
         &self,
         id: Uuid,
+        batch: u64,
         totals: &Totals,
         reports: &[RowReport],
     ) -> redis::RedisResult<()> {
-        let key = self.keys.import(&id.to_string());
-        let errors = self.keys.import_errors(&id.to_string());
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (field, n) in [
-            ("rows", totals.rows),
-            ("imported", totals.imported),
-            ("updated", totals.updated),
-            ("skipped", totals.skipped),
-            ("invalid", totals.invalid),
-        ] {
-            if n > 0 {
-                pipe.hincr(&key, field, n).ignore();
-            }
+        let mut invocation = RECORD_BATCH.prepare_invoke();
+        invocation
+            .key(self.keys.import(&id.to_string()))
+            .key(self.keys.import_errors(&id.to_string()))
+            .arg(batch)
+            .arg(MAX_REPORTED)
+            .arg(RETENTION_SECS)
+            .arg(totals.rows)
+            .arg(totals.imported)
+            .arg(totals.updated)
+            .arg(totals.skipped)
+            .arg(totals.invalid);
+        for r in reports {
+            invocation.arg(format!("{}\t{}", r.line, r.reason));
         }
-        if !reports.is_empty() {
-            let lines: Vec<String> = reports
-                .iter()
-                .map(|r| format!("{}\t{}", r.line, r.reason))
-                .collect();
-            pipe.hincr(&key, "error_count", reports.len()).ignore();
-            pipe.rpush(&errors, lines).ignore();
-            pipe.ltrim(&errors, 0, MAX_REPORTED as isize - 1).ignore();
-            pipe.expire(&errors, RETENTION_SECS).ignore();
-        }
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        invocation
+            .invoke_async::<u64>(&mut self.conn.clone())
+            .await
+            .map(drop)
     }
 
     /// Marks the import finished: done, or failed with `failure`.
