@@ -308,9 +308,12 @@ impl ShardKeys {
     }
 }
 
+/// How many subscriber ids one record bucket spans (ids of all shards interleave).
+pub const BUCKET_SPAN: u64 = SUBSCRIBER_SHARDS as u64 * RECORDS_PER_BUCKET;
+
 /// The record bucket of subscriber `id`: its number (id ÷ shards) ÷ [`RECORDS_PER_BUCKET`].
 pub fn bucket_of(id: u64) -> u64 {
-    id / (u64::from(SUBSCRIBER_SHARDS) * RECORDS_PER_BUCKET)
+    id / BUCKET_SPAN
 }
 
 /// The keys of one queue. Every key of a queue carries the hash tag `{queue}` so that, on

@@ -24,7 +24,9 @@ pub mod webhooks;
 
 pub use connection::{RedisClient, RedisConnection};
 pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
-pub use keys::{Keys, QueueKeys, RECORDS_PER_BUCKET, SUBSCRIBER_SHARDS, ShardKeys, bucket_of};
+pub use keys::{
+    BUCKET_SPAN, Keys, QueueKeys, RECORDS_PER_BUCKET, SUBSCRIBER_SHARDS, ShardKeys, bucket_of,
+};
 pub use payloads::Noop;
 pub use producer::{
     ConnectError, EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed,

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use chrono::Utc;
 use futures::future::try_join_all;
 use mailroom_jobs::{
-    Keys, RECORDS_PER_BUCKET, RedisConnection, SUBSCRIBER_SHARDS, ShardKeys, bucket_of,
+    BUCKET_SPAN, Keys, RECORDS_PER_BUCKET, RedisConnection, SUBSCRIBER_SHARDS, ShardKeys, bucket_of,
 };
 use redis::{AsyncCommands, Script};
 use serde::Serialize;
@@ -24,30 +24,18 @@ use super::model::{
 };
 use crate::domain::{ListId, SubscriberId, shard_of};
 
-// The scripts that rewrite records start with the record helpers of `lua/record.lua`.
-static UPSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/record.lua"),
-        include_str!("lua/upsert.lua")
-    ))
-});
-static SET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/record.lua"),
-        include_str!("lua/set_subscription.lua")
-    ))
-});
-static FORGET_LIST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/record.lua"),
-        include_str!("lua/forget_list.lua")
-    ))
-});
+/// A script that rewrites records: the record helpers of `lua/record.lua`, then `$file`.
+macro_rules! record_script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/record.lua"), include_str!($file))))
+    };
+}
+
+static UPSERT: LazyLock<Script> = record_script!("lua/upsert.lua");
+static SET: LazyLock<Script> = record_script!("lua/set_subscription.lua");
+static FORGET_LIST: LazyLock<Script> = record_script!("lua/forget_list.lua");
 static DELETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_subscriber.lua")));
-
-/// Subscriber ids per record bucket, as the scripts compute buckets.
-const BUCKET_SPAN: u64 = SUBSCRIBER_SHARDS as u64 * RECORDS_PER_BUCKET;
 
 /// How many subscriptions a list has in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
