@@ -17,13 +17,14 @@ use std::io::Read;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use super::{
     ListStore, Source, SubscriptionStatus,
     imports::{ImportStore, RowReport, Totals},
     model::{encode_attributes, parse_name},
-    store::{RecordChange, Row, SubscriptionChange, Upsert},
+    store::{RecordChange, Row, SubscriptionChange, Upsert, task_failed},
 };
 use crate::domain::{ListId, Locale};
 use crate::store::Suppressions;
@@ -275,17 +276,25 @@ pub async fn run<R: Read + Send + 'static>(
         result
     });
     let mut totals = Totals::default();
+    // Each batch is written by a task of its own, not by a future of this loop: while the loop
+    // waits for a batch's counts to be recorded it polls no batch, and a batch's command that
+    // had been promised a place in the shared connection's queue would keep that place unused,
+    // holding up the recording (and every later command on the connection) for good.
     let mut applied = tokio_stream_of(receiver)
         .map(|batch| {
-            with_retries("an import batch", move || {
-                apply(targets, settings, batch.clone())
-            })
+            let (targets, settings) = (targets.clone(), settings.clone());
+            AbortOnDropHandle::new(tokio::spawn(async move {
+                with_retries("an import batch", || {
+                    apply(&targets, &settings, batch.clone())
+                })
+                .await
+            }))
         })
         .buffered(BATCHES_IN_FLIGHT);
     let mut failure: Option<ImportError> = None;
     let mut batch = 0;
     while let Some(result) = applied.next().await {
-        match result {
+        match result.map_err(task_failed).and_then(|r| r) {
             Ok((counts, reports)) => {
                 batch += 1;
                 with_retries("recording an import batch", || {
@@ -318,10 +327,9 @@ fn tokio_stream_of(mut receiver: mpsc::Receiver<Batch>) -> impl futures::Stream<
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// `attempt`, again after a timeout or a broken connection (four times, after 0.5, 2, 5 and 10 s;
-/// a benchmark saw a client go 8 s without an answer while Redis answered others): what
-/// an import writes is safe to write twice, and an import of a million rows should not fail on
-/// one slow answer.
+/// `attempt`, again after a timeout or a broken connection (four times, after 0.5, 2, 5 and 10 s):
+/// what an import writes is safe to write twice, and an import of a million rows should not
+/// fail on one slow answer (a Redis that is saving, failing over or briefly overloaded).
 async fn with_retries<T, F, Fut>(what: &str, attempt: F) -> redis::RedisResult<T>
 where
     F: Fn() -> Fut,

@@ -148,7 +148,7 @@ async fn hscan(
 }
 
 /// A store task that panicked or was cancelled, as the store's error.
-fn task_failed(error: tokio::task::JoinError) -> redis::RedisError {
+pub(super) fn task_failed(error: tokio::task::JoinError) -> redis::RedisError {
     redis::RedisError::from((
         redis::ErrorKind::Io,
         "a list store task failed",
