@@ -10,9 +10,15 @@
 -- shard's hash tag, so they live in the slot of the declared keys.
 -- Answers per row `id:S:M…` (S: n new, u updated, = unchanged; M per list: n new, c
 -- confirmed from unconfirmed, = unchanged, x refused because unsubscribed).
+--
+-- Redis runs this for every imported row, so it is written for Lua's costs: state lives in
+-- arrays indexed by subscriber (the `s`-prefixed tables, one entry per distinct subscriber of
+-- the call) rather than tables keyed by id, strings every row shares are built once, and
+-- characters are compared as bytes.
 local shard, shards = tonumber(ARGV[1]), tonumber(ARGV[2])
 local lists = {}
 for l in string.gmatch(ARGV[3], '[^,]+') do lists[#lists + 1] = l end
+local nl = #lists
 local want, now, source, update = ARGV[4], ARGV[5], ARGV[6], ARGV[7] == '1'
 local hprefix, hmax = ARGV[8], tonumber(ARGV[9])
 local rprefix, span = ARGV[10], tonumber(ARGV[11])
@@ -20,103 +26,131 @@ local first, per_row = 12, 3
 local n = (#ARGV - first + 1) / per_row
 if n < 1 then return {} end
 
+local byte, sub, format = string.byte, string.sub, string.format
+local ONE, DASH, E = byte('1'), byte('-'), byte('e')
+
 local keys = {}
 for r = 1, n do keys[r] = ARGV[first + (r - 1) * per_row] end
 local found = redis.call('HMGET', KEYS[1], unpack(keys))
 
-local fresh, pending = 0, {}
+-- Subscriber s of this call: sid[s] its id, snew[s] true when it is created here (sgiven and
+-- sstat then hold its given fields and status byte until an update splits them into srec),
+-- srec[s] its split record (false when indexed without one), sms its memberships, sbucket its
+-- bucket number, sdirty whether its record is written. slot[r] is row r's subscriber.
+local sid, snew, sgiven, sstat, srec, sms, sbucket, sdirty = {}, {}, {}, {}, {}, {}, {}, {}
+local slot, of_key, of_id = {}, {}, {}
+local ns = 0
+local fresh = 0
 for r = 1, n do
-  if not found[r] and not pending[keys[r]] then
+  if not found[r] and not of_key[keys[r]] then
     fresh = fresh + 1
-    pending[keys[r]] = true
+    of_key[keys[r]] = -1
   end
 end
 local number = 0
 if fresh > 0 then number = redis.call('INCRBY', KEYS[2], fresh) - fresh end
 
--- A record is kept either as `heads[id]` and `hstatus[id]` (a new one: its given fields and
--- status) or as `recs[id]` (an existing one, split; false when indexed without a record), with
--- its memberships in `ms[id]`; `bucket[id]` is its bucket's number.
-local rid, id_of, heads, hstatus, recs, ms, bucket = {}, {}, {}, {}, {}, {}, {}
+local known = {}
 for r = 1, n do
-  local k = keys[r]
-  local id = found[r] or id_of[k]
-  if not id then
-    number = number + 1
-    id = tostring(number * shards + shard)
-    heads[id] = false
-    bucket[id] = math.floor(number * shards / span)
-  elseif recs[id] == nil and heads[id] == nil then
-    bucket[id] = math.floor(tonumber(id) / span)
-    local raw = redis.call('HGET', rprefix .. bucket[id], id)
-    if raw then
-      recs[id] = split(raw)
-      ms[id] = recs[id][8]
-    else
-      recs[id] = false
+  local id = found[r]
+  local s
+  if id then
+    s = of_id[id]
+    if not s then
+      ns = ns + 1
+      s = ns
+      of_id[id] = s
+      sid[s], snew[s] = id, false
+      sbucket[s] = math.floor(tonumber(id) / span)
+      local raw = redis.call('HGET', rprefix .. sbucket[s], id)
+      if raw then
+        srec[s] = split(raw)
+        sms[s] = srec[s][8]
+      else
+        srec[s] = false
+      end
+      known[#known + 1] = id
+    end
+  else
+    s = of_key[keys[r]]
+    if s == -1 then
+      number = number + 1
+      ns = ns + 1
+      s = ns
+      of_key[keys[r]] = s
+      local num = number * shards + shard
+      sid[s], snew[s], srec[s] = format('%d', num), true, false
+      sbucket[s] = math.floor(num / span)
     end
   end
-  id_of[k] = id
-  rid[r] = id
+  slot[r] = s
 end
 
 -- Subscriptions can only exist for subscribers that did: a batch of new ones reads none.
-local known = {}
-for r = 1, n do
-  if heads[rid[r]] == nil then known[#known + 1] = rid[r] end
-end
-local members = {}
-for li = 1, #lists do
+-- mstate[li][s]: subscriber s's subscription to list li (nil: none).
+local mstate = {}
+for li = 1, nl do
   local state = {}
   if #known > 0 then
     local got = redis.call('HMGET', KEYS[1 + li * 2], unpack(known))
-    for i = 1, #known do
-      if state[known[i]] == nil then state[known[i]] = got[i] or '' end
-    end
+    for i = 1, #known do state[of_id[known[i]]] = got[i] or nil end
   end
-  members[li] = state
+  mstate[li] = state
 end
 
-local dirty, order, idx_writes = {}, {}, {}
+-- What every new subscription holds, and what a confirmation holds.
+local value_want = want .. '|' .. now .. '|' .. source
+local value_c = 'c|' .. now .. '|' .. source
+local new_ms = {}
+for li = 1, nl do new_ms[#new_ms + 1] = lists[li] .. want end
+new_ms = table.concat(new_ms, ',')
+local all_new = ':n:' .. string.rep('n', nl)
+
+local order = {}
 local mem_writes, deltas = {}, {}
-for li = 1, #lists do
+for li = 1, nl do
   mem_writes[li] = {}
   deltas[li] = {u = 0, c = 0, x = 0}
 end
+local idx_writes = {}
 local out = {}
 for r = 1, n do
   local base = first + (r - 1) * per_row
   local given, mask = ARGV[base + 1], ARGV[base + 2]
-  local id = rid[r]
+  local s = slot[r]
   local s_out = '='
-  if heads[id] == false then
-    local status = string.sub(mask, 4, 4)
-    if status == '-' then status = 'e' end
-    heads[id], hstatus[id] = given, status
-    ms[id] = ''
+  local mark = byte(mask, 4)
+  if snew[s] and not sgiven[s] and not srec[s] then
+    if mark == DASH then mark = E end
+    sgiven[s], sstat[s] = given, mark
     idx_writes[#idx_writes + 1] = keys[r]
-    idx_writes[#idx_writes + 1] = id
+    idx_writes[#idx_writes + 1] = sid[s]
     s_out = 'n'
-  elseif update and (heads[id] or recs[id]) then
-    -- The same address again in this batch (a new record: split it) or an existing one.
-    local f = recs[id]
+    sdirty[s] = true
+    order[#order + 1] = s
+  elseif update and (sgiven[s] or srec[s]) then
+    -- The same address again in this call (a new record: split it) or an existing one.
+    local f = srec[s]
     if not f then
-      f = split(heads[id] .. US .. hstatus[id] .. US .. now .. US .. now)
-      heads[id] = nil
-      recs[id] = f
+      f = split(sgiven[s] .. US .. string.char(sstat[s]) .. US .. now .. US .. now)
+      f[8] = sms[s] or ''
+      sgiven[s] = false
+      srec[s] = f
     end
     local g = split(given)
     local changed = false
     for i = 1, 3 do
-      if string.sub(mask, i, i) == '1' and f[i + 1] ~= g[i + 1] then
+      if byte(mask, i) == ONE and f[i + 1] ~= g[i + 1] then
         f[i + 1] = g[i + 1]
         changed = true
       end
     end
-    local status = string.sub(mask, 4, 4)
-    if status ~= '-' and f[5] ~= status then
-      f[5] = status
-      changed = true
+    if mark ~= DASH then
+      local status = string.char(mark)
+      if f[5] ~= status then
+        f[5] = status
+        changed = true
+      end
     end
     if f[1] ~= g[1] then
       f[1] = g[1]
@@ -125,78 +159,89 @@ for r = 1, n do
     if changed then
       f[7] = now
       s_out = 'u'
-    end
-    if changed and not dirty[id] then
-      dirty[id] = true
-      order[#order + 1] = id
-    end
-  end
-  if s_out == 'n' then
-    dirty[id] = true
-    order[#order + 1] = id
-  end
-  local m_out = ''
-  for li = 1, #lists do
-    local current = members[li][id] or ''
-    local cs = string.sub(current, 1, 1)
-    local ns, o = nil, '='
-    if cs == '' then
-      ns, o = want, 'n'
-    elseif cs == 'x' then
-      o = 'x'
-    elseif cs == 'u' and want == 'c' then
-      ns, o = 'c', 'c'
-    end
-    if ns then
-      if cs ~= '' then
-        local h = hprefix .. id
-        redis.call('LPUSH', h, lists[li] .. '|' .. current)
-        redis.call('LTRIM', h, 0, hmax - 1)
-        deltas[li][cs] = deltas[li][cs] - 1
+      if not sdirty[s] then
+        sdirty[s] = true
+        order[#order + 1] = s
       end
-      deltas[li][ns] = deltas[li][ns] + 1
-      local value = ns .. '|' .. now .. '|' .. source
-      members[li][id] = value
+    end
+  end
+  if s_out == 'n' and nl > 0 then
+    -- A new subscriber has no subscriptions: each list's is new.
+    for li = 1, nl do
+      mstate[li][s] = value_want
       local w = mem_writes[li]
-      w[#w + 1] = id
-      w[#w + 1] = value
-      if ms[id] then
-        ms[id] = with_membership(ms[id], lists[li], ns)
-        if not dirty[id] then
-          dirty[id] = true
-          order[#order + 1] = id
+      w[#w + 1] = sid[s]
+      w[#w + 1] = value_want
+      deltas[li][want] = deltas[li][want] + 1
+    end
+    sms[s] = new_ms
+    out[r] = sid[s] .. all_new
+  else
+    local m_out = ''
+    for li = 1, nl do
+      local current = mstate[li][s]
+      local cs = current and sub(current, 1, 1) or ''
+      local nst, value, o = nil, nil, '='
+      if cs == '' then
+        nst, value, o = want, value_want, 'n'
+      elseif cs == 'x' then
+        o = 'x'
+      elseif cs == 'u' and want == 'c' then
+        nst, value, o = 'c', value_c, 'c'
+      end
+      if nst then
+        if cs ~= '' then
+          local h = hprefix .. sid[s]
+          redis.call('LPUSH', h, lists[li] .. '|' .. current)
+          redis.call('LTRIM', h, 0, hmax - 1)
+          deltas[li][cs] = deltas[li][cs] - 1
+        end
+        deltas[li][nst] = deltas[li][nst] + 1
+        mstate[li][s] = value
+        local w = mem_writes[li]
+        w[#w + 1] = sid[s]
+        w[#w + 1] = value
+        if sms[s] then
+          sms[s] = with_membership(sms[s], lists[li], nst)
+          if not sdirty[s] then
+            sdirty[s] = true
+            order[#order + 1] = s
+          end
         end
       end
+      m_out = m_out .. o
     end
-    m_out = m_out .. o
+    if s_out == 'n' then sms[s] = '' end
+    out[r] = sid[s] .. ':' .. s_out .. ':' .. m_out
   end
-  out[r] = id .. ':' .. s_out .. ':' .. m_out
 end
 
 -- One HSET per bucket: new subscribers have consecutive numbers, so a batch fills few buckets.
 local writes, bucket_order = {}, {}
-for _, id in ipairs(order) do
-  local b = bucket[id]
+for _, s in ipairs(order) do
+  local b = sbucket[s]
   local w = writes[b]
   if not w then
     w = {}
     writes[b] = w
     bucket_order[#bucket_order + 1] = b
   end
-  w[#w + 1] = id
-  if heads[id] then
-    w[#w + 1] = heads[id] .. US .. hstatus[id] .. US .. now .. US .. now .. US .. ms[id]
+  w[#w + 1] = sid[s]
+  if sgiven[s] then
+    w[#w + 1] = sgiven[s] .. US .. string.char(sstat[s]) .. US .. now .. US .. now .. US .. sms[s]
   else
-    recs[id][8] = ms[id]
-    w[#w + 1] = join(recs[id])
+    srec[s][8] = sms[s]
+    w[#w + 1] = join(srec[s])
   end
 end
-for _, b in ipairs(bucket_order) do redis.call('HSET', rprefix .. b, unpack(writes[b])) end
+for _, b in ipairs(bucket_order) do
+  redis.call('HSET', rprefix .. format('%d', b), unpack(writes[b]))
+end
 if #idx_writes > 0 then redis.call('HSET', KEYS[1], unpack(idx_writes)) end
-for li = 1, #lists do
+for li = 1, nl do
   if #mem_writes[li] > 0 then redis.call('HSET', KEYS[1 + li * 2], unpack(mem_writes[li])) end
-  for s, d in pairs(deltas[li]) do
-    if d ~= 0 then redis.call('HINCRBY', KEYS[2 + li * 2], s, d) end
+  for st, d in pairs(deltas[li]) do
+    if d ~= 0 then redis.call('HINCRBY', KEYS[2 + li * 2], st, d) end
   end
 end
 return out
