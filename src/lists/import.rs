@@ -30,7 +30,7 @@ use crate::domain::{ListId, Locale};
 use crate::store::Suppressions;
 
 /// Rows per batch handed from the reader to Redis.
-const BATCH_ROWS: usize = 4096;
+const BATCH_ROWS: usize = 16384;
 /// Batches in Redis at once.
 const BATCHES_IN_FLIGHT: usize = 3;
 
@@ -284,10 +284,7 @@ pub async fn run<R: Read + Send + 'static>(
         .map(|batch| {
             let (targets, settings) = (targets.clone(), settings.clone());
             AbortOnDropHandle::new(tokio::spawn(async move {
-                with_retries("an import batch", || {
-                    apply(&targets, &settings, batch.clone())
-                })
-                .await
+                with_retries("an import batch", || apply(&targets, &settings, &batch)).await
             }))
         })
         .buffered(BATCHES_IN_FLIGHT);
@@ -357,7 +354,7 @@ where
 async fn apply(
     targets: &ImportTargets,
     settings: &ImportSettings,
-    batch: Batch,
+    batch: &Batch,
 ) -> redis::RedisResult<(Totals, Vec<RowReport>)> {
     let mut totals = Totals {
         rows: batch.read,
@@ -365,17 +362,17 @@ async fn apply(
         invalid: batch.reports.len() as u64,
         ..Totals::default()
     };
-    let mut reports = batch.reports;
+    let mut reports = batch.reports.clone();
     let emails: Vec<String> = batch.rows.iter().map(|(_, r)| r.key.clone()).collect();
     let suppressed = targets.suppressions.get_many(&emails).await?;
     let mut rows = Vec::with_capacity(batch.rows.len());
     let mut lines = Vec::with_capacity(batch.rows.len());
-    for ((line, row), suppression) in batch.rows.into_iter().zip(suppressed) {
+    for ((line, row), suppression) in batch.rows.iter().zip(suppressed) {
         match suppression {
             Some(s) => {
                 totals.skipped += 1;
                 reports.push(RowReport {
-                    line,
+                    line: *line,
                     reason: format!(
                         "not subscribed: the address is suppressed ({})",
                         s.reason.as_str()
@@ -384,7 +381,7 @@ async fn apply(
             }
             None => {
                 rows.push(row);
-                lines.push(line);
+                lines.push(*line);
             }
         }
     }

@@ -300,10 +300,14 @@ impl ListStore {
     /// # Errors
     /// When Redis fails (some shards' rows may then be stored: running the same rows again is
     /// safe).
-    pub async fn upsert(&self, rows: &[Row], how: &Upsert) -> redis::RedisResult<Vec<Outcome>> {
+    pub async fn upsert<R: std::borrow::Borrow<Row>>(
+        &self,
+        rows: &[R],
+        how: &Upsert,
+    ) -> redis::RedisResult<Vec<Outcome>> {
         let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
-            by_shard.entry(shard_of(&row.key)).or_default().push(i);
+            by_shard.entry(shard_of(&row.borrow().key)).or_default().push(i);
         }
         let lists: Vec<String> = how.lists.iter().map(ToString::to_string).collect();
         let lists = lists.join(",");
@@ -330,7 +334,7 @@ impl ListStore {
                 .arg(keys.records_prefix())
                 .arg(BUCKET_SPAN);
             for &i in &indexes {
-                let row = &rows[i];
+                let row = rows[i].borrow();
                 let mask: String = [
                     if row.name.is_some() { '1' } else { '0' },
                     if row.locale.is_some() { '1' } else { '0' },
@@ -351,14 +355,14 @@ impl ListStore {
             }
             let mut conn = self.conn.clone();
             async move {
-                let answer: Vec<String> = invocation.invoke_async(&mut conn).await?;
+                let answer: String = invocation.invoke_async(&mut conn).await?;
                 Ok::<_, redis::RedisError>((indexes, answer))
             }
         }))
         .await?;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
         for (indexes, answer) in answers {
-            for (i, line) in indexes.into_iter().zip(answer) {
+            for (i, line) in indexes.into_iter().zip(answer.split(' ')) {
                 outcomes[i] = parse_outcome(&line);
             }
         }

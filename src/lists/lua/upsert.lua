@@ -9,7 +9,8 @@
 -- Record bucket keys are built here (a new subscriber's id is only known here); they share this
 -- shard's hash tag, so they live in the slot of the declared keys.
 -- Answers per row `id:S:M…` (S: n new, u updated, = unchanged; M per list: n new, c
--- confirmed from unconfirmed, = unchanged, x refused because unsubscribed).
+-- confirmed from unconfirmed, = unchanged, x refused because unsubscribed), the rows' answers
+-- joined by spaces in one string (one reply value, not one per row, for Redis and the caller).
 --
 -- Redis runs this for every imported row, so it is written for Lua's costs: state lives in
 -- arrays indexed by subscriber (the `s`-prefixed tables, one entry per distinct subscriber of
@@ -24,7 +25,7 @@ local hprefix, hmax = ARGV[8], tonumber(ARGV[9])
 local rprefix, span = ARGV[10], tonumber(ARGV[11])
 local first, per_row = 12, 3
 local n = (#ARGV - first + 1) / per_row
-if n < 1 then return {} end
+if n < 1 then return '' end
 
 local byte, sub, format = string.byte, string.sub, string.format
 local ONE, DASH, E = byte('1'), byte('-'), byte('e')
@@ -244,4 +245,4 @@ for li = 1, nl do
     if d ~= 0 then redis.call('HINCRBY', KEYS[2 + li * 2], st, d) end
   end
 end
-return out
+return table.concat(out, ' ')
