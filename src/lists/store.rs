@@ -307,7 +307,10 @@ impl ListStore {
     ) -> redis::RedisResult<Vec<Outcome>> {
         let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
-            by_shard.entry(shard_of(&row.borrow().key)).or_default().push(i);
+            by_shard
+                .entry(shard_of(&row.borrow().key))
+                .or_default()
+                .push(i);
         }
         let lists: Vec<String> = how.lists.iter().map(ToString::to_string).collect();
         let lists = lists.join(",");
