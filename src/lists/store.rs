@@ -315,6 +315,13 @@ impl ListStore {
         let lists: Vec<String> = how.lists.iter().map(ToString::to_string).collect();
         let lists = lists.join(",");
         let now = Utc::now().timestamp().to_string();
+        // A new subscriber's memberships: every list, in the wanted status.
+        let new_memberships: Vec<String> = how
+            .lists
+            .iter()
+            .map(|l| format!("{l}{}", how.status.code()))
+            .collect();
+        let new_memberships = new_memberships.join(",");
         let answers = try_join_all(by_shard.into_iter().map(|(shard, indexes)| {
             let keys = self.keys.shard(shard);
             let mut invocation = UPSERT.prepare_invoke();
@@ -346,15 +353,26 @@ impl ListStore {
                 ]
                 .iter()
                 .collect();
-                // A new record's first fields as they are stored: the script adds the rest.
-                let fields = [
+                // The record as stored if the subscriber is new (the script reads only its
+                // first four fields otherwise).
+                let mut code = [0; 4];
+                let status: &str = row
+                    .status
+                    .unwrap_or(SubscriberStatus::Enabled)
+                    .code()
+                    .encode_utf8(&mut code);
+                let record = [
                     row.email.as_str(),
                     row.name.as_deref().unwrap_or_default(),
                     row.locale.as_deref().unwrap_or_default(),
                     row.attributes.as_deref().unwrap_or_default(),
+                    status,
+                    &now,
+                    &now,
+                    &new_memberships,
                 ]
                 .join(SEPARATOR_STR);
-                invocation.arg(&row.key).arg(fields).arg(mask);
+                invocation.arg(&row.key).arg(record).arg(mask);
             }
             let mut conn = self.conn.clone();
             async move {

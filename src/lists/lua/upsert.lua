@@ -3,9 +3,10 @@
 -- ARGV: 1 shard, 2 shard count, 3 list ids (comma-separated, may be empty), 4 wanted status
 -- (u or c), 5 now (unix seconds), 6 source, 7 update existing records (1/0), 8 history key
 -- prefix (this shard's tag), 9 history length kept, 10 record bucket key prefix, 11 ids per
--- bucket, then 3 per row: case key; address, name, locale and attributes JSON joined by the
--- unit separator (a new record's first fields as they are); mask (4 characters: name, locale,
--- attributes given as 1/0; status e, b or - for unchanged).
+-- bucket, then 3 per row: case key; the record as stored if the subscriber is new (address,
+-- name, locale, attributes JSON, status, now twice and the lists with the wanted status, joined
+-- by the unit separator: built by the caller, so Redis concatenates nothing for a new row);
+-- mask (4 characters: name, locale, attributes given as 1/0; status e, b or - for unchanged).
 -- Record bucket keys are built here (a new subscriber's id is only known here); they share this
 -- shard's hash tag, so they live in the slot of the declared keys.
 -- Answers per row `id:S:M…` (S: n new, u updated, = unchanged; M per list: n new, c
@@ -28,17 +29,17 @@ local n = (#ARGV - first + 1) / per_row
 if n < 1 then return '' end
 
 local byte, sub, format = string.byte, string.sub, string.format
-local ONE, DASH, E = byte('1'), byte('-'), byte('e')
+local ONE, DASH = byte('1'), byte('-')
 
 local keys = {}
 for r = 1, n do keys[r] = ARGV[first + (r - 1) * per_row] end
 local found = redis.call('HMGET', KEYS[1], unpack(keys))
 
--- Subscriber s of this call: sid[s] its id, snew[s] true when it is created here (sgiven and
--- sstat then hold its given fields and status byte until an update splits them into srec),
+-- Subscriber s of this call: sid[s] its id, snew[s] true when it is created here (sgiven then
+-- holds its record as the caller built it, until an update splits it into srec),
 -- srec[s] its split record (false when indexed without one), sms its memberships, sbucket its
 -- bucket number, sdirty whether its record is written. slot[r] is row r's subscriber.
-local sid, snew, sgiven, sstat, srec, sms, sbucket, sdirty = {}, {}, {}, {}, {}, {}, {}, {}
+local sid, snew, sgiven, srec, sms, sbucket, sdirty = {}, {}, {}, {}, {}, {}, {}
 local slot, of_key, of_id = {}, {}, {}
 local ns = 0
 local fresh = 0
@@ -122,8 +123,7 @@ for r = 1, n do
   local s_out = '='
   local mark = byte(mask, 4)
   if snew[s] and not sgiven[s] and not srec[s] then
-    if mark == DASH then mark = E end
-    sgiven[s], sstat[s] = given, mark
+    sgiven[s] = given
     idx_writes[#idx_writes + 1] = keys[r]
     idx_writes[#idx_writes + 1] = sid[s]
     s_out = 'n'
@@ -133,8 +133,7 @@ for r = 1, n do
     -- The same address again in this call (a new record: split it) or an existing one.
     local f = srec[s]
     if not f then
-      f = split(sgiven[s] .. US .. string.char(sstat[s]) .. US .. now .. US .. now)
-      f[8] = sms[s] or ''
+      f = split(sgiven[s])
       sgiven[s] = false
       srec[s] = f
     end
@@ -229,7 +228,7 @@ for _, s in ipairs(order) do
   end
   w[#w + 1] = sid[s]
   if sgiven[s] then
-    w[#w + 1] = sgiven[s] .. US .. string.char(sstat[s]) .. US .. now .. US .. now .. US .. sms[s]
+    w[#w + 1] = sgiven[s]
   else
     srec[s][8] = sms[s]
     w[#w + 1] = join(srec[s])
