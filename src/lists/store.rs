@@ -384,7 +384,7 @@ impl ListStore {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
         for (indexes, answer) in answers {
             for (i, line) in indexes.into_iter().zip(answer.split(' ')) {
-                outcomes[i] = parse_outcome(&line);
+                outcomes[i] = parse_outcome(line);
             }
         }
         outcomes
