@@ -187,8 +187,40 @@ pub(crate) const SEPARATOR: char = '\u{1f}';
 /// [`SEPARATOR`] as a string, for joining.
 pub(crate) const SEPARATOR_STR: &str = "\u{1f}";
 
-/// A subscriber as stored: address, name, locale, attributes JSON, status, created, updated,
-/// joined by [`SEPARATOR`]. Compact, and the upsert script can merge it without a JSON parser.
+/// The fields of a new subscriber's record (see [`encode_new_record`]).
+pub(crate) struct NewRecord<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    /// Attributes JSON ([`encode_attributes`]).
+    pub attributes: Option<&'a str>,
+    pub status: SubscriberStatus,
+    /// Unix seconds: when it is created and last updated.
+    pub now: &'a str,
+    /// Its subscriptions as `{list id}{status code}` joined by commas (`1c,7u`).
+    pub memberships: &'a str,
+}
+
+/// A new subscriber's record as stored ([`decode_record`] reads it): the upsert script writes it
+/// as it is for a subscriber it creates, so Redis builds no string per new row.
+pub(crate) fn encode_new_record(r: &NewRecord<'_>) -> String {
+    let mut code = [0; 4];
+    [
+        r.email,
+        r.name.unwrap_or_default(),
+        r.locale.unwrap_or_default(),
+        r.attributes.unwrap_or_default(),
+        r.status.code().encode_utf8(&mut code),
+        r.now,
+        r.now,
+        r.memberships,
+    ]
+    .join(SEPARATOR_STR)
+}
+
+/// A subscriber as stored: address, name, locale, attributes JSON, status, created, updated and
+/// memberships, joined by [`SEPARATOR`]. Compact, and the upsert script can merge it without a
+/// JSON parser.
 pub(crate) fn decode_record(id: SubscriberId, raw: &str) -> Option<Subscriber> {
     let mut fields = raw.split(SEPARATOR);
     let email = fields.next()?.to_owned();
@@ -287,6 +319,28 @@ mod tests {
         let mut attributes = Map::new();
         attributes.insert("k".into(), Value::String("\u{1f}".into()));
         assert!(!encode_attributes(&attributes).unwrap().contains(SEPARATOR));
+    }
+
+    #[test]
+    fn a_new_record_decodes_to_what_was_given() {
+        let raw = encode_new_record(&NewRecord {
+            email: "ada@example.com",
+            name: None,
+            locale: Some("pt-BR"),
+            attributes: Some(r#"{"seats":3}"#),
+            status: SubscriberStatus::Blocklisted,
+            now: "1700000000",
+            memberships: "1c,7u",
+        });
+        let subscriber = decode_record(SubscriberId::new(3, 1), &raw).unwrap();
+        assert_eq!(subscriber.email, "ada@example.com");
+        assert_eq!(subscriber.name, None);
+        assert_eq!(subscriber.locale.as_deref(), Some("pt-BR"));
+        assert_eq!(subscriber.attributes["seats"], 3);
+        assert_eq!(subscriber.status, SubscriberStatus::Blocklisted);
+        assert_eq!(subscriber.created_at.timestamp(), 1_700_000_000);
+        assert_eq!(subscriber.updated_at, subscriber.created_at);
+        assert_eq!(raw.rsplit(SEPARATOR).next(), Some("1c,7u"));
     }
 
     #[test]

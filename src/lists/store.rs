@@ -19,8 +19,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::model::{
-    HISTORY_KEPT, List, SEPARATOR_STR, Source, Subscriber, SubscriberStatus, Subscription,
-    SubscriptionStatus, decode_membership, decode_record,
+    HISTORY_KEPT, List, NewRecord, Source, Subscriber, SubscriberStatus, Subscription,
+    SubscriptionStatus, decode_membership, decode_record, encode_new_record,
 };
 use crate::domain::{ListId, SubscriberId, shard_of};
 
@@ -355,23 +355,15 @@ impl ListStore {
                 .collect();
                 // The record as stored if the subscriber is new (the script reads only its
                 // first four fields otherwise).
-                let mut code = [0; 4];
-                let status: &str = row
-                    .status
-                    .unwrap_or(SubscriberStatus::Enabled)
-                    .code()
-                    .encode_utf8(&mut code);
-                let record = [
-                    row.email.as_str(),
-                    row.name.as_deref().unwrap_or_default(),
-                    row.locale.as_deref().unwrap_or_default(),
-                    row.attributes.as_deref().unwrap_or_default(),
-                    status,
-                    &now,
-                    &now,
-                    &new_memberships,
-                ]
-                .join(SEPARATOR_STR);
+                let record = encode_new_record(&NewRecord {
+                    email: &row.email,
+                    name: row.name.as_deref(),
+                    locale: row.locale.as_deref(),
+                    attributes: row.attributes.as_deref(),
+                    status: row.status.unwrap_or(SubscriberStatus::Enabled),
+                    now: &now,
+                    memberships: &new_memberships,
+                });
                 invocation.arg(&row.key).arg(record).arg(mask);
             }
             let mut conn = self.conn.clone();
