@@ -163,6 +163,42 @@ async fn list_mail_carries_a_signed_one_click_link_that_unsubscribes_once() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_one_click_for_an_erased_subscriber_is_gone_and_writes_nothing() {
+    use mailroom::{
+        domain::{ListId, SubscriberId},
+        lists::links::{LinkKeys, ListLink},
+    };
+    let app = app().await;
+    let (list, subscriber) = subscribed(&app, "Product news", "eve@example.com").await;
+    let keys = LinkKeys::parse(KEYS).unwrap();
+    let token = keys.sign(&ListLink {
+        subscriber: SubscriberId::try_from(subscriber).unwrap(),
+        list: ListId::new(list).unwrap(),
+        campaign: None,
+    });
+    let url = app.url(&format!("/u/{token}"));
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/v1/subscribers/{subscriber}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let response = one_click(&url).await;
+    assert_eq!(response.status().as_u16(), 410);
+    // Nothing came back to life: no subscription, no count.
+    let (_, view) = app.get_json(&format!("/v1/lists/{list}")).await;
+    assert_eq!(
+        view["counts"],
+        json!({"unconfirmed": 0, "confirmed": 0, "unsubscribed": 0})
+    );
+    let (status, _) = app.get_json(&format!("/v1/subscribers/{subscriber}")).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
 /// The value of the hidden form field in the page.
 fn form_token(html: &str) -> String {
     let start = html.find("name=\"form\" value=\"").unwrap() + "name=\"form\" value=\"".len();

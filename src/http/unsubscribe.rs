@@ -63,43 +63,44 @@ fn refuse(
     })
 }
 
+/// A link that does not verify: 400, nothing changed.
+fn invalid_token(state: &AppState, headers: &HeaderMap) -> Response {
+    refuse(
+        headers,
+        StatusCode::BAD_REQUEST,
+        ApiError::invalid_token(),
+        PageKind::Invalid,
+        state,
+    )
+}
+
+/// A link whose subscriber was erased since: 410.
+fn gone(state: &AppState, headers: &HeaderMap) -> Response {
+    refuse(
+        headers,
+        StatusCode::GONE,
+        ApiError::token_gone(),
+        PageKind::Notice {
+            title: "prefs-gone-title",
+            body: "prefs-gone-body",
+            email: "",
+            list: "",
+        },
+        state,
+    )
+}
+
 async fn resolve(
     state: &AppState,
     headers: &HeaderMap,
     token: String,
 ) -> Result<Resolved, Response> {
-    let invalid = || {
-        refuse(
-            headers,
-            StatusCode::BAD_REQUEST,
-            ApiError::invalid_token(),
-            PageKind::Invalid,
-            state,
-        )
-    };
-    let Some(keys) = state.links.as_deref() else {
-        return Err(invalid());
-    };
-    let Some(link) = keys.verify(&token) else {
-        return Err(invalid());
-    };
-    let gone = || {
-        refuse(
-            headers,
-            StatusCode::GONE,
-            ApiError::token_gone(),
-            PageKind::Notice {
-                title: "prefs-gone-title",
-                body: "prefs-gone-body",
-                email: "",
-                list: "",
-            },
-            state,
-        )
+    let Some(link) = state.links.as_deref().and_then(|keys| keys.verify(&token)) else {
+        return Err(invalid_token(state, headers));
     };
     let subscriber = match state.lists.subscriber(link.subscriber).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(gone()),
+        Ok(None) => return Err(gone(state, headers)),
         Err(e) => return Err(ApiError::from(e).into_response()),
     };
     let lists = match state.lists.lists().await {
@@ -201,38 +202,20 @@ pub(super) async fn act(
     ApiPath(token): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Response {
-    let resolved = match resolve(&state, &headers, token).await {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let get = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
+    if get("action").is_none() && get("List-Unsubscribe") == Some("One-Click") {
+        return one_click(&state, &headers, &token).await;
+    }
+    let resolved = match resolve(&state, &headers, token).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
     let outcome = match get("action") {
-        None if get("List-Unsubscribe") == Some("One-Click") => {
-            // What a mailbox provider posts: a short answer (nobody reads it), not the page.
-            return match unsubscribe(&state, &resolved, resolved.link.list).await {
-                Ok(name) => {
-                    let locale = resolved.subscriber.locale.clone();
-                    html(StatusCode::OK, |nonce| {
-                        state.renderer.page(
-                            &PageKind::Notice {
-                                title: "prefs-title",
-                                body: "prefs-done-one",
-                                email: &resolved.subscriber.email,
-                                list: &name,
-                            },
-                            locale.as_deref(),
-                            nonce,
-                        )
-                    })
-                }
-                Err(error) => error.into_response(),
-            };
-        }
         None => Err(ApiError::bad_request(
             "post List-Unsubscribe=One-Click, or use the preference page's buttons",
         )),
@@ -255,6 +238,46 @@ pub(super) async fn act(
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// What a mailbox provider posts (RFC 8058): unsubscribe from the link's list at once and
+/// answer shortly (nobody reads it). The subscriber comes back from the unsubscribing script
+/// itself and only the link's list is read, so this costs two Redis round trips: providers
+/// post these in bursts when a campaign lands.
+async fn one_click(state: &AppState, headers: &HeaderMap, token: &str) -> Response {
+    let Some(link) = state.links.as_deref().and_then(|keys| keys.verify(token)) else {
+        return invalid_token(state, headers);
+    };
+    let subscriber = match state
+        .lists
+        .set_subscription_of(
+            link.subscriber,
+            link.list,
+            SubscriptionStatus::Unsubscribed,
+            Source::Link,
+        )
+        .await
+    {
+        Ok(Ok(subscriber)) => subscriber,
+        Ok(Err(_)) => return gone(state, headers),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let name = match state.lists.list(link.list).await {
+        Ok(list) => list.map_or_else(|| link.list.to_string(), |l| l.name),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    html(StatusCode::OK, |nonce| {
+        state.renderer.page(
+            &PageKind::Notice {
+                title: "prefs-title",
+                body: "prefs-done-one",
+                email: &subscriber.email,
+                list: &name,
+            },
+            subscriber.locale.as_deref(),
+            nonce,
+        )
+    })
 }
 
 enum Notice {

@@ -475,8 +475,55 @@ impl ListStore {
         status: SubscriptionStatus,
         source: Source,
     ) -> redis::RedisResult<Result<Option<SubscriptionStatus>, Missing>> {
+        let answer: String = self
+            .set_invocation(id, list, status, source)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match answer.as_str() {
+            "missing" => Err(Missing),
+            code => Ok(SubscriptionStatus::from_code(code)),
+        })
+    }
+
+    /// Like [`Self::set_subscription`], but answers the subscriber as well, read in the same
+    /// script: a one-click unsubscribe needs the address and locale for its answer, and one
+    /// round trip instead of two.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn set_subscription_of(
+        &self,
+        id: SubscriberId,
+        list: ListId,
+        status: SubscriptionStatus,
+        source: Source,
+    ) -> redis::RedisResult<Result<Subscriber, Missing>> {
+        let (code, record): (String, String) = self
+            .set_invocation(id, list, status, source)
+            .arg("r")
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if code == "missing" {
+            return Ok(Err(Missing));
+        }
+        decode_record(id, &record).map(Ok).ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "a subscriber record that does not decode",
+            ))
+        })
+    }
+
+    fn set_invocation(
+        &self,
+        id: SubscriberId,
+        list: ListId,
+        status: SubscriptionStatus,
+        source: Source,
+    ) -> redis::ScriptInvocation<'static> {
         let shard = self.shard(id);
-        let answer: String = SET
+        let mut invocation = SET.prepare_invoke();
+        invocation
             .key(shard.records_of(id.get()))
             .key(shard.members(list.get()))
             .key(shard.counts(list.get()))
@@ -486,13 +533,8 @@ impl ListStore {
             .arg(Utc::now().timestamp())
             .arg(source.as_str())
             .arg(list.get())
-            .arg(HISTORY_KEPT)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(match answer.as_str() {
-            "missing" => Err(Missing),
-            code => Ok(SubscriptionStatus::from_code(code)),
-        })
+            .arg(HISTORY_KEPT);
+        invocation
     }
 
     /// Deletes subscriber `id` (case key `key`) and its subscriptions to `lists`; whether it
