@@ -159,11 +159,17 @@ pub enum Auth {
 }
 
 impl AppState {
-    /// The state for `settings` on `conn`.
+    /// The state for `settings` on `conn`, with whole-list reads (segment counts) spread over
+    /// `bulk` (none: on `conn`).
     ///
     /// # Errors
     /// When keys are required and none are configured.
-    pub fn new(settings: &Settings, conn: RedisConnection, auth: Auth) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: &Settings,
+        conn: RedisConnection,
+        bulk: Vec<RedisConnection>,
+        auth: Auth,
+    ) -> anyhow::Result<Self> {
         let keys = settings.api_key_list();
         let api_keys = match auth {
             Auth::Off => None,
@@ -221,7 +227,7 @@ impl AppState {
                 insecure_unsigned: settings.insecure_unsigned_webhooks,
             },
             suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
-            lists: ListStore::new(conn.clone(), &settings.redis_prefix),
+            lists: ListStore::new(conn.clone(), &settings.redis_prefix).with_bulk_reads(bulk),
             imports: ImportStore::new(conn.clone(), &settings.redis_prefix),
             import_max_bytes: settings.import_max_bytes,
             links: settings.link_keys()?.map(Arc::new),
@@ -417,7 +423,11 @@ pub async fn serve(
     let address: SocketAddr = settings.listen_address()?;
     settings.check_sending()?;
     let conn = settings.redis_connection().await?;
-    let state = AppState::new(settings, conn.clone(), auth)?;
+    let bulk = vec![
+        settings.redis_connection().await?,
+        settings.redis_connection().await?,
+    ];
+    let state = AppState::new(settings, conn.clone(), bulk, auth)?;
     state.guard.check_at_start().await?;
     crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
     state.guard.clone().watch(WATCH_EVERY, shutdown.clone());

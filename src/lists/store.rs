@@ -128,6 +128,11 @@ pub struct MemberPage {
 #[derive(Debug, Clone)]
 pub struct ListStore {
     conn: RedisConnection,
+    /// Connections that whole-list reads (segment counts, campaign audiences) spread their
+    /// bucket reads over. A multiplexed connection decodes every reply on one task, so one
+    /// connection holds such a read to one core; and the main connection's short commands do
+    /// not queue behind thousands of bucket replies.
+    bulk: std::sync::Arc<[RedisConnection]>,
     keys: Keys,
 }
 
@@ -163,9 +168,19 @@ fn all_shards() -> impl Iterator<Item = u16> {
 impl ListStore {
     pub fn new(conn: RedisConnection, prefix: &str) -> Self {
         Self {
+            bulk: std::sync::Arc::new([conn.clone()]),
             conn,
             keys: Keys::new(prefix),
         }
+    }
+
+    /// This store, with whole-list reads spread over `bulk` (none: the main connection).
+    #[must_use]
+    pub fn with_bulk_reads(mut self, bulk: Vec<RedisConnection>) -> Self {
+        if !bulk.is_empty() {
+            self.bulk = bulk.into();
+        }
+        self
     }
 
     fn shard(&self, id: SubscriberId) -> ShardKeys {
@@ -770,15 +785,16 @@ impl ListStore {
             }
         }
         let visit = std::sync::Arc::new(visit);
-        let mut reads = futures::stream::iter(reads)
-            .map(|read| {
+        let mut reads = futures::stream::iter(reads.into_iter().enumerate())
+            .map(|(n, read)| {
                 let (store, visit) = (self.clone(), visit.clone());
                 tokio::spawn(async move {
                     match read {
                         Read::Bucket(shard, bucket) => {
+                            let mut conn = store.bulk[n % store.bulk.len()].clone();
                             let records: Vec<String> = redis::cmd("HVALS")
                                 .arg(store.keys.shard(shard).records(bucket))
-                                .query_async(&mut store.conn.clone())
+                                .query_async(&mut conn)
                                 .await?;
                             visit(&records);
                             Ok(())

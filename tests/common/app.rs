@@ -66,7 +66,17 @@ impl TestApp {
         let mut settings = settings(&redis, outbox.path());
         settings.redis_url = SecretString::from(url);
         configure(&mut settings);
-        let state = AppState::new(&settings, redis.conn(), Auth::Required).expect("state");
+        // Whole-list reads on two connections of their own, as `mailroom serve` runs them.
+        let mut bulk = Vec::new();
+        for _ in 0..2 {
+            bulk.push(
+                settings
+                    .redis_connection()
+                    .await
+                    .expect("a bulk connection"),
+            );
+        }
+        let state = AppState::new(&settings, redis.conn(), bulk, Auth::Required).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
