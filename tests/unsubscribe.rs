@@ -143,6 +143,8 @@ async fn list_mail_carries_a_signed_one_click_link_that_unsubscribes_once() {
     let response = one_click(&url).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(response.headers().get("location").is_none());
+    let answer = response.text().await.unwrap();
+    assert!(answer.contains("désabonné de Product news"), "{answer}");
     assert_eq!(status_on(&app, subscriber, list).await, "unsubscribed");
     assert_eq!(one_click(&url).await.status().as_u16(), 200);
     let (_, counts) = app.get_json(&format!("/v1/lists/{list}")).await;

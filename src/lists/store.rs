@@ -133,8 +133,19 @@ pub struct ListStore {
     /// connection holds such a read to one core; and the main connection's short commands do
     /// not queue behind thousands of bucket replies.
     bulk: std::sync::Arc<[RedisConnection]>,
+    /// List names read lately (see [`ListStore::list_name`]).
+    names: std::sync::Arc<std::sync::Mutex<NameCache>>,
     keys: Keys,
 }
+
+/// List names by id with the time each was read; cleared whole when full.
+type NameCache = HashMap<ListId, (std::sync::Arc<str>, std::time::Instant)>;
+
+/// How long a list name read for [`ListStore::list_name`] is used without reading it again.
+const NAME_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many list names the cache holds before it starts over.
+const NAMES_HELD: usize = 4096;
 
 /// One `HSCAN` step of hash `key`: the next cursor and about `count` fields with their values.
 async fn hscan(
@@ -169,6 +180,7 @@ impl ListStore {
     pub fn new(conn: RedisConnection, prefix: &str) -> Self {
         Self {
             bulk: std::sync::Arc::new([conn.clone()]),
+            names: std::sync::Arc::default(),
             conn,
             keys: Keys::new(prefix),
         }
@@ -217,6 +229,34 @@ impl ListStore {
     pub async fn list(&self, id: ListId) -> redis::RedisResult<Option<List>> {
         let raw: Option<String> = self.conn.clone().hget(self.keys.lists(), id.get()).await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// The name of list `id` for a page that only shows it, read at most [`NAME_FRESH`] ago
+    /// (`None`: no such list). Mailbox providers post one-click unsubscribes in bursts when a
+    /// campaign lands; answering each from this cache saves a Redis round trip, a tenth of the
+    /// work. A renamed list's old name may show for that long; nothing is decided by it.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn list_name(&self, id: ListId) -> redis::RedisResult<Option<std::sync::Arc<str>>> {
+        let now = std::time::Instant::now();
+        if let Ok(names) = self.names.lock()
+            && let Some((name, read)) = names.get(&id)
+            && now.duration_since(*read) < NAME_FRESH
+        {
+            return Ok(Some(name.clone()));
+        }
+        let Some(list) = self.list(id).await? else {
+            return Ok(None);
+        };
+        let name: std::sync::Arc<str> = list.name.into();
+        if let Ok(mut names) = self.names.lock() {
+            if names.len() >= NAMES_HELD {
+                names.clear();
+            }
+            names.insert(id, (name.clone(), now));
+        }
+        Ok(Some(name))
     }
 
     /// Every list, by id.
