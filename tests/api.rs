@@ -709,3 +709,137 @@ async fn a_status_record_pages_its_recipients() {
     assert_eq!(code, 400);
     app.stop().await;
 }
+
+/// `POST /v1/emails/batch` with the API key: the status and the answer as JSON.
+async fn post_batch(app: &TestApp, body: &Value) -> (u16, Value) {
+    app.call("POST", "/v1/emails/batch", body).await
+}
+
+#[tokio::test]
+async fn a_batch_queues_each_valid_message_and_answers_each_by_index() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (status, _) = app
+        .call(
+            "PUT",
+            "/v1/suppressions/bounced@example.org",
+            &json!({"reason": "bounce"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let keyed = |subject: &str| {
+        let mut message = simple_email();
+        message["subject"] = json!(subject);
+        message["idempotency_key"] = json!("receipt-7");
+        message
+    };
+    let mut to_suppressed = simple_email();
+    to_suppressed["to"] = json!(["bounced@example.org", "grace@example.org"]);
+    let mut wrong_type = simple_email();
+    wrong_type["subject"] = json!(5);
+    let batch = json!({"messages": [
+        simple_email(),
+        {"subject": "no one to send to", "text": "…"},
+        keyed("Receipt"),
+        keyed("Receipt"),
+        keyed("Another receipt"),
+        to_suppressed,
+        wrong_type,
+    ]});
+    let (status, answer) = post_batch(&app, &batch).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(4), Some(3))
+    );
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 7);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["index"], i, "{result}");
+    }
+    let id = |i: usize| results[i]["id"].as_str().unwrap_or_default().to_owned();
+    for i in [0, 2, 5] {
+        assert_eq!(results[i]["status"], "queued", "{}", results[i]);
+        assert_eq!(uuid::Uuid::parse_str(&id(i)).unwrap().get_version_num(), 7);
+    }
+    // The same key twice in one batch: one message, one id.
+    assert_eq!(id(3), id(2));
+    assert_eq!(results[4]["error"]["code"], "idempotency_conflict");
+    assert_eq!(results[1]["error"]["code"], "validation_failed");
+    assert!(
+        results[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `to`"),
+        "{}",
+        results[1]
+    );
+    assert_eq!(results[6]["error"]["field"], "subject");
+    assert_eq!(results[5]["suppressed"], json!(["bounced@example.org"]));
+    assert!(results[0].get("suppressed").is_none(), "{}", results[0]);
+    assert_eq!(ready_len(&app).await, 3);
+    for i in [0, 2, 5] {
+        let (code, record) = app.status(&id(i)).await;
+        assert_eq!((code, record["status"].as_str()), (200, Some("queued")));
+    }
+
+    // Retrying the keyed message queues nothing more.
+    let (status, again) = post_batch(&app, &json!({"messages": [keyed("Receipt")]})).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["results"][0]["id"], id(2).as_str());
+    assert_eq!(ready_len(&app).await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_that_is_not_one_gets_a_4xx_and_queues_nothing() {
+    let app = TestApp::spawn(|_| {}).await;
+    let too_many: Vec<Value> = (0..1001).map(|_| simple_email()).collect();
+    for (body, field) in [
+        (json!({"messages": []}), "messages"),
+        (json!({"messages": too_many}), "messages"),
+        (json!({"messages": simple_email()}), "messages"),
+        (json!({"message": [simple_email()]}), "message"),
+    ] {
+        let (status, answer) = post_batch(&app, &body).await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(
+            answer["error"]["field"].as_str().unwrap_or(""),
+            field,
+            "{answer}"
+        );
+    }
+    let with_header = app
+        .client
+        .post(app.url("/v1/emails/batch"))
+        .bearer_auth(API_KEY)
+        .header("Idempotency-Key", "k")
+        .json(&json!({"messages": [simple_email()]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(with_header).await;
+    assert_eq!(
+        (status, error["field"].as_str()),
+        (422, Some("Idempotency-Key"))
+    );
+    let not_json = app
+        .client
+        .post(app.url("/v1/emails/batch"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body("{\"messages\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(not_json).await.0, 400);
+    let unauthenticated = app
+        .client
+        .post(app.url("/v1/emails/batch"))
+        .json(&json!({"messages": [simple_email()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    assert_eq!(ready_len(&app).await, 0);
+    app.stop().await;
+}

@@ -203,14 +203,12 @@ impl Producer {
         jobs: &[J],
         options: &EnqueueOptions,
     ) -> Result<Vec<String>, PushError> {
-        const CHUNK: usize = 1000;
         if options.id.is_some() || options.idempotency_key.is_some() {
             return Err(PushError::Invalid {
                 queue: J::QUEUE,
                 reason: "a batch cannot share one id or idempotency key".to_owned(),
             });
         }
-        let keys = self.keys::<J>();
         // Each job keeps what it carries itself (a message's own id, its send time, its
         // idempotency key); the shared options fill in the rest.
         let prepared = jobs
@@ -225,9 +223,59 @@ impl Producer {
                 Prepared::new(job, merged, self.idempotency_window)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let ready: Vec<&Prepared> = prepared.iter().collect();
+        let answers = self.push_prepared::<J>(&ready).await?;
+        Ok(answers.into_iter().map(|pushed| pushed.id).collect())
+    }
+
+    /// Pushes each job with its own options (its id, run-at time, idempotency key),
+    /// pipelined: one round trip per 1,000 jobs. Each job's outcome, in order: pushed (perhaps
+    /// a duplicate of, or a conflict with, an earlier push with its idempotency key), or why it
+    /// was refused before anything was sent.
+    ///
+    /// Each job is atomic on its own; the batch is not.
+    ///
+    /// # Errors
+    /// When Redis fails: the jobs before the failing round trip are queued, those in it may
+    /// be; pushing the batch again with the same idempotency keys queues each once.
+    pub async fn push_each<J: Job>(
+        &self,
+        jobs: &[(J, EnqueueOptions)],
+    ) -> Result<Vec<Result<Pushed, PushError>>, redis::RedisError> {
+        let prepared: Vec<Result<Prepared, PushError>> = jobs
+            .iter()
+            .map(|(job, options)| Prepared::new(job, options.clone(), self.idempotency_window))
+            .collect();
+        let ready: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut answers = self.push_prepared::<J>(&ready).await?.into_iter();
+        Ok(prepared
+            .into_iter()
+            .map(|outcome| {
+                outcome.and_then(|_| {
+                    answers.next().ok_or_else(|| {
+                        PushError::Redis(redis::RedisError::from((
+                            redis::ErrorKind::Parse,
+                            "fewer answers than pushes",
+                        )))
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// Runs the push script for each of `prepared`, pipelined 1,000 at a time.
+    async fn push_prepared<J: Job>(
+        &self,
+        prepared: &[&Prepared],
+    ) -> Result<Vec<Pushed>, redis::RedisError> {
+        const CHUNK: usize = 1000;
+        let keys = self.keys::<J>();
         let mut conn = self.conn.clone();
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
         self.script.prepare_invoke().load_async(&mut conn).await?;
-        let mut ids = Vec::with_capacity(jobs.len());
+        let mut pushed = Vec::with_capacity(prepared.len());
         for chunk in prepared.chunks(CHUNK) {
             let mut pipe = redis::pipe();
             for job in chunk {
@@ -238,9 +286,21 @@ impl Producer {
                     .arg(job.args());
             }
             let answers: Vec<(String, u8, String)> = pipe.query_async(&mut conn).await?;
-            ids.extend(answers.into_iter().map(|(id, _, _)| id));
+            pushed.extend(
+                chunk
+                    .iter()
+                    .zip(answers)
+                    .map(|(job, (id, duplicate, first))| {
+                        let duplicate = duplicate == 1;
+                        Pushed {
+                            id,
+                            duplicate,
+                            conflict: duplicate && first != job.fingerprint,
+                        }
+                    }),
+            );
         }
-        Ok(ids)
+        Ok(pushed)
     }
 }
 

@@ -5,7 +5,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
-use mailroom_jobs::{EmailMessage, Job, PushError, SendEmail};
+use mailroom_jobs::{EmailMessage, EnqueueOptions, Job, PushError, Pushed, SendEmail};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::Caller,
-    error::{ApiError, ErrorBody},
+    error::{ApiError, ErrorBody, ErrorDetail},
     extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::store::{MessageStatus, StatusRecord};
@@ -102,11 +102,28 @@ pub(super) async fn send(
             _ => message.idempotency_key = Some(key.to_owned()),
         }
     }
+    let (job, options, suppressed) = prepare(&state, &caller, message).await?;
+    let pushed = state
+        .producer
+        .push_with(&job, options)
+        .await
+        .map_err(push_refused)?;
+    let accepted = answer(&state, pushed, suppressed).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// A checked message as the job that sends it, its push options (the idempotency key scoped to
+/// the caller), and its suppressed recipients.
+async fn prepare(
+    state: &AppState,
+    caller: &Caller,
+    message: EmailMessage,
+) -> Result<(SendEmail, EnqueueOptions, Vec<String>), ApiError> {
     message
         .check()
         .map_err(|e| ApiError::validation(e.message).field(e.field))?;
     if let Some(list) = message.list_id {
-        check_list_mail(&state, list, &message.to[0].email).await?;
+        check_list_mail(state, list, &message.to[0].email).await?;
     }
     let suppressed = state
         .suppressions
@@ -115,15 +132,24 @@ pub(super) async fn send(
     let job = SendEmail::new(message);
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
-    let pushed = state
-        .producer
-        .push_with(&job, options)
-        .await
-        .map_err(|e| match e {
-            PushError::Invalid { reason, .. } => ApiError::validation(reason),
-            PushError::Serialize(e) => ApiError::validation(e.to_string()),
-            PushError::Redis(e) => ApiError::from(e),
-        })?;
+    Ok((job, options, suppressed))
+}
+
+fn push_refused(error: PushError) -> ApiError {
+    match error {
+        PushError::Invalid { reason, .. } => ApiError::validation(reason),
+        PushError::Serialize(e) => ApiError::validation(e.to_string()),
+        PushError::Redis(e) => ApiError::from(e),
+    }
+}
+
+/// The answer to a push: its id and where the message stands (an idempotent repeat answers
+/// the first message's status), or 422 for a key reused for another message.
+async fn answer(
+    state: &AppState,
+    pushed: Pushed,
+    suppressed: Vec<String>,
+) -> Result<Accepted, ApiError> {
     if pushed.conflict {
         return Err(ApiError::idempotency_conflict());
     }
@@ -136,14 +162,157 @@ pub(super) async fn send(
     } else {
         MessageStatus::Queued
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            id: pushed.id,
-            status,
-            suppressed,
-        }),
-    ))
+    Ok(Accepted {
+        id: pushed.id,
+        status,
+        suppressed,
+    })
+}
+
+/// The most messages one batch takes.
+pub(super) const MAX_BATCH: usize = 1000;
+
+/// Up to 1,000 messages to queue in one request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchRequest {
+    /// The messages (1 to 1,000), each what `POST /v1/emails` takes; each may carry its own
+    /// `idempotency_key`.
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<EmailMessage>)]
+    messages: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// Each message's outcome, in the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BatchAccepted {
+    /// How many were queued (or answered for by an earlier push with their idempotency key).
+    accepted: usize,
+    /// How many were refused.
+    rejected: usize,
+    results: Vec<BatchItem>,
+}
+
+/// One message's outcome: `id` and `status` when queued, `error` when refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BatchItem {
+    /// Its place in `messages`, from 0.
+    index: usize,
+    #[serde(flatten)]
+    #[schema(inline)]
+    outcome: ItemOutcome,
+}
+
+/// Queued, or refused with the reason `POST /v1/emails` would have given.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum ItemOutcome {
+    /// Queued.
+    Accepted(Accepted),
+    /// Refused; `field` is within the message (`to[0].email`).
+    Refused {
+        /// What was wrong.
+        error: ErrorDetail,
+    },
+}
+
+/// Queue up to 1,000 emails in one request. Each message is checked on its own and answered by
+/// its index; the valid ones are queued in pipelined pushes (one Redis round trip per 1,000).
+/// An invalid message does not hold up the others. Retrying a batch is safe for the messages
+/// that carry an `idempotency_key`.
+#[utoipa::path(
+    post,
+    path = "/v1/emails/batch",
+    tag = "emails",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Each message's outcome, by index", body = BatchAccepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Not a batch: no messages, more than 1,000, or an Idempotency-Key header (put the key on each message)", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn send_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(batch): ApiJson<BatchRequest>,
+) -> Result<Json<BatchAccepted>, ApiError> {
+    if headers.contains_key("idempotency-key") {
+        return Err(ApiError::validation(
+            "a batch takes no Idempotency-Key header: set idempotency_key on each message",
+        )
+        .field("Idempotency-Key"));
+    }
+    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH {
+        return Err(ApiError::validation(format!(
+            "a batch holds 1 to {MAX_BATCH} messages, not {}",
+            batch.messages.len()
+        ))
+        .field("messages"));
+    }
+    // Checked concurrently: their suppression lookups share the connection's round trips.
+    let checked = futures::future::join_all(batch.messages.iter().map(|raw| async {
+        let message: EmailMessage = super::extract::parse_json(raw.get().as_bytes())?;
+        prepare(&state, &caller, message).await
+    }))
+    .await;
+    let mut ready = Vec::new();
+    let mut outcomes: Vec<Option<Result<Accepted, ApiError>>> = Vec::with_capacity(checked.len());
+    let mut suppressed_of = Vec::new();
+    for item in checked {
+        match item {
+            Ok((job, options, suppressed)) => {
+                ready.push((job, options));
+                suppressed_of.push(suppressed);
+                outcomes.push(None);
+            }
+            // Mailroom's own trouble (Redis) fails the batch before anything is queued.
+            Err(error) if !error.is_client_error() => return Err(error),
+            Err(error) => outcomes.push(Some(Err(error))),
+        }
+    }
+    let pushed = state.producer.push_each(&ready).await?;
+    let mut pushed = pushed.into_iter().zip(suppressed_of);
+    for outcome in &mut outcomes {
+        if outcome.is_none()
+            && let Some((result, suppressed)) = pushed.next()
+        {
+            let accepted = match result {
+                Ok(pushed) => answer(&state, pushed, suppressed).await,
+                Err(refused) => Err(push_refused(refused)),
+            };
+            *outcome = Some(accepted);
+        }
+    }
+    let results: Vec<BatchItem> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| BatchItem {
+            index,
+            outcome: match outcome {
+                Some(Ok(accepted)) => ItemOutcome::Accepted(accepted),
+                Some(Err(error)) => ItemOutcome::Refused {
+                    error: error.detail(),
+                },
+                None => ItemOutcome::Refused {
+                    error: ApiError::internal(&"no answer for this message").detail(),
+                },
+            },
+        })
+        .collect();
+    let accepted = results
+        .iter()
+        .filter(|r| matches!(r.outcome, ItemOutcome::Accepted(_)))
+        .count();
+    Ok(Json(BatchAccepted {
+        accepted,
+        rejected: results.len() - accepted,
+        results,
+    }))
 }
 
 /// A message's status record.

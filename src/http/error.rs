@@ -274,17 +274,30 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether the request (rather than mailroom or its store) was at fault: a 4xx.
+    pub fn is_client_error(&self) -> bool {
+        self.status.is_client_error()
+    }
+
+    /// What went wrong, for an answer that reports several errors (a batch's items).
+    pub fn detail(self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message,
+            field: self.field,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, retry_after) = (self.status, self.retry_after);
         let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                field: self.field,
-            },
+            error: self.detail(),
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());

@@ -37,22 +37,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         {
             return Err(ApiError::invalid_json_shape());
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::invalid_json(format!("the body is not valid JSON: {inner}"))
-            } else {
-                let field = if path == "." { String::new() } else { path };
-                ApiError::validation(inner.to_string()).field(field)
-            }
-        })?;
-        deserializer
-            .end()
-            .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
-        Ok(Self(value))
+        parse_json(&bytes).map(Self)
     }
+}
+
+/// `bytes` as a `T`: a syntax error is 400, a value of the wrong shape 422 naming the field.
+pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::invalid_json(format!("the body is not valid JSON: {inner}"))
+        } else {
+            let field = if path == "." { String::new() } else { path };
+            ApiError::validation(inner.to_string()).field(field)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 /// Path parameters parsed into `T`; a bad one gets the API's 400 error shape naming the

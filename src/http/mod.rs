@@ -276,6 +276,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/emails", post(emails::send))
+        .route("/v1/emails/batch", post(emails::send_batch))
         .route("/v1/emails/{id}", get(emails::status))
         .route("/v1/render", post(render::render))
         .route("/v1/verifications", post(verify::issue))

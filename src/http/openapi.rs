@@ -16,13 +16,17 @@ use crate::store;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors),
+    paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
         mailroom_jobs::Attachment,
         mailroom_jobs::TemplateRef,
         emails::Accepted,
+        emails::BatchRequest,
+        emails::BatchAccepted,
+        emails::BatchItem,
+        emails::ItemOutcome,
         render::RenderRequest,
         verify::VerificationRequest,
         verify::VerificationIssued,
