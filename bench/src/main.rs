@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | import | segment | unsubscribe | restart
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | batch | import | segment | unsubscribe | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -91,6 +91,16 @@ enum Command {
     /// Validate batches of 1,000 addresses through `POST /v1/validations/batch` on a
     /// `mailroom serve`, with every domain's DNS answer in the Redis cache.
     Validate {
+        /// Batches to send.
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+        /// Connections at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Queue messages in batches of 1,000 through `POST /v1/emails/batch` on a `mailroom
+    /// serve`: messages accepted per second.
+    Batch {
         /// Batches to send.
         #[arg(long, default_value_t = 200)]
         batches: usize,
@@ -230,6 +240,13 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         } => println!(
             "{}",
             scenarios::validate(settings, batches, concurrency).await?
+        ),
+        Command::Batch {
+            batches,
+            concurrency,
+        } => println!(
+            "{}",
+            scenarios::batch(settings, batches, concurrency).await?
         ),
         Command::Import { rows } => println!("{}", lists::import(settings, rows).await?),
         Command::Segment { rows } => println!("{}", lists::segment(settings, rows).await?),

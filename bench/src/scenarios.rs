@@ -546,11 +546,6 @@ pub(crate) async fn validate(
     batches: usize,
     concurrency: usize,
 ) -> anyhow::Result<ValidateReport> {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
     use mailroom::validation::{DnsCheck, MAX_BATCH};
 
     let prefix = bench_prefix(settings);
@@ -583,17 +578,51 @@ pub(crate) async fn validate(
         ],
     )
     .await?;
+    let url = format!("{base}/v1/validations/batch");
+    let (mut latencies, elapsed) =
+        post_repeatedly(&client, &url, body, batches, concurrency, |answer| {
+            let cached = answer["results"].as_array().is_some_and(|r| {
+                r.len() == MAX_BATCH && r.iter().all(|v| v["checks"]["dns"]["mx"] == true)
+            });
+            if !cached {
+                bail!("a batch came back without every DNS answer from the cache");
+            }
+            Ok(())
+        })
+        .await?;
+    let (p50, p99) = wind_up(server, conn, &prefix, &mut latencies).await?;
+    Ok(ValidateReport {
+        addresses: latencies.len() * MAX_BATCH,
+        per_sec: (latencies.len() * MAX_BATCH) as f64 / elapsed.as_secs_f64(),
+        p50,
+        p99,
+    })
+}
+
+/// POSTs the JSON `body` to `url` `times` times, `concurrency` at once, each answer checked by
+/// `check`: every request's latency, and the time it all took.
+async fn post_repeatedly(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    times: usize,
+    concurrency: usize,
+    check: fn(&serde_json::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
     let body = Arc::new(body);
     let next = Arc::new(AtomicUsize::new(0));
-    let url = format!("{base}/v1/validations/batch");
     let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
+    let workers: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
             let (body, next, client, url) =
-                (body.clone(), next.clone(), client.clone(), url.clone());
+                (body.clone(), next.clone(), client.clone(), url.to_owned());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < batches {
+                while next.fetch_add(1, Ordering::Relaxed) < times {
                     let sent = Instant::now();
                     let response = client
                         .post(&url)
@@ -603,30 +632,88 @@ pub(crate) async fn validate(
                         .send()
                         .await?;
                     if !response.status().is_success() {
-                        bail!("a batch answered {}", response.status());
+                        bail!("a request answered {}", response.status());
                     }
                     let answer: serde_json::Value = response.json().await?;
                     latencies.push(sent.elapsed());
-                    let cached = answer["results"].as_array().is_some_and(|r| {
-                        r.len() == MAX_BATCH && r.iter().all(|v| v["checks"]["dns"]["mx"] == true)
-                    });
-                    if !cached {
-                        bail!("a batch came back without every DNS answer from the cache");
-                    }
+                    check(&answer)?;
                 }
                 Ok::<_, anyhow::Error>(latencies)
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(batches);
+    let mut latencies = Vec::with_capacity(times);
     for worker in workers {
         latencies.extend(worker.await??);
     }
-    let elapsed = started.elapsed();
+    Ok((latencies, started.elapsed()))
+}
+
+/// What `bench batch` measured.
+#[derive(Debug)]
+pub(crate) struct BatchReport {
+    pub(crate) messages: usize,
+    /// Messages accepted (queued) per second through `POST /v1/emails/batch`.
+    pub(crate) per_sec: f64,
+    /// Median latency of one batch.
+    pub p50: Duration,
+    /// 99th percentile latency of a batch.
+    pub p99: Duration,
+}
+
+impl fmt::Display for BatchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} messages in batches of {BATCH_MESSAGES} through POST /v1/emails/batch: {:.0} messages/s accepted, batch p50 {:.1} ms, p99 {:.1} ms",
+            self.messages,
+            self.per_sec,
+            ms_f(self.p50),
+            ms_f(self.p99)
+        )
+    }
+}
+
+/// Messages in each benchmark batch (the most one takes).
+const BATCH_MESSAGES: usize = 1000;
+
+/// `bench batch`: `batches` requests of 1,000 messages (each to its own recipient, ~250 bytes)
+/// through `POST /v1/emails/batch`, `concurrency` at once, against a `mailroom serve`; every
+/// message must be answered queued.
+///
+/// # Errors
+/// When Redis fails, the server does not start, or a message is not accepted.
+pub(crate) async fn batch(
+    settings: &Settings,
+    batches: usize,
+    concurrency: usize,
+) -> anyhow::Result<BatchReport> {
+    let prefix = bench_prefix(settings);
+    let conn = settings.redis_connection().await?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "messages": (0..BATCH_MESSAGES)
+            .map(|i| serde_json::json!({
+                "to": [{"email": format!("customer.{i}@example.com"), "name": format!("Customer {i}")}],
+                "subject": "Your receipt",
+                "text": "Thank you for your order. Your receipt is attached to your account.",
+                "categories": ["receipts"],
+            }))
+            .collect::<Vec<_>>(),
+    }))?;
+    let (server, base, client) = start_server(&prefix, &[]).await?;
+    let url = format!("{base}/v1/emails/batch");
+    let (mut latencies, elapsed) =
+        post_repeatedly(&client, &url, body, batches, concurrency, |answer| {
+            if answer["accepted"].as_u64() != Some(BATCH_MESSAGES as u64) {
+                bail!("a batch was not accepted whole: {}", answer["rejected"]);
+            }
+            Ok(())
+        })
+        .await?;
     let (p50, p99) = wind_up(server, conn, &prefix, &mut latencies).await?;
-    Ok(ValidateReport {
-        addresses: latencies.len() * MAX_BATCH,
-        per_sec: (latencies.len() * MAX_BATCH) as f64 / elapsed.as_secs_f64(),
+    Ok(BatchReport {
+        messages: latencies.len() * BATCH_MESSAGES,
+        per_sec: (latencies.len() * BATCH_MESSAGES) as f64 / elapsed.as_secs_f64(),
         p50,
         p99,
     })
