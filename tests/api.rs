@@ -843,3 +843,24 @@ async fn a_batch_that_is_not_one_gets_a_4xx_and_queues_nothing() {
     assert_eq!(ready_len(&app).await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_push_after_redis_forgot_the_push_script_loads_it_again() {
+    let app = TestApp::spawn(|_| {}).await;
+    assert_eq!(app.post_email(&simple_email()).await.status().as_u16(), 202);
+    // What a restarted or failed-over Redis looks like to a producer: no scripts.
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut app.redis.conn())
+        .await
+        .unwrap();
+    assert_eq!(app.post_email(&simple_email()).await.status().as_u16(), 202);
+    let (status, answer) = post_batch(&app, &json!({"messages": [simple_email()]})).await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    assert_eq!(ready_len(&app).await, 3);
+    app.stop().await;
+}

@@ -2,7 +2,8 @@
 //!
 //! A push is one Lua script (`lua/push.lua`): the job hash, its place in the ready list or the
 //! delayed set, the idempotency record and the wake-up signal for idle workers are written
-//! atomically, so a job is either fully queued or not at all.
+//! atomically, so a job is either fully queued or not at all. One call pushes up to a hundred
+//! jobs, and calls are pipelined, so a batch costs Redis a fraction of a push per job.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -167,17 +168,13 @@ impl Producer {
         job: &J,
         options: EnqueueOptions,
     ) -> Result<Pushed, PushError> {
-        let keys = self.keys::<J>();
         let prepared = Prepared::new(job, options, self.idempotency_window)?;
-        let mut invocation = self.script.prepare_invoke();
-        prepared.bind(&keys, &mut invocation);
-        let (id, duplicate, first_fingerprint): (String, u8, String) =
-            invocation.invoke_async(&mut self.conn.clone()).await?;
-        let duplicate = duplicate == 1;
-        Ok(Pushed {
-            id,
-            duplicate,
-            conflict: duplicate && first_fingerprint != prepared.fingerprint,
+        let mut pushed = self.push_prepared::<J>(&[&prepared]).await?;
+        pushed.pop().ok_or_else(|| {
+            PushError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "the push script answered nothing",
+            )))
         })
     }
 
@@ -263,46 +260,72 @@ impl Producer {
             .collect())
     }
 
-    /// Runs the push script for each of `prepared`, pipelined 1,000 at a time.
+    /// Runs the push script for `prepared`: [`JOBS_PER_CALL`] jobs a call, the calls pipelined.
     async fn push_prepared<J: Job>(
         &self,
         prepared: &[&Prepared],
     ) -> Result<Vec<Pushed>, redis::RedisError> {
-        const CHUNK: usize = 1000;
-        let keys = self.keys::<J>();
-        let mut conn = self.conn.clone();
+        /// Script calls per round trip.
+        const CALLS_PER_TRIP: usize = 10;
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        self.script.prepare_invoke().load_async(&mut conn).await?;
+        let keys = self.keys::<J>();
+        let (job_prefix, idempotency_prefix) = (keys.job_prefix(), keys.idempotency(""));
+        let mut conn = self.conn.clone();
         let mut pushed = Vec::with_capacity(prepared.len());
-        for chunk in prepared.chunks(CHUNK) {
-            let mut pipe = redis::pipe();
-            for job in chunk {
-                pipe.cmd("EVALSHA")
-                    .arg(self.script.get_hash())
-                    .arg(5)
-                    .arg(&job.keys(&keys))
-                    .arg(job.args());
+        for trip in prepared.chunks(JOBS_PER_CALL * CALLS_PER_TRIP) {
+            let calls: Vec<&[&Prepared]> = trip.chunks(JOBS_PER_CALL).collect();
+            let pipe = {
+                let mut pipe = redis::pipe();
+                for call in &calls {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.script.get_hash())
+                        .arg(3)
+                        .arg(keys.ready())
+                        .arg(keys.delayed())
+                        .arg(keys.signal())
+                        .arg(&job_prefix)
+                        .arg(&idempotency_prefix);
+                    for job in *call {
+                        job.bind(&mut pipe);
+                    }
+                }
+                pipe
+            };
+            let answers: Vec<Vec<(String, u8, String)>> = match pipe.query_async(&mut conn).await {
+                // A Redis that restarted, or failed over, has forgotten the script: load it and
+                // send the trip once more (a NOSCRIPT answer ran nothing).
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.script.prepare_invoke().load_async(&mut conn).await?;
+                    pipe.query_async(&mut conn).await?
+                }
+                answers => answers?,
+            };
+            for (call, answers) in calls.iter().zip(answers) {
+                pushed.extend(
+                    call.iter()
+                        .zip(answers)
+                        .map(|(job, (id, duplicate, first))| {
+                            let duplicate = duplicate == 1;
+                            Pushed {
+                                id,
+                                duplicate,
+                                conflict: duplicate && first != job.fingerprint,
+                            }
+                        }),
+                );
             }
-            let answers: Vec<(String, u8, String)> = pipe.query_async(&mut conn).await?;
-            pushed.extend(
-                chunk
-                    .iter()
-                    .zip(answers)
-                    .map(|(job, (id, duplicate, first))| {
-                        let duplicate = duplicate == 1;
-                        Pushed {
-                            id,
-                            duplicate,
-                            conflict: duplicate && first != job.fingerprint,
-                        }
-                    }),
-            );
         }
         Ok(pushed)
     }
 }
+
+/// Jobs pushed by one script call: enough to spread a call's cost thin, few enough that Redis
+/// is never held long (a call of 100 takes well under a millisecond).
+const JOBS_PER_CALL: usize = 100;
 
 /// A job checked and serialized, ready to be bound to the push script.
 struct Prepared {
@@ -347,34 +370,16 @@ impl Prepared {
         })
     }
 
-    fn keys(&self, keys: &QueueKeys) -> [String; 5] {
-        [
-            keys.job(&self.id),
-            keys.ready(),
-            keys.delayed(),
-            keys.signal(),
-            // Redis Cluster wants every declared key in the slot even when unused.
-            keys.idempotency(self.idempotency_key.as_deref().unwrap_or("")),
-        ]
-    }
-
-    fn args(&self) -> (&str, &str, u32, u64, u64, u64, &str) {
-        (
-            &self.id,
-            &self.payload,
-            self.max_attempts,
-            self.now_ms,
-            self.run_at_ms,
-            self.window_ms,
-            &self.fingerprint,
-        )
-    }
-
-    fn bind(&self, keys: &QueueKeys, invocation: &mut redis::ScriptInvocation<'_>) {
-        for key in self.keys(keys) {
-            invocation.key(key);
-        }
-        invocation.arg(self.args());
+    /// Adds this job's eight arguments to the push script call being written in `pipe`.
+    fn bind(&self, pipe: &mut redis::Pipeline) {
+        pipe.arg(&self.id)
+            .arg(&self.payload)
+            .arg(self.max_attempts)
+            .arg(self.now_ms)
+            .arg(self.run_at_ms)
+            .arg(self.window_ms)
+            .arg(self.idempotency_key.as_deref().unwrap_or(""))
+            .arg(&self.fingerprint);
     }
 }
 

@@ -119,20 +119,32 @@ async fn prepare(
     caller: &Caller,
     message: EmailMessage,
 ) -> Result<(SendEmail, EnqueueOptions, Vec<String>), ApiError> {
+    let message = checked(state, message).await?;
+    let suppressed = state
+        .suppressions
+        .suppressed_recipients(&message, &state.transactional)
+        .await?;
+    let (job, options) = job_of(caller, message);
+    Ok((job, options, suppressed))
+}
+
+/// `message` if it may be sent: its own checks, and list mail's.
+async fn checked(state: &AppState, message: EmailMessage) -> Result<EmailMessage, ApiError> {
     message
         .check()
         .map_err(|e| ApiError::validation(e.message).field(e.field))?;
     if let Some(list) = message.list_id {
         check_list_mail(state, list, &message.to[0].email).await?;
     }
-    let suppressed = state
-        .suppressions
-        .suppressed_recipients(&message, &state.transactional)
-        .await?;
+    Ok(message)
+}
+
+/// The job that sends `message`, with its idempotency key scoped to `caller`.
+fn job_of(caller: &Caller, message: EmailMessage) -> (SendEmail, EnqueueOptions) {
     let job = SendEmail::new(message);
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
-    Ok((job, options, suppressed))
+    (job, options)
 }
 
 fn push_refused(error: PushError) -> ApiError {
@@ -254,20 +266,18 @@ pub(super) async fn send_batch(
         ))
         .field("messages"));
     }
-    // Checked concurrently: their suppression lookups share the connection's round trips.
+    // Checked concurrently (list mail looks its list and subscriber up).
     let checked = futures::future::join_all(batch.messages.iter().map(|raw| async {
         let message: EmailMessage = super::extract::parse_json(raw.get().as_bytes())?;
-        prepare(&state, &caller, message).await
+        checked(&state, message).await
     }))
     .await;
-    let mut ready = Vec::new();
+    let mut valid = Vec::new();
     let mut outcomes: Vec<Option<Result<Accepted, ApiError>>> = Vec::with_capacity(checked.len());
-    let mut suppressed_of = Vec::new();
     for item in checked {
         match item {
-            Ok((job, options, suppressed)) => {
-                ready.push((job, options));
-                suppressed_of.push(suppressed);
+            Ok(message) => {
+                valid.push(message);
                 outcomes.push(None);
             }
             // Mailroom's own trouble (Redis) fails the batch before anything is queued.
@@ -275,6 +285,14 @@ pub(super) async fn send_batch(
             Err(error) => outcomes.push(Some(Err(error))),
         }
     }
+    let suppressed_of = state
+        .suppressions
+        .suppressed_recipients_of(&valid.iter().collect::<Vec<_>>(), &state.transactional)
+        .await?;
+    let ready: Vec<(SendEmail, EnqueueOptions)> = valid
+        .into_iter()
+        .map(|message| job_of(&caller, message))
+        .collect();
     let pushed = state.producer.push_each(&ready).await?;
     let mut pushed = pushed.into_iter().zip(suppressed_of);
     for outcome in &mut outcomes {

@@ -197,24 +197,50 @@ impl Suppressions {
         message: &EmailMessage,
         transactional: &[String],
     ) -> redis::RedisResult<Vec<String>> {
-        if message.categories.iter().any(|c| transactional.contains(c)) {
-            return Ok(Vec::new());
-        }
-        let emails: Vec<String> = message
-            .to
+        let mut each = self
+            .suppressed_recipients_of(&[message], transactional)
+            .await?;
+        Ok(each.pop().unwrap_or_default())
+    }
+
+    /// [`Suppressions::suppressed_recipients`] of each of `messages`, looked up together in
+    /// one round trip (a batch of a thousand messages asks once, not a thousand times).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn suppressed_recipients_of(
+        &self,
+        messages: &[&EmailMessage],
+        transactional: &[String],
+    ) -> redis::RedisResult<Vec<Vec<String>>> {
+        let per_message: Vec<Vec<String>> = messages
             .iter()
-            .chain(&message.cc)
-            .chain(&message.bcc)
-            .map(|m| key_of(&m.email))
+            .map(|message| {
+                if message.categories.iter().any(|c| transactional.contains(c)) {
+                    return Vec::new();
+                }
+                message
+                    .to
+                    .iter()
+                    .chain(&message.cc)
+                    .chain(&message.bcc)
+                    .map(|m| key_of(&m.email))
+                    .collect()
+            })
             .collect();
-        let found = self.check(&emails).await?;
-        let mut suppressed: Vec<String> = emails
+        let all: Vec<String> = per_message.iter().flatten().cloned().collect();
+        let mut found = self.check(&all).await?.into_iter();
+        Ok(per_message
             .into_iter()
-            .zip(found)
-            .filter_map(|(email, hit)| hit.then_some(email))
-            .collect();
-        suppressed.dedup();
-        Ok(suppressed)
+            .map(|emails| {
+                let mut suppressed: Vec<String> = emails
+                    .into_iter()
+                    .filter(|_| found.next().unwrap_or(false))
+                    .collect();
+                suppressed.dedup();
+                suppressed
+            })
+            .collect())
     }
 
     /// Adds or replaces the record for `record.email`.

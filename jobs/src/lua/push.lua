@@ -1,38 +1,63 @@
--- Push one job. Atomic: the job hash, its place in `ready` or `delayed`, the idempotency
--- record and the wake-up signal are written together or not at all.
--- KEYS[1] job hash   KEYS[2] ready   KEYS[3] delayed   KEYS[4] signal   KEYS[5] idempotency key
--- ARGV[1] id   ARGV[2] payload   ARGV[3] max_attempts (0: the worker's default)
--- ARGV[4] now (ms)   ARGV[5] run_at (ms)   ARGV[6] idempotency window (ms; 0: no key)
--- ARGV[7] fingerprint of what is asked for ('' when the job has none)
--- Returns {id, 1, fingerprint} when an earlier job answers for this push (with that job's
--- fingerprint, so the caller can tell a retry from a different request reusing the key), and
--- {id, 0, ''} when this one was queued.
-if ARGV[6] ~= '0' then
-  local first = redis.call('GET', KEYS[5])
-  if first then
-    local first_key = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]) .. first
-    return {first, 1, redis.call('HGET', first_key, 'fingerprint') or ''}
+-- Push jobs onto one queue. Each job is atomic: its hash, its place in `ready` or `delayed`,
+-- its idempotency record and the wake-up signal are written together or not at all (and so is
+-- the whole call: a script runs alone).
+-- KEYS[1] ready   KEYS[2] delayed   KEYS[3] signal
+-- ARGV[1] what a job's key is before its id   ARGV[2] what an idempotency key is before the key
+-- Then eight per job: id, payload, max_attempts (0: the worker's default), now (ms),
+-- run_at (ms), idempotency window (ms; 0: no key), idempotency key, fingerprint of what is
+-- asked for ('' when the job has none).
+-- Answers per job {id, 1, fingerprint} when an earlier job answers for this push (with that
+-- job's fingerprint, so the caller can tell a retry from a different request reusing the key),
+-- and {id, 0, ''} when this one was queued.
+-- The keys built here (job hashes, idempotency records) carry the queue's hash tag, like KEYS.
+local answers, ready = {}, {}
+local queued = 0
+for i = 3, #ARGV, 8 do
+  local id = ARGV[i]
+  local window = ARGV[i + 5]
+  local job = ARGV[1] .. id
+  local answer = nil
+  if window ~= '0' then
+    local idem = ARGV[2] .. ARGV[i + 6]
+    local first = redis.call('GET', idem)
+    if first then
+      answer = {first, 1, redis.call('HGET', ARGV[1] .. first, 'fingerprint') or ''}
+    else
+      redis.call('SET', idem, id, 'PX', window)
+    end
   end
-  redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[6])
+  if not answer and redis.call('EXISTS', job) == 1 then
+    answer = {id, 1, redis.call('HGET', job, 'fingerprint') or ''}
+  end
+  if not answer then
+    local state = 'queued'
+    if tonumber(ARGV[i + 4]) > tonumber(ARGV[i + 3]) then
+      state = 'delayed'
+      redis.call('ZADD', KEYS[2], ARGV[i + 4], id)
+    else
+      ready[#ready + 1] = id
+    end
+    if ARGV[i + 7] ~= '' then
+      redis.call('HSET', job, 'payload', ARGV[i + 1], 'attempts', '0', 'max_attempts', ARGV[i + 2],
+        'enqueued_at', ARGV[i + 3], 'run_at', ARGV[i + 4], 'state', state, 'fingerprint', ARGV[i + 7])
+    else
+      redis.call('HSET', job, 'payload', ARGV[i + 1], 'attempts', '0', 'max_attempts', ARGV[i + 2],
+        'enqueued_at', ARGV[i + 3], 'run_at', ARGV[i + 4], 'state', state)
+    end
+    queued = queued + 1
+    answer = {id, 0, ''}
+  end
+  answers[#answers + 1] = answer
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {ARGV[1], 1, redis.call('HGET', KEYS[1], 'fingerprint') or ''}
+if #ready > 0 then
+  redis.call('LPUSH', KEYS[1], unpack(ready))
 end
-local now = tonumber(ARGV[4])
-local run_at = tonumber(ARGV[5])
-local state = 'queued'
-if run_at > now then
-  state = 'delayed'
-  redis.call('ZADD', KEYS[3], run_at, ARGV[1])
-else
-  redis.call('LPUSH', KEYS[2], ARGV[1])
+-- One wake-up per job queued (a delayed one too: a sleeper may need to shorten its wait to
+-- its due time), as many as the signal list holds.
+if queued > 0 then
+  local tokens = {}
+  for _ = 1, math.min(queued, 64) do tokens[#tokens + 1] = '1' end
+  redis.call('LPUSH', KEYS[3], unpack(tokens))
+  redis.call('LTRIM', KEYS[3], 0, 63)
 end
-redis.call('HSET', KEYS[1], 'payload', ARGV[2], 'attempts', 0, 'max_attempts', ARGV[3],
-  'enqueued_at', ARGV[4], 'run_at', ARGV[5], 'state', state)
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[7])
-end
--- A delayed job wakes sleepers too: one of them may need to shorten its wait to this due time.
-redis.call('LPUSH', KEYS[4], '1')
-redis.call('LTRIM', KEYS[4], 0, 63)
-return {ARGV[1], 0, ''}
+return answers
