@@ -52,7 +52,13 @@ pub enum Failure {
 impl Failure {
     /// The kind of `error`.
     pub fn of(error: &RedisError) -> Self {
-        if error.code() == Some("OOM") {
+        // A pipeline's failure carries its commands' own errors (a batch push is a pipeline).
+        let full = error.code() == Some("OOM")
+            || error
+                .clone()
+                .into_server_errors()
+                .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "OOM"));
+        if full {
             Self::Full
         } else if error.is_timeout() {
             Self::TimedOut
