@@ -311,6 +311,18 @@ pub struct Settings {
     pub subscribe_rate_per_address: u64,
     /// `MAILROOM_SUBSCRIBE_RATE_PER_IP`: public sign-ups per client IP per hour.
     pub subscribe_rate_per_ip: u64,
+    /// `MAILROOM_CAMPAIGN_CONCURRENCY`: campaign jobs a worker process runs at once (its share
+    /// for campaigns, apart from `MAILROOM_CONCURRENCY`, which serves transactional email).
+    pub campaign_concurrency: usize,
+    /// `MAILROOM_CAMPAIGN_RETENTION_SECS`: how long a campaign's state, audience and bitmaps
+    /// are kept after it finishes or is cancelled.
+    pub campaign_retention_secs: u64,
+    /// `MAILROOM_PROVIDER_RATE`: campaign recipients per second across every worker (0: no
+    /// limit of mailroom's own).
+    pub provider_rate: u32,
+    /// `MAILROOM_DOMAIN_RATES`: `domain=rate,…`, campaign recipients per second per receiving
+    /// domain, over the defaults for the large mailbox providers (0 lifts one).
+    pub domain_rates: String,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -399,6 +411,10 @@ impl Default for Settings {
             unsubscribe_mailto: None,
             subscribe_rate_per_address: 5,
             subscribe_rate_per_ip: 30,
+            campaign_concurrency: 4,
+            campaign_retention_secs: 30 * 24 * 3600,
+            provider_rate: 0,
+            domain_rates: String::new(),
             timeline_max_events: 1000,
             allow_evicting_redis: false,
             request_timeout_secs: 30,
@@ -471,7 +487,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 24] = [
+        let ranges: [(&str, u64, u64, u64); 26] = [
             ("smtp_pool_size", self.smtp_pool_size as u64, 1, 1000),
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
@@ -536,6 +552,18 @@ impl Settings {
             ),
             ("request_timeout_secs", self.request_timeout_secs, 1, 3600),
             (
+                "campaign_concurrency",
+                self.campaign_concurrency as u64,
+                1,
+                1024,
+            ),
+            (
+                "campaign_retention_secs",
+                self.campaign_retention_secs,
+                60,
+                400 * 24 * 3600,
+            ),
+            (
                 "max_requests_in_flight",
                 self.max_requests_in_flight as u64,
                 1,
@@ -556,6 +584,7 @@ impl Settings {
             );
         }
         self.default_from()?;
+        self.domain_rate_list()?;
         self.dns_settings()?;
         self.webhook_key()?;
         self.link_keys()?;
@@ -703,6 +732,15 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("MAILROOM_LINK_KEYS: {e}"))
             })
             .transpose()
+    }
+
+    /// `MAILROOM_DOMAIN_RATES`, parsed.
+    ///
+    /// # Errors
+    /// When an entry is not `domain=rate`.
+    pub fn domain_rate_list(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        crate::campaigns::throttle::parse_domain_rates(&self.domain_rates)
+            .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_RATES: {e}"))
     }
 
     /// The categories that override suppressions, trimmed.

@@ -33,6 +33,10 @@
 //! | `P:{lists}` + `…:seq` | hash + string | list id → the list's settings (JSON); the last list id | lists API |
 //! | `P:{ls:S}:…` | | subscriber shard S, see [`ShardKeys`] | list scripts |
 //! | `P:{import}:ID` + `…:errors` | hash + list | an import's state and counts; its reported rows | imports |
+//! | `P:{campaigns}` | sorted set | campaign ids by creation time (ms) | campaigns API |
+//! | `P:{cp:ID}:…` | | campaign ID, see [`CampaignKeys`] | campaign scripts |
+//! | `P:{thr:SCOPE}` | string | a throttle's theoretical arrival time (GCRA, µs) | campaign workers |
+//! | `P:{thr:SCOPE}:hold` | string | a throttle held back until a time (a provider's 429, an SMTP 421) | campaign workers |
 //! | `P:addrmsg:DIGEST` | list | the newest message ids sent to an address (SHA-256 of its case key), for export and erasure | send worker |
 //!
 //! Subscribers are spread over [`SUBSCRIBER_SHARDS`] shards by a hash of their address; a
@@ -221,6 +225,28 @@ impl Keys {
         format!("{}:{{import}}:{id}:errors", self.prefix)
     }
 
+    /// The campaigns, by creation time.
+    pub fn campaigns(&self) -> String {
+        format!("{}:{{campaigns}}", self.prefix)
+    }
+
+    /// The keys of campaign `id`.
+    pub fn campaign(&self, id: &str) -> CampaignKeys {
+        CampaignKeys {
+            base: format!("{}:{{cp:{id}}}", self.prefix),
+        }
+    }
+
+    /// A throttle's state (`scope`: `provider:sendgrid`, `domain:gmail.com`, …).
+    pub fn throttle(&self, scope: &str) -> String {
+        format!("{}:{{thr:{scope}}}", self.prefix)
+    }
+
+    /// When a throttle may send again after a provider asked it to wait.
+    pub fn throttle_hold(&self, scope: &str) -> String {
+        format!("{}:{{thr:{scope}}}:hold", self.prefix)
+    }
+
     /// Keys an older mailroom wrote under other names, each with its name today: moved once,
     /// at start-up, on a single Redis ([`crate::connection`]; a cluster never held them).
     pub fn renamed_since_cluster_support(&self, days: &[String]) -> Vec<(String, String)> {
@@ -305,6 +331,58 @@ impl ShardKeys {
     /// Subscriber `id`'s subscription history.
     pub fn history(&self, id: u64) -> String {
         format!("{}{id}", self.history_prefix())
+    }
+}
+
+/// The keys of one campaign, all under the tag `{cp:ID}`:
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `P:{cp:ID}` | hash | `spec` (the campaign as created, JSON), `state`, `run`, times, `audience` and the counters |
+/// | `P:{cp:ID}:snap` | string | the audience: subscriber ids, 8 bytes each (little-endian), in send order |
+/// | `P:{cp:ID}:done` | bitmap | bit N: recipient N (ordinal in the snapshot) is sent, skipped or failed |
+/// | `P:{cp:ID}:try` | bitmap | bit N: recipient N's hand-over began (a crash leaves it set without `done`) |
+/// | `P:{cp:ID}:why` | hash | `outcome:reason` → how many recipients were skipped or failed for it (bounded) |
+#[derive(Debug, Clone)]
+pub struct CampaignKeys {
+    base: String,
+}
+
+impl CampaignKeys {
+    /// The campaign's state and counters.
+    pub fn state(&self) -> String {
+        self.base.clone()
+    }
+
+    /// The audience snapshot.
+    pub fn snapshot(&self) -> String {
+        format!("{}:snap", self.base)
+    }
+
+    /// The recipients finished with.
+    pub fn done(&self) -> String {
+        format!("{}:done", self.base)
+    }
+
+    /// The recipients whose hand-over began.
+    pub fn tried(&self) -> String {
+        format!("{}:try", self.base)
+    }
+
+    /// Skip and failure reasons, counted.
+    pub fn reasons(&self) -> String {
+        format!("{}:why", self.base)
+    }
+
+    /// Every key of the campaign.
+    pub fn all(&self) -> [String; 5] {
+        [
+            self.state(),
+            self.snapshot(),
+            self.done(),
+            self.tried(),
+            self.reasons(),
+        ]
     }
 }
 
@@ -450,6 +528,7 @@ mod tests {
         ];
         let lists = [keys.lists(), keys.lists_seq()];
         let import = [keys.import("x"), keys.import_errors("x")];
+        let campaign = keys.campaign("0190-c").all();
         for group in [
             &message[..],
             &day,
@@ -459,6 +538,7 @@ mod tests {
             &shard,
             &lists,
             &import,
+            &campaign,
         ] {
             assert!(same_slot(group), "{group:?}");
         }

@@ -3,7 +3,7 @@
 //! - [`Job`]: the trait every payload implements (its queue name and its own validity check).
 //! - The payloads, plain serde data: [`email`] (`SendEmail`, the message and its checks),
 //!   [`templates`] (the data each template takes), [`verification`] (`SendVerification`,
-//!   `DeliverEvent`) and [`payloads`] (`Noop`).
+//!   `DeliverEvent`), [`campaign`] (`CampaignJob`) and [`payloads`] (`Noop`).
 //! - [`keys`]: the Redis key schema ([`QueueKeys`] for one queue, the contract shared by
 //!   producers and workers; [`Keys`] for everything else).
 //! - [`connection`]: one Redis or a Redis Cluster behind one connection type.
@@ -13,6 +13,7 @@
 //! documented in the README ("Enqueueing from another language"); both end in the same layout.
 
 pub mod address;
+pub mod campaign;
 pub mod connection;
 pub mod email;
 pub mod keys;
@@ -22,10 +23,12 @@ pub mod templates;
 pub mod verification;
 pub mod webhooks;
 
+pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};
 pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
 pub use keys::{
-    BUCKET_SPAN, Keys, QueueKeys, RECORDS_PER_BUCKET, SUBSCRIBER_SHARDS, ShardKeys, bucket_of,
+    BUCKET_SPAN, CampaignKeys, Keys, QueueKeys, RECORDS_PER_BUCKET, SUBSCRIBER_SHARDS, ShardKeys,
+    bucket_of,
 };
 pub use payloads::Noop;
 pub use producer::{

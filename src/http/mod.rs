@@ -7,6 +7,7 @@
 //!   template previews at `/dev/preview`.
 
 pub mod auth;
+mod campaigns;
 mod emails;
 pub mod error;
 mod extract;
@@ -113,6 +114,8 @@ pub struct Shared {
     pub lists: ListStore,
     /// Import records.
     pub imports: ImportStore,
+    /// Campaigns.
+    pub campaigns: crate::campaigns::CampaignStore,
     /// The largest CSV body an import reads.
     pub import_max_bytes: u64,
     /// The keys that sign unsubscribe links (`None`: no list mail, no `/u` links).
@@ -229,6 +232,11 @@ impl AppState {
             suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
             lists: ListStore::new(conn.clone(), &settings.redis_prefix).with_bulk_reads(bulk),
             imports: ImportStore::new(conn.clone(), &settings.redis_prefix),
+            campaigns: crate::campaigns::CampaignStore::new(
+                conn.clone(),
+                &settings.redis_prefix,
+                settings.campaign_retention_secs,
+            ),
             import_max_bytes: settings.import_max_bytes,
             links: settings.link_keys()?.map(Arc::new),
             public_url: settings.public_url.clone(),
@@ -312,6 +320,16 @@ pub fn router(state: AppState) -> Router {
             "/v1/subscribers/{id}/lists/{list}",
             axum::routing::put(subscribers::set_subscription),
         )
+        .route(
+            "/v1/campaigns",
+            post(campaigns::create).get(campaigns::index),
+        )
+        .route("/v1/campaigns/{id}", get(campaigns::get))
+        .route("/v1/campaigns/{id}/schedule", post(campaigns::schedule))
+        .route("/v1/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/v1/campaigns/{id}/resume", post(campaigns::resume))
+        .route("/v1/campaigns/{id}/cancel", post(campaigns::cancel))
+        .route("/v1/campaigns/{id}/test", post(campaigns::test))
         .route("/v1/inbound", get(inbound::list))
         .route("/v1/inbound/{id}", get(inbound::get))
         .route("/v1/inbound/{id}/attachments/{n}", get(inbound::attachment))

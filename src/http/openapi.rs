@@ -7,8 +7,8 @@ use utoipa::{
 };
 
 use super::{
-    emails, error, health, imports, inbound, lists, metrics, render, subscribers, suppressions,
-    validations, verify, webhooks,
+    campaigns, emails, error, health, imports, inbound, lists, metrics, render, subscribers,
+    suppressions, validations, verify, webhooks,
 };
 use crate::store;
 
@@ -16,13 +16,24 @@ use crate::store;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors),
+    paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test),
     components(schemas(
         mailroom_jobs::EmailMessage,
         mailroom_jobs::Mailbox,
         mailroom_jobs::Attachment,
         mailroom_jobs::TemplateRef,
         emails::Accepted,
+        campaigns::NewCampaign,
+        campaigns::CampaignTemplate,
+        campaigns::ScheduleRequest,
+        campaigns::TestRequest,
+        campaigns::TestQueued,
+        campaigns::CampaignPage,
+        crate::campaigns::Campaign,
+        crate::campaigns::Spec,
+        crate::campaigns::Content,
+        crate::campaigns::State,
+        crate::campaigns::model::Engagement,
         emails::BatchRequest,
         emails::BatchAccepted,
         emails::BatchItem,

@@ -179,8 +179,20 @@ pub fn list_headers(
     list_name: &str,
     mailto: Option<&str>,
 ) -> Vec<(&'static str, String)> {
+    list_headers_with(&keys.sign(link), public_url, link.list, list_name, mailto)
+}
+
+/// [`list_headers`] for a link already signed as `token` (a campaign signs each recipient's
+/// link once, for the headers and the body).
+pub fn list_headers_with(
+    token: &str,
+    public_url: &str,
+    list: ListId,
+    list_name: &str,
+    mailto: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let base = public_url.trim_end_matches('/');
-    let mut unsubscribe = format!("<{base}/u/{}>", keys.sign(link));
+    let mut unsubscribe = format!("<{base}/u/{token}>");
     if let Some(address) = mailto.filter(|m| !m.is_empty()) {
         unsubscribe.push_str(&format!(", <mailto:{address}?subject=unsubscribe>"));
     }
@@ -208,7 +220,7 @@ pub fn list_headers(
             "List-Unsubscribe-Post",
             "List-Unsubscribe=One-Click".to_owned(),
         ),
-        ("List-Id", format!("{phrase}<{}.list-id.{host}>", link.list)),
+        ("List-Id", format!("{phrase}<{list}.list-id.{host}>")),
     ]
 }
 

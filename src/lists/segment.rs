@@ -509,6 +509,36 @@ impl<'a> RecordView<'a> {
         })
     }
 
+    /// The address.
+    pub fn email(&self) -> &'a str {
+        self.email
+    }
+
+    /// The name (empty when unknown).
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The locale (empty when unknown).
+    pub fn locale(&self) -> &'a str {
+        self.locale
+    }
+
+    /// Whether the subscriber is blocklisted (receives nothing from any list).
+    pub fn is_blocklisted(&self) -> bool {
+        self.status == "b"
+    }
+
+    /// Top-level attribute `name` as text for an email: a string as it is, a number or a
+    /// boolean as JSON, anything else (absent, null, objects, arrays) empty.
+    pub fn attribute_text(&self, name: &str) -> String {
+        match self.attribute(std::slice::from_ref(&name.to_owned())) {
+            Some(Value::String(s)) => s,
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// Attribute `path` (`["address", "city"]`), if the record has it.
     fn attribute(&self, path: &[String]) -> Option<Value> {
         let (last, parents) = path.split_last()?;

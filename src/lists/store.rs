@@ -746,6 +746,37 @@ impl ListStore {
         }
     }
 
+    /// The raw records of subscribers `ids` (any shards), in order; `None` for one that is gone.
+    /// One pipelined read per shard, the shards side by side.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn raw_records(
+        &self,
+        ids: &[SubscriberId],
+    ) -> redis::RedisResult<Vec<Option<String>>> {
+        let mut by_shard: std::collections::BTreeMap<u16, (Vec<usize>, Vec<u64>)> =
+            Default::default();
+        for (i, id) in ids.iter().enumerate() {
+            let entry = by_shard.entry(id.shard()).or_default();
+            entry.0.push(i);
+            entry.1.push(id.get());
+        }
+        let answers = try_join_all(
+            by_shard
+                .iter()
+                .map(|(&shard, (_, numbers))| self.records(shard, numbers)),
+        )
+        .await?;
+        let mut records = vec![None; ids.len()];
+        for ((indexes, _), answer) in by_shard.into_values().zip(answers) {
+            for (i, record) in indexes.into_iter().zip(answer) {
+                records[i] = record;
+            }
+        }
+        Ok(records)
+    }
+
     /// The records of subscribers `ids` of `shard`, in order: one `HMGET` per bucket, in one
     /// round trip.
     async fn records(&self, shard: u16, ids: &[u64]) -> redis::RedisResult<Vec<Option<String>>> {

@@ -206,6 +206,6 @@ impl OutgoingEmail {
 
 /// A plain-text version of `html` for mail clients that show no HTML: paragraphs kept, links
 /// written out as footnotes with their full URLs.
-pub(super) fn text_from_html(html: &str) -> String {
+pub fn text_from_html(html: &str) -> String {
     html2text::from_read(html.as_bytes(), 78).unwrap_or_else(|_| html.to_owned())
 }

@@ -12,9 +12,9 @@ mod smtp;
 
 use std::time::Duration;
 
-pub use message::{ComposeError, OutgoingEmail};
+pub use message::{ComposeError, OutgoingEmail, text_from_html};
 pub use outbox::Outbox;
-pub use sendgrid::SendGrid;
+pub use sendgrid::{BulkAddress, BulkContent, BulkError, BulkMail, BulkRecipient, SendGrid};
 pub use smtp::Smtp;
 
 use crate::config::{ProviderKind, Settings};
@@ -36,6 +36,9 @@ pub enum ProviderError {
         message: String,
         /// How long the provider asked us to wait, when it did.
         retry_after: Option<Duration>,
+        /// The receiver asked us to slow down (SMTP 421, or an enhanced status 4.7.x): a
+        /// campaign backs off that recipient's domain.
+        slow_down: bool,
     },
     /// Trying again will not help: the request itself was refused.
     #[error("{message}")]
@@ -50,6 +53,7 @@ impl ProviderError {
         Self::Transient {
             message: message.into(),
             retry_after: None,
+            slow_down: false,
         }
     }
 

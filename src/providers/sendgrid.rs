@@ -75,16 +75,140 @@ impl SendGrid {
     /// # Errors
     /// See the module documentation for which failures are transient.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let body = MailSend::from(email);
+        self.post(&MailSend::from(email))
+            .await
+            .map_err(|error| match error {
+                BulkError::NotSent {
+                    message,
+                    retry_after,
+                    ..
+                } => ProviderError::Transient {
+                    message,
+                    retry_after,
+                    slow_down: false,
+                },
+                BulkError::Unknown { message } => ProviderError::transient(message),
+                BulkError::Refused { message } => ProviderError::permanent(message),
+            })
+    }
+}
+
+/// One Mail Send request carrying many copies of one message (a campaign's recipients of one
+/// language): the body once, with substitution tags that each personalization fills.
+#[derive(Debug, Serialize)]
+pub struct BulkMail {
+    pub personalizations: Vec<BulkRecipient>,
+    pub from: BulkAddress,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<BulkAddress>,
+    pub subject: String,
+    pub content: Vec<BulkContent>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    pub custom_args: BTreeMap<String, String>,
+}
+
+/// An address in a [`BulkMail`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkAddress {
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl From<&Mailbox> for BulkAddress {
+    fn from(mailbox: &Mailbox) -> Self {
+        Self {
+            email: mailbox.email.to_string(),
+            name: mailbox.name.clone(),
+        }
+    }
+}
+
+/// One part of a [`BulkMail`] (`text/plain` first).
+#[derive(Debug, Serialize)]
+pub struct BulkContent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// One recipient of a [`BulkMail`], with their own substitutions, headers and custom args.
+#[derive(Debug, Serialize)]
+pub struct BulkRecipient {
+    pub to: [BulkAddress; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
+    pub substitutions: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
+    pub headers: Vec<(&'static str, String)>,
+    #[serde(serialize_with = "pairs")]
+    pub custom_args: Vec<(&'static str, String)>,
+}
+
+/// A list of pairs as a JSON object (no map built for every recipient).
+fn pairs<S: serde::Serializer, K: AsRef<str>>(
+    pairs: &[(K, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k.as_ref(), v)?;
+    }
+    map.end()
+}
+
+/// Why a [`BulkMail`] was not accepted, with what it means for its recipients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BulkError {
+    /// SendGrid did not take it (429, 5xx, no connection): nobody got it; try again later.
+    #[error("{message}")]
+    NotSent {
+        message: String,
+        /// SendGrid asked to wait this long (429).
+        retry_after: Option<Duration>,
+        /// It was a 429: the account's rate is spent.
+        throttled: bool,
+    },
+    /// The request may or may not have been taken (a timeout after it was written).
+    #[error("{message}")]
+    Unknown { message: String },
+    /// SendGrid refused it (400, 401, 403, 413): sending it again will not help.
+    #[error("{message}")]
+    Refused { message: String },
+}
+
+impl SendGrid {
+    /// Sends one [`BulkMail`].
+    ///
+    /// # Errors
+    /// See [`BulkError`].
+    pub async fn send_bulk(&self, mail: &BulkMail) -> Result<Delivery, BulkError> {
+        self.post(mail).await
+    }
+
+    /// POSTs `body` to Mail Send and reads SendGrid's answer.
+    async fn post<B: Serialize>(&self, body: &B) -> Result<Delivery, BulkError> {
         let response = self
             .client
             .post(self.endpoint.clone())
             .bearer_auth(self.api_key.expose_secret())
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| {
-                ProviderError::transient(format!("SendGrid unreachable: {}", without_url(&e)))
+                let message = format!("SendGrid unreachable: {}", without_url(&e));
+                if e.is_connect() {
+                    BulkError::NotSent {
+                        message,
+                        retry_after: None,
+                        throttled: false,
+                    }
+                } else {
+                    BulkError::Unknown { message }
+                }
             })?;
         let status = response.status();
         if status == StatusCode::ACCEPTED || status == StatusCode::OK {
@@ -101,12 +225,13 @@ impl SendGrid {
         let text = response.text().await.unwrap_or_default();
         let message = format!("SendGrid answered {status}: {}", error_messages(&text));
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            Err(ProviderError::Transient {
+            Err(BulkError::NotSent {
                 message,
                 retry_after,
+                throttled: status == StatusCode::TOO_MANY_REQUESTS,
             })
         } else {
-            Err(ProviderError::permanent(message))
+            Err(BulkError::Refused { message })
         }
     }
 }

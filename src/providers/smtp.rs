@@ -245,7 +245,16 @@ impl Smtp {
                 self.name
             ))
         } else {
-            ProviderError::transient(format!("SMTP relay {}: {error}", self.name))
+            let message = format!("SMTP relay {}: {error}", self.name);
+            // 421: the server closes the session for now; 4.7.x: a policy deferral (rate,
+            // reputation). Both ask the sender to come back more slowly.
+            let slow_down = error.status().is_some_and(|code| code.to_string() == "421")
+                || error.to_string().contains(" 4.7.");
+            ProviderError::Transient {
+                message,
+                retry_after: None,
+                slow_down,
+            }
         }
     }
 }

@@ -98,6 +98,11 @@ impl Renderer {
         })
     }
 
+    /// The locale a message asked for in `locale` is rendered in (`fr-CA` → `fr`).
+    pub fn negotiate(&self, locale: Option<&str>) -> String {
+        locale::negotiate(locale, &self.default_locale).to_string()
+    }
+
     /// Renders `template`.
     ///
     /// # Errors

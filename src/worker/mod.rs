@@ -6,6 +6,7 @@
 //! not started, and, when the grace period runs out, the jobs still running. A worker whose
 //! runtime fails makes the process exit non-zero; it never exits 0 with work silently undone.
 
+mod campaign;
 mod deliver_event;
 mod noop;
 mod process_events;
@@ -18,10 +19,13 @@ use anyhow::{Context, anyhow};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
-use mailroom_jobs::{DeliverEvent, Job, SendEmail, SendVerification, SendgridEvents};
+use mailroom_jobs::{
+    CampaignJob, DeliverEvent, Job, Producer, SendEmail, SendVerification, SendgridEvents,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    campaigns::{CampaignStore, Campaigner, Throttles},
     config::Settings,
     events::{EventStore, MessageIndex},
     providers::Provider,
@@ -29,6 +33,7 @@ use crate::{
     store::{RedisGuard, Suppressions, Verifications, health::WATCH_EVERY},
 };
 
+pub use campaign::run_campaign;
 pub use deliver_event::{Callbacks, deliver_event, signature};
 pub use noop::run_noop;
 pub use process_events::{Processed, process_events};
@@ -135,17 +140,23 @@ pub async fn run(
             .await
             .context(connect)?;
     let event_store = EventStore::new(
-        conn,
+        conn.clone(),
         &settings.redis_prefix,
         settings.event_retention_secs,
         settings.timeline_max_events,
     );
+    let campaign_queue =
+        RedisQueue::<CampaignJob>::connect(client.clone(), config.clone(), name.clone())
+            .await
+            .context(connect)?;
+    let campaigner = Arc::new(campaigner(settings, &conn, &mailer)?);
     let callbacks = Arc::new(Callbacks::from_settings(settings)?);
     tracing::info!(
         worker = %name,
         concurrency = options.concurrency,
         provider = mailer.provider.name(),
-        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE],
+        campaign_concurrency = settings.campaign_concurrency,
+        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE, CampaignJob::QUEUE],
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
@@ -153,9 +164,15 @@ pub async fn run(
     let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
     let event_worker = event_worker(&name, &events, callbacks, options, stop());
     let webhook_worker = webhook_worker(&name, &webhooks, event_store, options, stop());
+    let campaign_options = WorkerOptions {
+        concurrency: settings.campaign_concurrency.max(1),
+        ..options
+    };
+    let campaign_worker =
+        campaign_worker(&name, &campaign_queue, campaigner, campaign_options, stop());
     // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
     // gracefully and hands its jobs back instead of being cut off.
-    let (email, verification, event, webhook) = tokio::join!(
+    let (email, verification, event, webhook, campaign) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
         supervise(
             verification_worker,
@@ -165,13 +182,44 @@ pub async fn run(
         ),
         supervise(event_worker, &events, &shutdown, options.grace),
         supervise(webhook_worker, &webhooks, &shutdown, options.grace),
+        supervise(campaign_worker, &campaign_queue, &shutdown, options.grace),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
     event.context("the callback worker")?;
     webhook.context("the SendGrid event worker")?;
+    campaign.context("the campaign worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
+}
+
+/// The campaign runner of a worker process, sharing the send worker's provider.
+fn campaigner(
+    settings: &Settings,
+    conn: &mailroom_jobs::RedisConnection,
+    mailer: &Mailer,
+) -> anyhow::Result<Campaigner> {
+    let prefix = &settings.redis_prefix;
+    Ok(Campaigner {
+        store: CampaignStore::new(conn.clone(), prefix, settings.campaign_retention_secs),
+        lists: crate::lists::ListStore::new(conn.clone(), prefix),
+        suppressions: Suppressions::new(conn.clone(), prefix),
+        producer: Producer::new(conn.clone(), prefix.clone()),
+        renderer: Arc::new(mailer.renderer.clone()),
+        provider: mailer.provider.clone(),
+        default_from: mailer.default_from.clone(),
+        links: mailer.links.clone(),
+        public_url: settings.public_url.clone(),
+        unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
+        throttles: Throttles::new(
+            conn.clone(),
+            prefix,
+            Some(settings.provider_rate),
+            &settings.domain_rate_list()?,
+        ),
+        parallel_sends: settings.smtp_pool_size.max(1),
+        prepared: std::sync::Mutex::default(),
+    })
 }
 
 type StopSignal = futures::future::Map<
@@ -254,6 +302,24 @@ fn event_worker(
         stop,
         deliver_event,
         data = callbacks
+    )
+}
+
+fn campaign_worker(
+    name: &str,
+    queue: &RedisQueue<CampaignJob>,
+    campaigner: Arc<Campaigner>,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    worker!(
+        CampaignJob,
+        name,
+        queue,
+        options,
+        stop,
+        run_campaign,
+        data = campaigner
     )
 }
 

@@ -252,6 +252,7 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
         Err(ProviderError::Transient {
             message,
             retry_after,
+            ..
         }) => Err(match retry_after {
             Some(delay) => RetryAfterError::new(message, delay).into(),
             None => message.into(),

@@ -1,0 +1,20 @@
+//! Campaigns: one email to the confirmed subscribers of one or more lists, sent in batches on
+//! the `campaigns` queue, each recipient exactly once.
+//!
+//! - [`model`]: the campaign as created (its [`Spec`]), its states and what `GET` shows.
+//! - [`store`]: its keys in Redis and the scripts that change them (state, audience snapshot,
+//!   the per-recipient `try` and `done` bitmaps).
+//! - [`copy`]: the copy rendered once per language, with per-recipient fields left open.
+//! - [`run`]: the start and batch jobs.
+//! - [`throttle`]: rate limits shared by every worker, per provider, campaign and domain.
+
+pub mod copy;
+pub mod model;
+pub mod run;
+pub mod store;
+pub mod throttle;
+
+pub use model::{Campaign, Content, Spec, State};
+pub use run::{Campaigner, Report, RunError};
+pub use store::{CampaignStore, Transition};
+pub use throttle::Throttles;
