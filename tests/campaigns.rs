@@ -350,10 +350,15 @@ async fn campaigns_are_checked_when_created_and_their_lifecycle_refuses_what_it_
 struct Recorder {
     bodies: Arc<Mutex<Vec<Value>>>,
     script: Arc<Mutex<Vec<ResponseTemplate>>>,
+    /// How long a 202 takes.
+    delay: Duration,
+    /// When each request arrived.
+    times: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl Respond for Recorder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.times.lock().unwrap().push(std::time::Instant::now());
         let mut script = self.script.lock().unwrap();
         if !script.is_empty() {
             return script.remove(0);
@@ -362,7 +367,9 @@ impl Respond for Recorder {
             .lock()
             .unwrap()
             .push(serde_json::from_slice(&request.body).unwrap());
-        ResponseTemplate::new(202).insert_header("x-message-id", "sg-1")
+        ResponseTemplate::new(202)
+            .insert_header("x-message-id", "sg-1")
+            .set_delay(self.delay)
     }
 }
 
@@ -511,4 +518,310 @@ async fn a_429_storm_slows_the_campaign_and_it_recovers_without_loss_or_repeats(
     assert_eq!(seen.len(), 3000);
     assert!(seen.values().all(|&n| n == 1));
     app.stop().await;
+}
+
+/// A recorder whose 202s take `delay` to arrive, noting when each request came.
+fn slow_recorder(delay: Duration) -> (Recorder, Arc<Mutex<Vec<std::time::Instant>>>) {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Recorder {
+        delay,
+        times: times.clone(),
+        ..Recorder::default()
+    };
+    (recorder, times)
+}
+
+async fn sent_so_far(app: &TestApp, id: &str) -> u64 {
+    campaign(app, id).await["sent"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn pause_and_resume_send_to_nobody_twice_and_skip_nobody() {
+    let (recorder, _) = slow_recorder(Duration::from_millis(150));
+    let mock = sendgrid(&recorder).await;
+    let mut app = app_with(|s| {
+        through(&mock)(s);
+        s.campaign_concurrency = 1;
+    })
+    .await;
+    let list = new_list(&app, "Paused", None).await;
+    import(&app, list, people(6000, "example.com")).await;
+    let id = create(
+        &app,
+        &json!({"name": "p", "lists": [list], "subject": "Hi {{name}}", "text": "x {{unsubscribe_url}}"}),
+    )
+    .await;
+    app.start_worker();
+    app.call(
+        "POST",
+        &format!("/v1/campaigns/{id}/schedule"),
+        &Value::Null,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a first batch", || async {
+        (sent_so_far(&app, &id).await > 0).then_some(())
+    })
+    .await;
+    let (status, paused) = app
+        .call("POST", &format!("/v1/campaigns/{id}/pause"), &Value::Null)
+        .await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["state"], "paused");
+    // Whatever was being handed over lands; then nothing moves.
+    let settled = eventually(Duration::from_secs(10), "the pause to settle", || async {
+        let before = recorder.bodies.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        (recorder.bodies.lock().unwrap().len() == before).then_some(before)
+    })
+    .await;
+    let during = campaign(&app, &id).await;
+    assert!(during["sent"].as_u64().unwrap() < 6000, "{during}");
+    assert_eq!(
+        during["sent"].as_u64().unwrap() as usize,
+        recipients(&recorder.bodies.lock().unwrap()).len()
+    );
+    let (status, resumed) = app
+        .call("POST", &format!("/v1/campaigns/{id}/resume"), &Value::Null)
+        .await;
+    assert_eq!(status, 200, "{resumed}");
+    let done = wait_state(&app, &id, "finished").await;
+    assert!(recorder.bodies.lock().unwrap().len() > settled);
+    assert_eq!(done["sent"], 6000, "{done}");
+    assert_eq!(done["possibly_duplicated"], 0);
+    let seen = recipients(&recorder.bodies.lock().unwrap());
+    assert_eq!(seen.len(), 6000);
+    assert!(seen.values().all(|&n| n == 1), "someone was sent to twice");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_campaign_stops_handing_over_within_a_second() {
+    let (recorder, times) = slow_recorder(Duration::from_millis(100));
+    let mock = sendgrid(&recorder).await;
+    let mut app = app_with(|s| {
+        through(&mock)(s);
+        s.campaign_concurrency = 2;
+    })
+    .await;
+    let list = new_list(&app, "Cancelled", None).await;
+    import(&app, list, people(20_000, "example.com")).await;
+    let id = create(
+        &app,
+        &json!({"name": "c", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": 2000}),
+    )
+    .await;
+    app.start_worker();
+    app.call(
+        "POST",
+        &format!("/v1/campaigns/{id}/schedule"),
+        &Value::Null,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a first batch", || async {
+        (sent_so_far(&app, &id).await > 0).then_some(())
+    })
+    .await;
+    let (status, cancelled) = app
+        .call("POST", &format!("/v1/campaigns/{id}/cancel"), &Value::Null)
+        .await;
+    let at = std::time::Instant::now();
+    assert_eq!(status, 200, "{cancelled}");
+    // Give stragglers every chance to show up, then look at when requests came.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let late = times
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t > at + Duration::from_secs(1))
+        .count();
+    assert_eq!(late, 0, "requests more than a second after the cancel");
+    let after = campaign(&app, &id).await;
+    assert_eq!(after["state"], "cancelled");
+    assert!(after["sent"].as_u64().unwrap() < 20_000, "{after}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsubscribe_during_the_run_is_honoured_by_batches_not_yet_handed_over() {
+    let recorder = Recorder::default();
+    let mock = sendgrid(&recorder).await;
+    let mut app = app_with(|s| {
+        through(&mock)(s);
+        s.campaign_concurrency = 1;
+    })
+    .await;
+    let list = new_list(&app, "Leaving", None).await;
+    import(&app, list, people(4000, "example.com")).await;
+    // 1,000 a second: the last batch goes out some three seconds after the first.
+    let id = create(
+        &app,
+        &json!({"name": "u", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": 1000}),
+    )
+    .await;
+    app.start_worker();
+    app.call(
+        "POST",
+        &format!("/v1/campaigns/{id}/schedule"),
+        &Value::Null,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a first batch", || async {
+        (sent_so_far(&app, &id).await > 0).then_some(())
+    })
+    .await;
+    // Whoever is in the last batch: not yet sent to.
+    let bodies = recorder.bodies.lock().unwrap().clone();
+    let early = recipients(&bodies);
+    let leaver = (0..4000)
+        .rev()
+        .map(|i| format!("p{i}@example.com"))
+        .find(|e| !early.contains_key(e))
+        .unwrap();
+    let (status, body) = app
+        .call(
+            "PUT",
+            &format!("/v1/subscribers/{leaver}/lists/{list}"),
+            &json!({"status": "unsubscribed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let done = wait_state(&app, &id, "finished").await;
+    let seen = recipients(&recorder.bodies.lock().unwrap());
+    assert!(
+        !seen.contains_key(&leaver),
+        "{leaver} was sent to after unsubscribing"
+    );
+    assert_eq!(done["sent"], 3999, "{done}");
+    assert_eq!(done["reasons"]["skipped:unsubscribed"], 1, "{done}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_domain_rate_holds_for_that_domain_while_others_go_on() {
+    let mut app = app_with(|s| s.domain_rates = "slow.example=1000".to_owned()).await;
+    let list = new_list(&app, "Throttled", None).await;
+    let mut csv = people(3000, "slow.example");
+    csv.push_str(&people(600, "fast.example").replacen("email,name,locale,plan\n", "", 1));
+    import(&app, list, csv).await;
+    let id = create(
+        &app,
+        &json!({"name": "t", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}"}),
+    )
+    .await;
+    app.start_worker();
+    app.call(
+        "POST",
+        &format!("/v1/campaigns/{id}/schedule"),
+        &Value::Null,
+    )
+    .await;
+    let done = wait_state(&app, &id, "finished").await;
+    assert_eq!(done["sent"], 3600, "{done}");
+    let mut slow = Vec::new();
+    let mut fast = Vec::new();
+    for file in eml_files(app.outbox.path()) {
+        let raw = std::fs::read_to_string(&file).unwrap();
+        let when = std::fs::metadata(&file).unwrap().modified().unwrap();
+        if raw.contains("@slow.example") {
+            slow.push(when);
+        } else {
+            fast.push(when);
+        }
+    }
+    slow.sort();
+    fast.sort();
+    assert_eq!((slow.len(), fast.len()), (3000, 600));
+    // The steady rate, past the first burst: from the 1,000th to the last send.
+    let span = slow[2999].duration_since(slow[999]).unwrap().as_secs_f64();
+    let rate = 2000.0 / span;
+    assert!(
+        (900.0..=1100.0).contains(&rate),
+        "slow.example went at {rate:.0}/s, not 1,000/s"
+    );
+    assert!(
+        fast[599] < slow[1999],
+        "the unthrottled domain waited behind the throttled one"
+    );
+    app.stop().await;
+}
+
+/// `mailroom work` as a process of its own, sending campaigns to `sendgrid`.
+fn worker_process(app: &TestApp, sendgrid: &MockServer) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["work", "--concurrency", "2"])
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
+        .env("MAILROOM_LEASE_SECS", "2")
+        .env("MAILROOM_PROVIDER", "sendgrid")
+        .env("SENDGRID_API_URL", sendgrid.uri())
+        .env("SENDGRID_API_KEY", "SG.test-key")
+        .env("MAILROOM_LINK_KEYS", KEYS)
+        .env("MAILROOM_PUBLIC_URL", "https://mail.example.com")
+        .env("MAILROOM_CAMPAIGN_CONCURRENCY", "2")
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start mailroom work")
+}
+
+#[tokio::test]
+async fn workers_killed_at_random_points_leave_nobody_unsent_and_only_counted_repeats() {
+    let (recorder, _) = slow_recorder(Duration::from_millis(300));
+    let mock = sendgrid(&recorder).await;
+    let app = app_with(through(&mock)).await;
+    let list = new_list(&app, "Twenty thousand", None).await;
+    import(&app, list, people(20_000, "example.com")).await;
+    let id = create(
+        &app,
+        &json!({"name": "k", "lists": [list], "subject": "Hi {{name}}", "text": "x {{unsubscribe_url}}", "rate_limit": 4000}),
+    )
+    .await;
+    app.call(
+        "POST",
+        &format!("/v1/campaigns/{id}/schedule"),
+        &Value::Null,
+    )
+    .await;
+    let mut workers: Vec<_> = (0..3).map(|_| worker_process(&app, &mock)).collect();
+    let mut kills = 0;
+    // Two rounds: wait for a random share of the audience, SIGKILL a random worker (the
+    // second round two of them) and start replacements.
+    for (round, share) in [
+        (1, fastrand::u64(1500..6000)),
+        (2, fastrand::u64(8000..13_000)),
+    ] {
+        eventually(Duration::from_secs(60), "progress", || async {
+            (sent_so_far(&app, &id).await >= share).then_some(())
+        })
+        .await;
+        // A random moment inside a hand-over.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
+        for _ in 0..round {
+            let victim = fastrand::usize(..workers.len());
+            let mut child = workers.remove(victim);
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            kills += 1;
+            workers.push(worker_process(&app, &mock));
+        }
+    }
+    let done = wait_state(&app, &id, "finished").await;
+    for mut worker in workers {
+        let _ = worker.start_kill();
+        let _ = worker.wait().await;
+    }
+    let seen = recipients(&recorder.bodies.lock().unwrap());
+    assert_eq!(seen.len(), 20_000, "someone was never sent to");
+    assert_eq!(done["sent"], 20_000, "{done}");
+    let repeats: usize = seen.values().map(|n| n - 1).sum();
+    let reported = done["possibly_duplicated"].as_u64().unwrap() as usize;
+    assert!(
+        repeats <= reported,
+        "{repeats} repeats but {reported} reported as possibly duplicated"
+    );
+    // At most what the killed workers had in hand: two batch jobs of 1,000 each.
+    assert!(reported <= kills * 2 * 1000, "{reported} for {kills} kills");
 }
