@@ -323,6 +323,13 @@ pub struct Settings {
     /// `MAILROOM_DOMAIN_RATES`: `domain=rate,…`, campaign recipients per second per receiving
     /// domain, over the defaults for the large mailbox providers (0 lifts one).
     pub domain_rates: String,
+    /// `MAILROOM_GUARD_COMPLAINT_RATE`: a campaign pauses itself when its spam reports pass this
+    /// share of its deliveries (Gmail's line for bulk senders is 0.3 %).
+    pub guard_complaint_rate: f64,
+    /// `MAILROOM_GUARD_BOUNCE_RATE`: … or its bounces this share of its attempted deliveries.
+    pub guard_bounce_rate: f64,
+    /// `MAILROOM_GUARD_MIN_DELIVERIES`: the deliveries a campaign needs before its guards judge.
+    pub guard_min_deliveries: u64,
 }
 
 /// A yes/no setting: `true`/`false`, `1`/`0`, `yes`/`no`.
@@ -415,6 +422,9 @@ impl Default for Settings {
             campaign_retention_secs: 30 * 24 * 3600,
             provider_rate: 0,
             domain_rates: String::new(),
+            guard_complaint_rate: 0.003,
+            guard_bounce_rate: 0.05,
+            guard_min_deliveries: 1000,
             timeline_max_events: 1000,
             allow_evicting_redis: false,
             request_timeout_secs: 30,
@@ -585,6 +595,17 @@ impl Settings {
         }
         self.default_from()?;
         self.domain_rate_list()?;
+        for (name, value) in [
+            ("guard_complaint_rate", self.guard_complaint_rate),
+            ("guard_bounce_rate", self.guard_bounce_rate),
+        ] {
+            if !(0.0..=1.0).contains(&value) || value.is_nan() {
+                bail!(
+                    "{} is a share between 0 and 1 (0.003 is 0.3 %), not {value}",
+                    env_name(name)
+                );
+            }
+        }
         self.dns_settings()?;
         self.webhook_key()?;
         self.link_keys()?;
@@ -732,6 +753,15 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("MAILROOM_LINK_KEYS: {e}"))
             })
             .transpose()
+    }
+
+    /// The campaign guards.
+    pub fn guards(&self) -> crate::campaigns::Guards {
+        crate::campaigns::Guards {
+            complaint_rate: self.guard_complaint_rate,
+            bounce_rate: self.guard_bounce_rate,
+            min_deliveries: self.guard_min_deliveries,
+        }
     }
 
     /// `MAILROOM_DOMAIN_RATES`, parsed.

@@ -825,3 +825,99 @@ async fn workers_killed_at_random_points_leave_nobody_unsent_and_only_counted_re
     // At most what the killed workers had in hand: two batch jobs of 1,000 each.
     assert!(reported <= kills * 2 * 1000, "{reported} for {kills} kills");
 }
+
+/// SendGrid events about campaign `id`'s mail to `emails`, as the Event Webhook posts them
+/// (custom args merged in as top-level keys).
+fn events(id: &str, kind: &str, emails: &[String]) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let events: Vec<Value> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, email)| {
+            json!({
+                "email": email, "event": kind, "timestamp": now,
+                "sg_event_id": format!("{kind}-{i}-{}", uuid::Uuid::now_v7()),
+                "sg_message_id": format!("sg-1.{email}"),
+                "mailroom_campaign": id, "mailroom_list": "1", "mailroom_subscriber": "64",
+            })
+        })
+        .collect();
+    serde_json::to_string(&events).unwrap()
+}
+
+async fn apply(app: &TestApp, body: &str) {
+    let store = mailroom::events::EventStore::new(app.redis.conn(), &app.redis.prefix, 3600, 100);
+    let batch = mailroom::events::parse_batch(body).unwrap();
+    store
+        .apply(&batch.events, chrono::Utc::now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn engagement_is_counted_per_campaign_and_complaints_past_the_guard_pause_it() {
+    let (recorder, _) = slow_recorder(Duration::from_millis(100));
+    let mock = sendgrid(&recorder).await;
+    let mut app = app_with(|s| {
+        through(&mock)(s);
+        s.campaign_concurrency = 1;
+    })
+    .await;
+    let list = new_list(&app, "Guarded", None).await;
+    import(&app, list, people(6000, "example.com")).await;
+    let id = create(
+        &app,
+        &json!({"name": "g", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": 1000}),
+    )
+    .await;
+    app.start_worker();
+    app.call(
+        "POST",
+        &format!("/v1/campaigns/{id}/schedule"),
+        &Value::Null,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "a first batch", || async {
+        (sent_so_far(&app, &id).await >= 1000).then_some(())
+    })
+    .await;
+    // Events about people already sent to.
+    let delivered: Vec<String> = recipients(&recorder.bodies.lock().unwrap())
+        .into_keys()
+        .take(1000)
+        .collect();
+    assert_eq!(delivered.len(), 1000);
+    apply(&app, &events(&id, "delivered", &delivered)).await;
+    // Two opens by one person and one by another: two unique opens.
+    let openers = [
+        delivered[0].clone(),
+        delivered[0].clone(),
+        delivered[1].clone(),
+    ];
+    apply(&app, &events(&id, "open", &openers)).await;
+    // Three complaints in a thousand: at the line, not past it.
+    apply(&app, &events(&id, "spamreport", &delivered[..3])).await;
+    let running = campaign(&app, &id).await;
+    assert_eq!(running["engagement"]["delivered"], 1000, "{running}");
+    assert_eq!(running["engagement"]["opens"], 2, "{running}");
+    assert_eq!(running["engagement"]["complaints"], 3, "{running}");
+    assert_ne!(running["state"], "paused", "{running}");
+    apply(&app, &events(&id, "spamreport", &delivered[3..4])).await;
+    let paused = campaign(&app, &id).await;
+    assert_eq!(paused["state"], "paused", "{paused}");
+    assert!(
+        paused["paused_reason"]
+            .as_str()
+            .unwrap()
+            .contains("complaint rate 0.40%"),
+        "{paused}"
+    );
+    // The operator looks, decides, resumes: everyone else is sent to, once.
+    app.call("POST", &format!("/v1/campaigns/{id}/resume"), &Value::Null)
+        .await;
+    let done = wait_state(&app, &id, "finished").await;
+    assert_eq!(done["sent"], 6000, "{done}");
+    let seen = recipients(&recorder.bodies.lock().unwrap());
+    assert!(seen.len() == 6000 && seen.values().all(|&n| n == 1));
+    app.stop().await;
+}

@@ -16,5 +16,5 @@ pub mod throttle;
 
 pub use model::{Campaign, Content, Spec, State};
 pub use run::{Campaigner, Report, RunError};
-pub use store::{CampaignStore, Transition};
+pub use store::{CampaignStore, Guards, Transition};
 pub use throttle::Throttles;

@@ -20,6 +20,28 @@ static TRANSITION: LazyLock<Script> =
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 static MARK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/mark.lua")));
 static SEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/seal.lua")));
+static ENGAGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/engage.lua")));
+
+/// When a campaign pauses itself: complaints or bounces past these shares of its mail, once
+/// `min_deliveries` were delivered (or delivered and bounced) to judge by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guards {
+    /// Complaints per delivery (Gmail's line for bulk senders: 0.3 %).
+    pub complaint_rate: f64,
+    /// Bounces per attempted delivery.
+    pub bounce_rate: f64,
+    pub min_deliveries: u64,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            complaint_rate: 0.003,
+            bounce_rate: 0.05,
+            min_deliveries: 1000,
+        }
+    }
+}
 
 /// The most distinct skip and failure reasons a campaign counts; later ones count as `other`.
 const MAX_REASONS: usize = 100;
@@ -418,18 +440,23 @@ impl CampaignStore {
             .await
     }
 
-    /// Counts one provider event (`delivered`, `open`, …) for campaign `id`, if it exists.
+    /// Counts one provider event (`delivered`, `open`, `bounce`, `spamreport`, …) for campaign
+    /// `id`, if it still exists, and pauses it when `guards` trip: `true` when this event
+    /// paused it.
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn count_event(&self, id: &str, event: &str) -> redis::RedisResult<()> {
-        let key = self.keys_of(id).state();
-        let mut conn = self.conn.clone();
-        let exists: bool = conn.exists(&key).await?;
-        if exists {
-            let _: i64 = conn.hincr(&key, format!("ev:{event}"), 1).await?;
-        }
-        Ok(())
+    pub async fn engage(&self, id: &str, event: &str, guards: &Guards) -> redis::RedisResult<bool> {
+        let paused: u8 = ENGAGE
+            .key(self.keys_of(id).state())
+            .arg(format!("ev:{event}"))
+            .arg(guards.complaint_rate)
+            .arg(guards.bounce_rate)
+            .arg(guards.min_deliveries)
+            .arg(now_ms())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(paused == 1)
     }
 }
 

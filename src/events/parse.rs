@@ -104,6 +104,9 @@ pub struct Event {
     /// The list of list mail, sent as `custom_args.mailroom_list`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub mailroom_list: Option<String>,
+    /// The campaign of campaign mail, sent as `custom_args.mailroom_campaign`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub mailroom_campaign: Option<String>,
 }
 
 /// What [`parse_batch`] made of a body.

@@ -163,6 +163,7 @@ pub struct EventStore {
     keys: Keys,
     keep_secs: u64,
     timeline_cap: usize,
+    guards: crate::campaigns::Guards,
 }
 
 impl EventStore {
@@ -174,7 +175,15 @@ impl EventStore {
             keys: Keys::new(prefix),
             keep_secs,
             timeline_cap,
+            guards: crate::campaigns::Guards::default(),
         }
+    }
+
+    /// The same store pausing campaigns by `guards` instead of the defaults.
+    #[must_use]
+    pub fn with_guards(mut self, guards: crate::campaigns::Guards) -> Self {
+        self.guards = guards;
+        self
     }
 
     /// Applies `events`, received at `received_at`.
@@ -206,10 +215,12 @@ impl EventStore {
             let outcomes = self.messages(&prepared).await?;
             let mut refused: Vec<(usize, String)> = Vec::new();
             let mut go_on = Vec::new();
+            let mut fresh = Vec::new();
             for (i, outcome) in outcomes.into_iter().enumerate() {
                 match outcome {
                     Outcome::Fresh(counted) => {
                         applied.fresh += 1;
+                        fresh.push((&chunk[i], counted.unique));
                         go_on.push((i, counted));
                     }
                     Outcome::Duplicate(counted) => {
@@ -227,6 +238,7 @@ impl EventStore {
                 &unsubscribing,
             )
             .await?;
+            self.campaigns(&fresh).await?;
             refused.sort_by_key(|(i, _)| *i);
             refused.dedup_by_key(|(i, _)| *i);
             applied.refused.extend(
@@ -236,6 +248,35 @@ impl EventStore {
             );
         }
         Ok(applied)
+    }
+
+    /// Counts campaign mail's first events on its campaign (unique opens and clicks only) and
+    /// lets the campaign's guards pause it.
+    async fn campaigns(&self, fresh: &[(&Event, bool)]) -> redis::RedisResult<()> {
+        let store = crate::campaigns::CampaignStore::new(self.conn.clone(), self.keys.prefix(), 0);
+        for (event, unique) in fresh {
+            let Some(campaign) = event
+                .mailroom_campaign
+                .as_deref()
+                .and_then(|c| uuid::Uuid::parse_str(c).ok())
+            else {
+                continue;
+            };
+            let counter = match &event.event {
+                EventKind::Delivered => "delivered",
+                EventKind::Open if *unique => "open",
+                EventKind::Click if *unique => "click",
+                EventKind::Bounce if event.bounce_type.as_deref() != Some("blocked") => "bounce",
+                EventKind::SpamReport => "spamreport",
+                EventKind::Unsubscribe | EventKind::GroupUnsubscribe => "unsubscribe",
+                _ => continue,
+            };
+            let campaign = campaign.to_string();
+            if store.engage(&campaign, counter, &self.guards).await? {
+                tracing::warn!(%campaign, "a campaign paused itself: its guard tripped");
+            }
+        }
+        Ok(())
     }
 
     /// Step 1, per message (per slot on a cluster): one outcome per event, in order.

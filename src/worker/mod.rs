@@ -144,7 +144,8 @@ pub async fn run(
         &settings.redis_prefix,
         settings.event_retention_secs,
         settings.timeline_max_events,
-    );
+    )
+    .with_guards(settings.guards());
     let campaign_queue =
         RedisQueue::<CampaignJob>::connect(client.clone(), config.clone(), name.clone())
             .await
