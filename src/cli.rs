@@ -6,7 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mailroom_jobs::{
-    DeliverEvent, EmailMessage, Job, Mailbox, Producer, SendEmail, SendVerification, SendgridEvents,
+    CampaignJob, DeliverEvent, EmailMessage, Job, Mailbox, Producer, SendEmail, SendVerification,
+    SendgridEvents,
 };
 
 use crate::{
@@ -20,6 +21,7 @@ pub const QUEUES: &[&str] = &[
     SendVerification::QUEUE,
     DeliverEvent::QUEUE,
     SendgridEvents::QUEUE,
+    CampaignJob::QUEUE,
 ];
 
 /// `mailroom queue …`

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: mailroom::lists::import_command::ImportCommand,
     },
+    /// List, follow, pause, resume and cancel campaigns.
+    Campaign {
+        #[command(subcommand)]
+        command: mailroom::campaigns::command::CampaignCommand,
+    },
     /// Inspect and repair queues.
     Queue {
         #[command(subcommand)]
@@ -89,6 +94,9 @@ async fn main() -> ExitCode {
             worker::run(&settings, options, shutdown::on_signal()).await
         }
         Command::Queue { command } => cli::queue(&settings, command).await,
+        Command::Campaign { command } => {
+            mailroom::campaigns::command::run(&settings, command).await
+        }
         Command::Import { command } => {
             mailroom::lists::import_command::run(&settings, command).await
         }

@@ -7,8 +7,12 @@
 //! - [`copy`]: the copy rendered once per language, with per-recipient fields left open.
 //! - [`run`]: the start and batch jobs.
 //! - [`throttle`]: rate limits shared by every worker, per provider, campaign and domain.
+//! - [`lifecycle`]: schedule, pause, resume, cancel (the API's and the command line's).
+//! - [`command`]: `mailroom campaign list|show|watch|pause|resume|cancel`.
 
+pub mod command;
 pub mod copy;
+pub mod lifecycle;
 pub mod model;
 pub mod run;
 pub mod store;

@@ -3,7 +3,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use mailroom_jobs::{CampaignJob, EmailMessage, EnqueueOptions, Job, Mailbox, SendEmail};
+use mailroom_jobs::{EmailMessage, Job, Mailbox, SendEmail};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -17,6 +17,7 @@ use crate::{
     campaigns::{
         Campaign, Content, Spec, State as CampaignState, Transition,
         copy::{Field, UNSUBSCRIBE_MARK},
+        lifecycle::{self, Change, ChangeError},
         model::MAX_LISTS,
         run::render_copy,
     },
@@ -223,6 +224,22 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
         ))
         .field("html"));
     }
+    // A visible way out in the body, not only the header: CAN-SPAM asks for it, and Gmail's
+    // and Yahoo's bulk-sender rules expect it.
+    if !copy
+        .fields()
+        .iter()
+        .any(|f| matches!(f, Field::UnsubscribeUrl | Field::UnsubscribeToken))
+    {
+        return Err(ApiError::validation(
+            "a campaign's body carries each recipient's unsubscribe link: put {{unsubscribe_url}} in it (the newsletter template has it already)",
+        )
+        .field(match content {
+            Content::Template { .. } => "template",
+            Content::Raw { .. } if body_html_given(&content) => "html",
+            Content::Raw { .. } => "text",
+        }));
+    }
     Ok(Spec {
         name: name.to_owned(),
         lists,
@@ -233,6 +250,10 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
         categories: body.categories,
         rate_limit: body.rate_limit,
     })
+}
+
+fn body_html_given(content: &Content) -> bool {
+    matches!(content, Content::Raw { html: Some(_), .. })
 }
 
 fn content_is_raw(content: &Content) -> bool {
@@ -367,42 +388,20 @@ fn refused(action: &str, state: CampaignState) -> ApiError {
     ApiError::conflict(format!("a {} campaign cannot {action}", state.as_str())).field("state")
 }
 
-/// Runs `action` on campaign `id` and pushes its start job when it starts a run.
-async fn act(
-    state: &AppState,
-    id: &str,
-    action: &str,
-    argument: &str,
-    run_at: Option<DateTime<Utc>>,
-) -> Result<Campaign, ApiError> {
+/// Makes `change` to campaign `id` and answers the campaign as it is then.
+async fn act(state: &AppState, id: &str, change: Change) -> Result<Campaign, ApiError> {
     let campaign = existing(state, id).await?;
-    match state
-        .campaigns
-        .transition(&campaign.id, action, argument)
-        .await?
-    {
-        Transition::Missing => {
+    let uuid = Uuid::parse_str(&campaign.id)
+        .map_err(|_| ApiError::not_found(format!("no campaign {id}")))?;
+    match lifecycle::change(&state.campaigns, &state.producer, uuid, change).await {
+        Ok(Transition::Missing) => {
             return Err(ApiError::not_found(format!("no campaign {id}")).field("id"));
         }
-        Transition::Refused(now) => return Err(refused(action, now)),
-        Transition::Done(_, run) if action == "schedule" || action == "resume" => {
-            let job = CampaignJob::Start {
-                campaign: Uuid::parse_str(&campaign.id)
-                    .map_err(|_| ApiError::not_found(format!("no campaign {id}")))?,
-                run,
-            };
-            let options = EnqueueOptions {
-                run_at: run_at.map(std::time::SystemTime::from),
-                ..job.enqueue_options()
-            };
-            // Should this fail, scheduling (or pausing and resuming) again pushes it anew.
-            state
-                .producer
-                .push_with(&job, options)
-                .await
-                .map_err(|e| ApiError::from_push(e, "id"))?;
-        }
-        Transition::Done(..) => {}
+        Ok(Transition::Refused(now)) => return Err(refused(change.action(), now)),
+        Ok(Transition::Done(..)) => {}
+        Err(ChangeError::Redis(e)) => return Err(e.into()),
+        // Asking again queues it: the campaign stays where it is until then.
+        Err(ChangeError::Push(e)) => return Err(ApiError::from_push(e, "id")),
     }
     existing(state, id).await
 }
@@ -439,14 +438,11 @@ pub(super) async fn schedule(
         .or(campaign.send_at)
         .filter(|t| *t > now)
         .unwrap_or(now);
-    let at = send_at.timestamp_millis().to_string();
-    Ok(Json(
-        act(&state, &id, "schedule", &at, Some(send_at)).await?,
-    ))
+    Ok(Json(act(&state, &id, Change::Schedule(send_at)).await?))
 }
 
-macro_rules! lifecycle {
-    ($name:ident, $action:literal, $path:literal, $summary:literal, $refused:literal) => {
+macro_rules! lifecycle_route {
+    ($name:ident, $change:expr, $path:literal, $summary:literal, $refused:literal) => {
         #[doc = $summary]
         #[utoipa::path(
                     post,
@@ -465,28 +461,28 @@ macro_rules! lifecycle {
             State(state): State<AppState>,
             ApiPath(id): ApiPath<String>,
         ) -> Result<Json<Campaign>, ApiError> {
-            Ok(Json(act(&state, &id, $action, "", None).await?))
+            Ok(Json(act(&state, &id, $change).await?))
         }
     };
 }
 
-lifecycle!(
+lifecycle_route!(
     pause,
-    "pause",
+    Change::Pause,
     "/v1/campaigns/{id}/pause",
     "Pause a running campaign: batches stop between two hand-overs.",
     "It is not running"
 );
-lifecycle!(
+lifecycle_route!(
     resume,
-    "resume",
+    Change::Resume,
     "/v1/campaigns/{id}/resume",
     "Resume a paused campaign: it sends to those not sent yet.",
     "It is not paused"
 );
-lifecycle!(
+lifecycle_route!(
     cancel,
-    "cancel",
+    Change::Cancel,
     "/v1/campaigns/{id}/cancel",
     "Cancel a campaign: nothing more is sent.",
     "It is already over"
