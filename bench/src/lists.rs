@@ -78,7 +78,7 @@ fn generate(path: &Path, rows: usize) -> anyhow::Result<u64> {
 }
 
 /// Redis's `used_memory`, summed over the masters.
-async fn used_memory(conn: &mut RedisConnection) -> anyhow::Result<u64> {
+pub(crate) async fn used_memory(conn: &mut RedisConnection) -> anyhow::Result<u64> {
     let answers = conn
         .on_every_master(&redis::cmd("INFO").arg("memory").clone())
         .await?;
@@ -117,7 +117,7 @@ async fn make_list(store: &ListStore) -> anyhow::Result<ListId> {
 }
 
 /// A generated file imported into a fresh list under `prefix`: the list, and the report.
-async fn import_into(
+pub(crate) async fn import_into(
     settings: &Settings,
     prefix: &str,
     rows: usize,

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | batch | import | segment | unsubscribe | restart
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | batch | import | segment | unsubscribe | campaign | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -12,6 +12,7 @@
 //! with this binary's own worker (`mailroom-bench work`), since mailroom itself runs no no-op
 //! queue.
 
+mod campaign;
 mod lists;
 mod restart;
 mod scenarios;
@@ -138,6 +139,19 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// A newsletter in 7 languages to a generated list through one `mailroom work`: the
+    /// SendGrid provider to a local stand-in, or `--smtp` to Postfix's smtp-sink.
+    Campaign {
+        /// Subscribers in the list (default: 1,000,000; 100,000 with --smtp).
+        #[arg(long)]
+        rows: Option<usize>,
+        /// Send through SMTP to smtp-sink instead of SendGrid's stand-in.
+        #[arg(long)]
+        smtp: bool,
+        /// Campaign jobs the worker runs at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// The no-op worker `queue` starts (not for use by hand).
     #[command(hide = true)]
     Work {
@@ -254,6 +268,17 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             "{}",
             lists::unsubscribe(settings, count, concurrency).await?
         ),
+        Command::Campaign {
+            rows,
+            smtp,
+            concurrency,
+        } => {
+            let rows = rows.unwrap_or(if smtp { 100_000 } else { 1_000_000 });
+            println!(
+                "{}",
+                campaign::campaign(settings, rows, smtp, concurrency).await?
+            );
+        }
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
     }

@@ -305,7 +305,7 @@ fn worker_exe<J: Job>() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// VmHWM (peak resident set) of process `pid`, from /proc.
-fn peak_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

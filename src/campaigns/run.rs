@@ -32,7 +32,7 @@ use crate::{
     domain::{ListId, SubscriberId},
     lists::{
         ListStore, SubscriptionStatus,
-        links::{LinkKeys, ListLink, list_headers_with},
+        links::{LinkKeys, ListHeaders, ListLink},
         segment::{Filter, RecordView},
     },
     providers::{
@@ -118,8 +118,11 @@ struct ListInfo {
     id: ListId,
     /// The id in decimal, as records name their subscriptions.
     key: String,
-    name: String,
     locale: Option<String>,
+    /// Its mail's list headers, but for the token.
+    headers: ListHeaders,
+    /// `Feedback-ID`.
+    feedback_id: String,
 }
 
 /// One recipient about to be sent to.
@@ -237,7 +240,14 @@ impl Campaigner {
     /// The campaign's audience: confirmed, not blocklisted subscribers of its lists who match
     /// its segment, each once, grouped by language so that batches are mostly of one.
     async fn audience(&self, prepared: &Prepared) -> Result<Vec<SubscriberId>, RunError> {
-        let found: Mutex<Vec<(String, SubscriberId)>> = Mutex::new(Vec::new());
+        /// The languages seen (a handful), and each member as (language number, id): 16 bytes
+        /// a person rather than a string each, so a million-person audience is 16 MB here.
+        #[derive(Default)]
+        struct Found {
+            locales: Vec<String>,
+            members: Vec<(u8, SubscriberId)>,
+        }
+        let found: Mutex<Found> = Mutex::default();
         for list in &prepared.lists {
             let visit = |members: &[crate::lists::store::RawMember]| {
                 let mut mine = Vec::with_capacity(members.len());
@@ -259,23 +269,39 @@ impl Campaigner {
                     mine.push((self.locale_of(&view, list), member.id));
                 }
                 if let Ok(mut found) = found.lock() {
-                    found.extend(mine);
+                    for (locale, id) in mine {
+                        let n = match found.locales.iter().position(|l| *l == locale) {
+                            Some(n) => n,
+                            None => {
+                                found.locales.push(locale);
+                                found.locales.len() - 1
+                            }
+                        };
+                        // Locales are negotiated to the few mailroom has: far below 256.
+                        found.members.push((u8::try_from(n).unwrap_or(u8::MAX), id));
+                    }
                 }
             };
             self.lists.scan(list.id, 2000, 8, visit).await?;
         }
-        let mut found = found.into_inner().unwrap_or_default();
-        if found.len() as u64 > MAX_AUDIENCE {
+        let Found {
+            locales,
+            mut members,
+        } = found.into_inner().unwrap_or_default();
+        if members.len() as u64 > MAX_AUDIENCE {
             return Err(RunError::Fatal(format!(
                 "the audience holds {} people; a campaign goes to at most {MAX_AUDIENCE}",
-                found.len()
+                members.len()
             )));
         }
         // Each person once (the first list that has them), then by language.
-        found.sort_by_key(|(_, id)| *id);
-        found.dedup_by_key(|(_, id)| *id);
-        found.sort();
-        Ok(found.into_iter().map(|(_, id)| id).collect())
+        members.sort_by_key(|(_, id)| *id);
+        members.dedup_by_key(|(_, id)| *id);
+        let mut order: Vec<u8> = (0..u8::try_from(locales.len()).unwrap_or(u8::MAX)).collect();
+        order.sort_by_key(|&n| locales.get(usize::from(n)).cloned());
+        let rank = |n: u8| order.iter().position(|&o| o == n).unwrap_or(usize::MAX);
+        members.sort_by_key(|&(n, id)| (rank(n), id));
+        Ok(members.into_iter().map(|(_, id)| id).collect())
     }
 
     /// The language a recipient reads: theirs, else their list's, else the default.
@@ -303,8 +329,14 @@ impl Campaigner {
                 lists.push(ListInfo {
                     id: found.id,
                     key: found.id.to_string(),
-                    name: found.name,
                     locale: found.default_locale,
+                    headers: ListHeaders::new(
+                        &self.public_url,
+                        found.id,
+                        &found.name,
+                        self.unsubscribe_mailto.as_deref(),
+                    ),
+                    feedback_id: feedback_id(id, found.id),
                 });
             }
         }
@@ -405,6 +437,8 @@ impl Campaigner {
         let mut report = Report::default();
         let mut skipped: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
         let mut recipients = Vec::with_capacity(pending.len());
+        // Negotiating a locale builds a string: once per distinct (locale, list) of the batch.
+        let mut locales: HashMap<(String, usize), String> = HashMap::new();
         for ((ordinal, subscriber), record) in pending.into_iter().zip(records) {
             let Some(record) = record else {
                 skipped.entry("erased").or_default().push(ordinal);
@@ -428,7 +462,10 @@ impl Campaigner {
             };
             let locale = match prepared.spec.content {
                 Content::Raw { .. } => String::new(),
-                Content::Template { .. } => self.locale_of(&view, &prepared.lists[list]),
+                Content::Template { .. } => locales
+                    .entry((view.locale().to_owned(), list))
+                    .or_insert_with(|| self.locale_of(&view, &prepared.lists[list]))
+                    .clone(),
             };
             drop(view);
             recipients.push(Recipient {
@@ -566,9 +603,7 @@ impl Campaigner {
                 Field::Name => view.name().to_owned(),
                 Field::Email => view.email().to_owned(),
                 Field::UnsubscribeToken => token.clone(),
-                Field::UnsubscribeUrl => {
-                    format!("{}/u/{token}", self.public_url.trim_end_matches('/'))
-                }
+                Field::UnsubscribeUrl => prepared.lists[recipient.list].headers.page(&token),
                 Field::Attribute(name) => view.attribute_text(name),
             })
             .collect();
@@ -577,21 +612,18 @@ impl Campaigner {
 
     /// The headers of `recipient`'s copy: RFC 8058 unsubscribe, `List-Id`, `Feedback-ID`.
     fn headers(
-        &self,
         prepared: &Prepared,
         recipient: &Recipient,
         token: &str,
-    ) -> Vec<(&'static str, String)> {
+    ) -> [(&'static str, String); 4] {
         let list = &prepared.lists[recipient.list];
-        let mut headers = list_headers_with(
-            token,
-            &self.public_url,
-            list.id,
-            &list.name,
-            self.unsubscribe_mailto.as_deref(),
-        );
-        headers.push(("Feedback-ID", feedback_id(&prepared.id, list.id)));
-        headers
+        let [unsubscribe, post, id] = list.headers.for_token(token);
+        [
+            unsubscribe,
+            post,
+            id,
+            ("Feedback-ID", list.feedback_id.clone()),
+        ]
     }
 
     /// Sends `recipients` in one SendGrid request and records the outcome.
@@ -605,19 +637,22 @@ impl Campaigner {
         let id = &prepared.id;
         let fields = copy.fields();
         let index = |field: &Field| fields.iter().position(|f| f == field).unwrap_or(0);
+        let tags: Vec<(Arc<str>, Arc<str>)> = (0..fields.len())
+            .map(|n| (Arc::from(tag(n, true)), Arc::from(tag(n, false))))
+            .collect();
         let mut personalizations = Vec::with_capacity(recipients.len());
         let mut too_large = Vec::new();
         let mut ordinals = Vec::with_capacity(recipients.len());
         for recipient in recipients {
             let (values, token) = self.values(prepared, &fields, recipient)?;
             let mut substitutions = Vec::with_capacity(fields.len() * 2);
-            for (n, value) in values.into_iter().enumerate() {
+            for ((html_tag, text_tag), value) in tags.iter().zip(values) {
                 if copy.html.is_some() {
                     let mut escaped = String::with_capacity(value.len());
                     escape_into(&mut escaped, &value);
-                    substitutions.push((tag(n, true), escaped));
+                    substitutions.push((html_tag.clone(), escaped));
                 }
-                substitutions.push((tag(n, false), value));
+                substitutions.push((text_tag.clone(), value));
             }
             let bytes: usize = substitutions.iter().map(|(k, v)| k.len() + v.len()).sum();
             if bytes > MAX_SUBSTITUTION_BYTES {
@@ -626,8 +661,10 @@ impl Campaigner {
             }
             let view = RecordView::of(&recipient.record)
                 .ok_or_else(|| RunError::Fatal("a record changed shape".to_owned()))?;
-            let mut headers = self.headers(prepared, recipient, &token);
-            headers.retain(|(name, _)| *name != "List-Unsubscribe-Post" && *name != "Feedback-ID");
+            // The same for every recipient, List-Unsubscribe-Post and Feedback-ID go once, at the
+            // top of the request.
+            let [unsubscribe, _, list_id, _] = Self::headers(prepared, recipient, &token);
+            let headers = vec![unsubscribe, list_id];
             personalizations.push(BulkRecipient {
                 to: [BulkAddress {
                     email: view.email().to_owned(),
@@ -669,14 +706,13 @@ impl Campaigner {
                 value: html.tagged(&|f| tag(index(f), true)),
             });
         }
-        let first_list = prepared.lists.first().map(|l| l.id);
         let mut headers = BTreeMap::new();
         headers.insert(
             "List-Unsubscribe-Post".to_owned(),
             "List-Unsubscribe=One-Click".to_owned(),
         );
-        if let Some(list) = first_list {
-            headers.insert("Feedback-ID".to_owned(), feedback_id(id, list));
+        if let Some(list) = prepared.lists.first() {
+            headers.insert("Feedback-ID".to_owned(), list.feedback_id.clone());
         }
         let mail = BulkMail {
             personalizations,
@@ -773,8 +809,7 @@ impl Campaigner {
                 subject: copy.subject.fill(false, &value),
                 text: copy.text.fill(false, &value),
                 html: copy.html.as_ref().map(|h| h.fill(true, &value)),
-                headers: self
-                    .headers(prepared, recipient, &token)
+                headers: Self::headers(prepared, recipient, &token)
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v))
                     .collect(),

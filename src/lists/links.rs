@@ -179,49 +179,71 @@ pub fn list_headers(
     list_name: &str,
     mailto: Option<&str>,
 ) -> Vec<(&'static str, String)> {
-    list_headers_with(&keys.sign(link), public_url, link.list, list_name, mailto)
+    ListHeaders::new(public_url, link.list, list_name, mailto)
+        .for_token(&keys.sign(link))
+        .to_vec()
 }
 
-/// [`list_headers`] for a link already signed as `token` (a campaign signs each recipient's
-/// link once, for the headers and the body).
-pub fn list_headers_with(
-    token: &str,
-    public_url: &str,
-    list: ListId,
-    list_name: &str,
-    mailto: Option<&str>,
-) -> Vec<(&'static str, String)> {
-    let base = public_url.trim_end_matches('/');
-    let mut unsubscribe = format!("<{base}/u/{token}>");
-    if let Some(address) = mailto.filter(|m| !m.is_empty()) {
-        unsubscribe.push_str(&format!(", <mailto:{address}?subject=unsubscribe>"));
+/// What the list headers of one list's mail share, worked out once (a campaign writes them for
+/// every recipient): the link base, the `List-Id`, the `mailto:` part.
+#[derive(Debug, Clone)]
+pub struct ListHeaders {
+    base: String,
+    list_id: String,
+    mailto: String,
+}
+
+impl ListHeaders {
+    /// The headers of list `list` (named `list_name`) under `public_url`.
+    pub fn new(public_url: &str, list: ListId, list_name: &str, mailto: Option<&str>) -> Self {
+        let base = public_url.trim_end_matches('/');
+        // A List-Id needs a domain: an IP address or a dotless host gets a placeholder.
+        let host = url::Url::parse(base)
+            .ok()
+            .and_then(|u| match u.host() {
+                Some(url::Host::Domain(d)) if d.contains('.') => Some(d.to_owned()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "localhost.localdomain".to_owned());
+        // The phrase only when it needs no quoting or encoding; the id alone is a valid List-Id.
+        let phrase = if list_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '_')
+            && !list_name.trim().is_empty()
+        {
+            format!("{} ", list_name.trim())
+        } else {
+            String::new()
+        };
+        Self {
+            base: base.to_owned(),
+            list_id: format!("{phrase}<{list}.list-id.{host}>"),
+            mailto: mailto
+                .filter(|m| !m.is_empty())
+                .map(|address| format!(", <mailto:{address}?subject=unsubscribe>"))
+                .unwrap_or_default(),
+        }
     }
-    // A List-Id needs a domain: an IP address or a dotless host gets a placeholder.
-    let host = url::Url::parse(base)
-        .ok()
-        .and_then(|u| match u.host() {
-            Some(url::Host::Domain(d)) if d.contains('.') => Some(d.to_owned()),
-            _ => None,
-        })
-        .unwrap_or_else(|| "localhost.localdomain".to_owned());
-    // The phrase only when it needs no quoting or encoding; the id alone is a valid List-Id.
-    let phrase = if list_name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '_')
-        && !list_name.trim().is_empty()
-    {
-        format!("{} ", list_name.trim())
-    } else {
-        String::new()
-    };
-    vec![
-        ("List-Unsubscribe", unsubscribe),
-        (
-            "List-Unsubscribe-Post",
-            "List-Unsubscribe=One-Click".to_owned(),
-        ),
-        ("List-Id", format!("{phrase}<{list}.list-id.{host}>")),
-    ]
+
+    /// The recipient's unsubscribe page for `token`.
+    pub fn page(&self, token: &str) -> String {
+        format!("{}/u/{token}", self.base)
+    }
+
+    /// The three headers for the link signed as `token`.
+    pub fn for_token(&self, token: &str) -> [(&'static str, String); 3] {
+        [
+            (
+                "List-Unsubscribe",
+                format!("<{}/u/{token}>{}", self.base, self.mailto),
+            ),
+            (
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".to_owned(),
+            ),
+            ("List-Id", self.list_id.clone()),
+        ]
+    }
 }
 
 #[cfg(test)]

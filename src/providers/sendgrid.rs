@@ -140,7 +140,7 @@ pub struct BulkContent {
 pub struct BulkRecipient {
     pub to: [BulkAddress; 1],
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
-    pub substitutions: Vec<(String, String)>,
+    pub substitutions: Vec<(std::sync::Arc<str>, String)>,
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
     pub headers: Vec<(&'static str, String)>,
     #[serde(serialize_with = "pairs")]

@@ -4,16 +4,17 @@
 -- KEYS: 1 the campaign's hash, 2 done, 3 try, 4 reasons, 5 snapshot
 -- ARGV: 1 outcome (sent | skipped | failed | release), 2 reason ('' for none), 3 now (ms),
 --       4 retention (seconds), 5 the most distinct reasons kept, 6… ordinals
--- Answers {recipients newly recorded, 1 if the campaign finished}.
+-- Answers {recipients newly recorded, 1 if the campaign finished}. Ordinals go to SETBIT as the
+-- strings they came as (a Lua number would cost a printf each).
 if ARGV[1] == 'release' then
   for i = 6, #ARGV do
-    redis.call('SETBIT', KEYS[3], tonumber(ARGV[i]), 0)
+    redis.call('SETBIT', KEYS[3], ARGV[i], 0)
   end
   return {0, 0}
 end
 local count = 0
 for i = 6, #ARGV do
-  if redis.call('SETBIT', KEYS[2], tonumber(ARGV[i]), 1) == 0 then
+  if redis.call('SETBIT', KEYS[2], ARGV[i], 1) == 0 then
     count = count + 1
   end
 end

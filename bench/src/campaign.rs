@@ -1,0 +1,273 @@
+//! `bench campaign`: a newsletter in seven languages to a generated list, through one
+//! `mailroom work` and the SendGrid provider, to a local stand-in that answers 202 and counts
+//! the personalizations it is handed; or (`--smtp`) one message per recipient to Postfix's
+//! `smtp-sink`. Measures the time from the start to the last recipient handed over, the
+//! worker's peak RSS, and the Redis memory the campaign takes beyond its subscribers.
+
+use std::{
+    fmt,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use axum::{Router, body::Bytes, http::StatusCode, routing::post};
+use chrono::Utc;
+use mailroom::{
+    campaigns::{
+        CampaignStore, Content, Spec, State,
+        lifecycle::{self, Change},
+    },
+    config::Settings,
+};
+use mailroom_jobs::Producer;
+
+use crate::{
+    lists::{import_into, used_memory},
+    scenarios::{bench_prefix, delete_prefix, peak_kib},
+};
+
+const KEYS: &str = "bench:bench-link-key-0123456789abcdef0123456789";
+
+/// What `bench campaign` measured.
+#[derive(Debug)]
+pub(crate) struct CampaignReport {
+    recipients: u64,
+    provider: &'static str,
+    elapsed: Duration,
+    /// When the audience was fixed, from the start.
+    fixed: Option<Duration>,
+    requests: u64,
+    worker_peak_kib: Option<u64>,
+    redis_bytes: Option<u64>,
+    possibly_duplicated: u64,
+}
+
+impl fmt::Display for CampaignReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "campaign: the newsletter in 7 languages to {} subscribers through one `mailroom work` ({})",
+            self.recipients, self.provider
+        )?;
+        writeln!(
+            f,
+            "time:     {:.2} s from the start to the last recipient handed over ({} requests)",
+            self.elapsed.as_secs_f64(),
+            self.requests
+        )?;
+        if let Some(fixed) = self.fixed {
+            writeln!(
+                f,
+                "audience: fixed {:.2} s after the start",
+                fixed.as_secs_f64()
+            )?;
+        }
+        writeln!(
+            f,
+            "rate:     {:.0} recipients/s",
+            self.recipients as f64 / self.elapsed.as_secs_f64()
+        )?;
+        if let Some(kib) = self.worker_peak_kib {
+            writeln!(f, "worker:   {:.1} MB peak RSS", kib as f64 / 1024.0)?;
+        }
+        if let Some(bytes) = self.redis_bytes {
+            writeln!(
+                f,
+                "redis:    {:.1} MB for the campaign (state, snapshot, bitmaps, batch jobs)",
+                bytes as f64 / 1e6
+            )?;
+        }
+        write!(
+            f,
+            "repeats:  {} possibly duplicated",
+            self.possibly_duplicated
+        )
+    }
+}
+
+/// A stand-in SendGrid counting requests and the personalizations in them.
+async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (requests, recipients) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (r, p) = (requests.clone(), recipients.clone());
+    let accept = Router::new().route(
+        "/v3/mail/send",
+        post(move |body: Bytes| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                // Each personalization has one `"to":[` (the body's own fields have none).
+                let count = memchr::memmem::find_iter(&body, b"\"to\":[").count();
+                r.fetch_add(1, Ordering::Relaxed);
+                p.fetch_add(count as u64, Ordering::Relaxed);
+                (StatusCode::ACCEPTED, [("x-message-id", "bench")])
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, accept).await });
+    Ok((format!("http://{address}"), requests, recipients))
+}
+
+/// Starts the SMTP sink on a free port.
+async fn smtp_sink() -> anyhow::Result<(tokio::process::Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let sink = tokio::process::Command::new("smtp-sink")
+        .args(["-c", "-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start smtp-sink (apt-get install postfix)")?;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok((sink, format!("smtp://127.0.0.1:{port}")));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("smtp-sink did not start listening")
+}
+
+/// `bench campaign`: `rows` subscribers, one campaign, one worker.
+///
+/// # Errors
+/// When the import, the worker or the campaign fails.
+pub(crate) async fn campaign(
+    settings: &Settings,
+    rows: usize,
+    smtp: bool,
+    concurrency: usize,
+) -> anyhow::Result<CampaignReport> {
+    let prefix = bench_prefix(settings);
+    let outcome = run(settings, &prefix, rows, smtp, concurrency).await;
+    delete_prefix(settings.redis_connection().await?, &prefix).await?;
+    outcome
+}
+
+async fn run(
+    settings: &Settings,
+    prefix: &str,
+    rows: usize,
+    smtp: bool,
+    concurrency: usize,
+) -> anyhow::Result<CampaignReport> {
+    let (list, _) = import_into(settings, prefix, rows).await?;
+    let mut conn = settings.redis_connection().await?;
+    let before = used_memory(&mut conn).await?;
+    let store = CampaignStore::new(conn.clone(), prefix, 3600);
+    let id = uuid::Uuid::now_v7();
+    let spec = Spec {
+        name: "bench".to_owned(),
+        lists: vec![list],
+        segment: None,
+        content: Content::Template {
+            name: "newsletter".to_owned(),
+            data: serde_json::json!({
+                "title": "News for {{name}}",
+                "sections": [
+                    {"heading": "This month", "body": "Dear {{name}}, here is what changed on your {{attributes.plan}} plan.", "link": "https://example.com/news"},
+                    {"heading": "Coming up", "body": "More of what you asked for."}
+                ]
+            }),
+        },
+        from: None,
+        reply_to: None,
+        categories: vec!["news".to_owned()],
+        rate_limit: None,
+    };
+    store.create(&id.to_string(), &spec, None).await?;
+    let (mut sink, env): (Option<tokio::process::Child>, Vec<(&str, String)>) = if smtp {
+        let (sink, url) = smtp_sink().await?;
+        (
+            Some(sink),
+            vec![
+                ("MAILROOM_PROVIDER", "smtp".to_owned()),
+                ("SMTP_URL", url),
+                ("MAILROOM_SMTP_POOL_SIZE", "32".to_owned()),
+            ],
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let (url, requests, recipients) = stand_in().await?;
+    let mut worker = tokio::process::Command::new(crate::mailroom_exe()?)
+        .args(["work", "--concurrency", "4"])
+        .env("MAILROOM_REDIS_PREFIX", prefix)
+        .env("MAILROOM_PROVIDER", "sendgrid")
+        .env("SENDGRID_API_URL", &url)
+        .env("SENDGRID_API_KEY", "SG.bench.key")
+        .env("MAILROOM_LINK_KEYS", KEYS)
+        .env("MAILROOM_PUBLIC_URL", "https://mail.example.com")
+        .env("MAILROOM_CAMPAIGN_CONCURRENCY", concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start mailroom work")?;
+    // Let the worker come up before the clock starts: the figure is the campaign's, not the
+    // process start's.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let producer = Producer::new(conn.clone(), prefix.to_owned());
+    let started = Instant::now();
+    lifecycle::change(&store, &producer, id, Change::Schedule(Utc::now())).await?;
+    let mut fixed = None;
+    let campaign = loop {
+        let c = store
+            .get(&id.to_string())
+            .await?
+            .context("the campaign vanished")?;
+        if fixed.is_none() && c.audience.is_some() {
+            fixed = Some(started.elapsed());
+        }
+        if c.state == State::Finished {
+            break c;
+        }
+        if c.state != State::Running && c.state != State::Scheduled {
+            bail!("the campaign ended {:?}: {:?}", c.state, c.reasons);
+        }
+        if let Some(status) = worker.try_wait()? {
+            bail!("the worker exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let elapsed = started.elapsed();
+    let worker_peak_kib = worker.id().and_then(peak_kib);
+    let _ = worker.start_kill();
+    let _ = worker.wait().await;
+    if let Some(sink) = sink.as_mut() {
+        let _ = sink.start_kill();
+    }
+    let after = used_memory(&mut conn).await?;
+    if campaign.sent != rows as u64 {
+        bail!("{} of {rows} sent ({:?})", campaign.sent, campaign.reasons);
+    }
+    if !smtp && recipients.load(Ordering::Relaxed) < rows as u64 {
+        bail!(
+            "the stand-in saw {} personalizations for {rows} recipients",
+            recipients.load(Ordering::Relaxed)
+        );
+    }
+    Ok(CampaignReport {
+        recipients: rows as u64,
+        provider: if smtp {
+            "SMTP provider, Postfix smtp-sink on loopback"
+        } else {
+            "SendGrid provider, local stand-in answering 202"
+        },
+        elapsed,
+        fixed,
+        requests: requests.load(Ordering::Relaxed),
+        worker_peak_kib,
+        redis_bytes: after.checked_sub(before),
+        possibly_duplicated: campaign.possibly_duplicated,
+    })
+}
