@@ -247,26 +247,33 @@ impl Campaigner {
             locales: Vec<String>,
             members: Vec<(u8, SubscriberId)>,
         }
-        let found: Mutex<Found> = Mutex::default();
+        let found: Arc<Mutex<Found>> = Arc::default();
         for list in &prepared.lists {
-            let visit = |members: &[crate::lists::store::RawMember]| {
-                let mut mine = Vec::with_capacity(members.len());
-                for member in members {
-                    if !member
-                        .membership
-                        .starts_with(SubscriptionStatus::Confirmed.code())
-                    {
-                        continue;
-                    }
-                    let Some(view) = member.record.as_deref().and_then(RecordView::of) else {
+            let (found, renderer) = (found.clone(), self.renderer.clone());
+            let (key, list_locale) = (list.key.clone(), list.locale.clone());
+            let filter = prepared.filter.clone();
+            let visit = move |rows: &[(SubscriberId, String)]| {
+                // Negotiating builds a string: once per distinct tag of this read.
+                let mut negotiated: HashMap<&str, String> = HashMap::new();
+                let mut mine = Vec::with_capacity(rows.len());
+                for (id, record) in rows {
+                    let Some(view) = RecordView::of(record) else {
                         continue;
                     };
-                    if view.is_blocklisted()
-                        || prepared.filter.as_ref().is_some_and(|f| !f.matches(&view))
+                    // Whole buckets hold other lists' subscribers too.
+                    if view.membership(&key) != Some(SubscriptionStatus::Confirmed)
+                        || view.is_blocklisted()
+                        || filter.as_ref().is_some_and(|f| !f.matches(&view))
                     {
                         continue;
                     }
-                    mine.push((self.locale_of(&view, list), member.id));
+                    let locale = negotiated.entry(view.locale()).or_insert_with(|| {
+                        let wanted = Some(view.locale())
+                            .filter(|l| !l.is_empty())
+                            .or(list_locale.as_deref());
+                        renderer.negotiate(wanted)
+                    });
+                    mine.push((locale.clone(), *id));
                 }
                 if let Ok(mut found) = found.lock() {
                     for (locale, id) in mine {
@@ -282,8 +289,10 @@ impl Campaigner {
                     }
                 }
             };
-            self.lists.scan(list.id, 2000, 8, visit).await?;
+            self.lists.scan_records_with_ids(list.id, 8, visit).await?;
         }
+        let found = Arc::try_unwrap(found)
+            .map_err(|_| RunError::Fatal("the audience is still being read".to_owned()))?;
         let Found {
             locales,
             mut members,

@@ -823,6 +823,58 @@ impl ListStore {
     where
         F: Fn(&[String]) + Send + Sync + 'static,
     {
+        self.scan_buckets(list, parallel, false, move |found: Found| match found {
+            Found::Records(records) => visit(&records),
+            Found::Members(members) => {
+                let records: Vec<String> = members
+                    .into_iter()
+                    .filter_map(|(_, record)| record)
+                    .collect();
+                visit(&records);
+            }
+        })
+        .await
+    }
+
+    /// [`ListStore::scan_records`] with each record's subscriber id (bucket reads are `HGETALL`
+    /// rather than `HVALS`): for a campaign's audience.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn scan_records_with_ids<F>(
+        &self,
+        list: ListId,
+        parallel: usize,
+        visit: F,
+    ) -> redis::RedisResult<()>
+    where
+        F: Fn(&[(SubscriberId, String)]) + Send + Sync + 'static,
+    {
+        self.scan_buckets(list, parallel, true, move |found: Found| {
+            let rows: Vec<(SubscriberId, String)> = match found {
+                Found::Records(_) => Vec::new(),
+                Found::Members(members) => members
+                    .into_iter()
+                    .filter_map(|(id, record)| Some((id?, record?)))
+                    .collect(),
+            };
+            visit(&rows);
+        })
+        .await
+    }
+
+    /// The reads behind [`ListStore::scan_records`]: buckets whole where most of a shard is in
+    /// the list, else the list's members; with ids (`HGETALL`) or without (`HVALS`).
+    async fn scan_buckets<F>(
+        &self,
+        list: ListId,
+        parallel: usize,
+        with_ids: bool,
+        visit: F,
+    ) -> redis::RedisResult<()>
+    where
+        F: Fn(Found) + Send + Sync + 'static,
+    {
         use futures::StreamExt;
         #[derive(Clone, Copy)]
         enum Read {
@@ -863,19 +915,33 @@ impl ListStore {
                     match read {
                         Read::Bucket(shard, bucket) => {
                             let mut conn = store.bulk[n % store.bulk.len()].clone();
-                            let records: Vec<String> = redis::cmd("HVALS")
-                                .arg(store.keys.shard(shard).records(bucket))
-                                .query_async(&mut conn)
-                                .await?;
-                            visit(&records);
+                            let key = store.keys.shard(shard).records(bucket);
+                            if with_ids {
+                                let rows: Vec<(u64, String)> = redis::cmd("HGETALL")
+                                    .arg(key)
+                                    .query_async(&mut conn)
+                                    .await?;
+                                visit(Found::Members(
+                                    rows.into_iter()
+                                        .map(|(id, r)| (SubscriberId::try_from(id).ok(), Some(r)))
+                                        .collect(),
+                                ));
+                            } else {
+                                let records: Vec<String> =
+                                    redis::cmd("HVALS").arg(key).query_async(&mut conn).await?;
+                                visit(Found::Records(records));
+                            }
                             Ok(())
                         }
                         Read::Members(shard) => {
                             store
                                 .scan_shard(shard, list, 2000, &|members: &[RawMember]| {
-                                    let records: Vec<String> =
-                                        members.iter().filter_map(|m| m.record.clone()).collect();
-                                    visit(&records);
+                                    visit(Found::Members(
+                                        members
+                                            .iter()
+                                            .map(|m| (Some(m.id), m.record.clone()))
+                                            .collect(),
+                                    ));
                                 })
                                 .await
                         }
@@ -888,6 +954,14 @@ impl ListStore {
         }
         Ok(())
     }
+}
+
+/// What one read of [`ListStore::scan_buckets`] found.
+enum Found {
+    /// Records without their ids.
+    Records(Vec<String>),
+    /// Subscribers with their records (`None` where one vanished meanwhile).
+    Members(Vec<(Option<SubscriberId>, Option<String>)>),
 }
 
 /// One member of a list as stored.
