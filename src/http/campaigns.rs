@@ -122,9 +122,11 @@ pub(super) struct CampaignPage {
 pub(super) struct PageQuery {
     /// Campaigns to skip.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1_000_000)]
     offset: Option<usize>,
     /// Campaigns per page (1 to 100, 20 by default).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 
@@ -334,6 +336,7 @@ pub(super) async fn create(
         (status = 200, description = "A page of campaigns", body = CampaignPage),
         (status = 400, description = "A malformed query", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 422, description = "A limit or offset out of range", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -345,10 +348,11 @@ pub(super) async fn index(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::validation(format!("limit is 1 to {MAX_PAGE}")).field("limit"));
     }
-    let campaigns = state
-        .campaigns
-        .list(query.offset.unwrap_or(0).min(1_000_000), limit)
-        .await?;
+    let offset = query.offset.unwrap_or(0);
+    if offset > 1_000_000 {
+        return Err(ApiError::validation("offset is 0 to 1,000,000").field("offset"));
+    }
+    let campaigns = state.campaigns.list(offset, limit).await?;
     Ok(Json(CampaignPage { campaigns }))
 }
 
@@ -415,7 +419,9 @@ async fn act(state: &AppState, id: &str, change: Change) -> Result<Campaign, Api
     request_body(content = Option<ScheduleRequest>, description = "When; an empty body means the campaign's send_at, else now"),
     responses(
         (status = 200, description = "Scheduled", body = Campaign),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 404, description = "No such campaign", body = ErrorBody),
         (status = 409, description = "It is past scheduling (running, paused, over)", body = ErrorBody),
         (status = 422, description = "A malformed time", body = ErrorBody),
@@ -497,7 +503,10 @@ lifecycle_route!(
     request_body = TestRequest,
     responses(
         (status = 202, description = "Queued on the email queue", body = TestQueued),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 404, description = "No such campaign", body = ErrorBody),
         (status = 422, description = "No addresses, too many, or a malformed one", body = ErrorBody),
     ),
