@@ -864,3 +864,76 @@ async fn a_push_after_redis_forgot_the_push_script_loads_it_again() {
     assert_eq!(ready_len(&app).await, 3);
     app.stop().await;
 }
+
+/// How many times Redis ran the push script (`EVALSHA` and `EVAL` calls) so far.
+async fn script_calls(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own_answer() {
+    // A Redis of this test's own, so its command counts are this test's alone.
+    let server = common::redis_server::RedisServer::start(&[]);
+    let app = TestApp::spawn_on(&server.url(), |_| {}).await;
+    // Warm up: the push script is loaded and the pusher started.
+    assert_eq!(app.post_email(&simple_email()).await.status().as_u16(), 202);
+    let before = script_calls(&server.url()).await;
+    let requests = 400;
+    let answers = futures::future::join_all((0..requests).map(|i| {
+        let mut body = simple_email();
+        if i % 50 == 0 {
+            // A few with a key reused inside the burst: answered with the first's id.
+            body["idempotency_key"] = json!("burst-key");
+        }
+        if i == 7 {
+            body["to"] = json!("not an address");
+        }
+        let app = &app;
+        async move {
+            let response = app.post_email(&body).await;
+            let status = response.status().as_u16();
+            (i, status, response.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let calls = script_calls(&server.url()).await - before;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut keyed = std::collections::BTreeSet::new();
+    for (i, status, body) in &answers {
+        if *i == 7 {
+            assert_eq!(*status, 422, "{body}");
+            continue;
+        }
+        assert_eq!(*status, 202, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        if i % 50 == 0 {
+            keyed.insert(id);
+        } else {
+            assert!(ids.insert(id), "two requests got one id");
+        }
+    }
+    assert_eq!(keyed.len(), 1, "one id for the reused key: {keyed:?}");
+    assert_eq!(ready_len(&app).await, 1 + (requests as u64 - 1 - 8) + 1);
+    assert!(
+        calls * 4 <= requests as u64,
+        "{calls} push script calls for {requests} requests"
+    );
+    app.stop().await;
+}

@@ -104,8 +104,8 @@ pub(super) async fn send(
     }
     let (job, options, suppressed) = prepare(&state, &caller, message).await?;
     let pushed = state
-        .producer
-        .push_with(&job, options)
+        .coalescer
+        .push(job, options)
         .await
         .map_err(push_refused)?;
     let accepted = answer(&state, pushed, suppressed).await?;

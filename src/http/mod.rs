@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod campaigns;
+mod coalesce;
 mod emails;
 pub mod error;
 mod extract;
@@ -78,6 +79,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// Pushes jobs.
     pub producer: Producer,
+    /// Pushes single emails together with concurrent requests' (one Redis call for many).
+    pub coalescer: coalesce::Coalescer,
     /// Message status records.
     pub status: StatusStore,
     /// The accepted API keys; `None` accepts every request (`dev`, or `MAILROOM_INSECURE_NO_AUTH`).
@@ -195,6 +198,7 @@ impl AppState {
                 settings.idempotency_window_secs,
             ));
         Ok(Self(Arc::new(Shared {
+            coalescer: coalesce::Coalescer::new(producer.clone()),
             producer,
             status: StatusStore::new(
                 conn.clone(),
