@@ -994,3 +994,24 @@ async fn the_command_line_lists_watches_and_changes_campaigns() {
     assert!(!missing.status.success());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn without_link_keys_a_campaign_is_refused_rather_than_sent_without_a_way_out() {
+    let app = TestApp::spawn(|_| {}).await;
+    let list = new_list(&app, "No keys", None).await;
+    let (status, answer) = app
+        .call(
+            "POST",
+            "/v1/campaigns",
+            &json!({"name": "x", "lists": [list], "subject": "s", "text": "{{unsubscribe_url}}"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MAILROOM_LINK_KEYS"),
+        "{answer}"
+    );
+}

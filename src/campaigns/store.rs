@@ -204,6 +204,23 @@ impl CampaignStore {
         Ok(campaigns)
     }
 
+    /// How many campaigns are kept, after dropping from the index (oldest first, a hundred at
+    /// a time) those whose keys expired.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn live_count(&self) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        let oldest: Vec<String> = conn.zrange(self.keys.campaigns(), 0, 99).await?;
+        for id in oldest {
+            let exists: bool = conn.exists(self.keys_of(&id).state()).await?;
+            if !exists {
+                let _: i64 = conn.zrem(self.keys.campaigns(), &id).await?;
+            }
+        }
+        conn.zcard(self.keys.campaigns()).await
+    }
+
     /// Where campaign `id` stands.
     ///
     /// # Errors

@@ -29,6 +29,8 @@ use crate::{
 const MAX_NAME: usize = 200;
 /// The most addresses one test send goes to.
 const MAX_TEST_RECIPIENTS: usize = 10;
+/// The most campaigns kept at once (drafts do not expire; finished and cancelled ones do).
+const MAX_CAMPAIGNS: u64 = 10_000;
 /// The most campaigns one page lists.
 const MAX_PAGE: usize = 100;
 
@@ -132,6 +134,12 @@ pub(super) struct PageQuery {
 
 /// The spec a request describes, checked.
 async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> {
+    if state.links.is_none() {
+        return Err(ApiError::validation(
+            "campaigns need signed unsubscribe links: the operator must set MAILROOM_LINK_KEYS",
+        )
+        .field("lists"));
+    }
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(
@@ -306,7 +314,7 @@ fn probe_message(content: &Content) -> EmailMessage {
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "A field out of range, an unknown list, template or per-recipient field (named)", body = ErrorBody),
+        (status = 422, description = "A field out of range, an unknown list, template or per-recipient field (named), no link keys, or the most campaigns already kept", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -316,6 +324,11 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let send_at = body.send_at;
     let spec = spec_of(&state, body).await?;
+    if state.campaigns.live_count().await? >= MAX_CAMPAIGNS {
+        return Err(ApiError::validation(format!(
+            "mailroom keeps at most {MAX_CAMPAIGNS} campaigns; cancel drafts you do not need (a cancelled or finished campaign is dropped after MAILROOM_CAMPAIGN_RETENTION_SECS)"
+        )));
+    }
     let id = Uuid::now_v7().to_string();
     state.campaigns.create(&id, &spec, send_at).await?;
     let campaign = state
