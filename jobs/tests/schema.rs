@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use mailroom_jobs::{DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents};
+use mailroom_jobs::{
+    CampaignJob, DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents,
+};
 use schemars::{JsonSchema, schema_for};
 
 fn check<J: Job + JsonSchema>() {
@@ -30,6 +32,7 @@ fn committed_schemas_match_the_payload_types() {
     check::<SendVerification>();
     check::<DeliverEvent>();
     check::<SendgridEvents>();
+    check::<CampaignJob>();
 }
 
 #[test]
