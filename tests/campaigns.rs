@@ -106,6 +106,31 @@ async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
     .await
 }
 
+/// A campaign of `name` to `list` with a raw subject and a body that is only the unsubscribe
+/// link, at `rate_limit` recipients/s when given.
+fn plain(name: &str, list: u64, rate_limit: Option<u32>) -> Value {
+    json!({"name": name, "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": rate_limit})
+}
+
+async fn schedule(app: &TestApp, id: &str) {
+    let (status, answer) = app
+        .call(
+            "POST",
+            &format!("/v1/campaigns/{id}/schedule"),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Waits until campaign `id` has sent to at least `count` people.
+async fn until_sent(app: &TestApp, id: &str, count: u64) {
+    eventually(Duration::from_secs(30), "the first batches", || async {
+        (sent_so_far(app, id).await >= count).then_some(())
+    })
+    .await;
+}
+
 fn newsletter(list: u64) -> Value {
     json!({
         "name": "November news",
@@ -203,15 +228,7 @@ async fn a_campaign_reaches_each_confirmed_subscriber_once_in_their_language_wit
         let subject = header(&headers, "Subject").unwrap();
         assert!(subject.contains(&format!("Person {n}")), "{subject}");
         let body = common::app::strict_mime(&file).await;
-        let text = body["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == "text/plain")
-            .unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let text = common::app::part_text(&body, "text/plain");
         assert!(text.contains(&format!("plan{}", n % 3)), "{text}");
         let token = unsubscribe
             .trim_start_matches("<https://mail.example.com/u/")
@@ -219,15 +236,7 @@ async fn a_campaign_reaches_each_confirmed_subscriber_once_in_their_language_wit
             .next()
             .unwrap();
         assert!(text.contains(token), "the body's link is the header's");
-        let lang = body["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == "text/html")
-            .unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .contains("lang=\"fr\"");
+        let lang = common::app::part_text(&body, "text/html").contains("lang=\"fr\"");
         assert_eq!(lang, n.is_multiple_of(7), "p{n}'s language");
     }
     app.stop().await;
@@ -337,7 +346,7 @@ async fn campaigns_are_checked_when_created_and_their_lifecycle_refuses_what_it_
             &Value::Null,
         )
         .await;
-    assert_eq!(status, 409);
+    assert_eq!(status, 409, "a cancelled campaign is not scheduled again");
     assert_eq!(app.get_json("/v1/campaigns/not-a-uuid").await.0, 404);
     let (status, page) = app.get_json("/v1/campaigns?limit=5").await;
     assert_eq!(status, 200);
@@ -424,12 +433,7 @@ async fn through_sendgrid_a_request_carries_up_to_a_thousand_personalized_copies
     import(&app, list, people(2500, "example.org")).await;
     let id = create(&app, &newsletter(list)).await;
     app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
+    schedule(&app, &id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(done["sent"], 2500, "{done}");
     let bodies = recorder.bodies.lock().unwrap().clone();
@@ -507,12 +511,7 @@ async fn a_429_storm_slows_the_campaign_and_it_recovers_without_loss_or_repeats(
     .await;
     app.start_worker();
     let started = std::time::Instant::now();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
+    schedule(&app, &id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -540,36 +539,66 @@ fn slow_recorder(delay: Duration) -> (Recorder, Arc<Mutex<Vec<std::time::Instant
     (recorder, times)
 }
 
+/// A campaign under way through SendGrid's stand-in (answering after `delay`): `people`
+/// subscribers on a new list, a worker with `concurrency` campaign jobs at once, the campaign
+/// `campaign(list)` scheduled and its first `sent` recipients handed over.
+struct Running {
+    app: TestApp,
+    recorder: Recorder,
+    times: Arc<Mutex<Vec<std::time::Instant>>>,
+    list: u64,
+    id: String,
+    _sendgrid: MockServer,
+}
+
+async fn running(
+    delay: Duration,
+    concurrency: usize,
+    people_count: usize,
+    campaign: impl FnOnce(u64) -> Value,
+    sent: u64,
+) -> Running {
+    let (recorder, times) = slow_recorder(delay);
+    let sendgrid = sendgrid(&recorder).await;
+    let mut app = app_with(|s| {
+        through(&sendgrid)(s);
+        s.campaign_concurrency = concurrency;
+    })
+    .await;
+    let list = new_list(&app, "Running", None).await;
+    import(&app, list, people(people_count, "example.com")).await;
+    let id = create(&app, &campaign(list)).await;
+    app.start_worker();
+    schedule(&app, &id).await;
+    until_sent(&app, &id, sent).await;
+    Running {
+        app,
+        recorder,
+        times,
+        list,
+        id,
+        _sendgrid: sendgrid,
+    }
+}
+
 async fn sent_so_far(app: &TestApp, id: &str) -> u64 {
     campaign(app, id).await["sent"].as_u64().unwrap()
 }
 
 #[tokio::test]
 async fn pause_and_resume_send_to_nobody_twice_and_skip_nobody() {
-    let (recorder, _) = slow_recorder(Duration::from_millis(150));
-    let mock = sendgrid(&recorder).await;
-    let mut app = app_with(|s| {
-        through(&mock)(s);
-        s.campaign_concurrency = 1;
-    })
-    .await;
-    let list = new_list(&app, "Paused", None).await;
-    import(&app, list, people(6000, "example.com")).await;
-    let id = create(
-        &app,
-        &json!({"name": "p", "lists": [list], "subject": "Hi {{name}}", "text": "x {{unsubscribe_url}}"}),
+    let Running {
+        app,
+        recorder,
+        id,
+        _sendgrid, ..
+    } = running(
+        Duration::from_millis(150),
+        1,
+        6000,
+        |list| json!({"name": "p", "lists": [list], "subject": "Hi {{name}}", "text": "x {{unsubscribe_url}}"}),
+        1,
     )
-    .await;
-    app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "a first batch", || async {
-        (sent_so_far(&app, &id).await > 0).then_some(())
-    })
     .await;
     let (status, paused) = app
         .call("POST", &format!("/v1/campaigns/{id}/pause"), &Value::Null)
@@ -605,30 +634,19 @@ async fn pause_and_resume_send_to_nobody_twice_and_skip_nobody() {
 
 #[tokio::test]
 async fn a_cancelled_campaign_stops_handing_over_within_a_second() {
-    let (recorder, times) = slow_recorder(Duration::from_millis(100));
-    let mock = sendgrid(&recorder).await;
-    let mut app = app_with(|s| {
-        through(&mock)(s);
-        s.campaign_concurrency = 2;
-    })
-    .await;
-    let list = new_list(&app, "Cancelled", None).await;
-    import(&app, list, people(20_000, "example.com")).await;
-    let id = create(
-        &app,
-        &json!({"name": "c", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": 2000}),
+    let Running {
+        app,
+        times,
+        id,
+        _sendgrid,
+        ..
+    } = running(
+        Duration::from_millis(100),
+        2,
+        20_000,
+        |list| plain("c", list, Some(2000)),
+        1,
     )
-    .await;
-    app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "a first batch", || async {
-        (sent_so_far(&app, &id).await > 0).then_some(())
-    })
     .await;
     let (status, cancelled) = app
         .call("POST", &format!("/v1/campaigns/{id}/cancel"), &Value::Null)
@@ -652,31 +670,21 @@ async fn a_cancelled_campaign_stops_handing_over_within_a_second() {
 
 #[tokio::test]
 async fn an_unsubscribe_during_the_run_is_honoured_by_batches_not_yet_handed_over() {
-    let recorder = Recorder::default();
-    let mock = sendgrid(&recorder).await;
-    let mut app = app_with(|s| {
-        through(&mock)(s);
-        s.campaign_concurrency = 1;
-    })
-    .await;
-    let list = new_list(&app, "Leaving", None).await;
-    import(&app, list, people(4000, "example.com")).await;
     // 1,000 a second: the last batch goes out some three seconds after the first.
-    let id = create(
-        &app,
-        &json!({"name": "u", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": 1000}),
+    let Running {
+        app,
+        recorder,
+        list,
+        id,
+        _sendgrid,
+        ..
+    } = running(
+        Duration::ZERO,
+        1,
+        4000,
+        |list| plain("u", list, Some(1000)),
+        1,
     )
-    .await;
-    app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "a first batch", || async {
-        (sent_so_far(&app, &id).await > 0).then_some(())
-    })
     .await;
     // Whoever is in the last batch: not yet sent to.
     let bodies = recorder.bodies.lock().unwrap().clone();
@@ -712,18 +720,9 @@ async fn a_domain_rate_holds_for_that_domain_while_others_go_on() {
     let mut csv = people(3000, "slow.example");
     csv.push_str(&people(600, "fast.example").replacen("email,name,locale,plan\n", "", 1));
     import(&app, list, csv).await;
-    let id = create(
-        &app,
-        &json!({"name": "t", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}"}),
-    )
-    .await;
+    let id = create(&app, &plain("t", list, None)).await;
     app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
+    schedule(&app, &id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(done["sent"], 3600, "{done}");
     let mut slow = Vec::new();
@@ -788,12 +787,7 @@ async fn workers_killed_at_random_points_leave_nobody_unsent_and_only_counted_re
         &json!({"name": "k", "lists": [list], "subject": "Hi {{name}}", "text": "x {{unsubscribe_url}}", "rate_limit": 4000}),
     )
     .await;
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
+    schedule(&app, &id).await;
     let mut workers: Vec<_> = (0..3).map(|_| worker_process(&app, &mock)).collect();
     let mut kills = 0;
     // Two rounds: wait for a random share of the audience, SIGKILL a random worker (the
@@ -865,30 +859,19 @@ async fn apply(app: &TestApp, body: &str) {
 
 #[tokio::test]
 async fn engagement_is_counted_per_campaign_and_complaints_past_the_guard_pause_it() {
-    let (recorder, _) = slow_recorder(Duration::from_millis(100));
-    let mock = sendgrid(&recorder).await;
-    let mut app = app_with(|s| {
-        through(&mock)(s);
-        s.campaign_concurrency = 1;
-    })
-    .await;
-    let list = new_list(&app, "Guarded", None).await;
-    import(&app, list, people(6000, "example.com")).await;
-    let id = create(
-        &app,
-        &json!({"name": "g", "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": 1000}),
+    let Running {
+        app,
+        recorder,
+        id,
+        _sendgrid,
+        ..
+    } = running(
+        Duration::from_millis(100),
+        1,
+        6000,
+        |list| plain("g", list, Some(1000)),
+        1000,
     )
-    .await;
-    app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "a first batch", || async {
-        (sent_so_far(&app, &id).await >= 1000).then_some(())
-    })
     .await;
     // Events about people already sent to.
     let delivered: Vec<String> = recipients(&recorder.bodies.lock().unwrap())
@@ -953,12 +936,7 @@ async fn the_command_line_lists_watches_and_changes_campaigns() {
     )
     .await;
     app.start_worker();
-    app.call(
-        "POST",
-        &format!("/v1/campaigns/{id}/schedule"),
-        &Value::Null,
-    )
-    .await;
+    schedule(&app, &id).await;
     let watched = mailroom_cli(&app, &["campaign", "watch", &id]).await;
     assert!(watched.status.success(), "{watched:?}");
     let out = String::from_utf8_lossy(&watched.stdout);

@@ -261,6 +261,19 @@ pub async fn strict_mime(file: &Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The text of the part of type `content_type` in a [`strict_mime`] summary.
+pub fn part_text(summary: &Value, content_type: &str) -> String {
+    summary["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == content_type)
+        .unwrap_or_else(|| panic!("no {content_type} part in {summary}"))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The .eml files in `dir`, skipping hidden temporaries.
 pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -292,15 +305,7 @@ pub async fn received_links(app: &TestApp, count: usize, marker: &str) -> Vec<Re
     let mut found = Vec::new();
     for file in files {
         let summary = strict_mime(&file).await;
-        let text = summary["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == "text/plain")
-            .unwrap()["text"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let text = part_text(&summary, "text/plain");
         let start = text.find(marker).expect("a link in the email");
         found.push(Received {
             at: std::fs::metadata(&file).unwrap().modified().unwrap(),
