@@ -204,13 +204,17 @@ impl CampaignStore {
         Ok(campaigns)
     }
 
-    /// How many campaigns are kept, after dropping from the index (oldest first, a hundred at
-    /// a time) those whose keys expired.
+    /// How many campaigns are kept. Near `bound`, ids whose keys expired are first dropped
+    /// from the index (oldest first, a hundred at a time).
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn live_count(&self) -> redis::RedisResult<u64> {
+    pub async fn live_count(&self, bound: u64) -> redis::RedisResult<u64> {
         let mut conn = self.conn.clone();
+        let count: u64 = conn.zcard(self.keys.campaigns()).await?;
+        if count < bound {
+            return Ok(count);
+        }
         let oldest: Vec<String> = conn.zrange(self.keys.campaigns(), 0, 99).await?;
         for id in oldest {
             let exists: bool = conn.exists(self.keys_of(&id).state()).await?;

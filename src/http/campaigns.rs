@@ -324,7 +324,7 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let send_at = body.send_at;
     let spec = spec_of(&state, body).await?;
-    if state.campaigns.live_count().await? >= MAX_CAMPAIGNS {
+    if state.campaigns.live_count(MAX_CAMPAIGNS).await? >= MAX_CAMPAIGNS {
         return Err(ApiError::validation(format!(
             "mailroom keeps at most {MAX_CAMPAIGNS} campaigns; cancel drafts you do not need (a cancelled or finished campaign is dropped after MAILROOM_CAMPAIGN_RETENTION_SECS)"
         )));
