@@ -181,14 +181,7 @@ async fn a_campaign_reaches_each_confirmed_subscriber_once_in_their_language_wit
     assert_eq!(status, 200, "{body}");
     let id = create(&app, &newsletter(list)).await;
     app.start_worker();
-    let (status, scheduled) = app
-        .call(
-            "POST",
-            &format!("/v1/campaigns/{id}/schedule"),
-            &Value::Null,
-        )
-        .await;
-    assert_eq!(status, 200, "{scheduled}");
+    schedule(&app, &id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(done["audience"], 18, "{done}"); // blocklisted and unsubscribed are not in it
     assert_eq!(done["sent"], 17, "{done}");

@@ -113,8 +113,8 @@ async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> 
     Ok((format!("http://{address}"), requests, recipients))
 }
 
-/// Starts the SMTP sink on a free port.
-async fn smtp_sink() -> anyhow::Result<(tokio::process::Child, String)> {
+/// Starts Postfix's `smtp-sink` on a free port: the process and its `smtp://` URL.
+pub(crate) async fn smtp_sink() -> anyhow::Result<(tokio::process::Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

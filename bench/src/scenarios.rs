@@ -90,29 +90,7 @@ pub(crate) async fn smtp(
     concurrency: usize,
     pool: usize,
 ) -> anyhow::Result<Report> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut sink = tokio::process::Command::new("smtp-sink")
-        .args(["-c", "-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start smtp-sink (apt-get install postfix)")?;
-    let mut up = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    if !up {
-        bail!("smtp-sink did not start listening");
-    }
+    let (mut sink, url) = crate::campaign::smtp_sink().await?;
     let html = format!(
         "<html><body><h1>Your receipt</h1>{}</body></html>",
         "<p>Thank you for your order. Here is what you bought and when it ships.</p>".repeat(26)
@@ -126,7 +104,6 @@ pub(crate) async fn smtp(
             ..EmailMessage::default()
         })
     };
-    let url = format!("smtp://127.0.0.1:{port}");
     let pool = pool.to_string();
     let env = [
         ("MAILROOM_PROVIDER", "smtp"),
