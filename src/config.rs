@@ -323,6 +323,9 @@ pub struct Settings {
     /// `MAILROOM_DOMAIN_RATES`: `domain=rate,…`, campaign recipients per second per receiving
     /// domain, over the defaults for the large mailbox providers (0 lifts one).
     pub domain_rates: String,
+    /// `MAILROOM_DOMAIN_CONNECTIONS`: `domain=n,…`, SMTP connections (messages in flight) per
+    /// receiving domain across every worker, over the defaults (0 lifts one).
+    pub domain_connections: String,
     /// `MAILROOM_GUARD_COMPLAINT_RATE`: a campaign pauses itself when its spam reports pass this
     /// share of its deliveries (Gmail's line for bulk senders is 0.3 %).
     pub guard_complaint_rate: f64,
@@ -422,6 +425,7 @@ impl Default for Settings {
             campaign_retention_secs: 30 * 24 * 3600,
             provider_rate: 0,
             domain_rates: String::new(),
+            domain_connections: String::new(),
             guard_complaint_rate: 0.003,
             guard_bounce_rate: 0.05,
             guard_min_deliveries: 1000,
@@ -595,6 +599,7 @@ impl Settings {
         }
         self.default_from()?;
         self.domain_rate_list()?;
+        self.domain_connection_list()?;
         for (name, value) in [
             ("guard_complaint_rate", self.guard_complaint_rate),
             ("guard_bounce_rate", self.guard_bounce_rate),
@@ -771,6 +776,15 @@ impl Settings {
     pub fn domain_rate_list(&self) -> anyhow::Result<Vec<(String, u32)>> {
         crate::campaigns::throttle::parse_domain_rates(&self.domain_rates)
             .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_RATES: {e}"))
+    }
+
+    /// `MAILROOM_DOMAIN_CONNECTIONS`, parsed.
+    ///
+    /// # Errors
+    /// When an entry is not `domain=n`.
+    pub fn domain_connection_list(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        crate::campaigns::throttle::parse_domain_rates(&self.domain_connections)
+            .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_CONNECTIONS: {e}"))
     }
 
     /// The categories that override suppressions, trimmed.

@@ -987,3 +987,50 @@ async fn without_link_keys_a_campaign_is_refused_rather_than_sent_without_a_way_
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn through_smtp_a_domain_never_has_more_messages_in_flight_than_its_connection_limit() {
+    let sink = common::app::SmtpSink::start().await;
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let mut app = app_with(move |s| {
+        s.provider = mailroom::config::ProviderKind::Smtp;
+        s.smtp_url = Some(SecretString::from(url));
+        s.domain_connections = "busy.example=2".to_owned();
+    })
+    .await;
+    let list = new_list(&app, "Busy", None).await;
+    import(&app, list, people(300, "busy.example")).await;
+    let id = create(&app, &plain("b", list, None)).await;
+    app.start_worker();
+    schedule(&app, &id).await;
+    // The domain's slots, watched while the campaign runs.
+    let slots = mailroom_jobs::Keys::new(&app.redis.prefix).throttle_slots("domain:busy.example");
+    let mut conn = app.redis.conn();
+    let (mut most, mut seen_busy) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while campaign(&app, &id).await["state"] != "finished" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the campaign did not finish"
+        );
+        for _ in 0..20 {
+            let in_use: u64 = redis::AsyncCommands::zcard(&mut conn, &slots)
+                .await
+                .unwrap();
+            most = most.max(in_use);
+            seen_busy += u64::from(in_use > 0);
+        }
+    }
+    assert!(most <= 2, "{most} messages in flight to busy.example");
+    assert!(seen_busy > 0, "the slots were never seen in use");
+    let received = sink.received();
+    assert_eq!(received.len(), 300);
+    let mut to: Vec<String> = received
+        .iter()
+        .map(|(_, envelope)| envelope["rcpt_tos"][0].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 300, "someone got two messages");
+    app.stop().await;
+}

@@ -36,6 +36,7 @@
 //! | `P:{campaigns}` | sorted set | campaign ids by creation time (ms) | campaigns API |
 //! | `P:{cp:ID}:…` | | campaign ID, see [`CampaignKeys`] | campaign scripts |
 //! | `P:{thr:SCOPE}` | string | a throttle's theoretical arrival time (GCRA, µs) | campaign workers |
+//! | `P:{thr:SCOPE}:slots` | sorted set | connections to a domain in use: a send's token → its lease end (µs) | campaign workers |
 //! | `P:{thr:SCOPE}:hold` | string | a throttle held back until a time (a provider's 429, an SMTP 421) | campaign workers |
 //! | `P:addrmsg:DIGEST` | list | the newest message ids sent to an address (SHA-256 of its case key), for export and erasure | send worker |
 //!
@@ -240,6 +241,11 @@ impl Keys {
     /// A throttle's state (`scope`: `provider:sendgrid`, `domain:gmail.com`, …).
     pub fn throttle(&self, scope: &str) -> String {
         format!("{}:{{thr:{scope}}}", self.prefix)
+    }
+
+    /// The connections to a domain in use, by lease end.
+    pub fn throttle_slots(&self, scope: &str) -> String {
+        format!("{}:{{thr:{scope}}}:slots", self.prefix)
     }
 
     /// When a throttle may send again after a provider asked it to wait.

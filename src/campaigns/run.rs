@@ -48,6 +48,8 @@ use crate::{
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 /// SendGrid's limit on a personalization's substitutions, in bytes.
 const MAX_SUBSTITUTION_BYTES: usize = 10_000;
+/// How often a send waiting for a domain's connection slot asks again.
+const SLOT_POLL: Duration = Duration::from_millis(5);
 /// How many SMTP or outbox messages one claim covers (a pause takes effect between claims).
 const SMTP_CLAIM: usize = 100;
 
@@ -836,7 +838,7 @@ impl Campaigner {
         let outcomes: Vec<(u64, Result<(), ProviderError>)> = futures::stream::iter(emails)
             .map(|(ordinal, email)| async move {
                 match email {
-                    Ok(email) => (ordinal, self.provider.send(&email).await.map(|_| ())),
+                    Ok(email) => (ordinal, self.send_one(&email).await),
                     Err(reason) => (ordinal, Err(ProviderError::permanent(reason))),
                 }
             })
@@ -886,6 +888,48 @@ impl Campaigner {
             });
         }
         Ok(report)
+    }
+}
+
+impl Campaigner {
+    /// Sends one SMTP or outbox message, within its domain's connection limit when it has one
+    /// (SMTP only): the slot is taken across every worker, waited for briefly, and given back
+    /// after the hand-over. A domain whose slots stay busy fails the send as not sent, and the
+    /// batch retries it later.
+    async fn send_one(&self, email: &OutgoingEmail) -> Result<(), ProviderError> {
+        let domain = email
+            .to
+            .first()
+            .map(|m| m.email.domain().to_ascii_lowercase())
+            .unwrap_or_default();
+        let limit = match self.provider {
+            Provider::Smtp(_) => self.throttles.connection_limit(&domain),
+            _ => None,
+        };
+        let Some(limit) = limit else {
+            return self.provider.send(email).await.map(|_| ());
+        };
+        let token = Uuid::now_v7().to_string();
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.throttles.take_slot(&domain, limit, &token).await {
+                Ok(true) => break,
+                Ok(false) if started.elapsed() < MAX_INLINE_WAIT => {
+                    tokio::time::sleep(SLOT_POLL).await;
+                }
+                Ok(false) => {
+                    return Err(ProviderError::transient(format!(
+                        "{domain}: all {limit} connections in use"
+                    )));
+                }
+                Err(error) => return Err(ProviderError::transient(format!("redis: {error}"))),
+            }
+        }
+        let sent = self.provider.send(email).await.map(|_| ());
+        if let Err(error) = self.throttles.give_slot(&domain, &token).await {
+            tracing::debug!(%error, %domain, "a connection slot is left to its lease");
+        }
+        sent
     }
 }
 

@@ -14,6 +14,25 @@ use redis::Script;
 
 static THROTTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/throttle.lua")));
 static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));
+static SLOTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/slots.lua")));
+
+/// SMTP connections (messages in flight) per receiving domain used unless
+/// `MAILROOM_DOMAIN_CONNECTIONS` names the domain: KumoMTA's shaping defaults for the providers
+/// that publish limits (Gmail 5, Outlook 5, iCloud 10), with their other domains.
+pub const DEFAULT_DOMAIN_CONNECTIONS: &[(&str, u32)] = &[
+    ("gmail.com", 5),
+    ("googlemail.com", 5),
+    ("outlook.com", 5),
+    ("hotmail.com", 5),
+    ("live.com", 5),
+    ("msn.com", 5),
+    ("icloud.com", 10),
+    ("me.com", 10),
+    ("mac.com", 10),
+];
+
+/// How long a connection slot is held at most (an SMTP command times out well before).
+const SLOT_LEASE: Duration = Duration::from_secs(60);
 
 /// Per-domain rates used unless `MAILROOM_DOMAIN_RATES` names the domain: recipients per
 /// second, for the mailbox providers that throttle senders who arrive too fast. They are
@@ -42,6 +61,7 @@ pub struct Throttles {
     keys: Keys,
     provider: Option<u32>,
     domains: Vec<(String, u32)>,
+    connections: Vec<(String, u32)>,
 }
 
 /// A rate limit to pass: its Redis scope and recipients per second.
@@ -52,26 +72,68 @@ pub struct Limit {
 }
 
 impl Throttles {
-    /// Throttles with `provider` recipients/s across the deployment (`None`: unlimited) and
-    /// `domains` (domain → recipients/s), over the defaults.
+    /// Throttles with `provider` recipients/s across the deployment (`None`: unlimited),
+    /// `domains` (domain → recipients/s) and `connections` (domain → SMTP connections), each
+    /// over its defaults.
     pub fn new(
         conn: RedisConnection,
         prefix: &str,
         provider: Option<u32>,
         domains: &[(String, u32)],
+        connections: &[(String, u32)],
     ) -> Self {
-        let mut all: Vec<(String, u32)> = DEFAULT_DOMAIN_RATES
-            .iter()
-            .filter(|(d, _)| !domains.iter().any(|(o, _)| o == d))
-            .map(|(d, r)| ((*d).to_owned(), *r))
-            .collect();
-        all.extend(domains.iter().cloned());
         Self {
             conn,
             keys: Keys::new(prefix),
             provider: provider.filter(|r| *r > 0),
-            domains: all,
+            domains: over_defaults(DEFAULT_DOMAIN_RATES, domains),
+            connections: over_defaults(DEFAULT_DOMAIN_CONNECTIONS, connections),
         }
+    }
+
+    /// How many SMTP connections `domain` (lower-case) may have in use at once, if limited.
+    pub fn connection_limit(&self, domain: &str) -> Option<u32> {
+        self.connections
+            .iter()
+            .find(|(d, _)| d == domain)
+            .map(|(_, n)| *n)
+            .filter(|n| *n > 0)
+    }
+
+    /// Takes one of `domain`'s `limit` connection slots for the send `token`: `false` when all
+    /// are in use.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn take_slot(
+        &self,
+        domain: &str,
+        limit: u32,
+        token: &str,
+    ) -> redis::RedisResult<bool> {
+        let taken: u8 = SLOTS
+            .key(self.keys.throttle_slots(&format!("domain:{domain}")))
+            .arg("take")
+            .arg(token)
+            .arg(limit)
+            .arg(u64::try_from(SLOT_LEASE.as_micros()).unwrap_or(u64::MAX))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(taken == 1)
+    }
+
+    /// Gives the slot of send `token` back.
+    ///
+    /// # Errors
+    /// When Redis fails (the slot's lease then ends on its own).
+    pub async fn give_slot(&self, domain: &str, token: &str) -> redis::RedisResult<()> {
+        let _: u8 = SLOTS
+            .key(self.keys.throttle_slots(&format!("domain:{domain}")))
+            .arg("give")
+            .arg(token)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// The rate of `domain` (lower-case), if it has one.
@@ -147,7 +209,18 @@ impl Throttles {
     }
 }
 
-/// Parses `MAILROOM_DOMAIN_RATES`: `domain=rate[,domain=rate…]` (recipients per second; 0
+/// `settings` (domain → number) over `defaults` for the domains they do not name.
+fn over_defaults(defaults: &[(&str, u32)], settings: &[(String, u32)]) -> Vec<(String, u32)> {
+    let mut all: Vec<(String, u32)> = defaults
+        .iter()
+        .filter(|(d, _)| !settings.iter().any(|(o, _)| o == d))
+        .map(|(d, n)| ((*d).to_owned(), *n))
+        .collect();
+    all.extend(settings.iter().cloned());
+    all
+}
+
+/// Parses `MAILROOM_DOMAIN_RATES` (and `MAILROOM_DOMAIN_CONNECTIONS`, the same shape): `domain=rate[,domain=rate…]` (recipients per second; 0
 /// lifts a default).
 ///
 /// # Errors

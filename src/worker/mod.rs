@@ -217,6 +217,7 @@ fn campaigner(
             prefix,
             Some(settings.provider_rate),
             &settings.domain_rate_list()?,
+            &settings.domain_connection_list()?,
         ),
         parallel_sends: settings.smtp_pool_size.max(1),
         prepared: std::sync::Mutex::default(),
