@@ -270,10 +270,7 @@ impl Campaigner {
                         continue;
                     }
                     let locale = negotiated.entry(view.locale()).or_insert_with(|| {
-                        let wanted = Some(view.locale())
-                            .filter(|l| !l.is_empty())
-                            .or(list_locale.as_deref());
-                        renderer.negotiate(wanted)
+                        language(&renderer, view.locale(), list_locale.as_deref())
                     });
                     mine.push((locale.clone(), *id));
                 }
@@ -317,10 +314,7 @@ impl Campaigner {
 
     /// The language a recipient reads: theirs, else their list's, else the default.
     fn locale_of(&self, view: &RecordView<'_>, list: &ListInfo) -> String {
-        let wanted = Some(view.locale())
-            .filter(|l| !l.is_empty())
-            .or(list.locale.as_deref());
-        self.renderer.negotiate(wanted)
+        language(&self.renderer, view.locale(), list.locale.as_deref())
     }
 
     /// Campaign `id` read and checked, from the cache after the first time.
@@ -931,6 +925,12 @@ impl Campaigner {
         }
         sent
     }
+}
+
+/// The language of a subscriber whose record says `theirs` (empty: none), on a list that
+/// says `list`: theirs, else the list's, else the renderer's default, negotiated.
+fn language(renderer: &Renderer, theirs: &str, list: Option<&str>) -> String {
+    renderer.negotiate(Some(theirs).filter(|l| !l.is_empty()).or(list))
 }
 
 /// A `Feedback-ID` (Gmail's feedback loop groups complaints by it): campaign, list, kind, sender.
