@@ -710,14 +710,8 @@ async fn a_status_record_pages_its_recipients() {
     app.stop().await;
 }
 
-/// `POST /v1/emails/batch` with the API key: the status and the answer as JSON.
-async fn post_batch(app: &TestApp, body: &Value) -> (u16, Value) {
-    app.call("POST", "/v1/emails/batch", body).await
-}
-
-#[tokio::test]
-async fn a_batch_queues_each_valid_message_and_answers_each_by_index() {
-    let app = TestApp::spawn(|_| {}).await;
+/// Puts bounced@example.org on the suppression list.
+async fn suppress_bounced(app: &TestApp) {
     let (status, _) = app
         .call(
             "PUT",
@@ -726,6 +720,17 @@ async fn a_batch_queues_each_valid_message_and_answers_each_by_index() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+/// `POST /v1/emails/batch` with the API key: the status and the answer as JSON.
+async fn post_batch(app: &TestApp, body: &Value) -> (u16, Value) {
+    app.call("POST", "/v1/emails/batch", body).await
+}
+
+#[tokio::test]
+async fn a_batch_queues_each_valid_message_and_answers_each_by_index() {
+    let app = TestApp::spawn(|_| {}).await;
+    suppress_bounced(&app).await;
     let keyed = |subject: &str| {
         let mut message = simple_email();
         message["subject"] = json!(subject);
@@ -865,8 +870,9 @@ async fn a_push_after_redis_forgot_the_push_script_loads_it_again() {
     app.stop().await;
 }
 
-/// How many times Redis ran the push script (`EVALSHA` and `EVAL` calls) so far.
-async fn script_calls(url: &str) -> u64 {
+/// How many times Redis ran the push script (`EVALSHA` and `EVAL` calls) and the suppression
+/// lookup (`HMGET`) so far.
+async fn script_and_lookup_calls(url: &str) -> (u64, u64) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let info: String = redis::cmd("INFO")
@@ -874,17 +880,24 @@ async fn script_calls(url: &str) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    let calls = |commands: &[&str]| -> u64 {
+        info.lines()
+            .filter(|l| {
+                commands
+                    .iter()
+                    .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
+            })
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    (calls(&["evalsha", "eval"]), calls(&["hmget"]))
 }
 
 #[tokio::test]
@@ -892,9 +905,10 @@ async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own
     // A Redis of this test's own, so its command counts are this test's alone.
     let server = common::redis_server::RedisServer::start(&[]);
     let app = TestApp::spawn_on(&server.url(), |_| {}).await;
+    suppress_bounced(&app).await;
     // Warm up: the push script is loaded and the pusher started.
     assert_eq!(app.post_email(&simple_email()).await.status().as_u16(), 202);
-    let before = script_calls(&server.url()).await;
+    let (scripts_before, lookups_before) = script_and_lookup_calls(&server.url()).await;
     let requests = 400;
     let answers = futures::future::join_all((0..requests).map(|i| {
         let mut body = simple_email();
@@ -905,6 +919,10 @@ async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own
         if i == 7 {
             body["to"] = json!("not an address");
         }
+        if i % 40 == 3 {
+            // A few to a suppressed address: each is told, and only those.
+            body["to"] = json!(["bounced@example.org", "grace@example.org"]);
+        }
         let app = &app;
         async move {
             let response = app.post_email(&body).await;
@@ -913,7 +931,11 @@ async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own
         }
     }))
     .await;
-    let calls = script_calls(&server.url()).await - before;
+    let (scripts_after, lookups_after) = script_and_lookup_calls(&server.url()).await;
+    let (calls, lookups) = (
+        scripts_after - scripts_before,
+        lookups_after - lookups_before,
+    );
     let mut ids = std::collections::BTreeSet::new();
     let mut keyed = std::collections::BTreeSet::new();
     for (i, status, body) in &answers {
@@ -922,6 +944,11 @@ async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own
             continue;
         }
         assert_eq!(*status, 202, "{body}");
+        if i % 40 == 3 {
+            assert_eq!(body["suppressed"], json!(["bounced@example.org"]), "{body}");
+        } else {
+            assert!(body.get("suppressed").is_none(), "{body}");
+        }
         let id = body["id"].as_str().unwrap().to_owned();
         if i % 50 == 0 {
             keyed.insert(id);
@@ -934,6 +961,10 @@ async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own
     assert!(
         calls * 4 <= requests as u64,
         "{calls} push script calls for {requests} requests"
+    );
+    assert!(
+        lookups * 4 <= requests as u64,
+        "{lookups} suppression lookups for {requests} requests"
     );
     app.stop().await;
 }

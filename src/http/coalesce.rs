@@ -1,16 +1,21 @@
 //! Concurrent `POST /v1/emails` requests share Redis round trips: each hands its job to one
-//! pusher task, which takes every job waiting and pushes them with one pipelined call of the
-//! push script ([`Producer::push_each`]), up to [`IN_FLIGHT`] calls at once. Alone, a request
-//! goes at once, in a call of its own; under load, the calls grow instead of multiplying, so
-//! Redis runs one script call per hundred requests rather than one each.
+//! pusher task, which takes every job waiting, looks up all their recipients on the
+//! suppression list with one HMGET and pushes them with one pipelined call of the push script
+//! ([`Producer::push_each`]), up to [`IN_FLIGHT`] such rounds at once. Alone, a request goes
+//! at once, in a round of its own; under load, the rounds grow instead of multiplying, so
+//! Redis answers two commands per hundred requests rather than two each.
 //!
-//! Each job keeps its own outcome (a duplicate, a conflict, an invalid payload), and a Redis
-//! failure fails every request of that call, as it would have failed each alone.
+//! Each job keeps its own outcome (a duplicate, a conflict, an invalid payload) and its own
+//! suppressed recipients; a Redis failure fails every request of that round, as it would have
+//! failed each alone. The lookup comes first and a failed one pushes nothing, so a request
+//! answered with an error never leaves a job behind.
 
 use std::sync::{Arc, OnceLock};
 
-use mailroom_jobs::{EnqueueOptions, Producer, PushError, Pushed, SendEmail};
+use mailroom_jobs::{EmailMessage, EnqueueOptions, Producer, PushError, Pushed, SendEmail};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::store::Suppressions;
 
 /// Pushes run at once; past it, waiting jobs gather for the next.
 const IN_FLIGHT: usize = 4;
@@ -19,52 +24,94 @@ const MAX_JOBS: usize = 256;
 /// Requests waiting for the pusher at most; past it a request waits to hand its job over.
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<Pushed, PushError>>;
+/// A push's outcome and the message's suppressed recipients.
+pub(super) type Outcome = Result<(Pushed, Vec<String>), PushError>;
+type Reply = oneshot::Sender<Outcome>;
+type Waiting = (SendEmail, EnqueueOptions, Reply);
+
+/// Where a round pushes and looks up.
+#[derive(Debug, Clone)]
+struct Stores {
+    producer: Producer,
+    suppressions: Suppressions,
+    /// Categories sent regardless of the suppression list.
+    transactional: Arc<Vec<String>>,
+}
+
+impl Stores {
+    /// One round: the recipients of every job looked up, then the jobs pushed.
+    async fn round(
+        &self,
+        jobs: &[(SendEmail, EnqueueOptions)],
+    ) -> Result<Vec<(Result<Pushed, PushError>, Vec<String>)>, redis::RedisError> {
+        let messages: Vec<&EmailMessage> = jobs.iter().map(|(job, _)| &job.message).collect();
+        let suppressed = self
+            .suppressions
+            .suppressed_recipients_of(&messages, &self.transactional)
+            .await?;
+        let pushed = self.producer.push_each(jobs).await?;
+        Ok(pushed.into_iter().zip(suppressed).collect())
+    }
+}
 
 /// The pusher of one API process: started with the first push.
 #[derive(Debug)]
 pub struct Coalescer {
-    producer: Producer,
-    sender: OnceLock<mpsc::Sender<(SendEmail, EnqueueOptions, Reply)>>,
+    stores: Stores,
+    sender: OnceLock<mpsc::Sender<Waiting>>,
 }
 
 impl Coalescer {
-    /// Pushes through `producer`.
-    pub fn new(producer: Producer) -> Self {
+    /// Pushes through `producer`, and looks recipients up in `suppressions` unless a message
+    /// has one of the `transactional` categories.
+    pub fn new(
+        producer: Producer,
+        suppressions: Suppressions,
+        transactional: Arc<Vec<String>>,
+    ) -> Self {
         Self {
-            producer,
+            stores: Stores {
+                producer,
+                suppressions,
+                transactional,
+            },
             sender: OnceLock::new(),
         }
     }
 
-    /// Pushes `job` with `options`, together with whatever other requests push meanwhile.
+    /// Pushes `job` with `options`, together with whatever other requests push meanwhile, and
+    /// answers with its recipients on the suppression list.
     ///
     /// # Errors
     /// As [`Producer::push_with`].
-    pub async fn push(&self, job: SendEmail, options: EnqueueOptions) -> Result<Pushed, PushError> {
+    pub async fn push(&self, job: SendEmail, options: EnqueueOptions) -> Outcome {
         let sender = self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(run(self.producer.clone(), receiver));
+            tokio::spawn(run(self.stores.clone(), receiver));
             sender
         });
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError((job, options, _))) =
             sender.send((job, options, reply)).await
         {
-            // The pusher is gone (its runtime is shutting down): push alone.
-            return self.producer.push_with(&job, options).await;
+            // The pusher is gone (its runtime is shutting down): a round of its own.
+            let mut alone = self.stores.round(&[(job, options)]).await?;
+            let (pushed, suppressed) = alone.pop().ok_or_else(stopped)?;
+            return pushed.map(|pushed| (pushed, suppressed));
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(PushError::Redis(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "the pusher stopped before answering",
-            ))))
-        })
+        answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
+fn stopped() -> PushError {
+    PushError::Redis(redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "the pusher stopped before answering",
+    )))
+}
+
 /// The pusher: takes the first waiting job, then every other one already there.
-async fn run(producer: Producer, mut receiver: mpsc::Receiver<(SendEmail, EnqueueOptions, Reply)>) {
+async fn run(stores: Stores, mut receiver: mpsc::Receiver<Waiting>) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -80,16 +127,16 @@ async fn run(producer: Producer, mut receiver: mpsc::Receiver<(SendEmail, Enqueu
                 Err(_) => break,
             }
         }
-        let producer = producer.clone();
+        let stores = stores.clone();
         tokio::spawn(async move {
             let (jobs, replies): (Vec<_>, Vec<_>) = batch
                 .into_iter()
                 .map(|(job, options, reply)| ((job, options), reply))
                 .unzip();
-            match producer.push_each(&jobs).await {
+            match stores.round(&jobs).await {
                 Ok(outcomes) => {
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let _ = reply.send(outcome);
+                    for (reply, (pushed, suppressed)) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(pushed.map(|pushed| (pushed, suppressed)));
                     }
                 }
                 Err(error) => {

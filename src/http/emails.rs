@@ -102,30 +102,15 @@ pub(super) async fn send(
             _ => message.idempotency_key = Some(key.to_owned()),
         }
     }
-    let (job, options, suppressed) = prepare(&state, &caller, message).await?;
-    let pushed = state
+    let message = checked(&state, message).await?;
+    let (job, options) = job_of(&caller, message);
+    let (pushed, suppressed) = state
         .coalescer
         .push(job, options)
         .await
         .map_err(push_refused)?;
     let accepted = answer(&state, pushed, suppressed).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
-}
-
-/// A checked message as the job that sends it, its push options (the idempotency key scoped to
-/// the caller), and its suppressed recipients.
-async fn prepare(
-    state: &AppState,
-    caller: &Caller,
-    message: EmailMessage,
-) -> Result<(SendEmail, EnqueueOptions, Vec<String>), ApiError> {
-    let message = checked(state, message).await?;
-    let suppressed = state
-        .suppressions
-        .suppressed_recipients(&message, &state.transactional)
-        .await?;
-    let (job, options) = job_of(caller, message);
-    Ok((job, options, suppressed))
 }
 
 /// `message` if it may be sent: its own checks, and list mail's.

@@ -197,8 +197,13 @@ impl AppState {
             .with_idempotency_window(std::time::Duration::from_secs(
                 settings.idempotency_window_secs,
             ));
+        let transactional = Arc::new(settings.transactional_category_list());
         Ok(Self(Arc::new(Shared {
-            coalescer: coalesce::Coalescer::new(producer.clone()),
+            coalescer: coalesce::Coalescer::new(
+                producer.clone(),
+                Suppressions::new(conn.clone(), &settings.redis_prefix),
+                transactional.clone(),
+            ),
             producer,
             status: StatusStore::new(
                 conn.clone(),
@@ -274,7 +279,7 @@ impl AppState {
                 open: auth == Auth::Off,
                 max_attachment: settings.inbound_max_attachment_bytes,
             },
-            transactional: Arc::new(settings.transactional_category_list()),
+            transactional,
             guard: RedisGuard::new(conn, settings.allow_evicting_redis),
             request_limits: RequestLimits::new(
                 std::time::Duration::from_secs(settings.request_timeout_secs),
