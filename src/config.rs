@@ -307,6 +307,10 @@ pub struct Settings {
     pub link_keys: Option<SecretString>,
     /// `MAILROOM_UNSUBSCRIBE_MAILTO`: an address for `List-Unsubscribe`'s `mailto:` form.
     pub unsubscribe_mailto: Option<String>,
+    /// `MAILROOM_DKIM_KEYS`: `domain:selector:/path/key.pem[,…]` (or `domain:selector:$VAR`
+    /// for a PEM in an environment variable): the keys that sign SMTP and outbox mail, the one
+    /// whose domain is the From address's.
+    pub dkim_keys: Option<String>,
     /// `MAILROOM_SUBSCRIBE_RATE_PER_ADDRESS`: public sign-ups per address per hour.
     pub subscribe_rate_per_address: u64,
     /// `MAILROOM_SUBSCRIBE_RATE_PER_IP`: public sign-ups per client IP per hour.
@@ -419,6 +423,7 @@ impl Default for Settings {
             optin_ttl: 7 * 24 * 3600,
             link_keys: None,
             unsubscribe_mailto: None,
+            dkim_keys: None,
             subscribe_rate_per_address: 5,
             subscribe_rate_per_ip: 30,
             campaign_concurrency: 4,
@@ -614,6 +619,7 @@ impl Settings {
         self.dns_settings()?;
         self.webhook_key()?;
         self.link_keys()?;
+        self.dkim()?;
         if self.inbound_user.is_some() != self.inbound_password.is_some() {
             bail!("MAILROOM_INBOUND_USER and MAILROOM_INBOUND_PASSWORD go together");
         }
@@ -758,6 +764,19 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("MAILROOM_LINK_KEYS: {e}"))
             })
             .transpose()
+    }
+
+    /// `MAILROOM_DKIM_KEYS`, each key read and checked; `None` when none is set.
+    ///
+    /// # Errors
+    /// As [`crate::providers::dkim::DkimKeys::parse`].
+    pub fn dkim(&self) -> anyhow::Result<Option<std::sync::Arc<crate::providers::dkim::DkimKeys>>> {
+        let Some(spec) = self.dkim_keys.as_deref().filter(|s| !s.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let keys = crate::providers::dkim::DkimKeys::parse(spec)
+            .map_err(|e| anyhow::anyhow!("MAILROOM_DKIM_KEYS: {e}"))?;
+        Ok(Some(std::sync::Arc::new(keys)))
     }
 
     /// The campaign guards.

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: mailroom::campaigns::command::CampaignCommand,
     },
+    /// DKIM keys: `mailroom dkim keygen --domain D --selector S`.
+    Dkim {
+        #[command(subcommand)]
+        command: mailroom::providers::dkim::DkimCommand,
+    },
     /// Inspect and repair queues.
     Queue {
         #[command(subcommand)]
@@ -68,6 +73,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Making a key needs no settings: it works before any are written.
+    let command = match cli.command {
+        Command::Dkim { command } => {
+            return match mailroom::providers::dkim::run(command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("mailroom: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        command => command,
+    };
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -84,7 +102,7 @@ async fn main() -> ExitCode {
             None => tracing::warn!("{name} is not a mailroom setting and is ignored"),
         }
     }
-    let outcome = match cli.command {
+    let outcome = match command {
         Command::Serve => http::serve(&settings, Auth::Required, shutdown::on_signal()).await,
         Command::Dev => dev::run(settings, shutdown::on_signal()).await,
         Command::Enqueue(args) => cli::enqueue(&settings, args).await,
@@ -100,6 +118,7 @@ async fn main() -> ExitCode {
         Command::Import { command } => {
             mailroom::lists::import_command::run(&settings, command).await
         }
+        Command::Dkim { .. } => unreachable!("handled before the settings load"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

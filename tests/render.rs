@@ -388,13 +388,7 @@ mod through_the_service {
         })
         .await;
         app.start_worker();
-        let response = app.post_email(&templated("fr-CA")).await;
-        assert_eq!(response.status().as_u16(), 202);
-        let id = response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        app.wait_for_status(&id, "sent").await;
+        app.send_and_wait(&templated("fr-CA")).await;
 
         let requests = mock.received_requests().await.unwrap();
         let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
@@ -412,12 +406,7 @@ mod through_the_service {
     async fn a_templated_email_in_the_outbox_is_strict_mime_in_arabic() {
         let mut app = TestApp::spawn(|_| {}).await;
         app.start_worker();
-        let response = app.post_email(&templated("ar")).await;
-        let id = response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        app.wait_for_status(&id, "sent").await;
+        app.send_and_wait(&templated("ar")).await;
         let files = eml_files(app.outbox.path());
         let summary = strict_mime(&files[0]).await;
         assert_eq!(summary["subject"], "أعد تعيين كلمة المرور");

@@ -146,6 +146,28 @@ impl OutgoingEmail {
         format!("<{}@{}>", self.id, self.from.email.domain())
     }
 
+    /// The email as it goes on the wire: its envelope and its bytes, DKIM-signed when `dkim`
+    /// has a key for the From address's domain.
+    ///
+    /// # Errors
+    /// Permanent: a message lettre cannot build, or one the signer refuses.
+    pub fn wire(
+        &self,
+        dkim: Option<&super::dkim::DkimKeys>,
+    ) -> Result<(lettre::address::Envelope, Vec<u8>), super::ProviderError> {
+        let message = self
+            .to_mime()
+            .map_err(|e| super::ProviderError::permanent(e.to_string()))?;
+        let raw = message.formatted();
+        let raw = match dkim {
+            Some(keys) => keys
+                .sign(self.from.email.domain(), raw)
+                .map_err(super::ProviderError::permanent)?,
+            None => raw,
+        };
+        Ok((message.envelope().clone(), raw))
+    }
+
     /// The email in RFC 5322 form: `Message-ID`, `Date`, RFC 2047-encoded non-ASCII headers,
     /// `multipart/alternative` text and HTML, then `multipart/mixed` or `related` attachments.
     ///

@@ -5,6 +5,7 @@
 //! [`ProviderError`] that says whether trying again could help. The providers never retry
 //! themselves; the queue does, so attempts never multiply.
 
+pub mod dkim;
 mod message;
 mod outbox;
 mod sendgrid;
@@ -84,7 +85,9 @@ impl Provider {
         Ok(match settings.provider {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
-            ProviderKind::Outbox => Provider::Outbox(Outbox::new(settings.outbox_dir.clone())),
+            ProviderKind::Outbox => Provider::Outbox(
+                Outbox::new(settings.outbox_dir.clone()).with_dkim(settings.dkim()?),
+            ),
         })
     }
 

@@ -3,20 +3,29 @@
 //! Files are written atomically: to a hidden temporary name first, then renamed, so a reader
 //! watching the folder never sees half a message.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
-use super::{Delivery, OutgoingEmail, ProviderError};
+use super::{Delivery, OutgoingEmail, ProviderError, dkim::DkimKeys};
 
 /// Writes messages to `MAILROOM_OUTBOX_DIR`.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,
+    dkim: Option<Arc<DkimKeys>>,
 }
 
 impl Outbox {
     /// An outbox writing into `dir` (created when missing).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self { dir, dkim: None }
+    }
+
+    /// The same outbox, signing with `keys` ([`super::dkim`]): the files are what an SMTP
+    /// relay would have been handed.
+    #[must_use]
+    pub fn with_dkim(mut self, keys: Option<Arc<DkimKeys>>) -> Self {
+        self.dkim = keys;
+        self
     }
 
     /// Writes `email` as `<message id>.eml`.
@@ -25,10 +34,7 @@ impl Outbox {
     /// A file-system error is transient (a full disk can be emptied); a message lettre cannot
     /// build is permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let bytes = email
-            .to_mime()
-            .map_err(|e| ProviderError::permanent(e.to_string()))?
-            .formatted();
+        let (_, bytes) = email.wire(self.dkim.as_deref())?;
         let name = format!("{}.eml", email.id);
         let temporary = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);

@@ -38,7 +38,7 @@ use tokio::{
     sync::Semaphore,
 };
 
-use super::{Delivery, OutgoingEmail, ProviderError};
+use super::{Delivery, OutgoingEmail, ProviderError, dkim::DkimKeys};
 use crate::config::Settings;
 
 /// How long a pooled connection may sit idle before it is closed rather than reused.
@@ -81,6 +81,7 @@ pub struct Smtp {
     relay: Arc<Relay>,
     pool: Arc<Pool>,
     name: String,
+    dkim: Option<Arc<DkimKeys>>,
 }
 
 impl std::fmt::Debug for Smtp {
@@ -101,7 +102,17 @@ impl Smtp {
             .smtp_url
             .as_ref()
             .context("MAILROOM_PROVIDER=smtp needs SMTP_URL")?;
-        Self::from_url(url.expose_secret(), settings.smtp_pool_size)
+        Ok(
+            Self::from_url(url.expose_secret(), settings.smtp_pool_size)?
+                .with_dkim(settings.dkim()?),
+        )
+    }
+
+    /// The same client, signing with `keys` ([`super::dkim`]).
+    #[must_use]
+    pub fn with_dkim(mut self, keys: Option<Arc<DkimKeys>>) -> Self {
+        self.dkim = keys;
+        self
     }
 
     /// The client for `url`, with at most `pool_size` connections open.
@@ -145,6 +156,7 @@ impl Smtp {
                 idle: Mutex::new(Vec::new()),
                 open: Semaphore::new(pool_size.max(1)),
             }),
+            dkim: None,
         })
     }
 
@@ -153,10 +165,7 @@ impl Smtp {
     /// # Errors
     /// 4xx replies and connection trouble are transient, 5xx replies permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let message = email
-            .to_mime()
-            .map_err(|e| ProviderError::permanent(e.to_string()))?;
-        let raw = message.formatted();
+        let (envelope, raw) = email.wire(self.dkim.as_deref())?;
         let _permit = self
             .pool
             .open
@@ -167,7 +176,7 @@ impl Smtp {
             Some(connection) => connection,
             None => self.connect().await?,
         };
-        let sent = tokio::time::timeout(TIMEOUT, connection.send(message.envelope(), &raw)).await;
+        let sent = tokio::time::timeout(TIMEOUT, connection.send(&envelope, &raw)).await;
         match sent {
             Ok(Ok(response)) => {
                 self.pool.give_back(connection);

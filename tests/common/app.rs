@@ -107,6 +107,18 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Queues `body` (202 asserted) and waits until a worker has sent it: its id.
+    pub async fn send_and_wait(&self, body: &Value) -> String {
+        let response = self.post_email(body).await;
+        assert_eq!(response.status().as_u16(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.wait_for_status(&id, "sent").await;
+        id
+    }
+
     /// `POST /v1/emails` with the API key.
     pub async fn post_email(&self, body: &Value) -> reqwest::Response {
         self.client

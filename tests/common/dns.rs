@@ -11,7 +11,10 @@ use std::{
 
 use hickory_resolver::proto::{
     op::{Message, MessageType, OpCode, ResponseCode},
-    rr::{Name, RData, Record, RecordType, rdata::MX},
+    rr::{
+        Name, RData, Record, RecordType,
+        rdata::{MX, TXT},
+    },
 };
 use tokio::net::UdpSocket;
 
@@ -22,6 +25,8 @@ pub enum Zone {
     Mx(Vec<(u16, &'static str)>),
     /// No MX, an A record.
     AOnly(Ipv4Addr),
+    /// TXT records, each one value (split into strings of 255 bytes, as DNS stores long ones).
+    Txt(Vec<String>),
     /// The name exists with no MX and no address.
     Empty,
     /// NXDOMAIN.
@@ -131,7 +136,20 @@ fn answer(request: &Message, zone: &Zone, asked: RecordType) -> Option<Message> 
             let a = RData::A((*ip).into());
             response.answers.push(Record::from_rdata(name, 300, a));
         }
-        Zone::Mx(_) | Zone::AOnly(_) => {}
+        Zone::Txt(values) if asked == RecordType::TXT => {
+            for value in values {
+                let strings = value
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+                    .collect();
+                let txt = RData::TXT(TXT::new(strings));
+                response
+                    .answers
+                    .push(Record::from_rdata(name.clone(), 300, txt));
+            }
+        }
+        Zone::Mx(_) | Zone::AOnly(_) | Zone::Txt(_) => {}
     }
     Some(response)
 }
