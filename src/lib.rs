@@ -3,6 +3,7 @@
 //! provider ([`providers`]); a small axum service ([`http`]) takes requests, serves the
 //! verification pages and reports status ([`store`]). `main.rs` only wires these together.
 
+pub mod bounces;
 pub mod campaigns;
 pub mod cli;
 pub mod config;

@@ -1034,3 +1034,38 @@ async fn through_smtp_a_domain_never_has_more_messages_in_flight_than_its_connec
     assert_eq!(to.len(), 300, "someone got two messages");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn smtp_refusals_in_a_campaign_fail_those_recipients_with_the_reason_and_hard_ones_count_as_bounces()
+ {
+    let sink = common::app::SmtpSink::start().await;
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let mut app = app_with(move |s| {
+        s.provider = mailroom::config::ProviderKind::Smtp;
+        s.smtp_url = Some(SecretString::from(url));
+    })
+    .await;
+    let list = new_list(&app, "Mixed", None).await;
+    let csv = "email,name\nada@example.org,Ada\nperm-fail@example.org,Gone\npolicy-block@example.org,Picky\n";
+    import(&app, list, csv.to_owned()).await;
+    let id = create(&app, &plain("m", list, None)).await;
+    app.start_worker();
+    schedule(&app, &id).await;
+    let done = wait_state(&app, &id, "finished").await;
+    assert_eq!(
+        (&done["sent"], &done["failed"]),
+        (&json!(1), &json!(2)),
+        "{done}"
+    );
+    assert_eq!(done["reasons"]["failed:bounced 5.1.1"], 1, "{done}");
+    assert_eq!(done["reasons"]["failed:blocked 5.7.1"], 1, "{done}");
+    // The hard bounce counts toward the bounce guard; a block, as SendGrid's, does not.
+    assert_eq!(done["engagement"]["bounces"], 1, "{done}");
+    let (gone, _) = app.get_json("/v1/suppressions/perm-fail@example.org").await;
+    let (picky, _) = app
+        .get_json("/v1/suppressions/policy-block@example.org")
+        .await;
+    assert_eq!((gone, picky), (200, 404), "only the hard bounce suppresses");
+    assert_eq!(sink.received().len(), 1);
+    app.stop().await;
+}

@@ -63,6 +63,19 @@ async fn dkimpy(eml: &Path, dns_port: u16) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// An API and a worker sending through `sink`, signing with `dkim_keys`.
+async fn smtp_app(sink: &SmtpSink, dkim_keys: Option<String>) -> TestApp {
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let mut app = TestApp::spawn(|s| {
+        s.dkim_keys = dkim_keys;
+        s.provider = ProviderKind::Smtp;
+        s.smtp_url = Some(SecretString::from(url));
+    })
+    .await;
+    app.start_worker();
+    app
+}
+
 /// A message from `from` carrying the list headers RFC 8058 wants signed.
 fn list_email(from: &str) -> Value {
     json!({
@@ -191,16 +204,7 @@ async fn outbox_and_smtp_mail_is_dkim_signed_and_dkimpy_verifies_it_until_altere
 
     // Through a real SMTP server.
     let sink = SmtpSink::start().await;
-    let mut app = TestApp::spawn(|s| {
-        s.dkim_keys = Some(dkim_keys.clone());
-        s.provider = ProviderKind::Smtp;
-        s.smtp_url = Some(SecretString::from(format!(
-            "smtp://127.0.0.1:{}",
-            sink.port
-        )));
-    })
-    .await;
-    app.start_worker();
+    let app = smtp_app(&sink, Some(dkim_keys)).await;
     let response = app
         .post_email(&list_email("News <letters@news.example.com>"))
         .await;
@@ -243,4 +247,92 @@ async fn a_bad_dkim_setting_stops_the_process_naming_the_setting() {
         said.contains("MAILROOM_DKIM_KEYS") && said.contains("not a PEM private key"),
         "{said}"
     );
+}
+
+/// A message to `to` through `app`, accepted: its id.
+async fn queue_to(app: &TestApp, to: &str) -> String {
+    let response = app
+        .post_email(&json!({"to": to, "subject": "Your receipt", "text": "Thanks.", "categories": ["receipts"]}))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn smtp_refusals_at_send_time_are_bounces_hard_ones_suppress_policy_blocks_do_not() {
+    let sink = SmtpSink::start().await;
+    let app = smtp_app(&sink, None).await;
+
+    // 550 5.1.1: the address does not exist.
+    let hard = queue_to(&app, "perm-fail@example.org").await;
+    let record = app.wait_for_status(&hard, "bounced").await;
+    assert_eq!(
+        record["recipients"]["perm-fail@example.org"], "bounced",
+        "{record}"
+    );
+    assert_eq!(
+        record["dead_reason"],
+        Value::Null,
+        "a bounce is no dead letter: {record}"
+    );
+    let bounce = &record["timeline"][0];
+    assert_eq!(
+        (
+            &bounce["event"],
+            &bounce["type"],
+            &bounce["status"],
+            &bounce["source"]
+        ),
+        (
+            &json!("bounce"),
+            &json!("bounce"),
+            &json!("5.1.1"),
+            &json!("smtp")
+        ),
+        "{record}"
+    );
+    assert!(
+        bounce["reason"]
+            .as_str()
+            .unwrap()
+            .contains("mailbox unavailable"),
+        "{record}"
+    );
+    let (status, suppression) = app.get_json("/v1/suppressions/perm-fail@example.org").await;
+    assert_eq!(status, 200, "{suppression}");
+    assert_eq!(
+        (&suppression["reason"], &suppression["source"]),
+        (&json!("bounce"), &json!("smtp:bounce")),
+        "{suppression}"
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let (_, stats) = app
+        .get_json(&format!(
+            "/v1/stats?category=receipts&from={today}&to={today}"
+        ))
+        .await;
+    assert_eq!(stats["totals"]["bounced"], 1, "{stats}");
+
+    // The next message to it is not sent.
+    let next = queue_to(&app, "perm-fail@example.org").await;
+    app.wait_for_status(&next, "suppressed").await;
+
+    // 554 5.7.1: this message was refused, not the address.
+    let blocked = queue_to(&app, "policy-block@example.org").await;
+    let record = app.wait_for_status(&blocked, "bounced").await;
+    let bounce = &record["timeline"][0];
+    assert_eq!(
+        (&bounce["type"], &bounce["status"]),
+        (&json!("blocked"), &json!("5.7.1")),
+        "{record}"
+    );
+    let (status, _) = app
+        .get_json("/v1/suppressions/policy-block@example.org")
+        .await;
+    assert_eq!(status, 404, "a policy block does not suppress the address");
+    assert!(sink.received().is_empty(), "nothing was accepted");
+    app.stop().await;
 }

@@ -184,7 +184,18 @@ async fn smtp_5xx_is_permanent_and_4xx_transient() {
         OutgoingEmail::compose(&job, &default_from()).unwrap()
     };
     match smtp.send(&to("perm-fail@example.com")).await {
-        Err(ProviderError::Permanent { message }) => assert!(message.contains("550"), "{message}"),
+        Err(ProviderError::Permanent {
+            message,
+            bounce: Some(bounce),
+        }) => {
+            assert!(message.contains("550"), "{message}");
+            assert_eq!(bounce.recipient, "perm-fail@example.com");
+            assert_eq!(
+                (bounce.code, bounce.status.as_deref()),
+                (550, Some("5.1.1"))
+            );
+            assert_eq!(bounce.class, mailroom::bounces::Class::Hard);
+        }
         other => panic!("expected a permanent error, got {other:?}"),
     }
     match smtp.send(&to("temp-fail@example.com")).await {

@@ -72,6 +72,8 @@ pub struct Campaigner {
     pub parallel_sends: usize,
     /// Campaigns already read, with their copies per language.
     pub prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    /// Where SMTP bounces at send time are recorded (suppressions, the campaign's bounces).
+    pub events: crate::events::EventStore,
 }
 
 /// Why a campaign job did not finish its work.
@@ -843,10 +845,20 @@ impl Campaigner {
         let mut failed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let mut again = Vec::new();
         let mut retry: Option<(String, bool)> = None;
+        let mut bounces = Vec::new();
         for (ordinal, outcome) in outcomes {
             match outcome {
                 Ok(()) => sent.push(ordinal),
-                Err(ProviderError::Permanent { message }) => {
+                Err(ProviderError::Permanent {
+                    bounce: Some(bounce),
+                    ..
+                }) => {
+                    let mut event = bounce.event(crate::events::Source::Smtp, id);
+                    event.mailroom_campaign = Some(id.to_string());
+                    bounces.push(event);
+                    failed.entry(bounce.summary()).or_default().push(ordinal);
+                }
+                Err(ProviderError::Permanent { message, .. }) => {
                     failed.entry(message).or_default().push(ordinal);
                 }
                 Err(ProviderError::Transient {
@@ -857,6 +869,11 @@ impl Campaigner {
                     retry = Some((message, slow));
                 }
             }
+        }
+        // Recorded before the recipients are marked: a failure here retries the batch, whose
+        // refused recipients are refused again (event dedupe keeps one bounce each).
+        if !bounces.is_empty() {
+            self.events.apply(&bounces, chrono::Utc::now()).await?;
         }
         let mut report = Report::default();
         report.sent += self.store.mark(id, Outcome::Sent, "", &sent).await?.0;

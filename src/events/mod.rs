@@ -10,6 +10,6 @@ pub mod parse;
 pub mod signature;
 pub mod store;
 
-pub use parse::{Event, EventKind, parse_batch};
+pub use parse::{Event, EventKind, Source, parse_batch};
 pub use signature::{SignatureError, WebhookKey};
 pub use store::{Applied, EventStore, MessageIndex};

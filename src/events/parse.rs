@@ -68,9 +68,38 @@ impl<'de> Deserialize<'de> for EventKind {
     }
 }
 
+/// Who reported an event: SendGrid's webhook, or mailroom itself (an SMTP refusal at send
+/// time, a delivery or complaint report mailed back, a tracking hit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    #[default]
+    Sendgrid,
+    /// The SMTP relay refused a recipient while mailroom handed the message over.
+    Smtp,
+    /// A delivery status notification (RFC 3464) or complaint report (RFC 5965) received.
+    Report,
+    /// mailroom's own open pixel or click redirect.
+    Tracking,
+}
+
+impl Source {
+    /// The name on suppression records and timelines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sendgrid => "sendgrid",
+            Self::Smtp => "smtp",
+            Self::Report => "report",
+            Self::Tracking => "tracking",
+        }
+    }
+}
+
 /// One event, with the fields mailroom uses.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {
+    /// Who reported it (never read from a webhook body: SendGrid's are SendGrid's).
+    #[serde(skip)]
+    pub source: Source,
     pub email: String,
     pub event: EventKind,
     /// Unix seconds (milliseconds, which Marketing events use, are converted).
@@ -107,6 +136,32 @@ pub struct Event {
     /// The campaign of campaign mail, sent as `custom_args.mailroom_campaign`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub mailroom_campaign: Option<String>,
+}
+
+impl Event {
+    /// An event mailroom reports itself, about `email` at Unix second `timestamp`; the caller
+    /// fills what else it knows (the message, the reason, the campaign).
+    pub fn own(source: Source, event: EventKind, email: &str, timestamp: i64) -> Self {
+        Self {
+            source,
+            email: email.to_owned(),
+            event,
+            timestamp,
+            sg_event_id: None,
+            sg_message_id: None,
+            mailroom_id: None,
+            category: Vec::new(),
+            reason: None,
+            status: None,
+            response: None,
+            bounce_type: None,
+            url: None,
+            attempt: None,
+            asm_group_id: None,
+            mailroom_list: None,
+            mailroom_campaign: None,
+        }
+    }
 }
 
 /// What [`parse_batch`] made of a body.

@@ -66,9 +66,11 @@ pub fn suppression_of(event: &Event) -> Option<Reason> {
     match event.event {
         EventKind::Bounce => {
             if event.bounce_type.as_deref() == Some("blocked") {
-                // A block is usually temporary; only a permanent (5.x.x) one suppresses.
+                // A block is usually temporary; only a permanent (5.x.x) one suppresses, and
+                // only SendGrid's (its blocks list). mailroom's own blocks (a policy refusal
+                // of one message) are recorded without suppressing the address.
                 let permanent = event.status.as_deref().is_some_and(|s| s.starts_with('5'));
-                permanent.then_some(Reason::Block)
+                (permanent && event.source == super::Source::Sendgrid).then_some(Reason::Block)
             } else {
                 Some(Reason::Bounce)
             }
@@ -463,7 +465,7 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
             let record = Suppression {
                 email: email.clone(),
                 reason,
-                source: format!("sendgrid:{kind}"),
+                source: format!("{}:{kind}", event.source.as_str()),
                 detail: event.reason.clone().or_else(|| event.status.clone()),
                 created_at: DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at),
             };
@@ -480,6 +482,9 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
         "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "email": email,
     });
+    if event.source != super::Source::Sendgrid {
+        line["source"] = json!(event.source.as_str());
+    }
     let url = event.url.as_deref().and_then(without_query);
     for (name, value) in [
         ("type", &event.bounce_type),

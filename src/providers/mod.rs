@@ -46,6 +46,9 @@ pub enum ProviderError {
     Permanent {
         /// What happened, with the provider's own words where it gave any.
         message: String,
+        /// The receiving side refused the message's one recipient (an SMTP 5xx to RCPT or
+        /// DATA): a bounce to record, not a failure to dead-letter.
+        bounce: Option<Box<crate::bounces::Bounce>>,
     },
 }
 
@@ -61,6 +64,7 @@ impl ProviderError {
     pub(crate) fn permanent(message: impl Into<String>) -> Self {
         Self::Permanent {
             message: message.into(),
+            bounce: None,
         }
     }
 }

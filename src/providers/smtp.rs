@@ -189,7 +189,7 @@ impl Smtp {
                 if !connection.has_broken() && error.is_permanent() {
                     self.pool.give_back(connection);
                 }
-                Err(self.classify(&error))
+                Err(self.refused(&error, &envelope))
             }
             Err(_) => Err(ProviderError::transient(format!(
                 "SMTP relay {} did not answer within {} s",
@@ -245,6 +245,28 @@ impl Smtp {
             .await
             .map_err(|_| unreachable(&"the greeting, TLS or AUTH timed out"))?
             .map_err(|e| self.classify(&e))
+    }
+
+    /// [`Smtp::classify`], and a permanent refusal of a message with one recipient is that
+    /// recipient's bounce (lettre stops at the first refused RCPT, so with more than one the
+    /// refused address is not known).
+    fn refused(&self, error: &SmtpError, envelope: &lettre::address::Envelope) -> ProviderError {
+        let classified = self.classify(error);
+        match (classified, envelope.to()) {
+            (ProviderError::Permanent { message, .. }, [recipient]) => {
+                let code = error
+                    .status()
+                    .and_then(|code| code.to_string().parse().ok())
+                    .unwrap_or(0);
+                let bounce =
+                    crate::bounces::Bounce::new(recipient.as_ref(), code, &error.to_string());
+                ProviderError::Permanent {
+                    message,
+                    bounce: Some(Box::new(bounce)),
+                }
+            }
+            (other, _) => other,
+        }
     }
 
     fn classify(&self, error: &SmtpError) -> ProviderError {

@@ -92,7 +92,15 @@ pub async fn run(
     guard.check_at_start().await?;
     crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
     guard.watch(WATCH_EVERY, shutdown.clone());
+    let event_store = EventStore::new(
+        conn.clone(),
+        &settings.redis_prefix,
+        settings.event_retention_secs,
+        settings.timeline_max_events,
+    )
+    .with_guards(settings.guards());
     let mailer = Arc::new(Mailer {
+        events: event_store.clone(),
         provider: Provider::from_settings(settings)?,
         default_from: settings.default_from()?,
         renderer: settings.renderer()?,
@@ -139,13 +147,6 @@ pub async fn run(
         RedisQueue::<SendgridEvents>::connect(client.clone(), config.clone(), name.clone())
             .await
             .context(connect)?;
-    let event_store = EventStore::new(
-        conn.clone(),
-        &settings.redis_prefix,
-        settings.event_retention_secs,
-        settings.timeline_max_events,
-    )
-    .with_guards(settings.guards());
     let campaign_queue =
         RedisQueue::<CampaignJob>::connect(client.clone(), config.clone(), name.clone())
             .await
@@ -220,6 +221,7 @@ fn campaigner(
             &settings.domain_connection_list()?,
         ),
         parallel_sends: settings.smtp_pool_size.max(1),
+        events: mailer.events.clone(),
         prepared: std::sync::Mutex::default(),
     })
 }

@@ -52,6 +52,8 @@ pub struct Mailer {
     pub unsubscribe_mailto: Option<String>,
     /// The messages sent to each address (for export and erasure).
     pub addresses: crate::lists::privacy::AddressIndex,
+    /// Where bounces at send time are recorded, as SendGrid's events are.
+    pub events: crate::events::EventStore,
 }
 
 /// What a successful send leaves on the message's record.
@@ -248,7 +250,22 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 suppressed,
             })
         }
-        Err(ProviderError::Permanent { message }) => Err(AbortError::new(message).into()),
+        Err(ProviderError::Permanent {
+            bounce: Some(bounce),
+            ..
+        }) => {
+            // The relay refused the one recipient for good: a bounce, recorded as SendGrid's
+            // would be (timeline, status, stats, and a suppression when the address is bad).
+            // A Redis failure here retries the job, and the relay refuses it again.
+            let event = bounce.event_of(crate::events::Source::Smtp, &job);
+            mailer.events.apply(&[event], chrono::Utc::now()).await?;
+            Ok(Sent {
+                provider,
+                provider_message_id: None,
+                suppressed,
+            })
+        }
+        Err(ProviderError::Permanent { message, .. }) => Err(AbortError::new(message).into()),
         Err(ProviderError::Transient {
             message,
             retry_after,
@@ -284,7 +301,7 @@ fn announce(
             let at = delivery.provider_message_id.as_deref().unwrap_or("-");
             tracing::info!("email {id} to {recipients} handed to {provider}: {at}");
         }
-        Err(ProviderError::Permanent { message }) => {
+        Err(ProviderError::Permanent { message, .. }) => {
             tracing::warn!("email {id} to {recipients} failed for good ({provider}): {message}");
         }
         Err(ProviderError::Transient { message, .. }) => {

@@ -2,8 +2,9 @@
 
 Each accepted message is written to DIR as NAME.eml (the bytes as received) with its envelope
 (and the client's address and port) in NAME.json, both renamed into place so a reader never sees half a file. Recipients whose
-local part is `perm-fail` are refused with 550; `temp-fail` gets 451 the first time it is seen
-and is accepted after that. Prints "ready PORT" once it listens.
+local part is `perm-fail` are refused with 550 5.1.1 (no such mailbox), `policy-block` with
+554 5.7.1 (a policy refusal, as Gmail and Outlook word theirs); `temp-fail` gets 451 the first
+time it is seen and is accepted after that. Prints "ready PORT" once it listens.
 """
 
 import argparse
@@ -24,6 +25,8 @@ class Sink:
         local = address.split("@", 1)[0].lower()
         if local == "perm-fail":
             return "550 5.1.1 mailbox unavailable"
+        if local == "policy-block":
+            return "554 5.7.1 Message rejected under local policy"
         if local == "temp-fail" and address not in self.deferred:
             self.deferred.add(address)
             return "451 4.3.0 try again later"
