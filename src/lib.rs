@@ -19,5 +19,6 @@ pub mod render;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tracking;
 pub mod validation;
 pub mod worker;

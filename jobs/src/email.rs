@@ -294,6 +294,10 @@ pub struct EmailMessage {
     /// and `List-Id` headers; a `newsletter` template's `unsubscribe_link` is filled in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_id: Option<u64>,
+    /// Own open and click tracking (SMTP and the outbox; SendGrid's own settings otherwise
+    /// follow it too). Off unless asked for; never for a template with a secret link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<crate::Tracking>,
 }
 
 /// The send job: a message and the id mailroom gave it at enqueue (a UUID v7).
@@ -489,6 +493,16 @@ impl EmailMessage {
             if has_line_break(value) {
                 return fail(field, "a header value contains a line break");
             }
+        }
+        let secret = self
+            .template
+            .as_ref()
+            .is_some_and(|t| crate::templates::has_secret_link(&t.name));
+        if secret && self.tracking.is_some_and(crate::Tracking::any) {
+            return fail(
+                "tracking",
+                "a template with a secret link (a verification or reset link) is never tracked: a tracked link would pass the secret through another URL",
+            );
         }
         if self.categories.len() > MAX_CATEGORIES {
             return fail("categories", format!("at most {MAX_CATEGORIES} categories"));

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod payloads;
 mod producer;
 pub mod templates;
+pub mod tracking;
 pub mod verification;
 pub mod webhooks;
 
@@ -35,6 +36,7 @@ pub use producer::{
     ConnectError, EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed,
 };
 pub use templates::{TemplateData, WebUrl};
+pub use tracking::{Tracking, TrackingHits};
 pub use verification::{DeliverEvent, SendVerification};
 pub use webhooks::SendgridEvents;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents,
+    CampaignJob, DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents, TrackingHits,
 };
 use schemars::{JsonSchema, schema_for};
 
@@ -33,6 +33,7 @@ fn committed_schemas_match_the_payload_types() {
     check::<DeliverEvent>();
     check::<SendgridEvents>();
     check::<CampaignJob>();
+    check::<TrackingHits>();
 }
 
 #[test]

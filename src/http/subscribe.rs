@@ -62,7 +62,7 @@ pub(super) async fn form(
 
 /// The client's address for the per-IP limit: the last `X-Forwarded-For` hop (what the
 /// nearest proxy saw), else the connection's peer.
-fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+pub(super) fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
@@ -75,7 +75,7 @@ fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
 
 /// The connection's peer, when the server recorded it.
 #[derive(Debug)]
-pub(super) struct Peer(Option<SocketAddr>);
+pub(super) struct Peer(pub(super) Option<SocketAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;

@@ -101,18 +101,13 @@ impl LinkKeys {
 
     /// The token for `link`, signed with the first key.
     pub fn sign(&self, link: &ListLink) -> String {
-        let (id, secret) = &self.keys[0];
-        let payload = format!(
-            "{id}.{}.{}.{}",
+        let body = format!(
+            "{}.{}.{}",
             link.subscriber,
             link.list,
             link.campaign.as_deref().unwrap_or_default()
         );
-        let mac = Self::mac(secret, "unsubscribe", &payload)
-            .finalize()
-            .into_bytes();
-        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..MAC_BYTES]);
-        format!("{payload}.{mac}")
+        self.seal("unsubscribe", &body)
     }
 
     /// What `token` names, if one of the keys signed it unaltered.
@@ -120,13 +115,35 @@ impl LinkKeys {
         if token.len() > 200 {
             return None;
         }
-        let (payload, mac) = token.rsplit_once('.')?;
-        let mut parts = payload.split('.');
-        let (id, subscriber, list, campaign) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let mut parts = self.open("unsubscribe", token)?.split('.');
+        let (subscriber, list, campaign) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
             return None;
         }
+        Some(ListLink {
+            subscriber: SubscriberId::parse(subscriber)?,
+            list: ListId::parse(list)?,
+            campaign: (!campaign.is_empty() && campaign.chars().all(is_id_char))
+                .then(|| campaign.to_owned()),
+        })
+    }
+
+    /// `body` (no `.` in it) signed for `purpose` with the first key: `KEY.BODY.MAC`. Other
+    /// signed links ([`crate::tracking`]) use this; a token for one purpose never passes for
+    /// another.
+    pub fn seal(&self, purpose: &str, body: &str) -> String {
+        let (id, secret) = &self.keys[0];
+        let payload = format!("{id}.{body}");
+        let mac = Self::mac(secret, purpose, &payload).finalize().into_bytes();
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..MAC_BYTES]);
+        format!("{payload}.{mac}")
+    }
+
+    /// The body of a [`LinkKeys::seal`]ed `token` for `purpose`, if one of the keys signed it
+    /// unaltered (compared in constant time).
+    pub fn open<'t>(&self, purpose: &str, token: &'t str) -> Option<&'t str> {
+        let (payload, mac) = token.rsplit_once('.')?;
+        let (id, body) = payload.split_once('.')?;
         let (_, secret) = self.keys.iter().find(|(k, _)| k == id)?;
         let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(mac)
@@ -134,16 +151,10 @@ impl LinkKeys {
         if mac.len() != MAC_BYTES {
             return None;
         }
-        // Constant-time: hmac compares the leftmost bytes without branching on them.
-        Self::mac(secret, "unsubscribe", payload)
+        Self::mac(secret, purpose, payload)
             .verify_truncated_left(&mac)
             .ok()?;
-        Some(ListLink {
-            subscriber: SubscriberId::parse(subscriber)?,
-            list: ListId::parse(list)?,
-            campaign: (!campaign.is_empty() && campaign.chars().all(is_id_char))
-                .then(|| campaign.to_owned()),
-        })
+        Some(body)
     }
 
     /// The value a preference page's form carries for `token`, proving the form came from the
