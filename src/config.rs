@@ -307,6 +307,9 @@ pub struct Settings {
     pub link_keys: Option<SecretString>,
     /// `MAILROOM_UNSUBSCRIBE_MAILTO`: an address for `List-Unsubscribe`'s `mailto:` form.
     pub unsubscribe_mailto: Option<String>,
+    /// `MAILROOM_TRACKING`: own open and click tracking of SMTP and outbox mail (campaigns by
+    /// default, messages that ask); `false` turns it off everywhere. Needs link keys.
+    pub tracking: bool,
     /// `MAILROOM_DKIM_KEYS`: `domain:selector:/path/key.pem[,…]` (or `domain:selector:$VAR`
     /// for a PEM in an environment variable): the keys that sign SMTP and outbox mail, the one
     /// whose domain is the From address's.
@@ -424,6 +427,7 @@ impl Default for Settings {
             link_keys: None,
             unsubscribe_mailto: None,
             dkim_keys: None,
+            tracking: true,
             subscribe_rate_per_address: 5,
             subscribe_rate_per_ip: 30,
             campaign_concurrency: 4,

@@ -498,7 +498,14 @@ impl EmailMessage {
             .template
             .as_ref()
             .is_some_and(|t| crate::templates::has_secret_link(&t.name));
-        if secret && self.tracking.is_some_and(crate::Tracking::any) {
+        let tracked = self.tracking.is_some_and(crate::Tracking::any);
+        if tracked && (self.to.len() != 1 || !self.cc.is_empty() || !self.bcc.is_empty()) {
+            return fail(
+                "tracking",
+                "tracking needs a message with one recipient (one `to`, no cc or bcc): one body cannot tell several readers apart",
+            );
+        }
+        if secret && tracked {
             return fail(
                 "tracking",
                 "a template with a secret link (a verification or reset link) is never tracked: a tracked link would pass the secret through another URL",

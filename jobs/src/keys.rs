@@ -38,6 +38,7 @@
 //! | `P:{thr:SCOPE}` | string | a throttle's theoretical arrival time (GCRA, µs) | campaign workers |
 //! | `P:{thr:SCOPE}:slots` | sorted set | connections to a domain in use: a send's token → its lease end (µs) | campaign workers |
 //! | `P:{thr:SCOPE}:hold` | string | a throttle held back until a time (a provider's 429, an SMTP 421) | campaign workers |
+//! | `P:trk:{ID}` | string | the one recipient of tracked message ID, for its open and click hits | send worker |
 //! | `P:addrmsg:DIGEST` | list | the newest message ids sent to an address (SHA-256 of its case key), for export and erasure | send worker |
 //!
 //! Subscribers are spread over [`SUBSCRIBER_SHARDS`] shards by a hash of their address; a
@@ -214,6 +215,11 @@ impl Keys {
     /// `digest`: the key does not name the address.
     pub fn address_messages(&self, digest: &str) -> String {
         format!("{}:addrmsg:{digest}", self.prefix)
+    }
+
+    /// The one recipient of tracked message `id` (its tracking links name the message only).
+    pub fn tracked_recipient(&self, id: &str) -> String {
+        format!("{}:trk:{{{id}}}", self.prefix)
     }
 
     /// An import's state and counts.

@@ -49,6 +49,9 @@ pub enum HitKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hit {
+    /// The hit's own id (a UUID v7, given when it arrived): a batch recorded twice counts
+    /// each hit once, and two hits in one second are two.
+    pub id: String,
     /// What it was.
     pub kind: HitKind,
     /// The message (its id), for transactional mail.

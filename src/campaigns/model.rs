@@ -102,6 +102,19 @@ pub struct Spec {
     /// Recipients per second at most, for this campaign (below the provider's own limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
+    /// Open and click tracking (both on unless turned off here, or everywhere by
+    /// `MAILROOM_TRACKING=false`).
+    #[serde(default = "tracked")]
+    #[schema(value_type = Object)]
+    pub tracking: mailroom_jobs::Tracking,
+}
+
+/// Campaigns are tracked unless they say otherwise.
+pub fn tracked() -> mailroom_jobs::Tracking {
+    mailroom_jobs::Tracking {
+        opens: true,
+        clicks: true,
+    }
 }
 
 /// Where a campaign stands, as `GET /v1/campaigns/{id}` shows it.

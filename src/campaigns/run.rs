@@ -74,6 +74,8 @@ pub struct Campaigner {
     pub prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// Where SMTP bounces at send time are recorded (suppressions, the campaign's bounces).
     pub events: crate::events::EventStore,
+    /// Own open and click tracking of SMTP and outbox mail (`None`: off, or SendGrid).
+    pub tracker: Option<crate::tracking::Tracker>,
 }
 
 /// Why a campaign job did not finish its work.
@@ -617,6 +619,24 @@ impl Campaigner {
         Ok((values, token))
     }
 
+    /// `html` for `recipient` with the campaign's tracking (SMTP and outbox; SendGrid tracks
+    /// its own).
+    fn tracked(&self, prepared: &Prepared, recipient: &Recipient, html: String) -> String {
+        let wants = prepared.spec.tracking;
+        let campaign = Uuid::parse_str(&prepared.id).ok();
+        match (&self.tracker, campaign) {
+            (Some(tracker), Some(campaign)) if wants.any() => tracker.apply(
+                &html,
+                crate::tracking::token::Scope::Campaign {
+                    campaign,
+                    subscriber: recipient.id.get(),
+                },
+                wants,
+            ),
+            _ => html,
+        }
+    }
+
     /// The headers of `recipient`'s copy: RFC 8058 unsubscribe, `List-Id`, `Feedback-ID`.
     fn headers(
         prepared: &Prepared,
@@ -815,7 +835,10 @@ impl Campaigner {
                 reply_to: prepared.reply_to.clone(),
                 subject: copy.subject.fill(false, &value),
                 text: copy.text.fill(false, &value),
-                html: copy.html.as_ref().map(|h| h.fill(true, &value)),
+                html: copy
+                    .html
+                    .as_ref()
+                    .map(|h| self.tracked(prepared, recipient, h.fill(true, &value))),
                 headers: Self::headers(prepared, recipient, &token)
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v))

@@ -437,7 +437,13 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
     let email = mailroom_jobs::address::case_key(&event.email);
     let message = message.unwrap_or_default();
     let kind = event.event.as_str();
-    let identity = format!("{message}|{kind}|{}|{email}", event.timestamp);
+    // SendGrid may send one event twice under two ids: its identity is what it says. mailroom's
+    // own events carry ids that name the occurrence (a hit, a refusal), so two hits in one
+    // second are two.
+    let identity = match (&event.sg_event_id, event.source) {
+        (Some(id), source) if source != super::Source::Sendgrid => format!("{message}|{kind}|{id}"),
+        _ => format!("{message}|{kind}|{}|{email}", event.timestamp),
+    };
     let (status, rank) = status_of(event).unwrap_or(("", 0));
     let day = DateTime::from_timestamp(event.timestamp, 0)
         .unwrap_or(received_at)

@@ -85,6 +85,11 @@ pub(super) struct NewCampaign {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1_000_000)]
     rate_limit: Option<u32>,
+    /// Own open and click tracking for SMTP and outbox mail (SendGrid's for SendGrid); both
+    /// on when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    tracking: Option<mailroom_jobs::Tracking>,
 }
 
 /// When to start.
@@ -259,6 +264,9 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
         reply_to: body.reply_to,
         categories: body.categories,
         rate_limit: body.rate_limit,
+        tracking: body
+            .tracking
+            .unwrap_or_else(crate::campaigns::model::tracked),
     })
 }
 

@@ -121,6 +121,24 @@ async fn checked(state: &AppState, message: EmailMessage) -> Result<EmailMessage
     if let Some(list) = message.list_id {
         check_list_mail(state, list, &message.to[0].email).await?;
     }
+    if message.tracking.is_some_and(mailroom_jobs::Tracking::any) {
+        if state.links.is_none() {
+            return Err(ApiError::validation(
+                "tracking needs signed links: the operator must set MAILROOM_LINK_KEYS",
+            )
+            .field("tracking"));
+        }
+        if let Some(category) = message
+            .categories
+            .iter()
+            .find(|c| state.transactional.contains(c))
+        {
+            return Err(ApiError::validation(format!(
+                "{category} is a transactional category (MAILROOM_TRANSACTIONAL_CATEGORIES): its mail is never tracked"
+            ))
+            .field("tracking"));
+        }
+    }
     Ok(message)
 }
 

@@ -23,6 +23,7 @@ pub mod server;
 mod subscribe;
 mod subscribers;
 mod suppressions;
+mod tracking;
 mod unsubscribe;
 mod validations;
 mod verify;
@@ -81,6 +82,8 @@ pub struct Shared {
     pub producer: Producer,
     /// Pushes single emails together with concurrent requests' (one Redis call for many).
     pub coalescer: coalesce::Coalescer,
+    /// Pushes tracking hits in batches.
+    pub hits: tracking::HitRecorder,
     /// Message status records.
     pub status: StatusStore,
     /// The accepted API keys; `None` accepts every request (`dev`, or `MAILROOM_INSECURE_NO_AUTH`).
@@ -199,6 +202,7 @@ impl AppState {
             ));
         let transactional = Arc::new(settings.transactional_category_list());
         Ok(Self(Arc::new(Shared {
+            hits: tracking::HitRecorder::new(producer.clone()),
             coalescer: coalesce::Coalescer::new(
                 producer.clone(),
                 Suppressions::new(conn.clone(), &settings.redis_prefix),
@@ -374,6 +378,8 @@ pub fn router(state: AppState) -> Router {
                 .route("/subscribe", post(subscribe::subscribe))
                 .route("/subscribe/{list}", get(subscribe::form))
                 .route("/u/{token}", get(unsubscribe::show).post(unsubscribe::act))
+                .route("/t/o/{token}", get(tracking::open))
+                .route("/t/c/{token}", get(tracking::click))
                 .route_layer(DefaultBodyLimit::max(unsubscribe::MAX_BODY)),
         )
         .merge(webhook_routes(&state))

@@ -99,11 +99,15 @@ pub(super) async fn edge(State(edge): State<Edge>, request: Request, next: Next)
 /// Inbound Parse secret path segment and an unsubscribe link's token; headers (API keys, basic auth) never were in it.
 pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let path = request.uri().path();
-    // Path segments that are secrets: the Inbound Parse secret and unsubscribe tokens.
+    // Path segments that are secrets: the Inbound Parse secret, unsubscribe and tracking tokens.
     let path = if path.starts_with("/webhooks/sendgrid/inbound/") {
         "/webhooks/sendgrid/inbound/{secret}"
     } else if path.starts_with("/u/") {
         "/u/{token}"
+    } else if path.starts_with("/t/o/") {
+        "/t/o/{token}"
+    } else if path.starts_with("/t/c/") {
+        "/t/c/{token}"
     } else {
         path
     };

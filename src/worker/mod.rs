@@ -12,6 +12,7 @@ mod noop;
 mod process_events;
 mod send_email;
 mod send_verification;
+pub mod tracking;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -21,6 +22,7 @@ use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::{
     CampaignJob, DeliverEvent, Job, Producer, SendEmail, SendVerification, SendgridEvents,
+    TrackingHits,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -99,9 +101,16 @@ pub async fn run(
         settings.timeline_max_events,
     )
     .with_guards(settings.guards());
+    let provider = Provider::from_settings(settings)?;
+    // SendGrid tracks its own mail; mailroom tracks what it writes.
+    let tracker = match provider {
+        Provider::SendGrid(_) => None,
+        _ => crate::tracking::Tracker::from_settings(settings, &conn)?,
+    };
     let mailer = Arc::new(Mailer {
+        tracker,
         events: event_store.clone(),
-        provider: Provider::from_settings(settings)?,
+        provider,
         default_from: settings.default_from()?,
         renderer: settings.renderer()?,
         verifications: Verifications::new(conn.clone(), settings.redis_prefix.clone()),
@@ -147,6 +156,21 @@ pub async fn run(
         RedisQueue::<SendgridEvents>::connect(client.clone(), config.clone(), name.clone())
             .await
             .context(connect)?;
+    let tracking_queue =
+        RedisQueue::<TrackingHits>::connect(client.clone(), config.clone(), name.clone())
+            .await
+            .context(connect)?;
+    let hit_store = tracking::HitStore {
+        events: event_store.clone(),
+        campaigns: crate::campaigns::CampaignStore::new(
+            conn.clone(),
+            &settings.redis_prefix,
+            settings.campaign_retention_secs,
+        ),
+        lists: crate::lists::ListStore::new(conn.clone(), &settings.redis_prefix),
+        conn: conn.clone(),
+        keys: mailroom_jobs::Keys::new(&settings.redis_prefix),
+    };
     let campaign_queue =
         RedisQueue::<CampaignJob>::connect(client.clone(), config.clone(), name.clone())
             .await
@@ -158,7 +182,7 @@ pub async fn run(
         concurrency = options.concurrency,
         provider = mailer.provider.name(),
         campaign_concurrency = settings.campaign_concurrency,
-        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE, CampaignJob::QUEUE],
+        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE, CampaignJob::QUEUE, TrackingHits::QUEUE],
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
@@ -166,6 +190,7 @@ pub async fn run(
     let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
     let event_worker = event_worker(&name, &events, callbacks, options, stop());
     let webhook_worker = webhook_worker(&name, &webhooks, event_store, options, stop());
+    let tracking_worker = tracking_worker(&name, &tracking_queue, hit_store, options, stop());
     let campaign_options = WorkerOptions {
         concurrency: settings.campaign_concurrency.max(1),
         ..options
@@ -174,7 +199,7 @@ pub async fn run(
         campaign_worker(&name, &campaign_queue, campaigner, campaign_options, stop());
     // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
     // gracefully and hands its jobs back instead of being cut off.
-    let (email, verification, event, webhook, campaign) = tokio::join!(
+    let (email, verification, event, webhook, campaign, hits) = tokio::join!(
         supervise(email_worker, &emails, &shutdown, options.grace),
         supervise(
             verification_worker,
@@ -185,12 +210,14 @@ pub async fn run(
         supervise(event_worker, &events, &shutdown, options.grace),
         supervise(webhook_worker, &webhooks, &shutdown, options.grace),
         supervise(campaign_worker, &campaign_queue, &shutdown, options.grace),
+        supervise(tracking_worker, &tracking_queue, &shutdown, options.grace),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
     event.context("the callback worker")?;
     webhook.context("the SendGrid event worker")?;
     campaign.context("the campaign worker")?;
+    hits.context("the tracking worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
 }
@@ -222,6 +249,7 @@ fn campaigner(
         ),
         parallel_sends: settings.smtp_pool_size.max(1),
         events: mailer.events.clone(),
+        tracker: mailer.tracker.clone(),
         prepared: std::sync::Mutex::default(),
     })
 }
@@ -324,6 +352,24 @@ fn campaign_worker(
         stop,
         run_campaign,
         data = campaigner
+    )
+}
+
+fn tracking_worker(
+    name: &str,
+    queue: &RedisQueue<TrackingHits>,
+    store: tracking::HitStore,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    worker!(
+        TrackingHits,
+        name,
+        queue,
+        options,
+        stop,
+        tracking::record_hits,
+        data = store
     )
 }
 

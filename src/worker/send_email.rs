@@ -54,6 +54,8 @@ pub struct Mailer {
     pub addresses: crate::lists::privacy::AddressIndex,
     /// Where bounces at send time are recorded, as SendGrid's events are.
     pub events: crate::events::EventStore,
+    /// Own open and click tracking (SMTP and outbox; `None`: off, or SendGrid).
+    pub tracker: Option<crate::tracking::Tracker>,
 }
 
 /// What a successful send leaves on the message's record.
@@ -213,6 +215,7 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     }
     let provider = mailer.provider.name();
     let job = render(job, &mailer.renderer)?;
+    let job = track(job, mailer).await?;
     let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {
         Ok(email) => mailer.provider.send(&email).await,
         Err(error) => Err(ProviderError::permanent(error.to_string())),
@@ -275,6 +278,44 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             None => message.into(),
         }),
     }
+}
+
+/// `job` with open and click tracking when it asks for it and may have it: one recipient (one
+/// body cannot tell several apart), no transactional category, no secret link. The recipient
+/// is recorded first, so no hit arrives before it can be attributed; the text part is made
+/// from the HTML before the links are rewritten, so it shows the real ones.
+async fn track(mut job: SendEmail, mailer: &Mailer) -> Result<SendEmail, BoxDynError> {
+    let Some(tracker) = &mailer.tracker else {
+        return Ok(job);
+    };
+    let message = &job.message;
+    let wants = message.tracking.unwrap_or_default();
+    let secret = message
+        .template
+        .as_ref()
+        .is_some_and(|t| mailroom_jobs::templates::has_secret_link(&t.name));
+    let transactional = message
+        .categories
+        .iter()
+        .any(|c| mailer.transactional.contains(c));
+    let alone = message.to.len() == 1 && message.cc.is_empty() && message.bcc.is_empty();
+    let Some(html) = message
+        .html
+        .as_deref()
+        .filter(|_| wants.any() && !secret && !transactional && alone)
+    else {
+        return Ok(job);
+    };
+    let id = job.id.to_string();
+    tracker
+        .remember(&id, &message.to[0].email, &message.categories)
+        .await?;
+    let tracked = tracker.apply(html, crate::tracking::token::Scope::Message(job.id), wants);
+    if job.message.text.is_none() {
+        job.message.text = Some(crate::providers::text_from_html(html));
+    }
+    job.message.html = Some(tracked);
+    Ok(job)
 }
 
 /// Every recipient of `job`: to, cc, bcc.

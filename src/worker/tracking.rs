@@ -1,0 +1,132 @@
+//! Recording tracking hits: each becomes an event on the same store as SendGrid's
+//! ([`crate::events::store`]): `open` and `click` for people (status, unique counts, daily
+//! stats, campaign engagement), `machine_open` and `scanner_click` for machines (on the
+//! timeline only, with the reason). The recipient is looked up: a message's from the record
+//! its send wrote, a campaign's subscriber from the lists. A hit whose recipient is gone (the
+//! record expired, the subscriber erased) is dropped: there is no one to attribute it to.
+
+use apalis_core::{error::BoxDynError, task::data::Data};
+use mailroom_jobs::tracking::{Hit, HitKind, TrackingHits};
+
+use std::collections::HashMap;
+
+use crate::{
+    domain::SubscriberId,
+    events::{Event, EventKind, EventStore, Source},
+    queue::JobOutput,
+    tracking::TrackedRecipient,
+};
+
+/// What the worker records hits with.
+#[derive(Debug, Clone)]
+pub struct HitStore {
+    pub events: EventStore,
+    pub lists: crate::lists::ListStore,
+    pub campaigns: crate::campaigns::CampaignStore,
+    pub conn: mailroom_jobs::RedisConnection,
+    pub keys: mailroom_jobs::Keys,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub fresh: u64,
+    pub duplicates: u64,
+    pub unattributed: usize,
+}
+
+impl JobOutput for Recorded {
+    fn to_output(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "fresh": self.fresh,
+            "duplicates": self.duplicates,
+            "unattributed": self.unattributed,
+        }))
+    }
+}
+
+impl HitStore {
+    /// The recipient each hit is about, and the categories its mail was sent with (`None`:
+    /// not known any more).
+    async fn recipients(&self, hits: &[Hit]) -> redis::RedisResult<Vec<Option<TrackedRecipient>>> {
+        let mut campaigns: HashMap<String, Vec<String>> = HashMap::new();
+        let mut found = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let recipient = match (
+                &hit.message,
+                hit.subscriber.and_then(|n| SubscriberId::try_from(n).ok()),
+            ) {
+                (Some(message), _) => redis::cmd("GET")
+                    .arg(self.keys.tracked_recipient(message))
+                    .query_async::<Option<String>>(&mut self.conn.clone())
+                    .await?
+                    .and_then(|raw| serde_json::from_str(&raw).ok()),
+                (None, Some(subscriber)) => {
+                    let categories = match hit.campaign.as_deref() {
+                        Some(campaign) if !campaigns.contains_key(campaign) => {
+                            let spec = self.campaigns.spec(campaign).await?;
+                            campaigns
+                                .entry(campaign.to_owned())
+                                .or_insert_with(|| spec.map(|s| s.categories).unwrap_or_default())
+                                .clone()
+                        }
+                        Some(campaign) => campaigns.get(campaign).cloned().unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    self.lists
+                        .subscriber(subscriber)
+                        .await?
+                        .map(|s| TrackedRecipient {
+                            email: s.email,
+                            categories,
+                        })
+                }
+                (None, None) => None,
+            };
+            found.push(recipient);
+        }
+        Ok(found)
+    }
+}
+
+/// The event a hit is, about `recipient`.
+fn event_of(hit: &Hit, recipient: &TrackedRecipient) -> Event {
+    let kind = match hit.kind {
+        HitKind::Open => EventKind::Open,
+        HitKind::Click => EventKind::Click,
+        HitKind::MachineOpen => EventKind::Other("machine_open".to_owned()),
+        HitKind::ScannerClick => EventKind::Other("scanner_click".to_owned()),
+    };
+    let mut event = Event::own(Source::Tracking, kind, &recipient.email, hit.at);
+    event.category = recipient.categories.clone();
+    event.mailroom_id = hit.message.clone();
+    event.mailroom_campaign = hit.campaign.clone();
+    event.url = hit.url.clone();
+    event.reason = hit.why.clone();
+    event.sg_event_id = Some(format!("mailroom-tracking-{}", hit.id));
+    event
+}
+
+/// The `tracking` queue's handler.
+///
+/// # Errors
+/// A Redis failure (retried; dedupe makes the retry count each hit once).
+pub async fn record_hits(
+    job: TrackingHits,
+    store: Data<HitStore>,
+) -> Result<Recorded, BoxDynError> {
+    let recipients = store.recipients(&job.hits).await?;
+    let events: Vec<Event> = job
+        .hits
+        .iter()
+        .zip(&recipients)
+        .filter_map(|(hit, recipient)| recipient.as_ref().map(|r| event_of(hit, r)))
+        .collect();
+    let unattributed = job.hits.len() - events.len();
+    let applied = store.events.apply(&events, chrono::Utc::now()).await?;
+    Ok(Recorded {
+        fresh: applied.fresh,
+        duplicates: applied.duplicates,
+        unattributed,
+    })
+}
