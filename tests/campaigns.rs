@@ -437,6 +437,12 @@ async fn through_sendgrid_a_request_carries_up_to_a_thousand_personalized_copies
         let personalizations = body["personalizations"].as_array().unwrap();
         assert!(personalizations.len() <= 1000);
         assert_eq!(body["custom_args"]["mailroom_campaign"], id.as_str());
+        // A campaign is tracked by default, and says so on every request.
+        assert_eq!(
+            body["tracking_settings"],
+            json!({"click_tracking": {"enable": true, "enable_text": false},
+                   "open_tracking": {"enable": true}})
+        );
         assert_eq!(body["categories"], json!(["news"]));
         assert_eq!(
             body["headers"]["List-Unsubscribe-Post"],

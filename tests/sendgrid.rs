@@ -143,7 +143,9 @@ async fn a_queued_email_reaches_sendgrid_as_the_exact_documented_request() {
         "attachments": [{"content": "cmVjZWlwdA==", "filename": "r.txt", "type": "text/plain", "disposition": "attachment"}],
         "headers": {"X-Order": "42"},
         "categories": ["orders", "cake"],
-        "custom_args": {"mailroom_id": id, "order_id": "42"}
+        "custom_args": {"mailroom_id": id, "order_id": "42"},
+        "tracking_settings": {"click_tracking": {"enable": false, "enable_text": false},
+                              "open_tracking": {"enable": false}}
     });
     assert_eq!(body, expected);
 
@@ -299,9 +301,13 @@ async fn a_message_that_keeps_meeting_server_errors_ends_dead_after_its_attempts
 }
 
 #[tokio::test]
-async fn mail_with_a_secret_link_goes_out_with_click_and_open_tracking_off() {
+async fn every_send_sets_tracking_explicitly_off_for_secret_links_and_as_asked_otherwise() {
     let mock = MockServer::start().await;
-    let script = Script::new(vec![accepted("reset-1"), accepted("welcome-1")]);
+    let script = Script::new(vec![
+        accepted("reset-1"),
+        accepted("welcome-1"),
+        accepted("news-1"),
+    ]);
     mount(&mock, &script).await;
     let app = sendgrid_app(&mock, 10).await;
     let reset = queue(
@@ -337,9 +343,32 @@ async fn mail_with_a_secret_link_goes_out_with_click_and_open_tracking_off() {
         json!({"click_tracking": {"enable": false, "enable_text": false},
                "open_tracking": {"enable": false}})
     );
-    assert!(
-        body(&welcome).get("tracking_settings").is_none(),
-        "other mail keeps the account's tracking"
+    // Mail that did not ask for tracking is not tracked either, whatever the account's
+    // defaults; mail that asked gets what it asked for.
+    assert_eq!(
+        body(&welcome)["tracking_settings"],
+        body(&reset)["tracking_settings"],
+        "a message that did not ask is not tracked"
+    );
+    let tracked = queue(
+        &app,
+        json!({
+            "to": [{"email": "alex@example.com"}], "subject": "News", "html": "<p>news</p>",
+            "tracking": {"opens": true, "clicks": false}
+        }),
+    )
+    .await;
+    app.wait_for_status(&tracked, "sent").await;
+    let requests = mock.received_requests().await.unwrap();
+    let tracked_body = requests
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .find(|b| b["custom_args"]["mailroom_id"] == tracked)
+        .unwrap();
+    assert_eq!(
+        tracked_body["tracking_settings"],
+        json!({"click_tracking": {"enable": false, "enable_text": false},
+               "open_tracking": {"enable": true}})
     );
     app.stop().await;
 }

@@ -182,6 +182,8 @@ async fn run(
         reply_to: None,
         categories: vec!["news".to_owned()],
         rate_limit: None,
+        // As a campaign is by default: with --smtp, mailroom rewrites each message's links.
+        tracking: mailroom::campaigns::model::tracked(),
     };
     store.create(&id.to_string(), &spec, None).await?;
     let (mut sink, env): (Option<tokio::process::Child>, Vec<(&str, String)>) = if smtp {

@@ -152,6 +152,14 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Print the path of a signed tracking link (an open image, or with --click a link), made
+    /// with MAILROOM_LINK_KEYS, for `wrk` against a `mailroom serve` with the same keys:
+    /// `wrk -t2 -c64 -d10s --latency http://127.0.0.1:8080$(mailroom-bench tracking-link)`.
+    TrackingLink {
+        /// A click link (302 to https://example.com/) instead of the open image.
+        #[arg(long)]
+        click: bool,
+    },
     /// The no-op worker `queue` starts (not for use by hand).
     #[command(hide = true)]
     Work {
@@ -188,6 +196,21 @@ pub(crate) fn mailroom_exe() -> anyhow::Result<PathBuf> {
         beside.display()
     );
     Ok(beside)
+}
+
+/// A signed `/t/o/…` (or `/t/c/…`) path for a new message id.
+fn tracking_link(settings: &Settings, click: bool) -> anyhow::Result<String> {
+    use mailroom::tracking::token::{Scope, Target};
+    let keys = settings
+        .link_keys()?
+        .context("set MAILROOM_LINK_KEYS (the same as the serve's)")?;
+    let target = Target {
+        scope: Scope::Message(uuid::Uuid::now_v7()),
+        sent_at: 0,
+        url: click.then(|| "https://example.com/".to_owned()),
+    };
+    let kind = if click { "c" } else { "o" };
+    Ok(format!("/t/{kind}/{}", target.sign(&keys)))
 }
 
 /// Drains the no-op queue until stopped.
@@ -281,6 +304,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
+        Command::TrackingLink { click } => println!("{}", tracking_link(settings, click)?),
     }
     Ok(())
 }

@@ -750,6 +750,7 @@ impl Campaigner {
             headers,
             categories: prepared.spec.categories.clone(),
             custom_args: BTreeMap::from([("mailroom_campaign".to_owned(), id.clone())]),
+            tracking_settings: crate::providers::TrackingSettings::of(prepared.spec.tracking),
         };
         match sendgrid.send_bulk(&mail).await {
             Ok(_) => {
@@ -851,6 +852,8 @@ impl Campaigner {
                 ]),
                 attachments: Vec::new(),
                 secret_links: false,
+                // Rewritten above by mailroom's own tracker; SendGrid never sees this message.
+                tracking: mailroom_jobs::Tracking::default(),
             };
             emails.push((recipient.ordinal, Ok(email)));
         }

@@ -122,7 +122,7 @@ async fn checked(state: &AppState, message: EmailMessage) -> Result<EmailMessage
         check_list_mail(state, list, &message.to[0].email).await?;
     }
     if message.tracking.is_some_and(mailroom_jobs::Tracking::any) {
-        if state.links.is_none() {
+        if state.own_tracking && state.links.is_none() {
             return Err(ApiError::validation(
                 "tracking needs signed links: the operator must set MAILROOM_LINK_KEYS",
             )

@@ -84,6 +84,8 @@ pub struct Shared {
     pub coalescer: coalesce::Coalescer,
     /// Pushes tracking hits in batches.
     pub hits: tracking::HitRecorder,
+    /// mailroom tracks opens and clicks itself (SMTP and outbox); SendGrid tracks its own.
+    pub own_tracking: bool,
     /// Message status records.
     pub status: StatusStore,
     /// The accepted API keys; `None` accepts every request (`dev`, or `MAILROOM_INSECURE_NO_AUTH`).
@@ -203,6 +205,7 @@ impl AppState {
         let transactional = Arc::new(settings.transactional_category_list());
         Ok(Self(Arc::new(Shared {
             hits: tracking::HitRecorder::new(producer.clone()),
+            own_tracking: settings.provider != crate::config::ProviderKind::Sendgrid,
             coalescer: coalesce::Coalescer::new(
                 producer.clone(),
                 Suppressions::new(conn.clone(), &settings.redis_prefix),

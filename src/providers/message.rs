@@ -60,6 +60,10 @@ pub struct OutgoingEmail {
     pub attachments: Vec<FileAttachment>,
     /// It carries a secret link (a verification or reset token): providers must not track it.
     pub secret_links: bool,
+    /// The open and click tracking it asked for (SendGrid's `tracking_settings`; mailroom's
+    /// own tracking has already rewritten the HTML of SMTP and outbox mail). Never any with a
+    /// secret link.
+    pub tracking: mailroom_jobs::Tracking,
 }
 
 fn mailbox(field: &str, value: &mailroom_jobs::Mailbox) -> Result<Mailbox, ComposeError> {
@@ -116,6 +120,10 @@ impl OutgoingEmail {
                 })
             })
             .collect::<Result<_, ComposeError>>()?;
+        let secret_links = message
+            .template
+            .as_ref()
+            .is_some_and(|t| mailroom_jobs::templates::has_secret_link(&t.name));
         Ok(Self {
             id: job.id,
             from,
@@ -134,10 +142,12 @@ impl OutgoingEmail {
             categories: message.categories.clone(),
             metadata: message.metadata.clone(),
             attachments,
-            secret_links: message
-                .template
-                .as_ref()
-                .is_some_and(|t| mailroom_jobs::templates::has_secret_link(&t.name)),
+            secret_links,
+            tracking: if secret_links {
+                mailroom_jobs::Tracking::default()
+            } else {
+                message.tracking.unwrap_or_default()
+            },
         })
     }
 

@@ -108,6 +108,8 @@ pub struct BulkMail {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
     pub custom_args: BTreeMap<String, String>,
+    /// The campaign's tracking.
+    pub tracking_settings: TrackingSettings,
 }
 
 /// An address in a [`BulkMail`].
@@ -318,20 +320,20 @@ struct MailSend<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     categories: &'a [String],
     custom_args: BTreeMap<&'a str, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tracking_settings: Option<TrackingSettings>,
+    tracking_settings: TrackingSettings,
 }
 
-/// Click and open tracking turned off for one message (REFERENCE §1.2 `tracking_settings`):
-/// sent with every email that carries a secret link, so SendGrid neither rewrites the link
-/// nor reports it back in a `click` event, whatever the account's defaults.
-#[derive(Debug, Serialize)]
-struct TrackingSettings {
+/// Click and open tracking for one message (REFERENCE §1.2 `tracking_settings`), set on every
+/// request so the account's defaults never decide: off for mail with a secret link (SendGrid
+/// then neither rewrites the link nor reports it back in a `click` event) and for messages
+/// that did not ask; what a campaign or a message asked for otherwise.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackingSettings {
     click_tracking: Switch,
     open_tracking: Switch,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Switch {
     enable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,16 +341,19 @@ struct Switch {
 }
 
 impl TrackingSettings {
-    const OFF: Self = Self {
-        click_tracking: Switch {
-            enable: false,
-            enable_text: Some(false),
-        },
-        open_tracking: Switch {
-            enable: false,
-            enable_text: None,
-        },
-    };
+    /// The settings for `tracking` (links in the text part are never rewritten).
+    pub fn of(tracking: mailroom_jobs::Tracking) -> Self {
+        Self {
+            click_tracking: Switch {
+                enable: tracking.clicks,
+                enable_text: Some(false),
+            },
+            open_tracking: Switch {
+                enable: tracking.opens,
+                enable_text: None,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -442,7 +447,7 @@ impl<'a> From<&'a OutgoingEmail> for MailSend<'a> {
             headers: &email.headers,
             categories: &email.categories,
             custom_args,
-            tracking_settings: email.secret_links.then_some(TrackingSettings::OFF),
+            tracking_settings: TrackingSettings::of(email.tracking),
         }
     }
 }
