@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod doctor;
 pub mod domain;
 pub mod events;
 pub mod http;

@@ -58,6 +58,9 @@ enum Command {
         #[command(subcommand)]
         command: mailroom::campaigns::command::CampaignCommand,
     },
+    /// Check that this deployment's mail will be accepted (the sending domains' SPF, DKIM and
+    /// DMARC records); exit code 1 when a check fails.
+    Doctor,
     /// DKIM keys: `mailroom dkim keygen --domain D --selector S`.
     Dkim {
         #[command(subcommand)]
@@ -118,6 +121,7 @@ async fn main() -> ExitCode {
         Command::Import { command } => {
             mailroom::lists::import_command::run(&settings, command).await
         }
+        Command::Doctor => mailroom::doctor::run(&settings).await,
         Command::Dkim { .. } => unreachable!("handled before the settings load"),
     };
     match outcome {

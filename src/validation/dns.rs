@@ -75,6 +75,43 @@ impl std::fmt::Debug for DomainChecker {
     }
 }
 
+/// A resolver as `settings` ask for: their server (or the system's), their timeout, one
+/// attempt, no cache of its own. Address validation and `mailroom doctor` use it.
+///
+/// # Errors
+/// When the resolver cannot be built from its configuration.
+pub fn resolver(settings: &DnsSettings) -> anyhow::Result<TokioResolver> {
+    let mut options = ResolverOpts::default();
+    // One attempt per lookup, so the configured timeout is the whole wait.
+    options.timeout = settings.timeout;
+    options.attempts = 1;
+    // Redis is the cache, shared by every process and with mailroom's own TTLs; a second,
+    // per-process cache would keep answers past them.
+    options.cache_size = 0;
+    let builder = match settings.resolver {
+        Some(address) => {
+            let mut server = NameServerConfig::udp_and_tcp(address.ip());
+            for connection in &mut server.connections {
+                connection.port = address.port();
+            }
+            let config = ResolverConfig::from_name_servers(vec![server]);
+            Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+        }
+        None => TokioResolver::builder_tokio().unwrap_or_else(|error| {
+            // Validation must not keep the API from starting: without a readable system
+            // configuration, lookups go to a resolver on this host, and fail as
+            // "unanswered" (risky, never invalid) when there is none.
+            tracing::warn!(%error, "cannot read the system DNS configuration; asking 127.0.0.1:53 (set MAILROOM_DNS_RESOLVER)");
+            let server = NameServerConfig::udp_and_tcp(std::net::Ipv4Addr::LOCALHOST.into());
+            Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![server]),
+                TokioRuntimeProvider::default(),
+            )
+        }),
+    };
+    Ok(builder.with_options(options).build()?)
+}
+
 /// How many domains a batch resolves at once.
 const PARALLEL_LOOKUPS: usize = 32;
 
@@ -86,35 +123,7 @@ impl DomainChecker {
         redis: RedisConnection,
         prefix: &str,
     ) -> anyhow::Result<Self> {
-        let mut options = ResolverOpts::default();
-        // One attempt per lookup, so the configured timeout is the whole wait.
-        options.timeout = settings.timeout;
-        options.attempts = 1;
-        // Redis is the cache, shared by every process and with mailroom's own TTLs; a second,
-        // per-process cache would keep answers past them.
-        options.cache_size = 0;
-        let builder = match settings.resolver {
-            Some(address) => {
-                let mut server = NameServerConfig::udp_and_tcp(address.ip());
-                for connection in &mut server.connections {
-                    connection.port = address.port();
-                }
-                let config = ResolverConfig::from_name_servers(vec![server]);
-                Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-            }
-            None => TokioResolver::builder_tokio().unwrap_or_else(|error| {
-                // Validation must not keep the API from starting: without a readable system
-                // configuration, lookups go to a resolver on this host, and fail as
-                // "unanswered" (risky, never invalid) when there is none.
-                tracing::warn!(%error, "cannot read the system DNS configuration; asking 127.0.0.1:53 (set MAILROOM_DNS_RESOLVER)");
-                let server = NameServerConfig::udp_and_tcp(std::net::Ipv4Addr::LOCALHOST.into());
-                Resolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![server]),
-                    TokioRuntimeProvider::default(),
-                )
-            }),
-        };
-        let resolver = builder.with_options(options).build()?;
+        let resolver = resolver(&settings)?;
         Ok(Self {
             resolver,
             redis,

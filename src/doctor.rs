@@ -1,0 +1,253 @@
+//! `mailroom doctor`: whether this deployment's mail will be accepted, as a table of pass /
+//! warn / fail, each with what to publish or change. Exit code 0 when nothing fails, 1 when
+//! something does.
+//!
+//! The checks so far are the sending domains' DNS (the From address's domain and each DKIM
+//! key's), asked through hickory (`MAILROOM_DNS_RESOLVER`, else the system's resolver):
+//! - **SPF**: one `v=spf1` TXT record at the domain; through SendGrid it should include
+//!   `include:sendgrid.net`.
+//! - **DKIM**: each configured key's record at `SELECTOR._domainkey.DOMAIN` publishes the same
+//!   public key as the key file (`mailroom dkim keygen` prints the record); through SendGrid,
+//!   SendGrid signs (domain authentication in its settings).
+//! - **DMARC**: a `v=DMARC1` TXT record at `_dmarc.DOMAIN`, its policy shown (`p=none` only
+//!   monitors: a warning).
+
+use std::collections::BTreeSet;
+
+use hickory_resolver::{TokioResolver, proto::rr::RData};
+
+use crate::config::{ProviderKind, Settings};
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub verdict: Verdict,
+    /// What was checked: `spf example.com`.
+    pub what: String,
+    /// What was found, and what to do about it.
+    pub detail: String,
+}
+
+fn check(verdict: Verdict, what: String, detail: impl Into<String>) -> Check {
+    Check {
+        verdict,
+        what,
+        detail: detail.into(),
+    }
+}
+
+/// The TXT records at `name` (each record's strings joined), or why there are none.
+async fn txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
+    match resolver.txt_lookup(format!("{name}.")).await {
+        Ok(answer) => Ok(answer
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect()),
+        Err(error) if error.is_no_records_found() => Ok(Vec::new()),
+        Err(error) => Err(format!("the lookup failed: {error}")),
+    }
+}
+
+/// The value of tag `name` in a `k=v; k=v` record.
+fn tag<'a>(record: &'a str, name: &str) -> Option<&'a str> {
+    record.split(';').find_map(|part| {
+        let (key, value) = part.split_once('=')?;
+        (key.trim().eq_ignore_ascii_case(name)).then(|| value.trim())
+    })
+}
+
+async fn spf(resolver: &TokioResolver, domain: &str, provider: ProviderKind) -> Check {
+    let what = format!("spf {domain}");
+    let wanted = match provider {
+        ProviderKind::Sendgrid => "v=spf1 include:sendgrid.net ~all",
+        _ => "v=spf1 a mx ~all (or your relay's include)",
+    };
+    let records = match txt(resolver, domain).await {
+        Ok(records) => records,
+        Err(error) => return check(Verdict::Fail, what, error),
+    };
+    let spf: Vec<&String> = records
+        .iter()
+        .filter(|r| r.to_ascii_lowercase().starts_with("v=spf1"))
+        .collect();
+    match spf.as_slice() {
+        [] => check(
+            Verdict::Fail,
+            what,
+            format!("no SPF record: publish a TXT record \"{wanted}\" at {domain}"),
+        ),
+        [record] => {
+            let includes_sendgrid = record
+                .split_whitespace()
+                .any(|term| term.eq_ignore_ascii_case("include:sendgrid.net"));
+            if provider == ProviderKind::Sendgrid && !includes_sendgrid {
+                check(
+                    Verdict::Warn,
+                    what,
+                    format!("\"{record}\" does not include SendGrid: add include:sendgrid.net"),
+                )
+            } else {
+                check(Verdict::Pass, what, record.as_str())
+            }
+        }
+        _ => check(
+            Verdict::Fail,
+            what,
+            format!(
+                "{} SPF records: receivers treat that as an error (RFC 7208); merge them into one",
+                spf.len()
+            ),
+        ),
+    }
+}
+
+async fn dmarc(resolver: &TokioResolver, domain: &str) -> Check {
+    let what = format!("dmarc {domain}");
+    let name = format!("_dmarc.{domain}");
+    let records = match txt(resolver, &name).await {
+        Ok(records) => records,
+        Err(error) => return check(Verdict::Fail, what, error),
+    };
+    let Some(record) = records
+        .iter()
+        .find(|r| r.to_ascii_lowercase().starts_with("v=dmarc1"))
+    else {
+        return check(
+            Verdict::Fail,
+            what,
+            format!(
+                "no DMARC record (Gmail and Yahoo require one of bulk senders): publish a TXT record \"v=DMARC1; p=none; rua=mailto:dmarc@{domain}\" at {name}"
+            ),
+        );
+    };
+    match tag(record, "p").map(str::to_ascii_lowercase).as_deref() {
+        Some("quarantine" | "reject") => check(Verdict::Pass, what, record.as_str()),
+        Some("none") => check(
+            Verdict::Warn,
+            what,
+            format!(
+                "\"{record}\": p=none only monitors; move to quarantine once reports are clean"
+            ),
+        ),
+        _ => check(
+            Verdict::Fail,
+            what,
+            format!("\"{record}\" has no valid p= policy"),
+        ),
+    }
+}
+
+async fn dkim(resolver: &TokioResolver, published: &crate::providers::dkim::Published) -> Check {
+    let name = format!("{}._domainkey.{}", published.selector, published.domain);
+    let what = format!("dkim {name}");
+    let records = match txt(resolver, &name).await {
+        Ok(records) => records,
+        Err(error) => return check(Verdict::Fail, what, error),
+    };
+    let key = |record: &str| tag(record, "p").map(|p| p.split_whitespace().collect::<String>());
+    let wanted = key(&published.record);
+    match records.iter().find(|r| tag(r, "p").is_some()) {
+        None => check(
+            Verdict::Fail,
+            what,
+            format!(
+                "no key published: add the TXT record \"{}\"",
+                published.record
+            ),
+        ),
+        Some(record) if key(record) == wanted => {
+            check(Verdict::Pass, what, "publishes the configured key")
+        }
+        Some(_) => check(
+            Verdict::Fail,
+            what,
+            format!(
+                "publishes another key than MAILROOM_DKIM_KEYS holds: replace it with \"{}\"",
+                published.record
+            ),
+        ),
+    }
+}
+
+/// Every check, in order: per sending domain SPF and DMARC, then each DKIM key.
+///
+/// # Errors
+/// When the settings cannot give a resolver or the keys cannot be read.
+pub async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
+    let resolver = crate::validation::dns::resolver(&settings.dns_settings()?)?;
+    let keys = settings.dkim()?;
+    let published = keys.map(|k| k.published()).unwrap_or_default();
+    let mut domains = BTreeSet::new();
+    domains.insert(settings.default_from()?.email.domain().to_ascii_lowercase());
+    domains.extend(published.iter().map(|p| p.domain.clone()));
+    let mut report = Vec::new();
+    for domain in &domains {
+        report.push(spf(&resolver, domain, settings.provider).await);
+        report.push(dmarc(&resolver, domain).await);
+    }
+    for key in &published {
+        report.push(dkim(&resolver, key).await);
+    }
+    if published.is_empty() {
+        report.push(match settings.provider {
+            ProviderKind::Sendgrid => check(
+                Verdict::Pass,
+                "dkim".to_owned(),
+                "SendGrid signs (authenticate the domain in SendGrid's sender settings)",
+            ),
+            _ => check(
+                Verdict::Warn,
+                "dkim".to_owned(),
+                "SMTP and outbox mail goes out unsigned: make a key with `mailroom dkim keygen` and set MAILROOM_DKIM_KEYS",
+            ),
+        });
+    }
+    Ok(report)
+}
+
+/// Runs `mailroom doctor`: prints the report and fails when a check fails.
+///
+/// # Errors
+/// When a check fails (exit code 1), or the checks cannot run.
+pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    let report = checks(settings).await?;
+    let width = report.iter().map(|c| c.what.len()).max().unwrap_or(0);
+    for line in &report {
+        println!(
+            "{:<4}  {:<width$}  {}",
+            line.verdict.word(),
+            line.what,
+            line.detail
+        );
+    }
+    let failed = report.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    anyhow::ensure!(failed == 0, "{failed} check(s) failed");
+    Ok(())
+}
