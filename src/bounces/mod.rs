@@ -12,6 +12,8 @@
 //! - Without an enhanced code, the basic reply decides: 550, 551 and 553 are hard (mailbox
 //!   unavailable, not local, name not allowed), other 5xx blocks.
 
+pub mod reports;
+
 use chrono::Utc;
 use mailroom_jobs::SendEmail;
 use sha2::{Digest, Sha256};

@@ -79,6 +79,9 @@ pub struct AttachmentInfo {
 pub struct Parsed {
     pub email: InboundEmail,
     pub bodies: Vec<Option<Bytes>>,
+    /// The raw message, in raw mode: delivery and complaint reports are read from it
+    /// ([`crate::bounces::reports`]).
+    pub raw: Option<Bytes>,
 }
 
 /// Why a POST could not be read.
@@ -228,6 +231,7 @@ pub async fn parse(
     let mut bodies = Vec::new();
     if let Some(raw) = parts.remove("email") {
         let raw = raw.data;
+        let whole = raw.clone();
         // A UTF-8 BOM before the headers (the C# samples have one) is not part of the message.
         let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
         let message = MessageParser::default()
@@ -299,7 +303,11 @@ pub async fn parse(
                 *slot = field(&parts, name).unwrap_or_default();
             }
         }
-        return Ok(Parsed { email, bodies });
+        return Ok(Parsed {
+            email,
+            bodies,
+            raw: Some(whole),
+        });
     }
     let Some(from) = field(&parts, "from") else {
         return Err(InboundError::Empty);
@@ -345,7 +353,11 @@ pub async fn parse(
         });
         bodies.push(stored.then_some(part.data));
     }
-    Ok(Parsed { email, bodies })
+    Ok(Parsed {
+        email,
+        bodies,
+        raw: None,
+    })
 }
 
 /// One entry of `attachment-info`.

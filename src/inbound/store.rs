@@ -51,6 +51,7 @@ fn over_budget_copy(parsed: &Parsed) -> Parsed {
     Parsed {
         bodies: vec![None; parsed.bodies.len()],
         email,
+        raw: None,
     }
 }
 
