@@ -307,6 +307,10 @@ pub struct Settings {
     pub link_keys: Option<SecretString>,
     /// `MAILROOM_UNSUBSCRIBE_MAILTO`: an address for `List-Unsubscribe`'s `mailto:` form.
     pub unsubscribe_mailto: Option<String>,
+    /// `MAILROOM_BOUNCE_DOMAIN`: the domain of the VERP envelope sender of SMTP and outbox mail
+    /// (`bounces+m-ID@DOMAIN`); point its MX at SendGrid's Inbound Parse (raw mode) and
+    /// delivery and complaint reports come back as events.
+    pub bounce_domain: Option<String>,
     /// `MAILROOM_TRACKING`: own open and click tracking of SMTP and outbox mail (campaigns by
     /// default, messages that ask); `false` turns it off everywhere. Needs link keys.
     pub tracking: bool,
@@ -428,6 +432,7 @@ impl Default for Settings {
             unsubscribe_mailto: None,
             dkim_keys: None,
             tracking: true,
+            bounce_domain: None,
             subscribe_rate_per_address: 5,
             subscribe_rate_per_ip: 30,
             campaign_concurrency: 4,
@@ -624,6 +629,7 @@ impl Settings {
         self.webhook_key()?;
         self.link_keys()?;
         self.dkim()?;
+        self.bounce_domain()?;
         if self.inbound_user.is_some() != self.inbound_password.is_some() {
             bail!("MAILROOM_INBOUND_USER and MAILROOM_INBOUND_PASSWORD go together");
         }
@@ -781,6 +787,35 @@ impl Settings {
         let keys = crate::providers::dkim::DkimKeys::parse(spec)
             .map_err(|e| anyhow::anyhow!("MAILROOM_DKIM_KEYS: {e}"))?;
         Ok(Some(std::sync::Arc::new(keys)))
+    }
+
+    /// `MAILROOM_BOUNCE_DOMAIN`, lower-cased; `None` when unset.
+    ///
+    /// # Errors
+    /// When it is not a domain name.
+    pub fn bounce_domain(&self) -> anyhow::Result<Option<String>> {
+        let Some(domain) = self
+            .bounce_domain
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        else {
+            return Ok(None);
+        };
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let valid = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        anyhow::ensure!(
+            valid,
+            "MAILROOM_BOUNCE_DOMAIN {domain:?} is not a domain name such as bounces.example.com"
+        );
+        Ok(Some(domain))
     }
 
     /// The campaign guards.

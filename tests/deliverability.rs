@@ -336,3 +336,118 @@ async fn smtp_refusals_at_send_time_are_bounces_hard_ones_suppress_policy_blocks
     assert!(sink.received().is_empty(), "nothing was accepted");
     app.stop().await;
 }
+
+/// A raw-mode Inbound Parse POST of `message`, mailed to `envelope_to`.
+fn inbound_form(message: &str, envelope_to: &str) -> Vec<u8> {
+    let envelope = json!({"to": [envelope_to], "from": ""}).to_string();
+    let mut body = String::new();
+    for (name, value) in [("envelope", envelope.as_str()), ("email", message)] {
+        body.push_str(&format!(
+            "--xYzZY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str("--xYzZY--\r\n");
+    body.into_bytes()
+}
+
+/// A report from `tests/data/reports/` about message `id` to `recipient`, mailed to `verp`.
+fn report(file: &str, id: &str, recipient: &str, verp: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/reports/{file}")),
+    )
+    .unwrap()
+    .replace("{{MESSAGE_ID}}", id)
+    .replace("{{RECIPIENT}}", recipient)
+    .replace("{{VERP}}", verp)
+    .replace('\n', "\r\n")
+}
+
+#[tokio::test]
+async fn smtp_mail_leaves_with_a_verp_sender_and_reports_mailed_back_become_bounces_and_complaints()
+{
+    let sink = SmtpSink::start().await;
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let mut app = TestApp::spawn(|s| {
+        s.provider = ProviderKind::Smtp;
+        s.smtp_url = Some(SecretString::from(url));
+        s.bounce_domain = Some("Bounces.Example.com".to_owned());
+        s.inbound_user = Some("sendgrid".to_owned());
+        s.inbound_password = Some(SecretString::from("inbound-secret-0123456789"));
+    })
+    .await;
+    app.start_worker();
+    let gone = queue_to(&app, "gone@example.org").await;
+    let angry = queue_to(&app, "angry@example.org").await;
+    let received = eventually(Duration::from_secs(30), "both messages", || {
+        let received = sink.received();
+        async move { (received.len() == 2).then_some(received) }
+    })
+    .await;
+    let verp_of = |id: &str| format!("bounces+m-{}@bounces.example.com", id.replace('-', ""));
+    let senders: Vec<&str> = received
+        .iter()
+        .filter_map(|(_, envelope)| envelope["mail_from"].as_str())
+        .collect();
+    assert!(senders.contains(&verp_of(&gone).as_str()), "{senders:?}");
+    assert!(senders.contains(&verp_of(&angry).as_str()), "{senders:?}");
+
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/webhooks/sendgrid/inbound"))
+            .basic_auth("sendgrid", Some("inbound-secret-0123456789"))
+            .header("content-type", "multipart/form-data; boundary=xYzZY")
+            .body(body)
+            .send()
+    };
+    // A Gmail-style DSN for the first, mailed to its VERP address.
+    let dsn = report("gmail-dsn.eml", &gone, "gone@example.org", &verp_of(&gone));
+    let response = post(inbound_form(&dsn, &verp_of(&gone))).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let record = app.wait_for_status(&gone, "bounced").await;
+    let bounce = record["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "bounce")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&bounce["source"], &bounce["status"], &bounce["type"]),
+        (&json!("report"), &json!("5.1.1"), &json!("bounce")),
+        "{record}"
+    );
+    let (status, suppression) = app.get_json("/v1/suppressions/gone@example.org").await;
+    assert_eq!(status, 200);
+    assert_eq!(suppression["source"], "report:bounce", "{suppression}");
+    // The same DSN posted again (SendGrid retries) is counted once.
+    let response = post(inbound_form(&dsn, &verp_of(&gone))).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (_, record) = app.status(&gone).await;
+    let bounces = record["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "bounce")
+        .count();
+    assert_eq!(bounces, 1, "{record}");
+
+    // An ARF complaint about the second, tied back by its Message-ID alone.
+    let arf = report(
+        "arf-abuse.eml",
+        &angry,
+        "angry@example.org",
+        "abuse@example.com",
+    );
+    let response = post(inbound_form(&arf, "fbl@bounces.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    app.wait_for_status(&angry, "spam_report").await;
+    let (status, suppression) = app.get_json("/v1/suppressions/angry@example.org").await;
+    assert_eq!(
+        (status, &suppression["reason"]),
+        (200, &json!("spam_report")),
+        "{suppression}"
+    );
+    app.stop().await;
+}

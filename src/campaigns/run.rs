@@ -852,6 +852,10 @@ impl Campaigner {
                 ]),
                 attachments: Vec::new(),
                 secret_links: false,
+                bounce_owner: crate::bounces::reports::Owner::Campaign {
+                    campaign: Uuid::parse_str(id).unwrap_or_default(),
+                    subscriber: recipient.id.get(),
+                },
                 // Rewritten above by mailroom's own tracker; SendGrid never sees this message.
                 tracking: mailroom_jobs::Tracking::default(),
             };

@@ -144,9 +144,47 @@ async fn receive(
         );
     }
     tracing::info!(id = %parsed.email.id, attachments = parsed.email.attachments.len(), "inbound message stored");
+    record_report(state, &parsed).await?;
     Ok(Json(InboundAccepted {
         id: parsed.email.id,
     }))
+}
+
+/// A delivery or complaint report among the inbound mail (raw mode) becomes `bounce` or
+/// `spam_report` events about the message it names ([`crate::bounces::reports`]). A Redis
+/// failure answers 503 so SendGrid posts again; dedupe counts the report once.
+async fn record_report(state: &AppState, parsed: &parse::Parsed) -> Result<(), ApiError> {
+    let Some(raw) = &parsed.raw else {
+        return Ok(());
+    };
+    let is_report = parsed.email.headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("content-type")
+            && value.to_ascii_lowercase().contains("multipart/report")
+    });
+    if !is_report {
+        return Ok(());
+    }
+    let to = parsed
+        .email
+        .envelope
+        .as_ref()
+        .map(|e| e.to.clone())
+        .unwrap_or_default();
+    let Some(read) = crate::bounces::reports::read(raw, &to) else {
+        return Ok(());
+    };
+    let events = read.events(None);
+    if events.is_empty() {
+        tracing::info!(id = %parsed.email.id, owner = ?read.owner, "a report about nothing mailroom can act on");
+        return Ok(());
+    }
+    state
+        .events
+        .apply(&events, chrono::Utc::now())
+        .await
+        .map_err(|e| ApiError::store_failed(&e))?;
+    tracing::info!(id = %parsed.email.id, events = events.len(), "a delivery or complaint report recorded");
+    Ok(())
 }
 
 /// SendGrid's Inbound Parse, behind HTTP basic auth.

@@ -86,6 +86,8 @@ pub struct Shared {
     pub hits: tracking::HitRecorder,
     /// mailroom tracks opens and clicks itself (SMTP and outbox); SendGrid tracks its own.
     pub own_tracking: bool,
+    /// Where delivery and complaint reports received by Inbound Parse are recorded.
+    pub events: crate::events::EventStore,
     /// Message status records.
     pub status: StatusStore,
     /// The accepted API keys; `None` accepts every request (`dev`, or `MAILROOM_INSECURE_NO_AUTH`).
@@ -206,6 +208,13 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             hits: tracking::HitRecorder::new(producer.clone()),
             own_tracking: settings.provider != crate::config::ProviderKind::Sendgrid,
+            events: crate::events::EventStore::new(
+                conn.clone(),
+                &settings.redis_prefix,
+                settings.event_retention_secs,
+                settings.timeline_max_events,
+            )
+            .with_guards(settings.guards()),
             coalescer: coalesce::Coalescer::new(
                 producer.clone(),
                 Suppressions::new(conn.clone(), &settings.redis_prefix),

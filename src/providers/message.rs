@@ -60,6 +60,9 @@ pub struct OutgoingEmail {
     pub attachments: Vec<FileAttachment>,
     /// It carries a secret link (a verification or reset token): providers must not track it.
     pub secret_links: bool,
+    /// Who bounces of it belong to ([`crate::bounces::reports::Owner`]): the VERP envelope
+    /// sender names it when `MAILROOM_BOUNCE_DOMAIN` is set.
+    pub bounce_owner: crate::bounces::reports::Owner,
     /// The open and click tracking it asked for (SendGrid's `tracking_settings`; mailroom's
     /// own tracking has already rewritten the HTML of SMTP and outbox mail). Never any with a
     /// secret link.
@@ -143,6 +146,7 @@ impl OutgoingEmail {
             metadata: message.metadata.clone(),
             attachments,
             secret_links,
+            bounce_owner: crate::bounces::reports::Owner::Message(job.id),
             tracking: if secret_links {
                 mailroom_jobs::Tracking::default()
             } else {
@@ -161,21 +165,41 @@ impl OutgoingEmail {
     ///
     /// # Errors
     /// Permanent: a message lettre cannot build, or one the signer refuses.
+    ///
+    /// With a `bounce_domain`, the envelope sender is the VERP address naming the message's
+    /// owner, and the bytes start with the `Return-Path` a receiving server would add (the
+    /// outbox shows it; an SMTP relay replaces it).
     pub fn wire(
         &self,
         dkim: Option<&super::dkim::DkimKeys>,
+        bounce_domain: Option<&str>,
     ) -> Result<(lettre::address::Envelope, Vec<u8>), super::ProviderError> {
         let message = self
             .to_mime()
             .map_err(|e| super::ProviderError::permanent(e.to_string()))?;
-        let raw = message.formatted();
+        let mut raw = message.formatted();
+        let mut envelope = message.envelope().clone();
+        if let Some(domain) = bounce_domain {
+            let verp = format!(
+                "{}@{domain}",
+                crate::bounces::reports::verp_local(&self.bounce_owner)
+            );
+            let sender: lettre::Address = verp.parse().map_err(|e| {
+                super::ProviderError::permanent(format!("the VERP address {verp}: {e}"))
+            })?;
+            envelope = lettre::address::Envelope::new(Some(sender), envelope.to().to_vec())
+                .map_err(|e| super::ProviderError::permanent(e.to_string()))?;
+            let mut with_path = format!("Return-Path: <{verp}>\r\n").into_bytes();
+            with_path.append(&mut raw);
+            raw = with_path;
+        }
         let raw = match dkim {
             Some(keys) => keys
                 .sign(self.from.email.domain(), raw)
                 .map_err(super::ProviderError::permanent)?,
             None => raw,
         };
-        Ok((message.envelope().clone(), raw))
+        Ok((envelope, raw))
     }
 
     /// The email in RFC 5322 form: `Message-ID`, `Date`, RFC 2047-encoded non-ASCII headers,

@@ -92,7 +92,9 @@ impl Provider {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
             ProviderKind::Outbox => Provider::Outbox(
-                Outbox::new(settings.outbox_dir.clone()).with_dkim(settings.dkim()?),
+                Outbox::new(settings.outbox_dir.clone())
+                    .with_dkim(settings.dkim()?)
+                    .with_bounce_domain(settings.bounce_domain()?),
             ),
         })
     }

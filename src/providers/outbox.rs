@@ -12,12 +12,18 @@ use super::{Delivery, OutgoingEmail, ProviderError, dkim::DkimKeys};
 pub struct Outbox {
     dir: PathBuf,
     dkim: Option<Arc<DkimKeys>>,
+    /// `MAILROOM_BOUNCE_DOMAIN`: the VERP envelope sender's domain.
+    bounce_domain: Option<String>,
 }
 
 impl Outbox {
     /// An outbox writing into `dir` (created when missing).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, dkim: None }
+        Self {
+            dir,
+            dkim: None,
+            bounce_domain: None,
+        }
     }
 
     /// The same outbox, signing with `keys` ([`super::dkim`]): the files are what an SMTP
@@ -28,13 +34,21 @@ impl Outbox {
         self
     }
 
+    /// The same provider, sending from VERP addresses at `domain`
+    /// ([`crate::bounces::reports`]).
+    #[must_use]
+    pub fn with_bounce_domain(mut self, domain: Option<String>) -> Self {
+        self.bounce_domain = domain;
+        self
+    }
+
     /// Writes `email` as `<message id>.eml`.
     ///
     /// # Errors
     /// A file-system error is transient (a full disk can be emptied); a message lettre cannot
     /// build is permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let (_, bytes) = email.wire(self.dkim.as_deref())?;
+        let (_, bytes) = email.wire(self.dkim.as_deref(), self.bounce_domain.as_deref())?;
         let name = format!("{}.eml", email.id);
         let temporary = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);

@@ -82,6 +82,8 @@ pub struct Smtp {
     pool: Arc<Pool>,
     name: String,
     dkim: Option<Arc<DkimKeys>>,
+    /// `MAILROOM_BOUNCE_DOMAIN`: the VERP envelope sender's domain.
+    bounce_domain: Option<String>,
 }
 
 impl std::fmt::Debug for Smtp {
@@ -104,7 +106,8 @@ impl Smtp {
             .context("MAILROOM_PROVIDER=smtp needs SMTP_URL")?;
         Ok(
             Self::from_url(url.expose_secret(), settings.smtp_pool_size)?
-                .with_dkim(settings.dkim()?),
+                .with_dkim(settings.dkim()?)
+                .with_bounce_domain(settings.bounce_domain()?),
         )
     }
 
@@ -112,6 +115,14 @@ impl Smtp {
     #[must_use]
     pub fn with_dkim(mut self, keys: Option<Arc<DkimKeys>>) -> Self {
         self.dkim = keys;
+        self
+    }
+
+    /// The same provider, sending from VERP addresses at `domain`
+    /// ([`crate::bounces::reports`]).
+    #[must_use]
+    pub fn with_bounce_domain(mut self, domain: Option<String>) -> Self {
+        self.bounce_domain = domain;
         self
     }
 
@@ -157,6 +168,7 @@ impl Smtp {
                 open: Semaphore::new(pool_size.max(1)),
             }),
             dkim: None,
+            bounce_domain: None,
         })
     }
 
@@ -165,7 +177,7 @@ impl Smtp {
     /// # Errors
     /// 4xx replies and connection trouble are transient, 5xx replies permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let (envelope, raw) = email.wire(self.dkim.as_deref())?;
+        let (envelope, raw) = email.wire(self.dkim.as_deref(), self.bounce_domain.as_deref())?;
         let _permit = self
             .pool
             .open
