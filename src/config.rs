@@ -307,6 +307,12 @@ pub struct Settings {
     pub link_keys: Option<SecretString>,
     /// `MAILROOM_UNSUBSCRIBE_MAILTO`: an address for `List-Unsubscribe`'s `mailto:` form.
     pub unsubscribe_mailto: Option<String>,
+    /// `MAILROOM_TRACKED_CATEGORIES`: comma-separated categories whose messages are tracked
+    /// (opens and clicks) unless a message says otherwise.
+    pub tracked_categories: String,
+    /// `MAILROOM_TRACKED_TEMPLATES`: comma-separated templates whose messages are tracked
+    /// unless a message says otherwise (never one with a secret link).
+    pub tracked_templates: String,
     /// `MAILROOM_BOUNCE_DOMAIN`: the domain of the VERP envelope sender of SMTP and outbox mail
     /// (`bounces+m-ID@DOMAIN`); point its MX at SendGrid's Inbound Parse (raw mode) and
     /// delivery and complaint reports come back as events.
@@ -433,6 +439,8 @@ impl Default for Settings {
             dkim_keys: None,
             tracking: true,
             bounce_domain: None,
+            tracked_categories: String::new(),
+            tracked_templates: String::new(),
             subscribe_rate_per_address: 5,
             subscribe_rate_per_ip: 30,
             campaign_concurrency: 4,

@@ -27,6 +27,7 @@ async fn app() -> TestApp {
         s.link_keys = Some(SecretString::from(KEYS));
         s.public_url = "https://mail.example.com".to_owned();
         s.transactional_categories = "security".to_owned();
+        s.tracked_categories = "news".to_owned();
     })
     .await;
     app.start_worker();
@@ -276,6 +277,22 @@ async fn what_may_not_be_tracked_is_refused_and_untracked_mail_is_left_alone() {
         .await;
     let summary = strict_mime(&app.outbox.path().join(format!("{id}.eml"))).await;
     assert_eq!(part_text(&summary, "text/html").trim(), html);
+    // A category tracked by default (MAILROOM_TRACKED_CATEGORIES) is tracked without asking.
+    let id = app
+        .send_and_wait(
+            &json!({"to": "a@example.org", "subject": "Hi", "html": html, "categories": ["news"]}),
+        )
+        .await;
+    let summary = strict_mime(&app.outbox.path().join(format!("{id}.eml"))).await;
+    let tracked = part_text(&summary, "text/html");
+    assert_eq!(
+        (
+            tracking_paths(&tracked, "o").len(),
+            tracking_paths(&tracked, "c").len()
+        ),
+        (1, 1),
+        "{tracked}"
+    );
     app.stop().await;
 }
 

@@ -76,6 +76,8 @@ pub struct Campaigner {
     pub events: crate::events::EventStore,
     /// Own open and click tracking of SMTP and outbox mail (`None`: off, or SendGrid).
     pub tracker: Option<crate::tracking::Tracker>,
+    /// Which mail is tracked (the global switch).
+    pub tracking: crate::tracking::Policy,
 }
 
 /// Why a campaign job did not finish its work.
@@ -622,7 +624,7 @@ impl Campaigner {
     /// `html` for `recipient` with the campaign's tracking (SMTP and outbox; SendGrid tracks
     /// its own).
     fn tracked(&self, prepared: &Prepared, recipient: &Recipient, html: String) -> String {
-        let wants = prepared.spec.tracking;
+        let wants = self.tracking.for_campaign(prepared.spec.tracking);
         let campaign = Uuid::parse_str(&prepared.id).ok();
         match (&self.tracker, campaign) {
             (Some(tracker), Some(campaign)) if wants.any() => tracker.apply(
@@ -750,7 +752,9 @@ impl Campaigner {
             headers,
             categories: prepared.spec.categories.clone(),
             custom_args: BTreeMap::from([("mailroom_campaign".to_owned(), id.clone())]),
-            tracking_settings: crate::providers::TrackingSettings::of(prepared.spec.tracking),
+            tracking_settings: crate::providers::TrackingSettings::of(
+                self.tracking.for_campaign(prepared.spec.tracking),
+            ),
         };
         match sendgrid.send_bulk(&mail).await {
             Ok(_) => {

@@ -24,6 +24,80 @@ use mailroom_jobs::Tracking;
 use crate::lists::links::LinkKeys;
 use token::{Scope, Target};
 
+/// Which mail is tracked: the rule of the message classes, in one place for every provider.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// `MAILROOM_TRACKING`.
+    pub enabled: bool,
+    /// Categories tracked by default.
+    pub categories: Vec<String>,
+    /// Templates tracked by default.
+    pub templates: Vec<String>,
+    /// Categories never tracked (`MAILROOM_TRANSACTIONAL_CATEGORIES`).
+    pub transactional: Vec<String>,
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Policy {
+    /// The policy `settings` set.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            enabled: settings.tracking,
+            categories: list(&settings.tracked_categories),
+            templates: list(&settings.tracked_templates),
+            transactional: settings.transactional_category_list(),
+        }
+    }
+
+    /// What `message` gets: nothing with tracking off, with a secret link or in a
+    /// transactional category; else what it asked for; else opens and clicks when one of its
+    /// categories or its template is tracked by default; else nothing.
+    pub fn for_message(&self, message: &mailroom_jobs::EmailMessage) -> Tracking {
+        let secret = message
+            .template
+            .as_ref()
+            .is_some_and(|t| mailroom_jobs::templates::has_secret_link(&t.name));
+        let transactional = message
+            .categories
+            .iter()
+            .any(|c| self.transactional.contains(c));
+        if !self.enabled || secret || transactional {
+            return Tracking::default();
+        }
+        if let Some(asked) = message.tracking {
+            return asked;
+        }
+        let by_default = message
+            .categories
+            .iter()
+            .any(|c| self.categories.contains(c))
+            || message
+                .template
+                .as_ref()
+                .is_some_and(|t| self.templates.contains(&t.name));
+        Tracking {
+            opens: by_default,
+            clicks: by_default,
+        }
+    }
+
+    /// What a campaign that asked for `asked` gets.
+    pub fn for_campaign(&self, asked: Tracking) -> Tracking {
+        if self.enabled {
+            asked
+        } else {
+            Tracking::default()
+        }
+    }
+}
+
 /// Who a tracked message went to, and its categories (`P:trk:{ID}`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrackedRecipient {
@@ -117,5 +191,79 @@ impl Tracker {
                 keep: vec![format!("{}/u/", self.public_url)],
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mailroom_jobs::{EmailMessage, TemplateRef};
+
+    use super::*;
+
+    fn message(
+        categories: &[&str],
+        template: Option<&str>,
+        asked: Option<Tracking>,
+    ) -> EmailMessage {
+        EmailMessage {
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            template: template.map(|name| TemplateRef {
+                name: name.to_owned(),
+                locale: None,
+                data: serde_json::Value::Null,
+            }),
+            tracking: asked,
+            ..EmailMessage::default()
+        }
+    }
+
+    #[test]
+    fn the_policy_tracks_what_asks_or_is_tracked_by_default_and_never_secrets_or_transactional_mail()
+     {
+        let both = Tracking {
+            opens: true,
+            clicks: true,
+        };
+        let opens = Tracking {
+            opens: true,
+            clicks: false,
+        };
+        let policy = Policy {
+            enabled: true,
+            categories: vec!["news".to_owned()],
+            templates: vec!["newsletter".to_owned()],
+            transactional: vec!["security".to_owned()],
+        };
+        assert_eq!(
+            policy.for_message(&message(&[], None, None)),
+            Tracking::default()
+        );
+        assert_eq!(policy.for_message(&message(&["news"], None, None)), both);
+        assert_eq!(
+            policy.for_message(&message(&[], Some("newsletter"), None)),
+            both
+        );
+        assert_eq!(
+            policy.for_message(&message(&["news"], None, Some(opens))),
+            opens
+        );
+        assert_eq!(policy.for_message(&message(&[], None, Some(opens))), opens);
+        assert_eq!(
+            policy.for_message(&message(&["news", "security"], None, Some(both))),
+            Tracking::default()
+        );
+        assert_eq!(
+            policy.for_message(&message(&["news"], Some("password_reset"), None)),
+            Tracking::default()
+        );
+        let off = Policy {
+            enabled: false,
+            ..policy
+        };
+        assert_eq!(
+            off.for_message(&message(&["news"], None, Some(both))),
+            Tracking::default()
+        );
+        assert_eq!(off.for_campaign(both), Tracking::default());
     }
 }

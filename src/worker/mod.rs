@@ -109,6 +109,7 @@ pub async fn run(
     };
     let mailer = Arc::new(Mailer {
         tracker,
+        tracking: crate::tracking::Policy::from_settings(settings),
         events: event_store.clone(),
         provider,
         default_from: settings.default_from()?,
@@ -250,6 +251,7 @@ fn campaigner(
         parallel_sends: settings.smtp_pool_size.max(1),
         events: mailer.events.clone(),
         tracker: mailer.tracker.clone(),
+        tracking: mailer.tracking.clone(),
         prepared: std::sync::Mutex::default(),
     })
 }

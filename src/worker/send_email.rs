@@ -56,6 +56,8 @@ pub struct Mailer {
     pub events: crate::events::EventStore,
     /// Own open and click tracking (SMTP and outbox; `None`: off, or SendGrid).
     pub tracker: Option<crate::tracking::Tracker>,
+    /// Which mail is tracked.
+    pub tracking: crate::tracking::Policy,
 }
 
 /// What a successful send leaves on the message's record.
@@ -217,7 +219,11 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     let job = render(job, &mailer.renderer)?;
     let job = track(job, mailer).await?;
     let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {
-        Ok(email) => mailer.provider.send(&email).await,
+        Ok(mut email) => {
+            // SendGrid's tracking_settings say the same as mailroom's own tracking would.
+            email.tracking = mailer.tracking.for_message(&job.message);
+            mailer.provider.send(&email).await
+        }
         Err(error) => Err(ProviderError::permanent(error.to_string())),
     };
     if mailer.announce {
@@ -280,8 +286,9 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     }
 }
 
-/// `job` with open and click tracking when it asks for it and may have it: one recipient (one
-/// body cannot tell several apart), no transactional category, no secret link. The recipient
+/// `job` with open and click tracking when the policy gives it some
+/// ([`crate::tracking::Policy::for_message`]) and it has one recipient (one body cannot tell
+/// several apart). The recipient
 /// is recorded first, so no hit arrives before it can be attributed; the text part is made
 /// from the HTML before the links are rewritten, so it shows the real ones.
 async fn track(mut job: SendEmail, mailer: &Mailer) -> Result<SendEmail, BoxDynError> {
@@ -289,21 +296,9 @@ async fn track(mut job: SendEmail, mailer: &Mailer) -> Result<SendEmail, BoxDynE
         return Ok(job);
     };
     let message = &job.message;
-    let wants = message.tracking.unwrap_or_default();
-    let secret = message
-        .template
-        .as_ref()
-        .is_some_and(|t| mailroom_jobs::templates::has_secret_link(&t.name));
-    let transactional = message
-        .categories
-        .iter()
-        .any(|c| mailer.transactional.contains(c));
+    let wants = mailer.tracking.for_message(message);
     let alone = message.to.len() == 1 && message.cc.is_empty() && message.bcc.is_empty();
-    let Some(html) = message
-        .html
-        .as_deref()
-        .filter(|_| wants.any() && !secret && !transactional && alone)
-    else {
+    let Some(html) = message.html.as_deref().filter(|_| wants.any() && alone) else {
         return Ok(job);
     };
     let id = job.id.to_string();
