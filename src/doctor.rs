@@ -11,6 +11,8 @@
 //!   SendGrid signs (domain authentication in its settings).
 //! - **DMARC**: a `v=DMARC1` TXT record at `_dmarc.DOMAIN`, its policy shown (`p=none` only
 //!   monitors: a warning).
+//! - **MX** of `MAILROOM_BOUNCE_DOMAIN`: reports mailed to the VERP addresses reach SendGrid's
+//!   Inbound Parse (`mx.sendgrid.net`).
 
 use std::collections::BTreeSet;
 
@@ -196,6 +198,48 @@ async fn dkim(resolver: &TokioResolver, published: &crate::providers::dkim::Publ
     }
 }
 
+/// The bounce domain's MX: reports mailed to the VERP addresses must reach Inbound Parse.
+async fn bounce_mx(resolver: &TokioResolver, domain: &str) -> Check {
+    let what = format!("mx {domain}");
+    let hosts: Vec<String> = match resolver.mx_lookup(format!("{domain}.")).await {
+        Ok(answer) => answer
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::MX(mx) => Some(
+                    mx.exchange
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                ),
+                _ => None,
+            })
+            .collect(),
+        Err(error) if error.is_no_records_found() => Vec::new(),
+        Err(error) => return check(Verdict::Fail, what, format!("the lookup failed: {error}")),
+    };
+    if hosts.is_empty() {
+        check(
+            Verdict::Fail,
+            what,
+            format!(
+                "no MX: bounces to MAILROOM_BOUNCE_DOMAIN go nowhere; publish \"{domain}. MX 10 mx.sendgrid.net.\" and set up Inbound Parse (raw) for it"
+            ),
+        )
+    } else if hosts.iter().any(|h| h == "mx.sendgrid.net") {
+        check(Verdict::Pass, what, hosts.join(", "))
+    } else {
+        check(
+            Verdict::Warn,
+            what,
+            format!(
+                "{}: not SendGrid's Inbound Parse (mx.sendgrid.net); reports reach mailroom only if that server posts them to /webhooks/sendgrid/inbound",
+                hosts.join(", ")
+            ),
+        )
+    }
+}
+
 /// Every check, in order: per sending domain SPF and DMARC, then each DKIM key.
 ///
 /// # Errors
@@ -214,6 +258,9 @@ pub async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
     }
     for key in &published {
         report.push(dkim(&resolver, key).await);
+    }
+    if let Some(domain) = settings.bounce_domain()? {
+        report.push(bounce_mx(&resolver, &domain).await);
     }
     if published.is_empty() {
         report.push(match settings.provider {

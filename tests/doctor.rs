@@ -50,6 +50,10 @@ async fn doctor(dns: &FixtureDns, from: &str, provider: &str, dkim: &str) -> (i3
         .env("MAILROOM_DKIM_KEYS", dkim)
         .env("MAILROOM_DNS_RESOLVER", dns.address.to_string())
         .env("REDIS_URL", common::redis_url())
+        .env(
+            "MAILROOM_BOUNCE_DOMAIN",
+            format!("bounces.{}", from.split('@').nth(1).unwrap()),
+        )
         .stdin(Stdio::null())
         .output()
         .await
@@ -81,6 +85,10 @@ async fn a_domain_that_publishes_spf_dkim_and_dmarc_passes_and_one_that_does_not
             ]),
         ),
         ("mr1._domainkey.good.example", Zone::Txt(vec![good_record])),
+        (
+            "bounces.good.example",
+            Zone::Mx(vec![(10, "mx.sendgrid.net")]),
+        ),
         // bad.example: two SPF records, DMARC that only monitors, someone else's key.
         (
             "bad.example",
