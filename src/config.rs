@@ -313,6 +313,9 @@ pub struct Settings {
     /// `MAILROOM_TRACKED_TEMPLATES`: comma-separated templates whose messages are tracked
     /// unless a message says otherwise (never one with a secret link).
     pub tracked_templates: String,
+    /// `MAILROOM_SENDGRID_GROUPS`: `LIST=GROUP[,…]`, the SendGrid unsubscribe group (ASM) each
+    /// list's mail is sent under through SendGrid.
+    pub sendgrid_groups: String,
     /// `MAILROOM_BOUNCE_DOMAIN`: the domain of the VERP envelope sender of SMTP and outbox mail
     /// (`bounces+m-ID@DOMAIN`); point its MX at SendGrid's Inbound Parse (raw mode) and
     /// delivery and complaint reports come back as events.
@@ -439,6 +442,7 @@ impl Default for Settings {
             dkim_keys: None,
             tracking: true,
             bounce_domain: None,
+            sendgrid_groups: String::new(),
             tracked_categories: String::new(),
             tracked_templates: String::new(),
             subscribe_rate_per_address: 5,
@@ -638,6 +642,7 @@ impl Settings {
         self.link_keys()?;
         self.dkim()?;
         self.bounce_domain()?;
+        self.sendgrid_group_map()?;
         if self.inbound_user.is_some() != self.inbound_password.is_some() {
             bail!("MAILROOM_INBOUND_USER and MAILROOM_INBOUND_PASSWORD go together");
         }
@@ -824,6 +829,36 @@ impl Settings {
             "MAILROOM_BOUNCE_DOMAIN {domain:?} is not a domain name such as bounces.example.com"
         );
         Ok(Some(domain))
+    }
+
+    /// `MAILROOM_SENDGRID_GROUPS`, parsed: list id → SendGrid unsubscribe group id.
+    ///
+    /// # Errors
+    /// When an entry is not `LIST=GROUP` with two positive numbers, or a list is named twice.
+    pub fn sendgrid_group_map(&self) -> anyhow::Result<std::collections::BTreeMap<u64, u32>> {
+        let mut map = std::collections::BTreeMap::new();
+        for entry in self
+            .sendgrid_groups
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry.split_once('=').and_then(|(list, group)| {
+                Some((
+                    list.trim().parse::<u64>().ok().filter(|l| *l > 0)?,
+                    group.trim().parse::<u32>().ok().filter(|g| *g > 0)?,
+                ))
+            });
+            let Some((list, group)) = parsed else {
+                bail!(
+                    "MAILROOM_SENDGRID_GROUPS: {entry:?} is not LIST=GROUP (a list id, a SendGrid unsubscribe group id)"
+                );
+            };
+            if map.insert(list, group).is_some() {
+                bail!("MAILROOM_SENDGRID_GROUPS: list {list} is named twice");
+            }
+        }
+        Ok(map)
     }
 
     /// The campaign guards.

@@ -425,6 +425,8 @@ async fn through_sendgrid_a_request_carries_up_to_a_thousand_personalized_copies
     let list = new_list(&app, "Weekly", Some("de")).await;
     import(&app, list, people(2500, "example.org")).await;
     let id = create(&app, &newsletter(list)).await;
+    // The list maps to a SendGrid unsubscribe group: every request is sent under it.
+    app.settings.sendgrid_groups = format!("{list}=77");
     app.start_worker();
     schedule(&app, &id).await;
     let done = wait_state(&app, &id, "finished").await;
@@ -437,6 +439,7 @@ async fn through_sendgrid_a_request_carries_up_to_a_thousand_personalized_copies
         let personalizations = body["personalizations"].as_array().unwrap();
         assert!(personalizations.len() <= 1000);
         assert_eq!(body["custom_args"]["mailroom_campaign"], id.as_str());
+        assert_eq!(body["asm"], json!({"group_id": 77}));
         // A campaign is tracked by default, and says so on every request.
         assert_eq!(
             body["tracking_settings"],

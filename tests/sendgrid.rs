@@ -372,3 +372,46 @@ async fn every_send_sets_tracking_explicitly_off_for_secret_links_and_as_asked_o
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn list_mail_goes_out_under_the_lists_sendgrid_unsubscribe_group() {
+    let mock = MockServer::start().await;
+    let script = Script::new(vec![accepted("list-1")]);
+    mount(&mock, &script).await;
+    let uri = mock.uri();
+    let mut app = TestApp::spawn(move |s| {
+        s.provider = ProviderKind::Sendgrid;
+        s.sendgrid_api_url = uri;
+        s.sendgrid_api_key = Some(SecretString::from(SENDGRID_KEY));
+        s.link_keys = Some(SecretString::from("k1:0123456789abcdef0123456789abcdef"));
+    })
+    .await;
+    let (_, list) = app
+        .call(
+            "POST",
+            "/v1/lists",
+            &json!({"name": "News", "optin": "single", "visibility": "private"}),
+        )
+        .await;
+    let list = list["id"].as_u64().unwrap();
+    let (status, subscriber) = app
+        .call(
+            "POST",
+            "/v1/subscribers",
+            &json!({"email": "ada@example.com", "lists": [list]}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{subscriber}");
+    app.settings.sendgrid_groups = format!("{list}=4242");
+    app.start_worker();
+    let id = queue(
+        &app,
+        json!({"to": "ada@example.com", "subject": "News", "text": "Hello", "list_id": list}),
+    )
+    .await;
+    app.wait_for_status(&id, "sent").await;
+    let requests = mock.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["asm"], json!({"group_id": 4242}), "{body}");
+    app.stop().await;
+}

@@ -78,6 +78,8 @@ pub struct Campaigner {
     pub tracker: Option<crate::tracking::Tracker>,
     /// Which mail is tracked (the global switch).
     pub tracking: crate::tracking::Policy,
+    /// List id → SendGrid unsubscribe group (`MAILROOM_SENDGRID_GROUPS`).
+    pub unsubscribe_groups: std::collections::BTreeMap<u64, u32>,
 }
 
 /// Why a campaign job did not finish its work.
@@ -639,6 +641,19 @@ impl Campaigner {
         }
     }
 
+    /// The SendGrid unsubscribe group of a campaign's mail: one request goes under one group,
+    /// so only when every list of the campaign maps to the same one.
+    fn unsubscribe_group(&self, prepared: &Prepared) -> Option<crate::providers::Asm> {
+        let mut groups = prepared
+            .lists
+            .iter()
+            .map(|list| self.unsubscribe_groups.get(&u64::from(list.id)).copied());
+        let first = groups.next()??;
+        groups
+            .all(|g| g == Some(first))
+            .then_some(crate::providers::Asm { group_id: first })
+    }
+
     /// The headers of `recipient`'s copy: RFC 8058 unsubscribe, `List-Id`, `Feedback-ID`.
     fn headers(
         prepared: &Prepared,
@@ -755,6 +770,7 @@ impl Campaigner {
             tracking_settings: crate::providers::TrackingSettings::of(
                 self.tracking.for_campaign(prepared.spec.tracking),
             ),
+            asm: self.unsubscribe_group(prepared),
         };
         match sendgrid.send_bulk(&mail).await {
             Ok(_) => {
@@ -856,6 +872,8 @@ impl Campaigner {
                 ]),
                 attachments: Vec::new(),
                 secret_links: false,
+                // SMTP and outbox mail: SendGrid's groups do not apply.
+                unsubscribe_group: None,
                 bounce_owner: crate::bounces::reports::Owner::Campaign {
                     campaign: Uuid::parse_str(id).unwrap_or_default(),
                     subscriber: recipient.id.get(),

@@ -63,6 +63,9 @@ pub struct OutgoingEmail {
     /// Who bounces of it belong to ([`crate::bounces::reports::Owner`]): the VERP envelope
     /// sender names it when `MAILROOM_BOUNCE_DOMAIN` is set.
     pub bounce_owner: crate::bounces::reports::Owner,
+    /// The SendGrid unsubscribe group (ASM) it is sent under, for list mail
+    /// (`MAILROOM_SENDGRID_GROUPS`).
+    pub unsubscribe_group: Option<u32>,
     /// The open and click tracking it asked for (SendGrid's `tracking_settings`; mailroom's
     /// own tracking has already rewritten the HTML of SMTP and outbox mail). Never any with a
     /// secret link.
@@ -147,6 +150,7 @@ impl OutgoingEmail {
             attachments,
             secret_links,
             bounce_owner: crate::bounces::reports::Owner::Message(job.id),
+            unsubscribe_group: None,
             tracking: if secret_links {
                 mailroom_jobs::Tracking::default()
             } else {

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use message::{ComposeError, OutgoingEmail, text_from_html};
 pub use outbox::Outbox;
 pub use sendgrid::{
-    BulkAddress, BulkContent, BulkError, BulkMail, BulkRecipient, SendGrid, TrackingSettings,
+    Asm, BulkAddress, BulkContent, BulkError, BulkMail, BulkRecipient, SendGrid, TrackingSettings,
 };
 pub use smtp::Smtp;
 

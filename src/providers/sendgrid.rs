@@ -110,6 +110,9 @@ pub struct BulkMail {
     pub custom_args: BTreeMap<String, String>,
     /// The campaign's tracking.
     pub tracking_settings: TrackingSettings,
+    /// The unsubscribe group, when every list of the campaign maps to the same one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asm: Option<Asm>,
 }
 
 /// An address in a [`BulkMail`].
@@ -321,6 +324,15 @@ struct MailSend<'a> {
     categories: &'a [String],
     custom_args: BTreeMap<&'a str, String>,
     tracking_settings: TrackingSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asm: Option<Asm>,
+}
+
+/// The unsubscribe group a message is sent under (REFERENCE §1.2 `asm`): SendGrid drops it
+/// for people who left that group, and reports their `group_unsubscribe`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Asm {
+    pub group_id: u32,
 }
 
 /// Click and open tracking for one message (REFERENCE §1.2 `tracking_settings`), set on every
@@ -448,6 +460,7 @@ impl<'a> From<&'a OutgoingEmail> for MailSend<'a> {
             categories: &email.categories,
             custom_args,
             tracking_settings: TrackingSettings::of(email.tracking),
+            asm: email.unsubscribe_group.map(|group_id| Asm { group_id }),
         }
     }
 }

@@ -110,6 +110,7 @@ pub async fn run(
     let mailer = Arc::new(Mailer {
         tracker,
         tracking: crate::tracking::Policy::from_settings(settings),
+        unsubscribe_groups: settings.sendgrid_group_map()?,
         events: event_store.clone(),
         provider,
         default_from: settings.default_from()?,
@@ -252,6 +253,7 @@ fn campaigner(
         events: mailer.events.clone(),
         tracker: mailer.tracker.clone(),
         tracking: mailer.tracking.clone(),
+        unsubscribe_groups: mailer.unsubscribe_groups.clone(),
         prepared: std::sync::Mutex::default(),
     })
 }

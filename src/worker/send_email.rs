@@ -58,6 +58,8 @@ pub struct Mailer {
     pub tracker: Option<crate::tracking::Tracker>,
     /// Which mail is tracked.
     pub tracking: crate::tracking::Policy,
+    /// List id → SendGrid unsubscribe group (`MAILROOM_SENDGRID_GROUPS`).
+    pub unsubscribe_groups: std::collections::BTreeMap<u64, u32>,
 }
 
 /// What a successful send leaves on the message's record.
@@ -222,6 +224,10 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
         Ok(mut email) => {
             // SendGrid's tracking_settings say the same as mailroom's own tracking would.
             email.tracking = mailer.tracking.for_message(&job.message);
+            email.unsubscribe_group = job
+                .message
+                .list_id
+                .and_then(|list| mailer.unsubscribe_groups.get(&list).copied());
             mailer.provider.send(&email).await
         }
         Err(error) => Err(ProviderError::permanent(error.to_string())),
