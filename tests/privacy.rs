@@ -32,9 +32,10 @@ async fn an_export_holds_everything_and_erasure_leaves_nothing_that_names_the_pe
         .call("POST", "/v1/subscribers", &json!({"email": "Grace.Hopper@Example.com", "name": "Grace", "attributes": {"rank": "admiral"}, "lists": [list]}))
         .await;
     let id = subscriber["id"].as_u64().unwrap();
-    // A message to them, a verification, an unsubscribe (with a suppression).
+    // A tracked message to them (its recipient recorded for the hits), a verification, an
+    // unsubscribe (with a suppression).
     let sent = app
-        .post_email(&json!({"to": "grace.hopper@example.com", "subject": "Hi", "text": "Hello", "list_id": list}))
+        .post_email(&json!({"to": "grace.hopper@example.com", "subject": "Hi", "text": "Hello", "html": "<p>Hello</p>", "list_id": list, "tracking": {"opens": true, "clicks": false}}))
         .await;
     let message: serde_json::Value = sent.json().await.unwrap();
     let message = message["id"].as_str().unwrap().to_owned();

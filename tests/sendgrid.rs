@@ -386,22 +386,7 @@ async fn list_mail_goes_out_under_the_lists_sendgrid_unsubscribe_group() {
         s.link_keys = Some(SecretString::from("k1:0123456789abcdef0123456789abcdef"));
     })
     .await;
-    let (_, list) = app
-        .call(
-            "POST",
-            "/v1/lists",
-            &json!({"name": "News", "optin": "single", "visibility": "private"}),
-        )
-        .await;
-    let list = list["id"].as_u64().unwrap();
-    let (status, subscriber) = app
-        .call(
-            "POST",
-            "/v1/subscribers",
-            &json!({"email": "ada@example.com", "lists": [list]}),
-        )
-        .await;
-    assert!(status == 200 || status == 201, "{subscriber}");
+    let (list, _) = app.subscribed("News", "ada@example.com").await;
     app.settings.sendgrid_groups = format!("{list}=4242");
     app.start_worker();
     let id = queue(

@@ -22,27 +22,6 @@ async fn app() -> TestApp {
     app
 }
 
-/// A confirmed subscriber of a new public list `name`: (list id, subscriber id).
-async fn subscribed(app: &TestApp, name: &str, email: &str) -> (u64, u64) {
-    let (_, list) = app
-        .call(
-            "POST",
-            "/v1/lists",
-            &json!({"name": name, "optin": "single", "visibility": "public"}),
-        )
-        .await;
-    let list = list["id"].as_u64().unwrap();
-    let (status, subscriber) = app
-        .call(
-            "POST",
-            "/v1/subscribers",
-            &json!({"email": email, "locale": "fr", "lists": [list]}),
-        )
-        .await;
-    assert!(status == 201 || status == 200, "{subscriber}");
-    (list, subscriber["id"].as_u64().unwrap())
-}
-
 async fn status_on(app: &TestApp, subscriber: u64, list: u64) -> String {
     let (_, view) = app.get_json(&format!("/v1/subscribers/{subscriber}")).await;
     view["subscriptions"]
@@ -94,7 +73,7 @@ async fn one_click(url: &str) -> reqwest::Response {
 #[tokio::test]
 async fn list_mail_carries_a_signed_one_click_link_that_unsubscribes_once() {
     let app = app().await;
-    let (list, subscriber) = subscribed(&app, "Product news", "ada@example.com").await;
+    let (list, subscriber) = app.subscribed("Product news", "ada@example.com").await;
     let response = app
         .post_email(&json!({"to": "ada@example.com", "subject": "Our news", "text": "Hello", "list_id": list}))
         .await;
@@ -172,7 +151,7 @@ async fn a_one_click_for_an_erased_subscriber_is_gone_and_writes_nothing() {
         lists::links::{LinkKeys, ListLink},
     };
     let app = app().await;
-    let (list, subscriber) = subscribed(&app, "Product news", "eve@example.com").await;
+    let (list, subscriber) = app.subscribed("Product news", "eve@example.com").await;
     let keys = LinkKeys::parse(KEYS).unwrap();
     let token = keys.sign(&ListLink {
         subscriber: SubscriberId::try_from(subscriber).unwrap(),
@@ -210,8 +189,8 @@ fn form_token(html: &str) -> String {
 #[tokio::test]
 async fn the_preference_page_unsubscribes_resubscribes_and_leaves_everything() {
     let app = app().await;
-    let (news, subscriber) = subscribed(&app, "News", "bob@example.com").await;
-    let (digest, same) = subscribed(&app, "Digest", "bob@example.com").await;
+    let (news, subscriber) = app.subscribed("News", "bob@example.com").await;
+    let (digest, same) = app.subscribed("Digest", "bob@example.com").await;
     assert_eq!(subscriber, same);
     let keys = mailroom::lists::links::LinkKeys::parse(KEYS).unwrap();
     let token = keys.sign(&mailroom::lists::links::ListLink {
@@ -297,7 +276,7 @@ async fn the_preference_page_unsubscribes_resubscribes_and_leaves_everything() {
 #[tokio::test]
 async fn list_mail_is_refused_unless_it_goes_to_one_confirmed_subscriber() {
     let app = app().await;
-    let (list, _) = subscribed(&app, "News", "carol@example.com").await;
+    let (list, _) = app.subscribed("News", "carol@example.com").await;
     for (body, field) in [
         (
             json!({"to": ["carol@example.com", "dan@example.com"], "subject": "x", "text": "x", "list_id": list}),
@@ -324,8 +303,8 @@ async fn list_mail_is_refused_unless_it_goes_to_one_confirmed_subscriber() {
 #[tokio::test]
 async fn sendgrid_unsubscribe_events_update_subscriptions() {
     let app = app().await;
-    let (first, subscriber) = subscribed(&app, "First", "eve@example.com").await;
-    let (second, _) = subscribed(&app, "Second", "eve@example.com").await;
+    let (first, subscriber) = app.subscribed("First", "eve@example.com").await;
+    let (second, _) = app.subscribed("Second", "eve@example.com").await;
     let store = mailroom::events::EventStore::new(app.redis.conn(), &app.redis.prefix, 3600, 100);
     let now = chrono::Utc::now();
     let group = json!([{"email": "Eve@example.com", "event": "group_unsubscribe", "timestamp": now.timestamp(),

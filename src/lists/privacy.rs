@@ -80,8 +80,8 @@ impl AddressIndex {
             .await
     }
 
-    /// Forgets the messages sent to `email`: their timelines, delivery records and status
-    /// records, and the index itself.
+    /// Forgets the messages sent to `email`: their timelines, delivery records, tracking
+    /// records (the recipient of a tracked message) and status records, and the index itself.
     ///
     /// # Errors
     /// When Redis fails.
@@ -93,6 +93,7 @@ impl AddressIndex {
             redis::cmd("DEL")
                 .arg(self.keys.timeline(id))
                 .arg(self.keys.delivery(id))
+                .arg(self.keys.tracked_recipient(id))
                 .query_async::<()>(&mut self.conn.clone())
                 .await?;
             redis::cmd("DEL")

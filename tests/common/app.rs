@@ -107,6 +107,28 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// A confirmed subscriber `email` (locale `fr`) of a new public single opt-in list `name`:
+    /// (list id, subscriber id).
+    pub async fn subscribed(&self, name: &str, email: &str) -> (u64, u64) {
+        let (_, list) = self
+            .call(
+                "POST",
+                "/v1/lists",
+                &serde_json::json!({"name": name, "optin": "single", "visibility": "public"}),
+            )
+            .await;
+        let list = list["id"].as_u64().unwrap();
+        let (status, subscriber) = self
+            .call(
+                "POST",
+                "/v1/subscribers",
+                &serde_json::json!({"email": email, "locale": "fr", "lists": [list]}),
+            )
+            .await;
+        assert!(status == 201 || status == 200, "{subscriber}");
+        (list, subscriber["id"].as_u64().unwrap())
+    }
+
     /// Queues `body` (202 asserted) and waits until a worker has sent it: its id.
     pub async fn send_and_wait(&self, body: &Value) -> String {
         let response = self.post_email(body).await;
