@@ -198,6 +198,14 @@ async fn smtp_5xx_is_permanent_and_4xx_transient() {
         }
         other => panic!("expected a permanent error, got {other:?}"),
     }
+    // A relay asking for AUTH is misconfiguration, not a bounce of the recipient.
+    match smtp.send(&to("auth-needed@example.com")).await {
+        Err(ProviderError::Permanent {
+            message,
+            bounce: None,
+        }) => assert!(message.contains("530"), "{message}"),
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
     match smtp.send(&to("temp-fail@example.com")).await {
         Err(ProviderError::Transient { message, .. }) => {
             assert!(message.contains("451"), "{message}")

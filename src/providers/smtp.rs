@@ -261,15 +261,19 @@ impl Smtp {
 
     /// [`Smtp::classify`], and a permanent refusal of a message with one recipient is that
     /// recipient's bounce (lettre stops at the first refused RCPT, so with more than one the
-    /// refused address is not known).
+    /// refused address is not known). Only the replies that refuse a mailbox or a message
+    /// (550 – 554) are bounces: a 530 or 535 (authentication) or a 500 – 504 (syntax) says the
+    /// relay is misconfigured, and stays a failure the operator sees in the dead letters.
     fn refused(&self, error: &SmtpError, envelope: &lettre::address::Envelope) -> ProviderError {
         let classified = self.classify(error);
+        let code: u16 = error
+            .status()
+            .and_then(|code| code.to_string().parse().ok())
+            .unwrap_or(0);
         match (classified, envelope.to()) {
-            (ProviderError::Permanent { message, .. }, [recipient]) => {
-                let code = error
-                    .status()
-                    .and_then(|code| code.to_string().parse().ok())
-                    .unwrap_or(0);
+            (ProviderError::Permanent { message, .. }, [recipient])
+                if (550..=554).contains(&code) =>
+            {
                 let bounce =
                     crate::bounces::Bounce::new(recipient.as_ref(), code, &error.to_string());
                 ProviderError::Permanent {

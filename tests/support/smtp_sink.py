@@ -3,7 +3,8 @@
 Each accepted message is written to DIR as NAME.eml (the bytes as received) with its envelope
 (and the client's address and port) in NAME.json, both renamed into place so a reader never sees half a file. Recipients whose
 local part is `perm-fail` are refused with 550 5.1.1 (no such mailbox), `policy-block` with
-554 5.7.1 (a policy refusal, as Gmail and Outlook word theirs); `temp-fail` gets 451 the first
+554 5.7.1 (a policy refusal, as Gmail and Outlook word theirs), `auth-needed` with 530 5.7.0
+(what a relay that wants AUTH says); `temp-fail` gets 451 the first
 time it is seen and is accepted after that. Prints "ready PORT" once it listens.
 """
 
@@ -27,6 +28,8 @@ class Sink:
             return "550 5.1.1 mailbox unavailable"
         if local == "policy-block":
             return "554 5.7.1 Message rejected under local policy"
+        if local == "auth-needed":
+            return "530 5.7.0 Authentication required"
         if local == "temp-fail" and address not in self.deferred:
             self.deferred.add(address)
             return "451 4.3.0 try again later"
