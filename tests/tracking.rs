@@ -140,8 +140,17 @@ async fn a_tracked_message_reports_opens_and_clicks_and_machines_are_told_apart(
     // Apple Mail Privacy Protection fetches it too, and a prefetch.
     let apple = [("x-forwarded-for", "17.58.101.7")];
     hit(&app, reqwest::Method::GET, &opens[0], "Mozilla/5.0", &apple).await;
-    // A click seconds after the hand-over: a link scanner's.
-    let (status, location, ..) = hit(&app, reqwest::Method::GET, &clicks[0], BROWSER, &[]).await;
+    // A click right after the hand-over: a link scanner's. (The token says when the message
+    // was handed over; one signed "now" keeps a slow test machine from making it a person's.)
+    let instant = Target {
+        sent_at: u32::try_from(chrono::Utc::now().timestamp()).unwrap(),
+        ..carried.clone()
+    };
+    let path = format!("/t/c/{}", instant.sign(&keys));
+    let (status, location, ..) = hit(&app, reqwest::Method::GET, &path, BROWSER, &[]).await;
+    assert_eq!((status, location.as_deref()), (302, Some(SHOP)));
+    // The link as mailed works the same.
+    let (status, location, ..) = hit(&app, reqwest::Method::HEAD, &clicks[0], BROWSER, &[]).await;
     assert_eq!((status, location.as_deref()), (302, Some(SHOP)));
     // A person's click a minute later (a token as the message would carry, signed then).
     let later = Target {
@@ -151,7 +160,6 @@ async fn a_tracked_message_reports_opens_and_clicks_and_machines_are_told_apart(
     let path = format!("/t/c/{}", later.sign(&keys));
     let (status, location, ..) = hit(&app, reqwest::Method::GET, &path, BROWSER, &[]).await;
     assert_eq!((status, location.as_deref()), (302, Some(SHOP)));
-    hit(&app, reqwest::Method::HEAD, &path, BROWSER, &[]).await;
 
     let opened = events(&app, &id, "open", 1).await;
     assert_eq!(opened[0]["source"], "tracking", "{opened:?}");
