@@ -47,41 +47,58 @@ impl JobOutput for Recorded {
 
 impl HitStore {
     /// The recipient each hit is about, and the categories its mail was sent with (`None`:
-    /// not known any more).
+    /// not known any more). Messages' records are read with one `MGET` (split by slot on a
+    /// cluster by the client); a campaign's spec and a subscriber are read once per batch.
     async fn recipients(&self, hits: &[Hit]) -> redis::RedisResult<Vec<Option<TrackedRecipient>>> {
+        let message_keys: Vec<String> = hits
+            .iter()
+            .filter_map(|hit| hit.message.as_deref())
+            .map(|message| self.keys.tracked_recipient(message))
+            .collect();
+        let mut records = if message_keys.is_empty() {
+            Vec::new()
+        } else {
+            redis::cmd("MGET")
+                .arg(&message_keys)
+                .query_async::<Vec<Option<String>>>(&mut self.conn.clone())
+                .await?
+        }
+        .into_iter();
         let mut campaigns: HashMap<String, Vec<String>> = HashMap::new();
+        let mut subscribers: HashMap<u64, Option<String>> = HashMap::new();
         let mut found = Vec::with_capacity(hits.len());
         for hit in hits {
-            let recipient = match (
-                &hit.message,
-                hit.subscriber.and_then(|n| SubscriberId::try_from(n).ok()),
-            ) {
-                (Some(message), _) => redis::cmd("GET")
-                    .arg(self.keys.tracked_recipient(message))
-                    .query_async::<Option<String>>(&mut self.conn.clone())
-                    .await?
-                    .and_then(|raw| serde_json::from_str(&raw).ok()),
-                (None, Some(subscriber)) => {
-                    let categories = match hit.campaign.as_deref() {
-                        Some(campaign) if !campaigns.contains_key(campaign) => {
+            let recipient = if hit.message.is_some() {
+                records
+                    .next()
+                    .flatten()
+                    .and_then(|raw| serde_json::from_str(&raw).ok())
+            } else {
+                match (hit.campaign.as_deref(), hit.subscriber) {
+                    (Some(campaign), Some(subscriber)) => {
+                        if !campaigns.contains_key(campaign) {
                             let spec = self.campaigns.spec(campaign).await?;
-                            campaigns
-                                .entry(campaign.to_owned())
-                                .or_insert_with(|| spec.map(|s| s.categories).unwrap_or_default())
-                                .clone()
+                            campaigns.insert(
+                                campaign.to_owned(),
+                                spec.map(|s| s.categories).unwrap_or_default(),
+                            );
                         }
-                        Some(campaign) => campaigns.get(campaign).cloned().unwrap_or_default(),
-                        None => Vec::new(),
-                    };
-                    self.lists
-                        .subscriber(subscriber)
-                        .await?
-                        .map(|s| TrackedRecipient {
-                            email: s.email,
-                            categories,
-                        })
+                        if !subscribers.contains_key(&subscriber) {
+                            let email = match SubscriberId::try_from(subscriber) {
+                                Ok(id) => self.lists.subscriber(id).await?.map(|s| s.email),
+                                Err(_) => None,
+                            };
+                            subscribers.insert(subscriber, email);
+                        }
+                        subscribers[&subscriber]
+                            .clone()
+                            .map(|email| TrackedRecipient {
+                                email,
+                                categories: campaigns[campaign].clone(),
+                            })
+                    }
+                    _ => None,
                 }
-                (None, None) => None,
             };
             found.push(recipient);
         }
