@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{
-    app::{API_KEY, TestApp, eml_files},
+    app::{TestApp, eml_files},
     eventually,
 };
 use secrecy::SecretString;
@@ -45,26 +45,7 @@ async fn new_list(app: &TestApp, name: &str, locale: Option<&str>) -> u64 {
 
 /// Imports `csv` into `list` as confirmed subscribers and waits for the import.
 async fn import(app: &TestApp, list: u64, csv: String) {
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/imports?list={list}&status=confirmed")))
-        .bearer_auth(API_KEY)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 202);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let done = eventually(Duration::from_secs(60), "the import", || async {
-        let (_, body) = app.get_json(&format!("/v1/imports/{id}")).await;
-        (body["state"] != "running").then_some(body)
-    })
-    .await;
-    assert_eq!(done["state"], "done", "{done}");
+    app.import_confirmed(list, &csv).await;
 }
 
 /// `n` subscribers `p0@…` to `p{n-1}@…` with names and a plan attribute; every seventh reads
@@ -110,17 +91,6 @@ async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
 /// link, at `rate_limit` recipients/s when given.
 fn plain(name: &str, list: u64, rate_limit: Option<u32>) -> Value {
     json!({"name": name, "lists": [list], "subject": "Hi", "text": "x {{unsubscribe_url}}", "rate_limit": rate_limit})
-}
-
-async fn schedule(app: &TestApp, id: &str) {
-    let (status, answer) = app
-        .call(
-            "POST",
-            &format!("/v1/campaigns/{id}/schedule"),
-            &Value::Null,
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
 }
 
 /// Waits until campaign `id` has sent to at least `count` people.
@@ -181,7 +151,7 @@ async fn a_campaign_reaches_each_confirmed_subscriber_once_in_their_language_wit
     assert_eq!(status, 200, "{body}");
     let id = create(&app, &newsletter(list)).await;
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(done["audience"], 18, "{done}"); // blocklisted and unsubscribed are not in it
     assert_eq!(done["sent"], 17, "{done}");
@@ -428,7 +398,7 @@ async fn through_sendgrid_a_request_carries_up_to_a_thousand_personalized_copies
     // The list maps to a SendGrid unsubscribe group: every request is sent under it.
     app.settings.sendgrid_groups = format!("{list}=77");
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(done["sent"], 2500, "{done}");
     let bodies = recorder.bodies.lock().unwrap().clone();
@@ -513,7 +483,7 @@ async fn a_429_storm_slows_the_campaign_and_it_recovers_without_loss_or_repeats(
     .await;
     app.start_worker();
     let started = std::time::Instant::now();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -571,7 +541,7 @@ async fn running(
     import(&app, list, people(people_count, "example.com")).await;
     let id = create(&app, &campaign(list)).await;
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     until_sent(&app, &id, sent).await;
     Running {
         app,
@@ -724,7 +694,7 @@ async fn a_domain_rate_holds_for_that_domain_while_others_go_on() {
     import(&app, list, csv).await;
     let id = create(&app, &plain("t", list, None)).await;
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(done["sent"], 1500, "{done}");
     let mut slow = Vec::new();
@@ -790,7 +760,7 @@ async fn workers_killed_at_random_points_leave_nobody_unsent_and_only_counted_re
         &json!({"name": "k", "lists": [list], "subject": "Hi {{name}}", "text": "x {{unsubscribe_url}}", "rate_limit": 4000}),
     )
     .await;
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let mut workers: Vec<_> = (0..3).map(|_| worker_process(&app, &mock)).collect();
     let mut kills = 0;
     // Two rounds: wait for a random share of the audience, SIGKILL a random worker (the
@@ -939,7 +909,7 @@ async fn the_command_line_lists_watches_and_changes_campaigns() {
     )
     .await;
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let watched = mailroom_cli(&app, &["campaign", "watch", &id]).await;
     assert!(watched.status.success(), "{watched:?}");
     let out = String::from_utf8_lossy(&watched.stdout);
@@ -1011,7 +981,7 @@ async fn through_smtp_a_domain_never_has_more_messages_in_flight_than_its_connec
     import(&app, list, people(300, "busy.example")).await;
     let id = create(&app, &plain("b", list, None)).await;
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     // The domain's slots, watched while the campaign runs.
     let slots = mailroom_jobs::Keys::new(&app.redis.prefix).throttle_slots("domain:busy.example");
     let mut conn = app.redis.conn();
@@ -1059,7 +1029,7 @@ async fn smtp_refusals_in_a_campaign_fail_those_recipients_with_the_reason_and_h
     import(&app, list, csv.to_owned()).await;
     let id = create(&app, &plain("m", list, None)).await;
     app.start_worker();
-    schedule(&app, &id).await;
+    app.schedule_campaign(&id).await;
     let done = wait_state(&app, &id, "finished").await;
     assert_eq!(
         (&done["sent"], &done["failed"]),

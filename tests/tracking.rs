@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    app::{API_KEY, TestApp, eml_files, part_text, strict_mime},
+    app::{TestApp, eml_files, part_text, strict_mime},
     eventually,
 };
 use mailroom::{
@@ -320,25 +320,8 @@ async fn a_campaign_is_tracked_by_default_and_its_opens_count_on_the_campaign() 
         .await;
     assert_eq!(status, 201, "{list}");
     let list = list["id"].as_u64().unwrap();
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/imports?list={list}&status=confirmed")))
-        .bearer_auth(API_KEY)
-        .header("content-type", "text/csv")
-        .body("email,name\nada@example.org,Ada\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 202);
-    let import = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    eventually(Duration::from_secs(20), "the import", || async {
-        let (_, body) = app.get_json(&format!("/v1/imports/{import}")).await;
-        (body["state"] == "done").then_some(())
-    })
-    .await;
+    app.import_confirmed(list, "email,name\nada@example.org,Ada\n")
+        .await;
     let (status, campaign) = app
         .call(
             "POST",
@@ -349,14 +332,7 @@ async fn a_campaign_is_tracked_by_default_and_its_opens_count_on_the_campaign() 
     assert_eq!(status, 201, "{campaign}");
     let id = campaign["id"].as_str().unwrap().to_owned();
     app.start_worker();
-    let (status, answer) = app
-        .call(
-            "POST",
-            &format!("/v1/campaigns/{id}/schedule"),
-            &Value::Null,
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
+    app.schedule_campaign(&id).await;
     let files = eventually(Duration::from_secs(30), "the campaign's email", || async {
         let files = eml_files(app.outbox.path());
         (!files.is_empty()).then_some(files)

@@ -110,9 +110,20 @@ fn stopped() -> PushError {
     )))
 }
 
-/// The pusher: takes the first waiting job, then every other one already there.
-async fn run(stores: Stores, mut receiver: mpsc::Receiver<Waiting>) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+/// Takes the first waiting item, then every other one already there (up to `max`), and runs
+/// `round` on them in a task of its own, at most `in_flight` rounds at once; ends when every
+/// sender is gone. The gathering loop of the email pusher and of the tracking recorder.
+pub(super) async fn gather<T, F, Fut>(
+    mut receiver: mpsc::Receiver<T>,
+    max: usize,
+    in_flight: usize,
+    round: F,
+) where
+    T: Send + 'static,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(in_flight));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -121,14 +132,25 @@ async fn run(stores: Stores, mut receiver: mpsc::Receiver<Waiting>) {
             return;
         };
         let mut batch = vec![first];
-        while batch.len() < MAX_JOBS {
+        while batch.len() < max {
             match receiver.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        let stores = stores.clone();
+        let work = round(batch);
         tokio::spawn(async move {
+            work.await;
+            drop(permit);
+        });
+    }
+}
+
+/// The pusher: one round of lookups and pushes per gathered batch.
+async fn run(stores: Stores, receiver: mpsc::Receiver<Waiting>) {
+    gather(receiver, MAX_JOBS, IN_FLIGHT, move |batch| {
+        let stores = stores.clone();
+        async move {
             let (jobs, replies): (Vec<_>, Vec<_>) = batch
                 .into_iter()
                 .map(|(job, options, reply)| ((job, options), reply))
@@ -145,7 +167,7 @@ async fn run(stores: Stores, mut receiver: mpsc::Receiver<Waiting>) {
                     }
                 }
             }
-            drop(permit);
-        });
-    }
+        }
+    })
+    .await;
 }

@@ -4,7 +4,7 @@
 //! record ([`crate::worker::tracking`]). A token that is not whole and signed is a 404, never a
 //! redirect. Links keep working whatever the tracking settings are now: only new mail changes.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::{
     extract::{Path, State},
@@ -15,7 +15,7 @@ use mailroom_jobs::{
     Producer,
     tracking::{Hit, HitKind, MAX_HITS, TrackingHits},
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::{
     AppState,
@@ -70,49 +70,27 @@ impl HitRecorder {
     }
 }
 
-/// The recorder: takes every waiting hit (up to a job's worth) and pushes them as one job.
-async fn run(producer: Producer, mut receiver: mpsc::Receiver<Hit>) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = receiver.recv().await else {
-            return;
-        };
-        let mut hits = vec![first];
-        while hits.len() < MAX_HITS {
-            match receiver.try_recv() {
-                Ok(next) => hits.push(next),
-                Err(_) => break,
-            }
-        }
+/// The recorder: every waiting hit (up to a job's worth) pushed as one job.
+async fn run(producer: Producer, receiver: mpsc::Receiver<Hit>) {
+    super::coalesce::gather(receiver, MAX_HITS, IN_FLIGHT, move |hits| {
         let producer = producer.clone();
-        tokio::spawn(async move {
-            push_with_retries(&producer, TrackingHits { hits }).await;
-            drop(permit);
-        });
-    }
+        async move { push_with_retries(&producer, TrackingHits { hits }).await }
+    })
+    .await;
 }
 
 /// Pushes `job`, retrying with backoff for [`PUSH_RETRY_FOR`] (a Redis restart); after that
 /// the hits are given up, and the error says how many.
 async fn push_with_retries(producer: &Producer, job: TrackingHits) {
-    let deadline = tokio::time::Instant::now() + PUSH_RETRY_FOR;
-    let mut wait = std::time::Duration::from_millis(50);
-    loop {
-        match producer.push(&job).await {
-            Ok(_) => return,
-            Err(error) if tokio::time::Instant::now() + wait < deadline => {
-                tracing::warn!(%error, hits = job.hits.len(), "could not store tracking hits; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(5));
-            }
-            Err(error) => {
-                tracing::error!(%error, hits = job.hits.len(), "tracking hits lost: Redis stayed unavailable");
-                return;
-            }
-        }
+    let pushed = crate::store::retry_for(
+        "storing tracking hits",
+        PUSH_RETRY_FOR,
+        std::time::Duration::from_secs(5),
+        || producer.push(&job),
+    )
+    .await;
+    if let Err(error) = pushed {
+        tracing::error!(%error, hits = job.hits.len(), "tracking hits lost: Redis stayed unavailable");
     }
 }
 

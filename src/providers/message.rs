@@ -175,35 +175,34 @@ impl OutgoingEmail {
     /// outbox shows it; an SMTP relay replaces it).
     pub fn wire(
         &self,
-        dkim: Option<&super::dkim::DkimKeys>,
-        bounce_domain: Option<&str>,
+        wire: &Wire,
     ) -> Result<(lettre::address::Envelope, Vec<u8>), super::ProviderError> {
         let message = self
             .to_mime()
             .map_err(|e| super::ProviderError::permanent(e.to_string()))?;
-        let mut raw = message.formatted();
-        let mut envelope = message.envelope().clone();
-        if let Some(domain) = bounce_domain {
-            let verp = format!(
-                "{}@{domain}",
-                crate::bounces::reports::verp_local(&self.bounce_owner)
-            );
-            let sender: lettre::Address = verp.parse().map_err(|e| {
-                super::ProviderError::permanent(format!("the VERP address {verp}: {e}"))
-            })?;
-            envelope = lettre::address::Envelope::new(Some(sender), envelope.to().to_vec())
-                .map_err(|e| super::ProviderError::permanent(e.to_string()))?;
-            let mut with_path = format!("Return-Path: <{verp}>\r\n").into_bytes();
-            with_path.append(&mut raw);
-            raw = with_path;
-        }
-        let raw = match dkim {
+        let raw = match &wire.dkim {
             Some(keys) => keys
-                .sign(self.from.email.domain(), raw)
+                .sign(self.from.email.domain(), message.formatted())
                 .map_err(super::ProviderError::permanent)?,
-            None => raw,
+            None => message.formatted(),
         };
-        Ok((envelope, raw))
+        let Some(domain) = &wire.bounce_domain else {
+            return Ok((message.envelope().clone(), raw));
+        };
+        let verp = format!(
+            "{}@{domain}",
+            crate::bounces::reports::verp_local(&self.bounce_owner)
+        );
+        let sender: lettre::Address = verp.parse().map_err(|e| {
+            super::ProviderError::permanent(format!("the VERP address {verp}: {e}"))
+        })?;
+        let envelope =
+            lettre::address::Envelope::new(Some(sender), message.envelope().to().to_vec())
+                .map_err(|e| super::ProviderError::permanent(e.to_string()))?;
+        // First, where a receiving server puts it (it is not signed: servers rewrite it).
+        let mut with_path = format!("Return-Path: <{verp}>\r\n").into_bytes();
+        with_path.extend_from_slice(&raw);
+        Ok((envelope, with_path))
     }
 
     /// The email in RFC 5322 form: `Message-ID`, `Date`, RFC 2047-encoded non-ASCII headers,
@@ -261,6 +260,28 @@ impl OutgoingEmail {
         builder
             .multipart(mixed)
             .map_err(|e| ComposeError(format!("could not build the message: {e}")))
+    }
+}
+
+/// What the providers that write MIME themselves (SMTP, the outbox) add on the wire.
+#[derive(Debug, Clone, Default)]
+pub struct Wire {
+    /// DKIM keys by sending domain (`MAILROOM_DKIM_KEYS`).
+    pub dkim: Option<std::sync::Arc<super::dkim::DkimKeys>>,
+    /// The VERP envelope sender's domain (`MAILROOM_BOUNCE_DOMAIN`).
+    pub bounce_domain: Option<String>,
+}
+
+impl Wire {
+    /// What `settings` ask for.
+    ///
+    /// # Errors
+    /// When a key cannot be read or the bounce domain is not a domain.
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            dkim: settings.dkim()?,
+            bounce_domain: settings.bounce_domain()?,
+        })
     }
 }
 

@@ -13,7 +13,7 @@ mod smtp;
 
 use std::time::Duration;
 
-pub use message::{ComposeError, OutgoingEmail, text_from_html};
+pub use message::{ComposeError, OutgoingEmail, Wire, text_from_html};
 pub use outbox::Outbox;
 pub use sendgrid::{
     Asm, BulkAddress, BulkContent, BulkError, BulkMail, BulkRecipient, SendGrid, TrackingSettings,
@@ -92,9 +92,7 @@ impl Provider {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
             ProviderKind::Outbox => Provider::Outbox(
-                Outbox::new(settings.outbox_dir.clone())
-                    .with_dkim(settings.dkim()?)
-                    .with_bounce_domain(settings.bounce_domain()?),
+                Outbox::new(settings.outbox_dir.clone()).with_wire(Wire::from_settings(settings)?),
             ),
         })
     }

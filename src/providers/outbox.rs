@@ -3,17 +3,16 @@
 //! Files are written atomically: to a hidden temporary name first, then renamed, so a reader
 //! watching the folder never sees half a message.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
-use super::{Delivery, OutgoingEmail, ProviderError, dkim::DkimKeys};
+use super::{Delivery, OutgoingEmail, ProviderError, Wire};
 
 /// Writes messages to `MAILROOM_OUTBOX_DIR`.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,
-    dkim: Option<Arc<DkimKeys>>,
-    /// `MAILROOM_BOUNCE_DOMAIN`: the VERP envelope sender's domain.
-    bounce_domain: Option<String>,
+    /// DKIM signing and the VERP envelope sender.
+    wire: Wire,
 }
 
 impl Outbox {
@@ -21,24 +20,15 @@ impl Outbox {
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            dkim: None,
-            bounce_domain: None,
+            wire: Wire::default(),
         }
     }
 
-    /// The same outbox, signing with `keys` ([`super::dkim`]): the files are what an SMTP
-    /// relay would have been handed.
+    /// The same provider, signing and addressing as `wire` says ([`super::dkim`],
+    /// [`crate::bounces::reports`]).
     #[must_use]
-    pub fn with_dkim(mut self, keys: Option<Arc<DkimKeys>>) -> Self {
-        self.dkim = keys;
-        self
-    }
-
-    /// The same provider, sending from VERP addresses at `domain`
-    /// ([`crate::bounces::reports`]).
-    #[must_use]
-    pub fn with_bounce_domain(mut self, domain: Option<String>) -> Self {
-        self.bounce_domain = domain;
+    pub fn with_wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
         self
     }
 
@@ -48,7 +38,7 @@ impl Outbox {
     /// A file-system error is transient (a full disk can be emptied); a message lettre cannot
     /// build is permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let (_, bytes) = email.wire(self.dkim.as_deref(), self.bounce_domain.as_deref())?;
+        let (_, bytes) = email.wire(&self.wire)?;
         let name = format!("{}.eml", email.id);
         let temporary = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);

@@ -38,7 +38,7 @@ use tokio::{
     sync::Semaphore,
 };
 
-use super::{Delivery, OutgoingEmail, ProviderError, dkim::DkimKeys};
+use super::{Delivery, OutgoingEmail, ProviderError, Wire};
 use crate::config::Settings;
 
 /// How long a pooled connection may sit idle before it is closed rather than reused.
@@ -81,9 +81,8 @@ pub struct Smtp {
     relay: Arc<Relay>,
     pool: Arc<Pool>,
     name: String,
-    dkim: Option<Arc<DkimKeys>>,
-    /// `MAILROOM_BOUNCE_DOMAIN`: the VERP envelope sender's domain.
-    bounce_domain: Option<String>,
+    /// DKIM signing and the VERP envelope sender.
+    wire: Wire,
 }
 
 impl std::fmt::Debug for Smtp {
@@ -106,23 +105,15 @@ impl Smtp {
             .context("MAILROOM_PROVIDER=smtp needs SMTP_URL")?;
         Ok(
             Self::from_url(url.expose_secret(), settings.smtp_pool_size)?
-                .with_dkim(settings.dkim()?)
-                .with_bounce_domain(settings.bounce_domain()?),
+                .with_wire(Wire::from_settings(settings)?),
         )
     }
 
-    /// The same client, signing with `keys` ([`super::dkim`]).
+    /// The same provider, signing and addressing as `wire` says ([`super::dkim`],
+    /// [`crate::bounces::reports`]).
     #[must_use]
-    pub fn with_dkim(mut self, keys: Option<Arc<DkimKeys>>) -> Self {
-        self.dkim = keys;
-        self
-    }
-
-    /// The same provider, sending from VERP addresses at `domain`
-    /// ([`crate::bounces::reports`]).
-    #[must_use]
-    pub fn with_bounce_domain(mut self, domain: Option<String>) -> Self {
-        self.bounce_domain = domain;
+    pub fn with_wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
         self
     }
 
@@ -167,8 +158,7 @@ impl Smtp {
                 idle: Mutex::new(Vec::new()),
                 open: Semaphore::new(pool_size.max(1)),
             }),
-            dkim: None,
-            bounce_domain: None,
+            wire: Wire::default(),
         })
     }
 
@@ -177,7 +167,7 @@ impl Smtp {
     /// # Errors
     /// 4xx replies and connection trouble are transient, 5xx replies permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        let (envelope, raw) = email.wire(self.dkim.as_deref(), self.bounce_domain.as_deref())?;
+        let (envelope, raw) = email.wire(&self.wire)?;
         let _permit = self
             .pool
             .open

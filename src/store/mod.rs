@@ -6,6 +6,7 @@
 pub mod health;
 pub mod migrate;
 mod rate_limit;
+pub mod retry;
 pub mod stats;
 mod status;
 pub mod suppressions;
@@ -13,6 +14,7 @@ mod verification;
 
 pub use health::{Failure, RedisFacts, RedisGuard};
 pub use rate_limit::{Limit, RateLimiter};
+pub use retry::retry_for;
 pub use stats::StatsStore;
 pub use status::{MessageStatus, StatusRecord, StatusStore};
 pub use suppressions::{Suppression, Suppressions};

@@ -357,20 +357,14 @@ const INDEX_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Records SendGrid's id for message `id`, retrying with backoff for [`INDEX_RETRY_FOR`].
 async fn record_with_retries(index: &MessageIndex, provider_id: &str, id: &str) {
-    let started = tokio::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(50);
-    loop {
-        match index.record(provider_id, id).await {
-            Ok(()) => return,
-            Err(error) if started.elapsed() + pause >= INDEX_RETRY_FOR => {
-                tracing::warn!(%error, "gave up indexing SendGrid's message id");
-                return;
-            }
-            Err(error) => {
-                tracing::debug!(%error, "could not index SendGrid's message id; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(2));
-            }
-        }
+    let recorded = crate::store::retry_for(
+        "indexing SendGrid's message id",
+        INDEX_RETRY_FOR,
+        std::time::Duration::from_secs(2),
+        || index.record(provider_id, id),
+    )
+    .await;
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "gave up indexing SendGrid's message id");
     }
 }

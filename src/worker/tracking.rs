@@ -76,26 +76,31 @@ impl HitStore {
             } else {
                 match (hit.campaign.as_deref(), hit.subscriber) {
                     (Some(campaign), Some(subscriber)) => {
-                        if !campaigns.contains_key(campaign) {
-                            let spec = self.campaigns.spec(campaign).await?;
-                            campaigns.insert(
-                                campaign.to_owned(),
-                                spec.map(|s| s.categories).unwrap_or_default(),
-                            );
-                        }
-                        if !subscribers.contains_key(&subscriber) {
-                            let email = match SubscriberId::try_from(subscriber) {
-                                Ok(id) => self.lists.subscriber(id).await?.map(|s| s.email),
-                                Err(_) => None,
-                            };
-                            subscribers.insert(subscriber, email);
-                        }
-                        subscribers[&subscriber]
-                            .clone()
-                            .map(|email| TrackedRecipient {
-                                email,
-                                categories: campaigns[campaign].clone(),
-                            })
+                        let categories = match campaigns.get(campaign) {
+                            Some(categories) => categories.clone(),
+                            None => {
+                                let categories = self
+                                    .campaigns
+                                    .spec(campaign)
+                                    .await?
+                                    .map(|s| s.categories)
+                                    .unwrap_or_default();
+                                campaigns.insert(campaign.to_owned(), categories.clone());
+                                categories
+                            }
+                        };
+                        let email = match subscribers.get(&subscriber) {
+                            Some(email) => email.clone(),
+                            None => {
+                                let email = match SubscriberId::try_from(subscriber) {
+                                    Ok(id) => self.lists.subscriber(id).await?.map(|s| s.email),
+                                    Err(_) => None,
+                                };
+                                subscribers.insert(subscriber, email.clone());
+                                email
+                            }
+                        };
+                        email.map(|email| TrackedRecipient { email, categories })
                     }
                     _ => None,
                 }

@@ -129,6 +129,42 @@ impl TestApp {
         (list, subscriber["id"].as_u64().unwrap())
     }
 
+    /// Imports `csv` into `list` as confirmed subscribers and waits until the import is done.
+    pub async fn import_confirmed(&self, list: u64, csv: &str) {
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/imports?list={list}&status=confirmed")))
+            .bearer_auth(API_KEY)
+            .header("content-type", "text/csv")
+            .body(csv.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let done = eventually(Duration::from_secs(60), "the import", || async {
+            let (_, body) = self.get_json(&format!("/v1/imports/{id}")).await;
+            (body["state"] != "running").then_some(body)
+        })
+        .await;
+        assert_eq!(done["state"], "done", "{done}");
+    }
+
+    /// `POST /v1/campaigns/{id}/schedule` without a body: starts it now (200 asserted).
+    pub async fn schedule_campaign(&self, id: &str) {
+        let (status, answer) = self
+            .call(
+                "POST",
+                &format!("/v1/campaigns/{id}/schedule"),
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// Queues `body` (202 asserted) and waits until a worker has sent it: its id.
     pub async fn send_and_wait(&self, body: &Value) -> String {
         let response = self.post_email(body).await;
