@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mailroom_jobs::{
     CampaignJob, DeliverEvent, EmailMessage, Job, Mailbox, Producer, SendEmail, SendVerification,
-    SendgridEvents,
+    SendgridEvents, TrackingHits,
 };
 
 use crate::{
@@ -22,6 +22,7 @@ pub const QUEUES: &[&str] = &[
     DeliverEvent::QUEUE,
     SendgridEvents::QUEUE,
     CampaignJob::QUEUE,
+    TrackingHits::QUEUE,
 ];
 
 /// `mailroom queue …`

@@ -550,6 +550,10 @@ async fn metrics_report_the_queues_in_prometheus_format() {
         "{text}"
     );
     assert!(
+        text.contains("mailroom_queue_jobs{queue=\"tracking\",state=\"ready\"} 0"),
+        "the tracking queue is watched too: {text}"
+    );
+    assert!(
         text.contains("mailroom_queue_jobs_total{queue=\"email\",outcome=\"done\"} 0"),
         "{text}"
     );
