@@ -320,6 +320,9 @@ pub struct Settings {
     /// (`bounces+m-ID@DOMAIN`); point its MX at SendGrid's Inbound Parse (raw mode) and
     /// delivery and complaint reports come back as events.
     pub bounce_domain: Option<String>,
+    /// `MAILROOM_METRICS_LISTEN`: where a worker process serves its own `/metrics` (and
+    /// `/healthz`), e.g. `0.0.0.0:9090`; none when unset. `serve` has `/metrics` on its API.
+    pub metrics_listen: Option<String>,
     /// `MAILROOM_TRACKING`: own open and click tracking of SMTP and outbox mail (campaigns by
     /// default, messages that ask); `false` turns it off everywhere. Needs link keys.
     pub tracking: bool,
@@ -442,6 +445,7 @@ impl Default for Settings {
             dkim_keys: None,
             tracking: true,
             bounce_domain: None,
+            metrics_listen: None,
             sendgrid_groups: String::new(),
             tracked_categories: String::new(),
             tracked_templates: String::new(),
@@ -642,6 +646,7 @@ impl Settings {
         self.link_keys()?;
         self.dkim()?;
         self.bounce_domain()?;
+        self.metrics_address()?;
         self.sendgrid_group_map()?;
         if self.inbound_user.is_some() != self.inbound_password.is_some() {
             bail!("MAILROOM_INBOUND_USER and MAILROOM_INBOUND_PASSWORD go together");
@@ -664,6 +669,25 @@ impl Settings {
             Misconfigured::new(format!(
                 "listen (MAILROOM_LISTEN) {:?} is not an address such as 127.0.0.1:8080",
                 self.listen
+            ))
+        })
+    }
+
+    /// `MAILROOM_METRICS_LISTEN` as an address; `None` when unset or empty.
+    ///
+    /// # Errors
+    /// When it is set and not an address such as `0.0.0.0:9090`.
+    pub fn metrics_address(&self) -> Result<Option<std::net::SocketAddr>, Misconfigured> {
+        let Some(listen) = self
+            .metrics_listen
+            .as_deref()
+            .filter(|l| !l.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        listen.trim().parse().map(Some).map_err(|_| {
+            Misconfigured::new(format!(
+                "MAILROOM_METRICS_LISTEN {listen:?} is not an address such as 0.0.0.0:9090"
             ))
         })
     }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod inbound;
 pub mod lists;
+pub mod metrics;
 pub mod providers;
 pub mod queue;
 pub mod render;

@@ -39,6 +39,7 @@
 //! | `P:{thr:SCOPE}:slots` | sorted set | connections to a domain in use: a send's token → its lease end (µs) | campaign workers |
 //! | `P:{thr:SCOPE}:hold` | string | a throttle held back until a time (a provider's 429, an SMTP 421) | campaign workers |
 //! | `P:trk:{ID}` | string | the one recipient of tracked message ID, for its open and click hits | send worker |
+//! | `P:activity:{HOUR}` | hash | `{minute}\|{provider}\|{outcome}` → hand-overs that minute (kept 2 h), for the console | workers |
 //! | `P:addrmsg:DIGEST` | list | the newest message ids sent to an address (SHA-256 of its case key), for export and erasure | send worker |
 //!
 //! Subscribers are spread over [`SUBSCRIBER_SHARDS`] shards by a hash of their address; a
@@ -242,6 +243,11 @@ impl Keys {
         CampaignKeys {
             base: format!("{}:{{cp:{id}}}", self.prefix),
         }
+    }
+
+    /// Hand-overs per minute during `hour` (hours since the epoch).
+    pub fn activity(&self, hour: u64) -> String {
+        format!("{}:activity:{{{hour}}}", self.prefix)
     }
 
     /// A throttle's state (`scope`: `provider:sendgrid`, `domain:gmail.com`, …).

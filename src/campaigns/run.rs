@@ -40,7 +40,11 @@ use crate::{
         ProviderError, text_from_html,
     },
     render::Renderer,
-    store::{Suppressions, suppressions::key_of},
+    store::{
+        Suppressions,
+        activity::{Activity, Outcome as ActivityOutcome},
+        suppressions::key_of,
+    },
 };
 
 /// The longest a batch waits for a throttle inside its job; past it the job is retried later,
@@ -62,6 +66,8 @@ pub struct Campaigner {
     pub producer: Producer,
     pub renderer: Arc<Renderer>,
     pub provider: Provider,
+    /// Hand-overs per minute, for the console.
+    pub activity: Activity,
     pub default_from: Mailbox,
     /// Signs unsubscribe links; without keys a campaign cannot send.
     pub links: Option<LinkKeys>,
@@ -772,7 +778,15 @@ impl Campaigner {
             ),
             asm: self.unsubscribe_group(prepared),
         };
-        match sendgrid.send_bulk(&mail).await {
+        let handed = sendgrid.send_bulk(&mail).await;
+        let outcome = match &handed {
+            Ok(_) => ActivityOutcome::Sent,
+            Err(BulkError::Refused { .. }) => ActivityOutcome::Refused,
+            Err(_) => ActivityOutcome::Deferred,
+        };
+        self.activity
+            .record("sendgrid", outcome, mail.personalizations.len() as u64);
+        match handed {
             Ok(_) => {
                 let (count, finished) = self.store.mark(id, Outcome::Sent, "", &ordinals).await?;
                 report.sent += count;
@@ -970,7 +984,7 @@ impl Campaigner {
             _ => None,
         };
         let Some(limit) = limit else {
-            return self.provider.send(email).await.map(|_| ());
+            return self.hand_over(email).await;
         };
         let token = Uuid::now_v7().to_string();
         let started = tokio::time::Instant::now();
@@ -988,10 +1002,18 @@ impl Campaigner {
                 Err(error) => return Err(ProviderError::transient(format!("redis: {error}"))),
             }
         }
-        let sent = self.provider.send(email).await.map(|_| ());
+        let sent = self.hand_over(email).await;
         if let Err(error) = self.throttles.give_slot(&domain, &token).await {
             tracing::debug!(%error, %domain, "a connection slot is left to its lease");
         }
+        sent
+    }
+
+    /// One message to the provider, counted for the console.
+    async fn hand_over(&self, email: &OutgoingEmail) -> Result<(), ProviderError> {
+        let sent = self.provider.send(email).await.map(|_| ());
+        self.activity
+            .record(self.provider.name(), ActivityOutcome::of(&sent), 1);
         sent
     }
 }

@@ -45,6 +45,15 @@ impl EventKind {
     /// The event's name as SendGrid spells it.
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Other(name) => name,
+            known => known.label(),
+        }
+    }
+
+    /// A bounded label for metrics: a type this version does not know is `other` (a webhook
+    /// body must not be able to mint labels).
+    pub fn label(&self) -> &'static str {
+        match self {
             Self::Processed => "processed",
             Self::Dropped => "dropped",
             Self::Delivered => "delivered",
@@ -56,7 +65,7 @@ impl EventKind {
             Self::Unsubscribe => "unsubscribe",
             Self::GroupUnsubscribe => "group_unsubscribe",
             Self::GroupResubscribe => "group_resubscribe",
-            Self::Other(name) => name,
+            Self::Other(_) => "other",
         }
     }
 }

@@ -222,6 +222,10 @@ impl EventStore {
                 match outcome {
                     Outcome::Fresh(counted) => {
                         applied.fresh += 1;
+                        crate::metrics::event_applied(
+                            chunk[i].source.as_str(),
+                            chunk[i].event.label(),
+                        );
                         fresh.push((&chunk[i], counted.unique));
                         go_on.push((i, counted));
                     }

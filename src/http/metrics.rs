@@ -1,5 +1,7 @@
-//! `GET /metrics`: the queues in Prometheus' text format, read from Redis on each scrape, so
-//! every API process reports the same numbers whichever one is scraped.
+//! `GET /metrics`: this process's metrics ([`crate::metrics`]: HTTP requests, Redis round
+//! trips) followed by the deployment's state read from Redis at each scrape (queue depths and
+//! the oldest ready job's age, workers, campaigns in progress, inbound storage), so every API
+//! process reports the same deployment numbers whichever one is scraped.
 
 use std::fmt::Write;
 
@@ -13,7 +15,7 @@ use crate::{cli::QUEUES, queue::QueueAdmin};
     get,
     path = "/metrics",
     tag = "health",
-    responses((status = 200, description = "Prometheus text format: mailroom_queue_jobs{queue,state}, mailroom_queue_jobs_total{queue,outcome}, mailroom_queue_workers{queue}", body = String, content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text format: mailroom_http_requests_total{route,method,status}, mailroom_http_request_duration_seconds, mailroom_redis_roundtrip_seconds, mailroom_queue_jobs{queue,state}, mailroom_queue_oldest_ready_age_seconds{queue}, mailroom_queue_jobs_total{queue,outcome}, mailroom_queue_workers{queue}, mailroom_campaign_recipients{campaign,state}, mailroom_campaign_rate{campaign}, inbound storage", body = String, content_type = "text/plain"))
 )]
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let admin = QueueAdmin::new(state.producer.connection(), state.prefix.clone());
@@ -25,6 +27,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     );
     let mut workers = String::from(
         "# HELP mailroom_queue_workers Workers with a recent heartbeat.\n# TYPE mailroom_queue_workers gauge\n",
+    );
+    let mut ages = String::from(
+        "# HELP mailroom_queue_oldest_ready_age_seconds How long the oldest ready job has waited for a worker (0: none waits).\n# TYPE mailroom_queue_oldest_ready_age_seconds gauge\n",
     );
     for queue in QUEUES {
         let stats = admin.stats(queue).await?;
@@ -54,7 +59,13 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
             "mailroom_queue_workers{{queue=\"{queue}\"}} {}",
             stats.workers.len()
         );
+        let _ = writeln!(
+            ages,
+            "mailroom_queue_oldest_ready_age_seconds{{queue=\"{queue}\"}} {:.3}",
+            stats.oldest_ready_ms as f64 / 1000.0
+        );
     }
+    let campaigns = campaign_gauges(&state).await?;
     let inbound = state.inbound.store.usage().await?;
     let _ = write!(
         workers,
@@ -69,6 +80,48 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        gauges + &counters + &workers,
+        crate::metrics::render() + &gauges + &ages + &counters + &workers + &campaigns,
     ))
+}
+
+/// How many of the newest campaigns `/metrics` looks at for the ones in progress: the label
+/// set stays bounded however many campaigns a deployment keeps.
+const CAMPAIGNS_SCANNED: usize = 50;
+
+/// Progress of the campaigns scheduled, running or paused, among the newest ones.
+async fn campaign_gauges(state: &AppState) -> Result<String, ApiError> {
+    use crate::campaigns::model::State;
+    let mut out = String::from(
+        "# HELP mailroom_campaign_recipients A live campaign's recipients by state (audience, sent, failed, skipped, possibly_duplicated).\n# TYPE mailroom_campaign_recipients gauge\n\
+         # HELP mailroom_campaign_rate A live campaign's recipients sent per second since it started.\n# TYPE mailroom_campaign_rate gauge\n\
+         # HELP mailroom_campaign_running 1 for a running campaign, 0 for one paused or scheduled.\n# TYPE mailroom_campaign_running gauge\n",
+    );
+    for campaign in state.campaigns.list(0, CAMPAIGNS_SCANNED).await? {
+        if !matches!(
+            campaign.state,
+            State::Scheduled | State::Running | State::Paused
+        ) {
+            continue;
+        }
+        let id = &campaign.id;
+        for (name, value) in [
+            ("audience", campaign.audience.unwrap_or(0)),
+            ("sent", campaign.sent),
+            ("failed", campaign.failed),
+            ("skipped", campaign.skipped),
+            ("possibly_duplicated", campaign.possibly_duplicated),
+        ] {
+            let _ = writeln!(
+                out,
+                "mailroom_campaign_recipients{{campaign=\"{id}\",state=\"{name}\"}} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "mailroom_campaign_rate{{campaign=\"{id}\"}} {:.1}\nmailroom_campaign_running{{campaign=\"{id}\"}} {}",
+            campaign.rate,
+            u8::from(campaign.state == State::Running)
+        );
+    }
+    Ok(out)
 }

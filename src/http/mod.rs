@@ -477,6 +477,7 @@ pub async fn serve(
     state.guard.check_at_start().await?;
     crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
     state.guard.clone().watch(WATCH_EVERY, shutdown.clone());
+    crate::metrics::spawn_upkeep(conn, None, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("could not listen on {address}"))?;

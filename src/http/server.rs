@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{MatchedPath, Request, State},
     http::Method,
     middleware::Next,
     response::{IntoResponse, Response},
@@ -73,7 +73,22 @@ pub(super) struct Edge {
 /// 503 at once when every request permit is taken; 503 for a write while Redis's policy may
 /// evict it ([`crate::store::health`]); 408 when the request (reading its body included) takes
 /// longer than its limit.
+///
+/// Every request is counted here too (`mailroom_http_requests_total` and its latency), by the
+/// route template it matched: these numbers include the 408s and 503s this layer answers.
 pub(super) async fn edge(State(edge): State<Edge>, request: Request, next: Next) -> Response {
+    let watch = crate::metrics::Stopwatch::start();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = answer(&edge, request, next).await;
+    crate::metrics::http_request(route, &method, response.status().as_u16(), watch.elapsed());
+    response
+}
+
+async fn answer(edge: &Edge, request: Request, next: Next) -> Response {
     let Ok(_permit) = edge.limits.in_flight.try_acquire() else {
         return ApiError::overloaded().into_response();
     };

@@ -145,6 +145,7 @@ pub(super) async fn open(
     } else {
         HitKind::Open
     };
+    crate::metrics::tracking_hit(kind);
     state.hits.record(hit(&target, kind, why)).await;
     (
         StatusCode::OK,
@@ -184,6 +185,7 @@ pub(super) async fn click(
     } else {
         HitKind::Click
     };
+    crate::metrics::tracking_hit(kind);
     state.hits.record(hit(&target, kind, why)).await;
     (
         StatusCode::FOUND,

@@ -38,6 +38,17 @@ impl Outbox {
     /// A file-system error is transient (a full disk can be emptied); a message lettre cannot
     /// build is permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
+        let watch = crate::metrics::Stopwatch::start();
+        let written = self.write(email).await;
+        let result = match &written {
+            Ok(_) => crate::metrics::SendResult::Accepted,
+            Err(_) => crate::metrics::SendResult::Error,
+        };
+        crate::metrics::provider_send("outbox", result, 1, watch.elapsed());
+        written
+    }
+
+    async fn write(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
         let (_, bytes) = email.wire(&self.wire)?;
         let name = format!("{}.eml", email.id);
         let temporary = self.dir.join(format!(".{name}.tmp"));

@@ -12,6 +12,8 @@ use anyhow::Context;
 use base64::Engine;
 use lettre::message::Mailbox;
 use reqwest::{StatusCode, header::HeaderMap};
+
+use crate::metrics::{self, SendResult};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +77,7 @@ impl SendGrid {
     /// # Errors
     /// See the module documentation for which failures are transient.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        self.post(&MailSend::from(email))
+        self.post(&MailSend::from(email), 1)
             .await
             .map_err(|error| match error {
                 BulkError::NotSent {
@@ -191,11 +193,12 @@ impl SendGrid {
     /// # Errors
     /// See [`BulkError`].
     pub async fn send_bulk(&self, mail: &BulkMail) -> Result<Delivery, BulkError> {
-        self.post(mail).await
+        self.post(mail, mail.personalizations.len() as u64).await
     }
 
-    /// POSTs `body` to Mail Send and reads SendGrid's answer.
-    async fn post<B: Serialize>(&self, body: &B) -> Result<Delivery, BulkError> {
+    /// POSTs `body` (for `messages` recipients) to Mail Send and reads SendGrid's answer.
+    async fn post<B: Serialize>(&self, body: &B, messages: u64) -> Result<Delivery, BulkError> {
+        let watch = metrics::Stopwatch::start();
         let response = self
             .client
             .post(self.endpoint.clone())
@@ -204,6 +207,12 @@ impl SendGrid {
             .send()
             .await
             .map_err(|e| {
+                let result = if e.is_timeout() {
+                    SendResult::Timeout
+                } else {
+                    SendResult::Error
+                };
+                metrics::provider_send("sendgrid", result, messages, watch.elapsed());
                 let message = format!("SendGrid unreachable: {}", without_url(&e));
                 if e.is_connect() {
                     BulkError::NotSent {
@@ -216,6 +225,12 @@ impl SendGrid {
                 }
             })?;
         let status = response.status();
+        metrics::provider_send(
+            "sendgrid",
+            SendResult::of_status(status.as_u16()),
+            messages,
+            watch.elapsed(),
+        );
         if status == StatusCode::ACCEPTED || status == StatusCode::OK {
             let id = response
                 .headers()

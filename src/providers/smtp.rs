@@ -39,7 +39,10 @@ use tokio::{
 };
 
 use super::{Delivery, OutgoingEmail, ProviderError, Wire};
-use crate::config::Settings;
+use crate::{
+    config::Settings,
+    metrics::{self, SendResult},
+};
 
 /// How long a pooled connection may sit idle before it is closed rather than reused.
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -168,17 +171,36 @@ impl Smtp {
     /// 4xx replies and connection trouble are transient, 5xx replies permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
         let (envelope, raw) = email.wire(&self.wire)?;
-        let _permit = self
-            .pool
-            .open
-            .acquire()
-            .await
-            .map_err(|_| ProviderError::transient("the SMTP pool is closed"))?;
+        let watch = metrics::Stopwatch::start();
+        let sent = self.hand_over(&envelope, &raw).await;
+        let result = match &sent {
+            Ok(_) => SendResult::Accepted,
+            Err(SmtpFailure::Timeout(_)) => SendResult::Timeout,
+            Err(SmtpFailure::Reply(error)) if error.is_permanent() => SendResult::Refused,
+            Err(SmtpFailure::Reply(error)) if error.status().is_some() => SendResult::ServerError,
+            Err(SmtpFailure::Reply(_) | SmtpFailure::Connection(_)) => SendResult::Error,
+        };
+        metrics::provider_send("smtp", result, 1, watch.elapsed());
+        sent.map_err(|failure| match failure {
+            SmtpFailure::Reply(error) => self.refused(&error, &envelope),
+            SmtpFailure::Timeout(error) | SmtpFailure::Connection(error) => error,
+        })
+    }
+
+    /// One message over a pooled session, the failure kept as the relay gave it.
+    async fn hand_over(
+        &self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+    ) -> Result<Delivery, SmtpFailure> {
+        let _permit = self.pool.open.acquire().await.map_err(|_| {
+            SmtpFailure::Connection(ProviderError::transient("the SMTP pool is closed"))
+        })?;
         let mut connection = match self.pool.take() {
             Some(connection) => connection,
-            None => self.connect().await?,
+            None => self.connect().await.map_err(SmtpFailure::Connection)?,
         };
-        let sent = tokio::time::timeout(TIMEOUT, connection.send(&envelope, &raw)).await;
+        let sent = tokio::time::timeout(TIMEOUT, connection.send(envelope, raw)).await;
         match sent {
             Ok(Ok(response)) => {
                 self.pool.give_back(connection);
@@ -191,13 +213,13 @@ impl Smtp {
                 if !connection.has_broken() && error.is_permanent() {
                     self.pool.give_back(connection);
                 }
-                Err(self.refused(&error, &envelope))
+                Err(SmtpFailure::Reply(error))
             }
-            Err(_) => Err(ProviderError::transient(format!(
+            Err(_) => Err(SmtpFailure::Timeout(ProviderError::transient(format!(
                 "SMTP relay {} did not answer within {} s",
                 self.name,
                 TIMEOUT.as_secs()
-            ))),
+            )))),
         }
     }
 
@@ -294,6 +316,17 @@ impl Smtp {
             }
         }
     }
+}
+
+/// How a hand-over failed, before it becomes a [`ProviderError`]: the metrics tell a reply
+/// from a timeout from a lost connection.
+enum SmtpFailure {
+    /// The relay answered with an error reply.
+    Reply(SmtpError),
+    /// The relay did not answer in time.
+    Timeout(ProviderError),
+    /// No session: connecting, TLS, EHLO or AUTH failed (already classified).
+    Connection(ProviderError),
 }
 
 impl Pool {

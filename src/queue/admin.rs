@@ -13,6 +13,17 @@ const REQUEUE_CHUNK: usize = 500;
 /// A worker counts as live while its last heartbeat is younger than this.
 const LIVE_WORKER_MS: u64 = 60_000;
 
+/// What the stats pipeline answers: lengths, counters, live workers, the oldest ready id.
+type StatsReply = (
+    u64,
+    u64,
+    u64,
+    u64,
+    HashMap<String, u64>,
+    Vec<String>,
+    Option<String>,
+);
+
 /// Counts for one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -34,6 +45,10 @@ pub struct QueueStats {
     pub dead_total: u64,
     /// Workers with a recent heartbeat.
     pub workers: Vec<String>,
+    /// How long the oldest ready job has waited for a worker, in ms (0 when none waits): the
+    /// number to alert on, since a deep queue that moves is fine and a shallow one that does
+    /// not is not.
+    pub oldest_ready_ms: u64,
 }
 
 /// One dead letter, as `mailroom queue dead` lists it.
@@ -79,22 +94,35 @@ impl QueueAdmin {
     pub async fn stats(&self, queue: &str) -> redis::RedisResult<QueueStats> {
         let keys = self.keys(queue);
         let since = now_ms().saturating_sub(LIVE_WORKER_MS);
-        let (ready, delayed, in_flight, dead, counts, workers): (
-            u64,
-            u64,
-            u64,
-            u64,
-            HashMap<String, u64>,
-            Vec<String>,
-        ) = redis::pipe()
+        let mut conn = self.conn.clone();
+        let (ready, delayed, in_flight, dead, counts, workers, oldest): StatsReply = redis::pipe()
             .llen(keys.ready())
             .zcard(keys.delayed())
             .zcard(keys.inflight())
             .zcard(keys.dead())
             .hgetall(keys.counts())
             .zrangebyscore(keys.workers(), since, "+inf")
-            .query_async(&mut self.conn.clone())
+            // Pushed on the left, fetched from the right: the right end has waited longest.
+            .lindex(keys.ready(), -1)
+            .query_async(&mut conn)
             .await?;
+        let oldest_ready_ms = match oldest {
+            Some(id) => {
+                // Ready since its run-at time (a delayed job or a retry) or since it was pushed.
+                let (run_at, enqueued_at): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+                    .arg(keys.job(&id))
+                    .arg(&["run_at", "enqueued_at"])
+                    .query_async(&mut conn)
+                    .await?;
+                let since = run_at.max(enqueued_at).unwrap_or(0);
+                if since == 0 {
+                    0
+                } else {
+                    now_ms().saturating_sub(since)
+                }
+            }
+            None => 0,
+        };
         let count = |name: &str| counts.get(name).copied().unwrap_or(0);
         Ok(QueueStats {
             queue: queue.to_owned(),
@@ -106,6 +134,7 @@ impl QueueAdmin {
             retried_total: count("retried"),
             dead_total: count("dead"),
             workers,
+            oldest_ready_ms,
         })
     }
 
@@ -187,6 +216,7 @@ impl QueueAdmin {
             .arg(keys.job_prefix())
             .arg(id)
             .arg(REQUEUE_CHUNK)
+            .arg(now_ms())
             .invoke_async(&mut self.conn.clone())
             .await
     }

@@ -47,6 +47,17 @@ pub(super) enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome as `mailroom_jobs_total` counts it.
+    fn metric(&self) -> crate::metrics::JobOutcome {
+        use crate::metrics::JobOutcome;
+        match self {
+            Outcome::Done(_) => JobOutcome::Done,
+            Outcome::Retry { .. } => JobOutcome::Retried,
+            Outcome::Dead { .. } => JobOutcome::Dead,
+            Outcome::Release => JobOutcome::Released,
+        }
+    }
+
     /// Decides the outcome of a run that ended with `result`.
     pub(super) fn of<T: JobOutput>(
         result: &Result<T, BoxDynError>,
@@ -359,9 +370,11 @@ where
         let run = self.inner.call(task);
         let shared = self.shared.clone();
         async move {
+            let watch = crate::metrics::Stopwatch::start();
             let result = run.await.map_err(Into::into);
             if let Some(lease) = lease {
                 let outcome = Outcome::of(&result, &lease, &shared);
+                crate::metrics::job_run(shared.keys.queue(), outcome.metric(), watch.elapsed());
                 shared.settle_and_log(&lease, outcome).await;
             }
             result

@@ -3,6 +3,7 @@
 //! addresses are records of their own, and so is the suppression list. [`health`] checks that
 //! the Redis itself is fit to hold mail (no eviction, persistence, room left).
 
+pub mod activity;
 pub mod health;
 pub mod migrate;
 mod rate_limit;

@@ -107,7 +107,13 @@ pub async fn run(
         Provider::SendGrid(_) => None,
         _ => crate::tracking::Tracker::from_settings(settings, &conn)?,
     };
+    if let Some(address) = settings.metrics_address()? {
+        crate::metrics::serve_listener(address, shutdown.clone()).await?;
+    }
+    let activity = crate::store::activity::Activity::new(conn.clone(), &settings.redis_prefix);
+    crate::metrics::spawn_upkeep(conn.clone(), Some(activity.clone()), shutdown.clone());
     let mailer = Arc::new(Mailer {
+        activity,
         tracker,
         tracking: crate::tracking::Policy::from_settings(settings),
         unsubscribe_groups: settings.sendgrid_group_map()?,
@@ -238,6 +244,7 @@ fn campaigner(
         producer: Producer::new(conn.clone(), prefix.clone()),
         renderer: Arc::new(mailer.renderer.clone()),
         provider: mailer.provider.clone(),
+        activity: mailer.activity.clone(),
         default_from: mailer.default_from.clone(),
         links: mailer.links.clone(),
         public_url: settings.public_url.clone(),

@@ -20,7 +20,11 @@ use crate::{
     providers::{OutgoingEmail, Provider, ProviderError},
     queue::{JobOutput, JobRun},
     render::Renderer,
-    store::{Suppressions, Verifications, suppressions::drop_recipients},
+    store::{
+        Suppressions, Verifications,
+        activity::{Activity, Outcome},
+        suppressions::drop_recipients,
+    },
 };
 
 /// What the send handler needs, built once per process.
@@ -28,6 +32,8 @@ use crate::{
 pub struct Mailer {
     /// The configured provider, with its connection pool.
     pub provider: Provider,
+    /// Hand-overs per minute, for the console.
+    pub activity: Activity,
     /// `MAILROOM_FROM`.
     pub default_from: Mailbox,
     /// Renders templated messages.
@@ -228,7 +234,9 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 .message
                 .list_id
                 .and_then(|list| mailer.unsubscribe_groups.get(&list).copied());
-            mailer.provider.send(&email).await
+            let sent = mailer.provider.send(&email).await;
+            mailer.activity.record(provider, Outcome::of(&sent), 1);
+            sent
         }
         Err(error) => Err(ProviderError::permanent(error.to_string())),
     };

@@ -1,6 +1,7 @@
 -- Give dead letters a fresh start: attempts back to zero, onto the ready list.
 -- KEYS[1] dead   KEYS[2] ready   KEYS[3] signal
 -- ARGV[1] job key prefix   ARGV[2] one id, or '' for the oldest ARGV[3] dead letters
+-- ARGV[4] now (ms): the letter is ready from then (the oldest-ready-age metric reads it)
 -- Returns {looked at, requeued}: a dead letter whose record expired is dropped, not requeued.
 local ids
 if ARGV[2] ~= '' then
@@ -16,7 +17,7 @@ for i = 1, #ids do
   seen = seen + removed
   if removed == 1 and redis.call('HEXISTS', key, 'payload') == 1 then
     redis.call('PERSIST', key)
-    redis.call('HSET', key, 'attempts', 0, 'state', 'queued')
+    redis.call('HSET', key, 'attempts', 0, 'state', 'queued', 'run_at', ARGV[4])
     redis.call('HDEL', key, 'reason', 'finished_at')
     redis.call('LPUSH', KEYS[2], id)
     requeued = requeued + 1
