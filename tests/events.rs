@@ -601,6 +601,7 @@ async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_o
     let job = mailroom_jobs::SendgridEvents {
         received_at: chrono::Utc::now(),
         body: body.clone(),
+        request_id: None,
     };
     let error = mailroom::worker::process_events(
         job.clone(),

@@ -308,6 +308,9 @@ pub struct SendEmail {
     pub id: Uuid,
     /// What to send.
     pub message: EmailMessage,
+    /// The id of the API request that queued it (`X-Request-Id`), for the worker's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl SendEmail {
@@ -316,7 +319,15 @@ impl SendEmail {
         Self {
             id: Uuid::now_v7(),
             message,
+            request_id: None,
         }
+    }
+
+    /// The same job, carrying the id of the API request that queued it.
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
     }
 }
 
@@ -324,6 +335,7 @@ impl Job for SendEmail {
     const QUEUE: &'static str = "email";
 
     fn validate(&self) -> Result<(), String> {
+        crate::request_id::check_request_id(self.request_id.as_deref())?;
         self.message.check().map_err(|e| e.to_string())
     }
 

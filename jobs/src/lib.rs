@@ -19,6 +19,7 @@ pub mod email;
 pub mod keys;
 pub mod payloads;
 mod producer;
+pub mod request_id;
 pub mod templates;
 pub mod tracking;
 pub mod verification;
@@ -35,6 +36,7 @@ pub use payloads::Noop;
 pub use producer::{
     ConnectError, EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed,
 };
+pub use request_id::{MAX_REQUEST_ID_LEN, is_valid_request_id};
 pub use templates::{TemplateData, WebUrl};
 pub use tracking::{Tracking, TrackingHits};
 pub use verification::{DeliverEvent, SendVerification};

@@ -37,12 +37,16 @@ pub struct SendVerification {
     /// (`mailroom.list`, `mailroom.subscriber`), where the confirmation finds them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optin_list: Option<String>,
+    /// The id of the API request that queued it (`X-Request-Id`), for the worker's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Job for SendVerification {
     const QUEUE: &'static str = "verification";
 
     fn validate(&self) -> Result<(), String> {
+        crate::request_id::check_request_id(self.request_id.as_deref())?;
         check_address(&self.email)
     }
 

@@ -20,12 +20,16 @@ pub struct SendgridEvents {
     pub received_at: DateTime<Utc>,
     /// The raw body.
     pub body: String,
+    /// The id of the API request that queued it (`X-Request-Id`), for the worker's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Job for SendgridEvents {
     const QUEUE: &'static str = "events";
 
     fn validate(&self) -> Result<(), String> {
+        crate::request_id::check_request_id(self.request_id.as_deref())?;
         if self.body.len() > MAX_EVENT_BATCH_BYTES {
             return Err(format!(
                 "the batch is {} bytes; at most {MAX_EVENT_BATCH_BYTES}",

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::request_id::RequestId;
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
@@ -536,6 +537,7 @@ lifecycle_route!(
 pub(super) async fn test(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    request_id: RequestId,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<(StatusCode, Json<TestQueued>), ApiError> {
     let campaign = existing(&state, &id).await?;
@@ -606,7 +608,7 @@ pub(super) async fn test(
         message
             .check()
             .map_err(|e| ApiError::validation(e.message).field(e.field))?;
-        let job = SendEmail::new(message);
+        let job = SendEmail::new(message).with_request_id(request_id.for_job());
         let options = job.enqueue_options();
         jobs.push((job, options));
     }

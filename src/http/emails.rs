@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::request_id::RequestId;
 use super::{
     AppState,
     auth::Caller,
@@ -85,6 +86,7 @@ async fn check_list_mail(state: &AppState, list: u64, email: &str) -> Result<(),
 pub(super) async fn send(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    request_id: RequestId,
     headers: HeaderMap,
     ApiJson(mut message): ApiJson<EmailMessage>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
@@ -103,7 +105,7 @@ pub(super) async fn send(
         }
     }
     let message = checked(&state, message).await?;
-    let (job, options) = job_of(&caller, message);
+    let (job, options) = job_of(&caller, &request_id, message);
     let (pushed, suppressed) = state
         .coalescer
         .push(job, options)
@@ -142,9 +144,14 @@ async fn checked(state: &AppState, message: EmailMessage) -> Result<EmailMessage
     Ok(message)
 }
 
-/// The job that sends `message`, with its idempotency key scoped to `caller`.
-fn job_of(caller: &Caller, message: EmailMessage) -> (SendEmail, EnqueueOptions) {
-    let job = SendEmail::new(message);
+/// The job that sends `message`, with its idempotency key scoped to `caller` and the request's
+/// id for the worker's logs.
+fn job_of(
+    caller: &Caller,
+    request_id: &RequestId,
+    message: EmailMessage,
+) -> (SendEmail, EnqueueOptions) {
+    let job = SendEmail::new(message).with_request_id(request_id.for_job());
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
     (job, options)
@@ -253,6 +260,7 @@ pub(super) enum ItemOutcome {
 pub(super) async fn send_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    request_id: RequestId,
     headers: HeaderMap,
     ApiJson(batch): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchAccepted>, ApiError> {
@@ -294,7 +302,7 @@ pub(super) async fn send_batch(
         .await?;
     let ready: Vec<(SendEmail, EnqueueOptions)> = valid
         .into_iter()
-        .map(|message| job_of(&caller, message))
+        .map(|message| job_of(&caller, &request_id, message))
         .collect();
     let pushed = state.producer.push_each(&ready).await?;
     let mut pushed = pushed.into_iter().zip(suppressed_of);

@@ -19,6 +19,7 @@ mod lists;
 mod metrics;
 pub mod openapi;
 mod render;
+pub mod request_id;
 pub mod server;
 mod subscribe;
 mod subscribers;

@@ -33,7 +33,10 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt as _;
 
-use super::error::ApiError;
+use super::{
+    error::ApiError,
+    request_id::{self, RequestId},
+};
 use crate::store::RedisGuard;
 
 /// How long a client has to send a request's headers (or the whole request's limit, when that
@@ -76,14 +79,25 @@ pub(super) struct Edge {
 ///
 /// Every request is counted here too (`mailroom_http_requests_total` and its latency), by the
 /// route template it matched: these numbers include the 408s and 503s this layer answers.
-pub(super) async fn edge(State(edge): State<Edge>, request: Request, next: Next) -> Response {
+///
+/// And every request gets its id here ([`RequestId`]), so that the answers this layer gives
+/// itself carry one too.
+pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let watch = crate::metrics::Stopwatch::start();
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = answer(&edge, request, next).await;
+    let id = RequestId::of(request.headers().get(request_id::HEADER));
+    let value = id.header_value();
+    // The trace span reads the header; handlers read the extension.
+    request
+        .headers_mut()
+        .insert(request_id::HEADER, value.clone());
+    request.extensions_mut().insert(id);
+    let mut response = answer(&edge, request, next).await;
+    response.headers_mut().insert(request_id::HEADER, value);
     crate::metrics::http_request(route, &method, response.status().as_u16(), watch.elapsed());
     response
 }
@@ -109,7 +123,8 @@ async fn answer(edge: &Edge, request: Request, next: Next) -> Response {
     }
 }
 
-/// The span every request is traced in: its method and path, and nothing that may be a secret.
+/// The span every request is traced in: its id, method and path, and nothing that may be a
+/// secret.
 /// The query string is left out (a verification link carries its token there), and so are the
 /// Inbound Parse secret path segment and an unsubscribe link's token; headers (API keys, basic auth) never were in it.
 pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
@@ -131,7 +146,14 @@ pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span
     } else {
         ""
     };
-    tracing::debug_span!("request", method = %request.method(), path = %format_args!("{path}{query}"))
+    // Checked or made by the edge layer, which runs first.
+    let id = request
+        .headers()
+        .get(request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // At info, so that every line a request logs names its request id.
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %format_args!("{path}{query}"))
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets the requests in flight finish.

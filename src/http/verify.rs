@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::request_id::RequestId;
 use super::{
     AppState,
     auth::Caller,
@@ -88,6 +89,7 @@ pub(super) struct VerificationIssued {
 pub(super) async fn issue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    request_id: RequestId,
     ApiJson(request): ApiJson<VerificationRequest>,
 ) -> Result<(StatusCode, Json<VerificationIssued>), ApiError> {
     check_address(&request.email).map_err(|m| ApiError::validation(m).field("email"))?;
@@ -135,6 +137,7 @@ pub(super) async fn issue(
         metadata: request.metadata,
         expires_at,
         optin_list: None,
+        request_id: request_id.for_job(),
     };
     state
         .producer

@@ -13,6 +13,7 @@ use mailroom_jobs::{PushError, SendgridEvents};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::request_id::RequestId;
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
@@ -85,6 +86,7 @@ pub(super) async fn precheck(
 pub(super) async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
+    request_id: RequestId,
     RawBody(body): RawBody,
 ) -> Result<Json<EventsAccepted>, ApiError> {
     match &state.webhooks.key {
@@ -124,6 +126,7 @@ pub(super) async fn events(
     let job = SendgridEvents {
         received_at: chrono::Utc::now(),
         body: text.to_owned(),
+        request_id: request_id.for_job(),
     };
     state.producer.push(&job).await.map_err(|e| match e {
         PushError::Invalid { reason, .. } => ApiError::bad_request(reason),

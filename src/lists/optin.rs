@@ -42,6 +42,7 @@ pub fn job(
         metadata,
         expires_at: Utc::now() + Duration::seconds(i64::try_from(ttl_secs).unwrap_or(604_800)),
         optin_list: Some(list.name.clone()),
+        request_id: None,
     }
 }
 

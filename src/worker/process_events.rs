@@ -37,6 +37,7 @@ impl JobOutput for Processed {
 /// # Errors
 /// A body that is not a JSON array is permanent (the API checks it, so only a job pushed
 /// around the API has one); a Redis failure is retried.
+#[tracing::instrument(skip_all, fields(received_at = %job.received_at, request_id = job.request_id.as_deref()))]
 pub async fn process_events(
     job: SendgridEvents,
     store: Data<EventStore>,

@@ -184,7 +184,7 @@ async fn list_mail(job: &mut SendEmail, mailer: &Mailer) -> Result<bool, BoxDynE
 ///
 /// # Errors
 /// A transient provider failure (retried by the queue) or a permanent one (`AbortError`).
-#[tracing::instrument(skip_all, fields(message_id = %job.id, attempt = run.attempt))]
+#[tracing::instrument(skip_all, fields(message_id = %job.id, attempt = run.attempt, request_id = job.request_id.as_deref()))]
 pub async fn send_email(
     job: SendEmail,
     run: Data<JobRun>,

@@ -39,7 +39,7 @@ fn days_left(left: chrono::TimeDelta) -> u32 {
 /// # Errors
 /// A transient failure (Redis, the provider) is retried; a request whose link expired before
 /// it could be sent is dead-lettered.
-#[tracing::instrument(skip_all, fields(verification_id = %job.id))]
+#[tracing::instrument(skip_all, fields(verification_id = %job.id, request_id = job.request_id.as_deref()))]
 pub async fn send_verification(
     job: SendVerification,
     mailer: Data<Arc<Mailer>>,
@@ -87,6 +87,7 @@ pub async fn send_verification(
             template: Some(template),
             ..EmailMessage::default()
         },
+        request_id: job.request_id,
     };
     deliver(email, &mailer).await
 }
