@@ -196,6 +196,37 @@ impl SendGrid {
         self.post(mail, mail.personalizations.len() as u64).await
     }
 
+    /// The key's scopes (`GET /v3/scopes`), for `mailroom doctor`: whether it may send.
+    ///
+    /// # Errors
+    /// SendGrid unreachable, or its answer when not 200 (401: the key is wrong or revoked).
+    pub async fn scopes(&self) -> Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct Scopes {
+            scopes: Vec<String>,
+        }
+        let mut url = self.endpoint.clone();
+        url.set_path("/v3/scopes");
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(self.api_key.expose_secret())
+            .send()
+            .await
+            .map_err(|e| format!("SendGrid unreachable: {}", without_url(&e)))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status != StatusCode::OK {
+            return Err(format!(
+                "SendGrid answered {status}: {}",
+                error_messages(&text)
+            ));
+        }
+        serde_json::from_str::<Scopes>(&text)
+            .map(|s| s.scopes)
+            .map_err(|e| format!("SendGrid's answer is not a scope list: {e}"))
+    }
+
     /// POSTs `body` (for `messages` recipients) to Mail Send and reads SendGrid's answer.
     async fn post<B: Serialize>(&self, body: &B, messages: u64) -> Result<Delivery, BulkError> {
         let watch = metrics::Stopwatch::start();

@@ -223,6 +223,28 @@ impl Smtp {
         }
     }
 
+    /// Opens a session (socket, TLS, EHLO, AUTH when configured) and closes it, for
+    /// `mailroom doctor`: the server's name and what was done.
+    ///
+    /// # Errors
+    /// As a send's connection would fail.
+    pub async fn probe(&self) -> Result<String, ProviderError> {
+        let mut connection = self.connect().await?;
+        let name = connection.server_info().name().to_owned();
+        let _ = connection.quit().await;
+        let auth = if self.relay.credentials.is_some() {
+            ", AUTH accepted"
+        } else {
+            ""
+        };
+        let tls = match self.relay.security {
+            Security::StartTls => ", STARTTLS",
+            _ if self.relay.tls.is_some() => ", TLS",
+            _ => "",
+        };
+        Ok(format!("{} answers EHLO as {name}{tls}{auth}", self.name))
+    }
+
     /// A new session: socket, TLS, EHLO, AUTH.
     async fn connect(&self) -> Result<AsyncSmtpConnection, ProviderError> {
         let relay = &self.relay;

@@ -262,12 +262,22 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A sink that requires AUTH with `user` and `password`.
+    pub async fn start_with_auth(user: &str, password: &str) -> Self {
+        Self::start_with(&["--auth", &format!("{user}:{password}")]).await
+    }
+
+    async fn start_with(args: &[&str]) -> Self {
         let port = super::free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new("python3")
             .arg(support("smtp_sink.py"))
             .args(["--port", &port.to_string(), "--dir"])
             .arg(dir.path())
+            .args(args)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -5,16 +5,21 @@ Each accepted message is written to DIR as NAME.eml (the bytes as received) with
 local part is `perm-fail` are refused with 550 5.1.1 (no such mailbox), `policy-block` with
 554 5.7.1 (a policy refusal, as Gmail and Outlook word theirs), `auth-needed` with 530 5.7.0
 (what a relay that wants AUTH says); `temp-fail` gets 451 the first
-time it is seen and is accepted after that. Prints "ready PORT" once it listens.
+time it is seen and is accepted after that. With `--auth USER:PASSWORD` the server requires
+AUTH (PLAIN or LOGIN, without TLS: loopback only) with those credentials. Prints "ready PORT"
+once it listens.
 """
 
 import argparse
 import json
+import logging
 import os
 import time
 import uuid
+import warnings
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
@@ -57,12 +62,37 @@ class Sink:
         return "250 2.0.0 Ok: queued as " + name
 
 
+def authenticator_for(credentials):
+    user, password = credentials.split(":", 1)
+
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = (
+            getattr(auth_data, "login", b"") == user.encode()
+            and getattr(auth_data, "password", b"") == password.encode()
+        )
+        # handled=False: aiosmtpd answers the failure (535) itself.
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--auth")
     args = parser.parse_args()
-    controller = Controller(Sink(args.dir), hostname="127.0.0.1", port=args.port)
+    options = {}
+    if args.auth:
+        # AUTH without TLS is what this loopback-only test server is for.
+        warnings.simplefilter("ignore")
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
+        options = dict(
+            authenticator=authenticator_for(args.auth),
+            auth_required=True,
+            auth_require_tls=False,
+        )
+    controller = Controller(Sink(args.dir), hostname="127.0.0.1", port=args.port, **options)
     controller.start()
     print("ready", args.port, flush=True)
     try:

@@ -1,9 +1,5 @@
-//! `mailroom doctor`: whether this deployment's mail will be accepted, as a table of pass /
-//! warn / fail, each with what to publish or change. Exit code 0 when nothing fails, 1 when
-//! something does.
-//!
-//! The checks so far are the sending domains' DNS (the From address's domain and each DKIM
-//! key's), asked through hickory (`MAILROOM_DNS_RESOLVER`, else the system's resolver):
+//! The sending domains' DNS (the From address's domain and each DKIM key's), asked through
+//! hickory (`MAILROOM_DNS_RESOLVER`, else the system's resolver):
 //! - **SPF**: one `v=spf1` TXT record at the domain; through SendGrid it should include
 //!   `include:sendgrid.net`.
 //! - **DKIM**: each configured key's record at `SELECTOR._domainkey.DOMAIN` publishes the same
@@ -18,43 +14,8 @@ use std::collections::BTreeSet;
 
 use hickory_resolver::{TokioResolver, proto::rr::RData};
 
+use super::{Check, Verdict, check};
 use crate::config::{ProviderKind, Settings};
-
-/// A check's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    Pass,
-    Warn,
-    Fail,
-}
-
-impl Verdict {
-    fn word(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Warn => "warn",
-            Self::Fail => "FAIL",
-        }
-    }
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub verdict: Verdict,
-    /// What was checked: `spf example.com`.
-    pub what: String,
-    /// What was found, and what to do about it.
-    pub detail: String,
-}
-
-fn check(verdict: Verdict, what: String, detail: impl Into<String>) -> Check {
-    Check {
-        verdict,
-        what,
-        detail: detail.into(),
-    }
-}
 
 /// The TXT records at `name` (each record's strings joined), or why there are none.
 async fn txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
@@ -240,11 +201,12 @@ async fn bounce_mx(resolver: &TokioResolver, domain: &str) -> Check {
     }
 }
 
-/// Every check, in order: per sending domain SPF and DMARC, then each DKIM key.
+/// The sender-domain checks, in order: per sending domain SPF and DMARC, then each DKIM key,
+/// the bounce domain's MX.
 ///
 /// # Errors
 /// When the settings cannot give a resolver or the keys cannot be read.
-pub async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
+pub(super) async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
     let resolver = crate::validation::dns::resolver(&settings.dns_settings()?)?;
     let keys = settings.dkim()?;
     let published = keys.map(|k| k.published()).unwrap_or_default();
@@ -277,24 +239,4 @@ pub async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
         });
     }
     Ok(report)
-}
-
-/// Runs `mailroom doctor`: prints the report and fails when a check fails.
-///
-/// # Errors
-/// When a check fails (exit code 1), or the checks cannot run.
-pub async fn run(settings: &Settings) -> anyhow::Result<()> {
-    let report = checks(settings).await?;
-    let width = report.iter().map(|c| c.what.len()).max().unwrap_or(0);
-    for line in &report {
-        println!(
-            "{:<4}  {:<width$}  {}",
-            line.verdict.word(),
-            line.what,
-            line.detail
-        );
-    }
-    let failed = report.iter().filter(|c| c.verdict == Verdict::Fail).count();
-    anyhow::ensure!(failed == 0, "{failed} check(s) failed");
-    Ok(())
 }
