@@ -7,6 +7,7 @@ pub mod bounces;
 pub mod campaigns;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dev;
 pub mod doctor;
 pub mod domain;

@@ -33,6 +33,7 @@
 //! | `P:{lists}` + `…:seq` | hash + string | list id → the list's settings (JSON); the last list id | lists API |
 //! | `P:{ls:S}:…` | | subscriber shard S, see [`ShardKeys`] | list scripts |
 //! | `P:{import}:ID` + `…:errors` | hash + list | an import's state and counts; its reported rows | imports |
+//! | `P:{import}:recent` | sorted set | the newest imports' ids by start time (the newest 100) | imports |
 //! | `P:{campaigns}` | sorted set | campaign ids by creation time (ms) | campaigns API |
 //! | `P:{cp:ID}:…` | | campaign ID, see [`CampaignKeys`] | campaign scripts |
 //! | `P:{thr:SCOPE}` | string | a throttle's theoretical arrival time (GCRA, µs) | campaign workers |
@@ -226,6 +227,11 @@ impl Keys {
     /// An import's state and counts.
     pub fn import(&self, id: &str) -> String {
         format!("{}:{{import}}:{id}", self.prefix)
+    }
+
+    /// The newest imports' ids by start time (ms), for the console.
+    pub fn recent_imports(&self) -> String {
+        format!("{}:{{import}}:recent", self.prefix)
     }
 
     /// An import's reported rows (line and reason).

@@ -20,6 +20,9 @@ use super::{AppState, error::ApiError};
 #[derive(Clone)]
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
+    /// Per key, the secret that signs its console sessions: a digest of the key under another
+    /// label, so it is neither the key nor the digest that identifies it.
+    session_keys: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -38,7 +41,25 @@ impl ApiKeys {
                 .iter()
                 .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into())
                 .collect(),
+            session_keys: keys
+                .iter()
+                .map(|k| {
+                    let mut hash = Sha256::new();
+                    hash.update(b"mailroom console session\0");
+                    hash.update(k.expose_secret().as_bytes());
+                    hash.finalize().into()
+                })
+                .collect(),
         }
+    }
+
+    /// The secret that signs the console sessions of `caller` (a [`Caller`]'s id), while its
+    /// key is configured: removing a key from `MAILROOM_API_KEYS` signs its sessions out.
+    pub fn session_key(&self, caller: &str) -> Option<&[u8; 32]> {
+        self.digests
+            .iter()
+            .position(|digest| hex(&digest[..8]) == caller)
+            .map(|i| &self.session_keys[i])
     }
 
     /// The caller's identity when `presented` is one of the keys. Every key is compared,

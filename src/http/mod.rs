@@ -18,7 +18,7 @@ mod inbound;
 mod lists;
 mod metrics;
 pub mod openapi;
-mod render;
+pub(crate) mod render;
 pub mod request_id;
 pub mod server;
 mod subscribe;
@@ -396,6 +396,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(DefaultBodyLimit::max(unsubscribe::MAX_BODY)),
         )
         .merge(webhook_routes(&state))
+        .merge(crate::console::routes(&state))
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),

@@ -97,7 +97,7 @@ struct PreviewFrame<'a> {
 }
 
 /// What a template is for, in a line.
-fn about(template: &str) -> &'static str {
+pub(crate) fn about(template: &str) -> &'static str {
     match template {
         "verification" => "A single-use link that confirms an address, with its expiry.",
         "welcome" => "Greets a new user, with a link to start.",
@@ -112,7 +112,7 @@ fn about(template: &str) -> &'static str {
 }
 
 /// A locale's name in its own language.
-fn endonym(tag: &str) -> &'static str {
+pub(crate) fn endonym(tag: &str) -> &'static str {
     match tag {
         "en" => "English",
         "de" => "Deutsch",
@@ -163,7 +163,7 @@ pub(super) async fn preview_frame(
 }
 
 /// `name` rendered with its sample data in `locale`'s words.
-fn preview_of(
+pub(crate) fn preview_of(
     state: &AppState,
     name: String,
     locale: Option<String>,

@@ -18,6 +18,8 @@ static RECORD_BATCH: std::sync::LazyLock<redis::Script> =
 
 /// How long an import's record is kept.
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// How many imports the recent index keeps.
+pub const RECENT_KEPT: usize = 100;
 /// How many reported rows an import keeps (all are counted).
 pub const MAX_REPORTED: usize = 100_000;
 
@@ -110,6 +112,7 @@ impl ImportStore {
         status: SubscriptionStatus,
     ) -> redis::RedisResult<()> {
         let key = self.keys.import(&id.to_string());
+        let recent = self.keys.recent_imports();
         redis::pipe()
             .atomic()
             .hset_multiple(
@@ -124,8 +127,32 @@ impl ImportStore {
             .ignore()
             .expire(&key, RETENTION_SECS)
             .ignore()
+            // The console lists the newest imports; older ones stay readable by id.
+            .zadd(&recent, id.to_string(), Utc::now().timestamp_millis())
+            .ignore()
+            .zremrangebyrank(&recent, 0, -(RECENT_KEPT as isize) - 1)
+            .ignore()
+            .expire(&recent, RETENTION_SECS)
+            .ignore()
             .query_async::<()>(&mut self.conn.clone())
             .await
+    }
+
+    /// The ids of the newest `limit` imports, newest first (at most [`RECENT_KEPT`]).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn recent(&self, limit: usize) -> redis::RedisResult<Vec<Uuid>> {
+        let stop = isize::try_from(limit.min(RECENT_KEPT)).unwrap_or(1) - 1;
+        let ids: Vec<String> = self
+            .conn
+            .clone()
+            .zrevrange(self.keys.recent_imports(), 0, stop)
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
     }
 
     /// Adds batch number `batch`'s counts and reported rows (batches from 1, in order). Safe to

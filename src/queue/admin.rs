@@ -24,6 +24,9 @@ type StatsReply = (
     Option<String>,
 );
 
+/// A dead letter's fields: reason, attempts, last error, payload.
+type DeadFields = (Option<String>, Option<u32>, Option<String>, Option<String>);
+
 /// Counts for one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -65,6 +68,8 @@ pub struct DeadLetter {
     pub last_error: String,
     /// When it died (ms since the epoch).
     pub died_at_ms: u64,
+    /// The job's payload as pushed (JSON), when its record still holds it.
+    pub payload: Option<String>,
 }
 
 /// Reads and repairs queues for an operator.
@@ -162,22 +167,27 @@ impl QueueAdmin {
         }
         let mut pipe = redis::pipe();
         for (id, _) in &ids {
-            pipe.cmd("HMGET")
-                .arg(keys.job(id))
-                .arg(&["reason", "attempts", "last_error"]);
+            pipe.cmd("HMGET").arg(keys.job(id)).arg(&[
+                "reason",
+                "attempts",
+                "last_error",
+                "payload",
+            ]);
         }
-        let fields: Vec<(Option<String>, Option<u32>, Option<String>)> =
-            pipe.query_async(&mut conn).await?;
+        let fields: Vec<DeadFields> = pipe.query_async(&mut conn).await?;
         Ok(ids
             .into_iter()
             .zip(fields)
-            .map(|((id, died), (reason, attempts, last_error))| DeadLetter {
-                id,
-                reason: reason.unwrap_or_else(|| "unknown (record expired)".to_owned()),
-                attempts: attempts.unwrap_or(0),
-                last_error: last_error.unwrap_or_default(),
-                died_at_ms: died as u64,
-            })
+            .map(
+                |((id, died), (reason, attempts, last_error, payload))| DeadLetter {
+                    id,
+                    reason: reason.unwrap_or_else(|| "unknown (record expired)".to_owned()),
+                    attempts: attempts.unwrap_or(0),
+                    last_error: last_error.unwrap_or_default(),
+                    died_at_ms: died as u64,
+                    payload,
+                },
+            )
             .collect())
     }
 
@@ -189,6 +199,28 @@ impl QueueAdmin {
     pub async fn retry(&self, queue: &str, id: &str) -> redis::RedisResult<bool> {
         let (_, requeued) = self.requeue(queue, id).await?;
         Ok(requeued == 1)
+    }
+
+    /// Deletes dead letter `id` of `queue` and its record. Returns false when there is no such
+    /// dead letter (a job that is not dead is never deleted here).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn delete(&self, queue: &str, id: &str) -> redis::RedisResult<bool> {
+        let keys = self.keys(queue);
+        let mut conn = self.conn.clone();
+        let removed: u64 = redis::cmd("ZREM")
+            .arg(keys.dead())
+            .arg(id)
+            .query_async(&mut conn)
+            .await?;
+        if removed == 1 {
+            redis::cmd("DEL")
+                .arg(keys.job(id))
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(removed == 1)
     }
 
     /// Requeues every dead letter of `queue`, in chunks. Returns how many.

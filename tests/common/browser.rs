@@ -126,6 +126,27 @@ impl Browser {
 
     /// Clicks the first element matching the CSS `selector`.
     pub async fn click(&self, selector: &str) {
+        let id = self.element(selector).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Types `text` into the first element matching the CSS `selector`.
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let id = self.element(selector).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn element(&self, selector: &str) -> String {
         let element = self
             .call(
                 reqwest::Method::POST,
@@ -133,18 +154,12 @@ impl Browser {
                 Some(json!({"using": "css selector", "value": selector})),
             )
             .await;
-        let id = element
+        element
             .as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .unwrap()
-            .to_owned();
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+            .to_owned()
     }
 
     /// The page's current HTML; empty while the browser cannot tell (mid-navigation).
@@ -174,6 +189,26 @@ impl Browser {
             Some(json!({"script": script, "args": []})),
         )
         .await
+    }
+
+    /// Saves a PNG of the viewport as `target/screenshots/{name}.png`.
+    pub async fn save_screenshot(&self, name: &str) {
+        let png = self.screenshot().await;
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+    }
+
+    /// The current URL.
+    pub async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// A PNG of the viewport.

@@ -1,0 +1,209 @@
+//! The console's forms: each checks the session's token, makes one change through the same
+//! stores and functions the API and the command line use, and sends the browser back to the
+//! page with a notice (Post/Redirect/Get, so a reload never repeats an action).
+
+use axum::{
+    Extension, Form,
+    extract::{Path, State},
+    http::HeaderMap,
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use super::session::{Session, forged};
+use crate::{
+    campaigns::{
+        lifecycle::{self, Change},
+        store::Transition,
+    },
+    cli::QUEUES,
+    http::AppState,
+    queue::QueueAdmin,
+    store::{
+        Suppression,
+        suppressions::{Reason, key_of},
+    },
+};
+
+/// A form with only its token.
+#[derive(Debug, Deserialize)]
+pub struct Token {
+    csrf: String,
+}
+
+fn back(page: &str, outcome: Result<&str, &str>) -> Response {
+    let separator = if page.contains('?') { '&' } else { '?' };
+    let to = match outcome {
+        Ok(done) => format!("{page}{separator}done={done}"),
+        Err(failed) => format!("{page}{separator}failed={failed}"),
+    };
+    Redirect::to(&to).into_response()
+}
+
+fn unavailable(error: &dyn std::fmt::Display, page: &str) -> Response {
+    tracing::warn!(%error, "a console action could not reach Redis");
+    back(page, Err("unavailable"))
+}
+
+/// A known queue's name, or none (a path the console never links to).
+fn queue_named(name: &str) -> Option<&'static str> {
+    QUEUES.iter().find(|q| **q == name).copied()
+}
+
+/// `POST /console/dead/{queue}/{id}/{retry|delete}`: one dead letter back in its queue (its
+/// attempts reset), or gone with its record.
+pub async fn letter(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path((queue, id, action)): Path<(String, String, String)>,
+    Form(form): Form<Token>,
+) -> Response {
+    if let Some(refused) = forged(&session, &headers, &form.csrf) {
+        return refused;
+    }
+    let Some(queue) = queue_named(&queue) else {
+        return back("/console/dead", Err("gone"));
+    };
+    let page = format!("/console/dead?queue={queue}");
+    let admin = QueueAdmin::new(state.producer.connection(), state.prefix.clone());
+    let (done, outcome) = match action.as_str() {
+        "retry" => ("retried", admin.retry(queue, &id).await),
+        "delete" => ("deleted", admin.delete(queue, &id).await),
+        _ => return back(&page, Err("gone")),
+    };
+    match outcome {
+        Ok(true) => {
+            tracing::info!(%queue, job = %id, %action, who = %session.who, "dead letter handled from the console");
+            back(&page, Ok(done))
+        }
+        Ok(false) => back(&page, Err("gone")),
+        Err(error) => unavailable(&error, &page),
+    }
+}
+
+/// `POST /console/dead/{queue}/retry-all`.
+pub async fn retry_all(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(queue): Path<String>,
+    Form(form): Form<Token>,
+) -> Response {
+    if let Some(refused) = forged(&session, &headers, &form.csrf) {
+        return refused;
+    }
+    let Some(queue) = queue_named(&queue) else {
+        return back("/console/dead", Err("gone"));
+    };
+    let page = format!("/console/dead?queue={queue}");
+    let admin = QueueAdmin::new(state.producer.connection(), state.prefix.clone());
+    match admin.retry_all(queue).await {
+        Ok(count) => {
+            tracing::info!(%queue, count, who = %session.who, "dead letters retried from the console");
+            back(&page, Ok("retried-all"))
+        }
+        Err(error) => unavailable(&error, &page),
+    }
+}
+
+/// `POST /console/campaigns/{id}/{pause|resume|cancel}`.
+pub async fn campaign(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<Token>,
+) -> Response {
+    const PAGE: &str = "/console/campaigns";
+    if let Some(refused) = forged(&session, &headers, &form.csrf) {
+        return refused;
+    }
+    let (change, done) = match action.as_str() {
+        "pause" => (Change::Pause, "paused"),
+        "resume" => (Change::Resume, "resumed"),
+        "cancel" => (Change::Cancel, "cancelled"),
+        _ => return back(PAGE, Err("gone")),
+    };
+    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
+        return back(PAGE, Err("gone"));
+    };
+    match lifecycle::change(&state.campaigns, &state.producer, uuid, change).await {
+        Ok(Transition::Done(..)) => {
+            tracing::info!(campaign = %uuid, action = %action, who = %session.who, "campaign changed from the console");
+            back(PAGE, Ok(done))
+        }
+        Ok(Transition::Missing) => back(PAGE, Err("gone")),
+        Ok(Transition::Refused(_)) => back(PAGE, Err("state")),
+        Err(error) => unavailable(&error, PAGE),
+    }
+}
+
+/// The add-a-suppression form.
+#[derive(Debug, Deserialize)]
+pub struct NewSuppression {
+    csrf: String,
+    email: String,
+    #[serde(default)]
+    detail: String,
+}
+
+/// `POST /console/suppressions`.
+pub async fn suppress(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<NewSuppression>,
+) -> Response {
+    const PAGE: &str = "/console/suppressions";
+    if let Some(refused) = forged(&session, &headers, &form.csrf) {
+        return refused;
+    }
+    let email = form.email.trim();
+    if mailroom_jobs::address::parse(email).is_err() {
+        return back(PAGE, Err("address"));
+    }
+    let detail: String = form.detail.trim().chars().take(200).collect();
+    let record = Suppression {
+        email: key_of(email),
+        reason: Reason::Manual,
+        source: "console".to_owned(),
+        detail: (!detail.is_empty()).then_some(detail),
+        created_at: chrono::Utc::now(),
+    };
+    match state.suppressions.put(&record).await {
+        Ok(()) => {
+            tracing::info!(who = %session.who, "address suppressed from the console");
+            back(PAGE, Ok("suppressed"))
+        }
+        Err(error) => unavailable(&error, PAGE),
+    }
+}
+
+/// The lift-a-suppression form.
+#[derive(Debug, Deserialize)]
+pub struct Lift {
+    csrf: String,
+    email: String,
+}
+
+/// `POST /console/suppressions/remove`.
+pub async fn lift(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<Lift>,
+) -> Response {
+    const PAGE: &str = "/console/suppressions";
+    if let Some(refused) = forged(&session, &headers, &form.csrf) {
+        return refused;
+    }
+    match state.suppressions.delete(form.email.trim()).await {
+        Ok(true) => {
+            tracing::info!(who = %session.who, "suppression lifted from the console");
+            back(PAGE, Ok("lifted"))
+        }
+        Ok(false) => back(PAGE, Err("gone")),
+        Err(error) => unavailable(&error, PAGE),
+    }
+}

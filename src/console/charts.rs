@@ -1,0 +1,203 @@
+//! Charts as inline SVG, drawn here: no script, no library, nothing fetched. Only numbers and
+//! dates go into the markup (labels come from the page, which escapes them), every chart has a
+//! text alternative, and each bar or point a `<title>` a screen reader or a hover shows.
+
+use std::fmt::Write;
+
+use crate::store::activity::Minute;
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 180.0;
+const LEFT: f64 = 44.0;
+const BOTTOM: f64 = 22.0;
+const TOP: f64 = 8.0;
+
+/// Fill colours by series, the same as the legend's keys (`.s0`, `.s1`, …).
+const COLOURS: [&str; 6] = [
+    "#1d4ed8", "#d97706", "#dc2626", "#059669", "#7c3aed", "#db2777",
+];
+
+/// A round maximum for the axis at or above `max`.
+fn nice(max: u64) -> u64 {
+    if max <= 5 {
+        return 5;
+    }
+    let magnitude = 10u64.pow(max.ilog10());
+    for step in [1, 2, 5, 10] {
+        if max <= step * magnitude {
+            return step * magnitude;
+        }
+    }
+    max
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn scale(value: u64, max: u64) -> f64 {
+    (value as f64 / max as f64) * (HEIGHT - TOP - BOTTOM)
+}
+
+fn open(out: &mut String, label: &str) {
+    let _ = write!(
+        out,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{label}" xmlns="http://www.w3.org/2000/svg">"#
+    );
+}
+
+fn axis(out: &mut String, max: u64) {
+    let base = HEIGHT - BOTTOM;
+    for (value, y) in [(max, TOP), (max / 2, TOP + (base - TOP) / 2.0), (0, base)] {
+        let _ = write!(
+            out,
+            r##"<line x1="{LEFT}" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e7eb"/><text x="{:.1}" y="{:.1}" text-anchor="end">{value}</text>"##,
+            LEFT - 6.0,
+            y + 4.0
+        );
+    }
+}
+
+/// Hand-overs per minute as stacked bars: sent, deferred, refused.
+pub fn sends_per_minute(minutes: &[Minute]) -> String {
+    let max = nice(
+        minutes
+            .iter()
+            .map(|m| m.sent + m.deferred + m.refused)
+            .max()
+            .unwrap_or(0),
+    );
+    let total: u64 = minutes.iter().map(|m| m.sent).sum();
+    let mut out = String::new();
+    open(
+        &mut out,
+        &format!(
+            "Sends per minute over the last {} minutes: {total} sent in all",
+            minutes.len()
+        ),
+    );
+    axis(&mut out, max);
+    #[allow(clippy::cast_precision_loss)]
+    let slot = (WIDTH - LEFT) / minutes.len().max(1) as f64;
+    let base = HEIGHT - BOTTOM;
+    for (i, minute) in minutes.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let x = LEFT + i as f64 * slot + 1.0;
+        let mut y = base;
+        let at =
+            chrono::DateTime::from_timestamp(i64::try_from(minute.minute * 60).unwrap_or(0), 0)
+                .map(|t| t.format("%H:%M UTC").to_string())
+                .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<g><title>{at}: {} sent, {} deferred, {} refused</title>",
+            minute.sent, minute.deferred, minute.refused
+        );
+        for (value, colour) in [
+            (minute.sent, COLOURS[0]),
+            (minute.deferred, COLOURS[1]),
+            (minute.refused, COLOURS[2]),
+        ] {
+            if value == 0 {
+                continue;
+            }
+            let h = scale(value, max).max(1.0);
+            y -= h;
+            let _ = write!(
+                out,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{colour}"/>"#,
+                (slot - 2.0).max(1.0)
+            );
+        }
+        out.push_str("</g>");
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{LEFT}" y="{:.1}">{} min ago</text><text x="{WIDTH}" y="{:.1}" text-anchor="end">now</text></svg>"#,
+        HEIGHT - 6.0,
+        minutes.len(),
+        HEIGHT - 6.0
+    );
+    out
+}
+
+/// One line per series over days: `dates[i]` and each series' `values[i]`.
+pub fn per_day(label: &str, dates: &[String], series: &[(&str, Vec<u64>)]) -> String {
+    let max = nice(
+        series
+            .iter()
+            .flat_map(|(_, values)| values.iter().copied())
+            .max()
+            .unwrap_or(0),
+    );
+    let mut out = String::new();
+    open(&mut out, label);
+    axis(&mut out, max);
+    let base = HEIGHT - BOTTOM;
+    #[allow(clippy::cast_precision_loss)]
+    let step = (WIDTH - LEFT - 8.0) / (dates.len().saturating_sub(1).max(1)) as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let x = |i: usize| LEFT + 4.0 + i as f64 * step;
+    for (n, (name, values)) in series.iter().enumerate() {
+        let colour = COLOURS[n % COLOURS.len()];
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), base - scale(*v, max)))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        for (i, value) in values.iter().enumerate() {
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"><title>{}: {value} {name}</title></circle>"#,
+                x(i),
+                base - scale(*value, max),
+                dates.get(i).map_or("", String::as_str)
+            );
+        }
+    }
+    if let (Some(first), Some(last)) = (dates.first(), dates.last()) {
+        let _ = write!(
+            out,
+            r#"<text x="{LEFT}" y="{:.1}">{first}</text><text x="{WIDTH}" y="{:.1}" text-anchor="end">{last}</text>"#,
+            HEIGHT - 6.0,
+            HEIGHT - 6.0
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_end_on_round_numbers() {
+        assert_eq!(nice(0), 5);
+        assert_eq!(nice(7), 10);
+        assert_eq!(nice(130), 200);
+        assert_eq!(nice(4_100), 5_000);
+    }
+
+    #[test]
+    fn a_bar_per_minute_with_its_numbers_in_words() {
+        let minutes: Vec<Minute> = (0..3)
+            .map(|i| Minute {
+                minute: 29_000_000 + i,
+                sent: i * 10,
+                deferred: 1,
+                refused: 0,
+            })
+            .collect();
+        let svg = sends_per_minute(&minutes);
+        assert_eq!(svg.matches("<g>").count(), 3);
+        assert!(svg.contains("20 sent, 1 deferred, 0 refused"), "{svg}");
+        assert!(
+            svg.contains(
+                r#"aria-label="Sends per minute over the last 3 minutes: 30 sent in all""#
+            )
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! The operator console at `/console`, served by `mailroom serve` (and `dev`) from the binary:
+//! server-rendered pages (Askama, `templates/console/`), one stylesheet and one small script
+//! (`assets/`), charts drawn as SVG here ([`charts`]); nothing is fetched from anywhere else.
+//!
+//! - [`session`]: sign-in with an API key, the signed session cookie, CSRF tokens; every page
+//!   and action below needs a session (in `dev`, without API keys, the console is open).
+//! - [`pages`]: Overview, Dead letters, Messages, Campaigns, Lists, Suppressions, Stats,
+//!   Templates. Live parts (`data-live`) are refreshed by the script every few seconds.
+//! - [`actions`]: the forms (retry, delete, pause, resume, cancel, suppress, lift), all POST,
+//!   each answered with a redirect back to its page.
+
+pub mod actions;
+pub mod charts;
+mod notice;
+pub mod pages;
+pub mod session;
+mod summary;
+
+use axum::{
+    Router,
+    http::header,
+    response::IntoResponse,
+    routing::{get, post},
+};
+
+use crate::http::AppState;
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+/// The console's routes: the sign-in and the assets open, everything else behind a session.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let signed_in = Router::new()
+        .route("/console", get(pages::overview))
+        .route("/console/dead", get(pages::dead))
+        .route("/console/dead/{queue}/retry-all", post(actions::retry_all))
+        .route("/console/dead/{queue}/{id}/{action}", post(actions::letter))
+        .route("/console/messages", get(pages::messages))
+        .route("/console/campaigns", get(pages::campaigns))
+        .route("/console/campaigns/{id}/{action}", post(actions::campaign))
+        .route("/console/lists", get(pages::lists))
+        .route(
+            "/console/suppressions",
+            get(pages::suppressions).post(actions::suppress),
+        )
+        .route("/console/suppressions/remove", post(actions::lift))
+        .route("/console/stats", get(pages::stats))
+        .route("/console/templates", get(pages::templates))
+        .route("/console/templates/{name}/{locale}", get(pages::template))
+        .route(
+            "/console/templates/{name}/{locale}/html",
+            get(pages::template_html),
+        )
+        .route("/console/logout", post(session::logout))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::require,
+        ));
+    Router::new()
+        .route("/console/login", get(session::form).post(session::login))
+        .route("/console/assets/console.css", get(css))
+        .route("/console/assets/console.js", get(js))
+        .merge(signed_in)
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        JS,
+    )
+}
