@@ -43,8 +43,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     );
     let base = format!("http://{}", settings.listen);
     tracing::info!(
-        "mailroom dev: the API and its docs at {base}/docs, every template in every language at \
-         {base}/dev/preview, sent mail in {}",
+        "mailroom dev: the API and its docs at {base}/docs, the console at {base}/console (open \
+         without sign-in here), every template in every language at {base}/console/templates, \
+         sent mail in {}",
         settings.outbox_dir.display()
     );
     let options = WorkerOptions {

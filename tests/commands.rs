@@ -135,7 +135,7 @@ async fn dev_runs_api_and_workers_without_keys_and_says_so_first() {
     assert!(
         log[..4]
             .iter()
-            .any(|l| l.contains("/docs") && l.contains("/dev/preview")),
+            .any(|l| l.contains("/docs") && l.contains("/console")),
         "{log:#?}"
     );
     assert!(
