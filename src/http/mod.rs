@@ -206,6 +206,8 @@ impl AppState {
                 settings.idempotency_window_secs,
             ));
         let transactional = Arc::new(settings.transactional_category_list());
+        // The recorder first, so that no request's numbers go to the no-op one.
+        crate::metrics::handle();
         Ok(Self(Arc::new(Shared {
             hits: tracking::HitRecorder::new(producer.clone()),
             own_tracking: settings.provider != crate::config::ProviderKind::Sendgrid,

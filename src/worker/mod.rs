@@ -86,6 +86,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     settings.check_sending()?;
+    crate::metrics::handle();
     let client = settings.redis_client()?;
     let name = worker_name();
     let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
