@@ -987,6 +987,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_workers_metrics_listener_is_an_address_or_nothing() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.metrics_address().unwrap(), None);
+        settings.metrics_listen = Some(" ".to_owned());
+        assert_eq!(settings.metrics_address().unwrap(), None);
+        settings.metrics_listen = Some("0.0.0.0:9090".to_owned());
+        assert_eq!(
+            settings.metrics_address().unwrap(),
+            Some("0.0.0.0:9090".parse().unwrap())
+        );
+        settings.metrics_listen = Some("localhost".to_owned());
+        let error = settings.metrics_address().unwrap_err().to_string();
+        assert!(error.contains("MAILROOM_METRICS_LISTEN"), "{error}");
+    }
+
+    #[test]
     fn every_variable_the_readme_documents_is_a_setting_and_a_typo_is_caught() {
         let documented: Vec<String> = include_str!("../README.md")
             .lines()

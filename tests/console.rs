@@ -360,6 +360,10 @@ async fn an_operator_signs_in_and_works_every_page() {
         stats.contains("Autumn news"),
         "campaign engagement: {stats}"
     );
+    assert!(
+        stats.contains("per delivered message of each campaign") && stats.contains("#1: opens"),
+        "the campaigns' chart: {stats}"
+    );
     browser.save_screenshot("console-stats").await;
 
     // Templates: every template in every language; one at desktop and phone widths.

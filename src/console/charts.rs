@@ -169,9 +169,72 @@ pub fn per_day(label: &str, dates: &[String], series: &[(&str, Vec<u64>)]) -> St
     out
 }
 
+/// Horizontal bars, one group per row: `rows[i]` is a label index and its values, drawn as
+/// shares of `of[i]` (a rate: opens per delivered). Labels are numbered, not written: the page
+/// names row *n* in its own (escaped) legend table.
+pub fn rates(label: &str, series: &[&str], rows: &[(u64, Vec<u64>)]) -> String {
+    let bar = 10.0;
+    let group = bar * series.len() as f64 + 10.0;
+    #[allow(clippy::cast_precision_loss)]
+    let height = TOP + group * rows.len().max(1) as f64 + BOTTOM;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height:.0}" role="img" aria-label="{label}" xmlns="http://www.w3.org/2000/svg">"#
+    );
+    let span = WIDTH - LEFT - 60.0;
+    for (row, (of, values)) in rows.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let top = TOP + row as f64 * group;
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">#{}</text>"#,
+            LEFT - 6.0,
+            top + group / 2.0,
+            row + 1
+        );
+        for (n, value) in values.iter().enumerate() {
+            #[allow(clippy::cast_precision_loss)]
+            let share = if *of == 0 {
+                0.0
+            } else {
+                (*value as f64 / *of as f64).min(1.0)
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let y = top + n as f64 * bar;
+            let _ = write!(
+                out,
+                r#"<rect x="{LEFT}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>#{}: {} {value} of {of} ({:.1} %)</title></rect><text x="{:.1}" y="{:.1}">{:.1} %</text>"#,
+                (share * span).max(1.0),
+                bar - 2.0,
+                COLOURS[n % COLOURS.len()],
+                row + 1,
+                series.get(n).copied().unwrap_or(""),
+                share * 100.0,
+                LEFT + (share * span).max(1.0) + 4.0,
+                y + bar - 2.0,
+                share * 100.0
+            );
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_are_shares_of_their_base() {
+        let svg = rates(
+            "r",
+            &["opens", "clicks"],
+            &[(200, vec![50, 10]), (0, vec![0, 0])],
+        );
+        assert!(svg.contains("#1: opens 50 of 200 (25.0 %)"), "{svg}");
+        assert!(svg.contains("#2: clicks 0 of 0 (0.0 %)"), "{svg}");
+    }
 
     #[test]
     fn axes_end_on_round_numbers() {

@@ -727,6 +727,8 @@ struct StatsPage {
     volume_series: Vec<&'static str>,
     problem_chart: String,
     problem_series: Vec<&'static str>,
+    campaign_chart: String,
+    campaign_series: Vec<&'static str>,
     days_rows: Vec<crate::store::stats::Day>,
     campaigns: Vec<CampaignStats>,
 }
@@ -807,7 +809,24 @@ pub async fn stats(
         (percent(stats.rates.bounce), "bounce rate"),
         (percent(stats.rates.complaint), "complaint rate"),
     ];
+    let campaign_series = vec!["opens", "clicks", "bounces", "complaints"];
+    let campaign_chart = charts::rates(
+        "Unique opens, clicks, bounces and complaints per delivered message of each campaign",
+        &campaign_series,
+        &campaigns
+            .iter()
+            .map(|c| {
+                let e = &c.engagement;
+                (
+                    e.delivered,
+                    vec![e.opens, e.clicks, e.bounces, e.complaints],
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
     page(&StatsPage {
+        campaign_chart,
+        campaign_series,
         chrome,
         category: category.unwrap_or_default(),
         days,
