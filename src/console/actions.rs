@@ -3,14 +3,12 @@
 //! page with a notice (Post/Redirect/Get, so a reload never repeats an action).
 
 use axum::{
-    Extension, Form,
     extract::{Path, State},
-    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::session::{Session, forged};
+use super::session::{Posted, Token, Tokened};
 use crate::{
     campaigns::{
         lifecycle::{self, Change},
@@ -24,12 +22,6 @@ use crate::{
         suppressions::{Reason, key_of},
     },
 };
-
-/// A form with only its token.
-#[derive(Debug, Deserialize)]
-pub struct Token {
-    csrf: String,
-}
 
 fn back(page: &str, outcome: Result<&str, &str>) -> Response {
     let separator = if page.contains('?') { '&' } else { '?' };
@@ -54,14 +46,9 @@ fn queue_named(name: &str) -> Option<&'static str> {
 /// attempts reset), or gone with its record.
 pub async fn letter(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
     Path((queue, id, action)): Path<(String, String, String)>,
-    Form(form): Form<Token>,
+    Posted { session, .. }: Posted<Token>,
 ) -> Response {
-    if let Some(refused) = forged(&session, &headers, &form.csrf) {
-        return refused;
-    }
     let Some(queue) = queue_named(&queue) else {
         return back("/console/dead", Err("gone"));
     };
@@ -85,14 +72,9 @@ pub async fn letter(
 /// `POST /console/dead/{queue}/retry-all`.
 pub async fn retry_all(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
     Path(queue): Path<String>,
-    Form(form): Form<Token>,
+    Posted { session, .. }: Posted<Token>,
 ) -> Response {
-    if let Some(refused) = forged(&session, &headers, &form.csrf) {
-        return refused;
-    }
     let Some(queue) = queue_named(&queue) else {
         return back("/console/dead", Err("gone"));
     };
@@ -110,15 +92,10 @@ pub async fn retry_all(
 /// `POST /console/campaigns/{id}/{pause|resume|cancel}`.
 pub async fn campaign(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<Token>,
+    Posted { session, .. }: Posted<Token>,
 ) -> Response {
     const PAGE: &str = "/console/campaigns";
-    if let Some(refused) = forged(&session, &headers, &form.csrf) {
-        return refused;
-    }
     let (change, done) = match action.as_str() {
         "pause" => (Change::Pause, "paused"),
         "resume" => (Change::Resume, "resumed"),
@@ -148,17 +125,18 @@ pub struct NewSuppression {
     detail: String,
 }
 
+impl Tokened for NewSuppression {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /console/suppressions`.
 pub async fn suppress(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
-    Form(form): Form<NewSuppression>,
+    Posted { session, form }: Posted<NewSuppression>,
 ) -> Response {
     const PAGE: &str = "/console/suppressions";
-    if let Some(refused) = forged(&session, &headers, &form.csrf) {
-        return refused;
-    }
     let email = form.email.trim();
     if mailroom_jobs::address::parse(email).is_err() {
         return back(PAGE, Err("address"));
@@ -187,17 +165,18 @@ pub struct Lift {
     email: String,
 }
 
+impl Tokened for Lift {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /console/suppressions/remove`.
 pub async fn lift(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
-    Form(form): Form<Lift>,
+    Posted { session, form }: Posted<Lift>,
 ) -> Response {
     const PAGE: &str = "/console/suppressions";
-    if let Some(refused) = forged(&session, &headers, &form.csrf) {
-        return refused;
-    }
     match state.suppressions.delete(form.email.trim()).await {
         Ok(true) => {
             tracing::info!(who = %session.who, "suppression lifted from the console");

@@ -141,7 +141,7 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; 
 
 /// The refusal (403, in words) of an action whose form token is not the session's, or that the
 /// browser says comes from another site; `None` when the action may go ahead.
-pub fn forged(session: &Session, headers: &HeaderMap, token: &str) -> Option<Response> {
+fn forged(session: &Session, headers: &HeaderMap, token: &str) -> Option<Response> {
     let cross_site = headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
@@ -154,6 +154,46 @@ pub fn forged(session: &Session, headers: &HeaderMap, token: &str) -> Option<Res
             .into_response());
     }
     None
+}
+
+/// What every console form carries: the session's CSRF token.
+pub trait Tokened {
+    /// The token the form was posted with.
+    fn csrf(&self) -> &str;
+}
+
+/// A console form posted with its session's token: the extractor every action takes, so that
+/// none can forget the check. Rejected with 403 when the token is missing or wrong or the
+/// browser says the form came from another site; with the form's own 4xx when it does not parse.
+#[derive(Debug)]
+pub struct Posted<T> {
+    /// Who posted it.
+    pub session: Session,
+    /// The form's fields.
+    pub form: T,
+}
+
+impl<S, T> axum::extract::FromRequest<S> for Posted<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Tokened + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        // The session layer put it there; without it, nothing is posted.
+        let Some(session) = request.extensions().get::<Session>().cloned() else {
+            return Err(StatusCode::FORBIDDEN.into_response());
+        };
+        let headers = request.headers().clone();
+        let Form(form) = Form::<T>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match forged(&session, &headers, form.csrf()) {
+            Some(refused) => Err(refused),
+            None => Ok(Self { session, form }),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -291,21 +331,20 @@ pub async fn login(
         .into_response()
 }
 
-/// The sign-out form.
+/// A form with only its token (sign-out, retry, pause…).
 #[derive(Debug, Deserialize)]
 pub struct Token {
     csrf: String,
 }
 
-/// `POST /console/logout`: the cookie is cleared.
-pub async fn logout(
-    axum::Extension(session): axum::Extension<Session>,
-    headers: HeaderMap,
-    Form(form): Form<Token>,
-) -> Response {
-    if let Some(refused) = forged(&session, &headers, &form.csrf) {
-        return refused;
+impl Tokened for Token {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
+
+/// `POST /console/logout`: the cookie is cleared.
+pub async fn logout(_: Posted<Token>) -> Response {
     (
         [(
             header::SET_COOKIE,
