@@ -64,8 +64,8 @@ fn open_secret() -> &'static [u8; 32] {
     static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
     SECRET.get_or_init(|| {
         let mut secret = [0u8; 32];
-        // The OS random source; without it the tokens are still unguessable per process start
-        // only if it works, so fail loudly rather than sign with zeros.
+        // From the OS random source: a process that cannot read it stops here rather than sign
+        // with a guessable secret.
         getrandom::fill(&mut secret).expect("the OS random source");
         secret
     })
@@ -141,10 +141,7 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; 
 
 /// The refusal (403, in words) of an action whose form token is not the session's, or that the
 /// browser says comes from another site; `None` when the action may go ahead.
-fn forged(session: &Session, headers: &HeaderMap, token: &str) -> Option<Response> {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site");
+fn forged(session: &Session, cross_site: bool, token: &str) -> Option<Response> {
     let matches = bool::from(session.csrf.as_bytes().ct_eq(token.as_bytes()));
     if cross_site || !matches {
         return Some((
@@ -185,11 +182,14 @@ where
         let Some(session) = request.extensions().get::<Session>().cloned() else {
             return Err(StatusCode::FORBIDDEN.into_response());
         };
-        let headers = request.headers().clone();
+        let cross_site = request
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site");
         let Form(form) = Form::<T>::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        match forged(&session, &headers, form.csrf()) {
+        match forged(&session, cross_site, form.csrf()) {
             Some(refused) => Err(refused),
             None => Ok(Self { session, form }),
         }
