@@ -595,3 +595,137 @@ async fn emails_pushed_in_a_batch_keep_their_own_message_ids() {
         );
     }
 }
+
+#[tokio::test]
+async fn new_jobs_are_recorded_as_the_push_script_records_them_and_the_rest_still_checked() {
+    // `push_each_new` writes jobs made for the push, due now and without an idempotency key,
+    // with a lighter script: their records must be the ones the full script writes, and the
+    // other jobs of the same call must still get the full script's checks.
+    let redis = TestRedis::new().await;
+    let producer = redis.producer();
+    let email = |n: u32| {
+        mailroom_jobs::SendEmail::new(mailroom_jobs::EmailMessage {
+            to: vec![mailroom_jobs::Mailbox::new(format!("r{n}@example.com"))],
+            subject: Some("Hi".to_owned()),
+            text: Some("Hello".to_owned()),
+            ..mailroom_jobs::EmailMessage::default()
+        })
+    };
+    let options = |job: &mailroom_jobs::SendEmail| job.enqueue_options();
+    let (checked, plain) = (email(0), email(1));
+    producer
+        .push_each(&[(checked.clone(), options(&checked))])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let later = email(2);
+    let keyed = email(3);
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+    let batch = vec![
+        (plain.clone(), options(&plain)),
+        (
+            later.clone(),
+            EnqueueOptions {
+                run_at: Some(in_an_hour),
+                ..options(&later)
+            },
+        ),
+        (
+            keyed.clone(),
+            EnqueueOptions {
+                idempotency_key: Some("once".to_owned()),
+                ..options(&keyed)
+            },
+        ),
+    ];
+    let answers: Vec<_> = producer
+        .push_each_new(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let ids: Vec<String> = answers.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(
+        ids,
+        [&plain, &later, &keyed].map(|j| j.id.to_string()).to_vec()
+    );
+    assert!(answers.iter().all(|a| !a.duplicate && !a.conflict));
+
+    // The same fields, with the same values but for the payload and the times.
+    let fields = |id: String| {
+        let conn = redis.conn();
+        let key = redis.keys("email").job(&id);
+        async move {
+            let mut conn = conn;
+            let record: std::collections::BTreeMap<String, String> =
+                conn.hgetall(&key).await.unwrap();
+            record
+        }
+    };
+    let by_script = fields(checked.id.to_string()).await;
+    let by_new = fields(plain.id.to_string()).await;
+    let names = |r: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+        r.keys().filter(|k| *k != "fingerprint").cloned().collect()
+    };
+    assert_eq!(names(&by_new), names(&by_script));
+    for field in ["attempts", "max_attempts", "state"] {
+        assert_eq!(by_new[field], by_script[field], "{field}");
+    }
+    assert_eq!(by_new["state"], "queued");
+    assert_eq!(by_new["run_at"], by_new["enqueued_at"]);
+    let payload: mailroom_jobs::SendEmail = serde_json::from_str(&by_new["payload"]).unwrap();
+    assert_eq!(payload.id, plain.id);
+    assert!(
+        !by_new.contains_key("fingerprint"),
+        "nothing compares with a new job's fingerprint"
+    );
+
+    // Both ready jobs are in the ready list, the later one in the delayed set, and the keyed
+    // one holds its key: pushing it again answers with the first job.
+    let keys = redis.keys("email");
+    let mut conn = redis.conn();
+    let ready: Vec<String> = conn.lrange(keys.ready(), 0, -1).await.unwrap();
+    for job in [&checked, &plain, &keyed] {
+        assert!(ready.contains(&job.id.to_string()), "{} ready", job.id);
+    }
+    assert!(!ready.contains(&later.id.to_string()));
+    let delayed: Option<f64> = conn
+        .zscore(keys.delayed(), later.id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        delayed,
+        Some(now_ms_of(in_an_hour) as f64),
+        "the later job waits for its time"
+    );
+    let again = email(4);
+    let repeat = producer
+        .push_each_new(&[(
+            again.clone(),
+            EnqueueOptions {
+                idempotency_key: Some("once".to_owned()),
+                ..options(&again)
+            },
+        )])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert!(repeat.duplicate);
+    assert_eq!(repeat.id, keyed.id.to_string());
+    assert!(
+        repeat.conflict,
+        "another message under the same key is a conflict: the keyed job kept its fingerprint"
+    );
+}
+
+fn now_ms_of(time: SystemTime) -> u64 {
+    u64::try_from(
+        time.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}

@@ -1,7 +1,7 @@
 //! Concurrent `POST /v1/emails` requests share Redis round trips: each hands its job to one
 //! pusher task, which takes every job waiting, looks up all their recipients on the
 //! suppression list with one HMGET and pushes them with one pipelined call of the push script
-//! ([`Producer::push_each`]), up to [`IN_FLIGHT`] such rounds at once. Alone, a request goes
+//! ([`Producer::push_each_new`]), up to [`IN_FLIGHT`] such rounds at once. Alone, a request goes
 //! at once, in a round of its own; under load, the rounds grow instead of multiplying, so
 //! Redis answers two commands per hundred requests rather than two each.
 //!
@@ -49,7 +49,7 @@ impl Stores {
             .suppressions
             .suppressed_recipients_of(&messages, &self.transactional)
             .await?;
-        let pushed = self.producer.push_each(jobs).await?;
+        let pushed = self.producer.push_each_new(jobs).await?;
         Ok(pushed.into_iter().zip(suppressed).collect())
     }
 }

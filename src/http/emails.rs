@@ -304,7 +304,7 @@ pub(super) async fn send_batch(
         .into_iter()
         .map(|message| job_of(&caller, &request_id, message))
         .collect();
-    let pushed = state.producer.push_each(&ready).await?;
+    let pushed = state.producer.push_each_new(&ready).await?;
     let mut pushed = pushed.into_iter().zip(suppressed_of);
     for outcome in &mut outcomes {
         if outcome.is_none()
