@@ -1,14 +1,17 @@
 //! Request ids: every answer has an `X-Request-Id` (the caller's when it is a sane one), the
-//! request's log lines name it, and the jobs it queues carry it into the worker's log lines.
+//! request's log lines name it, and the jobs it queues carry it into the worker's log lines
+//! (an email's, and a double opt-in's confirmation).
 
 mod common;
 
 use std::{
     io::Write,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use common::app::{API_KEY, TestApp, simple_email};
+use common::eventually;
 use serde_json::Value;
 
 /// Log lines written by this test binary, for the assertions on them.
@@ -74,15 +77,7 @@ async fn a_request_id_is_answered_logged_and_carried_into_the_workers_log_lines(
 
     // The caller's own id: answered, on the queued job, in the API's and the worker's logs.
     let trace = "trace-7f3a9c1e";
-    let response = app
-        .client
-        .post(app.url("/v1/emails"))
-        .bearer_auth(API_KEY)
-        .header("x-request-id", trace)
-        .json(&simple_email())
-        .send()
-        .await
-        .unwrap();
+    let response = post_with_id(&app, "/v1/emails", trace, &simple_email()).await;
     assert_eq!(response.status().as_u16(), 202);
     assert_eq!(response.headers()["x-request-id"], trace);
     let id = response.json::<Value>().await.unwrap()["id"]
@@ -115,5 +110,57 @@ async fn a_request_id_is_answered_logged_and_carried_into_the_workers_log_lines(
                 || l.contains(&format!("request_id={trace}"))),
         "every worker line about the message names the request: {worker:#?}"
     );
+
+    // A subscription to a double opt-in list queues its confirmation with the request's id,
+    // from the API and from the public subscribe form alike.
+    let (status, list) = app
+        .call(
+            "POST",
+            "/v1/lists",
+            &serde_json::json!({"name": "Digest", "optin": "double", "visibility": "public"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let list = list["id"].as_u64().unwrap();
+    let api_trace = "trace-subscribe-api";
+    let subscriber = serde_json::json!({"email": "ann@example.com", "lists": [list]});
+    let response = post_with_id(&app, "/v1/subscribers", api_trace, &subscriber).await;
+    assert_eq!(response.status().as_u16(), 201);
+    let form_trace = "trace-subscribe-form";
+    let response = app
+        .client
+        .post(app.url("/subscribe"))
+        .header("x-request-id", form_trace)
+        .json(&serde_json::json!({"list": list, "email": "bo@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    // The worker turns each confirmation into an email: its lines about that message name the
+    // request that subscribed.
+    for trace in [api_trace, form_trace] {
+        eventually(
+            Duration::from_secs(20),
+            "the worker's lines about the confirmation",
+            || async {
+                logs.lines_with(trace)
+                    .into_iter()
+                    .find(|l| l.contains("verification_id=") && l.contains("message_id="))
+            },
+        )
+        .await;
+    }
     app.stop().await;
+}
+
+/// `POST path` with the API key, `body` as JSON and `id` as the request id.
+async fn post_with_id(app: &TestApp, path: &str, id: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(API_KEY)
+        .header("x-request-id", id)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }

@@ -14,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::request_id::RequestId;
 use super::{
     AppState,
     error::ApiError,
@@ -96,6 +97,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 /// `POST /subscribe`.
 pub(super) async fn subscribe(
     State(state): State<AppState>,
+    request_id: RequestId,
     headers: HeaderMap,
     Peer(peer): Peer,
     RawBody(body): RawBody,
@@ -249,6 +251,7 @@ pub(super) async fn subscribe(
             row.locale.as_deref(),
             &list,
             outcome.id,
+            request_id.for_job(),
         )
         .await
     {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::request_id::RequestId;
 use super::{
     AppState,
     error::{ApiError, ErrorBody},
@@ -161,6 +162,7 @@ fn fields(
 )]
 pub(super) async fn upsert(
     State(state): State<AppState>,
+    request_id: RequestId,
     ApiJson(body): ApiJson<NewSubscriber>,
 ) -> Result<(StatusCode, Json<SubscriberView>), ApiError> {
     let address = mailroom_jobs::address::parse(&body.email)
@@ -253,6 +255,7 @@ pub(super) async fn upsert(
                     row.locale.as_deref(),
                     list,
                     outcome.id,
+                    request_id.for_job(),
                 )
                 .await
                 .map_err(|e| ApiError::from_push(e, "email"))?;

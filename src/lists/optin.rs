@@ -46,7 +46,8 @@ pub fn job(
     }
 }
 
-/// Queues the confirmation email of `subscriber`'s subscription to `list`.
+/// Queues the confirmation email of `subscriber`'s subscription to `list`, carrying the id of
+/// the request that asked for it (into the worker's log lines about it).
 ///
 /// # Errors
 /// When the job cannot be pushed.
@@ -57,8 +58,12 @@ pub async fn send(
     locale: Option<&str>,
     list: &List,
     subscriber: SubscriberId,
+    request_id: Option<String>,
 ) -> Result<(), PushError> {
-    let job = job(ttl_secs, email, locale, list, subscriber);
+    let job = SendVerification {
+        request_id,
+        ..job(ttl_secs, email, locale, list, subscriber)
+    };
     producer.push(&job).await.map(|_| ())
 }
 
