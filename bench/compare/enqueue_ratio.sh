@@ -58,7 +58,7 @@ measure() {
 ratios=()
 printf '%-5s %-34s %-34s %s\n' pair "mailroom req/s p99 (serve, Redis µs)" "FastAPI+arq req/s p99 (app, Redis µs)" ratio
 for i in $(seq 1 "$pairs"); do
-  MAILROOM_API_KEYS=bench-key MAILROOM_LISTEN=127.0.0.1:18080 MAILROOM_REDIS_URL=redis://127.0.0.1:6379 \
+  MAILROOM_API_KEYS=bench-key MAILROOM_LISTEN=127.0.0.1:18080 REDIS_URL=redis://127.0.0.1:6379 \
     MAILROOM_REDIS_PREFIX="$prefix" RUST_LOG=warn "$bin" serve >/dev/null 2>&1 &
   pid=$!
   wait_for http://127.0.0.1:18080/healthz
