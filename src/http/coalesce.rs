@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use mailroom_jobs::{EmailMessage, EnqueueOptions, Producer, PushError, Pushed, SendEmail};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::store::Suppressions;
 
@@ -58,7 +59,7 @@ impl Stores {
 #[derive(Debug)]
 pub struct Coalescer {
     stores: Stores,
-    sender: OnceLock<mpsc::Sender<Waiting>>,
+    lane: Lane<Waiting>,
 }
 
 impl Coalescer {
@@ -75,7 +76,7 @@ impl Coalescer {
                 suppressions,
                 transactional,
             },
-            sender: OnceLock::new(),
+            lane: Lane::new(),
         }
     }
 
@@ -85,21 +86,25 @@ impl Coalescer {
     /// # Errors
     /// As [`Producer::push_with`].
     pub async fn push(&self, job: SendEmail, options: EnqueueOptions) -> Outcome {
-        let sender = self.sender.get_or_init(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(run(self.stores.clone(), receiver));
-            sender
+        let sender = self.lane.sender(QUEUE, |receiver, stop| {
+            run(self.stores.clone(), receiver, stop)
         });
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError((job, options, _))) =
             sender.send((job, options, reply)).await
         {
-            // The pusher is gone (its runtime is shutting down): a round of its own.
+            // The pusher has stopped (the process is stopping): a round of its own.
             let mut alone = self.stores.round(&[(job, options)]).await?;
             let (pushed, suppressed) = alone.pop().ok_or_else(stopped)?;
             return pushed.map(|pushed| (pushed, suppressed));
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Pushes what has been handed over and waits for the rounds under way; a push after this
+    /// goes alone.
+    pub async fn finish(&self) {
+        self.lane.finish().await;
     }
 }
 
@@ -110,13 +115,70 @@ fn stopped() -> PushError {
     )))
 }
 
+/// The way into a gathering task ([`gather`]) started with the first item, and the means to
+/// stop it without losing what was handed over.
+pub(super) struct Lane<T> {
+    sender: OnceLock<mpsc::Sender<T>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl<T> std::fmt::Debug for Lane<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("started", &self.sender.get().is_some())
+            .field("stopping", &self.stop.is_cancelled())
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> Lane<T> {
+    pub(super) fn new() -> Self {
+        Self {
+            sender: OnceLock::new(),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The sender; the first call starts the task, `start(receiver, stop)`, with a channel of
+    /// `capacity`.
+    pub(super) fn sender<Fut>(
+        &self,
+        capacity: usize,
+        start: impl FnOnce(mpsc::Receiver<T>, CancellationToken) -> Fut,
+    ) -> &mpsc::Sender<T>
+    where
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(capacity);
+            self.tasks.spawn(start(receiver, self.stop.clone()));
+            sender
+        })
+    }
+
+    /// Takes nothing more (a later item is refused at the sender) and returns once everything
+    /// handed over has been dealt with.
+    pub(super) async fn finish(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
 /// Takes the first waiting item, then every other one already there (up to `max`), and runs
-/// `round` on them in a task of its own, at most `in_flight` rounds at once; ends when every
-/// sender is gone. The gathering loop of the email pusher and of the tracking recorder.
+/// `round` on them in a task of its own, at most `in_flight` rounds at once. The gathering
+/// loop of the email pusher and of the tracking recorder.
+///
+/// Ends when every sender is gone, or once `stop` is cancelled: then the channel is closed,
+/// what is already in it still goes out in rounds, and the loop returns only when every round
+/// has finished, so that a process stopping gracefully loses nothing it has accepted.
 pub(super) async fn gather<T, F, Fut>(
     mut receiver: mpsc::Receiver<T>,
     max: usize,
     in_flight: usize,
+    stop: CancellationToken,
     round: F,
 ) where
     T: Send + 'static,
@@ -124,12 +186,23 @@ pub(super) async fn gather<T, F, Fut>(
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(in_flight));
+    let mut closed = false;
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = receiver.recv().await else {
-            return;
+        let first = tokio::select! {
+            biased;
+            () = stop.cancelled(), if !closed => {
+                // Nothing new comes in; what is waiting is still received.
+                receiver.close();
+                closed = true;
+                continue;
+            }
+            first = receiver.recv() => first,
+        };
+        let Some(first) = first else {
+            break;
         };
         let mut batch = vec![first];
         while batch.len() < max {
@@ -144,11 +217,15 @@ pub(super) async fn gather<T, F, Fut>(
             drop(permit);
         });
     }
+    // Every round has finished when every permit is back.
+    let _ = permits
+        .acquire_many(u32::try_from(in_flight).unwrap_or(u32::MAX))
+        .await;
 }
 
 /// The pusher: one round of lookups and pushes per gathered batch.
-async fn run(stores: Stores, receiver: mpsc::Receiver<Waiting>) {
-    gather(receiver, MAX_JOBS, IN_FLIGHT, move |batch| {
+async fn run(stores: Stores, receiver: mpsc::Receiver<Waiting>, stop: CancellationToken) {
+    gather(receiver, MAX_JOBS, IN_FLIGHT, stop, move |batch| {
         let stores = stores.clone();
         async move {
             let (jobs, replies): (Vec<_>, Vec<_>) = batch

@@ -150,7 +150,8 @@ pub(super) async fn create(
         send_optin: query.send_optin,
     };
     let (read_done, body_read) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
+    // Tracked, so that a stopping `serve` lets the import finish its last batches.
+    state.background.spawn(async move {
         if let Err(error) =
             import::run(source, &targets, id, &settings, |_| {}, Some(read_done)).await
         {

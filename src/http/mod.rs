@@ -30,7 +30,7 @@ mod validations;
 mod verify;
 mod webhooks;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -40,7 +40,7 @@ use axum::{
 };
 use mailroom_jobs::Producer;
 use mailroom_jobs::RedisConnection;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -149,6 +149,9 @@ pub struct Shared {
     pub guard: RedisGuard,
     /// How long a request may take and how many run at once.
     pub request_limits: RequestLimits,
+    /// Work a request leaves running after its answer (an import's last batches): a stopping
+    /// `serve` waits for it.
+    pub background: TaskTracker,
 }
 
 /// How SendGrid's Event Webhook POSTs are checked.
@@ -210,6 +213,7 @@ impl AppState {
         crate::metrics::handle();
         Ok(Self(Arc::new(Shared {
             hits: tracking::HitRecorder::new(producer.clone()),
+            background: TaskTracker::new(),
             own_tracking: settings.provider != crate::config::ProviderKind::Sendgrid,
             events: crate::events::EventStore::new(
                 conn.clone(),
@@ -456,9 +460,41 @@ pub async fn serve_on(
     let address = listener.local_addr()?;
     tracing::info!(%address, "API listening");
     let limits = state.request_limits.clone();
+    let after = state.clone();
     server::serve_on(listener, router(state), &limits, shutdown)
         .await
-        .context("the HTTP server failed")
+        .context("the HTTP server failed")?;
+    after.finish(FINISH_WITHIN).await;
+    Ok(())
+}
+
+/// How long a stopping `serve` waits, once its last request is answered, for what those
+/// requests handed over: under the 30 s an orchestrator usually allows between SIGTERM and
+/// SIGKILL, and within the tracking recorder's own 30 s of retrying.
+const FINISH_WITHIN: Duration = Duration::from_secs(25);
+
+impl AppState {
+    /// Pushes what requests have handed over (tracking hits, queued emails) and lets the work
+    /// they left running (imports) finish, for at most `within`; says what it gave up on.
+    async fn finish(&self, within: Duration) {
+        self.background.close();
+        let finished = tokio::time::timeout(within, async {
+            tokio::join!(
+                self.hits.finish(),
+                self.coalescer.finish(),
+                self.background.wait()
+            )
+        })
+        .await;
+        if finished.is_err() {
+            tracing::error!(
+                imports = self.background.len(),
+                "stopped before everything accepted was stored: tracking hits not yet pushed are lost, and an unfinished import reads `running` (run its file again)"
+            );
+        } else {
+            tracing::info!("everything accepted is stored");
+        }
+    }
 }
 
 /// Binds `settings.listen` and serves the API until `shutdown`.

@@ -4,8 +4,6 @@
 //! record ([`crate::worker::tracking`]). A token that is not whole and signed is a 404, never a
 //! redirect. Links keep working whatever the tracking settings are now: only new mail changes.
 
-use std::sync::OnceLock;
-
 use axum::{
     extract::{Path, State},
     http::{HeaderMap, Method, StatusCode, header},
@@ -16,9 +14,11 @@ use mailroom_jobs::{
     tracking::{Hit, HitKind, MAX_HITS, TrackingHits},
 };
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     AppState,
+    coalesce::Lane,
     error::ApiError,
     subscribe::{Peer, client_ip},
 };
@@ -45,7 +45,7 @@ const PUSH_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Debug)]
 pub struct HitRecorder {
     producer: Producer,
-    sender: OnceLock<mpsc::Sender<Hit>>,
+    lane: Lane<Hit>,
 }
 
 impl HitRecorder {
@@ -53,26 +53,42 @@ impl HitRecorder {
     pub fn new(producer: Producer) -> Self {
         Self {
             producer,
-            sender: OnceLock::new(),
+            lane: Lane::new(),
         }
     }
 
     /// Hands `hit` over without waiting for Redis (only for room, when Redis is slow).
     async fn record(&self, hit: Hit) {
-        let sender = self.sender.get_or_init(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(run(self.producer.clone(), receiver));
-            sender
+        let sender = self.lane.sender(QUEUE, |receiver, stop| {
+            run(self.producer.clone(), receiver, stop)
         });
-        if let Err(mpsc::error::TrySendError::Full(hit)) = sender.try_send(hit) {
-            let _ = sender.send(hit).await;
-        }
+        let refused = match sender.try_send(hit) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(hit)) => match sender.send(hit).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(hit)) => hit,
+            },
+            Err(mpsc::error::TrySendError::Closed(hit)) => hit,
+        };
+        // The recorder has stopped (the process is stopping): this hit goes alone.
+        push_with_retries(
+            &self.producer,
+            TrackingHits {
+                hits: vec![refused],
+            },
+        )
+        .await;
+    }
+
+    /// Pushes every hit handed over and returns when they are in Redis (or given up).
+    pub async fn finish(&self) {
+        self.lane.finish().await;
     }
 }
 
 /// The recorder: every waiting hit (up to a job's worth) pushed as one job.
-async fn run(producer: Producer, receiver: mpsc::Receiver<Hit>) {
-    super::coalesce::gather(receiver, MAX_HITS, IN_FLIGHT, move |hits| {
+async fn run(producer: Producer, receiver: mpsc::Receiver<Hit>, stop: CancellationToken) {
+    super::coalesce::gather(receiver, MAX_HITS, IN_FLIGHT, stop, move |hits| {
         let producer = producer.clone();
         async move { push_with_retries(&producer, TrackingHits { hits }).await }
     })

@@ -485,6 +485,24 @@ impl ServeProcess {
         Self { child, base, log }
     }
 
+    /// Asks it to stop, as an orchestrator does (SIGTERM).
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("serve is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Its exit status, once it exits within `deadline`.
+    pub async fn exit_within(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("serve did not exit within {deadline:?}"))
+            .unwrap()
+    }
+
     /// Stops it and returns what it logged (empty unless captured).
     pub async fn stop(mut self) -> String {
         let _ = self.child.start_kill();
