@@ -43,6 +43,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
 /// `bytes` as a `T`: a syntax error is 400, a value of the wrong shape 422 naming the field.
 pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Most bodies are good: parse them without tracking the path (which allocates for every
+    // key), and parse again with it only to say where a bad one went wrong.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
