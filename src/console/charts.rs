@@ -45,7 +45,10 @@ fn open(out: &mut String, label: &str) {
 
 fn axis(out: &mut String, max: u64) {
     let base = HEIGHT - BOTTOM;
-    for (value, y) in [(max, TOP), (max / 2, TOP + (base - TOP) / 2.0), (0, base)] {
+    // Each line at its own value's height: half of an odd maximum is not a whole number, so
+    // the middle line sits where its (rounded down) label says, not halfway.
+    for value in [max, max / 2, 0] {
+        let y = base - scale(value, max);
         let _ = write!(
             out,
             r##"<line x1="{LEFT}" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e7eb"/><text x="{:.1}" y="{:.1}" text-anchor="end">{value}</text>"##,
@@ -242,6 +245,29 @@ mod tests {
         assert_eq!(nice(7), 10);
         assert_eq!(nice(130), 200);
         assert_eq!(nice(4_100), 5_000);
+    }
+
+    #[test]
+    fn each_axis_line_is_at_the_height_of_its_label() {
+        let base = HEIGHT - BOTTOM;
+        for max in [5, 10, 200] {
+            let mut svg = String::new();
+            axis(&mut svg, max);
+            for value in [max, max / 2, 0] {
+                let y = base - scale(value, max);
+                assert!(
+                    svg.contains(&format!(r#"y1="{y:.1}""#))
+                        && svg
+                            .contains(&format!(r#"y="{:.1}" text-anchor="end">{value}<"#, y + 4.0)),
+                    "{max}: {svg}"
+                );
+            }
+        }
+        // The axis of 5: its middle line says 2 and sits at two fifths of the height.
+        let mut svg = String::new();
+        axis(&mut svg, 5);
+        let two = base - (HEIGHT - TOP - BOTTOM) * 2.0 / 5.0;
+        assert!(svg.contains(&format!(r#"y1="{two:.1}""#)), "{svg}");
     }
 
     #[test]
