@@ -27,6 +27,9 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 python3 -c 'import fastapi, uvicorn, arq, email_validator' 2>/dev/null \
   || { echo "FastAPI + arq are missing: python3 -m pip install fastapi 'uvicorn[standard]' arq email-validator" >&2; exit 1; }
 redis-cli ping >/dev/null || { echo "no Redis on 127.0.0.1:6379" >&2; exit 1; }
+for port in 18080 18081; do
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "port $port is taken: stop what listens there" >&2; exit 1; }
+done
 
 pid=""
 stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
@@ -37,8 +40,10 @@ redis_cpu() { redis-cli info cpu | awk -F: '/used_cpu_(sys|user):/ { s += $2 } E
 # CPU seconds of a process and its children (uvicorn's worker), in clock ticks.
 ticks() { local t=0 p; for p in "$1" $(pgrep -P "$1" || true); do
   t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
-wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
-  echo "nothing answered at $1" >&2; exit 1; }
+wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && break; sleep 0.2; done
+  curl -s -o /dev/null "$1" || { echo "nothing answered at $1" >&2; exit 1; }
+  # What answers must be the process just started, not one left over on the port.
+  kill -0 "$pid" 2>/dev/null || { echo "the server exited at once: is the port of $1 taken?" >&2; exit 1; }; }
 
 # measure URL: prints "requests/s p99 server-µs redis-µs" for 10 s after a 3 s warm-up.
 measure() {
