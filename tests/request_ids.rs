@@ -136,9 +136,25 @@ async fn a_request_id_is_answered_logged_and_carried_into_the_workers_log_lines(
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
+    // An import that asks its new subscribers to confirm queues their confirmations with the
+    // id of the request that posted the file.
+    let import_trace = "trace-import";
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/imports?list={list}&status=unconfirmed&send_optin=true"
+        )))
+        .bearer_auth(API_KEY)
+        .header("x-request-id", import_trace)
+        .header("content-type", "text/csv")
+        .body("email\ncy@example.com\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
     // The worker turns each confirmation into an email: its lines about that message name the
     // request that subscribed.
-    for trace in [api_trace, form_trace] {
+    for trace in [api_trace, form_trace, import_trace] {
         eventually(
             Duration::from_secs(20),
             "the worker's lines about the confirmation",

@@ -10,6 +10,7 @@ use axum::{
 };
 use futures::TryStreamExt;
 use serde::Deserialize;
+use tracing::Instrument;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -17,6 +18,7 @@ use super::{
     AppState,
     error::{ApiError, ErrorBody},
     extract::{ApiPath, ApiQuery},
+    request_id::RequestId,
 };
 use crate::lists::{
     SubscriptionStatus,
@@ -79,6 +81,7 @@ fn parse_delimiter(text: Option<&str>) -> Result<Option<u8>, ApiError> {
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ImportQuery>,
+    request_id: RequestId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ImportStatus>), ApiError> {
@@ -141,6 +144,7 @@ pub(super) async fn create(
         optin: query
             .send_optin
             .then(|| (state.producer.clone(), state.optin_ttl, list.clone())),
+        request_id: request_id.for_job(),
     };
     let settings = ImportSettings {
         list: list.id,
@@ -150,14 +154,18 @@ pub(super) async fn create(
         send_optin: query.send_optin,
     };
     let (read_done, body_read) = tokio::sync::oneshot::channel();
-    // Tracked, so that a stopping `serve` lets the import finish its last batches.
-    state.background.spawn(async move {
-        if let Err(error) =
-            import::run(source, &targets, id, &settings, |_| {}, Some(read_done)).await
-        {
-            tracing::warn!(import = %id, %error, "import failed");
+    // Tracked, so that a stopping `serve` lets the import finish its last batches; in the
+    // request's span, so that its lines name the request.
+    state.background.spawn(
+        async move {
+            if let Err(error) =
+                import::run(source, &targets, id, &settings, |_| {}, Some(read_done)).await
+            {
+                tracing::warn!(import = %id, %error, "import failed");
+            }
         }
-    });
+        .instrument(tracing::Span::current()),
+    );
     match body_read.await {
         Ok(Ok(())) => {}
         Ok(Err(reason)) if reason.contains("MAILROOM_IMPORT_MAX_BYTES") => {

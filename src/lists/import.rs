@@ -250,6 +250,9 @@ pub struct ImportTargets {
     /// Where opt-in emails are queued (with `send_optin`): the producer, the link's life in
     /// seconds, and the list.
     pub optin: Option<(mailroom_jobs::Producer, u64, super::List)>,
+    /// The id of the request that started the import, carried by the opt-in emails it queues
+    /// (`None` from the command line).
+    pub request_id: Option<String>,
 }
 
 /// Imports `source` as `settings` say, recording progress under `id` (already started with
@@ -428,7 +431,10 @@ async fn apply(
             .iter()
             .zip(&rows)
             .filter(|(o, _)| o.subscriptions.first() == Some(&SubscriptionChange::Added))
-            .map(|(o, row)| super::optin::job(*ttl, &row.email, row.locale.as_deref(), list, o.id))
+            .map(|(o, row)| mailroom_jobs::SendVerification {
+                request_id: targets.request_id.clone(),
+                ..super::optin::job(*ttl, &row.email, row.locale.as_deref(), list, o.id)
+            })
             .collect();
         if !jobs.is_empty() {
             producer.push_many(&jobs).await.map_err(|e| match e {

@@ -114,6 +114,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
         suppressions: Suppressions::new(conn.clone(), prefix),
         imports: ImportStore::new(conn, prefix),
         optin,
+        request_id: None,
     };
     let id = Uuid::now_v7();
     targets.imports.start(id, list, status).await?;
