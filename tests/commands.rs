@@ -7,21 +7,13 @@ use std::{process::Stdio, time::Duration};
 use common::{
     TestRedis,
     app::{eml_files, strict_mime},
-    eventually, free_port,
+    eventually, free_port, sigterm,
 };
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
-
-fn sigterm(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 /// Runs `mailroom dev`, sends one email through it and stops it: its first log line, every
 /// line, and the email's id.

@@ -97,12 +97,7 @@ async fn wait_for_state(redis: &TestRedis, id: &str, wanted: &str) {
 }
 
 fn sigterm(child: &Child) {
-    let pid = child.id().expect("running child").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::sigterm(child.id().expect("running child"));
 }
 
 #[tokio::test]

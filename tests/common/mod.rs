@@ -429,6 +429,15 @@ pub async fn push_raw(redis: &TestRedis, queue: &str, id: &str, payload: &str) {
         .expect("raw push");
 }
 
+/// Asks the process `pid` to stop gracefully (SIGTERM), as an orchestrator does.
+pub fn sigterm(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// `mailroom serve` as a process of its own, on a free port, on `redis`'s prefix, with one API
 /// key and `env` on top; answering `/healthz` when this returns. Killed when dropped.
 pub struct ServeProcess {
@@ -487,12 +496,7 @@ impl ServeProcess {
 
     /// Asks it to stop, as an orchestrator does (SIGTERM).
     pub fn sigterm(&self) {
-        let pid = self.child.id().expect("serve is running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        sigterm(self.child.id().expect("serve is running"));
     }
 
     /// Its exit status, once it exits within `deadline`.
