@@ -612,6 +612,7 @@ async fn new_jobs_are_recorded_as_the_push_script_records_them_and_the_rest_stil
         })
     };
     let options = |job: &mailroom_jobs::SendEmail| job.enqueue_options();
+    let valid = |job: &mailroom_jobs::SendEmail| mailroom_jobs::Valid::new(job.clone()).unwrap();
     let (checked, plain) = (email(0), email(1));
     producer
         .push_each(&[(checked.clone(), options(&checked))])
@@ -623,16 +624,16 @@ async fn new_jobs_are_recorded_as_the_push_script_records_them_and_the_rest_stil
     let keyed = email(3);
     let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
     let batch = vec![
-        (plain.clone(), options(&plain)),
+        (valid(&plain), options(&plain)),
         (
-            later.clone(),
+            valid(&later),
             EnqueueOptions {
                 run_at: Some(in_an_hour),
                 ..options(&later)
             },
         ),
         (
-            keyed.clone(),
+            valid(&keyed),
             EnqueueOptions {
                 idempotency_key: Some("once".to_owned()),
                 ..options(&keyed)
@@ -703,7 +704,7 @@ async fn new_jobs_are_recorded_as_the_push_script_records_them_and_the_rest_stil
     let again = email(4);
     let repeat = producer
         .push_each_new(&[(
-            again.clone(),
+            valid(&again),
             EnqueueOptions {
                 idempotency_key: Some("once".to_owned()),
                 ..options(&again)

@@ -34,7 +34,7 @@ impl Captured {
         let captured = Self::default();
         let writer = captured.clone();
         tracing_subscriber::fmt()
-            .with_env_filter("mailroom=debug,tower_http=debug")
+            .with_env_filter("mailroom=debug")
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .init();

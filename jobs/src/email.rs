@@ -329,6 +329,22 @@ impl SendEmail {
         self.request_id = request_id;
         self
     }
+
+    /// This job, if it may be pushed: the checks of [`Job::validate`], naming the field that
+    /// is wrong, run once; the producer does not run them again.
+    ///
+    /// # Errors
+    /// The first [`FieldError`].
+    pub fn checked(self) -> Result<crate::Valid<Self>, FieldError> {
+        crate::request_id::check_request_id(self.request_id.as_deref()).map_err(|message| {
+            FieldError {
+                field: "request_id".to_owned(),
+                message,
+            }
+        })?;
+        self.message.check()?;
+        Ok(crate::Valid::checked_by_caller(self))
+    }
 }
 
 impl Job for SendEmail {
@@ -659,6 +675,29 @@ mod tests {
     #[test]
     fn a_plain_message_passes() {
         assert_eq!(valid().check(), Ok(()));
+    }
+
+    #[test]
+    fn checked_refuses_what_validate_refuses_and_names_the_field() {
+        let good = SendEmail::new(valid()).with_request_id(Some("req-1".to_owned()));
+        assert!(good.validate().is_ok());
+        assert_eq!(good.clone().checked().unwrap().id, good.id);
+
+        let mut bad_address = valid();
+        bad_address.to[0].email = "not an address".to_owned();
+        let job = SendEmail::new(bad_address);
+        assert!(job.validate().is_err());
+        assert_eq!(job.checked().unwrap_err().field, "to[0].email");
+
+        let forged = SendEmail::new(valid()).with_request_id(Some("a b\nlevel=error".to_owned()));
+        assert!(forged.validate().is_err());
+        assert_eq!(forged.checked().unwrap_err().field, "request_id");
+
+        // `Valid::new` is `validate`.
+        let mut empty = valid();
+        empty.to.clear();
+        assert!(crate::Valid::new(SendEmail::new(empty)).is_err());
+        assert!(crate::Valid::new(SendEmail::new(valid())).is_ok());
     }
 
     #[test]

@@ -76,3 +76,41 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 }
+
+/// A job that passed [`Job::validate`], so that a payload checked where it came in (the API's
+/// handlers) is not checked again by the producer ([`Producer::push_each_new`]): the checks of
+/// an email are a tenth of the API's own work for one. Made only by checking ([`Valid::new`],
+/// or a job type's own checking constructor such as [`SendEmail::checked`]) and read-only
+/// after, so what was checked is what is pushed.
+#[derive(Debug, Clone)]
+pub struct Valid<J>(J);
+
+impl<J: Job> Valid<J> {
+    /// `job`, if it passes [`Job::validate`].
+    ///
+    /// # Errors
+    /// The reason it does not.
+    pub fn new(job: J) -> Result<Self, String> {
+        job.validate()?;
+        Ok(Self(job))
+    }
+
+    /// For a job type's own checking constructor, once it has run every check
+    /// [`Job::validate`] runs.
+    pub(crate) fn checked_by_caller(job: J) -> Self {
+        Self(job)
+    }
+
+    /// The job, to change: it has to be checked again to be pushed this way.
+    pub fn into_inner(self) -> J {
+        self.0
+    }
+}
+
+impl<J> std::ops::Deref for Valid<J> {
+    type Target = J;
+
+    fn deref(&self) -> &J {
+        &self.0
+    }
+}

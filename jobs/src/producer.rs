@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use crate::{
-    Job, QueueKeys,
+    Job, QueueKeys, Valid,
     connection::{BadRedisUrl, RedisClient, RedisConnection},
 };
 
@@ -257,15 +257,26 @@ impl Producer {
     /// the usual script. The API's single and batch sends push this way.
     ///
     /// A job pushed before must never come through here: its first record would be
-    /// overwritten.
+    /// overwritten. The jobs were checked when they were made [`Valid`], and are not again.
     ///
     /// # Errors
     /// As [`Producer::push_each`].
     pub async fn push_each_new<J: Job>(
         &self,
-        jobs: &[(J, EnqueueOptions)],
+        jobs: &[(Valid<J>, EnqueueOptions)],
     ) -> Result<Vec<Result<Pushed, PushError>>, redis::RedisError> {
-        self.push_each_as(jobs, Novelty::New).await
+        let prepared = jobs
+            .iter()
+            .map(|(job, options)| {
+                Prepared::of_valid(
+                    &**job,
+                    options.clone(),
+                    self.idempotency_window,
+                    Novelty::New,
+                )
+            })
+            .collect();
+        self.push_prepared::<J>(prepared).await
     }
 
     async fn push_each_as<J: Job>(
@@ -273,12 +284,21 @@ impl Producer {
         jobs: &[(J, EnqueueOptions)],
         novelty: Novelty,
     ) -> Result<Vec<Result<Pushed, PushError>>, redis::RedisError> {
-        let prepared: Vec<Result<Prepared, PushError>> = jobs
+        let prepared = jobs
             .iter()
             .map(|(job, options)| {
                 Prepared::new(job, options.clone(), self.idempotency_window, novelty)
             })
             .collect();
+        self.push_prepared::<J>(prepared).await
+    }
+
+    /// Pushes the jobs that were prepared, and answers for each in order (a job refused while
+    /// it was prepared keeps its refusal).
+    async fn push_prepared<J: Job>(
+        &self,
+        prepared: Vec<Result<Prepared, PushError>>,
+    ) -> Result<Vec<Result<Pushed, PushError>>, redis::RedisError> {
         let (plain, checked): (Vec<&Prepared>, Vec<&Prepared>) = prepared
             .iter()
             .filter_map(|p| p.as_ref().ok())
@@ -438,11 +458,24 @@ impl Prepared {
         window: Duration,
         novelty: Novelty,
     ) -> Result<Self, PushError> {
+        job.validate().map_err(|reason| PushError::Invalid {
+            queue: J::QUEUE,
+            reason,
+        })?;
+        Self::of_valid(job, options, window, novelty)
+    }
+
+    /// [`Prepared::new`] for a job already validated ([`Valid`]).
+    fn of_valid<J: Job>(
+        job: &J,
+        options: EnqueueOptions,
+        window: Duration,
+        novelty: Novelty,
+    ) -> Result<Self, PushError> {
         let invalid = |reason: String| PushError::Invalid {
             queue: J::QUEUE,
             reason,
         };
-        job.validate().map_err(invalid)?;
         if let Some(key) = &options.idempotency_key
             && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
         {

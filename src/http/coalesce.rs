@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use mailroom_jobs::{EmailMessage, EnqueueOptions, Producer, PushError, Pushed, SendEmail};
+use mailroom_jobs::{EmailMessage, EnqueueOptions, Producer, PushError, Pushed, SendEmail, Valid};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -28,7 +28,7 @@ const QUEUE: usize = 4096;
 /// A push's outcome and the message's suppressed recipients.
 pub(super) type Outcome = Result<(Pushed, Vec<String>), PushError>;
 type Reply = oneshot::Sender<Outcome>;
-type Waiting = (SendEmail, EnqueueOptions, Reply);
+type Waiting = (Valid<SendEmail>, EnqueueOptions, Reply);
 
 /// Where a round pushes and looks up.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl Stores {
     /// One round: the recipients of every job looked up, then the jobs pushed.
     async fn round(
         &self,
-        jobs: &[(SendEmail, EnqueueOptions)],
+        jobs: &[(Valid<SendEmail>, EnqueueOptions)],
     ) -> Result<Vec<(Result<Pushed, PushError>, Vec<String>)>, redis::RedisError> {
         let messages: Vec<&EmailMessage> = jobs.iter().map(|(job, _)| &job.message).collect();
         let suppressed = self
@@ -85,7 +85,7 @@ impl Coalescer {
     ///
     /// # Errors
     /// As [`Producer::push_with`].
-    pub async fn push(&self, job: SendEmail, options: EnqueueOptions) -> Outcome {
+    pub async fn push(&self, job: Valid<SendEmail>, options: EnqueueOptions) -> Outcome {
         let sender = self.lane.sender(QUEUE, |receiver, stop| {
             run(self.stores.clone(), receiver, stop)
         });

@@ -1,11 +1,7 @@
 //! `POST /v1/emails` and `GET /v1/emails/{id}`.
 
-use axum::{
-    Extension, Json,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-};
-use mailroom_jobs::{EmailMessage, EnqueueOptions, Job, PushError, Pushed, SendEmail};
+use axum::{Extension, Json, extract::State, http::StatusCode};
+use mailroom_jobs::{EmailMessage, EnqueueOptions, Job, PushError, Pushed, SendEmail, Valid};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -15,7 +11,7 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorBody, ErrorDetail},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKeyHeader},
 };
 use crate::store::{MessageStatus, StatusRecord};
 
@@ -87,10 +83,10 @@ pub(super) async fn send(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     request_id: RequestId,
-    headers: HeaderMap,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(mut message): ApiJson<EmailMessage>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    if let Some(key) = headers.get("idempotency-key") {
+    if let Some(key) = key {
         let key = key.to_str().map_err(|_| {
             ApiError::validation("the Idempotency-Key header is not text").field("Idempotency-Key")
         })?;
@@ -104,8 +100,7 @@ pub(super) async fn send(
             _ => message.idempotency_key = Some(key.to_owned()),
         }
     }
-    let message = checked(&state, message).await?;
-    let (job, options) = job_of(&caller, &request_id, message);
+    let (job, options) = checked(&state, &caller, &request_id, message).await?;
     let (pushed, suppressed) = state
         .coalescer
         .push(job, options)
@@ -115,11 +110,19 @@ pub(super) async fn send(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// `message` if it may be sent: its own checks, and list mail's.
-async fn checked(state: &AppState, message: EmailMessage) -> Result<EmailMessage, ApiError> {
-    message
-        .check()
+/// The job that sends `message`, if it may be sent (its own checks, and list mail's), with its
+/// idempotency key scoped to `caller` and the request's id for the worker's logs.
+async fn checked(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    message: EmailMessage,
+) -> Result<(Valid<SendEmail>, EnqueueOptions), ApiError> {
+    let job = SendEmail::new(message)
+        .with_request_id(request_id.for_job())
+        .checked()
         .map_err(|e| ApiError::validation(e.message).field(e.field))?;
+    let message = &job.message;
     if let Some(list) = message.list_id {
         check_list_mail(state, list, &message.to[0].email).await?;
     }
@@ -141,20 +144,9 @@ async fn checked(state: &AppState, message: EmailMessage) -> Result<EmailMessage
             .field("tracking"));
         }
     }
-    Ok(message)
-}
-
-/// The job that sends `message`, with its idempotency key scoped to `caller` and the request's
-/// id for the worker's logs.
-fn job_of(
-    caller: &Caller,
-    request_id: &RequestId,
-    message: EmailMessage,
-) -> (SendEmail, EnqueueOptions) {
-    let job = SendEmail::new(message).with_request_id(request_id.for_job());
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
-    (job, options)
+    Ok((job, options))
 }
 
 fn push_refused(error: PushError) -> ApiError {
@@ -261,10 +253,10 @@ pub(super) async fn send_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     request_id: RequestId,
-    headers: HeaderMap,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(batch): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchAccepted>, ApiError> {
-    if headers.contains_key("idempotency-key") {
+    if key.is_some() {
         return Err(ApiError::validation(
             "a batch takes no Idempotency-Key header: set idempotency_key on each message",
         )
@@ -280,15 +272,15 @@ pub(super) async fn send_batch(
     // Checked concurrently (list mail looks its list and subscriber up).
     let checked = futures::future::join_all(batch.messages.iter().map(|raw| async {
         let message: EmailMessage = super::extract::parse_json(raw.get().as_bytes())?;
-        checked(&state, message).await
+        checked(&state, &caller, &request_id, message).await
     }))
     .await;
     let mut valid = Vec::new();
     let mut outcomes: Vec<Option<Result<Accepted, ApiError>>> = Vec::with_capacity(checked.len());
     for item in checked {
         match item {
-            Ok(message) => {
-                valid.push(message);
+            Ok(job) => {
+                valid.push(job);
                 outcomes.push(None);
             }
             // Mailroom's own trouble (Redis) fails the batch before anything is queued.
@@ -298,13 +290,15 @@ pub(super) async fn send_batch(
     }
     let suppressed_of = state
         .suppressions
-        .suppressed_recipients_of(&valid.iter().collect::<Vec<_>>(), &state.transactional)
+        .suppressed_recipients_of(
+            &valid
+                .iter()
+                .map(|(job, _)| &job.message)
+                .collect::<Vec<_>>(),
+            &state.transactional,
+        )
         .await?;
-    let ready: Vec<(SendEmail, EnqueueOptions)> = valid
-        .into_iter()
-        .map(|message| job_of(&caller, &request_id, message))
-        .collect();
-    let pushed = state.producer.push_each_new(&ready).await?;
+    let pushed = state.producer.push_each_new(&valid).await?;
     let mut pushed = pushed.into_iter().zip(suppressed_of);
     for outcome in &mut outcomes {
         if outcome.is_none()

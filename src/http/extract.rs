@@ -4,8 +4,8 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
-    http::header::CONTENT_TYPE,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderValue, header::CONTENT_TYPE, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
@@ -38,6 +38,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             return Err(ApiError::invalid_json_shape());
         }
         parse_json(&bytes).map(Self)
+    }
+}
+
+/// The `Idempotency-Key` header, when given (taken alone: extracting the whole `HeaderMap`
+/// would copy every header of every request).
+#[derive(Debug)]
+pub(super) struct IdempotencyKeyHeader(pub Option<HeaderValue>);
+
+impl<S: Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get("idempotency-key").cloned()))
     }
 }
 

@@ -41,7 +41,6 @@ use axum::{
 use mailroom_jobs::Producer;
 use mailroom_jobs::RedisConnection;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -410,7 +409,6 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(TraceLayer::new_for_http().make_span_with(server::request_span))
         .layer(axum::middleware::from_fn_with_state(
             server::Edge {
                 limits: state.request_limits.clone(),

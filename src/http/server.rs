@@ -32,6 +32,7 @@ use hyper_util::{
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt as _;
+use tracing::Instrument as _;
 
 use super::{
     error::ApiError,
@@ -81,7 +82,10 @@ pub(super) struct Edge {
 /// route template it matched: these numbers include the 408s and 503s this layer answers.
 ///
 /// And every request gets its id here ([`RequestId`]), so that the answers this layer gives
-/// itself carry one too.
+/// itself carry one too, and its span ([`request_span`]), in which everything the request
+/// logs is written: "started" and "finished processing request" at debug, "response failed"
+/// at error for a 5xx. (tower-http's `TraceLayer` did this as a layer of its own; in this one
+/// it costs the enqueue a few per cent less.)
 pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let watch = crate::metrics::Stopwatch::start();
     let method = request.method().clone();
@@ -96,7 +100,24 @@ pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: N
         .headers_mut()
         .insert(request_id::HEADER, value.clone());
     request.extensions_mut().insert(id);
-    let mut response = answer(&edge, request, next).await;
+    let span = request_span(&request);
+    let mut response = async {
+        tracing::debug!("started processing request");
+        let response = answer(&edge, request, next).await;
+        let (status, latency) = (response.status(), watch.elapsed());
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), ?latency, "response failed");
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                ?latency,
+                "finished processing request"
+            );
+        }
+        response
+    }
+    .instrument(span)
+    .await;
     response.headers_mut().insert(request_id::HEADER, value);
     crate::metrics::http_request(route, &method, response.status().as_u16(), watch.elapsed());
     response
@@ -127,7 +148,7 @@ async fn answer(edge: &Edge, request: Request, next: Next) -> Response {
 /// secret.
 /// The query string is left out (a verification link carries its token there), and so are the
 /// Inbound Parse secret path segment and an unsubscribe link's token; headers (API keys, basic auth) never were in it.
-pub(super) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     let path = request.uri().path();
     // Path segments that are secrets: the Inbound Parse secret, unsubscribe and tracking tokens.
     let path = if path.starts_with("/webhooks/sendgrid/inbound/") {
