@@ -89,10 +89,7 @@ pub(super) struct Edge {
 pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let watch = crate::metrics::Stopwatch::start();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let id = RequestId::of(request.headers().get(request_id::HEADER));
     let value = id.header_value();
     // The trace span reads the header; handlers read the extension.
@@ -119,7 +116,12 @@ pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: N
     .instrument(span)
     .await;
     response.headers_mut().insert(request_id::HEADER, value);
-    crate::metrics::http_request(route, &method, response.status().as_u16(), watch.elapsed());
+    crate::metrics::http_request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        &method,
+        response.status().as_u16(),
+        watch.elapsed(),
+    );
     response
 }
 

@@ -17,10 +17,9 @@ pub const MESSAGES_KEPT: isize = 200;
 
 /// The SHA-256 (hex) of an address's case key: how keys and hashed suppressions name it.
 pub fn address_digest(email: &str) -> String {
-    format!(
-        "{:x}",
-        Sha256::digest(mailroom_jobs::address::case_key(email).as_bytes())
-    )
+    base16ct::lower::encode_string(&Sha256::digest(
+        mailroom_jobs::address::case_key(email).as_bytes(),
+    ))
 }
 
 /// The messages sent to each address.

@@ -56,7 +56,7 @@ impl RateLimiter {
         limit: u64,
         window: Duration,
     ) -> redis::RedisResult<Limit> {
-        let digest = format!("{:x}", Sha256::digest(subject.as_bytes()));
+        let digest = base16ct::lower::encode_string(&Sha256::digest(subject.as_bytes()));
         let key = self.keys.rate_limit(scope, &digest[..32]);
         let (count, ttl_ms): (u64, i64) = self
             .script

@@ -62,7 +62,7 @@ impl Token {
 
     /// Its SHA-256, hex: the only form Redis sees.
     pub fn digest(&self) -> String {
-        format!("{:x}", Sha256::digest(self.0.as_bytes()))
+        base16ct::lower::encode_string(&Sha256::digest(self.0.as_bytes()))
     }
 }
 
