@@ -82,10 +82,11 @@ pub(super) struct Edge {
 /// route template it matched: these numbers include the 408s and 503s this layer answers.
 ///
 /// And every request gets its id here ([`RequestId`]), so that the answers this layer gives
-/// itself carry one too, and its span ([`request_span`]), in which everything the request
-/// logs is written: "started" and "finished processing request" at debug, "response failed"
-/// at error for a 5xx. (tower-http's `TraceLayer` did this as a layer of its own; in this one
-/// it costs the enqueue a few per cent less.)
+/// itself carry one too. A request let through runs in its span ([`request_span`]), where
+/// everything it logs is written: "started" and "finished processing request" at debug,
+/// "response failed" at error for a 5xx (tower-http's `TraceLayer` did this as a layer of its
+/// own; here it costs the enqueue a few per cent less). The 503s this layer answers at once
+/// under overload are counted, not logged: a flood of them must not flood the log too.
 pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let watch = crate::metrics::Stopwatch::start();
     let method = request.method().clone();
@@ -97,24 +98,7 @@ pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: N
         .headers_mut()
         .insert(request_id::HEADER, value.clone());
     request.extensions_mut().insert(id);
-    let span = request_span(&request);
-    let mut response = async {
-        tracing::debug!("started processing request");
-        let response = answer(&edge, request, next).await;
-        let (status, latency) = (response.status(), watch.elapsed());
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), ?latency, "response failed");
-        } else {
-            tracing::debug!(
-                status = status.as_u16(),
-                ?latency,
-                "finished processing request"
-            );
-        }
-        response
-    }
-    .instrument(span)
-    .await;
+    let mut response = answer(&edge, request, next, watch).await;
     response.headers_mut().insert(request_id::HEADER, value);
     crate::metrics::http_request(
         route.as_ref().map_or("unmatched", MatchedPath::as_str),
@@ -125,7 +109,12 @@ pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: N
     response
 }
 
-async fn answer(edge: &Edge, request: Request, next: Next) -> Response {
+async fn answer(
+    edge: &Edge,
+    request: Request,
+    next: Next,
+    watch: crate::metrics::Stopwatch,
+) -> Response {
     let Ok(_permit) = edge.limits.in_flight.try_acquire() else {
         return ApiError::overloaded().into_response();
     };
@@ -140,10 +129,27 @@ async fn answer(edge: &Edge, request: Request, next: Next) -> Response {
     } else {
         edge.limits.timeout
     };
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::request_timeout(limit).into_response(),
+    let span = request_span(&request);
+    async {
+        tracing::debug!("started processing request");
+        let response = match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::request_timeout(limit).into_response(),
+        };
+        let (status, latency) = (response.status(), watch.elapsed());
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), ?latency, "response failed");
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                ?latency,
+                "finished processing request"
+            );
+        }
+        response
     }
+    .instrument(span)
+    .await
 }
 
 /// The span every request is traced in: its id, method and path, and nothing that may be a
