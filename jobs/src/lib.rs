@@ -100,11 +100,6 @@ impl<J: Job> Valid<J> {
     pub(crate) fn checked_by_caller(job: J) -> Self {
         Self(job)
     }
-
-    /// The job, to change: it has to be checked again to be pushed this way.
-    pub fn into_inner(self) -> J {
-        self.0
-    }
 }
 
 impl<J> std::ops::Deref for Valid<J> {
