@@ -212,13 +212,41 @@ fn nodes_of(url: &str) -> Vec<String> {
     }
 }
 
-/// A loopback port free right now, for a process the test starts.
+/// A loopback port free right now, for a process the test starts, never handed out twice in
+/// this test process.
+///
+/// Not the kernel's pick (`bind` to port 0): that port is free again once the probe closes, so
+/// two tests running at once could be given the same one, and a child picking its own port the
+/// same way (`mailroom dev` starting a Redis) could take the one a test chose for another child
+/// before that child binds it. Both happened. Ports come instead from a counter, below the
+/// range the kernel picks from, each checked to be free.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free loopback port")
-        .local_addr()
-        .expect("its address")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = test_port_range();
+    let span = high - low;
+    // Test binaries run one after another: each starts at its own place in the range, so a
+    // port a finished binary's child still holds is seldom the first one tried.
+    let start = std::process::id() % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(low + (start + n) % span).expect("the range is of ports");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}")
+}
+
+/// The ports [`free_port`] hands out: the 10,000 below the kernel's ephemeral range (Linux:
+/// `ip_local_port_range`, 32768 by default), or 20000 – 30000 where that range starts too low.
+fn test_port_range() -> (u32, u32) {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|low| *low >= 11_024)
+        .unwrap_or(30_000);
+    (low - 10_000, low)
 }
 
 /// Polls `check` every 5 ms until it yields a value; panics naming `what` after `deadline`.
