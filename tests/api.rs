@@ -905,6 +905,28 @@ async fn script_and_lookup_calls(url: &str) -> (u64, u64) {
 }
 
 #[tokio::test]
+async fn a_failed_suppression_lookup_still_queues_the_message_once_and_answers_202() {
+    let app = TestApp::spawn(|_| {}).await;
+    // The suppression list's key holds a string: every lookup fails (WRONGTYPE), pushes do not.
+    let list = mailroom_jobs::Keys::new(&app.redis.prefix).suppressions();
+    let _: () = app.redis.conn().set(&list, "not a hash").await.unwrap();
+
+    let response = app.post_email(&simple_email()).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert!(body.get("suppressed").is_none(), "{body}");
+    assert_eq!(ready_len(&app).await, 1);
+
+    let (status, body) =
+        post_batch(&app, &json!({"messages": [simple_email(), simple_email()]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(ready_len(&app).await, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_single_emails_share_redis_round_trips_and_each_keeps_its_own_answer() {
     // A Redis of this test's own, so its command counts are this test's alone.
     let server = common::redis_server::RedisServer::start(&[]);

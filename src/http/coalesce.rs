@@ -6,9 +6,9 @@
 //! Redis answers two commands per hundred requests rather than two each.
 //!
 //! Each job keeps its own outcome (a duplicate, a conflict, an invalid payload) and its own
-//! suppressed recipients; a Redis failure fails every request of that round, as it would have
-//! failed each alone. The lookup comes first and a failed one pushes nothing, so a request
-//! answered with an error never leaves a job behind.
+//! suppressed recipients; a failed push fails every request of that round, as it would have
+//! failed each alone, and a request answered with an error never leaves a job behind. The
+//! lookup goes with the push ([`lookup_and_push`]): one round trip's wait, not two.
 
 use std::sync::{Arc, OnceLock};
 
@@ -40,19 +40,53 @@ struct Stores {
 }
 
 impl Stores {
-    /// One round: the recipients of every job looked up, then the jobs pushed.
+    /// One round: every job pushed, its recipients looked up.
     async fn round(
         &self,
         jobs: &[(Valid<SendEmail>, EnqueueOptions)],
     ) -> Result<Vec<(Result<Pushed, PushError>, Vec<String>)>, redis::RedisError> {
-        let messages: Vec<&EmailMessage> = jobs.iter().map(|(job, _)| &job.message).collect();
-        let suppressed = self
-            .suppressions
-            .suppressed_recipients_of(&messages, &self.transactional)
-            .await?;
-        let pushed = self.producer.push_each_new(jobs).await?;
-        Ok(pushed.into_iter().zip(suppressed).collect())
+        lookup_and_push(
+            &self.producer,
+            &self.suppressions,
+            &self.transactional,
+            jobs,
+        )
+        .await
     }
+}
+
+/// Pushes `jobs` and looks their recipients up on the suppression list at the same time, so
+/// the two commands share one round trip's wait: each job's outcome and its suppressed
+/// recipients, in order.
+///
+/// The push decides: when it fails, nothing was queued and its error is returned. When only
+/// the lookup fails, the jobs are queued all the same (the worker skips suppressed recipients
+/// when it sends, whatever the answer said) and no recipient is named as suppressed; refusing
+/// them would have the caller send again what is already queued.
+///
+/// # Errors
+/// When the push fails.
+pub(super) async fn lookup_and_push(
+    producer: &Producer,
+    suppressions: &Suppressions,
+    transactional: &[String],
+    jobs: &[(Valid<SendEmail>, EnqueueOptions)],
+) -> Result<Vec<(Result<Pushed, PushError>, Vec<String>)>, redis::RedisError> {
+    let messages: Vec<&EmailMessage> = jobs.iter().map(|(job, _)| &job.message).collect();
+    let (suppressed, pushed) = tokio::join!(
+        suppressions.suppressed_recipients_of(&messages, transactional),
+        producer.push_each_new(jobs)
+    );
+    let pushed = pushed?;
+    let suppressed = suppressed.unwrap_or_else(|error| {
+        tracing::warn!(
+            %error,
+            messages = jobs.len(),
+            "the suppression lookup failed: messages queued without naming suppressed recipients"
+        );
+        vec![Vec::new(); jobs.len()]
+    });
+    Ok(pushed.into_iter().zip(suppressed).collect())
 }
 
 /// The pusher of one API process: started with the first push.

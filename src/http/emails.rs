@@ -288,18 +288,14 @@ pub(super) async fn send_batch(
             Err(error) => outcomes.push(Some(Err(error))),
         }
     }
-    let suppressed_of = state
-        .suppressions
-        .suppressed_recipients_of(
-            &valid
-                .iter()
-                .map(|(job, _)| &job.message)
-                .collect::<Vec<_>>(),
-            &state.transactional,
-        )
-        .await?;
-    let pushed = state.producer.push_each_new(&valid).await?;
-    let mut pushed = pushed.into_iter().zip(suppressed_of);
+    let mut pushed = super::coalesce::lookup_and_push(
+        &state.producer,
+        &state.suppressions,
+        &state.transactional,
+        &valid,
+    )
+    .await?
+    .into_iter();
     for outcome in &mut outcomes {
         if outcome.is_none()
             && let Some((result, suppressed)) = pushed.next()
