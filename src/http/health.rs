@@ -1,6 +1,6 @@
 //! `GET /healthz` (the process is up) and `GET /readyz` (Redis answers, has room, keeps what it
 //! is given, and the queue's push script is loaded, so a push will work). Writes refused while
-//! Redis's policy may evict them: [`super::server::edge`].
+//! Redis's policy may evict them: [`super::server::Edge`].
 
 use axum::{extract::State, http::StatusCode};
 

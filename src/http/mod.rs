@@ -368,10 +368,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/addresses/{email}",
             get(verify::address).delete(verify::clear),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ));
+        .route_layer(auth::RequireKey::new(state.clone()));
     let mut router = Router::new().merge(v1);
     if state.previews {
         router = router
@@ -409,13 +406,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            server::Edge {
-                limits: state.request_limits.clone(),
-                guard: state.guard.clone(),
-            },
-            server::edge,
-        ))
+        .layer(server::Edge {
+            limits: state.request_limits.clone(),
+            guard: state.guard.clone(),
+        })
         .with_state(state)
 }
 

@@ -14,13 +14,17 @@
 //! On shutdown the listener closes, each connection finishes the request it is on, and
 //! [`serve_on`] returns when the last one has.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     Router,
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::Method,
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use hyper::body::Incoming;
@@ -29,7 +33,7 @@ use hyper_util::{
     server::conn::auto::Builder,
     service::TowerToHyperService,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
@@ -66,14 +70,10 @@ impl RequestLimits {
 /// How long `POST /v1/imports` may take to send its body.
 const IMPORT_TIME_LIMIT: Duration = Duration::from_secs(3600);
 
-/// What every request passes first, in one layer (each `from_fn` layer costs a measurable share
-/// of a request that does little else: three of them took a fifth off the enqueue rate).
-#[derive(Debug, Clone)]
-pub(super) struct Edge {
-    pub(super) limits: RequestLimits,
-    pub(super) guard: RedisGuard,
-}
-
+/// What every request passes first, in one layer: a tower layer of its own rather than
+/// `from_fn` middleware (each `from_fn` layer boxes a copy of the route's service and a future
+/// for every request, a measurable share of a request that does little else).
+///
 /// 503 at once when every request permit is taken; 503 for a write while Redis's policy may
 /// evict it ([`crate::store::health`]); 408 when the request (reading its body included) takes
 /// longer than its limit.
@@ -87,69 +87,122 @@ pub(super) struct Edge {
 /// "response failed" at error for a 5xx (tower-http's `TraceLayer` did this as a layer of its
 /// own; here it costs the enqueue a few per cent less). The 503s this layer answers at once
 /// under overload are counted, not logged: a flood of them must not flood the log too.
-pub(super) async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
-    let watch = crate::metrics::Stopwatch::start();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let id = RequestId::of(request.headers().get(request_id::HEADER));
-    let value = id.header_value();
-    // The trace span reads the header; handlers read the extension.
-    request
-        .headers_mut()
-        .insert(request_id::HEADER, value.clone());
-    request.extensions_mut().insert(id);
-    let mut response = answer(&edge, request, next, watch).await;
-    response.headers_mut().insert(request_id::HEADER, value);
-    crate::metrics::http_request(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        &method,
-        response.status().as_u16(),
-        watch.elapsed(),
-    );
-    response
+#[derive(Debug, Clone)]
+pub(super) struct Edge {
+    pub(super) limits: RequestLimits,
+    pub(super) guard: RedisGuard,
 }
 
+impl<S> tower::Layer<S> for Edge {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService {
+            edge: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`Edge`] around one route.
+#[derive(Debug, Clone)]
+pub(super) struct EdgeService<S> {
+    edge: Edge,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for EdgeService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let watch = crate::metrics::Stopwatch::start();
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let id = RequestId::of(request.headers().get(request_id::HEADER));
+        let value = id.header_value();
+        // The trace span reads the header; handlers read the extension.
+        request
+            .headers_mut()
+            .insert(request_id::HEADER, value.clone());
+        request.extensions_mut().insert(id);
+        let admitted = self.admit(&request).map(|(permit, limit)| {
+            let span = request_span(&request);
+            (permit, limit, span, self.inner.call(request))
+        });
+        Box::pin(async move {
+            let mut response = match admitted {
+                Ok((_permit, limit, span, handled)) => {
+                    answer(handled, limit, watch).instrument(span).await
+                }
+                Err(refused) => refused.into_response(),
+            };
+            response.headers_mut().insert(request_id::HEADER, value);
+            crate::metrics::http_request(
+                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                &method,
+                response.status().as_u16(),
+                watch.elapsed(),
+            );
+            Ok(response)
+        })
+    }
+}
+
+impl<S> EdgeService<S> {
+    /// A request permit and the request's time limit, or the answer refusing it at once.
+    fn admit(&self, request: &Request) -> Result<(OwnedSemaphorePermit, Duration), ApiError> {
+        let Ok(permit) = Arc::clone(&self.edge.limits.in_flight).try_acquire_owned() else {
+            return Err(ApiError::overloaded());
+        };
+        if !matches!(*request.method(), Method::GET | Method::HEAD)
+            && let Some(policy) = self.edge.guard.refusing()
+        {
+            return Err(ApiError::store_evicts(&policy));
+        }
+        // An import streams a file of up to a gigabyte: it gets an hour, not the API's limit.
+        let limit = if request.uri().path() == "/v1/imports" {
+            IMPORT_TIME_LIMIT
+        } else {
+            self.edge.limits.timeout
+        };
+        Ok((permit, limit))
+    }
+}
+
+/// The route's answer within `limit` (408 past it), logged in the request's span (the caller
+/// holds the request's permit until this returns).
 async fn answer(
-    edge: &Edge,
-    request: Request,
-    next: Next,
+    handled: impl Future<Output = Result<Response, Infallible>>,
+    limit: Duration,
     watch: crate::metrics::Stopwatch,
 ) -> Response {
-    let Ok(_permit) = edge.limits.in_flight.try_acquire() else {
-        return ApiError::overloaded().into_response();
+    tracing::debug!("started processing request");
+    let response = match tokio::time::timeout(limit, handled).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => ApiError::request_timeout(limit).into_response(),
     };
-    if !matches!(*request.method(), Method::GET | Method::HEAD)
-        && let Some(policy) = edge.guard.refusing()
-    {
-        return ApiError::store_evicts(&policy).into_response();
-    }
-    // An import streams a file of up to a gigabyte: it gets an hour, not the API's limit.
-    let limit = if request.uri().path() == "/v1/imports" {
-        IMPORT_TIME_LIMIT
+    let (status, latency) = (response.status(), watch.elapsed());
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), ?latency, "response failed");
     } else {
-        edge.limits.timeout
-    };
-    let span = request_span(&request);
-    async {
-        tracing::debug!("started processing request");
-        let response = match tokio::time::timeout(limit, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => ApiError::request_timeout(limit).into_response(),
-        };
-        let (status, latency) = (response.status(), watch.elapsed());
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), ?latency, "response failed");
-        } else {
-            tracing::debug!(
-                status = status.as_u16(),
-                ?latency,
-                "finished processing request"
-            );
-        }
-        response
+        tracing::debug!(
+            status = status.as_u16(),
+            ?latency,
+            "finished processing request"
+        );
     }
-    .instrument(span)
-    .await
+    response
 }
 
 /// The span every request is traced in: its id, method and path, and nothing that may be a
