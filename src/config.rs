@@ -136,6 +136,17 @@ pub fn env_name(field: &str) -> String {
 
 /// A figment error in the user's words: each setting named as its environment variable (and
 /// its key in a config file), with what is wrong with the value.
+/// The URL a browser on this machine reaches a server listening on `listen` at (an address
+/// of every interface is reached at the loopback one).
+fn local_url_of(listen: &str) -> String {
+    let local = match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_owned(),
+    };
+    format!("http://{local}")
+}
+
 fn explain(error: figment::Error) -> anyhow::Error {
     let lines: Vec<String> = error
         .into_iter()
@@ -199,7 +210,8 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     /// `MAILROOM_LISTEN` (or `PORT`, as `0.0.0.0:PORT`): the HTTP listen address.
     pub listen: String,
-    /// `MAILROOM_PUBLIC_URL`: the base of links put in emails.
+    /// `MAILROOM_PUBLIC_URL`: the base of links put in emails; when not set, `http://` and the
+    /// listen address (loopback for an address of every interface).
     pub public_url: String,
     /// `MAILROOM_API_KEYS`: comma-separated bearer keys accepted on `/v1`.
     pub api_keys: Option<SecretString>,
@@ -510,21 +522,26 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let mut settings: Settings = figment
+        let figment = figment
             .merge(Env::prefixed("MAILROOM_").ignore(&["config"]))
             .merge(Env::raw().only(&[
                 "REDIS_URL",
                 "SENDGRID_API_KEY",
                 "SENDGRID_API_URL",
                 "SMTP_URL",
-            ]))
-            .extract()
-            .map_err(explain)?;
+            ]));
+        let public_url_given = figment.find_value("public_url").is_ok();
+        let mut settings: Settings = figment.extract().map_err(explain)?;
         if std::env::var_os("MAILROOM_LISTEN").is_none()
             && let Ok(port) = std::env::var("PORT")
         {
             let port: u16 = port.parse().context("PORT is not a port number")?;
             settings.listen = format!("0.0.0.0:{port}");
+        }
+        if !public_url_given {
+            // Links must reach this server: a `dev` on another port than 8080 sent
+            // confirmation links to 8080.
+            settings.public_url = local_url_of(&settings.listen);
         }
         settings.check()?;
         Ok(settings)
@@ -985,6 +1002,19 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_public_url_links_go_to_the_listen_address_on_loopback() {
+        assert_eq!(local_url_of("127.0.0.1:18555"), "http://127.0.0.1:18555");
+        assert_eq!(local_url_of("0.0.0.0:3000"), "http://127.0.0.1:3000");
+        assert_eq!(local_url_of("[::]:3000"), "http://[::1]:3000");
+        assert_eq!(local_url_of("localhost:8080"), "http://localhost:8080");
+        // The default listen address gives the default that was documented before.
+        assert_eq!(
+            local_url_of(&Settings::default().listen),
+            Settings::default().public_url
+        );
+    }
 
     #[test]
     fn a_workers_metrics_listener_is_an_address_or_nothing() {

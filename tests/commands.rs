@@ -89,6 +89,11 @@ async fn dev_round_trip(redis_url: &str, redis: &TestRedis) -> (String, Vec<Stri
         .find_map(|p| p["text"].as_str().filter(|t| t.contains("token=")))
         .unwrap()
         .to_owned();
+    // No MAILROOM_PUBLIC_URL: the link goes to the port dev listens on.
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{port}/verify?token=")),
+        "{text}"
+    );
     let token: String = text[text.find("token=").unwrap() + 6..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
