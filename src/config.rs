@@ -134,8 +134,6 @@ pub fn env_name(field: &str) -> String {
     }
 }
 
-/// A figment error in the user's words: each setting named as its environment variable (and
-/// its key in a config file), with what is wrong with the value.
 /// The URL a browser on this machine reaches a server listening on `listen` at (an address
 /// of every interface is reached at the loopback one).
 fn local_url_of(listen: &str) -> String {
@@ -147,6 +145,8 @@ fn local_url_of(listen: &str) -> String {
     format!("http://{local}")
 }
 
+/// A figment error in the user's words: each setting named as its environment variable (and
+/// its key in a config file), with what is wrong with the value.
 fn explain(error: figment::Error) -> anyhow::Error {
     let lines: Vec<String> = error
         .into_iter()

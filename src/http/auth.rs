@@ -154,15 +154,12 @@ where
                 .map(str::trim)
                 .and_then(|key| keys.accepts(key)),
         };
-        match caller {
-            Some(caller) => {
-                request.extensions_mut().insert(caller);
-                futures::future::Either::Left(self.inner.call(request))
-            }
-            None => futures::future::Either::Right(std::future::ready(Ok(ApiError::unauthorized(
-            )
-            .into_response()))),
-        }
+        let Some(caller) = caller else {
+            let refused = ApiError::unauthorized().into_response();
+            return futures::future::Either::Right(std::future::ready(Ok(refused)));
+        };
+        request.extensions_mut().insert(caller);
+        futures::future::Either::Left(self.inner.call(request))
     }
 }
 

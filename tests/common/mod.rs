@@ -216,10 +216,10 @@ fn nodes_of(url: &str) -> Vec<String> {
 /// this test process.
 ///
 /// Not the kernel's pick (`bind` to port 0): that port is free again once the probe closes, so
-/// two tests running at once could be given the same one, and a child picking its own port the
-/// same way (`mailroom dev` starting a Redis) could take the one a test chose for another child
-/// before that child binds it. Both happened. Ports come instead from a counter, below the
-/// range the kernel picks from, each checked to be free.
+/// two tests running at once could be given the same one (two `mailroom dev` tests were, and
+/// CI failed), and a child picking its own port the same way (`dev` starting a Redis) could
+/// take the one a test chose for another child before that child binds it. Ports come instead
+/// from a counter, below the range the kernel picks from, each checked to be free.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
