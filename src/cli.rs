@@ -5,25 +5,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use mailroom_jobs::{
-    CampaignJob, DeliverEvent, EmailMessage, Job, Mailbox, Producer, SendEmail, SendVerification,
-    SendgridEvents, TrackingHits,
-};
+use mailroom_jobs::{EmailMessage, Job, Mailbox, Producer, SendEmail};
 
 use crate::{
     config::Settings,
     queue::{QueueAdmin, QueueStats},
 };
-
-/// The queues this build of mailroom runs.
-pub const QUEUES: &[&str] = &[
-    SendEmail::QUEUE,
-    SendVerification::QUEUE,
-    DeliverEvent::QUEUE,
-    SendgridEvents::QUEUE,
-    CampaignJob::QUEUE,
-    TrackingHits::QUEUE,
-];
 
 /// `mailroom queue …`
 #[derive(Debug, Subcommand)]
@@ -131,7 +118,7 @@ pub async fn render(settings: &Settings, args: RenderArgs) -> anyhow::Result<()>
         locale: args.locale,
         data,
     };
-    let rendered = settings.renderer()?.render(&template)?;
+    let rendered = crate::render::Renderer::from_settings(settings)?.render(&template)?;
     match args.out {
         Some(path) => {
             std::fs::write(&path, &rendered.html)
@@ -152,7 +139,7 @@ pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result
     let admin = QueueAdmin::new(conn, settings.redis_prefix.clone());
     match command {
         QueueCommand::Stats => {
-            for queue in QUEUES {
+            for queue in mailroom_jobs::QUEUES {
                 print_stats(&admin.stats(queue).await?);
             }
         }
@@ -192,10 +179,10 @@ pub async fn queue(settings: &Settings, command: QueueCommand) -> anyhow::Result
 }
 
 fn known(queue: &str) -> anyhow::Result<()> {
-    if !QUEUES.contains(&queue) {
+    if !mailroom_jobs::QUEUES.contains(&queue) {
         bail!(
             "unknown queue {queue:?}; known queues: {}",
-            QUEUES.join(", ")
+            mailroom_jobs::QUEUES.join(", ")
         );
     }
     Ok(())

@@ -17,7 +17,6 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::queue::{Backoff, QueueConfig};
 use mailroom_jobs::{RedisClient, RedisConnection};
 
 /// How long one Redis command may take before it counts as failed. redis-rs's default, 500 ms,
@@ -176,7 +175,7 @@ fn explain(error: figment::Error) -> anyhow::Error {
     anyhow::anyhow!("invalid configuration: {}", lines.join("; "))
 }
 
-/// Every setting mailroom reads. See the README's configuration table.
+/// Every setting mailroom reads. See docs/configuration.md.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -394,20 +393,20 @@ fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Er
 
 impl Default for Settings {
     fn default() -> Self {
-        let queue = QueueConfig::default();
+        // The queue's settings default to `QueueConfig::default()` (a test in `queue` checks).
         Self {
             redis_url: SecretString::from("redis://127.0.0.1:6379"),
-            redis_prefix: queue.prefix,
+            redis_prefix: "mailroom".to_owned(),
             // Sending email is I/O-bound: most of a job is spent waiting on the provider.
             concurrency: 32,
             log_format: LogFormat::Human,
-            lease_secs: queue.lease.as_secs(),
-            fetch_batch: queue.fetch_batch,
-            max_attempts: queue.max_attempts,
-            backoff_base_ms: u64::try_from(queue.backoff.base.as_millis()).unwrap_or(1000),
-            backoff_cap_secs: queue.backoff.cap.as_secs(),
-            retention_secs: queue.retention.as_secs(),
-            dead_retention_secs: queue.dead_retention.as_secs(),
+            lease_secs: 30,
+            fetch_batch: 16,
+            max_attempts: 10,
+            backoff_base_ms: 1000,
+            backoff_cap_secs: 3600,
+            retention_secs: 24 * 3600,
+            dead_retention_secs: 7 * 24 * 3600,
             idempotency_window_secs: 24 * 3600,
             job_timeout_secs: 120,
             shutdown_grace_secs: 30,
@@ -645,8 +644,6 @@ impl Settings {
             );
         }
         self.default_from()?;
-        self.domain_rate_list()?;
-        self.domain_connection_list()?;
         for (name, value) in [
             ("guard_complaint_rate", self.guard_complaint_rate),
             ("guard_bounce_rate", self.guard_bounce_rate),
@@ -658,10 +655,6 @@ impl Settings {
                 );
             }
         }
-        self.dns_settings()?;
-        self.webhook_key()?;
-        self.link_keys()?;
-        self.dkim()?;
         self.bounce_domain()?;
         self.metrics_address()?;
         self.sendgrid_group_map()?;
@@ -709,18 +702,6 @@ impl Settings {
         })
     }
 
-    /// Checks what sending needs: the provider's settings and the templates (default locale,
-    /// brand logo). The workers send; `serve` checks it too, so that an API whose mail no
-    /// worker could send refuses to start instead of accepting it.
-    ///
-    /// # Errors
-    /// [`Misconfigured`], naming the setting.
-    pub fn check_sending(&self) -> Result<(), Misconfigured> {
-        crate::providers::Provider::from_settings(self).map_err(Misconfigured::from)?;
-        self.renderer().map_err(Misconfigured::from)?;
-        Ok(())
-    }
-
     /// The Redis client for [`Settings::redis_url`]: one server or a cluster.
     ///
     /// # Errors
@@ -753,94 +734,6 @@ impl Settings {
                 self.from
             )
         })
-    }
-
-    /// The template renderer these settings describe (brand, default locale).
-    ///
-    /// # Errors
-    /// When the default locale is unknown or the logo URL is not http(s).
-    pub fn renderer(&self) -> anyhow::Result<crate::render::Renderer> {
-        if let Some(logo) = &self.brand_logo_url {
-            mailroom_jobs::WebUrl::parse(logo)
-                .map_err(|e| anyhow::anyhow!("MAILROOM_BRAND_LOGO_URL: {e}"))?;
-        }
-        let brand = crate::render::Brand {
-            name: self.brand_name.clone(),
-            logo_url: self.brand_logo_url.clone(),
-            postal_address: self.postal_address.clone(),
-        };
-        crate::render::Renderer::new(brand, &self.default_locale)
-    }
-
-    /// The DNS settings of address validation.
-    ///
-    /// # Errors
-    /// When `dns_resolver` is not an IP address, with or without a port.
-    pub fn dns_settings(&self) -> anyhow::Result<crate::validation::DnsSettings> {
-        let resolver = match self.dns_resolver.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(text) => Some(
-                text.parse::<std::net::SocketAddr>()
-                    .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "MAILROOM_DNS_RESOLVER {text:?} is not an IP address such as 9.9.9.9 or 127.0.0.1:5353"
-                        )
-                    })?,
-            ),
-        };
-        Ok(crate::validation::DnsSettings {
-            resolver,
-            timeout: Duration::from_millis(self.dns_timeout_ms),
-            positive_ttl: Duration::from_secs(self.dns_cache_secs),
-            negative_ttl: Duration::from_secs(self.dns_negative_cache_secs),
-        })
-    }
-
-    /// The Event Webhook's public key, parsed.
-    ///
-    /// # Errors
-    /// When it is set but not base64 of a P-256 public key.
-    pub fn webhook_key(&self) -> anyhow::Result<Option<crate::events::WebhookKey>> {
-        self.sendgrid_webhook_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(|k| {
-                crate::events::WebhookKey::from_base64(k)
-                    .map_err(|e| anyhow::anyhow!("MAILROOM_SENDGRID_WEBHOOK_KEY: {e}"))
-            })
-            .transpose()
-    }
-
-    /// The keys that sign unsubscribe links, parsed.
-    ///
-    /// # Errors
-    /// When `MAILROOM_LINK_KEYS` is set but malformed (the message never quotes a secret).
-    pub fn link_keys(&self) -> anyhow::Result<Option<crate::lists::links::LinkKeys>> {
-        self.link_keys
-            .as_ref()
-            .map(ExposeSecret::expose_secret)
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(|k| {
-                crate::lists::links::LinkKeys::parse(k)
-                    .map_err(|e| anyhow::anyhow!("MAILROOM_LINK_KEYS: {e}"))
-            })
-            .transpose()
-    }
-
-    /// `MAILROOM_DKIM_KEYS`, each key read and checked; `None` when none is set.
-    ///
-    /// # Errors
-    /// As [`crate::providers::dkim::DkimKeys::parse`].
-    pub fn dkim(&self) -> anyhow::Result<Option<std::sync::Arc<crate::providers::dkim::DkimKeys>>> {
-        let Some(spec) = self.dkim_keys.as_deref().filter(|s| !s.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let keys = crate::providers::dkim::DkimKeys::parse(spec)
-            .map_err(|e| anyhow::anyhow!("MAILROOM_DKIM_KEYS: {e}"))?;
-        Ok(Some(std::sync::Arc::new(keys)))
     }
 
     /// `MAILROOM_BOUNCE_DOMAIN`, lower-cased; `None` when unset.
@@ -902,33 +795,6 @@ impl Settings {
         Ok(map)
     }
 
-    /// The campaign guards.
-    pub fn guards(&self) -> crate::campaigns::Guards {
-        crate::campaigns::Guards {
-            complaint_rate: self.guard_complaint_rate,
-            bounce_rate: self.guard_bounce_rate,
-            min_deliveries: self.guard_min_deliveries,
-        }
-    }
-
-    /// `MAILROOM_DOMAIN_RATES`, parsed.
-    ///
-    /// # Errors
-    /// When an entry is not `domain=rate`.
-    pub fn domain_rate_list(&self) -> anyhow::Result<Vec<(String, u32)>> {
-        crate::campaigns::throttle::parse_domain_rates(&self.domain_rates)
-            .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_RATES: {e}"))
-    }
-
-    /// `MAILROOM_DOMAIN_CONNECTIONS`, parsed.
-    ///
-    /// # Errors
-    /// When an entry is not `domain=n`.
-    pub fn domain_connection_list(&self) -> anyhow::Result<Vec<(String, u32)>> {
-        crate::campaigns::throttle::parse_domain_rates(&self.domain_connections)
-            .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_CONNECTIONS: {e}"))
-    }
-
     /// The categories that override suppressions, trimmed.
     pub fn transactional_category_list(&self) -> Vec<String> {
         self.transactional_categories
@@ -937,24 +803,6 @@ impl Settings {
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
             .collect()
-    }
-
-    /// The offline validator: the disposable list with the operator's allow and deny lists.
-    pub fn validator(&self) -> crate::validation::Validator {
-        let split = |list: &str| -> Vec<String> {
-            list.split(',')
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        crate::validation::Validator {
-            disposable: crate::validation::DisposablePolicy::new(
-                &split(&self.disposable_allow),
-                &split(&self.disposable_deny),
-            ),
-            suggester: crate::validation::Suggester::mailroom(),
-        }
     }
 
     /// The allowed redirect origins, each as `scheme://host[:port]`, lower-cased.
@@ -979,23 +827,6 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    /// The queue behaviour these settings describe.
-    pub fn queue_config(&self) -> QueueConfig {
-        QueueConfig {
-            prefix: self.redis_prefix.clone(),
-            lease: Duration::from_secs(self.lease_secs),
-            fetch_batch: self.fetch_batch,
-            max_attempts: self.max_attempts,
-            backoff: Backoff {
-                base: Duration::from_millis(self.backoff_base_ms),
-                cap: Duration::from_secs(self.backoff_cap_secs),
-            },
-            retention: Duration::from_secs(self.retention_secs),
-            dead_retention: Duration::from_secs(self.dead_retention_secs),
-            ..QueueConfig::default()
-        }
     }
 }
 
@@ -1033,8 +864,8 @@ mod tests {
     }
 
     #[test]
-    fn every_variable_the_readme_documents_is_a_setting_and_a_typo_is_caught() {
-        let documented: Vec<String> = include_str!("../README.md")
+    fn every_variable_the_configuration_page_documents_is_a_setting_and_a_typo_is_caught() {
+        let documented: Vec<String> = include_str!("../docs/configuration.md")
             .lines()
             .filter_map(|line| line.strip_prefix("| `"))
             .filter_map(|rest| rest.split('`').next())
@@ -1061,6 +892,21 @@ mod tests {
                 ),
                 ("MAILROOM_ZZZ_NOTHING".to_owned(), None),
             ]
+        );
+    }
+
+    #[test]
+    fn every_setting_is_on_the_configuration_page() {
+        let page = include_str!("../docs/configuration.md");
+        let missing: Vec<String> = serde_aux::serde_introspection::serde_introspect::<Settings>()
+            .iter()
+            .map(|field| env_name(field))
+            .filter(|name| !page.contains(&format!("`{name}`")))
+            .collect();
+        assert_eq!(
+            missing,
+            Vec::<String>::new(),
+            "document these in docs/configuration.md"
         );
     }
 

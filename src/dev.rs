@@ -11,11 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    config::Settings,
-    http::{self, Auth},
-    worker::{self, WorkerOptions},
-};
+use crate::{app, config::Settings, http::Auth, lists::links::LinkKeys, worker::WorkerOptions};
 
 /// Runs the API and the workers until `shutdown`.
 ///
@@ -24,7 +20,7 @@ use crate::{
 pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     tracing::warn!("mailroom dev: the API accepts requests WITHOUT an API key; never expose it");
     let _redis = ensure_redis(&mut settings).await?;
-    if settings.link_keys()?.is_none() {
+    if LinkKeys::from_settings(&settings)?.is_none() {
         // API and workers share this process's key; its unsubscribe links die with it.
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)?;
@@ -52,8 +48,8 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
         announce: true,
         ..WorkerOptions::from_settings(&settings, None)
     };
-    tokio::try_join!(worker::run(&settings, options, shutdown.clone()), async {
-        let served = http::serve(&settings, Auth::Off, shutdown.clone()).await;
+    tokio::try_join!(app::work(&settings, options, shutdown.clone()), async {
+        let served = app::serve(&settings, Auth::Off, shutdown.clone()).await;
         if served.is_err() {
             // Without the API there is no dev server: stop the workers too.
             shutdown.cancel();

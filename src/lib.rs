@@ -3,6 +3,7 @@
 //! provider ([`providers`]); a small axum service ([`http`]) takes requests, serves the
 //! verification pages and reports status ([`store`]). `main.rs` only wires these together.
 
+pub mod app;
 pub mod bounces;
 pub mod campaigns;
 pub mod cli;
@@ -24,4 +25,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tracking;
 pub mod validation;
+pub mod verification;
 pub mod worker;

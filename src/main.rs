@@ -5,12 +5,12 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use mailroom::{
-    cli,
+    app, cli,
     config::{Misconfigured, Settings},
     dev,
-    http::{self, Auth},
+    http::Auth,
     shutdown, telemetry,
-    worker::{self, WorkerOptions},
+    worker::WorkerOptions,
 };
 
 // Workers allocate and free many small buffers per job (payloads, requests, Redis replies);
@@ -90,7 +90,11 @@ async fn main() -> ExitCode {
         }
         // The doctor reports settings that do not load as one of its checks.
         Command::Doctor => {
-            return match mailroom::doctor::run(cli.config.as_deref()).await {
+            let settings = Settings::load(cli.config.as_deref()).and_then(|settings| {
+                app::check(&settings)?;
+                Ok(settings)
+            });
+            return match mailroom::doctor::run(settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("mailroom: {error:#}");
@@ -100,7 +104,11 @@ async fn main() -> ExitCode {
         }
         command => command,
     };
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let loaded = Settings::load(cli.config.as_deref()).and_then(|settings| {
+        app::check(&settings)?;
+        Ok(settings)
+    });
+    let settings = match loaded {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("mailroom: {error:#}");
@@ -117,13 +125,13 @@ async fn main() -> ExitCode {
         }
     }
     let outcome = match command {
-        Command::Serve => http::serve(&settings, Auth::Required, shutdown::on_signal()).await,
+        Command::Serve => app::serve(&settings, Auth::Required, shutdown::on_signal()).await,
         Command::Dev => dev::run(settings, shutdown::on_signal()).await,
         Command::Enqueue(args) => cli::enqueue(&settings, args).await,
         Command::Render(args) => cli::render(&settings, args).await,
         Command::Work { concurrency } => {
             let options = WorkerOptions::from_settings(&settings, concurrency);
-            worker::run(&settings, options, shutdown::on_signal()).await
+            app::work(&settings, options, shutdown::on_signal()).await
         }
         Command::Queue { command } => cli::queue(&settings, command).await,
         Command::Campaign { command } => {

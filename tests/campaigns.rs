@@ -822,7 +822,12 @@ fn events(id: &str, kind: &str, emails: &[String]) -> String {
 }
 
 async fn apply(app: &TestApp, body: &str) {
-    let store = mailroom::events::EventStore::new(app.redis.conn(), &app.redis.prefix, 3600, 100);
+    let store = mailroom::app::events(
+        &app.redis.conn(),
+        &app.redis.prefix,
+        (3600, 100),
+        Default::default(),
+    );
     let batch = mailroom::events::parse_batch(body).unwrap();
     store
         .apply(&batch.events, chrono::Utc::now())

@@ -13,7 +13,7 @@ use common::{
     eventually,
 };
 use mailroom::events::{
-    EventStore, WebhookKey, parse_batch,
+    WebhookKey, parse_batch,
     signature::{self, SignatureError},
 };
 use mailroom::store::StatsStore;
@@ -335,7 +335,12 @@ async fn real_events_build_the_timeline_status_suppressions_and_stats_once() {
 async fn the_exact_real_test_post_applies_to_suppressions_and_stats() {
     // The real bytes carry no mailroom_id: no timeline, but the address and the counters.
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let batch = parse_batch(&real_test_post()).unwrap();
     assert_eq!((batch.events.len(), batch.skipped), (11, 0));
     let applied = store
@@ -361,7 +366,12 @@ async fn the_exact_real_test_post_applies_to_suppressions_and_stats() {
 #[tokio::test]
 async fn group_resubscribe_lifts_only_a_group_unsubscribe() {
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let events = |kind: &str, email: &str, id: &str| {
         format!(
             r#"[{{"email":"{email}","timestamp":1700000000,"event":"{kind}","sg_event_id":"{id}","asm_group_id":3}}]"#
@@ -585,7 +595,12 @@ async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_o
     // Redis does not roll back a script that errors: the event must not be marked seen before
     // its effects are written, and its neighbours must not be lost with it.
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let body = format!(
         "[{},{},{}]",
         events_for("good-1", "a", 1).trim_matches(['[', ']']),
@@ -665,7 +680,7 @@ async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_o
 #[tokio::test]
 async fn a_timeline_keeps_its_newest_events_up_to_the_cap_and_is_read_bounded() {
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 10);
+    let store = mailroom::app::events(&redis.conn(), &redis.prefix, (3600, 10), Default::default());
     let batch = parse_batch(&events_for("busy", "t", 25)).unwrap();
     let applied = store
         .apply(&batch.events, chrono::Utc::now())
@@ -696,7 +711,12 @@ async fn a_timeline_keeps_its_newest_events_up_to_the_cap_and_is_read_bounded() 
 #[tokio::test]
 async fn a_clicked_link_is_kept_without_its_query_so_a_token_in_it_is_not_stored() {
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let secret = "tok3n-Zq8vJ2kLm9Xw4Rt7Yp1Bn6Cd";
     let body = json!([{
         "email": "a@example.org", "timestamp": 1_700_000_000, "event": "click",
@@ -738,7 +758,12 @@ async fn a_batch_retried_after_its_message_step_is_counted_once_with_its_unique_
     // after the message step must leave the counters to the retry, counted once, with the
     // unique opens the first run found.
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let mut events: Vec<Value> = serde_json::from_str(&events_for("m-retry", "r", 6)).unwrap();
     // Two more opens by a recipient who already opened: counted, but not as unique.
     for n in [6, 7] {
@@ -798,7 +823,12 @@ async fn a_batch_retried_after_its_message_step_is_counted_once_with_its_unique_
 #[tokio::test]
 async fn an_event_sent_again_under_another_sendgrid_id_is_counted_once() {
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let event = |id: &str| {
         json!([{
             "email": "twice@example.org", "timestamp": 1_700_000_000, "event": "delivered",
@@ -833,7 +863,12 @@ async fn an_event_sent_again_under_another_sendgrid_id_is_counted_once() {
 #[tokio::test]
 async fn a_daily_counter_edited_into_a_word_refuses_its_events_and_counts_the_others() {
     let redis = TestRedis::new().await;
-    let store = EventStore::new(redis.conn(), &redis.prefix, 3600, 1000);
+    let store = mailroom::app::events(
+        &redis.conn(),
+        &redis.prefix,
+        (3600, 1000),
+        Default::default(),
+    );
     let day = chrono::DateTime::from_timestamp(1_700_000_000, 0)
         .unwrap()
         .date_naive();

@@ -305,7 +305,12 @@ async fn sendgrid_unsubscribe_events_update_subscriptions() {
     let app = app().await;
     let (first, subscriber) = app.subscribed("First", "eve@example.com").await;
     let (second, _) = app.subscribed("Second", "eve@example.com").await;
-    let store = mailroom::events::EventStore::new(app.redis.conn(), &app.redis.prefix, 3600, 100);
+    let store = mailroom::app::events(
+        &app.redis.conn(),
+        &app.redis.prefix,
+        (3600, 100),
+        Default::default(),
+    );
     let now = chrono::Utc::now();
     let group = json!([{"email": "Eve@example.com", "event": "group_unsubscribe", "timestamp": now.timestamp(),
         "sg_event_id": "ev-1", "sg_message_id": "sg-1.x", "mailroom_id": "0190a000-0000-7000-8000-000000000001",

@@ -218,7 +218,7 @@ fn the_compiled_disposable_list_is_the_pinned_shared_copy() {
     let shared = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
     assert!(
         ours == shared,
-        "refresh src/validation/disposable_domains.txt (README: Lists)"
+        "refresh src/validation/disposable_domains.txt (docs/validation.md: Lists)"
     );
     let policy = mailroom::validation::DisposablePolicy::default();
     for domain in ours.lines() {

@@ -9,7 +9,7 @@ use common::{
     app::{API_KEY, TestApp},
     eventually,
 };
-use mailroom::store::{Token, Verifications};
+use mailroom::verification::{Token, Verifications};
 use serde_json::{Value, json};
 
 async fn app() -> TestApp {

@@ -201,8 +201,7 @@ pub(crate) fn mailroom_exe() -> anyhow::Result<PathBuf> {
 /// A signed `/t/o/…` (or `/t/c/…`) path for a new message id.
 fn tracking_link(settings: &Settings, click: bool) -> anyhow::Result<String> {
     use mailroom::tracking::token::{Scope, Target};
-    let keys = settings
-        .link_keys()?
+    let keys = mailroom::lists::links::LinkKeys::from_settings(settings)?
         .context("set MAILROOM_LINK_KEYS (the same as the serve's)")?;
     let target = Target {
         scope: Scope::Message(uuid::Uuid::now_v7()),
@@ -218,7 +217,7 @@ async fn work(settings: &Settings, concurrency: usize) -> anyhow::Result<()> {
     let name = worker_name();
     let queue = RedisQueue::<Noop>::connect(
         settings.redis_client()?,
-        settings.queue_config(),
+        mailroom::queue::QueueConfig::from_settings(settings),
         name.clone(),
     )
     .await

@@ -413,7 +413,7 @@ pub(crate) async fn verify(
         atomic::{AtomicUsize, Ordering},
     };
 
-    use mailroom::store::{Token, Verifications};
+    use mailroom::verification::{Token, Verifications};
 
     let prefix = bench_prefix(settings);
     let conn = settings.redis_connection().await?;

@@ -10,7 +10,7 @@
 //! - [`Producer`]: pushes jobs from a Rust service, atomically and idempotently.
 //!
 //! Services in other languages push through mailroom's HTTP API or with the Redis commands
-//! documented in the README ("Enqueueing from another language"); both end in the same layout.
+//! documented in docs/architecture.md ("Enqueueing from another language"); both end in the same layout.
 
 pub mod address;
 pub mod campaign;
@@ -43,6 +43,17 @@ pub use verification::{DeliverEvent, SendVerification};
 pub use webhooks::SendgridEvents;
 
 use serde::{Serialize, de::DeserializeOwned};
+
+/// Every queue a mailroom worker process runs: the one list the workers, the CLI, the console
+/// and the metrics read.
+pub const QUEUES: &[&str] = &[
+    SendEmail::QUEUE,
+    SendVerification::QUEUE,
+    DeliverEvent::QUEUE,
+    SendgridEvents::QUEUE,
+    CampaignJob::QUEUE,
+    TrackingHits::QUEUE,
+];
 
 /// A job payload: plain data that knows which queue it travels on.
 ///

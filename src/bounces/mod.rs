@@ -19,59 +19,22 @@ use mailroom_jobs::SendEmail;
 use sha2::{Digest, Sha256};
 
 use crate::events::{Event, EventKind, Source};
+pub use crate::providers::bounce::{Bounce, Class, MAX_REPLY, classify, enhanced_status};
 
-/// What a permanent refusal says about the address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// The address does not work: suppress it.
-    Hard,
-    /// This message was refused: record it, keep the address.
-    Block,
-}
-
-/// One recipient's permanent refusal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bounce {
-    /// The refused address.
-    pub recipient: String,
-    /// The basic reply code (550), or 0 when unknown.
-    pub code: u16,
-    /// The enhanced status code ("5.1.1"), when the reply had one.
-    pub status: Option<String>,
-    /// What the refusal means for the address.
-    pub class: Class,
-    /// The server's own words (bounded).
-    pub reply: String,
-}
-
-/// The most of a reply kept on a timeline.
-const MAX_REPLY: usize = 500;
-
-impl Bounce {
-    /// `recipient`'s refusal with reply `code` and text `reply`.
-    pub fn new(recipient: &str, code: u16, reply: &str) -> Self {
-        let status = enhanced_status(reply);
-        let class = classify(code, status.as_deref());
-        let mut reply = reply.trim().to_owned();
-        if reply.len() > MAX_REPLY {
-            let mut end = MAX_REPLY;
-            while !reply.is_char_boundary(end) {
-                end -= 1;
-            }
-            reply.truncate(end);
-        }
-        Self {
-            recipient: recipient.to_owned(),
-            code,
-            status,
-            class,
-            reply,
-        }
-    }
-
+/// A refusal as the `bounce` event every other source of bounces produces too.
+pub trait BounceEvent {
     /// The `bounce` event this refusal is, for message `job` (its id, categories and list),
     /// reported by `source`.
-    pub fn event_of(&self, source: Source, job: &SendEmail) -> Event {
+    fn event_of(&self, source: Source, job: &SendEmail) -> Event;
+
+    /// The `bounce` event this refusal is, reported by `source`, tied to no message yet.
+    /// `scope` (the message's or campaign's id) makes its event id, so the same refusal
+    /// recorded twice (a retried job) counts once.
+    fn event(&self, source: Source, scope: &str) -> Event;
+}
+
+impl BounceEvent for Bounce {
+    fn event_of(&self, source: Source, job: &SendEmail) -> Event {
         let mut event = self.event(source, &job.id.to_string());
         event.mailroom_id = Some(job.id.to_string());
         event.category = job.message.categories.clone();
@@ -79,10 +42,7 @@ impl Bounce {
         event
     }
 
-    /// The `bounce` event this refusal is, reported by `source`, tied to no message yet.
-    /// `scope` (the message's or campaign's id) makes its event id, so the same refusal
-    /// recorded twice (a retried job) counts once.
-    pub fn event(&self, source: Source, scope: &str) -> Event {
+    fn event(&self, source: Source, scope: &str) -> Event {
         let mut event = Event::own(
             source,
             EventKind::Bounce,
@@ -106,56 +66,6 @@ impl Bounce {
         event.sg_event_id = Some(format!("mailroom-{}-bounce-{short}", source.as_str()));
         event
     }
-
-    /// A short reason for counts and campaign reports: "bounced 5.1.1", "blocked 554".
-    pub fn summary(&self) -> String {
-        let word = match self.class {
-            Class::Hard => "bounced",
-            Class::Block => "blocked",
-        };
-        match (&self.status, self.code) {
-            (Some(status), _) => format!("{word} {status}"),
-            (None, 0) => word.to_owned(),
-            (None, code) => format!("{word} {code}"),
-        }
-    }
-}
-
-/// What a permanent refusal with basic `code` and enhanced `status` means for the address.
-pub fn classify(code: u16, status: Option<&str>) -> Class {
-    match status.map(|s| s.split('.').take(2).collect::<Vec<_>>()) {
-        Some(parts) if parts.len() == 2 => match (parts[0], parts[1]) {
-            ("5", "1") => Class::Hard,
-            ("5", "2") if status.is_some_and(|s| s == "5.2.1") => Class::Hard,
-            _ => Class::Block,
-        },
-        _ => match code {
-            550 | 551 | 553 => Class::Hard,
-            _ => Class::Block,
-        },
-    }
-}
-
-/// The first enhanced status code in `text` (class 2, 4 or 5, then two numbers of up to three
-/// digits: "5.1.1", "4.7.28").
-pub fn enhanced_status(text: &str) -> Option<String> {
-    text.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | ':' | '[' | ']'))
-        // A multi-line reply's lines start "550-5.1.1": the code, a hyphen, the status.
-        .map(|word| match word.split_once('-') {
-            Some((code, rest)) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
-                rest
-            }
-            _ => word,
-        })
-        .find(|word| {
-            let parts: Vec<&str> = word.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(str::to_owned)
 }
 
 #[cfg(test)]

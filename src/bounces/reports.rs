@@ -18,16 +18,10 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use uuid::Uuid;
 
 use super::Bounce;
-use crate::events::{Event, EventKind, Source};
+pub use crate::providers::bounce::{Owner, verp_local};
 
-/// What a report is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    /// A message sent with `POST /v1/emails`.
-    Message(Uuid),
-    /// A campaign's mail to one subscriber.
-    Campaign { campaign: Uuid, subscriber: u64 },
-}
+use super::BounceEvent as _;
+use crate::events::{Event, EventKind, Source};
 
 /// A report, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,17 +41,6 @@ pub struct Read {
     pub report: Report,
     /// `None`: the report names nothing mailroom sent.
     pub owner: Option<Owner>,
-}
-
-/// The VERP local part for `owner`: `bounces+m-ID` or `bounces+c-CAMPAIGN-SUBSCRIBER`.
-pub fn verp_local(owner: &Owner) -> String {
-    match owner {
-        Owner::Message(id) => format!("bounces+m-{}", id.simple()),
-        Owner::Campaign {
-            campaign,
-            subscriber,
-        } => format!("bounces+c-{}-{subscriber}", campaign.simple()),
-    }
 }
 
 /// What a VERP `address` names, if it is one of mailroom's.

@@ -170,7 +170,7 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
 
 /// The copy of one language.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Copy {
+pub struct Letter {
     /// The language it is in.
     pub locale: String,
     pub subject: Part,
@@ -178,7 +178,7 @@ pub struct Copy {
     pub text: Part,
 }
 
-impl Copy {
+impl Letter {
     /// Every field the copy uses, each once.
     pub fn fields(&self) -> Vec<Field> {
         let mut fields: Vec<Field> = Vec::new();

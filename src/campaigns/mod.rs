@@ -12,12 +12,14 @@
 
 pub mod command;
 pub mod copy;
+pub mod engagement;
 pub mod lifecycle;
 pub mod model;
 pub mod run;
 pub mod store;
 pub mod throttle;
 
+pub use engagement::Engagement;
 pub use model::{Campaign, Content, Spec, State};
 pub use run::{Campaigner, Report, RunError};
 pub use store::{CampaignStore, Guards, Transition};

@@ -23,7 +23,7 @@ use mailroom_jobs::{CampaignJob, EnqueueOptions, Producer, TemplateRef};
 use uuid::Uuid;
 
 use super::{
-    copy::{Copy, Field, Part, UNSUBSCRIBE_MARK, escape_into, tag},
+    copy::{Field, Letter, Part, UNSUBSCRIBE_MARK, escape_into, tag},
     model::{BATCH_SIZE, Content, MAX_AUDIENCE, Spec, State},
     store::{CampaignStore, Outcome, Transition},
     throttle::{Limit, Throttles},
@@ -124,7 +124,7 @@ pub struct Prepared {
     spec: Spec,
     lists: Vec<ListInfo>,
     filter: Option<Filter>,
-    copies: Mutex<HashMap<String, Arc<Copy>>>,
+    copies: Mutex<HashMap<String, Arc<Letter>>>,
     from: Mailbox,
     reply_to: Option<Mailbox>,
 }
@@ -394,7 +394,7 @@ impl Campaigner {
     }
 
     /// The copy of `prepared` in `locale`, rendered once.
-    fn copy(&self, prepared: &Prepared, locale: &str) -> Result<Arc<Copy>, RunError> {
+    fn copy(&self, prepared: &Prepared, locale: &str) -> Result<Arc<Letter>, RunError> {
         if let Some(copy) = prepared
             .copies
             .lock()
@@ -681,7 +681,7 @@ impl Campaigner {
         &self,
         sendgrid: &crate::providers::SendGrid,
         prepared: &Prepared,
-        copy: &Copy,
+        copy: &Letter,
         recipients: &[&Recipient],
     ) -> Result<Report, RunError> {
         let id = &prepared.id;
@@ -830,7 +830,7 @@ impl Campaigner {
     async fn send_each(
         &self,
         prepared: &Prepared,
-        copy: &Copy,
+        copy: &Letter,
         recipients: &[&Recipient],
         domain: Option<&str>,
     ) -> Result<Report, RunError> {
@@ -919,7 +919,11 @@ impl Campaigner {
                     bounce: Some(bounce),
                     ..
                 }) => {
-                    let mut event = bounce.event(crate::events::Source::Smtp, id);
+                    let mut event = crate::bounces::BounceEvent::event(
+                        &*bounce,
+                        crate::events::Source::Smtp,
+                        id,
+                    );
                     event.mailroom_campaign = Some(id.to_string());
                     bounces.push(event);
                     failed.entry(bounce.summary()).or_default().push(ordinal);
@@ -1012,8 +1016,11 @@ impl Campaigner {
     /// One message to the provider, counted for the console.
     async fn hand_over(&self, email: &OutgoingEmail) -> Result<(), ProviderError> {
         let sent = self.provider.send(email).await.map(|_| ());
-        self.activity
-            .record(self.provider.name(), ActivityOutcome::of(&sent), 1);
+        self.activity.record(
+            self.provider.name(),
+            crate::providers::ProviderError::outcome(&sent),
+            1,
+        );
         sent
     }
 }
@@ -1038,7 +1045,7 @@ pub fn render_copy(
     public_url: &str,
     content: &Content,
     locale: &str,
-) -> Result<Copy, String> {
+) -> Result<Letter, String> {
     match content {
         Content::Template { name, data } => {
             let mut data = data.clone();
@@ -1060,7 +1067,7 @@ pub fn render_copy(
                     data,
                 })
                 .map_err(|e| format!("template {name}: {e}"))?;
-            Ok(Copy {
+            Ok(Letter {
                 locale: rendered.locale,
                 subject: Part::parse(&rendered.subject).map_err(|e| format!("subject: {e}"))?,
                 html: Some(Part::parse(&rendered.html).map_err(|e| format!("html: {e}"))?),
@@ -1078,7 +1085,7 @@ pub fn render_copy(
                 (None, Some(html)) => text_from_html(html),
                 (None, None) => return Err("html or text: a campaign needs a body".to_owned()),
             };
-            Ok(Copy {
+            Ok(Letter {
                 locale: String::new(),
                 subject: Part::parse(subject).map_err(|e| format!("subject: {e}"))?,
                 html: html

@@ -33,6 +33,17 @@ pub struct Guards {
     pub min_deliveries: u64,
 }
 
+impl Guards {
+    /// The guards `settings` describe.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            complaint_rate: settings.guard_complaint_rate,
+            bounce_rate: settings.guard_bounce_rate,
+            min_deliveries: settings.guard_min_deliveries,
+        }
+    }
+}
+
 impl Default for Guards {
     fn default() -> Self {
         Self {

@@ -220,6 +220,23 @@ fn over_defaults(defaults: &[(&str, u32)], settings: &[(String, u32)]) -> Vec<(S
     all
 }
 
+/// Per-domain numbers: `(domain, n)`.
+pub type DomainLimits = Vec<(String, u32)>;
+
+/// `MAILROOM_DOMAIN_RATES` and `MAILROOM_DOMAIN_CONNECTIONS`, parsed: (rates, connections).
+///
+/// # Errors
+/// When an entry is not `domain=n`, naming the setting.
+pub fn domain_limits(
+    settings: &crate::config::Settings,
+) -> anyhow::Result<(DomainLimits, DomainLimits)> {
+    let rates = parse_domain_rates(&settings.domain_rates)
+        .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_RATES: {e}"))?;
+    let connections = parse_domain_rates(&settings.domain_connections)
+        .map_err(|e| anyhow::anyhow!("MAILROOM_DOMAIN_CONNECTIONS: {e}"))?;
+    Ok((rates, connections))
+}
+
 /// Parses `MAILROOM_DOMAIN_RATES` (and `MAILROOM_DOMAIN_CONNECTIONS`, the same shape): `domain=rate[,domain=rate…]` (recipients per second; 0
 /// lifts a default).
 ///

@@ -14,7 +14,6 @@ use crate::{
         lifecycle::{self, Change},
         store::Transition,
     },
-    cli::QUEUES,
     http::AppState,
     queue::QueueAdmin,
     store::{
@@ -22,6 +21,7 @@ use crate::{
         suppressions::{Reason, key_of},
     },
 };
+use mailroom_jobs::QUEUES;
 
 fn back(page: &str, outcome: Result<&str, &str>) -> Response {
     let separator = if page.contains('?') { '&' } else { '?' };

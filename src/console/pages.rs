@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{charts, notice, session::Session};
 use crate::{
-    cli::QUEUES,
     http::{AppState, render as previews},
     queue::QueueAdmin,
     store::activity::Activity,
 };
+use mailroom_jobs::QUEUES;
 
 /// What every page's frame shows: title, navigation, the session's form token, a notice.
 #[derive(Debug)]

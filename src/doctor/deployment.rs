@@ -397,7 +397,7 @@ async fn outbox(settings: &Settings) -> Check {
 }
 
 fn webhooks(settings: &Settings) -> Vec<Check> {
-    let events = match settings.webhook_key() {
+    let events = match crate::events::WebhookKey::from_settings(settings) {
         Ok(Some(_)) => check(
             Verdict::Pass,
             "webhook events".to_owned(),
@@ -437,7 +437,7 @@ fn webhooks(settings: &Settings) -> Vec<Check> {
             "Inbound Parse posts are refused: set MAILROOM_INBOUND_USER/PASSWORD or MAILROOM_INBOUND_SECRET to receive mail and reports",
         )
     };
-    let links = match settings.link_keys() {
+    let links = match crate::lists::links::LinkKeys::from_settings(settings) {
         Ok(Some(_)) => check(
             Verdict::Pass,
             "link keys".to_owned(),

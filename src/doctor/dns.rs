@@ -207,8 +207,10 @@ async fn bounce_mx(resolver: &TokioResolver, domain: &str) -> Check {
 /// # Errors
 /// When the settings cannot give a resolver or the keys cannot be read.
 pub(super) async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
-    let resolver = crate::validation::dns::resolver(&settings.dns_settings()?)?;
-    let keys = settings.dkim()?;
+    let resolver = crate::validation::dns::resolver(
+        &crate::validation::DnsSettings::from_settings(settings)?,
+    )?;
+    let keys = crate::providers::dkim::DkimKeys::from_settings(settings)?;
     let published = keys.map(|k| k.published()).unwrap_or_default();
     let mut domains = BTreeSet::new();
     domains.insert(settings.default_from()?.email.domain().to_ascii_lowercase());

@@ -18,8 +18,6 @@
 pub mod deployment;
 pub mod dns;
 
-use std::path::Path;
-
 use crate::config::Settings;
 
 /// A check's verdict.
@@ -68,13 +66,13 @@ pub async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
     Ok(report)
 }
 
-/// Runs `mailroom doctor` with the settings of `config` and the environment: prints the report
-/// and fails when a check fails. Settings that do not load are reported as the one failure.
+/// Runs `mailroom doctor` with `settings` as loaded and checked: prints the report and fails
+/// when a check fails. Settings that do not load are reported as the one failure.
 ///
 /// # Errors
 /// When a check fails (exit code 1).
-pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
-    let report = match Settings::load(config) {
+pub async fn run(settings: anyhow::Result<Settings>) -> anyhow::Result<()> {
+    let report = match settings {
         Ok(settings) => {
             let mut report = vec![check(Verdict::Pass, "settings".to_owned(), "parse")];
             report.extend(deployment::unknown_variables());

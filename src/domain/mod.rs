@@ -1,8 +1,13 @@
 //! Values parsed at the edge (HTTP bodies and paths, CSV rows, tokens) that travel through
-//! mailroom as types instead of strings: ids of lists and subscribers, a subscriber's locale.
+//! mailroom as types instead of strings: ids of lists and subscribers, a subscriber's locale and
+//! subscription status, the digest that names an address.
 
+mod address;
 mod ids;
 mod locale;
+mod subscription;
 
+pub use address::address_digest;
 pub use ids::{ListId, SubscriberId, shard_of};
 pub use locale::Locale;
+pub use subscription::SubscriptionStatus;

@@ -12,4 +12,4 @@ pub mod store;
 
 pub use parse::{Event, EventKind, Source, parse_batch};
 pub use signature::{SignatureError, WebhookKey};
-pub use store::{Applied, EventStore, MessageIndex};
+pub use store::{Applied, EventStore, Follower, MessageIndex};

@@ -30,6 +30,23 @@ fn decode(text: &str) -> Option<Vec<u8>> {
 pub struct WebhookKey(VerifyingKey);
 
 impl WebhookKey {
+    /// `MAILROOM_SENDGRID_WEBHOOK_KEY`, parsed; `None` when unset.
+    ///
+    /// # Errors
+    /// When it is set but not base64 of a P-256 public key.
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Option<Self>> {
+        settings
+            .sendgrid_webhook_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                Self::from_base64(k)
+                    .map_err(|e| anyhow::anyhow!("MAILROOM_SENDGRID_WEBHOOK_KEY: {e}"))
+            })
+            .transpose()
+    }
+
     /// Parses the key as SendGrid shows it: base64 of a DER SubjectPublicKeyInfo.
     ///
     /// # Errors

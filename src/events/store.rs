@@ -12,10 +12,10 @@
 //! a refused event (a stored record mailroom cannot read) is not marked, and a retry applies it
 //! whole. On one Redis each step is one call per chunk of events; on a cluster, one per slot.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use futures::future::try_join_all;
+use futures::future::{BoxFuture, try_join_all};
 use mailroom_jobs::{Keys, RedisConnection};
 use redis::Script;
 use serde_json::json;
@@ -165,7 +165,24 @@ pub struct EventStore {
     keys: Keys,
     keep_secs: u64,
     timeline_cap: usize,
-    guards: crate::campaigns::Guards,
+    followers: Vec<Arc<dyn Follower>>,
+}
+
+/// A capability that hears of events once they are applied (lists take unsubscribes,
+/// campaigns count engagement). Defined here so that those above implement it and events
+/// know none of them; the composition root attaches them.
+pub trait Follower: std::fmt::Debug + Send + Sync {
+    /// `seen`: the events applied now or before (a redelivered batch: what the follower does
+    /// must be idempotent); `fresh`: those applied for the first time, each with whether it
+    /// was a unique open or click.
+    ///
+    /// # Errors
+    /// When Redis fails (the batch is retried).
+    fn follow<'a>(
+        &'a self,
+        seen: &'a [&'a Event],
+        fresh: &'a [(&'a Event, bool)],
+    ) -> BoxFuture<'a, redis::RedisResult<()>>;
 }
 
 impl EventStore {
@@ -177,14 +194,14 @@ impl EventStore {
             keys: Keys::new(prefix),
             keep_secs,
             timeline_cap,
-            guards: crate::campaigns::Guards::default(),
+            followers: Vec::new(),
         }
     }
 
-    /// The same store pausing campaigns by `guards` instead of the defaults.
+    /// The same store telling `follower` of what it applies, after the followers before it.
     #[must_use]
-    pub fn with_guards(mut self, guards: crate::campaigns::Guards) -> Self {
-        self.guards = guards;
+    pub fn with_follower(mut self, follower: Arc<dyn Follower>) -> Self {
+        self.followers.push(follower);
         self
     }
 
@@ -238,13 +255,10 @@ impl EventStore {
             }
             refused.extend(self.stats(&prepared, &go_on).await?);
             refused.extend(self.suppressions(&prepared, &go_on, received_at).await?);
-            let unsubscribing: Vec<&Event> = go_on.iter().map(|(i, _)| &chunk[*i]).collect();
-            crate::lists::events::apply_unsubscribes(
-                &crate::lists::ListStore::new(self.conn.clone(), self.keys.prefix()),
-                &unsubscribing,
-            )
-            .await?;
-            self.campaigns(&fresh).await?;
+            let seen: Vec<&Event> = go_on.iter().map(|(i, _)| &chunk[*i]).collect();
+            for follower in &self.followers {
+                follower.follow(&seen, &fresh).await?;
+            }
             refused.sort_by_key(|(i, _)| *i);
             refused.dedup_by_key(|(i, _)| *i);
             applied.refused.extend(
@@ -254,35 +268,6 @@ impl EventStore {
             );
         }
         Ok(applied)
-    }
-
-    /// Counts campaign mail's first events on its campaign (unique opens and clicks only) and
-    /// lets the campaign's guards pause it.
-    async fn campaigns(&self, fresh: &[(&Event, bool)]) -> redis::RedisResult<()> {
-        let store = crate::campaigns::CampaignStore::new(self.conn.clone(), self.keys.prefix(), 0);
-        for (event, unique) in fresh {
-            let Some(campaign) = event
-                .mailroom_campaign
-                .as_deref()
-                .and_then(|c| uuid::Uuid::parse_str(c).ok())
-            else {
-                continue;
-            };
-            let counter = match &event.event {
-                EventKind::Delivered => "delivered",
-                EventKind::Open if *unique => "open",
-                EventKind::Click if *unique => "click",
-                EventKind::Bounce if event.bounce_type.as_deref() != Some("blocked") => "bounce",
-                EventKind::SpamReport => "spamreport",
-                EventKind::Unsubscribe | EventKind::GroupUnsubscribe => "unsubscribe",
-                _ => continue,
-            };
-            let campaign = campaign.to_string();
-            if store.engage(&campaign, counter, &self.guards).await? {
-                tracing::warn!(%campaign, "a campaign paused itself: its guard tripped");
-            }
-        }
-        Ok(())
     }
 
     /// Step 1, per message (per slot on a cluster): one outcome per event, in order.

@@ -356,7 +356,7 @@ pub(super) async fn members(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CountRequest {
-    /// A filter over subscriber fields and attributes (see the README, "Segments"); every
+    /// A filter over subscriber fields and attributes (see docs/lists.md, "Segments"); every
     /// member when absent.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]

@@ -8,7 +8,10 @@ use std::fmt::Write;
 use axum::{extract::State, http::header, response::IntoResponse};
 
 use super::{AppState, error::ApiError};
-use crate::{cli::QUEUES, queue::QueueAdmin};
+use crate::queue::QueueAdmin;
+use mailroom_jobs::QUEUES;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The queues' gauges and counters.
 #[utoipa::path(
@@ -124,4 +127,45 @@ async fn campaign_gauges(state: &AppState) -> Result<String, ApiError> {
         );
     }
     Ok(out)
+}
+
+/// A worker's own listener (`MAILROOM_METRICS_LISTEN`): `GET /metrics` with this process's
+/// metrics and `GET /healthz`, until `shutdown`. Bound before it returns, so a port in use
+/// stops the worker at start-up instead of later.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve_listener(
+    address: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context as _;
+    use axum::{Router, http::header, routing::get};
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("MAILROOM_METRICS_LISTEN: could not listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    crate::metrics::render(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    // The API's own server: header and request time limits, a bounded number in flight.
+    let limits = super::server::RequestLimits::new(Duration::from_secs(10), 64);
+    tokio::spawn(async move {
+        if let Err(error) = super::server::serve_on(listener, router, &limits, shutdown).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    });
+    tracing::info!(address = %bound, "worker metrics listening");
+    Ok(bound)
 }

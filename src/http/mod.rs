@@ -8,15 +8,15 @@
 
 pub mod auth;
 mod campaigns;
-mod coalesce;
+pub mod coalesce;
 mod emails;
 pub mod error;
 mod extract;
 mod health;
 mod imports;
-mod inbound;
+pub mod inbound;
 mod lists;
-mod metrics;
+pub mod metrics;
 pub mod openapi;
 pub(crate) mod render;
 pub mod request_id;
@@ -24,13 +24,13 @@ pub mod server;
 mod subscribe;
 mod subscribers;
 mod suppressions;
-mod tracking;
+pub mod tracking;
 mod unsubscribe;
 mod validations;
 mod verify;
 mod webhooks;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -39,26 +39,20 @@ use axum::{
     routing::{get, post},
 };
 use mailroom_jobs::Producer;
-use mailroom_jobs::RedisConnection;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    config::{Misconfigured, Settings},
     events::WebhookKey,
-    inbound::InboundStore,
     lists::{ListStore, imports::ImportStore, links::LinkKeys},
     render::Renderer,
-    store::{
-        RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions, Verifications,
-        health::WATCH_EVERY,
-    },
+    store::{RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions},
     validation::{DomainChecker, Validator},
+    verification::Verifications,
 };
 use auth::ApiKeys;
 use inbound::InboundSettings;
-use secrecy::ExposeSecret;
 use server::RequestLimits;
 
 /// What every handler shares: one allocation behind a counted pointer, because axum clones the
@@ -175,144 +169,14 @@ pub enum Auth {
 }
 
 impl AppState {
-    /// The state for `settings` on `conn`, with whole-list reads (segment counts) spread over
-    /// `bulk` (none: on `conn`).
-    ///
-    /// # Errors
-    /// When keys are required and none are configured.
-    pub fn new(
-        settings: &Settings,
-        conn: RedisConnection,
-        bulk: Vec<RedisConnection>,
-        auth: Auth,
-    ) -> anyhow::Result<Self> {
-        let keys = settings.api_key_list();
-        let api_keys = match auth {
-            Auth::Off => None,
-            Auth::Required if !keys.is_empty() => Some(ApiKeys::new(&keys)),
-            Auth::Required if settings.insecure_no_auth => {
-                tracing::warn!(
-                    "MAILROOM_INSECURE_NO_AUTH=1: the API accepts requests without a key"
-                );
-                None
-            }
-            Auth::Required => {
-                return Err(Misconfigured::new(
-                    "no API keys: set MAILROOM_API_KEYS (comma-separated), or MAILROOM_INSECURE_NO_AUTH=1 to run without",
-                )
-                .into());
-            }
-        };
-        let producer = Producer::new(conn.clone(), settings.redis_prefix.clone())
-            .with_idempotency_window(std::time::Duration::from_secs(
-                settings.idempotency_window_secs,
-            ));
-        let transactional = Arc::new(settings.transactional_category_list());
-        // The recorder first, so that no request's numbers go to the no-op one.
-        crate::metrics::handle();
-        Ok(Self(Arc::new(Shared {
-            hits: tracking::HitRecorder::new(producer.clone()),
-            background: TaskTracker::new(),
-            own_tracking: settings.provider != crate::config::ProviderKind::Sendgrid,
-            events: crate::events::EventStore::new(
-                conn.clone(),
-                &settings.redis_prefix,
-                settings.event_retention_secs,
-                settings.timeline_max_events,
-            )
-            .with_guards(settings.guards()),
-            coalescer: coalesce::Coalescer::new(
-                producer.clone(),
-                Suppressions::new(conn.clone(), &settings.redis_prefix),
-                transactional.clone(),
-            ),
-            producer,
-            status: StatusStore::new(
-                conn.clone(),
-                &settings.redis_prefix,
-                settings.timeline_max_events,
-            ),
-            api_keys,
-            body_limit: settings.body_limit_bytes,
-            renderer: Arc::new(settings.renderer()?),
-            previews: auth == Auth::Off,
-            prefix: settings.redis_prefix.clone(),
-            verifications: Verifications::new(conn.clone(), settings.redis_prefix.clone()),
-            verify_ttl: settings.verify_ttl,
-            redirect_origins: settings.redirect_origins(),
-            limits: RateLimiter::new(conn.clone(), settings.redis_prefix.clone()),
-            verify_rates: (
-                settings.verify_rate_per_address,
-                settings.verify_rate_per_key,
-            ),
-            callbacks: settings
-                .verify_callback_url
-                .as_deref()
-                .is_some_and(|u| !u.is_empty()),
-            validator: Arc::new(settings.validator()),
-            domains: DomainChecker::new(
-                settings.dns_settings()?,
-                conn.clone(),
-                &settings.redis_prefix,
-            )?,
-            webhooks: WebhookSettings {
-                key: settings.webhook_key()?,
-                tolerance_secs: i64::try_from(settings.webhook_tolerance_secs).unwrap_or(600),
-                insecure_unsigned: settings.insecure_unsigned_webhooks,
-            },
-            suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
-            lists: ListStore::new(conn.clone(), &settings.redis_prefix).with_bulk_reads(bulk),
-            imports: ImportStore::new(conn.clone(), &settings.redis_prefix),
-            campaigns: crate::campaigns::CampaignStore::new(
-                conn.clone(),
-                &settings.redis_prefix,
-                settings.campaign_retention_secs,
-            ),
-            import_max_bytes: settings.import_max_bytes,
-            links: settings.link_keys()?.map(Arc::new),
-            public_url: settings.public_url.clone(),
-            optin_ttl: settings.optin_ttl,
-            addresses: crate::lists::privacy::AddressIndex::new(
-                conn.clone(),
-                &settings.redis_prefix,
-                settings.event_retention_secs,
-            ),
-            subscribe_rates: (
-                settings.subscribe_rate_per_address,
-                settings.subscribe_rate_per_ip,
-            ),
-            stats: StatsStore::new(conn.clone(), &settings.redis_prefix),
-            inbound: InboundSettings {
-                store: InboundStore::new(
-                    conn.clone(),
-                    &settings.redis_prefix,
-                    settings.inbound_retention_secs,
-                    settings.inbound_stream_maxlen,
-                    settings.inbound_max_bytes,
-                ),
-                credentials: settings
-                    .inbound_user
-                    .clone()
-                    .zip(settings.inbound_password.clone()),
-                secret: settings
-                    .inbound_secret
-                    .clone()
-                    .filter(|s| !s.expose_secret().is_empty()),
-                open: auth == Auth::Off,
-                max_attachment: settings.inbound_max_attachment_bytes,
-            },
-            transactional,
-            guard: RedisGuard::new(conn, settings.allow_evicting_redis),
-            request_limits: RequestLimits::new(
-                std::time::Duration::from_secs(settings.request_timeout_secs),
-                settings.max_requests_in_flight,
-            ),
-        })))
+    /// The state made of its parts (built by the composition root, `crate::app`).
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
     }
 }
 
 /// Every route.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let v1 = Router::new()
         .route("/v1/emails", post(emails::send))
         .route("/v1/emails/batch", post(emails::send_batch))
@@ -398,7 +262,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(DefaultBodyLimit::max(unsubscribe::MAX_BODY)),
         )
         .merge(webhook_routes(&state))
-        .merge(crate::console::routes(&state))
+        .merge(pages)
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),
@@ -447,13 +311,14 @@ fn webhook_routes(state: &AppState) -> Router<AppState> {
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: AppState,
+    pages: Router<AppState>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "API listening");
     let limits = state.request_limits.clone();
     let after = state.clone();
-    server::serve_on(listener, router(state), &limits, shutdown)
+    server::serve_on(listener, router(state, pages), &limits, shutdown)
         .await
         .context("the HTTP server failed")?;
     after.finish(FINISH_WITHIN).await;
@@ -487,31 +352,4 @@ impl AppState {
             tracing::info!("everything accepted is stored");
         }
     }
-}
-
-/// Binds `settings.listen` and serves the API until `shutdown`.
-///
-/// # Errors
-/// When the address cannot be bound, Redis cannot be reached, or keys are missing.
-pub async fn serve(
-    settings: &Settings,
-    auth: Auth,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let address: SocketAddr = settings.listen_address()?;
-    settings.check_sending()?;
-    let conn = settings.redis_connection().await?;
-    let bulk = vec![
-        settings.redis_connection().await?,
-        settings.redis_connection().await?,
-    ];
-    let state = AppState::new(settings, conn.clone(), bulk, auth)?;
-    state.guard.check_at_start().await?;
-    crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
-    state.guard.clone().watch(WATCH_EVERY, shutdown.clone());
-    crate::metrics::spawn_upkeep(conn, None, shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("could not listen on {address}"))?;
-    serve_on(listener, state, shutdown).await
 }

@@ -64,7 +64,7 @@ use crate::store;
         crate::store::stats::Day,
         crate::store::stats::Counters,
         crate::store::stats::Rates,
-        crate::store::AddressStatus,
+        crate::verification::AddressStatus,
         crate::render::Rendered,
         store::StatusRecord,
         store::MessageStatus,

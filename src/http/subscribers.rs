@@ -464,7 +464,7 @@ pub(super) struct Export {
     /// Superseded subscription states, newest first.
     subscription_history: Vec<Subscription>,
     suppression: Option<crate::store::Suppression>,
-    verification: crate::store::AddressStatus,
+    verification: crate::verification::AddressStatus,
     /// The messages sent to the address that are still kept, newest first.
     messages: Vec<crate::store::StatusRecord>,
 }

@@ -33,7 +33,8 @@ use super::{
 };
 use crate::{
     render::pages::PageKind,
-    store::{AddressStatus, Limit, Token},
+    store::Limit,
+    verification::{AddressStatus, Token},
 };
 
 /// A verification request.
@@ -448,7 +449,7 @@ pub(super) async fn confirm(
 /// events stream and queues its callback. The list's name, when it was one.
 async fn confirm_subscription(
     state: &AppState,
-    verified: &crate::store::Verified,
+    verified: &crate::verification::Verified,
 ) -> Result<Option<String>, ApiError> {
     use crate::lists::{Source, SubscriptionStatus, optin};
     let Some((list, subscriber)) = optin::named_in(&verified.metadata) else {

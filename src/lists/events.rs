@@ -6,7 +6,7 @@
 
 use super::{ListStore, Source, SubscriptionStatus};
 use crate::domain::ListId;
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, Follower};
 
 /// Applies the unsubscribes among `events`; how many subscriptions it set.
 ///
@@ -58,4 +58,18 @@ pub async fn apply_unsubscribes(lists: &ListStore, events: &[&Event]) -> redis::
         }
     }
     Ok(set)
+}
+
+/// Lists as a follower of the event store: unsubscribes set subscriptions.
+#[derive(Debug, Clone)]
+pub struct Unsubscribes(pub ListStore);
+
+impl Follower for Unsubscribes {
+    fn follow<'a>(
+        &'a self,
+        seen: &'a [&'a Event],
+        _fresh: &'a [(&'a Event, bool)],
+    ) -> futures::future::BoxFuture<'a, redis::RedisResult<()>> {
+        Box::pin(async move { apply_unsubscribes(&self.0, seen).await.map(|_| ()) })
+    }
 }

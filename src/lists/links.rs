@@ -48,6 +48,22 @@ fn is_id_char(c: char) -> bool {
 }
 
 impl LinkKeys {
+    /// `MAILROOM_LINK_KEYS`, parsed; `None` when unset.
+    ///
+    /// # Errors
+    /// When it is set but malformed (the message never quotes a secret).
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Option<Self>> {
+        use secrecy::ExposeSecret as _;
+        settings
+            .link_keys
+            .as_ref()
+            .map(secrecy::SecretString::expose_secret)
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| Self::parse(k).map_err(|e| anyhow::anyhow!("MAILROOM_LINK_KEYS: {e}")))
+            .transpose()
+    }
+
     /// Parses `id:secret[,id:secret…]`.
     ///
     /// # Errors

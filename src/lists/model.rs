@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+pub use crate::domain::SubscriptionStatus;
 use crate::domain::{ListId, SubscriberId};
 
 /// The largest attributes object, serialized.
@@ -77,42 +78,6 @@ impl SubscriberStatus {
             Self::Blocklisted
         } else {
             Self::Enabled
-        }
-    }
-}
-
-/// A subscription's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscriptionStatus {
-    /// Waiting for the person to confirm (double opt-in), or imported without consent recorded.
-    Unconfirmed,
-    /// Receives the list's mail.
-    Confirmed,
-    /// Asked to receive no more.
-    Unsubscribed,
-}
-
-impl SubscriptionStatus {
-    /// Every status.
-    pub const ALL: [Self; 3] = [Self::Unconfirmed, Self::Confirmed, Self::Unsubscribed];
-
-    /// Its one-letter form in Redis.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Unconfirmed => "u",
-            Self::Confirmed => "c",
-            Self::Unsubscribed => "x",
-        }
-    }
-
-    /// The status of a one-letter form.
-    pub fn from_code(code: &str) -> Option<Self> {
-        match code {
-            "u" => Some(Self::Unconfirmed),
-            "c" => Some(Self::Confirmed),
-            "x" => Some(Self::Unsubscribed),
-            _ => None,
         }
     }
 }

@@ -9,18 +9,11 @@
 //! unsubscribe or a complaint, a one-way hash of the address stays on the suppression list
 //! (`sha256:…`), so that a later import cannot add the person back unknowingly.
 
+pub use crate::domain::address_digest;
 use mailroom_jobs::{Keys, RedisConnection};
-use sha2::{Digest, Sha256};
 
 /// How many message ids are kept per address.
 pub const MESSAGES_KEPT: isize = 200;
-
-/// The SHA-256 (hex) of an address's case key: how keys and hashed suppressions name it.
-pub fn address_digest(email: &str) -> String {
-    base16ct::lower::encode_string(&Sha256::digest(
-        mailroom_jobs::address::case_key(email).as_bytes(),
-    ))
-}
 
 /// The messages sent to each address.
 #[derive(Debug, Clone)]

@@ -104,6 +104,24 @@ pub struct Published {
 }
 
 impl DkimKeys {
+    /// `MAILROOM_DKIM_KEYS`, each key read and checked; `None` when none is set.
+    ///
+    /// # Errors
+    /// As [`DkimKeys::parse`].
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+    ) -> anyhow::Result<Option<std::sync::Arc<Self>>> {
+        let Some(spec) = settings
+            .dkim_keys
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let keys = Self::parse(spec).map_err(|e| anyhow::anyhow!("MAILROOM_DKIM_KEYS: {e}"))?;
+        Ok(Some(std::sync::Arc::new(keys)))
+    }
+
     /// Parses `MAILROOM_DKIM_KEYS`, reading each key.
     ///
     /// # Errors

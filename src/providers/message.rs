@@ -60,9 +60,9 @@ pub struct OutgoingEmail {
     pub attachments: Vec<FileAttachment>,
     /// It carries a secret link (a verification or reset token): providers must not track it.
     pub secret_links: bool,
-    /// Who bounces of it belong to ([`crate::bounces::reports::Owner`]): the VERP envelope
+    /// Who bounces of it belong to ([`super::bounce::Owner`]): the VERP envelope
     /// sender names it when `MAILROOM_BOUNCE_DOMAIN` is set.
-    pub bounce_owner: crate::bounces::reports::Owner,
+    pub bounce_owner: super::bounce::Owner,
     /// The SendGrid unsubscribe group (ASM) it is sent under, for list mail
     /// (`MAILROOM_SENDGRID_GROUPS`).
     pub unsubscribe_group: Option<u32>,
@@ -149,7 +149,7 @@ impl OutgoingEmail {
             metadata: message.metadata.clone(),
             attachments,
             secret_links,
-            bounce_owner: crate::bounces::reports::Owner::Message(job.id),
+            bounce_owner: super::bounce::Owner::Message(job.id),
             unsubscribe_group: None,
             tracking: if secret_links {
                 mailroom_jobs::Tracking::default()
@@ -189,10 +189,7 @@ impl OutgoingEmail {
         let Some(domain) = &wire.bounce_domain else {
             return Ok((message.envelope().clone(), raw));
         };
-        let verp = format!(
-            "{}@{domain}",
-            crate::bounces::reports::verp_local(&self.bounce_owner)
-        );
+        let verp = format!("{}@{domain}", super::bounce::verp_local(&self.bounce_owner));
         let sender: lettre::Address = verp.parse().map_err(|e| {
             super::ProviderError::permanent(format!("the VERP address {verp}: {e}"))
         })?;
@@ -279,7 +276,7 @@ impl Wire {
     /// When a key cannot be read or the bounce domain is not a domain.
     pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            dkim: settings.dkim()?,
+            dkim: super::dkim::DkimKeys::from_settings(settings)?,
             bounce_domain: settings.bounce_domain()?,
         })
     }

@@ -5,6 +5,7 @@
 //! [`ProviderError`] that says whether trying again could help. The providers never retry
 //! themselves; the queue does, so attempts never multiply.
 
+pub mod bounce;
 pub mod dkim;
 mod message;
 mod outbox;
@@ -50,7 +51,7 @@ pub enum ProviderError {
         message: String,
         /// The receiving side refused the message's one recipient (an SMTP 5xx to RCPT or
         /// DATA): a bounce to record, not a failure to dead-letter.
-        bounce: Option<Box<crate::bounces::Bounce>>,
+        bounce: Option<Box<bounce::Bounce>>,
     },
 }
 
@@ -67,6 +68,16 @@ impl ProviderError {
         Self::Permanent {
             message: message.into(),
             bounce: None,
+        }
+    }
+
+    /// How the console's send chart counts a provider's answer.
+    pub fn outcome<T>(result: &Result<T, Self>) -> crate::store::activity::Outcome {
+        use crate::store::activity::Outcome;
+        match result {
+            Ok(_) => Outcome::Sent,
+            Err(Self::Transient { .. }) => Outcome::Deferred,
+            Err(Self::Permanent { .. }) => Outcome::Refused,
         }
     }
 }

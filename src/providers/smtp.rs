@@ -309,7 +309,7 @@ impl Smtp {
                 if (550..=554).contains(&code) =>
             {
                 let bounce =
-                    crate::bounces::Bounce::new(recipient.as_ref(), code, &error.to_string());
+                    super::bounce::Bounce::new(recipient.as_ref(), code, &error.to_string());
                 ProviderError::Permanent {
                     message,
                     bounce: Some(Box::new(bounce)),

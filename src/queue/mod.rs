@@ -95,6 +95,25 @@ pub struct QueueConfig {
     pub idle_wait: Duration,
 }
 
+impl QueueConfig {
+    /// The queue behaviour `settings` describe.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            prefix: settings.redis_prefix.clone(),
+            lease: Duration::from_secs(settings.lease_secs),
+            fetch_batch: settings.fetch_batch,
+            max_attempts: settings.max_attempts,
+            backoff: Backoff {
+                base: Duration::from_millis(settings.backoff_base_ms),
+                cap: Duration::from_secs(settings.backoff_cap_secs),
+            },
+            retention: Duration::from_secs(settings.retention_secs),
+            dead_retention: Duration::from_secs(settings.dead_retention_secs),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
@@ -226,4 +245,22 @@ pub fn now_ms() -> u64 {
 /// A duration in whole milliseconds, saturating.
 fn ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_settings_describe_the_default_queue() {
+        let from_settings = QueueConfig::from_settings(&crate::config::Settings::default());
+        let default = QueueConfig::default();
+        assert_eq!(from_settings.prefix, default.prefix);
+        assert_eq!(from_settings.lease, default.lease);
+        assert_eq!(from_settings.fetch_batch, default.fetch_batch);
+        assert_eq!(from_settings.max_attempts, default.max_attempts);
+        assert_eq!(from_settings.backoff, default.backoff);
+        assert_eq!(from_settings.retention, default.retention);
+        assert_eq!(from_settings.dead_retention, default.dead_retention);
+    }
 }

@@ -71,6 +71,23 @@ pub struct Renderer {
 }
 
 impl Renderer {
+    /// The renderer `settings` describe (brand, default locale).
+    ///
+    /// # Errors
+    /// When the default locale is unknown or the logo URL is not http(s).
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        if let Some(logo) = &settings.brand_logo_url {
+            mailroom_jobs::WebUrl::parse(logo)
+                .map_err(|e| anyhow::anyhow!("MAILROOM_BRAND_LOGO_URL: {e}"))?;
+        }
+        let brand = Brand {
+            name: settings.brand_name.clone(),
+            logo_url: settings.brand_logo_url.clone(),
+            postal_address: settings.postal_address.clone(),
+        };
+        Self::new(brand, &settings.default_locale)
+    }
+
     /// A renderer for `brand`, falling back to `default_locale`.
     ///
     /// # Errors

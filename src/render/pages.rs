@@ -56,7 +56,7 @@ pub enum PageKind<'a> {
 pub struct PreferenceRow<'a> {
     pub list: u64,
     pub name: &'a str,
-    pub status: crate::lists::SubscriptionStatus,
+    pub status: crate::domain::SubscriptionStatus,
 }
 
 struct Row {
@@ -242,7 +242,7 @@ impl Renderer {
         notice: Option<PreferenceNotice<'_>>,
         nonce: &str,
     ) -> Result<String, RenderError> {
-        use crate::lists::SubscriptionStatus as S;
+        use crate::domain::SubscriptionStatus as S;
         let locale = locale::negotiate(locale, &self.default_locale);
         let t = Translator::new(&locale);
         let list_arg = |l: &str| [("list", FluentValue::from(l.to_owned()))];

@@ -45,16 +45,6 @@ impl Outcome {
             _ => None,
         }
     }
-
-    /// The outcome of a provider's answer.
-    pub fn of<T>(result: &Result<T, crate::providers::ProviderError>) -> Self {
-        use crate::providers::ProviderError;
-        match result {
-            Ok(_) => Outcome::Sent,
-            Err(ProviderError::Transient { .. }) => Outcome::Deferred,
-            Err(ProviderError::Permanent { .. }) => Outcome::Refused,
-        }
-    }
 }
 
 type Tally = HashMap<(u64, &'static str, Outcome), u64>;

@@ -1,6 +1,6 @@
 //! Views and records in Redis beyond the queue's own machinery. Message status is a view over
-//! the send job's queue record (one source of truth); verification tokens and verified
-//! addresses are records of their own, and so is the suppression list. [`health`] checks that
+//! the send job's queue record (one source of truth); the suppression list is a record of its
+//! own. [`health`] checks that
 //! the Redis itself is fit to hold mail (no eviction, persistence, room left).
 
 pub mod activity;
@@ -11,7 +11,6 @@ pub mod retry;
 pub mod stats;
 mod status;
 pub mod suppressions;
-mod verification;
 
 pub use health::{Failure, RedisFacts, RedisGuard};
 pub use rate_limit::{Limit, RateLimiter};
@@ -19,4 +18,3 @@ pub use retry::retry_for;
 pub use stats::StatsStore;
 pub use status::{MessageStatus, StatusRecord, StatusStore};
 pub use suppressions::{Suppression, Suppressions};
-pub use verification::{AddressStatus, Pending, Token, Verifications, Verified};

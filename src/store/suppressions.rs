@@ -87,7 +87,7 @@ pub fn key_of(email: &str) -> String {
 /// The key an erased address's suppression is kept under: `sha256:` and the hex SHA-256 of its
 /// case key.
 pub fn hashed_key(email: &str) -> String {
-    format!("sha256:{}", crate::lists::privacy::address_digest(email))
+    format!("sha256:{}", crate::domain::address_digest(email))
 }
 
 impl Suppressions {

@@ -131,7 +131,7 @@ impl Tracker {
         if !settings.tracking {
             return Ok(None);
         }
-        Ok(settings.link_keys()?.map(|keys| Self {
+        Ok(LinkKeys::from_settings(settings)?.map(|keys| Self {
             keys: Arc::new(keys),
             public_url: settings.public_url.trim_end_matches('/').to_owned(),
             conn: conn.clone(),

@@ -57,6 +57,33 @@ pub struct DnsSettings {
     pub negative_ttl: Duration,
 }
 
+impl DnsSettings {
+    /// The DNS settings of address validation.
+    ///
+    /// # Errors
+    /// When `dns_resolver` is not an IP address, with or without a port.
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        let resolver = match settings.dns_resolver.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "MAILROOM_DNS_RESOLVER {text:?} is not an IP address such as 9.9.9.9 or 127.0.0.1:5353"
+                        )
+                    })?,
+            ),
+        };
+        Ok(Self {
+            resolver,
+            timeout: Duration::from_millis(settings.dns_timeout_ms),
+            positive_ttl: Duration::from_secs(settings.dns_cache_secs),
+            negative_ttl: Duration::from_secs(settings.dns_negative_cache_secs),
+        })
+    }
+}
+
 /// A resolver and the shared Redis cache in front of it.
 #[derive(Clone)]
 pub struct DomainChecker {

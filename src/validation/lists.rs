@@ -1,7 +1,7 @@
 //! The lists behind the policy checks: disposable domains, role accounts, free providers.
 //!
 //! The disposable list is `disposable_domains.txt`, a byte-for-byte copy of
-//! disposable-email-domains' `disposable_email_blocklist.conf` (CC0) pinned in the README,
+//! disposable-email-domains' `disposable_email_blocklist.conf` (CC0) pinned in docs/validation.md,
 //! compiled into the binary; operators add to it or carve out of it with
 //! `MAILROOM_DISPOSABLE_DENY` / `MAILROOM_DISPOSABLE_ALLOW`.
 
@@ -209,7 +209,7 @@ pub fn is_free_provider(ascii_domain: &str) -> bool {
     FREE_PROVIDERS.binary_search(&ascii_domain).is_ok()
 }
 
-/// How many domains the compiled-in disposable list holds (for the README and start-up logs).
+/// How many domains the compiled-in disposable list holds (for the docs and start-up logs).
 pub fn disposable_count() -> usize {
     DISPOSABLE.len()
 }

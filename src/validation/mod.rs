@@ -96,6 +96,26 @@ pub struct Validator {
     pub suggester: Suggester,
 }
 
+impl Validator {
+    /// The offline validator: the disposable list with the operator's allow and deny lists.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        let split = |list: &str| -> Vec<String> {
+            list.split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        Self {
+            disposable: DisposablePolicy::new(
+                &split(&settings.disposable_allow),
+                &split(&settings.disposable_deny),
+            ),
+            suggester: Suggester::mailroom(),
+        }
+    }
+}
+
 /// An address after the offline checks, waiting for its domain's DNS answer.
 #[derive(Debug)]
 pub struct Pending {

@@ -21,18 +21,15 @@ use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, Producer, SendEmail, SendVerification, SendgridEvents,
-    TrackingHits,
+    CampaignJob, DeliverEvent, Job, SendEmail, SendVerification, SendgridEvents, TrackingHits,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    campaigns::{CampaignStore, Campaigner, Throttles},
+    campaigns::Campaigner,
     config::Settings,
-    events::{EventStore, MessageIndex},
-    providers::Provider,
+    events::EventStore,
     queue::{QueueConfig, RedisQueue},
-    store::{RedisGuard, Suppressions, Verifications, health::WATCH_EVERY},
 };
 
 pub use campaign::run_campaign;
@@ -74,196 +71,146 @@ pub fn worker_name() -> String {
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
 
-/// Runs the worker process (the send, verification, callback and SendGrid event queues) until `shutdown` is
-/// cancelled and the stop has completed.
+/// What the workers of one process share, built once by the composition root.
+#[derive(Debug)]
+pub struct Handlers {
+    /// Sends single emails and verification emails.
+    pub mailer: Arc<Mailer>,
+    /// Runs campaigns.
+    pub campaigner: Arc<Campaigner>,
+    /// Delivers `email.verified` callbacks.
+    pub callbacks: Arc<Callbacks>,
+    /// Applies SendGrid's event batches.
+    pub events: EventStore,
+    /// Records tracking hits.
+    pub hits: tracking::HitStore,
+}
+
+/// Where the queues are and how they behave.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub client: mailroom_jobs::RedisClient,
+    /// Every queue but `email`'s.
+    pub config: QueueConfig,
+    /// The `email` queue's: its finished records are the messages' statuses.
+    pub email_config: QueueConfig,
+}
+
+/// The queues of a worker process, connected.
+struct Connected {
+    emails: RedisQueue<SendEmail>,
+    verifications: RedisQueue<SendVerification>,
+    events: RedisQueue<DeliverEvent>,
+    webhooks: RedisQueue<SendgridEvents>,
+    tracking: RedisQueue<TrackingHits>,
+    campaigns: RedisQueue<CampaignJob>,
+}
+
+impl Queues {
+    async fn connect(&self, name: &str) -> anyhow::Result<Connected> {
+        async fn one<J: Job>(
+            queues: &Queues,
+            config: &QueueConfig,
+            name: &str,
+        ) -> anyhow::Result<RedisQueue<J>> {
+            RedisQueue::<J>::connect(queues.client.clone(), config.clone(), name.to_owned())
+                .await
+                .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")
+        }
+        Ok(Connected {
+            emails: one(self, &self.email_config, name).await?,
+            verifications: one(self, &self.config, name).await?,
+            events: one(self, &self.config, name).await?,
+            webhooks: one(self, &self.config, name).await?,
+            tracking: one(self, &self.config, name).await?,
+            campaigns: one(self, &self.config, name).await?,
+        })
+    }
+}
+
+/// Runs one worker per queue until `shutdown` is cancelled and the stop has completed;
+/// campaigns run `campaign_concurrency` at a time.
 ///
 /// # Errors
-/// When Redis cannot be reached at start-up, the provider is misconfigured, or a worker's
-/// runtime fails.
+/// When Redis cannot be reached at start-up or a worker's runtime fails.
 pub async fn run(
-    settings: &Settings,
+    queues: Queues,
+    handlers: Handlers,
     options: WorkerOptions,
+    campaign_concurrency: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    settings.check_sending()?;
-    crate::metrics::handle();
-    let client = settings.redis_client()?;
     let name = worker_name();
-    let connect = "could not connect to Redis (is REDIS_URL right, and is Redis running?)";
-    let conn = settings.redis_connection().await?;
-    let guard = RedisGuard::new(conn.clone(), settings.allow_evicting_redis);
-    guard.check_at_start().await?;
-    crate::store::migrate::rename_old_keys(&conn, &settings.redis_prefix).await?;
-    guard.watch(WATCH_EVERY, shutdown.clone());
-    let event_store = EventStore::new(
-        conn.clone(),
-        &settings.redis_prefix,
-        settings.event_retention_secs,
-        settings.timeline_max_events,
-    )
-    .with_guards(settings.guards());
-    let provider = Provider::from_settings(settings)?;
-    // SendGrid tracks its own mail; mailroom tracks what it writes.
-    let tracker = match provider {
-        Provider::SendGrid(_) => None,
-        _ => crate::tracking::Tracker::from_settings(settings, &conn)?,
-    };
-    if let Some(address) = settings.metrics_address()? {
-        crate::metrics::serve_listener(address, shutdown.clone()).await?;
-    }
-    let activity = crate::store::activity::Activity::new(conn.clone(), &settings.redis_prefix);
-    crate::metrics::spawn_upkeep(conn.clone(), Some(activity.clone()), shutdown.clone());
-    let mailer = Arc::new(Mailer {
-        activity,
-        tracker,
-        tracking: crate::tracking::Policy::from_settings(settings),
-        unsubscribe_groups: settings.sendgrid_group_map()?,
-        events: event_store.clone(),
-        provider,
-        default_from: settings.default_from()?,
-        renderer: settings.renderer()?,
-        verifications: Verifications::new(conn.clone(), settings.redis_prefix.clone()),
-        public_url: settings.public_url.clone(),
-        suppressions: Suppressions::new(conn.clone(), &settings.redis_prefix),
-        transactional: settings.transactional_category_list(),
-        announce: options.announce,
-        lists: crate::lists::ListStore::new(conn.clone(), &settings.redis_prefix),
-        links: settings.link_keys()?,
-        unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
-        addresses: crate::lists::privacy::AddressIndex::new(
-            conn.clone(),
-            &settings.redis_prefix,
-            settings.event_retention_secs,
-        ),
-        message_index: MessageIndex::new(
-            conn.clone(),
-            &settings.redis_prefix,
-            settings.event_retention_secs,
-        ),
-    });
-    let config = settings.queue_config();
-    // A sent message's job record is its status (`GET /v1/emails/{id}`): it is kept as long as
-    // the timeline its events build, not only the other queues' retention. Once done, it holds
-    // no payload: a few hundred bytes of state, times and the provider's answer.
-    let email_config = QueueConfig {
-        retention: config
-            .retention
-            .max(Duration::from_secs(settings.event_retention_secs)),
-        ..config.clone()
-    };
-    let emails = RedisQueue::<SendEmail>::connect(client.clone(), email_config, name.clone())
-        .await
-        .context(connect)?;
-    let verifications =
-        RedisQueue::<SendVerification>::connect(client.clone(), config.clone(), name.clone())
-            .await
-            .context(connect)?;
-    let events = RedisQueue::<DeliverEvent>::connect(client.clone(), config.clone(), name.clone())
-        .await
-        .context(connect)?;
-    let webhooks =
-        RedisQueue::<SendgridEvents>::connect(client.clone(), config.clone(), name.clone())
-            .await
-            .context(connect)?;
-    let tracking_queue =
-        RedisQueue::<TrackingHits>::connect(client.clone(), config.clone(), name.clone())
-            .await
-            .context(connect)?;
-    let hit_store = tracking::HitStore {
-        events: event_store.clone(),
-        campaigns: crate::campaigns::CampaignStore::new(
-            conn.clone(),
-            &settings.redis_prefix,
-            settings.campaign_retention_secs,
-        ),
-        lists: crate::lists::ListStore::new(conn.clone(), &settings.redis_prefix),
-        conn: conn.clone(),
-        keys: mailroom_jobs::Keys::new(&settings.redis_prefix),
-    };
-    let campaign_queue =
-        RedisQueue::<CampaignJob>::connect(client.clone(), config.clone(), name.clone())
-            .await
-            .context(connect)?;
-    let campaigner = Arc::new(campaigner(settings, &conn, &mailer)?);
-    let callbacks = Arc::new(Callbacks::from_settings(settings)?);
+    let q = queues.connect(&name).await?;
     tracing::info!(
         worker = %name,
         concurrency = options.concurrency,
-        provider = mailer.provider.name(),
-        campaign_concurrency = settings.campaign_concurrency,
-        queues = ?[SendEmail::QUEUE, SendVerification::QUEUE, DeliverEvent::QUEUE, SendgridEvents::QUEUE, CampaignJob::QUEUE, TrackingHits::QUEUE],
+        provider = handlers.mailer.provider.name(),
+        campaign_concurrency,
+        queues = ?mailroom_jobs::QUEUES,
         "worker started"
     );
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
-    let email_worker = email_worker(&name, &emails, mailer.clone(), options, stop());
-    let verification_worker = verification_worker(&name, &verifications, mailer, options, stop());
-    let event_worker = event_worker(&name, &events, callbacks, options, stop());
-    let webhook_worker = webhook_worker(&name, &webhooks, event_store, options, stop());
-    let tracking_worker = tracking_worker(&name, &tracking_queue, hit_store, options, stop());
+    let Handlers {
+        mailer,
+        campaigner,
+        callbacks,
+        events,
+        hits,
+    } = handlers;
     let campaign_options = WorkerOptions {
-        concurrency: settings.campaign_concurrency.max(1),
+        concurrency: campaign_concurrency.max(1),
         ..options
     };
-    let campaign_worker =
-        campaign_worker(&name, &campaign_queue, campaigner, campaign_options, stop());
-    // Both run to their end: when one fails it cancels `shutdown`, and the other then stops
-    // gracefully and hands its jobs back instead of being cut off.
-    let (email, verification, event, webhook, campaign, hits) = tokio::join!(
-        supervise(email_worker, &emails, &shutdown, options.grace),
+    let grace = options.grace;
+    // Every worker runs to its end: when one fails it cancels `shutdown`, and the others then
+    // stop gracefully and hand their jobs back instead of being cut off.
+    let (email, verification, event, webhook, campaign, tracked) = tokio::join!(
         supervise(
-            verification_worker,
-            &verifications,
+            email_worker(&name, &q.emails, mailer.clone(), options, stop()),
+            &q.emails,
             &shutdown,
-            options.grace
+            grace
         ),
-        supervise(event_worker, &events, &shutdown, options.grace),
-        supervise(webhook_worker, &webhooks, &shutdown, options.grace),
-        supervise(campaign_worker, &campaign_queue, &shutdown, options.grace),
-        supervise(tracking_worker, &tracking_queue, &shutdown, options.grace),
+        supervise(
+            verification_worker(&name, &q.verifications, mailer, options, stop()),
+            &q.verifications,
+            &shutdown,
+            grace
+        ),
+        supervise(
+            event_worker(&name, &q.events, callbacks, options, stop()),
+            &q.events,
+            &shutdown,
+            grace
+        ),
+        supervise(
+            webhook_worker(&name, &q.webhooks, events, options, stop()),
+            &q.webhooks,
+            &shutdown,
+            grace
+        ),
+        supervise(
+            campaign_worker(&name, &q.campaigns, campaigner, campaign_options, stop()),
+            &q.campaigns,
+            &shutdown,
+            grace
+        ),
+        supervise(
+            tracking_worker(&name, &q.tracking, hits, options, stop()),
+            &q.tracking,
+            &shutdown,
+            grace
+        ),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
     event.context("the callback worker")?;
     webhook.context("the SendGrid event worker")?;
     campaign.context("the campaign worker")?;
-    hits.context("the tracking worker")?;
+    tracked.context("the tracking worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
-}
-
-/// The campaign runner of a worker process, sharing the send worker's provider.
-fn campaigner(
-    settings: &Settings,
-    conn: &mailroom_jobs::RedisConnection,
-    mailer: &Mailer,
-) -> anyhow::Result<Campaigner> {
-    let prefix = &settings.redis_prefix;
-    Ok(Campaigner {
-        store: CampaignStore::new(conn.clone(), prefix, settings.campaign_retention_secs),
-        lists: crate::lists::ListStore::new(conn.clone(), prefix),
-        suppressions: Suppressions::new(conn.clone(), prefix),
-        producer: Producer::new(conn.clone(), prefix.clone()),
-        renderer: Arc::new(mailer.renderer.clone()),
-        provider: mailer.provider.clone(),
-        activity: mailer.activity.clone(),
-        default_from: mailer.default_from.clone(),
-        links: mailer.links.clone(),
-        public_url: settings.public_url.clone(),
-        unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
-        throttles: Throttles::new(
-            conn.clone(),
-            prefix,
-            Some(settings.provider_rate),
-            &settings.domain_rate_list()?,
-            &settings.domain_connection_list()?,
-        ),
-        parallel_sends: settings.smtp_pool_size.max(1),
-        events: mailer.events.clone(),
-        tracker: mailer.tracker.clone(),
-        tracking: mailer.tracking.clone(),
-        unsubscribe_groups: mailer.unsubscribe_groups.clone(),
-        prepared: std::sync::Mutex::default(),
-    })
 }
 
 type StopSignal = futures::future::Map<

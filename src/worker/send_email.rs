@@ -20,11 +20,8 @@ use crate::{
     providers::{OutgoingEmail, Provider, ProviderError},
     queue::{JobOutput, JobRun},
     render::Renderer,
-    store::{
-        Suppressions, Verifications,
-        activity::{Activity, Outcome},
-        suppressions::drop_recipients,
-    },
+    store::{Suppressions, activity::Activity, suppressions::drop_recipients},
+    verification::Verifications,
 };
 
 /// What the send handler needs, built once per process.
@@ -235,7 +232,9 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 .list_id
                 .and_then(|list| mailer.unsubscribe_groups.get(&list).copied());
             let sent = mailer.provider.send(&email).await;
-            mailer.activity.record(provider, Outcome::of(&sent), 1);
+            mailer
+                .activity
+                .record(provider, crate::providers::ProviderError::outcome(&sent), 1);
             sent
         }
         Err(error) => Err(ProviderError::permanent(error.to_string())),
@@ -280,7 +279,8 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             // The relay refused the one recipient for good: a bounce, recorded as SendGrid's
             // would be (timeline, status, stats, and a suppression when the address is bad).
             // A Redis failure here retries the job, and the relay refuses it again.
-            let event = bounce.event_of(crate::events::Source::Smtp, &job);
+            let event =
+                crate::bounces::BounceEvent::event_of(&*bounce, crate::events::Source::Smtp, &job);
             mailer.events.apply(&[event], chrono::Utc::now()).await?;
             Ok(Sent {
                 provider,

@@ -13,7 +13,7 @@ use chrono::Utc;
 use mailroom_jobs::{EmailMessage, Mailbox, SendEmail, SendVerification, TemplateRef};
 
 use super::send_email::{Mailer, Sent, deliver};
-use crate::store::Token;
+use crate::verification::Token;
 
 /// The least life a link must have left to be worth sending. `MAILROOM_VERIFY_TTL` starts at
 /// 300 s, so at the shortest setting a request waiting up to four minutes in the queue is still

@@ -8,9 +8,10 @@ use std::{
 };
 
 use mailroom::{
+    app,
     config::{ProviderKind, Settings},
-    http::{self, AppState, Auth},
-    worker::{self, WorkerOptions},
+    http::{AppState, Auth},
+    worker::WorkerOptions,
 };
 use secrecy::SecretString;
 use serde_json::Value;
@@ -76,11 +77,11 @@ impl TestApp {
                     .expect("a bulk connection"),
             );
         }
-        let state = AppState::new(&settings, redis.conn(), bulk, Auth::Required).expect("state");
+        let state = app::state(&settings, redis.conn(), bulk, Auth::Required).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(http::serve_on(listener, state.clone(), shutdown.clone()));
+        let server = tokio::spawn(app::serve_on(listener, state.clone(), shutdown.clone()));
         Self {
             address,
             client: reqwest::Client::new(),
@@ -99,7 +100,7 @@ impl TestApp {
         let options = WorkerOptions::from_settings(&settings, Some(8));
         let token = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
-            worker::run(&settings, options, token).await
+            app::work(&settings, options, token).await
         }));
     }
 

@@ -1,0 +1,155 @@
+//! A worker process's parts: the provider, the renderer and every store the job handlers use,
+//! built once and shared by the workers of every queue.
+
+use std::{sync::Arc, time::Duration};
+
+use mailroom_jobs::{Keys, Producer, RedisConnection};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    campaigns::{CampaignStore, Campaigner, Throttles},
+    config::Settings,
+    events::{EventStore, MessageIndex},
+    lists::{ListStore, links::LinkKeys, privacy::AddressIndex},
+    providers::Provider,
+    queue::QueueConfig,
+    render::Renderer,
+    store::{RedisGuard, Suppressions, activity::Activity},
+    tracking::{Policy, Tracker},
+    verification::Verifications,
+    worker::{self, Callbacks, Handlers, Mailer, Queues, WorkerOptions, tracking::HitStore},
+};
+
+/// Runs a worker process (every queue) until `shutdown` is cancelled and the stop has
+/// completed.
+///
+/// # Errors
+/// When Redis cannot be reached at start-up, the provider is misconfigured, or a worker's
+/// runtime fails.
+pub async fn work(
+    settings: &Settings,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    super::check_sending(settings)?;
+    crate::metrics::handle();
+    let client = settings.redis_client()?;
+    let conn = settings.redis_connection().await?;
+    let guard = RedisGuard::new(conn.clone(), settings.allow_evicting_redis);
+    super::prepare_redis(settings, &conn, guard, &shutdown).await?;
+    if let Some(address) = settings.metrics_address()? {
+        crate::http::metrics::serve_listener(address, shutdown.clone()).await?;
+    }
+    let activity = Activity::new(conn.clone(), &settings.redis_prefix);
+    crate::metrics::spawn_upkeep(conn.clone(), Some(activity.clone()), shutdown.clone());
+    let events = super::event_store(settings, &conn);
+    let mailer = Arc::new(mailer(settings, &conn, activity, events.clone(), options)?);
+    let campaigner = Arc::new(campaigner(settings, &conn, &mailer)?);
+    let handlers = Handlers {
+        hits: HitStore {
+            events: events.clone(),
+            campaigns: CampaignStore::new(
+                conn.clone(),
+                &settings.redis_prefix,
+                settings.campaign_retention_secs,
+            ),
+            lists: ListStore::new(conn.clone(), &settings.redis_prefix),
+            conn: conn.clone(),
+            keys: Keys::new(&settings.redis_prefix),
+        },
+        mailer,
+        campaigner,
+        callbacks: Arc::new(Callbacks::from_settings(settings)?),
+        events,
+    };
+    let config = QueueConfig::from_settings(settings);
+    // A sent message's job record is its status (`GET /v1/emails/{id}`): it is kept as long as
+    // the timeline its events build, not only the other queues' retention. Once done, it holds
+    // no payload: a few hundred bytes of state, times and the provider's answer.
+    let email_config = QueueConfig {
+        retention: config
+            .retention
+            .max(Duration::from_secs(settings.event_retention_secs)),
+        ..config.clone()
+    };
+    let queues = Queues {
+        client,
+        config,
+        email_config,
+    };
+    let campaigns = settings.campaign_concurrency;
+    worker::run(queues, handlers, options, campaigns, shutdown).await
+}
+
+/// The sender of single emails and verification emails.
+fn mailer(
+    settings: &Settings,
+    conn: &RedisConnection,
+    activity: Activity,
+    events: EventStore,
+    options: WorkerOptions,
+) -> anyhow::Result<Mailer> {
+    let prefix = &settings.redis_prefix;
+    let provider = Provider::from_settings(settings)?;
+    // SendGrid tracks its own mail; mailroom tracks what it writes.
+    let tracker = match provider {
+        Provider::SendGrid(_) => None,
+        _ => Tracker::from_settings(settings, conn)?,
+    };
+    Ok(Mailer {
+        activity,
+        tracker,
+        tracking: Policy::from_settings(settings),
+        unsubscribe_groups: settings.sendgrid_group_map()?,
+        events,
+        provider,
+        default_from: settings.default_from()?,
+        renderer: Renderer::from_settings(settings)?,
+        verifications: Verifications::new(conn.clone(), prefix.clone()),
+        public_url: settings.public_url.clone(),
+        suppressions: Suppressions::new(conn.clone(), prefix),
+        transactional: settings.transactional_category_list(),
+        announce: options.announce,
+        lists: ListStore::new(conn.clone(), prefix),
+        links: LinkKeys::from_settings(settings)?,
+        unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
+        addresses: AddressIndex::new(conn.clone(), prefix, settings.event_retention_secs),
+        message_index: MessageIndex::new(conn.clone(), prefix, settings.event_retention_secs),
+    })
+}
+
+/// The campaign runner of a worker process, sharing the send worker's provider.
+fn campaigner(
+    settings: &Settings,
+    conn: &RedisConnection,
+    mailer: &Mailer,
+) -> anyhow::Result<Campaigner> {
+    let prefix = &settings.redis_prefix;
+    let (rates, connections) = crate::campaigns::throttle::domain_limits(settings)?;
+    Ok(Campaigner {
+        store: CampaignStore::new(conn.clone(), prefix, settings.campaign_retention_secs),
+        lists: ListStore::new(conn.clone(), prefix),
+        suppressions: Suppressions::new(conn.clone(), prefix),
+        producer: Producer::new(conn.clone(), prefix.clone()),
+        renderer: Arc::new(mailer.renderer.clone()),
+        provider: mailer.provider.clone(),
+        activity: mailer.activity.clone(),
+        default_from: mailer.default_from.clone(),
+        links: mailer.links.clone(),
+        public_url: settings.public_url.clone(),
+        unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
+        throttles: Throttles::new(
+            conn.clone(),
+            prefix,
+            Some(settings.provider_rate),
+            &rates,
+            &connections,
+        ),
+        parallel_sends: settings.smtp_pool_size.max(1),
+        events: mailer.events.clone(),
+        tracker: mailer.tracker.clone(),
+        tracking: mailer.tracking.clone(),
+        unsubscribe_groups: mailer.unsubscribe_groups.clone(),
+        prepared: std::sync::Mutex::default(),
+    })
+}
