@@ -169,7 +169,7 @@ pub enum Auth {
 }
 
 impl AppState {
-    /// The state made of its parts (built by the composition root, `crate::app`).
+    /// The state made of its parts (built by the composition root, `app`).
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }

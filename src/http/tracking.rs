@@ -1,7 +1,7 @@
 //! `GET /t/o/{token}` (the open image) and `GET /t/c/{token}` (a tracked link): checked
 //! without Redis, answered at once (the image; a 302 to the link the token carries), and the
 //! hit handed to a recorder task that pushes hits in batches as one job each for a worker to
-//! record ([`crate::worker::tracking`]). A token that is not whole and signed is a 404, never a
+//! record (`worker::tracking`). A token that is not whole and signed is a 404, never a
 //! redirect. Links keep working whatever the tracking settings are now: only new mail changes.
 
 use axum::{

@@ -80,7 +80,7 @@ pub struct Parsed {
     pub email: InboundEmail,
     pub bodies: Vec<Option<Bytes>>,
     /// The raw message, in raw mode: delivery and complaint reports are read from it
-    /// ([`crate::bounces::reports`]).
+    /// (`bounces::reports`).
     pub raw: Option<Bytes>,
 }
 

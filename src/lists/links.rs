@@ -145,7 +145,7 @@ impl LinkKeys {
     }
 
     /// `body` (no `.` in it) signed for `purpose` with the first key: `KEY.BODY.MAC`. Other
-    /// signed links ([`crate::tracking`]) use this; a token for one purpose never passes for
+    /// signed links (`tracking`) use this; a token for one purpose never passes for
     /// another.
     pub fn seal(&self, purpose: &str, body: &str) -> String {
         let (id, secret) = &self.keys[0];

@@ -1,5 +1,5 @@
 //! One recipient's permanent refusal as a provider reports it, classified by its reply code
-//! and RFC 3463 enhanced status code (the classes are described in [`crate::bounces`], which
+//! and RFC 3463 enhanced status code (the classes are described in `bounces`, which
 //! turns a refusal into a `bounce` event), and the VERP envelope sender that ties later
 //! reports back to the mail they are about.
 

@@ -25,7 +25,7 @@ impl Outbox {
     }
 
     /// The same provider, signing and addressing as `wire` says ([`super::dkim`],
-    /// [`crate::bounces::reports`]).
+    /// `bounces::reports`).
     #[must_use]
     pub fn with_wire(mut self, wire: Wire) -> Self {
         self.wire = wire;

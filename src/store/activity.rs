@@ -1,6 +1,6 @@
 //! Hand-overs per minute, for the console's "sends in the last hour" chart and its provider
 //! errors: workers count in memory and write the counts every few seconds
-//! ([`crate::metrics::spawn_upkeep`]), one `HINCRBY` per (minute, provider, outcome) seen, so a
+//! (`metrics::spawn_upkeep`), one `HINCRBY` per (minute, provider, outcome) seen, so a
 //! campaign sending a hundred thousand messages a second costs Redis a handful of writes.
 //!
 //! Counts still in memory when a worker is killed are lost: the chart is a picture of the

@@ -5,7 +5,7 @@
 //! this module only translates. queued → sending → sent | retrying | dead; the record expires
 //! with the retention setting once the message is sent, with the dead-letter retention once
 //! it is dead. After `sent`, SendGrid's events move it on (delivered, opened, bounced, …: see
-//! [`crate::events::store`]) and its timeline is shown with it; a message whose every
+//! `events::store`) and its timeline is shown with it; a message whose every
 //! recipient was suppressed ends `suppressed`.
 
 use std::collections::BTreeMap;

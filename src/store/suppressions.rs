@@ -3,7 +3,7 @@
 //! `P:{suppressions}:index` (sorted set by time, for listing with a cursor), one slot on a
 //! cluster since both change together.
 //!
-//! Events add to it ([`crate::events::store`]); operators read and edit it through
+//! Events add to it (`events::store`); operators read and edit it through
 //! `/v1/suppressions`; the API and the worker consult it before sending.
 
 use chrono::{DateTime, Utc};

@@ -3,7 +3,7 @@
 //!
 //! A tracked message gets signed links ([`token`]) written into its HTML ([`rewrite`]); a hit
 //! on `/t/o/TOKEN` or `/t/c/TOKEN` is answered at once (the image, or a 302 to the link) and
-//! handed to a worker in batches ([`crate::http::tracking`]), which records it as an `open` or
+//! handed to a worker in batches (`http::tracking`), which records it as an `open` or
 //! `click` event through the same store as SendGrid's, so timelines, statuses, unique counts,
 //! daily stats and campaign engagement are the same whichever provider sent. Hits from
 //! machines ([`machines`]) are recorded but not counted.
