@@ -380,3 +380,30 @@ fn the_reader_follows_use_groups_super_paths_and_macro_tokens() {
         ["a", "b", "c", "d", "e"].map(String::from).into()
     );
 }
+
+/// Campaigns speak only the provider's batch interface: adding a provider must not touch them.
+#[test]
+fn campaigns_name_no_provider_outside_their_comments() {
+    let mut files = Vec::new();
+    rust_files(&src().join("campaigns"), &mut files);
+    let mut named = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            for name in ["SendGrid", "Smtp", "Outbox", "Provider::", "sendgrid"] {
+                if code.contains(name) && !code.contains("MAILROOM_SENDGRID_GROUPS") {
+                    named.push(format!("{}:{}: {name}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        named.is_empty(),
+        "campaigns name a provider:\n{}",
+        named.join("\n")
+    );
+}

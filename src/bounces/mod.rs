@@ -31,6 +31,12 @@ pub trait BounceEvent {
     /// `scope` (the message's or campaign's id) makes its event id, so the same refusal
     /// recorded twice (a retried job) counts once.
     fn event(&self, source: Source, scope: &str) -> Event;
+
+    /// The `bounce` event of a refusal given while the provider took the message (an SMTP
+    /// relay's 5xx), for [`BounceEvent::event`]'s `scope`.
+    fn at_hand_over(&self, scope: &str) -> Event {
+        self.event(Source::Smtp, scope)
+    }
 }
 
 impl BounceEvent for Bounce {

@@ -9,7 +9,17 @@
 //! fields become SendGrid substitutions. A field is HTML-escaped in the HTML part and left as it
 //! is in the subject and the text part.
 
-use std::fmt::Write as _;
+use mailroom_jobs::TemplateRef;
+
+use super::model::Content;
+use crate::{
+    providers::{
+        Body,
+        batch::{Piece as Slotted, Template},
+        text_from_html,
+    },
+    render::Renderer,
+};
 
 /// What a campaign puts in place of the `newsletter` template's unsubscribe link while it
 /// renders once per language; replaced per recipient by the signed link's token. Letters only,
@@ -32,7 +42,7 @@ pub enum Field {
 }
 
 impl Field {
-    fn parse(inner: &str) -> Result<Self, String> {
+    fn parse(inner: &str) -> Result<Self, CopyError> {
         let inner = inner.trim();
         match inner {
             "name" => Ok(Self::Name),
@@ -48,10 +58,99 @@ impl Field {
                 {
                     Ok(Self::Attribute(key.to_owned()))
                 }
-                _ => Err(format!(
-                    "{{{{{inner}}}}} is not a field a campaign fills: use {{{{name}}}}, {{{{email}}}}, {{{{unsubscribe_url}}}} or {{{{attributes.KEY}}}}"
-                )),
+                _ => Err(CopyError::UnknownField(inner.to_owned())),
             },
+        }
+    }
+}
+
+/// Why a campaign's content cannot become its copy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CopyError {
+    #[error(
+        "{{{{{0}}}}} is not a field a campaign fills: use {{{{name}}}}, {{{{email}}}}, {{{{unsubscribe_url}}}} or {{{{attributes.KEY}}}}"
+    )]
+    UnknownField(String),
+    #[error("a {{{{ without its closing }}}}")]
+    Unclosed,
+    #[error("template {name}: {reason}")]
+    Template { name: String, reason: String },
+    /// A field problem in one part (`subject`, `html`, `text`).
+    #[error("{part}: {source}")]
+    InPart {
+        part: &'static str,
+        source: Box<CopyError>,
+    },
+    #[error("html or text: a campaign needs a body")]
+    NoBody,
+}
+
+/// `text` cut into a [`Part`]; an error names `part`.
+fn part(name: &'static str, text: &str) -> Result<Part, CopyError> {
+    Part::parse(text).map_err(|e| CopyError::InPart {
+        part: name,
+        source: Box::new(e),
+    })
+}
+
+/// Renders `content` in `locale` with each per-recipient field left as a field.
+///
+/// # Errors
+/// When the content does not render or names an unknown field.
+pub fn render_copy(
+    renderer: &Renderer,
+    public_url: &str,
+    content: &Content,
+    locale: &str,
+) -> Result<Letter, CopyError> {
+    match content {
+        Content::Template { name, data } => {
+            let mut data = data.clone();
+            if name == "newsletter"
+                && let Some(object) = data.as_object_mut()
+            {
+                object.insert(
+                    "unsubscribe_link".to_owned(),
+                    serde_json::Value::String(format!(
+                        "{}/u/{UNSUBSCRIBE_MARK}",
+                        public_url.trim_end_matches('/')
+                    )),
+                );
+            }
+            let rendered = renderer
+                .render(&TemplateRef {
+                    name: name.clone(),
+                    locale: Some(locale.to_owned()).filter(|l| !l.is_empty()),
+                    data,
+                })
+                .map_err(|e| CopyError::Template {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Letter::new(
+                rendered.locale,
+                part("subject", &rendered.subject)?,
+                Some(part("html", &rendered.html)?),
+                part("text", &rendered.text)?,
+            ))
+        }
+        Content::Raw {
+            subject,
+            html,
+            text,
+        } => {
+            let html = html.as_deref().filter(|h| !h.trim().is_empty());
+            let text = match (text.as_deref().filter(|t| !t.trim().is_empty()), html) {
+                (Some(text), _) => text.to_owned(),
+                (None, Some(html)) => text_from_html(html),
+                (None, None) => return Err(CopyError::NoBody),
+            };
+            Ok(Letter::new(
+                String::new(),
+                part("subject", subject)?,
+                html.map(|h| part("html", h)).transpose()?,
+                part("text", &text)?,
+            ))
         }
     }
 }
@@ -74,16 +173,14 @@ impl Part {
     ///
     /// # Errors
     /// An unknown field or an unclosed `{{`, in words.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CopyError> {
         let mut pieces = Vec::new();
         let mut rest = text;
         let mut literal = String::new();
         while let Some(open) = rest.find("{{") {
             literal.push_str(&rest[..open]);
             let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| "a {{ without its closing }}".to_owned())?;
+            let close = after.find("}}").ok_or(CopyError::Unclosed)?;
             let field = Field::parse(&after[..close])?;
             push_text(&mut pieces, std::mem::take(&mut literal));
             pieces.push(Piece::Field(field));
@@ -102,39 +199,19 @@ impl Part {
         })
     }
 
-    /// The part for one recipient: each field's value (`value`), HTML-escaped when `html`.
-    pub fn fill(&self, html: bool, value: &dyn Fn(&Field) -> String) -> String {
-        let mut out = String::with_capacity(self.len_hint());
-        for piece in &self.0 {
-            match piece {
-                Piece::Text(text) => out.push_str(text),
-                Piece::Field(field) if html => escape_into(&mut out, &value(field)),
-                Piece::Field(field) => out.push_str(&value(field)),
-            }
-        }
-        out
-    }
-
-    /// The part with each field written as `token(field)`: SendGrid's substitution tags.
-    pub fn tagged(&self, token: &dyn Fn(&Field) -> String) -> String {
-        let mut out = String::with_capacity(self.len_hint());
-        for piece in &self.0 {
-            match piece {
-                Piece::Text(text) => out.push_str(text),
-                Piece::Field(field) => out.push_str(&token(field)),
-            }
-        }
-        out
-    }
-
-    fn len_hint(&self) -> usize {
-        self.0
-            .iter()
-            .map(|p| match p {
-                Piece::Text(t) => t.len(),
-                Piece::Field(_) => 40,
-            })
-            .sum()
+    /// The part as a provider's template: field `fields[n]` is slot `n`.
+    fn template(self, fields: &[Field]) -> Template {
+        Template(
+            self.0
+                .into_iter()
+                .map(|piece| match piece {
+                    Piece::Text(text) => Slotted::Text(text),
+                    Piece::Field(field) => {
+                        Slotted::Slot(fields.iter().position(|f| *f == field).unwrap_or(0))
+                    }
+                })
+                .collect(),
+        )
     }
 }
 
@@ -154,54 +231,59 @@ fn push_text(pieces: &mut Vec<Piece>, text: String) {
     }
 }
 
-/// `text` with HTML's special characters escaped, appended to `out`.
-pub(crate) fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// The copy of one language.
+/// The copy of one language: the fields it uses, and its parts with a slot for each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Letter {
     /// The language it is in.
     pub locale: String,
-    pub subject: Part,
-    pub html: Option<Part>,
-    pub text: Part,
+    /// Every field the copy uses, each once; slot `n` of [`Letter::body`] is `fields[n]`.
+    pub fields: Vec<Field>,
+    pub body: Body,
 }
 
 impl Letter {
-    /// Every field the copy uses, each once.
-    pub fn fields(&self) -> Vec<Field> {
+    /// The letter of `subject`, `html` and `text`, in `locale`.
+    pub fn new(locale: String, subject: Part, html: Option<Part>, text: Part) -> Self {
         let mut fields: Vec<Field> = Vec::new();
-        for field in self
-            .subject
+        for field in subject
             .fields()
-            .chain(self.html.iter().flat_map(Part::fields))
-            .chain(self.text.fields())
+            .chain(html.iter().flat_map(Part::fields))
+            .chain(text.fields())
         {
             if !fields.contains(field) {
                 fields.push(field.clone());
             }
         }
-        fields
+        let body = Body {
+            subject: subject.template(&fields),
+            html: html.map(|h| h.template(&fields)),
+            text: text.template(&fields),
+            slots: fields.len(),
+        };
+        Self {
+            locale,
+            fields,
+            body,
+        }
+    }
+
+    /// Subject, HTML and text for one reader, each field's value from `value`.
+    pub fn fill(&self, value: &dyn Fn(&Field) -> String) -> Filled {
+        let values: Vec<String> = self.fields.iter().map(value).collect();
+        Filled {
+            subject: self.body.subject.fill(false, &values),
+            html: self.body.html.as_ref().map(|h| h.fill(true, &values)),
+            text: self.body.text.fill(false, &values),
+        }
     }
 }
 
-/// A substitution tag for field number `n` of a copy, in its HTML (`html`) or plain form. Short
-/// and made of characters no text around it would hold by chance.
-pub fn tag(n: usize, html: bool) -> String {
-    let mut tag = String::with_capacity(12);
-    let _ = write!(tag, "-mr{}{n}-", if html { 'h' } else { 't' });
-    tag
+/// A letter filled for one reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filled {
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: String,
 }
 
 #[cfg(test)]
@@ -209,31 +291,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_cut_out_and_filled_escaped_only_in_html() {
-        let part = Part::parse("Hi {{ name }}, {{attributes.plan}} — {{unsubscribe_url}}").unwrap();
+    fn fields_are_cut_out_and_become_slots_filled_escaped_only_in_html() {
+        let subject = Part::parse("Hi {{ name }}, {{attributes.plan}}").unwrap();
+        let html = Part::parse("<p>{{name}} — {{unsubscribe_url}}</p>").unwrap();
         assert_eq!(
-            part.fields().cloned().collect::<Vec<_>>(),
+            subject.fields().cloned().collect::<Vec<_>>(),
+            [Field::Name, Field::Attribute("plan".into())]
+        );
+        let letter = Letter::new("en".into(), subject, Some(html), Part::parse("x").unwrap());
+        assert_eq!(
+            letter.fields,
             [
                 Field::Name,
                 Field::Attribute("plan".into()),
                 Field::UnsubscribeUrl
             ]
         );
-        let value = |f: &Field| match f {
+        assert_eq!(letter.body.slots, 3);
+        let filled = letter.fill(&|f| match f {
             Field::Name => "A&B <x>".to_owned(),
             Field::Attribute(_) => "pro".to_owned(),
             _ => "https://x/u/t".to_owned(),
-        };
-        assert_eq!(part.fill(false, &value), "Hi A&B <x>, pro — https://x/u/t");
-        assert_eq!(
-            part.fill(true, &value),
-            "Hi A&amp;B &lt;x&gt;, pro — https://x/u/t"
-        );
-        let tagged = part.tagged(&|f| match f {
-            Field::Name => tag(0, true),
-            _ => "T".to_owned(),
         });
-        assert_eq!(tagged, "Hi -mrh0-, T — T");
+        assert_eq!(filled.subject, "Hi A&B <x>, pro");
+        assert_eq!(
+            filled.html.as_deref(),
+            Some("<p>A&amp;B &lt;x&gt; — https://x/u/t</p>")
+        );
+        assert_eq!(filled.text, "x");
     }
 
     #[test]
@@ -255,10 +340,16 @@ mod tests {
         assert!(
             Part::parse("{{password}}")
                 .unwrap_err()
+                .to_string()
                 .contains("{{password}}")
         );
         assert!(Part::parse("{{attributes.}}").is_err());
-        assert!(Part::parse("Hi {{name").unwrap_err().contains("closing"));
+        assert!(
+            Part::parse("Hi {{name")
+                .unwrap_err()
+                .to_string()
+                .contains("closing")
+        );
         assert_eq!(Part::parse("no fields }} here").unwrap().0.len(), 1);
     }
 }

@@ -5,7 +5,8 @@
 //! - [`store`]: its keys in Redis and the scripts that change them (state, audience snapshot,
 //!   the per-recipient `try` and `done` bitmaps).
 //! - [`copy`]: the copy rendered once per language, with per-recipient fields left open.
-//! - [`run`]: the start and batch jobs.
+//! - [`run`]: the start job; [`send`]: the batch job, through the provider's batch interface.
+//! - [`prepare`]: a campaign read once per process, with its letters.
 //! - [`throttle`]: rate limits shared by every worker, per provider, campaign and domain.
 //! - [`lifecycle`]: schedule, pause, resume, cancel (the API's and the command line's).
 //! - [`command`]: `mailroom campaign list|show|watch|pause|resume|cancel`.
@@ -15,7 +16,9 @@ pub mod copy;
 pub mod engagement;
 pub mod lifecycle;
 pub mod model;
+mod prepare;
 pub mod run;
+mod send;
 pub mod store;
 pub mod throttle;
 

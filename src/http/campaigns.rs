@@ -17,10 +17,9 @@ use super::{
 use crate::{
     campaigns::{
         Campaign, Content, Spec, State as CampaignState, Transition,
-        copy::{Field, UNSUBSCRIBE_MARK},
+        copy::{Field, UNSUBSCRIBE_MARK, render_copy},
         lifecycle::{self, Change, ChangeError},
         model::MAX_LISTS,
-        run::render_copy,
     },
     domain::ListId,
     lists::segment::Filter,
@@ -233,8 +232,8 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
         .check()
         .map_err(|e| ApiError::validation(e.message).field(e.field))?;
     let copy = render_copy(&state.renderer, &state.public_url, &content, "")
-        .map_err(|e| ApiError::validation(e).field(content_field(&content)))?;
-    if copy.fields().contains(&Field::UnsubscribeToken) && content_is_raw(&content) {
+        .map_err(|e| ApiError::validation(e.to_string()).field(content_field(&content)))?;
+    if copy.fields.contains(&Field::UnsubscribeToken) && content_is_raw(&content) {
         return Err(ApiError::validation(format!(
             "{UNSUBSCRIBE_MARK} is reserved; use {{{{unsubscribe_url}}}}"
         ))
@@ -243,7 +242,7 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
     // A visible way out in the body, not only the header: CAN-SPAM asks for it, and Gmail's
     // and Yahoo's bulk-sender rules expect it.
     if !copy
-        .fields()
+        .fields
         .iter()
         .any(|f| matches!(f, Field::UnsubscribeUrl | Field::UnsubscribeToken))
     {
@@ -567,7 +566,7 @@ pub(super) async fn test(
             &campaign.spec.content,
             &locale,
         )
-        .map_err(|e| ApiError::validation(e).field("template"))?;
+        .map_err(|e| ApiError::validation(e.to_string()).field("template"))?;
         // A test recipient may be no subscriber: the unsubscribe link is a sample that acts on
         // nobody.
         let sample = format!("{}/u/test", state.public_url.trim_end_matches('/'));
@@ -590,10 +589,11 @@ pub(super) async fn test(
                     .unwrap_or_default(),
             }
         };
+        let filled = copy.fill(&value);
         let mut message = probe_message(&Content::Raw {
-            subject: format!("[Test] {}", copy.subject.fill(false, &value)),
-            html: copy.html.as_ref().map(|h| h.fill(true, &value)),
-            text: Some(copy.text.fill(false, &value)),
+            subject: format!("[Test] {}", filled.subject),
+            html: filled.html,
+            text: Some(filled.text),
         });
         message.to = vec![Mailbox {
             email: to.clone(),

@@ -5,6 +5,7 @@
 //! [`ProviderError`] that says whether trying again could help. The providers never retry
 //! themselves; the queue does, so attempts never multiply.
 
+pub mod batch;
 pub mod bounce;
 pub mod dkim;
 mod message;
@@ -14,11 +15,10 @@ mod smtp;
 
 use std::time::Duration;
 
+pub use batch::{Answer, Batch, BatchRecipient, Body, PerMessage, SlowDown};
 pub use message::{ComposeError, OutgoingEmail, Wire, text_from_html};
 pub use outbox::Outbox;
-pub use sendgrid::{
-    Asm, BulkAddress, BulkContent, BulkError, BulkMail, BulkRecipient, SendGrid, TrackingSettings,
-};
+pub use sendgrid::SendGrid;
 pub use smtp::Smtp;
 
 use crate::config::{ProviderKind, Settings};
@@ -126,6 +126,37 @@ impl Provider {
             Provider::SendGrid(sendgrid) => sendgrid.send(email).await,
             Provider::Smtp(smtp) => smtp.send(email).await,
             Provider::Outbox(outbox) => outbox.send(email).await,
+        }
+    }
+
+    /// The most recipients a campaign hands over in one [`Provider::send_batch`]: a request's
+    /// worth for SendGrid; for the others a hundred messages, so a pause takes effect between
+    /// them.
+    pub fn batch_limit(&self) -> usize {
+        match self {
+            Provider::SendGrid(_) => sendgrid::MAX_PERSONALIZATIONS,
+            Provider::Smtp(_) | Provider::Outbox(_) => 100,
+        }
+    }
+
+    /// Sends one message to every recipient of `batch` and answers for each, in order. SendGrid
+    /// personalizes on its side; SMTP and the outbox send one message each, through `each`
+    /// (SMTP within the caller's connection limits).
+    pub async fn send_batch(&self, batch: &Batch<'_>, each: &dyn PerMessage) -> Vec<Answer> {
+        match self {
+            Provider::SendGrid(sendgrid) => sendgrid.send_batch(batch).await,
+            Provider::Smtp(smtp) => {
+                batch::one_by_one(batch, each, true, |email| {
+                    Box::pin(async move { smtp.send(&email).await })
+                })
+                .await
+            }
+            Provider::Outbox(outbox) => {
+                batch::one_by_one(batch, each, false, |email| {
+                    Box::pin(async move { outbox.send(&email).await })
+                })
+                .await
+            }
         }
     }
 }

@@ -17,6 +17,11 @@ use crate::metrics::{self, SendResult};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod bulk;
+
+use bulk::BulkError;
+pub(super) use bulk::MAX_PERSONALIZATIONS;
+
 use super::{Delivery, OutgoingEmail, ProviderError};
 use crate::config::Settings;
 
@@ -95,107 +100,7 @@ impl SendGrid {
     }
 }
 
-/// One Mail Send request carrying many copies of one message (a campaign's recipients of one
-/// language): the body once, with substitution tags that each personalization fills.
-#[derive(Debug, Serialize)]
-pub struct BulkMail {
-    pub personalizations: Vec<BulkRecipient>,
-    pub from: BulkAddress,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<BulkAddress>,
-    pub subject: String,
-    pub content: Vec<BulkContent>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub categories: Vec<String>,
-    pub custom_args: BTreeMap<String, String>,
-    /// The campaign's tracking.
-    pub tracking_settings: TrackingSettings,
-    /// The unsubscribe group, when every list of the campaign maps to the same one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub asm: Option<Asm>,
-}
-
-/// An address in a [`BulkMail`].
-#[derive(Debug, Clone, Serialize)]
-pub struct BulkAddress {
-    pub email: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-impl From<&Mailbox> for BulkAddress {
-    fn from(mailbox: &Mailbox) -> Self {
-        Self {
-            email: mailbox.email.to_string(),
-            name: mailbox.name.clone(),
-        }
-    }
-}
-
-/// One part of a [`BulkMail`] (`text/plain` first).
-#[derive(Debug, Serialize)]
-pub struct BulkContent {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub value: String,
-}
-
-/// One recipient of a [`BulkMail`], with their own substitutions, headers and custom args.
-#[derive(Debug, Serialize)]
-pub struct BulkRecipient {
-    pub to: [BulkAddress; 1],
-    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
-    pub substitutions: Vec<(std::sync::Arc<str>, String)>,
-    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
-    pub headers: Vec<(&'static str, String)>,
-    #[serde(serialize_with = "pairs")]
-    pub custom_args: Vec<(&'static str, String)>,
-}
-
-/// A list of pairs as a JSON object (no map built for every recipient).
-fn pairs<S: serde::Serializer, K: AsRef<str>>(
-    pairs: &[(K, String)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = serializer.serialize_map(Some(pairs.len()))?;
-    for (k, v) in pairs {
-        map.serialize_entry(k.as_ref(), v)?;
-    }
-    map.end()
-}
-
-/// Why a [`BulkMail`] was not accepted, with what it means for its recipients.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BulkError {
-    /// SendGrid did not take it (429, 5xx, no connection): nobody got it; try again later.
-    #[error("{message}")]
-    NotSent {
-        message: String,
-        /// SendGrid asked to wait this long (429).
-        retry_after: Option<Duration>,
-        /// It was a 429: the account's rate is spent.
-        throttled: bool,
-    },
-    /// The request may or may not have been taken (a timeout after it was written).
-    #[error("{message}")]
-    Unknown { message: String },
-    /// SendGrid refused it (400, 401, 403, 413): sending it again will not help.
-    #[error("{message}")]
-    Refused { message: String },
-}
-
 impl SendGrid {
-    /// Sends one [`BulkMail`].
-    ///
-    /// # Errors
-    /// See [`BulkError`].
-    pub async fn send_bulk(&self, mail: &BulkMail) -> Result<Delivery, BulkError> {
-        self.post(mail, mail.personalizations.len() as u64).await
-    }
-
     /// The key's scopes (`GET /v3/scopes`), for `mailroom doctor`: whether it may send.
     ///
     /// # Errors
@@ -377,8 +282,8 @@ struct MailSend<'a> {
 /// The unsubscribe group a message is sent under (REFERENCE §1.2 `asm`): SendGrid drops it
 /// for people who left that group, and reports their `group_unsubscribe`.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Asm {
-    pub group_id: u32,
+pub(super) struct Asm {
+    pub(super) group_id: u32,
 }
 
 /// Click and open tracking for one message (REFERENCE §1.2 `tracking_settings`), set on every
@@ -386,7 +291,7 @@ pub struct Asm {
 /// then neither rewrites the link nor reports it back in a `click` event) and for messages
 /// that did not ask; what a campaign or a message asked for otherwise.
 #[derive(Debug, Clone, Serialize)]
-pub struct TrackingSettings {
+pub(super) struct TrackingSettings {
     click_tracking: Switch,
     open_tracking: Switch,
 }
@@ -400,7 +305,7 @@ struct Switch {
 
 impl TrackingSettings {
     /// The settings for `tracking` (links in the text part are never rewritten).
-    pub fn of(tracking: mailroom_jobs::Tracking) -> Self {
+    pub(super) fn of(tracking: mailroom_jobs::Tracking) -> Self {
         Self {
             click_tracking: Switch {
                 enable: tracking.clicks,

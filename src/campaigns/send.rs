@@ -1,0 +1,573 @@
+//! The batch job: sends to the recipients of one batch not sent yet, through the provider's
+//! batch interface, and records each recipient's answer.
+//!
+//! Exactly once, step by step. A batch reads its ordinals' `done` bits and skips those set.
+//! Right before a hand-over it claims the recipients (`try` bits, in one script that also
+//! checks the campaign is still running this run), then sends, then records the outcome
+//! (`done` bits and counters, one script). A recipient the provider did not take (429, 5xx, a
+//! refused connection) gets its claim released; one it may have taken (a timeout after the
+//! request was written) keeps it, and the retry counts that recipient as `possibly_duplicated`
+//! when it sends again. A paused or cancelled campaign fails the next claim, so a batch stops
+//! between two hand-overs, and a job of an earlier run (before a pause and resume) does nothing.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
+use lettre::message::Mailbox;
+use uuid::Uuid;
+
+use super::{
+    copy::{Field, Letter},
+    model::{BATCH_SIZE, Content, State},
+    prepare::Prepared,
+    run::{Campaigner, Report, RunError},
+    store::Outcome,
+    throttle::Limit,
+};
+use crate::{
+    domain::SubscriberId,
+    lists::{SubscriptionStatus, links::ListLink, segment::RecordView},
+    providers::{
+        Answer, Batch, BatchRecipient, Delivery, PerMessage, ProviderError, SlowDown, bounce::Owner,
+    },
+    store::suppressions::key_of,
+};
+
+/// The longest a batch waits for a throttle inside its job; past it the job is retried later,
+/// so a slow domain does not hold a worker slot.
+pub(super) const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
+/// How often a send waiting for a domain's connection slot asks again.
+const SLOT_POLL: Duration = Duration::from_millis(5);
+
+/// One recipient about to be sent to, read from their record once.
+#[derive(Debug)]
+struct Recipient {
+    ordinal: u64,
+    id: SubscriberId,
+    /// Index into the prepared campaign's lists: the list they are mailed as a subscriber of.
+    list: usize,
+    locale: String,
+    to: Mailbox,
+    /// Their address's domain, lowercase.
+    domain: String,
+    /// The values of their letter's fields, in the letter's order.
+    values: Vec<String>,
+    /// Their signed unsubscribe token.
+    token: String,
+}
+
+/// A batch's recipients, read and sorted: who is sent to, and who is skipped or failed why.
+#[derive(Debug, Default)]
+struct Sorted {
+    sendable: Vec<Recipient>,
+    skipped: BTreeMap<&'static str, Vec<u64>>,
+    failed: BTreeMap<String, Vec<u64>>,
+}
+
+impl Campaigner {
+    /// A batch job.
+    pub(super) async fn batch(
+        &self,
+        campaign: Uuid,
+        run: u32,
+        batch: u32,
+    ) -> Result<Report, RunError> {
+        let id = campaign.to_string();
+        let stale = Report {
+            stale: true,
+            ..Report::default()
+        };
+        let Some(standing) = self.store.standing(&id).await? else {
+            return Ok(stale);
+        };
+        let Some(audience) = standing.audience else {
+            return Ok(stale);
+        };
+        if standing.state != State::Running || standing.run != run {
+            return Ok(stale);
+        }
+        let from = u64::from(batch) * u64::from(BATCH_SIZE);
+        let to = (from + u64::from(BATCH_SIZE)).min(audience);
+        if from >= to {
+            return Ok(Report::default());
+        }
+        let prepared = self.prepared(campaign).await?;
+        let pending: Vec<(u64, SubscriberId)> = (self.store.slice(&id, from, to).await?)
+            .into_iter()
+            .filter(|(_, _, done)| !done)
+            .map(|(ordinal, subscriber, _)| (ordinal, subscriber))
+            .collect();
+        if pending.is_empty() {
+            return Ok(Report::default());
+        }
+        let sorted = self.sort(&prepared, pending).await?;
+        let mut report = Report::default();
+        for (reason, ordinals) in &sorted.skipped {
+            report.skipped += self
+                .store
+                .mark(&id, Outcome::Skipped, reason, ordinals)
+                .await?
+                .0;
+        }
+        for (reason, ordinals) in &sorted.failed {
+            report.failed += self
+                .store
+                .mark(&id, Outcome::Failed, reason, ordinals)
+                .await?
+                .0;
+        }
+        // One group per language and throttled domain: each is sent (and throttled) alone.
+        let mut groups: BTreeMap<(String, Option<String>), Vec<Recipient>> = BTreeMap::new();
+        for recipient in sorted.sendable {
+            let throttled =
+                Some(recipient.domain.clone()).filter(|d| self.throttles.domain_rate(d).is_some());
+            groups
+                .entry((recipient.locale.clone(), throttled))
+                .or_default()
+                .push(recipient);
+        }
+        for ((locale, domain), group) in groups {
+            let letter = self.copy(&prepared, &locale)?;
+            let limits = self.throttles.limits(
+                self.provider.name(),
+                &id,
+                prepared.spec.rate_limit,
+                domain.as_deref(),
+            );
+            for chunk in group.chunks(self.provider.batch_limit()) {
+                self.throttle(&limits, chunk.len()).await?;
+                let ordinals: Vec<u64> = chunk.iter().map(|r| r.ordinal).collect();
+                let (state, mut claimed) = self.store.claim(&id, run, &ordinals).await?;
+                claimed.sort_unstable();
+                if state != Some(State::Running) {
+                    report.stale = true;
+                    return Ok(report);
+                }
+                let claimed: Vec<&Recipient> = chunk
+                    .iter()
+                    .filter(|r| claimed.binary_search(&r.ordinal).is_ok())
+                    .collect();
+                if claimed.is_empty() {
+                    continue;
+                }
+                let step = self
+                    .hand_over(&prepared, &letter, &claimed, domain.as_deref())
+                    .await?;
+                report.sent += step.sent;
+                report.failed += step.failed;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads the records of `pending` once each and sorts them: gone, blocklisted, no longer
+    /// subscribed or suppressed people are skipped; the rest get their letter's values.
+    async fn sort(
+        &self,
+        prepared: &Prepared,
+        pending: Vec<(u64, SubscriberId)>,
+    ) -> Result<Sorted, RunError> {
+        let ids: Vec<SubscriberId> = pending.iter().map(|(_, s)| *s).collect();
+        let records = self.lists.raw_records(&ids).await?;
+        let mut sorted = Sorted::default();
+        let mut recipients = Vec::with_capacity(pending.len());
+        // Negotiating a locale builds a string: once per distinct (locale, list) of the batch.
+        let mut locales: HashMap<(String, usize), String> = HashMap::new();
+        for ((ordinal, subscriber), record) in pending.into_iter().zip(records) {
+            let Some(view) = record.as_deref().and_then(RecordView::of) else {
+                sorted.skipped.entry("erased").or_default().push(ordinal);
+                continue;
+            };
+            if view.is_blocklisted() {
+                sorted
+                    .skipped
+                    .entry("blocklisted")
+                    .or_default()
+                    .push(ordinal);
+                continue;
+            }
+            let Some(list) = prepared
+                .lists
+                .iter()
+                .position(|l| view.membership(&l.key) == Some(SubscriptionStatus::Confirmed))
+            else {
+                sorted
+                    .skipped
+                    .entry("unsubscribed")
+                    .or_default()
+                    .push(ordinal);
+                continue;
+            };
+            let locale = match prepared.spec.content {
+                Content::Raw { .. } => String::new(),
+                Content::Template { .. } => locales
+                    .entry((view.locale().to_owned(), list))
+                    .or_insert_with(|| self.locale_of(&view, &prepared.lists[list]))
+                    .clone(),
+            };
+            let to = match view.email().parse() {
+                Ok(address) => Mailbox::new(
+                    Some(view.name())
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned),
+                    address,
+                ),
+                Err(e) => {
+                    let reason = format!("the address: {e}");
+                    sorted.failed.entry(reason).or_default().push(ordinal);
+                    continue;
+                }
+            };
+            let letter = self.copy(prepared, &locale)?;
+            let (values, token) = self.values(prepared, &letter, list, subscriber, &view)?;
+            recipients.push(Recipient {
+                ordinal,
+                id: subscriber,
+                list,
+                locale,
+                domain: to.email.domain().to_ascii_lowercase(),
+                to,
+                values,
+                token,
+            });
+        }
+        let keys: Vec<String> = recipients
+            .iter()
+            .map(|r| key_of(r.to.email.as_ref()))
+            .collect();
+        let suppressed = self.suppressions.check(&keys).await?;
+        for (recipient, suppressed) in recipients.into_iter().zip(suppressed) {
+            if suppressed {
+                sorted
+                    .skipped
+                    .entry("suppressed")
+                    .or_default()
+                    .push(recipient.ordinal);
+            } else {
+                sorted.sendable.push(recipient);
+            }
+        }
+        Ok(sorted)
+    }
+
+    /// Waits until `limits` let `n` sends go: briefly in place, else by retrying the job.
+    async fn throttle(&self, limits: &[Limit], n: usize) -> Result<(), RunError> {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        for limit in limits {
+            let started = tokio::time::Instant::now();
+            loop {
+                let wait = self.throttles.take(limit, n).await?;
+                if wait.is_zero() {
+                    break;
+                }
+                if started.elapsed() + wait > MAX_INLINE_WAIT {
+                    return Err(RunError::Retry {
+                        message: format!("throttled by {}", limit.scope),
+                        after: Some(wait),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of `letter`'s fields for a subscriber of list number `list` whose record
+    /// `view` shows, and their signed unsubscribe token.
+    fn values(
+        &self,
+        prepared: &Prepared,
+        letter: &Letter,
+        list: usize,
+        subscriber: SubscriberId,
+        view: &RecordView<'_>,
+    ) -> Result<(Vec<String>, String), RunError> {
+        let keys = self.links.as_ref().ok_or_else(|| {
+            RunError::Fatal("campaigns need MAILROOM_LINK_KEYS on the worker".to_owned())
+        })?;
+        let list = &prepared.lists[list];
+        let token = keys.sign(&ListLink {
+            subscriber,
+            list: list.id,
+            campaign: Some(prepared.id.clone()),
+        });
+        let values = (letter.fields.iter())
+            .map(|field| match field {
+                Field::Name => view.name().to_owned(),
+                Field::Email => view.email().to_owned(),
+                Field::UnsubscribeToken => token.clone(),
+                Field::UnsubscribeUrl => list.headers.page(&token),
+                Field::Attribute(name) => view.attribute_text(name),
+            })
+            .collect();
+        Ok((values, token))
+    }
+
+    /// The provider's unsubscribe group of a campaign's mail: one hand-over goes under one
+    /// group, so only when every list of the campaign maps to the same one.
+    fn unsubscribe_group(&self, prepared: &Prepared) -> Option<u32> {
+        let mut groups = (prepared.lists.iter())
+            .map(|list| self.unsubscribe_groups.get(&u64::from(list.id)).copied());
+        let first = groups.next()??;
+        groups.all(|g| g == Some(first)).then_some(first)
+    }
+
+    /// The batch of `letter` for `recipients`.
+    fn batch_of<'a>(
+        &self,
+        prepared: &'a Prepared,
+        letter: &'a Letter,
+        recipients: &[&Recipient],
+    ) -> Batch<'a> {
+        let recipients = (recipients.iter())
+            .map(|recipient| {
+                let list = &prepared.lists[recipient.list];
+                let [unsubscribe, post, list_id] = list.headers.for_token(&recipient.token);
+                BatchRecipient {
+                    to: recipient.to.clone(),
+                    values: recipient.values.clone(),
+                    headers: vec![
+                        unsubscribe,
+                        post,
+                        list_id,
+                        ("Feedback-ID", list.feedback_id.clone()),
+                    ],
+                    metadata: vec![
+                        ("mailroom_subscriber", recipient.id.to_string()),
+                        ("mailroom_list", list.id.to_string()),
+                    ],
+                    bounce_owner: Owner::Campaign {
+                        campaign: prepared.campaign,
+                        subscriber: recipient.id.get(),
+                    },
+                }
+            })
+            .collect();
+        Batch {
+            from: &prepared.from,
+            reply_to: prepared.reply_to.as_ref(),
+            body: &letter.body,
+            categories: &prepared.spec.categories,
+            metadata: vec![("mailroom_campaign", prepared.id.clone())],
+            tracking: self.tracking.for_campaign(prepared.spec.tracking),
+            unsubscribe_group: self.unsubscribe_group(prepared),
+            recipients,
+        }
+    }
+
+    /// Hands `recipients` to the provider as one batch and records each answer.
+    async fn hand_over(
+        &self,
+        prepared: &Prepared,
+        letter: &Letter,
+        recipients: &[&Recipient],
+        domain: Option<&str>,
+    ) -> Result<Report, RunError> {
+        let batch = self.batch_of(prepared, letter, recipients);
+        let each = Each {
+            campaigner: self,
+            prepared,
+            recipients,
+        };
+        let answers = self.provider.send_batch(&batch, &each).await;
+        self.record(prepared, recipients, answers, domain).await
+    }
+
+    /// Records the provider's `answers` for `recipients`: sent, failed (with the bounces of
+    /// refused ones), or released for a retry that waits as long as someone asked.
+    async fn record(
+        &self,
+        prepared: &Prepared,
+        recipients: &[&Recipient],
+        answers: Vec<Answer>,
+        domain: Option<&str>,
+    ) -> Result<Report, RunError> {
+        let id = &prepared.id;
+        let mut sent = Vec::new();
+        let mut failed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut again = Vec::new();
+        let mut retry: Option<(String, Option<Duration>, Option<SlowDown>)> = None;
+        let mut unknown = None;
+        let mut bounces = Vec::new();
+        let mut counts = [0u64; 3];
+        for (recipient, answer) in recipients.iter().zip(answers) {
+            let ordinal = recipient.ordinal;
+            match answer {
+                Answer::Sent(_) => {
+                    counts[0] += 1;
+                    sent.push(ordinal);
+                }
+                Answer::Refused { bounce, reason } => {
+                    counts[1] += 1;
+                    let reason = match bounce {
+                        Some(bounce) => {
+                            let mut event = crate::bounces::BounceEvent::at_hand_over(&*bounce, id);
+                            event.mailroom_campaign = Some(id.clone());
+                            bounces.push(event);
+                            bounce.summary()
+                        }
+                        None => reason,
+                    };
+                    failed.entry(reason).or_default().push(ordinal);
+                }
+                Answer::NotSent {
+                    reason,
+                    retry_after,
+                    slow_down,
+                } => {
+                    counts[2] += 1;
+                    again.push(ordinal);
+                    let slow_down = slow_down.or(retry.as_ref().and_then(|(_, _, s)| *s));
+                    retry = Some((reason, retry_after, slow_down));
+                }
+                Answer::Unknown { reason } => {
+                    counts[2] += 1;
+                    unknown = Some(reason);
+                }
+            }
+        }
+        let name = self.provider.name();
+        use crate::store::activity::Outcome as Shown;
+        for (outcome, n) in [Shown::Sent, Shown::Refused, Shown::Deferred]
+            .into_iter()
+            .zip(counts)
+        {
+            if n > 0 {
+                self.activity.record(name, outcome, n);
+            }
+        }
+        // Recorded before the recipients are marked: a failure here retries the batch, whose
+        // refused recipients are refused again (event dedupe keeps one bounce each).
+        if !bounces.is_empty() {
+            self.events.apply(&bounces, chrono::Utc::now()).await?;
+        }
+        let mut report = Report::default();
+        let (count, finished) = self.store.mark(id, Outcome::Sent, "", &sent).await?;
+        report.sent += count;
+        if finished {
+            tracing::info!(campaign = %id, "campaign finished");
+        }
+        for (reason, ordinals) in &failed {
+            report.failed += self
+                .store
+                .mark(id, Outcome::Failed, reason, ordinals)
+                .await?
+                .0;
+        }
+        self.store.release(id, &again).await?;
+        if let Some((message, retry_after, slow_down)) = retry {
+            let after = self.slow_down(slow_down, retry_after, domain).await?;
+            return Err(RunError::Retry { message, after });
+        }
+        if let Some(message) = unknown {
+            return Err(RunError::Retry {
+                message,
+                after: None,
+            });
+        }
+        Ok(report)
+    }
+
+    /// Holds back whoever asked to slow down, and says how long the retry waits: a domain a
+    /// minute, the provider as long as it asked (a second when it did not say).
+    async fn slow_down(
+        &self,
+        slow_down: Option<SlowDown>,
+        retry_after: Option<Duration>,
+        domain: Option<&str>,
+    ) -> Result<Option<Duration>, RunError> {
+        Ok(match (slow_down, domain) {
+            (Some(SlowDown::Domain), Some(domain)) => {
+                let after = Duration::from_secs(60);
+                self.throttles
+                    .hold(&format!("domain:{domain}"), after)
+                    .await?;
+                Some(after)
+            }
+            (Some(SlowDown::Domain), None) => Some(Duration::from_secs(60)),
+            (Some(SlowDown::Provider), _) => {
+                let after = retry_after.unwrap_or(Duration::from_secs(1));
+                let scope = format!("provider:{}", self.provider.name());
+                self.throttles.hold(&scope, after).await?;
+                Some(after)
+            }
+            (None, _) => retry_after.or(Some(Duration::from_secs(5))),
+        })
+    }
+}
+
+/// What a campaign adds when its provider sends one message per recipient: parallel sends,
+/// its own tracking, and each domain's connection limit.
+struct Each<'a> {
+    campaigner: &'a Campaigner,
+    prepared: &'a Prepared,
+    recipients: &'a [&'a Recipient],
+}
+
+impl PerMessage for Each<'_> {
+    fn parallel(&self) -> usize {
+        self.campaigner.parallel_sends
+    }
+
+    fn finish_html(&self, n: usize, html: String) -> String {
+        let wants = (self.campaigner.tracking).for_campaign(self.prepared.spec.tracking);
+        match (&self.campaigner.tracker, self.recipients.get(n)) {
+            (Some(tracker), Some(recipient)) if wants.any() => tracker.apply(
+                &html,
+                crate::tracking::token::Scope::Campaign {
+                    campaign: self.prepared.campaign,
+                    subscriber: recipient.id.get(),
+                },
+                wants,
+            ),
+            _ => html,
+        }
+    }
+
+    fn connect<'a>(
+        &'a self,
+        domain: &'a str,
+        send: BoxFuture<'a, Result<Delivery, ProviderError>>,
+    ) -> BoxFuture<'a, Result<Delivery, ProviderError>> {
+        Box::pin(self.campaigner.within_slots(domain, send))
+    }
+}
+
+impl Campaigner {
+    /// Runs `send` within `domain`'s connection limit when it has one: the slot is taken across
+    /// every worker, waited for briefly, and given back after the hand-over. A domain whose
+    /// slots stay busy fails the send as not sent, and the batch retries it later.
+    async fn within_slots(
+        &self,
+        domain: &str,
+        send: BoxFuture<'_, Result<Delivery, ProviderError>>,
+    ) -> Result<Delivery, ProviderError> {
+        let Some(limit) = self.throttles.connection_limit(domain) else {
+            return send.await;
+        };
+        let token = Uuid::now_v7().to_string();
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.throttles.take_slot(domain, limit, &token).await {
+                Ok(true) => break,
+                Ok(false) if started.elapsed() < MAX_INLINE_WAIT => {
+                    tokio::time::sleep(SLOT_POLL).await;
+                }
+                Ok(false) => {
+                    return Err(ProviderError::transient(format!(
+                        "{domain}: all {limit} connections in use"
+                    )));
+                }
+                Err(error) => return Err(ProviderError::transient(format!("redis: {error}"))),
+            }
+        }
+        let sent = send.await;
+        if let Err(error) = self.throttles.give_slot(domain, &token).await {
+            tracing::debug!(%error, %domain, "a connection slot is left to its lease");
+        }
+        sent
+    }
+}

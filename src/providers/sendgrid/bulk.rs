@@ -1,0 +1,343 @@
+//! Many recipients of one message in one Mail Send request: a [`Batch`] as personalizations
+//! (REFERENCE §1.2), at most 1,000 a request, each slot of the body a substitution tag.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use lettre::message::Mailbox;
+use serde::Serialize;
+
+use super::{Asm, SendGrid, TrackingSettings};
+use crate::providers::{
+    Delivery,
+    batch::{Answer, Batch, BatchRecipient, SlowDown, escape_into},
+};
+
+/// SendGrid's most personalizations in one request.
+pub(crate) const MAX_PERSONALIZATIONS: usize = 1000;
+/// SendGrid's limit on one personalization's substitutions, in bytes.
+const MAX_SUBSTITUTION_BYTES: usize = 10_000;
+
+/// One Mail Send request carrying many copies of one message (a campaign's recipients of one
+/// language): the body once, with substitution tags that each personalization fills.
+#[derive(Debug, Serialize)]
+pub(super) struct BulkMail {
+    personalizations: Vec<BulkRecipient>,
+    from: BulkAddress,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<BulkAddress>,
+    subject: String,
+    content: Vec<BulkContent>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    categories: Vec<String>,
+    custom_args: BTreeMap<String, String>,
+    /// The campaign's tracking.
+    tracking_settings: TrackingSettings,
+    /// The unsubscribe group, when every list of the campaign maps to the same one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asm: Option<Asm>,
+}
+
+/// An address in a [`BulkMail`].
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct BulkAddress {
+    email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+impl From<&Mailbox> for BulkAddress {
+    fn from(mailbox: &Mailbox) -> Self {
+        Self {
+            email: mailbox.email.to_string(),
+            name: mailbox.name.clone(),
+        }
+    }
+}
+
+/// One part of a [`BulkMail`] (`text/plain` first).
+#[derive(Debug, Serialize)]
+pub(super) struct BulkContent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: String,
+}
+
+/// One recipient of a [`BulkMail`], with their own substitutions, headers and custom args.
+#[derive(Debug, Serialize)]
+pub(super) struct BulkRecipient {
+    to: [BulkAddress; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
+    substitutions: Vec<(std::sync::Arc<str>, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
+    headers: Vec<(&'static str, String)>,
+    #[serde(serialize_with = "pairs")]
+    custom_args: Vec<(&'static str, String)>,
+}
+
+/// A list of pairs as a JSON object (no map built for every recipient).
+fn pairs<S: serde::Serializer, K: AsRef<str>>(
+    pairs: &[(K, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k.as_ref(), v)?;
+    }
+    map.end()
+}
+
+/// Why a [`BulkMail`] was not accepted, with what it means for its recipients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum BulkError {
+    /// SendGrid did not take it (429, 5xx, no connection): nobody got it; try again later.
+    #[error("{message}")]
+    NotSent {
+        message: String,
+        /// SendGrid asked to wait this long (429).
+        retry_after: Option<Duration>,
+        /// It was a 429: the account's rate is spent.
+        throttled: bool,
+    },
+    /// The request may or may not have been taken (a timeout after it was written).
+    #[error("{message}")]
+    Unknown { message: String },
+    /// SendGrid refused it (400, 401, 403, 413): sending it again will not help.
+    #[error("{message}")]
+    Refused { message: String },
+}
+
+impl SendGrid {
+    /// Sends one [`BulkMail`].
+    ///
+    /// # Errors
+    /// See [`BulkError`].
+    async fn send_bulk(&self, mail: &BulkMail) -> Result<Delivery, BulkError> {
+        self.post(mail, mail.personalizations.len() as u64).await
+    }
+
+    /// Sends `batch` in requests of up to [`MAX_PERSONALIZATIONS`]; a recipient whose values
+    /// pass SendGrid's 10,000 bytes is refused without a request.
+    pub async fn send_batch(&self, batch: &Batch<'_>) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(batch.recipients.len());
+        for recipients in batch.recipients.chunks(MAX_PERSONALIZATIONS) {
+            let (mail, taken) = bulk_mail(batch, recipients);
+            let mut answer = None;
+            if !mail.personalizations.is_empty() {
+                answer = Some(Answer::from_bulk(self.send_bulk(&mail).await));
+            }
+            answers.extend(taken.into_iter().map(|taken| match (taken, &answer) {
+                (true, Some(answer)) => answer.clone(),
+                _ => Answer::Refused {
+                    reason: "personal fields over SendGrid's 10,000 bytes per recipient".to_owned(),
+                    bounce: None,
+                },
+            }));
+        }
+        answers
+    }
+}
+
+impl Answer {
+    /// What a request's answer means for each of its recipients.
+    fn from_bulk(sent: Result<Delivery, BulkError>) -> Self {
+        match sent {
+            Ok(delivery) => Self::Sent(delivery),
+            Err(BulkError::Refused { message }) => Self::Refused {
+                reason: message,
+                bounce: None,
+            },
+            Err(BulkError::NotSent {
+                message,
+                retry_after,
+                throttled,
+            }) => Self::NotSent {
+                reason: message,
+                retry_after,
+                slow_down: throttled.then_some(SlowDown::Provider),
+            },
+            Err(BulkError::Unknown { message }) => Self::Unknown { reason: message },
+        }
+    }
+}
+
+/// The request for `recipients` of `batch`, and for each recipient whether it is in it.
+fn bulk_mail(batch: &Batch<'_>, recipients: &[BatchRecipient]) -> (BulkMail, Vec<bool>) {
+    let tags: Vec<(Arc<str>, Arc<str>)> = (0..batch.body.slots)
+        .map(|n| (Arc::from(tag(n, true)), Arc::from(tag(n, false))))
+        .collect();
+    let html = batch.body.html.is_some();
+    // Headers every recipient has alike go once, at the top of the request.
+    let shared: Vec<&(&'static str, String)> = recipients.first().map_or(Vec::new(), |first| {
+        (first.headers.iter())
+            .filter(|h| recipients.iter().all(|r| r.headers.contains(h)))
+            .collect()
+    });
+    let mut personalizations = Vec::with_capacity(recipients.len());
+    let mut taken = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let mut substitutions = Vec::with_capacity(tags.len() * 2);
+        for ((html_tag, text_tag), value) in tags.iter().zip(&recipient.values) {
+            if html {
+                let mut escaped = String::with_capacity(value.len());
+                escape_into(&mut escaped, value);
+                substitutions.push((html_tag.clone(), escaped));
+            }
+            substitutions.push((text_tag.clone(), value.clone()));
+        }
+        let bytes: usize = substitutions.iter().map(|(k, v)| k.len() + v.len()).sum();
+        taken.push(bytes <= MAX_SUBSTITUTION_BYTES);
+        if bytes > MAX_SUBSTITUTION_BYTES {
+            continue;
+        }
+        personalizations.push(BulkRecipient {
+            to: [BulkAddress::from(&recipient.to)],
+            substitutions,
+            headers: (recipient.headers.iter())
+                .filter(|h| !shared.contains(h))
+                .cloned()
+                .collect(),
+            custom_args: recipient.metadata.clone(),
+        });
+    }
+    let mut content = vec![BulkContent {
+        kind: "text/plain",
+        value: batch.body.text.tagged(&|n| tag(n, false)),
+    }];
+    if let Some(html) = &batch.body.html {
+        content.push(BulkContent {
+            kind: "text/html",
+            value: html.tagged(&|n| tag(n, true)),
+        });
+    }
+    let mail = BulkMail {
+        personalizations,
+        from: BulkAddress::from(batch.from),
+        reply_to: batch.reply_to.map(BulkAddress::from),
+        subject: batch.body.subject.tagged(&|n| tag(n, false)),
+        content,
+        headers: (shared.into_iter())
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        categories: batch.categories.to_vec(),
+        custom_args: (batch.metadata.iter())
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        tracking_settings: TrackingSettings::of(batch.tracking),
+        asm: batch.unsubscribe_group.map(|group_id| Asm { group_id }),
+    };
+    (mail, taken)
+}
+
+/// The substitution tag of slot `n`, in its HTML (`html`) or plain form: short, and made of
+/// characters no text around it would hold by chance.
+fn tag(n: usize, html: bool) -> String {
+    format!("-mr{}{n}-", if html { 'h' } else { 't' })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{
+        Body,
+        batch::{Piece, Template},
+        bounce::Owner,
+    };
+
+    fn recipient(email: &str, value: &str, list: &str) -> BatchRecipient {
+        BatchRecipient {
+            to: email.parse().unwrap(),
+            values: vec![value.to_owned()],
+            headers: vec![
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
+                ("List-Id", list.to_owned()),
+            ],
+            metadata: vec![("mailroom_list", list.to_owned())],
+            bounce_owner: Owner::Message(uuid::Uuid::nil()),
+        }
+    }
+
+    #[test]
+    fn a_request_carries_slots_as_tags_lifts_shared_headers_and_leaves_out_oversized_values() {
+        let from: Mailbox = "news@example.com".parse().unwrap();
+        let body = Body {
+            subject: Template(vec![Piece::Text("Hi ".into()), Piece::Slot(0)]),
+            text: Template(vec![Piece::Slot(0)]),
+            html: Some(Template(vec![Piece::Slot(0)])),
+            slots: 1,
+        };
+        let batch = Batch {
+            from: &from,
+            reply_to: None,
+            body: &body,
+            categories: &[],
+            metadata: vec![("mailroom_campaign", "c1".into())],
+            tracking: mailroom_jobs::Tracking::default(),
+            unsubscribe_group: Some(7),
+            recipients: vec![
+                recipient("a@example.com", "A & B", "<1.lists>"),
+                recipient(
+                    "b@example.com",
+                    &"x".repeat(MAX_SUBSTITUTION_BYTES),
+                    "<1.lists>",
+                ),
+                recipient("c@example.com", "C", "<2.lists>"),
+            ],
+        };
+        let (mail, taken) = bulk_mail(&batch, &batch.recipients);
+        assert_eq!(taken, [true, false, true]);
+        let json = serde_json::to_value(&mail).unwrap();
+        assert_eq!(json["subject"], "Hi -mrt0-");
+        assert_eq!(json["content"][1]["value"], "-mrh0-");
+        assert_eq!(json["personalizations"].as_array().unwrap().len(), 2);
+        let first = &json["personalizations"][0];
+        assert_eq!(first["substitutions"]["-mrh0-"], "A &amp; B");
+        assert_eq!(first["substitutions"]["-mrt0-"], "A & B");
+        // Alike for all: once at the top. Different: in each personalization.
+        assert_eq!(
+            json["headers"],
+            serde_json::json!({"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        );
+        assert_eq!(first["headers"]["List-Id"], "<1.lists>");
+        assert_eq!(
+            json["personalizations"][1]["headers"]["List-Id"],
+            "<2.lists>"
+        );
+        assert_eq!(json["custom_args"]["mailroom_campaign"], "c1");
+        assert_eq!(first["custom_args"]["mailroom_list"], "<1.lists>");
+        assert_eq!(json["asm"]["group_id"], 7);
+    }
+
+    #[test]
+    fn each_answer_of_a_request_says_what_it_means_for_its_recipients() {
+        let throttled = BulkError::NotSent {
+            message: "429".into(),
+            retry_after: Some(Duration::from_secs(3)),
+            throttled: true,
+        };
+        assert_eq!(
+            Answer::from_bulk(Err(throttled)),
+            Answer::NotSent {
+                reason: "429".into(),
+                retry_after: Some(Duration::from_secs(3)),
+                slow_down: Some(SlowDown::Provider),
+            }
+        );
+        assert_eq!(
+            Answer::from_bulk(Err(BulkError::Unknown {
+                message: "timed out".into()
+            })),
+            Answer::Unknown {
+                reason: "timed out".into()
+            }
+        );
+        assert!(matches!(
+            Answer::from_bulk(Err(BulkError::Refused {
+                message: "400".into()
+            })),
+            Answer::Refused { bounce: None, .. }
+        ));
+    }
+}
