@@ -219,10 +219,6 @@ async fn campaigns_are_checked_when_created_and_their_lifecycle_refuses_what_it_
             "lists",
         ),
         (
-            json!({"name": "x", "lists": [999], "subject": "s", "text": "t"}),
-            "lists[0]",
-        ),
-        (
             json!({"name": "x", "lists": [list, list], "subject": "s", "text": "t"}),
             "lists[1]",
         ),
@@ -252,6 +248,14 @@ async fn campaigns_are_checked_when_created_and_their_lifecycle_refuses_what_it_
             "rate_limit",
         ),
     ];
+    // A list that does not exist is not found, and the field says which.
+    let unknown = json!({"name": "x", "lists": [999], "subject": "s", "text": "t"});
+    let (status, answer) = app.call("POST", "/v1/campaigns", &unknown).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (404, Some("lists[0]")),
+        "{answer}"
+    );
     for (body, field) in cases {
         let (status, answer) = app.call("POST", "/v1/campaigns", &body).await;
         assert_eq!(status, 422, "{body}: {answer}");

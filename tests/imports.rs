@@ -192,7 +192,7 @@ async fn imports_refuse_what_they_cannot_read_with_a_clear_error() {
     let (status, error) = post_csv(&app, "list=9999", "email\na@example.com\n").await;
     assert_eq!(
         (status, error["error"]["field"].as_str()),
-        (422, Some("list"))
+        (404, Some("list"))
     );
     let (status, _) = post_csv(&app, &format!("list={list}&delimiter=x"), "email\n").await;
     assert_eq!(status, 400);

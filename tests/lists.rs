@@ -207,10 +207,6 @@ async fn a_subscriber_is_one_per_address_and_subscribes_to_lists_in_one_call() {
     for (body, field) in [
         (json!({"email": "not an address"}), "email"),
         (json!({"email": "b@example.com", "locale": "??"}), "locale"),
-        (
-            json!({"email": "b@example.com", "lists": [9999]}),
-            "lists[0]",
-        ),
         (json!({"email": "b@example.com", "name": "a\u{7}b"}), "name"),
         (
             json!({"email": "b@example.com", "attributes": {"x": "y".repeat(5000)}}),
@@ -225,6 +221,13 @@ async fn a_subscriber_is_one_per_address_and_subscribes_to_lists_in_one_call() {
         assert_eq!(status, 422, "{body}: {error}");
         assert_eq!(error["error"]["field"], field, "{error}");
     }
+    // A list that does not exist is not found, and the field says which.
+    let unknown = json!({"email": "b@example.com", "lists": [9999]});
+    let (status, error) = app.call("POST", "/v1/subscribers", &unknown).await;
+    assert_eq!(
+        (status, &error["error"]["field"]),
+        (404, &json!("lists[0]"))
+    );
     assert_eq!(
         app.get_json("/v1/subscribers/b@example.com").await.0,
         404,

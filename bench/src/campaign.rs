@@ -19,7 +19,7 @@ use axum::{Router, body::Bytes, http::StatusCode, routing::post};
 use chrono::Utc;
 use mailroom::{
     campaigns::{
-        CampaignStore, Content, Spec, State,
+        CampaignStore, Content, Spec, State, TemplateContent,
         lifecycle::{self, Change},
     },
     config::Settings,
@@ -168,7 +168,7 @@ async fn run(
         name: "bench".to_owned(),
         lists: vec![list],
         segment: None,
-        content: Content::Template {
+        content: Content::Template(TemplateContent {
             name: "newsletter".to_owned(),
             data: serde_json::json!({
                 "title": "News for {{name}}",
@@ -177,7 +177,7 @@ async fn run(
                     {"heading": "Coming up", "body": "More of what you asked for."}
                 ]
             }),
-        },
+        }),
         from: None,
         reply_to: None,
         categories: vec!["news".to_owned()],

@@ -11,7 +11,7 @@
 
 use mailroom_jobs::TemplateRef;
 
-use super::model::Content;
+use super::model::{Content, RawContent, TemplateContent};
 use crate::{
     providers::{
         Body,
@@ -104,7 +104,7 @@ pub fn render_copy(
     locale: &str,
 ) -> Result<Letter, CopyError> {
     match content {
-        Content::Template { name, data } => {
+        Content::Template(TemplateContent { name, data }) => {
             let mut data = data.clone();
             if name == "newsletter"
                 && let Some(object) = data.as_object_mut()
@@ -134,11 +134,11 @@ pub fn render_copy(
                 part("text", &rendered.text)?,
             ))
         }
-        Content::Raw {
+        Content::Raw(RawContent {
             subject,
             html,
             text,
-        } => {
+        }) => {
             let html = html.as_deref().filter(|h| !h.trim().is_empty());
             let text = match (text.as_deref().filter(|t| !t.trim().is_empty()), html) {
                 (Some(text), _) => text.to_owned(),

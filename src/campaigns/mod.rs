@@ -23,7 +23,7 @@ pub mod store;
 pub mod throttle;
 
 pub use engagement::Engagement;
-pub use model::{Campaign, Content, Spec, State};
+pub use model::{Campaign, Content, RawContent, Spec, State, TemplateContent};
 pub use run::{Campaigner, Report, RunError};
 pub use store::{CampaignStore, Guards, Transition};
 pub use throttle::Throttles;

@@ -64,19 +64,29 @@ impl State {
 #[serde(rename_all = "snake_case")]
 pub enum Content {
     /// One of mailroom's templates, with data shared by every recipient.
-    Template {
-        name: String,
-        #[schema(value_type = Object)]
-        data: serde_json::Value,
-    },
+    Template(TemplateContent),
     /// A subject and an HTML and/or text body of the caller's.
-    Raw {
-        subject: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        html: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-    },
+    Raw(RawContent),
+}
+
+/// One of mailroom's templates, with data shared by every recipient.
+// A named component rather than an inline variant: client generators name the models of
+// inline variants after their place and collide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateContent {
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A subject and an HTML and/or text body of the caller's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RawContent {
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A campaign as created.

@@ -202,8 +202,8 @@ impl Campaigner {
                 continue;
             };
             let locale = match prepared.spec.content {
-                Content::Raw { .. } => String::new(),
-                Content::Template { .. } => locales
+                Content::Raw(_) => String::new(),
+                Content::Template(_) => locales
                     .entry((view.locale().to_owned(), list))
                     .or_insert_with(|| self.locale_of(&view, &prepared.lists[list]))
                     .clone(),

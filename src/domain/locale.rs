@@ -8,30 +8,50 @@ use fluent_templates::LanguageIdentifier;
 pub struct Locale(String);
 
 impl Locale {
-    /// The longest tag taken.
-    pub const MAX_LEN: usize = 35;
+    /// The tags taken, as the OpenAPI document states them: a language, an optional script
+    /// and an optional region (`fr`, `pt-BR`, `zh-Hant-TW`, `es-419`), letters in any case.
+    pub const PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$";
+    /// [`Locale::PATTERN`] or the empty string (a field that may be cleared).
+    pub const OPTIONAL_PATTERN: &str =
+        "^([A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?)?$";
 
-    /// Parses `text` (any case: `pt-br` becomes `pt-BR`).
+    /// Parses `text` (any case: `pt-br` becomes `pt-BR`), as [`Locale::PATTERN`] says.
     ///
     /// # Errors
-    /// A reason when it is not a language tag.
+    /// A reason when it is not such a language tag.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.is_empty() || text.len() > Self::MAX_LEN {
-            return Err(format!(
-                "a locale is a language tag of 2 to {} characters such as fr-CA",
-                Self::MAX_LEN
-            ));
+        let refused = || format!("{text:?} is not a language tag such as fr-CA");
+        let mut subtags = text.split('-');
+        let language = subtags.next().unwrap_or_default();
+        if !(2..=3).contains(&language.len()) || !is_alpha(language) {
+            return Err(refused());
+        }
+        let mut rest: Vec<&str> = subtags.collect();
+        if rest.first().is_some_and(|s| s.len() == 4 && is_alpha(s)) {
+            rest.remove(0);
+        }
+        let region = |s: &str| {
+            (s.len() == 2 && is_alpha(s)) || (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+        };
+        match rest.as_slice() {
+            [] => {}
+            [one] if region(one) => {}
+            _ => return Err(refused()),
         }
         text.parse::<LanguageIdentifier>()
             .map(|id| Self(id.to_string()))
-            .map_err(|_| format!("{text:?} is not a language tag such as fr-CA"))
+            .map_err(|_| refused())
     }
 
     /// The tag.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// ASCII letters only.
+fn is_alpha(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 #[cfg(test)]
@@ -41,8 +61,49 @@ mod tests {
     #[test]
     fn tags_are_canonical_and_junk_is_refused() {
         assert_eq!(Locale::parse("pt-br").unwrap().as_str(), "pt-BR");
-        assert_eq!(Locale::parse(" fr ").unwrap().as_str(), "fr");
+        assert_eq!(Locale::parse("zh-hant-tw").unwrap().as_str(), "zh-Hant-TW");
+        assert_eq!(Locale::parse("es-419").unwrap().as_str(), "es-419");
+        assert!(Locale::parse(" fr ").is_err(), "the pattern has no spaces");
+        assert!(Locale::parse("de-DE-1996").is_err(), "no variants");
         assert!(Locale::parse("not a tag").is_err());
         assert!(Locale::parse("").is_err());
+    }
+
+    #[test]
+    fn the_pattern_is_the_parser() {
+        let pattern = regex::Regex::new(Locale::PATTERN).unwrap();
+        let optional = regex::Regex::new(Locale::OPTIONAL_PATTERN).unwrap();
+        for text in [
+            "",
+            "fr",
+            "FR",
+            "pt-br",
+            "zh-Hant",
+            "zh-Hant-TW",
+            "es-419",
+            "ast",
+            "f",
+            "fran",
+            "fr-",
+            "fr_CA",
+            " fr",
+            "de-DE-1996",
+            "en-US-x-a",
+            "12",
+            "fr-1",
+            "fr-Latn-",
+            "é",
+        ] {
+            assert_eq!(
+                pattern.is_match(text),
+                Locale::parse(text).is_ok(),
+                "{text:?}"
+            );
+            assert_eq!(
+                optional.is_match(text),
+                text.is_empty() || Locale::parse(text).is_ok(),
+                "{text:?}"
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     campaigns::{
-        Campaign, Content, Spec, State as CampaignState, Transition,
+        Campaign, Content, RawContent, Spec, State as CampaignState, TemplateContent, Transition,
         copy::{Field, UNSUBSCRIBE_MARK, render_copy},
         lifecycle::{self, Change, ChangeError},
         model::MAX_LISTS,
@@ -161,12 +161,12 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
     for (i, &n) in body.lists.iter().enumerate() {
         let field = format!("lists[{i}]");
         let id = ListId::new(n)
-            .ok_or_else(|| ApiError::validation(format!("no list {n}")).field(&field))?;
+            .ok_or_else(|| ApiError::not_found(format!("no list {n}")).field(&field))?;
         if lists.contains(&id) {
             return Err(ApiError::validation(format!("list {n} is named twice")).field(&field));
         }
         if state.lists.list(id).await?.is_none() {
-            return Err(ApiError::validation(format!("no list {n}")).field(&field));
+            return Err(ApiError::not_found(format!("no list {n}")).field(&field));
         }
         lists.push(id);
     }
@@ -210,16 +210,16 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
                 )
                 .field("template.data.unsubscribe_link"));
             }
-            Content::Template {
+            Content::Template(TemplateContent {
                 name: template.name,
                 data: template.data,
-            }
+            })
         }
-        (None, Some(subject)) => Content::Raw {
+        (None, Some(subject)) => Content::Raw(RawContent {
             subject: subject.clone(),
             html: body.html,
             text: body.text,
-        },
+        }),
     };
     // The sender, reply-to, categories and body get the checks of `POST /v1/emails`.
     let probe = EmailMessage {
@@ -250,9 +250,9 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
             "a campaign's body carries each recipient's unsubscribe link: put {{unsubscribe_url}} in it (the newsletter template has it already)",
         )
         .field(match content {
-            Content::Template { .. } => "template",
-            Content::Raw { .. } if body_html_given(&content) => "html",
-            Content::Raw { .. } => "text",
+            Content::Template(_) => "template",
+            Content::Raw(_) if body_html_given(&content) => "html",
+            Content::Raw(_) => "text",
         }));
     }
     Ok(Spec {
@@ -271,17 +271,17 @@ async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> 
 }
 
 fn body_html_given(content: &Content) -> bool {
-    matches!(content, Content::Raw { html: Some(_), .. })
+    matches!(content, Content::Raw(RawContent { html: Some(_), .. }))
 }
 
 fn content_is_raw(content: &Content) -> bool {
-    matches!(content, Content::Raw { .. })
+    matches!(content, Content::Raw(_))
 }
 
 fn content_field(content: &Content) -> &'static str {
     match content {
-        Content::Template { .. } => "template",
-        Content::Raw { .. } => "subject",
+        Content::Template(_) => "template",
+        Content::Raw(_) => "subject",
     }
 }
 
@@ -294,16 +294,16 @@ fn probe_message(content: &Content) -> EmailMessage {
         ..EmailMessage::default()
     };
     match content {
-        Content::Raw {
+        Content::Raw(RawContent {
             subject,
             html,
             text,
-        } => {
+        }) => {
             message.subject = Some(subject.clone());
             message.html = html.clone();
             message.text = text.clone();
         }
-        Content::Template { .. } => {
+        Content::Template(_) => {
             // The template is checked by rendering it.
         }
     }
@@ -322,7 +322,8 @@ fn probe_message(content: &Content) -> EmailMessage {
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "A field out of range, an unknown list, template or per-recipient field (named), no link keys, or the most campaigns already kept", body = ErrorBody),
+        (status = 404, description = "A list it names does not exist (the field names it)", body = ErrorBody),
+        (status = 422, description = "A field out of range, an unknown template or per-recipient field (named), no link keys, or the most campaigns already kept", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -437,7 +438,7 @@ async fn act(state: &AppState, id: &str, change: Change) -> Result<Campaign, Api
     path = "/v1/campaigns/{id}/schedule",
     tag = "campaigns",
     params(("id" = String, Path, description = "The campaign's id")),
-    request_body(content = Option<ScheduleRequest>, description = "When; an empty body means the campaign's send_at, else now"),
+    request_body(content = Option<ScheduleRequest>, description = "When; an empty body or `null` means the campaign's send_at, else now"),
     responses(
         (status = 200, description = "Scheduled", body = Campaign),
         (status = 400, description = "Not valid JSON", body = ErrorBody),
@@ -454,10 +455,11 @@ pub(super) async fn schedule(
     ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<Campaign>, ApiError> {
+    // No body, or JSON `null` (what the document's optional body allows): no time asked.
     let asked = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        parse_json::<ScheduleRequest>(&body)?.send_at
+        parse_json::<Option<ScheduleRequest>>(&body)?.and_then(|r| r.send_at)
     };
     let campaign = existing(&state, &id).await?;
     let now = Utc::now();
@@ -590,11 +592,11 @@ pub(super) async fn test(
             }
         };
         let filled = copy.fill(&value);
-        let mut message = probe_message(&Content::Raw {
+        let mut message = probe_message(&Content::Raw(RawContent {
             subject: format!("[Test] {}", filled.subject),
             html: filled.html,
             text: Some(filled.text),
-        });
+        }));
         message.to = vec![Mailbox {
             email: to.clone(),
             name: None,

@@ -40,7 +40,7 @@ async fn check_list_mail(state: &AppState, list: u64, email: &str) -> Result<(),
         Some(id) => state.lists.list(id).await?,
         None => None,
     }
-    .ok_or_else(|| ApiError::validation(format!("no list {list}")).field("list_id"))?;
+    .ok_or_else(|| ApiError::not_found(format!("no list {list}")).field("list_id"))?;
     let key = mailroom_jobs::address::case_key(email);
     let confirmed = match state.lists.find(&key).await? {
         Some(id) => state
@@ -74,6 +74,7 @@ async fn check_list_mail(state: &AppState, list: u64, email: &str) -> Result<(),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 404, description = "Its `list_id` names no list", body = ErrorBody),
         (status = 422, description = "Invalid message, or an Idempotency-Key reused for another one", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
     ),
@@ -189,7 +190,7 @@ pub(super) const MAX_BATCH: usize = 1000;
 /// Up to 1,000 messages to queue in one request.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BatchRequest {
+pub(super) struct EmailBatch {
     /// The messages (1 to 1,000), each what `POST /v1/emails` takes; each may carry its own
     /// `idempotency_key`.
     #[schema(min_items = 1, max_items = 1000, value_type = Vec<EmailMessage>)]
@@ -206,27 +207,48 @@ pub(super) struct BatchAccepted {
     results: Vec<BatchItem>,
 }
 
-/// One message's outcome: `id` and `status` when queued, `error` when refused.
+/// One message's outcome: `id` and `status` (and `suppressed`) when queued, `error` when
+/// refused.
+// One flat object rather than a oneOf merged in with allOf: client generators drop the fields
+// of such a merge.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct BatchItem {
     /// Its place in `messages`, from 0.
     index: usize,
-    #[serde(flatten)]
-    #[schema(inline)]
-    outcome: ItemOutcome,
+    /// When queued: the message id, as `POST /v1/emails` answers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// When queued: `queued`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<MessageStatus>,
+    /// When queued: recipients on the suppression list (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    suppressed: Vec<String>,
+    /// When refused: what was wrong; `field` is within the message (`to[0].email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
 }
 
-/// Queued, or refused with the reason `POST /v1/emails` would have given.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub(super) enum ItemOutcome {
-    /// Queued.
-    Accepted(Accepted),
-    /// Refused; `field` is within the message (`to[0].email`).
-    Refused {
-        /// What was wrong.
-        error: ErrorDetail,
-    },
+impl BatchItem {
+    /// Message `index`'s item for its `outcome`.
+    fn new(index: usize, outcome: Result<Accepted, ErrorDetail>) -> Self {
+        match outcome {
+            Ok(accepted) => Self {
+                index,
+                id: Some(accepted.id),
+                status: Some(accepted.status),
+                suppressed: accepted.suppressed,
+                error: None,
+            },
+            Err(error) => Self {
+                index,
+                id: None,
+                status: None,
+                suppressed: Vec::new(),
+                error: Some(error),
+            },
+        }
+    }
 }
 
 /// Queue up to 1,000 emails in one request. Each message is checked on its own and answered by
@@ -237,7 +259,7 @@ pub(super) enum ItemOutcome {
     post,
     path = "/v1/emails/batch",
     tag = "emails",
-    request_body = BatchRequest,
+    request_body = EmailBatch,
     responses(
         (status = 200, description = "Each message's outcome, by index", body = BatchAccepted),
         (status = 400, description = "Not JSON", body = ErrorBody),
@@ -254,7 +276,7 @@ pub(super) async fn send_batch(
     Extension(caller): Extension<Caller>,
     request_id: RequestId,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    ApiJson(batch): ApiJson<BatchRequest>,
+    ApiJson(batch): ApiJson<EmailBatch>,
 ) -> Result<Json<BatchAccepted>, ApiError> {
     if key.is_some() {
         return Err(ApiError::validation(
@@ -310,23 +332,16 @@ pub(super) async fn send_batch(
     let results: Vec<BatchItem> = outcomes
         .into_iter()
         .enumerate()
-        .map(|(index, outcome)| BatchItem {
-            index,
-            outcome: match outcome {
-                Some(Ok(accepted)) => ItemOutcome::Accepted(accepted),
-                Some(Err(error)) => ItemOutcome::Refused {
-                    error: error.detail(),
-                },
-                None => ItemOutcome::Refused {
-                    error: ApiError::internal(&"no answer for this message").detail(),
-                },
-            },
+        .map(|(index, outcome)| {
+            let outcome = match outcome {
+                Some(Ok(accepted)) => Ok(accepted),
+                Some(Err(error)) => Err(error.detail()),
+                None => Err(ApiError::internal(&"no answer for this message").detail()),
+            };
+            BatchItem::new(index, outcome)
         })
         .collect();
-    let accepted = results
-        .iter()
-        .filter(|r| matches!(r.outcome, ItemOutcome::Accepted(_)))
-        .count();
+    let accepted = results.iter().filter(|r| r.error.is_none()).count();
     Ok(Json(BatchAccepted {
         accepted,
         rejected: results.len() - accepted,

@@ -73,7 +73,8 @@ fn parse_delimiter(text: Option<&str>) -> Result<Option<u8>, ApiError> {
         (status = 400, description = "A bad query parameter (named), or a body that broke off", body = ErrorBody),
         (status = 413, description = "Body over MAILROOM_IMPORT_MAX_BYTES", body = ErrorBody),
         (status = 415, description = "Not text/csv", body = ErrorBody),
-        (status = 422, description = "No such list, or no email column", body = ErrorBody),
+        (status = 404, description = "No such list", body = ErrorBody),
+        (status = 422, description = "No email column", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -101,7 +102,7 @@ pub(super) async fn create(
         Some(id) => state.lists.list(id).await?,
         None => None,
     }
-    .ok_or_else(|| ApiError::validation(format!("no list {}", query.list)).field("list"))?;
+    .ok_or_else(|| ApiError::not_found(format!("no list {}", query.list)).field("list"))?;
     let status = query.status.unwrap_or(SubscriptionStatus::Unconfirmed);
     if status == SubscriptionStatus::Unsubscribed {
         return Err(

@@ -37,8 +37,10 @@ pub(super) struct NewList {
     optin: Optin,
     /// `public`: anyone may sign up through the subscribe form.
     visibility: Visibility,
-    /// The language of its emails for subscribers without one (BCP 47).
+    /// The language of its emails for subscribers without one: a tag such as `fr-CA`
+    /// (language, optional script and region); empty: none.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_locale)]
     default_locale: Option<String>,
 }
 
@@ -56,7 +58,9 @@ pub(super) struct ListChanges {
     optin: Option<Optin>,
     #[serde(default)]
     visibility: Option<Visibility>,
+    /// As in [`NewList`]; empty clears it.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_locale)]
     default_locale: Option<String>,
 }
 

@@ -3,105 +3,140 @@
 
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        Object, ObjectBuilder, Type,
+        schema::SchemaType,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use super::{
     campaigns, emails, error, health, imports, inbound, lists, metrics, render, subscribers,
     suppressions, validations, verify, webhooks,
 };
-use crate::store;
+use crate::{domain::Locale, store};
 
-/// The API's description.
-#[derive(Debug, OpenApi)]
-#[openapi(
-    info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-    paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test),
-    components(schemas(
-        mailroom_jobs::EmailMessage,
-        mailroom_jobs::Mailbox,
-        mailroom_jobs::Attachment,
-        mailroom_jobs::TemplateRef,
-        emails::Accepted,
-        campaigns::NewCampaign,
-        campaigns::CampaignTemplate,
-        campaigns::ScheduleRequest,
-        campaigns::TestRequest,
-        campaigns::TestQueued,
-        campaigns::CampaignPage,
-        crate::campaigns::Campaign,
-        crate::campaigns::Spec,
-        crate::campaigns::Content,
-        crate::campaigns::State,
-        crate::campaigns::model::Engagement,
-        emails::BatchRequest,
-        emails::BatchAccepted,
-        emails::BatchItem,
-        emails::ItemOutcome,
-        render::RenderRequest,
-        verify::VerificationRequest,
-        verify::VerificationIssued,
-        validations::ValidationRequest,
-        validations::BatchRequest,
-        validations::BatchResults,
-        crate::validation::Validation,
-        crate::validation::Verdict,
-        crate::validation::Checks,
-        crate::validation::DnsCheck,
-        crate::validation::Reason,
-        suppressions::PutSuppression,
-        webhooks::EventsAccepted,
-        inbound::InboundAccepted,
-        crate::inbound::InboundEmail,
-        crate::inbound::parse::Envelope,
-        crate::inbound::parse::AttachmentInfo,
-        crate::inbound::store::InboundSummary,
-        crate::inbound::store::InboundPage,
-        crate::store::Suppression,
-        crate::store::suppressions::Reason,
-        crate::store::suppressions::SuppressionPage,
-        crate::store::stats::Stats,
-        crate::store::stats::Day,
-        crate::store::stats::Counters,
-        crate::store::stats::Rates,
-        crate::verification::AddressStatus,
-        crate::render::Rendered,
-        store::StatusRecord,
-        store::MessageStatus,
-        error::ErrorBody,
-        error::ErrorDetail,
-        lists::NewList,
-        lists::ListChanges,
-        lists::ListView,
-        lists::ListIndex,
-        lists::Member,
-        lists::MemberPage,
-        lists::CountRequest,
-        crate::lists::segment::SegmentCount,
-        subscribers::NewSubscriber,
-        subscribers::SubscriberChanges,
-        subscribers::SubscriberView,
-        subscribers::Notice,
-        subscribers::SubscriptionChangeRequest,
-        subscribers::Export,
-        crate::lists::List,
-        crate::lists::Counts,
-        crate::lists::Optin,
-        crate::lists::Visibility,
-        crate::lists::Subscriber,
-        crate::lists::SubscriberStatus,
-        crate::lists::Subscription,
-        crate::lists::SubscriptionStatus,
-        crate::lists::Source,
-        crate::lists::imports::ImportStatus,
-        crate::lists::imports::ImportState,
-        crate::lists::imports::RowReport,
-        crate::lists::imports::Totals,
-    )),
-    modifiers(&BearerKeys),
-    tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "health", description = "Probes"))
-)]
-pub struct ApiDoc;
+/// Declares the API's document with the schemas listed once, and [`schema_names`] with each
+/// schema's component name: a test holds them unique, so two types never share a component.
+macro_rules! api_doc {
+    ($($schema:ty),* $(,)?) => {
+        /// The API's description.
+        #[derive(Debug, OpenApi)]
+        #[openapi(
+            info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
+            paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test),
+            components(schemas($($schema),*)),
+            modifiers(&BearerKeys),
+            tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "health", description = "Probes"))
+        )]
+        pub struct ApiDoc;
+
+        /// The component name of every schema the document lists, in order.
+        #[cfg(test)]
+        fn schema_names() -> Vec<String> {
+            vec![$(<$schema as utoipa::ToSchema>::name().into_owned()),*]
+        }
+    };
+}
+
+api_doc!(
+    mailroom_jobs::EmailMessage,
+    mailroom_jobs::Mailbox,
+    mailroom_jobs::Attachment,
+    mailroom_jobs::TemplateRef,
+    mailroom_jobs::email::MailboxObject,
+    mailroom_jobs::email::Recipients,
+    mailroom_jobs::templates::TemplateName,
+    mailroom_jobs::Tracking,
+    emails::Accepted,
+    campaigns::NewCampaign,
+    campaigns::CampaignTemplate,
+    campaigns::ScheduleRequest,
+    campaigns::TestRequest,
+    campaigns::TestQueued,
+    campaigns::CampaignPage,
+    crate::campaigns::Campaign,
+    crate::campaigns::Spec,
+    crate::campaigns::Content,
+    crate::campaigns::TemplateContent,
+    crate::campaigns::RawContent,
+    crate::campaigns::State,
+    crate::campaigns::model::Engagement,
+    emails::EmailBatch,
+    emails::BatchAccepted,
+    emails::BatchItem,
+    render::RenderRequest,
+    verify::VerificationRequest,
+    verify::VerificationIssued,
+    validations::ValidationRequest,
+    validations::ValidationBatch,
+    validations::BatchResults,
+    crate::validation::Validation,
+    crate::validation::Verdict,
+    crate::validation::Checks,
+    crate::validation::DnsCheck,
+    crate::validation::Reason,
+    suppressions::PutSuppression,
+    webhooks::EventsAccepted,
+    inbound::InboundAccepted,
+    crate::inbound::InboundEmail,
+    crate::inbound::parse::Envelope,
+    crate::inbound::parse::AttachmentInfo,
+    crate::inbound::store::InboundSummary,
+    crate::inbound::store::InboundPage,
+    crate::store::Suppression,
+    crate::store::suppressions::Reason,
+    crate::store::suppressions::SuppressionPage,
+    crate::store::stats::Stats,
+    crate::store::stats::Day,
+    crate::store::stats::Counters,
+    crate::store::stats::Rates,
+    crate::verification::AddressStatus,
+    crate::render::Rendered,
+    store::StatusRecord,
+    store::MessageStatus,
+    error::ErrorBody,
+    error::ErrorDetail,
+    lists::NewList,
+    lists::ListChanges,
+    lists::ListView,
+    lists::ListIndex,
+    lists::Member,
+    lists::MemberPage,
+    lists::CountRequest,
+    crate::lists::segment::SegmentCount,
+    subscribers::NewSubscriber,
+    subscribers::SubscriberChanges,
+    subscribers::SubscriberView,
+    subscribers::Notice,
+    subscribers::SubscriptionChangeRequest,
+    subscribers::Export,
+    crate::lists::List,
+    crate::lists::Counts,
+    crate::lists::Optin,
+    crate::lists::Visibility,
+    crate::lists::Subscriber,
+    crate::lists::SubscriberStatus,
+    crate::lists::Subscription,
+    crate::lists::SubscriptionStatus,
+    crate::lists::Source,
+    crate::lists::imports::ImportStatus,
+    crate::lists::imports::ImportState,
+    crate::lists::imports::RowReport,
+    crate::lists::imports::Totals,
+);
+
+/// A locale field that may be absent, null or empty (none), else [`Locale::PATTERN`].
+pub(super) fn optional_locale() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(Locale::OPTIONAL_PATTERN))
+        .description(Some(
+            "A language tag such as `fr-CA`: a language, an optional script and an optional \
+             region. Empty or null: none.",
+        ))
+        .build()
+}
 
 struct BearerKeys;
 
@@ -111,6 +146,37 @@ impl Modify for BearerKeys {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_schema_has_a_component_of_its_own_and_the_document_lists_them_all() {
+        let names = schema_names();
+        let unique: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "two schemas share a name: {names:?}"
+        );
+        // Nothing the paths use is left for utoipa to add on its own, where a name could
+        // silently replace a listed one.
+        let document = ApiDoc::openapi();
+        let components: BTreeSet<String> = document
+            .components
+            .map(|c| c.schemas.into_keys().collect())
+            .unwrap_or_default();
+        let listed: BTreeSet<String> = names.into_iter().collect();
+        assert_eq!(
+            components.difference(&listed).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "components the list does not name"
         );
     }
 }

@@ -30,8 +30,9 @@ pub(super) struct NewSubscriber {
     email: String,
     #[serde(default)]
     name: Option<String>,
-    /// BCP 47, e.g. `fr-CA`.
+    /// A language tag such as `fr-CA` (language, optional script and region); empty: none.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_locale)]
     locale: Option<String>,
     /// A JSON object of at most 4 KiB; replaces the stored one when given.
     #[serde(default)]
@@ -56,7 +57,9 @@ pub(super) struct NewSubscriber {
 pub(super) struct SubscriberChanges {
     #[serde(default)]
     name: Option<String>,
+    /// As in [`NewSubscriber`]; empty clears it.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_locale)]
     locale: Option<String>,
     /// Replaces the stored attributes.
     #[serde(default)]
@@ -155,7 +158,8 @@ fn fields(
         (status = 400, description = "Not valid JSON", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 422, description = "A field that is not valid (named), or an unknown list", body = ErrorBody),
+        (status = 404, description = "A list it names does not exist (the field names it)", body = ErrorBody),
+        (status = 422, description = "A field that is not valid (named)", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -189,7 +193,7 @@ pub(super) async fn upsert(
             None => None,
         };
         let list = list.ok_or_else(|| {
-            ApiError::validation(format!("no list {n}")).field(format!("lists[{i}]"))
+            ApiError::not_found(format!("no list {n}")).field(format!("lists[{i}]"))
         })?;
         if !lists.iter().any(|l: &crate::lists::List| l.id == list.id) {
             lists.push(list);

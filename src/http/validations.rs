@@ -31,7 +31,7 @@ pub(super) struct ValidationRequest {
 /// Up to 1,000 addresses to validate; each domain is looked up once.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BatchRequest {
+pub(super) struct ValidationBatch {
     /// The addresses (1 to 1,000).
     #[schema(min_items = 1, max_items = 1000)]
     emails: Vec<String>,
@@ -84,7 +84,7 @@ pub(super) async fn one(
     post,
     path = "/v1/validations/batch",
     tag = "validation",
-    request_body = BatchRequest,
+    request_body = ValidationBatch,
     responses(
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -98,7 +98,7 @@ pub(super) async fn one(
 )]
 pub(super) async fn batch(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<BatchRequest>,
+    ApiJson(request): ApiJson<ValidationBatch>,
 ) -> Result<Json<BatchResults>, ApiError> {
     let count = request.emails.len();
     if count == 0 || count > MAX_BATCH {

@@ -31,7 +31,9 @@ pub struct InboundEmail {
     pub subject: String,
     pub text: Option<String>,
     pub html: Option<String>,
-    /// Every header, in order, `[name, value]`.
+    /// Every header, in order, each a pair `[name, value]`.
+    // Described as arrays of strings: generators do not read the tuple's `items: false`.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     /// The SMTP envelope: `{to: [...], from}`.
     pub envelope: Option<Envelope>,
