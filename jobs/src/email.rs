@@ -164,6 +164,29 @@ pub enum Recipients {
     Many(Vec<Mailbox>),
 }
 
+/// The schema of `to`: one recipient, or a list of 1 to [`MAX_RECIPIENTS`].
+#[cfg(feature = "openapi")]
+fn to_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{
+        Ref,
+        schema::{ArrayBuilder, OneOfBuilder},
+    };
+    OneOfBuilder::new()
+        .item(Ref::from_schema_name("Mailbox"))
+        .item(
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name("Mailbox"))
+                .min_items(Some(1))
+                .max_items(Some(MAX_RECIPIENTS)),
+        )
+        .description(Some(
+            "Recipients; at least one. To, cc and bcc together: at most 1,000. Each a mailbox \
+             object or string; one may be given without the list.",
+        ))
+        .build()
+        .into()
+}
+
 fn recipients<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Mailbox>, D::Error> {
     struct Visitor;
     impl<'de> serde::de::Visitor<'de> for Visitor {
@@ -233,7 +256,7 @@ pub struct EmailMessage {
     /// or string; one may be given without the list.
     #[serde(deserialize_with = "recipients")]
     #[schemars(with = "Recipients")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Recipients))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = to_schema))]
     pub to: Vec<Mailbox>,
     /// Carbon-copy recipients.
     #[serde(
@@ -292,7 +315,12 @@ pub struct EmailMessage {
     /// Mail to a subscriber of this list (its id): one recipient in `to`, a confirmed
     /// subscriber, and the message gets `List-Unsubscribe` (one-click, signed), its `-Post`
     /// and `List-Id` headers; a `newsletter` template's `unsubscribe_link` is filled in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub list_id: Option<u64>,
     /// Own open and click tracking (SMTP and the outbox; SendGrid's own settings otherwise
     /// follow it too). Off unless asked for; never for a template with a secret link.

@@ -24,6 +24,7 @@ pub mod templates;
 pub mod tracking;
 pub mod verification;
 pub mod webhooks;
+pub mod whole;
 
 pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};

@@ -10,4 +10,4 @@ mod subscription;
 pub use address::address_digest;
 pub use ids::{ListId, SubscriberId, shard_of};
 pub use locale::Locale;
-pub use subscription::SubscriptionStatus;
+pub use subscription::{StartingStatus, SubscriptionStatus};

@@ -16,6 +16,25 @@ pub enum SubscriptionStatus {
     Unsubscribed,
 }
 
+/// The state a new subscription may start in (the API's and an import's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StartingStatus {
+    /// Waiting for the person to confirm (double opt-in), or imported without consent recorded.
+    Unconfirmed,
+    /// Receives the list's mail: only when the person's consent was recorded elsewhere.
+    Confirmed,
+}
+
+impl From<StartingStatus> for SubscriptionStatus {
+    fn from(status: StartingStatus) -> Self {
+        match status {
+            StartingStatus::Unconfirmed => Self::Unconfirmed,
+            StartingStatus::Confirmed => Self::Confirmed,
+        }
+    }
+}
+
 impl SubscriptionStatus {
     /// Every status.
     pub const ALL: [Self; 3] = [Self::Unconfirmed, Self::Confirmed, Self::Unsubscribed];

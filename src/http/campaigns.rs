@@ -56,7 +56,8 @@ pub(super) struct NewCampaign {
     #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// The lists whose confirmed subscribers it goes to (1 to 20).
-    #[schema(min_items = 1, max_items = 20)]
+    #[schema(min_items = 1, max_items = 20, value_type = std::collections::BTreeSet<u64>)]
+    #[serde(deserialize_with = "mailroom_jobs::whole::vec")]
     lists: Vec<u64>,
     /// A segment filter (as `POST /v1/lists/{id}/count` takes) the subscribers must match.
     #[serde(default)]
@@ -82,7 +83,7 @@ pub(super) struct NewCampaign {
     #[serde(default)]
     send_at: Option<DateTime<Utc>>,
     /// Recipients per second at most for this campaign.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "mailroom_jobs::whole::option")]
     #[schema(minimum = 1, maximum = 1_000_000)]
     rate_limit: Option<u32>,
     /// Own open and click tracking for SMTP and outbox mail (SendGrid's for SendGrid); both

@@ -11,7 +11,7 @@ use axum::{
 use futures::TryStreamExt;
 use serde::Deserialize;
 use tracing::Instrument;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
@@ -20,10 +20,13 @@ use super::{
     extract::{ApiPath, ApiQuery},
     request_id::RequestId,
 };
-use crate::lists::{
-    SubscriptionStatus,
-    import::{self, ImportSettings, ImportTargets},
-    imports::ImportStatus,
+use crate::{
+    domain::StartingStatus,
+    lists::{
+        SubscriptionStatus,
+        import::{self, ImportSettings, ImportTargets},
+        imports::ImportStatus,
+    },
 };
 
 /// The largest page of reported rows.
@@ -36,24 +39,37 @@ pub(super) struct ImportQuery {
     /// The list to import into.
     list: u64,
     /// What new subscriptions start as; `confirmed` only when consent was recorded elsewhere.
-    status: Option<SubscriptionStatus>,
+    status: Option<StartingStatus>,
     /// Change existing subscribers' fields to the file's.
     #[serde(default)]
     update: bool,
     /// `,` `;` `|` or `tab`; detected from the header line when absent.
-    delimiter: Option<String>,
+    delimiter: Option<Delimiter>,
     /// Email each new unconfirmed subscriber the double opt-in link.
     #[serde(default)]
     send_optin: bool,
 }
 
-fn parse_delimiter(text: Option<&str>) -> Result<Option<u8>, ApiError> {
-    match text {
-        None | Some("") => Ok(None),
-        Some("tab" | "\t") => Ok(Some(b'\t')),
-        Some(d @ ("," | ";" | "|")) => Ok(Some(d.as_bytes()[0])),
-        Some(_) => {
-            Err(ApiError::bad_request("the delimiter is one of , ; | or tab").field("delimiter"))
+/// A CSV delimiter.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub(super) enum Delimiter {
+    #[serde(rename = ",")]
+    Comma,
+    #[serde(rename = ";")]
+    Semicolon,
+    #[serde(rename = "|")]
+    Pipe,
+    #[serde(rename = "tab")]
+    Tab,
+}
+
+impl Delimiter {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Comma => b',',
+            Self::Semicolon => b';',
+            Self::Pipe => b'|',
+            Self::Tab => b'\t',
         }
     }
 }
@@ -97,19 +113,13 @@ pub(super) async fn create(
     if !is_csv {
         return Err(ApiError::unsupported_media_type_of("text/csv"));
     }
-    let delimiter = parse_delimiter(query.delimiter.as_deref())?;
+    let delimiter = query.delimiter.map(Delimiter::byte);
     let list = match crate::domain::ListId::new(query.list) {
         Some(id) => state.lists.list(id).await?,
         None => None,
     }
     .ok_or_else(|| ApiError::not_found(format!("no list {}", query.list)).field("list"))?;
-    let status = query.status.unwrap_or(SubscriptionStatus::Unconfirmed);
-    if status == SubscriptionStatus::Unsubscribed {
-        return Err(
-            ApiError::bad_request("an import subscribes as unconfirmed or confirmed")
-                .field("status"),
-        );
-    }
+    let status = SubscriptionStatus::from(query.status.unwrap_or(StartingStatus::Unconfirmed));
     let id = Uuid::now_v7();
     state.imports.start(id, list.id, status).await?;
 

@@ -14,7 +14,11 @@ use super::{
     campaigns, emails, error, health, imports, inbound, lists, metrics, render, subscribers,
     suppressions, validations, verify, webhooks,
 };
-use crate::{domain::Locale, store};
+use crate::{
+    domain::Locale,
+    lists::model::{MAX_NAME_CHARS, NAME_PATTERN},
+    store,
+};
 
 /// Declares the API's document with the schemas listed once, and [`schema_names`] with each
 /// schema's component name: a test holds them unique, so two types never share a component.
@@ -119,6 +123,8 @@ api_doc!(
     crate::lists::SubscriberStatus,
     crate::lists::Subscription,
     crate::lists::SubscriptionStatus,
+    crate::domain::StartingStatus,
+    imports::Delimiter,
     crate::lists::Source,
     crate::lists::imports::ImportStatus,
     crate::lists::imports::ImportState,
@@ -134,6 +140,19 @@ pub(super) fn optional_locale() -> Object {
         .description(Some(
             "A language tag such as `fr-CA`: a language, an optional script and an optional \
              region. Empty or null: none.",
+        ))
+        .build()
+}
+
+/// A person's name that may be absent or null: [`NAME_PATTERN`], at most [`MAX_NAME_CHARS`].
+pub(super) fn person_name() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(NAME_PATTERN))
+        .max_length(Some(MAX_NAME_CHARS))
+        .description(Some(
+            "The person's name: no control characters, at most 200 characters; spaces around \
+             it are dropped.",
         ))
         .build()
 }

@@ -12,7 +12,7 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{ApiJson, ApiPath},
 };
-use crate::domain::{ListId, Locale, SubscriberId};
+use crate::domain::{ListId, Locale, StartingStatus, SubscriberId};
 use crate::lists::{
     Optin, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
     model::{encode_attributes, parse_name},
@@ -29,6 +29,7 @@ pub(super) struct NewSubscriber {
     #[schema(format = Email)]
     email: String,
     #[serde(default)]
+    #[schema(schema_with = super::openapi::person_name)]
     name: Option<String>,
     /// A language tag such as `fr-CA` (language, optional script and region); empty: none.
     #[serde(default)]
@@ -38,8 +39,9 @@ pub(super) struct NewSubscriber {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     attributes: Option<Map<String, Value>>,
-    /// Lists to subscribe to (ids).
-    #[serde(default)]
+    /// Lists to subscribe to (ids, at most 100).
+    #[serde(default, deserialize_with = "mailroom_jobs::whole::vec")]
+    #[schema(max_items = 100)]
     lists: Vec<u64>,
     /// `blocklisted` receives nothing from any list.
     #[serde(default)]
@@ -48,7 +50,7 @@ pub(super) struct NewSubscriber {
     /// `unconfirmed` on double opt-in lists, which email the person a confirmation link. Say
     /// `confirmed` only when the person's consent was recorded elsewhere.
     #[serde(default)]
-    subscription_status: Option<SubscriptionStatus>,
+    subscription_status: Option<StartingStatus>,
 }
 
 /// Changes to a subscriber; what is absent stays.
@@ -56,6 +58,7 @@ pub(super) struct NewSubscriber {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubscriberChanges {
     #[serde(default)]
+    #[schema(schema_with = super::openapi::person_name)]
     name: Option<String>,
     /// As in [`NewSubscriber`]; empty clears it.
     #[serde(default)]
@@ -180,12 +183,6 @@ pub(super) async fn upsert(
         ))
         .field("lists"));
     }
-    if body.subscription_status == Some(SubscriptionStatus::Unsubscribed) {
-        return Err(ApiError::validation(
-            "new subscriptions start unconfirmed or confirmed; unsubscribe through PATCH /v1/subscribers/{id}/lists/{list}",
-        )
-        .field("subscription_status"));
-    }
     let mut lists = Vec::new();
     for (i, &n) in body.lists.iter().enumerate() {
         let list = match ListId::new(n) {
@@ -218,10 +215,13 @@ pub(super) async fn upsert(
     // One upsert per starting status; the first also writes the subscriber's fields.
     let mut groups: Vec<(SubscriptionStatus, Vec<ListId>)> = Vec::new();
     for list in &lists {
-        let status = body.subscription_status.unwrap_or(match list.optin {
-            Optin::Single => SubscriptionStatus::Confirmed,
-            Optin::Double => SubscriptionStatus::Unconfirmed,
-        });
+        let status = body.subscription_status.map_or(
+            match list.optin {
+                Optin::Single => SubscriptionStatus::Confirmed,
+                Optin::Double => SubscriptionStatus::Unconfirmed,
+            },
+            SubscriptionStatus::from,
+        );
         match groups.iter_mut().find(|(s, _)| *s == status) {
             Some((_, ids)) => ids.push(list.id),
             None => groups.push((status, vec![list.id])),

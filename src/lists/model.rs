@@ -230,15 +230,18 @@ pub(crate) fn decode_membership(list: ListId, raw: &str) -> Option<Subscription>
 /// # Errors
 /// A reason when it is not.
 pub fn parse_name(text: &str) -> Result<String, String> {
-    let text = text.trim();
+    // Checked as given, before the trim: what the OpenAPI document's pattern and length say.
     if text.chars().count() > MAX_NAME_CHARS {
         return Err(format!("a name is at most {MAX_NAME_CHARS} characters"));
     }
     if text.chars().any(char::is_control) {
         return Err("a name may not hold control characters".to_owned());
     }
-    Ok(text.to_owned())
+    Ok(text.trim().to_owned())
 }
+
+/// [`parse_name`]'s rule on control characters, as a JSON Schema pattern.
+pub const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// Attributes fit to store, serialized: at most [`MAX_ATTRIBUTES_BYTES`].
 ///
@@ -261,6 +264,16 @@ pub fn encode_attributes(attributes: &Map<String, Value>) -> Result<String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_pattern_is_the_parser() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        for text in [
+            "Ada", " Ada ", "", "a\u{7}b", "\tAda", "Ada\n", "x\u{85}", "x\u{ad}", "x\u{7f}",
+        ] {
+            assert_eq!(pattern.is_match(text), parse_name(text).is_ok(), "{text:?}");
+        }
+    }
 
     #[test]
     fn a_record_round_trips_with_separator_free_fields() {
