@@ -59,6 +59,71 @@ struct Recipient {
     token: String,
 }
 
+/// The answers of one hand-over, by what they mean for the recipients.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: Vec<u64>,
+    /// Refused, by reason.
+    failed: BTreeMap<String, Vec<u64>>,
+    /// Not taken: their claims are released.
+    again: Vec<u64>,
+    /// The last reason not taken, its wait, and whoever asked to slow down.
+    retry: Option<(String, Option<Duration>, Option<SlowDown>)>,
+    /// The last reason a hand-over may or may not have been taken.
+    unknown: Option<String>,
+    /// Bounce events of refusals at hand-over.
+    bounces: Vec<crate::events::Event>,
+    /// Sent, refused, deferred: for the console's chart.
+    counts: [u64; 3],
+}
+
+impl Tally {
+    /// Counts `answer` for the recipient at `ordinal` of campaign `id`.
+    fn add(&mut self, id: &str, ordinal: u64, answer: Answer) {
+        match answer {
+            Answer::Sent(_) => {
+                self.counts[0] += 1;
+                self.sent.push(ordinal);
+            }
+            Answer::Refused { bounce, reason } => {
+                self.counts[1] += 1;
+                let reason = match bounce {
+                    Some(bounce) => {
+                        let mut event = crate::bounces::BounceEvent::at_hand_over(&*bounce, id);
+                        event.mailroom_campaign = Some(id.to_owned());
+                        self.bounces.push(event);
+                        bounce.summary()
+                    }
+                    None => reason,
+                };
+                self.failed.entry(reason).or_default().push(ordinal);
+            }
+            Answer::NotSent {
+                reason,
+                retry_after,
+                slow_down,
+            } => {
+                self.counts[2] += 1;
+                self.again.push(ordinal);
+                let slow_down = slow_down.or(self.retry.as_ref().and_then(|(_, _, s)| *s));
+                self.retry = Some((reason, retry_after, slow_down));
+            }
+            Answer::Unknown { reason } => {
+                self.counts[2] += 1;
+                self.unknown = Some(reason);
+            }
+        }
+    }
+}
+
+/// What a batch does with one recipient.
+#[derive(Debug)]
+enum Read {
+    Skip(&'static str),
+    Fail(String),
+    Send(Box<Recipient>),
+}
+
 /// A batch's recipients, read and sorted: who is sent to, and who is skipped or failed why.
 #[derive(Debug, Default)]
 struct Sorted {
@@ -119,43 +184,47 @@ impl Campaigner {
                 .await?
                 .0;
         }
-        // One group per language and throttled domain: each is sent (and throttled) alone.
+        self.send_groups(&prepared, run, sorted.sendable, report)
+            .await
+    }
+
+    /// Sends `sendable` in groups of one language and throttled domain, each throttled alone,
+    /// a claim and a hand-over at a time; adds to `report`.
+    async fn send_groups(
+        &self,
+        prepared: &Prepared,
+        run: u32,
+        sendable: Vec<Recipient>,
+        mut report: Report,
+    ) -> Result<Report, RunError> {
+        let id = &prepared.id;
         let mut groups: BTreeMap<(String, Option<String>), Vec<Recipient>> = BTreeMap::new();
-        for recipient in sorted.sendable {
+        for recipient in sendable {
             let throttled =
                 Some(recipient.domain.clone()).filter(|d| self.throttles.domain_rate(d).is_some());
-            groups
-                .entry((recipient.locale.clone(), throttled))
-                .or_default()
-                .push(recipient);
+            let key = (recipient.locale.clone(), throttled);
+            groups.entry(key).or_default().push(recipient);
         }
         for ((locale, domain), group) in groups {
-            let letter = self.copy(&prepared, &locale)?;
-            let limits = self.throttles.limits(
-                self.provider.name(),
-                &id,
-                prepared.spec.rate_limit,
-                domain.as_deref(),
-            );
+            let letter = self.copy(prepared, &locale)?;
+            let rate = prepared.spec.rate_limit;
+            let limits = (self.throttles).limits(self.provider.name(), id, rate, domain.as_deref());
             for chunk in group.chunks(self.provider.batch_limit()) {
                 self.throttle(&limits, chunk.len()).await?;
                 let ordinals: Vec<u64> = chunk.iter().map(|r| r.ordinal).collect();
-                let (state, mut claimed) = self.store.claim(&id, run, &ordinals).await?;
+                let (state, mut claimed) = self.store.claim(id, run, &ordinals).await?;
                 claimed.sort_unstable();
                 if state != Some(State::Running) {
                     report.stale = true;
                     return Ok(report);
                 }
-                let claimed: Vec<&Recipient> = chunk
-                    .iter()
+                let claimed: Vec<&Recipient> = (chunk.iter())
                     .filter(|r| claimed.binary_search(&r.ordinal).is_ok())
                     .collect();
                 if claimed.is_empty() {
                     continue;
                 }
-                let step = self
-                    .hand_over(&prepared, &letter, &claimed, domain.as_deref())
-                    .await?;
+                let step = (self.hand_over(prepared, &letter, &claimed, domain.as_deref())).await?;
                 report.sent += step.sent;
                 report.failed += step.failed;
             }
@@ -177,80 +246,73 @@ impl Campaigner {
         // Negotiating a locale builds a string: once per distinct (locale, list) of the batch.
         let mut locales: HashMap<(String, usize), String> = HashMap::new();
         for ((ordinal, subscriber), record) in pending.into_iter().zip(records) {
-            let Some(view) = record.as_deref().and_then(RecordView::of) else {
-                sorted.skipped.entry("erased").or_default().push(ordinal);
-                continue;
-            };
-            if view.is_blocklisted() {
-                sorted
-                    .skipped
-                    .entry("blocklisted")
-                    .or_default()
-                    .push(ordinal);
-                continue;
+            let view = record.as_deref().and_then(RecordView::of);
+            match self.read(prepared, (ordinal, subscriber), view, &mut locales)? {
+                Read::Skip(reason) => sorted.skipped.entry(reason).or_default().push(ordinal),
+                Read::Fail(reason) => sorted.failed.entry(reason).or_default().push(ordinal),
+                Read::Send(recipient) => recipients.push(*recipient),
             }
-            let Some(list) = prepared
-                .lists
-                .iter()
-                .position(|l| view.membership(&l.key) == Some(SubscriptionStatus::Confirmed))
-            else {
-                sorted
-                    .skipped
-                    .entry("unsubscribed")
-                    .or_default()
-                    .push(ordinal);
-                continue;
-            };
-            let locale = match prepared.spec.content {
-                Content::Raw(_) => String::new(),
-                Content::Template(_) => locales
-                    .entry((view.locale().to_owned(), list))
-                    .or_insert_with(|| self.locale_of(&view, &prepared.lists[list]))
-                    .clone(),
-            };
-            let to = match view.email().parse() {
-                Ok(address) => Mailbox::new(
-                    Some(view.name())
-                        .filter(|n| !n.is_empty())
-                        .map(str::to_owned),
-                    address,
-                ),
-                Err(e) => {
-                    let reason = format!("the address: {e}");
-                    sorted.failed.entry(reason).or_default().push(ordinal);
-                    continue;
-                }
-            };
-            let letter = self.copy(prepared, &locale)?;
-            let (values, token) = self.values(prepared, &letter, list, subscriber, &view)?;
-            recipients.push(Recipient {
-                ordinal,
-                id: subscriber,
-                list,
-                locale,
-                domain: to.email.domain().to_ascii_lowercase(),
-                to,
-                values,
-                token,
-            });
         }
-        let keys: Vec<String> = recipients
-            .iter()
+        let keys: Vec<String> = (recipients.iter())
             .map(|r| key_of(r.to.email.as_ref()))
             .collect();
         let suppressed = self.suppressions.check(&keys).await?;
         for (recipient, suppressed) in recipients.into_iter().zip(suppressed) {
             if suppressed {
-                sorted
-                    .skipped
-                    .entry("suppressed")
-                    .or_default()
-                    .push(recipient.ordinal);
+                let skipped = sorted.skipped.entry("suppressed").or_default();
+                skipped.push(recipient.ordinal);
             } else {
                 sorted.sendable.push(recipient);
             }
         }
         Ok(sorted)
+    }
+
+    /// What to do with one recipient, read from their record's `view` (`None`: erased).
+    fn read(
+        &self,
+        prepared: &Prepared,
+        (ordinal, subscriber): (u64, SubscriberId),
+        view: Option<RecordView<'_>>,
+        locales: &mut HashMap<(String, usize), String>,
+    ) -> Result<Read, RunError> {
+        let Some(view) = view else {
+            return Ok(Read::Skip("erased"));
+        };
+        if view.is_blocklisted() {
+            return Ok(Read::Skip("blocklisted"));
+        }
+        let Some(list) = (prepared.lists.iter())
+            .position(|l| view.membership(&l.key) == Some(SubscriptionStatus::Confirmed))
+        else {
+            return Ok(Read::Skip("unsubscribed"));
+        };
+        let locale = match prepared.spec.content {
+            Content::Raw(_) => String::new(),
+            Content::Template(_) => locales
+                .entry((view.locale().to_owned(), list))
+                .or_insert_with(|| self.locale_of(&view, &prepared.lists[list]))
+                .clone(),
+        };
+        let to = match view.email().parse() {
+            Ok(address) => {
+                let name = Some(view.name()).filter(|n| !n.is_empty());
+                Mailbox::new(name.map(str::to_owned), address)
+            }
+            Err(e) => return Ok(Read::Fail(format!("the address: {e}"))),
+        };
+        let letter = self.copy(prepared, &locale)?;
+        let (values, token) = self.values(prepared, &letter, list, subscriber, &view)?;
+        Ok(Read::Send(Box::new(Recipient {
+            ordinal,
+            id: subscriber,
+            list,
+            locale,
+            domain: to.email.domain().to_ascii_lowercase(),
+            to,
+            values,
+            token,
+        })))
     }
 
     /// Waits until `limits` let `n` sends go: briefly in place, else by retrying the job.
@@ -386,83 +448,43 @@ impl Campaigner {
         domain: Option<&str>,
     ) -> Result<Report, RunError> {
         let id = &prepared.id;
-        let mut sent = Vec::new();
-        let mut failed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        let mut again = Vec::new();
-        let mut retry: Option<(String, Option<Duration>, Option<SlowDown>)> = None;
-        let mut unknown = None;
-        let mut bounces = Vec::new();
-        let mut counts = [0u64; 3];
+        let mut tally = Tally::default();
         for (recipient, answer) in recipients.iter().zip(answers) {
-            let ordinal = recipient.ordinal;
-            match answer {
-                Answer::Sent(_) => {
-                    counts[0] += 1;
-                    sent.push(ordinal);
-                }
-                Answer::Refused { bounce, reason } => {
-                    counts[1] += 1;
-                    let reason = match bounce {
-                        Some(bounce) => {
-                            let mut event = crate::bounces::BounceEvent::at_hand_over(&*bounce, id);
-                            event.mailroom_campaign = Some(id.clone());
-                            bounces.push(event);
-                            bounce.summary()
-                        }
-                        None => reason,
-                    };
-                    failed.entry(reason).or_default().push(ordinal);
-                }
-                Answer::NotSent {
-                    reason,
-                    retry_after,
-                    slow_down,
-                } => {
-                    counts[2] += 1;
-                    again.push(ordinal);
-                    let slow_down = slow_down.or(retry.as_ref().and_then(|(_, _, s)| *s));
-                    retry = Some((reason, retry_after, slow_down));
-                }
-                Answer::Unknown { reason } => {
-                    counts[2] += 1;
-                    unknown = Some(reason);
-                }
-            }
+            tally.add(id, recipient.ordinal, answer);
         }
-        let name = self.provider.name();
         use crate::store::activity::Outcome as Shown;
-        for (outcome, n) in [Shown::Sent, Shown::Refused, Shown::Deferred]
-            .into_iter()
-            .zip(counts)
-        {
+        let shown = [Shown::Sent, Shown::Refused, Shown::Deferred];
+        for (outcome, n) in shown.into_iter().zip(tally.counts) {
             if n > 0 {
-                self.activity.record(name, outcome, n);
+                self.activity.record(self.provider.name(), outcome, n);
             }
         }
         // Recorded before the recipients are marked: a failure here retries the batch, whose
         // refused recipients are refused again (event dedupe keeps one bounce each).
-        if !bounces.is_empty() {
-            self.events.apply(&bounces, chrono::Utc::now()).await?;
+        if !tally.bounces.is_empty() {
+            self.events
+                .apply(&tally.bounces, chrono::Utc::now())
+                .await?;
         }
         let mut report = Report::default();
-        let (count, finished) = self.store.mark(id, Outcome::Sent, "", &sent).await?;
+        let (count, finished) = self.store.mark(id, Outcome::Sent, "", &tally.sent).await?;
         report.sent += count;
         if finished {
             tracing::info!(campaign = %id, "campaign finished");
         }
-        for (reason, ordinals) in &failed {
+        for (reason, ordinals) in &tally.failed {
             report.failed += self
                 .store
                 .mark(id, Outcome::Failed, reason, ordinals)
                 .await?
                 .0;
         }
-        self.store.release(id, &again).await?;
-        if let Some((message, retry_after, slow_down)) = retry {
+        self.store.release(id, &tally.again).await?;
+        if let Some((message, retry_after, slow_down)) = tally.retry {
             let after = self.slow_down(slow_down, retry_after, domain).await?;
             return Err(RunError::Retry { message, after });
         }
-        if let Some(message) = unknown {
+        if let Some(message) = tally.unknown {
             return Err(RunError::Retry {
                 message,
                 after: None,
