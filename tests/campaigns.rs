@@ -992,7 +992,8 @@ async fn through_smtp_a_domain_never_has_more_messages_in_flight_than_its_connec
     app.start_worker();
     app.schedule_campaign(&id).await;
     // The domain's slots, watched while the campaign runs.
-    let slots = mailroom_jobs::Keys::new(&app.redis.prefix).throttle_slots("domain:busy.example");
+    let busy = mailroom_jobs::ThrottleScope::Domain("busy.example".to_owned());
+    let slots = mailroom_jobs::Keys::new(&app.redis.prefix).throttle_slots(&busy);
     let mut conn = app.redis.conn();
     let (mut most, mut seen_busy) = (0, 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -192,8 +192,8 @@ impl Keys {
     }
 
     /// A rate-limit window of `scope` for a caller's digest.
-    pub fn rate_limit(&self, scope: &str, digest: &str) -> String {
-        format!("{}:rl:{scope}:{digest}", self.prefix)
+    pub fn rate_limit(&self, scope: RateScope, digest: &str) -> String {
+        format!("{}:rl:{}:{digest}", self.prefix, scope.as_str())
     }
 
     /// The lists (id → settings JSON).
@@ -256,18 +256,18 @@ impl Keys {
         format!("{}:activity:{{{hour}}}", self.prefix)
     }
 
-    /// A throttle's state (`scope`: `provider:sendgrid`, `domain:gmail.com`, …).
-    pub fn throttle(&self, scope: &str) -> String {
+    /// A throttle's state.
+    pub fn throttle(&self, scope: &ThrottleScope) -> String {
         format!("{}:{{thr:{scope}}}", self.prefix)
     }
 
     /// The connections to a domain in use, by lease end.
-    pub fn throttle_slots(&self, scope: &str) -> String {
+    pub fn throttle_slots(&self, scope: &ThrottleScope) -> String {
         format!("{}:{{thr:{scope}}}:slots", self.prefix)
     }
 
     /// When a throttle may send again after a provider asked it to wait.
-    pub fn throttle_hold(&self, scope: &str) -> String {
+    pub fn throttle_hold(&self, scope: &ThrottleScope) -> String {
         format!("{}:{{thr:{scope}}}:hold", self.prefix)
     }
 
@@ -286,6 +286,57 @@ impl Keys {
         moves
     }
 }
+
+/// What a rate limit counts, per subject, in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    /// Verification emails per API key.
+    VerifyKey,
+    /// Verification emails per address.
+    VerifyAddress,
+    /// Public sign-ups per client IP.
+    SubscribeIp,
+    /// Public sign-ups per address.
+    SubscribeAddress,
+    /// Console sign-in attempts per client IP.
+    ConsoleLogin,
+}
+
+impl RateScope {
+    /// Its name in the key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyKey => "verify-key",
+            Self::VerifyAddress => "verify-address",
+            Self::SubscribeIp => "subscribe-ip",
+            Self::SubscribeAddress => "subscribe-address",
+            Self::ConsoleLogin => "console-login",
+        }
+    }
+}
+
+/// Who a campaign throttle holds back: the provider's whole account, one campaign, or one
+/// receiving domain (lowercase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottleScope {
+    Provider(String),
+    Campaign(String),
+    Domain(String),
+}
+
+impl std::fmt::Display for ThrottleScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Provider(name) => write!(f, "provider:{name}"),
+            Self::Campaign(id) => write!(f, "campaign:{id}"),
+            Self::Domain(domain) => write!(f, "domain:{domain}"),
+        }
+    }
+}
+
+/// The suffix a queue record of the wrong type is renamed to (`…:malformed`): the fetch
+/// script moves it aside rather than failing on it again.
+pub const MALFORMED_SUFFIX: &str = ":malformed";
 
 /// How many shards subscribers are spread over. Fixed: a subscriber's id and shard follow from
 /// it, so changing it needs a migration of every subscriber.

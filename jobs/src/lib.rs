@@ -30,8 +30,8 @@ pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};
 pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
 pub use keys::{
-    BUCKET_SPAN, CampaignKeys, Keys, QueueKeys, RECORDS_PER_BUCKET, SUBSCRIBER_SHARDS, ShardKeys,
-    bucket_of,
+    BUCKET_SPAN, CampaignKeys, Keys, MALFORMED_SUFFIX, QueueKeys, RECORDS_PER_BUCKET, RateScope,
+    SUBSCRIBER_SHARDS, ShardKeys, ThrottleScope, bucket_of,
 };
 pub use payloads::Noop;
 pub use producer::{

@@ -17,6 +17,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use lettre::message::Mailbox;
+use mailroom_jobs::ThrottleScope;
 use uuid::Uuid;
 
 use super::{
@@ -505,14 +506,14 @@ impl Campaigner {
             (Some(SlowDown::Domain), Some(domain)) => {
                 let after = Duration::from_secs(60);
                 self.throttles
-                    .hold(&format!("domain:{domain}"), after)
+                    .hold(&ThrottleScope::Domain(domain.to_owned()), after)
                     .await?;
                 Some(after)
             }
             (Some(SlowDown::Domain), None) => Some(Duration::from_secs(60)),
             (Some(SlowDown::Provider), _) => {
                 let after = retry_after.unwrap_or(Duration::from_secs(1));
-                let scope = format!("provider:{}", self.provider.name());
+                let scope = ThrottleScope::Provider(self.provider.name().to_owned());
                 self.throttles.hold(&scope, after).await?;
                 Some(after)
             }

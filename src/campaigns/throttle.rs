@@ -9,7 +9,7 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use mailroom_jobs::{Keys, RedisConnection};
+use mailroom_jobs::{Keys, RedisConnection, ThrottleScope};
 use redis::Script;
 
 static THROTTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/throttle.lua")));
@@ -67,7 +67,7 @@ pub struct Throttles {
 /// A rate limit to pass: its Redis scope and recipients per second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
-    pub scope: String,
+    pub scope: ThrottleScope,
     pub rate: u32,
 }
 
@@ -112,7 +112,10 @@ impl Throttles {
         token: &str,
     ) -> redis::RedisResult<bool> {
         let taken: u8 = SLOTS
-            .key(self.keys.throttle_slots(&format!("domain:{domain}")))
+            .key(
+                self.keys
+                    .throttle_slots(&ThrottleScope::Domain(domain.to_owned())),
+            )
             .arg("take")
             .arg(token)
             .arg(limit)
@@ -128,7 +131,10 @@ impl Throttles {
     /// When Redis fails (the slot's lease then ends on its own).
     pub async fn give_slot(&self, domain: &str, token: &str) -> redis::RedisResult<()> {
         let _: u8 = SLOTS
-            .key(self.keys.throttle_slots(&format!("domain:{domain}")))
+            .key(
+                self.keys
+                    .throttle_slots(&ThrottleScope::Domain(domain.to_owned())),
+            )
             .arg("give")
             .arg(token)
             .invoke_async(&mut self.conn.clone())
@@ -156,19 +162,19 @@ impl Throttles {
         let mut limits = Vec::new();
         if let Some(rate) = self.provider {
             limits.push(Limit {
-                scope: format!("provider:{provider}"),
+                scope: ThrottleScope::Provider(provider.to_owned()),
                 rate,
             });
         }
         if let Some(rate) = campaign_rate.filter(|r| *r > 0) {
             limits.push(Limit {
-                scope: format!("campaign:{campaign}"),
+                scope: ThrottleScope::Campaign(campaign.to_owned()),
                 rate,
             });
         }
         if let Some((domain, rate)) = domain.and_then(|d| Some((d, self.domain_rate(d)?))) {
             limits.push(Limit {
-                scope: format!("domain:{domain}"),
+                scope: ThrottleScope::Domain(domain.to_owned()),
                 rate,
             });
         }
@@ -199,7 +205,7 @@ impl Throttles {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn hold(&self, scope: &str, delay: Duration) -> redis::RedisResult<()> {
+    pub async fn hold(&self, scope: &ThrottleScope, delay: Duration) -> redis::RedisResult<()> {
         let _: i64 = HOLD
             .key(self.keys.throttle_hold(scope))
             .arg(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX))

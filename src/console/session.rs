@@ -274,7 +274,7 @@ pub async fn login(
     match state
         .limits
         .hit(
-            "console-login",
+            mailroom_jobs::RateScope::ConsoleLogin,
             &client,
             ATTEMPTS_PER_HOUR,
             Duration::from_secs(3600),

@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 
+use mailroom_jobs::RateScope;
+
 use axum::{
     Json,
     extract::{ConnectInfo, State},
@@ -191,9 +193,14 @@ pub(super) async fn subscribe(
     let ip = client_ip(&headers, peer);
     let (per_address, per_ip) = state.subscribe_rates;
     for (scope, subject, limit, what) in [
-        ("subscribe-ip", ip.as_str(), per_ip, "from this address"),
         (
-            "subscribe-address",
+            RateScope::SubscribeIp,
+            ip.as_str(),
+            per_ip,
+            "from this address",
+        ),
+        (
+            RateScope::SubscribeAddress,
             row.key.as_str(),
             per_address,
             "for this email address",

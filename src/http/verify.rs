@@ -19,7 +19,7 @@ use axum::{
 };
 use base64::Engine;
 use chrono::{Duration, SecondsFormat, Utc};
-use mailroom_jobs::{DeliverEvent, SendVerification, WebUrl, email::check_address};
+use mailroom_jobs::{DeliverEvent, RateScope, SendVerification, WebUrl, email::check_address};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -108,13 +108,13 @@ pub(super) async fn issue(
     let address = request.email.to_lowercase();
     for (scope, subject, limit, what) in [
         (
-            "verify-key",
+            RateScope::VerifyKey,
             caller.0.as_str(),
             per_key,
             "with this API key",
         ),
         (
-            "verify-address",
+            RateScope::VerifyAddress,
             address.as_str(),
             per_address,
             "for this address",

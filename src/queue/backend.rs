@@ -278,6 +278,7 @@ async fn fetch_batch<J: Job>(shared: &Shared) -> redis::RedisResult<(Vec<Task<J>
         .arg(&shared.worker)
         .arg(ms(config.dead_retention))
         .arg(ms(config.retention))
+        .arg(mailroom_jobs::MALFORMED_SUFFIX)
         .invoke_async(&mut shared.conn.clone())
         .await?;
     let mut tasks = Vec::with_capacity(raw.len());

@@ -51,7 +51,7 @@ impl RateLimiter {
     /// When Redis does not answer.
     pub async fn hit(
         &self,
-        scope: &str,
+        scope: mailroom_jobs::RateScope,
         subject: &str,
         limit: u64,
         window: Duration,

@@ -6,6 +6,7 @@
 -- ARGV[1] job key prefix   ARGV[2] now (ms)   ARGV[3] batch size   ARGV[4] lease (ms)
 -- ARGV[5] housekeeping chunk   ARGV[6] default max attempts   ARGV[7] worker name
 -- ARGV[8] dead-letter retention (ms)   ARGV[9] retention of finished jobs (ms)
+-- ARGV[10] the suffix of a record moved aside (`:malformed`, from the key schema)
 -- Returns {jobs, next}: jobs as {id, payload, attempts, max_attempts}; next is the earliest
 -- time (ms) something else becomes due (a delayed job or a lease deadline), or -1.
 local prefix = ARGV[1]
@@ -41,7 +42,7 @@ end
 
 -- Dead-letters a record mailroom cannot read. What was there is kept for a person to look at:
 -- a counter that is not a number is quoted in the error (and reset, so the operator tools can
--- read and retry the letter); a key of another type is moved aside to `…:malformed`.
+-- read and retry the letter); a key of another type is moved aside (`…:malformed`).
 local function malformed(id, why)
   local key = prefix .. id
   if redis.call('TYPE', key).ok == 'hash' then
@@ -53,9 +54,10 @@ local function malformed(id, why)
       end
     end
   else
-    redis.call('RENAME', key, key .. ':malformed')
-    redis.call('PEXPIRE', key .. ':malformed', ARGV[8])
-    why = why .. '; the record was moved to ' .. key .. ':malformed'
+    local aside = key .. ARGV[10]
+    redis.call('RENAME', key, aside)
+    redis.call('PEXPIRE', aside, ARGV[8])
+    why = why .. '; the record was moved to ' .. aside
     redis.call('HSET', key, 'attempts', 0)
   end
   redis.call('HSET', key, 'state', 'dead', 'reason', 'malformed job record', 'last_error', why,
