@@ -15,7 +15,9 @@ use crate::{
         inbound::InboundSettings, server::RequestLimits, tracking::HitRecorder,
     },
     inbound::InboundStore,
-    lists::{ListStore, imports::ImportStore, links::LinkKeys, privacy::AddressIndex},
+    lists::{
+        ListStore, imports::ImportStore, links::LinkKeys, privacy::AddressIndex, signup::Signups,
+    },
     render::Renderer,
     store::{RateLimiter, RedisGuard, StatsStore, StatusStore, Suppressions},
     validation::{DnsSettings, DomainChecker, Validator},
@@ -84,6 +86,17 @@ pub fn state(
         .with_idempotency_window(Duration::from_secs(settings.idempotency_window_secs));
     let transactional = Arc::new(settings.transactional_category_list());
     let suppressions = Suppressions::new(conn.clone(), prefix);
+    let lists = ListStore::new(conn.clone(), prefix).with_bulk_reads(bulk);
+    let limits = RateLimiter::new(conn.clone(), prefix.clone());
+    let signups = Signups {
+        lists: lists.clone(),
+        suppressions: suppressions.clone(),
+        limits: limits.clone(),
+        producer: producer.clone(),
+        optin_ttl: settings.optin_ttl,
+        per_address: settings.subscribe_rate_per_address,
+        per_ip: settings.subscribe_rate_per_ip,
+    };
     let coalescer = Coalescer::new(
         producer.clone(),
         suppressions.clone(),
@@ -107,7 +120,7 @@ pub fn state(
         verifications: Verifications::new(conn.clone(), prefix.clone()),
         verify_ttl: settings.verify_ttl,
         redirect_origins: settings.redirect_origins(),
-        limits: RateLimiter::new(conn.clone(), prefix.clone()),
+        limits,
         verify_rates: (
             settings.verify_rate_per_address,
             settings.verify_rate_per_key,
@@ -120,7 +133,7 @@ pub fn state(
         domains: DomainChecker::new(DnsSettings::from_settings(settings)?, conn.clone(), prefix)?,
         webhooks: webhooks(settings)?,
         suppressions,
-        lists: ListStore::new(conn.clone(), prefix).with_bulk_reads(bulk),
+        lists,
         imports: ImportStore::new(conn.clone(), prefix),
         campaigns: CampaignStore::new(conn.clone(), prefix, settings.campaign_retention_secs),
         import_max_bytes: settings.import_max_bytes,
@@ -128,10 +141,7 @@ pub fn state(
         public_url: settings.public_url.clone(),
         optin_ttl: settings.optin_ttl,
         addresses: AddressIndex::new(conn.clone(), prefix, settings.event_retention_secs),
-        subscribe_rates: (
-            settings.subscribe_rate_per_address,
-            settings.subscribe_rate_per_ip,
-        ),
+        signups,
         transactional,
         stats: StatsStore::new(conn.clone(), prefix),
         inbound: inbound(settings, &conn, auth),

@@ -130,8 +130,8 @@ pub struct Shared {
     pub optin_ttl: u64,
     /// The messages sent to each address.
     pub addresses: crate::lists::privacy::AddressIndex,
-    /// Public sign-ups per address and per client IP, per hour.
-    pub subscribe_rates: (u64, u64),
+    /// Public sign-ups through the subscribe form.
+    pub signups: crate::lists::signup::Signups,
     /// Categories sent even to suppressed addresses.
     pub transactional: Arc<Vec<String>>,
     /// The daily event counters.

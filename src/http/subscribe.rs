@@ -7,8 +7,6 @@
 
 use std::net::SocketAddr;
 
-use mailroom_jobs::RateScope;
-
 use axum::{
     Json,
     extract::{ConnectInfo, State},
@@ -24,14 +22,12 @@ use super::{
     verify::{accepted_language, html, wants_json},
 };
 use crate::{
-    domain::{ListId, Locale},
+    domain::ListId,
     lists::{
-        List, Optin, Source, SubscriptionStatus, Visibility,
-        model::parse_name,
-        store::{Row, SubscriptionChange, Upsert},
+        List, Optin, Visibility,
+        signup::{Signup, SignupError},
     },
     render::pages::PageKind,
-    store::Limit,
 };
 
 async fn public_list(state: &AppState, id: &str) -> Result<List, ApiError> {
@@ -162,107 +158,34 @@ pub(super) async fn subscribe(
         Ok(list) => list,
         Err(error) => return error.into_response(),
     };
-    let Some(email) = get("email") else {
-        return ApiError::validation("an email address is required")
-            .field("email")
-            .into_response();
+    let accepted = accepted_language(&headers);
+    let signup = match Signup::read(get, accepted.as_deref()) {
+        Ok(signup) => signup,
+        Err(error) => return refused(error).into_response(),
     };
-    let address = match mailroom_jobs::address::parse(email) {
-        Ok(a) => a,
-        Err(e) => {
-            return ApiError::validation(e.message)
-                .field("email")
-                .into_response();
-        }
-    };
-    let mut row = Row::new(&address);
-    if let Some(name) = get("name") {
-        match parse_name(name) {
-            Ok(name) => row.name = Some(name),
-            Err(e) => return ApiError::validation(e).field("name").into_response(),
-        }
-    }
-    if let Some(locale) = get("locale").or(accepted_language(&headers).as_deref()) {
-        row.locale = Locale::parse(locale).ok().map(|l| l.as_str().to_owned());
-    }
-    if get("website").is_some() {
-        tracing::info!(list = %list.id, "subscribe form: honeypot filled; nothing stored");
-        return answer(&row.email, &list);
-    }
-    let hour = std::time::Duration::from_secs(3600);
     let ip = client_ip(&headers, peer);
-    let (per_address, per_ip) = state.subscribe_rates;
-    for (scope, subject, limit, what) in [
-        (
-            RateScope::SubscribeIp,
-            ip.as_str(),
-            per_ip,
-            "from this address",
-        ),
-        (
-            RateScope::SubscribeAddress,
-            row.key.as_str(),
-            per_address,
-            "for this email address",
-        ),
-    ] {
-        match state.limits.hit(scope, subject, limit, hour).await {
-            Ok(Limit::Exceeded { retry_after }) => {
-                return ApiError::rate_limited(what, retry_after.as_secs().max(1)).into_response();
-            }
-            Ok(_) => {}
-            Err(e) => return ApiError::from(e).into_response(),
-        }
-    }
-    match state.suppressions.get(&row.email).await {
-        // Suppressed addresses are not subscribed, and the answer does not tell.
-        Ok(Some(_)) => return answer(&row.email, &list),
-        Ok(None) => {}
-        Err(e) => return ApiError::from(e).into_response(),
-    }
-    let status = match list.optin {
-        Optin::Single => SubscriptionStatus::Confirmed,
-        Optin::Double => SubscriptionStatus::Unconfirmed,
-    };
-    let how = Upsert {
-        lists: vec![list.id],
-        status,
-        source: Source::Form,
-        update: false,
-    };
-    let outcome = match state.lists.upsert(std::slice::from_ref(&row), &how).await {
-        Ok(mut o) => o.remove(0),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    // A person who left the list asks again here: that is their own act, so it stands.
-    let again = outcome.subscriptions.first() == Some(&SubscriptionChange::RefusedUnsubscribed);
-    if again
-        && let Err(e) = state
-            .lists
-            .set_subscription(outcome.id, list.id, status, Source::Form)
-            .await
-    {
-        return ApiError::from(e).into_response();
-    }
-    let added = again || outcome.subscriptions.first() == Some(&SubscriptionChange::Added);
-    let pending = matches!(
-        state.lists.subscriptions(outcome.id, &[list.id]).await.as_deref(),
-        Ok([s]) if s.status == SubscriptionStatus::Unconfirmed
-    );
-    if list.optin == Optin::Double
-        && (added || pending)
-        && let Err(e) = crate::lists::optin::send(
-            &state.producer,
-            state.optin_ttl,
-            &row.email,
-            row.locale.as_deref(),
-            &list,
-            outcome.id,
-            request_id.for_job(),
-        )
+    match (state.signups)
+        .sign_up(&list, &signup, &ip, request_id.for_job())
         .await
     {
-        return ApiError::from_push(e, "email").into_response();
+        Ok(()) => answer(signup.email(), &list),
+        Err(error) => refused(error).into_response(),
     }
-    answer(&row.email, &list)
+}
+
+/// The API's answer to a sign-up that was not taken.
+fn refused(error: SignupError) -> ApiError {
+    let field = error.field();
+    let answer = match error {
+        SignupError::RateLimited { what, retry_after } => {
+            return ApiError::rate_limited(what, retry_after.as_secs().max(1));
+        }
+        SignupError::Redis(e) => return ApiError::from(e),
+        SignupError::Push(e) => return ApiError::from_push(e, "email"),
+        other => ApiError::validation(other.to_string()),
+    };
+    match field {
+        Some(field) => answer.field(field),
+        None => answer,
+    }
 }

@@ -11,6 +11,7 @@ pub mod model;
 pub mod optin;
 pub mod privacy;
 pub mod segment;
+pub mod signup;
 pub mod store;
 
 pub use model::{
