@@ -198,6 +198,12 @@ pub const TEMPLATE_NAMES: &[&str] = &[
 pub const SECRET_LINK_TEMPLATES: &[&str] =
     &["verification", "password_reset", "subscription_confirm"];
 
+/// The field of template `name`'s data that list mail fills with each recipient's own
+/// unsubscribe link (the `newsletter`'s `unsubscribe_link`), when it has one.
+pub fn unsubscribe_link_field(name: &str) -> Option<&'static str> {
+    (name == "newsletter").then_some("unsubscribe_link")
+}
+
 /// Whether template `name` carries a secret link ([`SECRET_LINK_TEMPLATES`]).
 pub fn has_secret_link(name: &str) -> bool {
     SECRET_LINK_TEMPLATES.contains(&name)

@@ -106,11 +106,11 @@ pub fn render_copy(
     match content {
         Content::Template(TemplateContent { name, data }) => {
             let mut data = data.clone();
-            if name == "newsletter"
+            if let Some(field) = mailroom_jobs::templates::unsubscribe_link_field(name)
                 && let Some(object) = data.as_object_mut()
             {
                 object.insert(
-                    "unsubscribe_link".to_owned(),
+                    field.to_owned(),
                     serde_json::Value::String(format!(
                         "{}/u/{UNSUBSCRIBE_MARK}",
                         public_url.trim_end_matches('/')

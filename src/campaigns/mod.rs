@@ -8,15 +8,18 @@
 //! - [`run`]: the start job; [`send`]: the batch job, through the provider's batch interface.
 //! - [`prepare`]: a campaign read once per process, with its letters.
 //! - [`throttle`]: rate limits shared by every worker, per provider, campaign and domain.
+//! - [`check`]: the rules a new campaign follows; [`proof`]: its copy sent to a few addresses.
 //! - [`lifecycle`]: schedule, pause, resume, cancel (the API's and the command line's).
 //! - [`command`]: `mailroom campaign list|show|watch|pause|resume|cancel`.
 
+pub mod check;
 pub mod command;
 pub mod copy;
 pub mod engagement;
 pub mod lifecycle;
 pub mod model;
 mod prepare;
+pub mod proof;
 pub mod run;
 mod send;
 pub mod store;

@@ -18,7 +18,7 @@ use crate::{
     queue::QueueAdmin,
     store::{
         Suppression,
-        suppressions::{Reason, key_of},
+        suppressions::{ManualError, Reason},
     },
 };
 use mailroom_jobs::QUEUES;
@@ -137,17 +137,15 @@ pub async fn suppress(
     Posted { session, form }: Posted<NewSuppression>,
 ) -> Response {
     const PAGE: &str = "/console/suppressions";
-    let email = form.email.trim();
-    if mailroom_jobs::address::parse(email).is_err() {
-        return back(PAGE, Err("address"));
-    }
-    let detail: String = form.detail.trim().chars().take(200).collect();
-    let record = Suppression {
-        email: key_of(email),
-        reason: Reason::Manual,
-        source: "console".to_owned(),
-        detail: (!detail.is_empty()).then_some(detail),
-        created_at: chrono::Utc::now(),
+    let record = match Suppression::by_operator(
+        form.email.trim(),
+        Reason::Manual,
+        "console",
+        Some(&form.detail),
+    ) {
+        Ok(record) => record,
+        Err(ManualError::Address(_)) => return back(PAGE, Err("address")),
+        Err(ManualError::Detail) => return back(PAGE, Err("detail")),
     };
     match state.suppressions.put(&record).await {
         Ok(()) => {

@@ -28,6 +28,7 @@ pub(super) fn failure(code: &str) -> Option<String> {
             }
             "state" => "Nothing was changed: the campaign's state does not allow that now.",
             "address" => "That is not an address mailroom can send to.",
+            "detail" => "Nothing was changed: a note is at most 200 characters.",
             "unavailable" => "Nothing was changed: Redis did not answer. Try again.",
             _ => return None,
         }

@@ -3,7 +3,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use mailroom_jobs::{EmailMessage, Job, Mailbox, SendEmail};
+use mailroom_jobs::{Job, SendEmail};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -14,84 +14,17 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{ApiJson, ApiPath, ApiQuery, RawBody, parse_json},
 };
-use crate::{
-    campaigns::{
-        Campaign, Content, RawContent, Spec, State as CampaignState, TemplateContent, Transition,
-        copy::{Field, UNSUBSCRIBE_MARK, render_copy},
-        lifecycle::{self, Change, ChangeError},
-        model::MAX_LISTS,
-    },
-    domain::ListId,
-    lists::segment::Filter,
+use crate::campaigns::{
+    Campaign, State as CampaignState, Transition,
+    check::{Checker, NewCampaign, SpecError},
+    lifecycle::{self, Change, ChangeError},
+    proof::{self, ProofError},
 };
 
-/// The longest campaign name, in characters.
-const MAX_NAME: usize = 200;
-/// The most addresses one test send goes to.
-const MAX_TEST_RECIPIENTS: usize = 10;
 /// The most campaigns kept at once (drafts do not expire; finished and cancelled ones do).
 const MAX_CAMPAIGNS: u64 = 10_000;
 /// The most campaigns one page lists.
 const MAX_PAGE: usize = 100;
-
-/// A template and the data every recipient shares.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CampaignTemplate {
-    /// A template's name, e.g. `newsletter`.
-    name: String,
-    /// Its data; the campaign fills the per-recipient fields (the newsletter's
-    /// `unsubscribe_link`). Strings may hold `{{name}}`, `{{email}}`, `{{unsubscribe_url}}` and
-    /// `{{attributes.KEY}}`.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    data: serde_json::Value,
-}
-
-/// A new campaign: a template, or a subject with an HTML and/or text body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NewCampaign {
-    /// 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
-    name: String,
-    /// The lists whose confirmed subscribers it goes to (1 to 20).
-    #[schema(min_items = 1, max_items = 20, value_type = std::collections::BTreeSet<u64>)]
-    #[serde(deserialize_with = "mailroom_jobs::whole::vec")]
-    lists: Vec<u64>,
-    /// A segment filter (as `POST /v1/lists/{id}/count` takes) the subscribers must match.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    segment: Option<serde_json::Value>,
-    #[serde(default)]
-    template: Option<CampaignTemplate>,
-    /// With `html` and/or `text`, instead of a template; may hold the per-recipient fields.
-    #[serde(default)]
-    subject: Option<String>,
-    #[serde(default)]
-    html: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    from: Option<Mailbox>,
-    #[serde(default)]
-    reply_to: Option<Mailbox>,
-    #[serde(default)]
-    #[schema(max_items = 10)]
-    categories: Vec<String>,
-    /// When `schedule` without a time starts it; absent: at once.
-    #[serde(default)]
-    send_at: Option<DateTime<Utc>>,
-    /// Recipients per second at most for this campaign.
-    #[serde(default, deserialize_with = "mailroom_jobs::whole::option")]
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    rate_limit: Option<u32>,
-    /// Own open and click tracking for SMTP and outbox mail (SendGrid's for SendGrid); both
-    /// on when absent.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    tracking: Option<mailroom_jobs::Tracking>,
-}
 
 /// When to start.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -138,177 +71,17 @@ pub(super) struct PageQuery {
     limit: Option<usize>,
 }
 
-/// The spec a request describes, checked.
-async fn spec_of(state: &AppState, body: NewCampaign) -> Result<Spec, ApiError> {
-    if state.links.is_none() {
-        return Err(ApiError::validation(
-            "campaigns need signed unsubscribe links: the operator must set MAILROOM_LINK_KEYS",
-        )
-        .field("lists"));
-    }
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(
-            ApiError::validation(format!("a name is 1 to {MAX_NAME} characters")).field("name"),
-        );
-    }
-    if body.lists.is_empty() || body.lists.len() > MAX_LISTS {
-        return Err(
-            ApiError::validation(format!("a campaign goes to 1 to {MAX_LISTS} lists"))
-                .field("lists"),
-        );
-    }
-    let mut lists = Vec::with_capacity(body.lists.len());
-    for (i, &n) in body.lists.iter().enumerate() {
-        let field = format!("lists[{i}]");
-        let id = ListId::new(n)
-            .ok_or_else(|| ApiError::not_found(format!("no list {n}")).field(&field))?;
-        if lists.contains(&id) {
-            return Err(ApiError::validation(format!("list {n} is named twice")).field(&field));
-        }
-        if state.lists.list(id).await?.is_none() {
-            return Err(ApiError::not_found(format!("no list {n}")).field(&field));
-        }
-        lists.push(id);
-    }
-    if let Some(segment) = &body.segment {
-        Filter::parse(segment).map_err(|e| {
-            ApiError::validation(e.to_string()).field(format!("segment.{}", e.path))
-        })?;
-    }
-    if body
-        .rate_limit
-        .is_some_and(|r| !(1..=1_000_000).contains(&r))
-    {
-        return Err(
-            ApiError::validation("rate_limit is 1 to 1,000,000 recipients per second")
-                .field("rate_limit"),
-        );
-    }
-    let content = match (body.template, &body.subject) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::validation(
-                "give a template or a subject with html/text, not both",
-            )
-            .field("subject"));
-        }
-        (None, None) => {
-            return Err(ApiError::validation(
-                "give a template, or a subject with html and/or text",
-            )
-            .field("template"));
-        }
-        (Some(template), None) => {
-            if body.html.is_some() || body.text.is_some() {
-                return Err(ApiError::validation(
-                    "html and text come from the template; leave them out",
-                )
-                .field("html"));
-            }
-            if template.name == "newsletter" && template.data.get("unsubscribe_link").is_some() {
-                return Err(ApiError::validation(
-                    "the campaign fills each recipient's own unsubscribe link; leave it out",
-                )
-                .field("template.data.unsubscribe_link"));
-            }
-            Content::Template(TemplateContent {
-                name: template.name,
-                data: template.data,
-            })
-        }
-        (None, Some(subject)) => Content::Raw(RawContent {
-            subject: subject.clone(),
-            html: body.html,
-            text: body.text,
-        }),
+/// The API's answer to a campaign that was refused.
+fn spec_refused(error: SpecError) -> ApiError {
+    let answer = match &error {
+        SpecError::Redis(e) => return ApiError::from(e.clone()),
+        SpecError::NoList { .. } => ApiError::not_found(error.to_string()),
+        _ => ApiError::validation(error.to_string()),
     };
-    // The sender, reply-to, categories and body get the checks of `POST /v1/emails`.
-    let probe = EmailMessage {
-        from: body.from.clone(),
-        reply_to: body.reply_to.clone(),
-        categories: body.categories.clone(),
-        ..probe_message(&content)
-    };
-    probe
-        .check()
-        .map_err(|e| ApiError::validation(e.message).field(e.field))?;
-    let copy = render_copy(&state.renderer, &state.public_url, &content, "")
-        .map_err(|e| ApiError::validation(e.to_string()).field(content_field(&content)))?;
-    if copy.fields.contains(&Field::UnsubscribeToken) && content_is_raw(&content) {
-        return Err(ApiError::validation(format!(
-            "{UNSUBSCRIBE_MARK} is reserved; use {{{{unsubscribe_url}}}}"
-        ))
-        .field("html"));
+    match error.field() {
+        Some(field) => answer.field(field),
+        None => answer,
     }
-    // A visible way out in the body, not only the header: CAN-SPAM asks for it, and Gmail's
-    // and Yahoo's bulk-sender rules expect it.
-    if !copy
-        .fields
-        .iter()
-        .any(|f| matches!(f, Field::UnsubscribeUrl | Field::UnsubscribeToken))
-    {
-        return Err(ApiError::validation(
-            "a campaign's body carries each recipient's unsubscribe link: put {{unsubscribe_url}} in it (the newsletter template has it already)",
-        )
-        .field(match content {
-            Content::Template(_) => "template",
-            Content::Raw(_) if body_html_given(&content) => "html",
-            Content::Raw(_) => "text",
-        }));
-    }
-    Ok(Spec {
-        name: name.to_owned(),
-        lists,
-        segment: body.segment,
-        content,
-        from: body.from,
-        reply_to: body.reply_to,
-        categories: body.categories,
-        rate_limit: body.rate_limit,
-        tracking: body
-            .tracking
-            .unwrap_or_else(crate::campaigns::model::tracked),
-    })
-}
-
-fn body_html_given(content: &Content) -> bool {
-    matches!(content, Content::Raw(RawContent { html: Some(_), .. }))
-}
-
-fn content_is_raw(content: &Content) -> bool {
-    matches!(content, Content::Raw(_))
-}
-
-fn content_field(content: &Content) -> &'static str {
-    match content {
-        Content::Template(_) => "template",
-        Content::Raw(_) => "subject",
-    }
-}
-
-/// A message with `content` to a placeholder address: what `EmailMessage::check` needs.
-fn probe_message(content: &Content) -> EmailMessage {
-    let mut message = EmailMessage {
-        to: vec![Mailbox::new("probe@example.com")],
-        subject: Some("probe".to_owned()),
-        text: Some("probe".to_owned()),
-        ..EmailMessage::default()
-    };
-    match content {
-        Content::Raw(RawContent {
-            subject,
-            html,
-            text,
-        }) => {
-            message.subject = Some(subject.clone());
-            message.html = html.clone();
-            message.text = text.clone();
-        }
-        Content::Template(_) => {
-            // The template is checked by rendering it.
-        }
-    }
-    message
 }
 
 /// Create a campaign (a draft).
@@ -333,7 +106,13 @@ pub(super) async fn create(
     ApiJson(body): ApiJson<NewCampaign>,
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let send_at = body.send_at;
-    let spec = spec_of(&state, body).await?;
+    let checker = Checker {
+        lists: &state.lists,
+        renderer: &state.renderer,
+        public_url: &state.public_url,
+        link_keys: state.links.is_some(),
+    };
+    let spec = checker.check(body).await.map_err(spec_refused)?;
     if state.campaigns.live_count(MAX_CAMPAIGNS).await? >= MAX_CAMPAIGNS {
         return Err(ApiError::validation(format!(
             "mailroom keeps at most {MAX_CAMPAIGNS} campaigns; cancel drafts you do not need (a cancelled or finished campaign is dropped after MAILROOM_CAMPAIGN_RETENTION_SECS)"
@@ -543,78 +322,25 @@ pub(super) async fn test(
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<(StatusCode, Json<TestQueued>), ApiError> {
     let campaign = existing(&state, &id).await?;
-    if body.to.is_empty() || body.to.len() > MAX_TEST_RECIPIENTS {
-        return Err(ApiError::validation(format!(
-            "a test goes to 1 to {MAX_TEST_RECIPIENTS} addresses"
-        ))
-        .field("to"));
-    }
-    let mut jobs = Vec::with_capacity(body.to.len());
-    for (i, to) in body.to.iter().enumerate() {
-        mailroom_jobs::email::check_address(to)
-            .map_err(|e| ApiError::validation(e).field(format!("to[{i}]")))?;
-        let subscriber = match state
-            .lists
-            .find(&mailroom_jobs::address::case_key(to))
-            .await?
-        {
-            Some(found) => state.lists.subscriber(found).await?,
-            None => None,
-        };
-        let locale = subscriber.as_ref().and_then(|s| s.locale.clone());
-        let locale = state.renderer.negotiate(locale.as_deref());
-        let copy = render_copy(
-            &state.renderer,
-            &state.public_url,
-            &campaign.spec.content,
-            &locale,
-        )
-        .map_err(|e| ApiError::validation(e.to_string()).field("template"))?;
-        // A test recipient may be no subscriber: the unsubscribe link is a sample that acts on
-        // nobody.
-        let sample = format!("{}/u/test", state.public_url.trim_end_matches('/'));
-        let value = |field: &Field| -> String {
-            match field {
-                Field::Name => subscriber
-                    .as_ref()
-                    .and_then(|s| s.name.clone())
-                    .unwrap_or_default(),
-                Field::Email => to.clone(),
-                Field::UnsubscribeUrl => sample.clone(),
-                Field::UnsubscribeToken => "test".to_owned(),
-                Field::Attribute(name) => subscriber
-                    .as_ref()
-                    .and_then(|s| s.attributes.get(name))
-                    .map(|v| match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .unwrap_or_default(),
-            }
-        };
-        let filled = copy.fill(&value);
-        let mut message = probe_message(&Content::Raw(RawContent {
-            subject: format!("[Test] {}", filled.subject),
-            html: filled.html,
-            text: Some(filled.text),
-        }));
-        message.to = vec![Mailbox {
-            email: to.clone(),
-            name: None,
-        }];
-        message.from = campaign.spec.from.clone();
-        message.reply_to = campaign.spec.reply_to.clone();
-        message.categories = campaign.spec.categories.clone();
-        message
-            .metadata
-            .insert("mailroom_campaign_test".to_owned(), campaign.id.clone());
-        message
-            .check()
-            .map_err(|e| ApiError::validation(e.message).field(e.field))?;
-        let job = SendEmail::new(message).with_request_id(request_id.for_job());
-        let options = job.enqueue_options();
-        jobs.push((job, options));
-    }
+    let messages = proof::proofs(
+        &campaign,
+        &body.to,
+        &state.lists,
+        &state.renderer,
+        &state.public_url,
+    )
+    .await
+    .map_err(|e| match e {
+        ProofError::Invalid { field, message } => ApiError::validation(message).field(field),
+        ProofError::Redis(e) => ApiError::from(e),
+    })?;
+    let jobs: Vec<_> = (messages.into_iter())
+        .map(|message| {
+            let job = SendEmail::new(message).with_request_id(request_id.for_job());
+            let options = job.enqueue_options();
+            (job, options)
+        })
+        .collect();
     let mut ids = Vec::with_capacity(jobs.len());
     for pushed in state.producer.push_each(&jobs).await? {
         ids.push(pushed.map_err(|e| ApiError::from_push(e, "to"))?.id);

@@ -14,7 +14,7 @@ use super::{
 use crate::store::{
     Suppression,
     stats::{MAX_DAYS, Stats},
-    suppressions::{Reason, SuppressionPage, key_of},
+    suppressions::{ManualError, Reason, SuppressionPage},
 };
 
 /// The largest page.
@@ -95,8 +95,9 @@ pub(super) struct PutSuppression {
     /// Default `manual`.
     #[serde(default)]
     reason: Option<Reason>,
-    /// A note.
+    /// A note (at most 200 characters; spaces around it are dropped).
     #[serde(default)]
+    #[schema(max_length = 200)]
     detail: Option<String>,
 }
 
@@ -113,7 +114,7 @@ pub(super) struct PutSuppression {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 200, description = "The record", body = Suppression),
-        (status = 422, description = "Not an address mailroom could send to", body = ErrorBody),
+        (status = 422, description = "Not an address mailroom could send to, or a note over 200 characters", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -123,15 +124,15 @@ pub(super) async fn put(
     ApiPath(email): ApiPath<String>,
     ApiJson(body): ApiJson<PutSuppression>,
 ) -> Result<Json<Suppression>, ApiError> {
-    mailroom_jobs::address::parse(&email)
-        .map_err(|e| ApiError::validation(e.message).field("email"))?;
-    let record = Suppression {
-        email: key_of(&email),
-        reason: body.reason.unwrap_or(Reason::Manual),
-        source: "api".to_owned(),
-        detail: body.detail,
-        created_at: chrono::Utc::now(),
-    };
+    let reason = body.reason.unwrap_or(Reason::Manual);
+    let record =
+        Suppression::by_operator(&email, reason, "api", body.detail.as_deref()).map_err(|e| {
+            let field = match e {
+                ManualError::Address(_) => "email",
+                ManualError::Detail => "detail",
+            };
+            ApiError::validation(e.to_string()).field(field)
+        })?;
     state.suppressions.put(&record).await?;
     Ok(Json(record))
 }

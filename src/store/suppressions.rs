@@ -62,6 +62,46 @@ pub struct Suppression {
     pub created_at: DateTime<Utc>,
 }
 
+/// The longest note an operator puts on a suppression, in characters.
+pub const MAX_DETAIL: usize = 200;
+
+/// Why an operator's suppression was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualError {
+    /// Not an address mailroom could send to.
+    #[error("{0}")]
+    Address(String),
+    #[error("a note is at most {MAX_DETAIL} characters")]
+    Detail,
+}
+
+impl Suppression {
+    /// An operator's suppression of `email` (through `source`: `api`, `console`) for `reason`,
+    /// with a note: the same rule whoever asks. The note is trimmed; empty is none.
+    ///
+    /// # Errors
+    /// See [`ManualError`].
+    pub fn by_operator(
+        email: &str,
+        reason: Reason,
+        source: &str,
+        detail: Option<&str>,
+    ) -> Result<Self, ManualError> {
+        mailroom_jobs::address::parse(email).map_err(|e| ManualError::Address(e.message))?;
+        let detail = detail.map(str::trim).filter(|d| !d.is_empty());
+        if detail.is_some_and(|d| d.chars().count() > MAX_DETAIL) {
+            return Err(ManualError::Detail);
+        }
+        Ok(Self {
+            email: key_of(email),
+            reason,
+            source: source.to_owned(),
+            detail: detail.map(str::to_owned),
+            created_at: Utc::now(),
+        })
+    }
+}
+
 /// One page of the list.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SuppressionPage {
@@ -347,4 +387,36 @@ pub fn drop_recipients(message: &mut EmailMessage, suppressed: &[String]) -> boo
         }
     }
     !message.to.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operator_suppression_follows_one_rule_for_its_note_and_address() {
+        let fine = "x".repeat(MAX_DETAIL);
+        let record =
+            Suppression::by_operator("Ada@Example.com", Reason::Manual, "api", Some(&fine))
+                .unwrap();
+        assert_eq!(
+            (record.email.as_str(), record.source.as_str()),
+            ("ada@example.com", "api")
+        );
+        let padded = format!("  {fine}  ");
+        assert!(
+            Suppression::by_operator("a@example.com", Reason::Manual, "api", Some(&padded)).is_ok()
+        );
+        let long = "x".repeat(MAX_DETAIL + 1);
+        assert_eq!(
+            Suppression::by_operator("a@example.com", Reason::Manual, "console", Some(&long)),
+            Err(ManualError::Detail)
+        );
+        let blank = Suppression::by_operator("a@example.com", Reason::Manual, "console", Some(" "));
+        assert_eq!(blank.unwrap().detail, None);
+        assert!(matches!(
+            Suppression::by_operator("not an address", Reason::Manual, "api", None),
+            Err(ManualError::Address(_))
+        ));
+    }
 }

@@ -157,11 +157,8 @@ async fn list_mail(job: &mut SendEmail, mailer: &Mailer) -> Result<bool, BoxDynE
     ) {
         job.message.headers.insert(name.to_owned(), value);
     }
-    if let Some(template) = job
-        .message
-        .template
-        .as_mut()
-        .filter(|t| t.name == "newsletter")
+    if let Some(template) = job.message.template.as_mut()
+        && let Some(field) = mailroom_jobs::templates::unsubscribe_link_field(&template.name)
         && let Some(data) = template.data.as_object_mut()
     {
         let page = format!(
@@ -169,10 +166,7 @@ async fn list_mail(job: &mut SendEmail, mailer: &Mailer) -> Result<bool, BoxDynE
             mailer.public_url.trim_end_matches('/'),
             keys.sign(&link)
         );
-        data.insert(
-            "unsubscribe_link".to_owned(),
-            serde_json::Value::String(page),
-        );
+        data.insert(field.to_owned(), serde_json::Value::String(page));
     }
     Ok(true)
 }
