@@ -1,0 +1,159 @@
+//! The statistics page: the event counters of a period, and each campaign's engagement.
+
+use askama::Template;
+use axum::{
+    Extension,
+    extract::{Query, State},
+    response::Response,
+};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{AppState, Chrome, Flash, Session, charts, page, redis_trouble};
+
+struct CampaignStats {
+    name: String,
+    sent: u64,
+    delivered: u64,
+    opens: u64,
+    clicks: u64,
+    bounces: u64,
+    complaints: u64,
+    unsubscribes: u64,
+}
+
+#[derive(Template)]
+#[template(path = "console/stats.html")]
+struct StatsPage {
+    chrome: Chrome,
+    category: String,
+    days: u32,
+    tiles: Vec<(String, &'static str)>,
+    volume_chart: String,
+    volume_series: Vec<&'static str>,
+    problem_chart: String,
+    problem_series: Vec<&'static str>,
+    campaign_chart: String,
+    campaign_series: Vec<&'static str>,
+    days_rows: Vec<crate::store::stats::Day>,
+    campaigns: Vec<CampaignStats>,
+}
+
+/// Which stats.
+#[derive(Debug, Deserialize)]
+pub struct StatsQuery {
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    days: Option<u32>,
+    #[serde(flatten)]
+    flash: Flash,
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "–".to_owned(), |r| format!("{:.1} %", r * 100.0))
+}
+
+/// `GET /console/stats?category=C&days=N`.
+pub async fn stats(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<StatsQuery>,
+) -> Response {
+    let chrome = Chrome::new(&session, "Stats", "/console/stats", &query.flash);
+    let days = query
+        .days
+        .filter(|d| [7, 14, 30, 90].contains(d))
+        .unwrap_or(14);
+    let category = query
+        .category
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty() && c.len() <= 100);
+    let to = Utc::now().date_naive();
+    let from = to - chrono::Duration::days(i64::from(days) - 1);
+    let read = async {
+        let stats = state.stats.read(category.as_deref(), from, to).await?;
+        let campaigns = state.campaigns.list(0, 20).await?;
+        Ok::<_, redis::RedisError>((stats, campaigns))
+    };
+    let (stats, campaigns) = match read.await {
+        Ok(read) => read,
+        Err(error) => return redis_trouble(&error),
+    };
+    let dates: Vec<String> = stats.days.iter().map(|d| d.date.clone()).collect();
+    let series = |f: fn(&crate::store::stats::Counters) -> u64| -> Vec<u64> {
+        stats.days.iter().map(|d| f(&d.counters)).collect()
+    };
+    let volume_series = vec!["delivered", "unique opens", "unique clicks"];
+    let volume_chart = charts::per_day(
+        "Delivered, unique opens and unique clicks per day",
+        &dates,
+        &[
+            ("delivered", series(|c| c.delivered)),
+            ("unique opens", series(|c| c.unique_opens)),
+            ("unique clicks", series(|c| c.unique_clicks)),
+        ],
+    );
+    let problem_series = vec!["bounced", "deferred", "complaints", "unsubscribes"];
+    let problem_chart = charts::per_day(
+        "Bounces, deferrals, complaints and unsubscribes per day",
+        &dates,
+        &[
+            ("bounced", series(|c| c.bounced)),
+            ("deferred", series(|c| c.deferred)),
+            ("complaints", series(|c| c.spam_reports)),
+            ("unsubscribes", series(|c| c.unsubscribes)),
+        ],
+    );
+    let totals = &stats.totals;
+    let tiles = vec![
+        (totals.processed.to_string(), "processed"),
+        (totals.delivered.to_string(), "delivered"),
+        (percent(stats.rates.delivery), "delivery rate"),
+        (percent(stats.rates.open), "unique open rate"),
+        (percent(stats.rates.click), "unique click rate"),
+        (percent(stats.rates.bounce), "bounce rate"),
+        (percent(stats.rates.complaint), "complaint rate"),
+    ];
+    let campaign_series = vec!["opens", "clicks", "bounces", "complaints"];
+    let campaign_chart = charts::rates(
+        "Unique opens, clicks, bounces and complaints per delivered message of each campaign",
+        &campaign_series,
+        &campaigns
+            .iter()
+            .map(|c| {
+                let e = &c.engagement;
+                (
+                    e.delivered,
+                    vec![e.opens, e.clicks, e.bounces, e.complaints],
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    page(&StatsPage {
+        campaign_chart,
+        campaign_series,
+        chrome,
+        category: category.unwrap_or_default(),
+        days,
+        tiles,
+        volume_chart,
+        volume_series,
+        problem_chart,
+        problem_series,
+        days_rows: stats.days,
+        campaigns: campaigns
+            .into_iter()
+            .map(|c| CampaignStats {
+                name: c.spec.name,
+                sent: c.sent,
+                delivered: c.engagement.delivered,
+                opens: c.engagement.opens,
+                clicks: c.engagement.clicks,
+                bounces: c.engagement.bounces,
+                complaints: c.engagement.complaints,
+                unsubscribes: c.engagement.unsubscribes,
+            })
+            .collect(),
+    })
+}
