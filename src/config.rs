@@ -14,10 +14,8 @@ use figment::{
     Figment,
     providers::{Env, Format, Toml},
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
-
-use mailroom_jobs::{RedisClient, RedisConnection};
 
 /// How long one Redis command may take before it counts as failed. redis-rs's default, 500 ms,
 /// cut pushes that Redis went on to apply (seen with `appendfsync always` on a busy machine:
@@ -546,8 +544,10 @@ impl Settings {
         Ok(settings)
     }
 
-    fn check(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 26] = [
+    /// Each numeric setting, its value and the range it must be in: a table, one line each.
+    #[rustfmt::skip]
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 26] {
+        [
             ("smtp_pool_size", self.smtp_pool_size as u64, 1, 1000),
             ("concurrency", self.concurrency as u64, 1, 10_000),
             ("lease_secs", self.lease_secs, 1, 3600),
@@ -559,78 +559,26 @@ impl Settings {
             ("verify_ttl", self.verify_ttl, 300, 7 * 24 * 3600),
             ("dns_timeout_ms", self.dns_timeout_ms, 10, 60_000),
             ("dns_cache_secs", self.dns_cache_secs, 1, 7 * 24 * 3600),
-            (
-                "dns_negative_cache_secs",
-                self.dns_negative_cache_secs,
-                1,
-                24 * 3600,
-            ),
-            (
-                "webhook_tolerance_secs",
-                self.webhook_tolerance_secs,
-                1,
-                3 * 24 * 3600,
-            ),
-            (
-                "event_retention_secs",
-                self.event_retention_secs,
-                60,
-                400 * 24 * 3600,
-            ),
-            (
-                "inbound_stream_maxlen",
-                self.inbound_stream_maxlen as u64,
-                1,
-                100_000_000,
-            ),
-            (
-                "inbound_retention_secs",
-                self.inbound_retention_secs,
-                60,
-                400 * 24 * 3600,
-            ),
+            ("dns_negative_cache_secs", self.dns_negative_cache_secs, 1, 24 * 3600),
+            ("webhook_tolerance_secs", self.webhook_tolerance_secs, 1, 3 * 24 * 3600),
+            ("event_retention_secs", self.event_retention_secs, 60, 400 * 24 * 3600),
+            ("inbound_stream_maxlen", self.inbound_stream_maxlen as u64, 1, 100_000_000),
+            ("inbound_retention_secs", self.inbound_retention_secs, 60, 400 * 24 * 3600),
             ("inbound_max_bytes", self.inbound_max_bytes, 0, 1 << 40),
             ("import_max_bytes", self.import_max_bytes, 1024, 1 << 40),
             ("optin_ttl", self.optin_ttl, 300, 90 * 24 * 3600),
-            (
-                "subscribe_rate_per_address",
-                self.subscribe_rate_per_address,
-                1,
-                1_000_000,
-            ),
-            (
-                "subscribe_rate_per_ip",
-                self.subscribe_rate_per_ip,
-                1,
-                1_000_000,
-            ),
-            (
-                "timeline_max_events",
-                self.timeline_max_events as u64,
-                10,
-                100_000,
-            ),
+            ("subscribe_rate_per_address", self.subscribe_rate_per_address, 1, 1_000_000),
+            ("subscribe_rate_per_ip", self.subscribe_rate_per_ip, 1, 1_000_000),
+            ("timeline_max_events", self.timeline_max_events as u64, 10, 100_000),
             ("request_timeout_secs", self.request_timeout_secs, 1, 3600),
-            (
-                "campaign_concurrency",
-                self.campaign_concurrency as u64,
-                1,
-                1024,
-            ),
-            (
-                "campaign_retention_secs",
-                self.campaign_retention_secs,
-                60,
-                400 * 24 * 3600,
-            ),
-            (
-                "max_requests_in_flight",
-                self.max_requests_in_flight as u64,
-                1,
-                1_000_000,
-            ),
-        ];
-        for (name, value, min, max) in ranges {
+            ("campaign_concurrency", self.campaign_concurrency as u64, 1, 1024),
+            ("campaign_retention_secs", self.campaign_retention_secs, 60, 400 * 24 * 3600),
+            ("max_requests_in_flight", self.max_requests_in_flight as u64, 1, 1_000_000),
+        ]
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        for (name, value, min, max) in self.ranges() {
             if !(min..=max).contains(&value) {
                 bail!(
                     "{} must be between {min} and {max}, not {value}",
@@ -668,269 +616,9 @@ impl Settings {
         self.redis_client()?;
         Ok(())
     }
-
-    /// The address `serve` and `dev` listen on. Checked by the processes that listen, only: a
-    /// worker does not refuse a listen address it never uses.
-    ///
-    /// # Errors
-    /// When it is not an address such as `127.0.0.1:8080`.
-    pub fn listen_address(&self) -> Result<std::net::SocketAddr, Misconfigured> {
-        self.listen.parse().map_err(|_| {
-            Misconfigured::new(format!(
-                "listen (MAILROOM_LISTEN) {:?} is not an address such as 127.0.0.1:8080",
-                self.listen
-            ))
-        })
-    }
-
-    /// `MAILROOM_METRICS_LISTEN` as an address; `None` when unset or empty.
-    ///
-    /// # Errors
-    /// When it is set and not an address such as `0.0.0.0:9090`.
-    pub fn metrics_address(&self) -> Result<Option<std::net::SocketAddr>, Misconfigured> {
-        let Some(listen) = self
-            .metrics_listen
-            .as_deref()
-            .filter(|l| !l.trim().is_empty())
-        else {
-            return Ok(None);
-        };
-        listen.trim().parse().map(Some).map_err(|_| {
-            Misconfigured::new(format!(
-                "MAILROOM_METRICS_LISTEN {listen:?} is not an address such as 0.0.0.0:9090"
-            ))
-        })
-    }
-
-    /// The Redis client for [`Settings::redis_url`]: one server or a cluster.
-    ///
-    /// # Errors
-    /// When the URL is invalid (already checked by [`Settings::load`]).
-    pub fn redis_client(&self) -> anyhow::Result<RedisClient> {
-        RedisClient::open(self.redis_url.expose_secret(), REDIS_RESPONSE_TIMEOUT)
-            .map_err(|e| anyhow::anyhow!("REDIS_URL is invalid: {e}"))
-    }
-
-    /// The shared, self-reconnecting connection the API and the workers use, answering within
-    /// [`REDIS_RESPONSE_TIMEOUT`].
-    ///
-    /// # Errors
-    /// When Redis cannot be reached.
-    pub async fn redis_connection(&self) -> anyhow::Result<RedisConnection> {
-        self.redis_client()?
-            .connect(REDIS_RESPONSE_TIMEOUT)
-            .await
-            .context("could not connect to Redis (is REDIS_URL right, and is Redis running?)")
-    }
-
-    /// The default sender, [`Settings::from`] parsed.
-    ///
-    /// # Errors
-    /// When it is not a mailbox such as `Name <addr@example.com>`.
-    pub fn default_from(&self) -> anyhow::Result<lettre::message::Mailbox> {
-        self.from.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "MAILROOM_FROM {:?} is not a mailbox such as `Name <noreply@example.com>`: {e}",
-                self.from
-            )
-        })
-    }
-
-    /// `MAILROOM_BOUNCE_DOMAIN`, lower-cased; `None` when unset.
-    ///
-    /// # Errors
-    /// When it is not a domain name.
-    pub fn bounce_domain(&self) -> anyhow::Result<Option<String>> {
-        let Some(domain) = self
-            .bounce_domain
-            .as_deref()
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-        else {
-            return Ok(None);
-        };
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let valid = domain.contains('.')
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        anyhow::ensure!(
-            valid,
-            "MAILROOM_BOUNCE_DOMAIN {domain:?} is not a domain name such as bounces.example.com"
-        );
-        Ok(Some(domain))
-    }
-
-    /// `MAILROOM_SENDGRID_GROUPS`, parsed: list id → SendGrid unsubscribe group id.
-    ///
-    /// # Errors
-    /// When an entry is not `LIST=GROUP` with two positive numbers, or a list is named twice.
-    pub fn sendgrid_group_map(&self) -> anyhow::Result<std::collections::BTreeMap<u64, u32>> {
-        let mut map = std::collections::BTreeMap::new();
-        for entry in self
-            .sendgrid_groups
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            let parsed = entry.split_once('=').and_then(|(list, group)| {
-                Some((
-                    list.trim().parse::<u64>().ok().filter(|l| *l > 0)?,
-                    group.trim().parse::<u32>().ok().filter(|g| *g > 0)?,
-                ))
-            });
-            let Some((list, group)) = parsed else {
-                bail!(
-                    "MAILROOM_SENDGRID_GROUPS: {entry:?} is not LIST=GROUP (a list id, a SendGrid unsubscribe group id)"
-                );
-            };
-            if map.insert(list, group).is_some() {
-                bail!("MAILROOM_SENDGRID_GROUPS: list {list} is named twice");
-            }
-        }
-        Ok(map)
-    }
-
-    /// The categories that override suppressions, trimmed.
-    pub fn transactional_category_list(&self) -> Vec<String> {
-        self.transactional_categories
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The allowed redirect origins, each as `scheme://host[:port]`, lower-cased.
-    pub fn redirect_origins(&self) -> Vec<String> {
-        self.allowed_redirect_origins
-            .split(',')
-            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
-            .filter(|o| !o.is_empty())
-            .collect()
-    }
-
-    /// The API keys, split at commas, blanks dropped.
-    pub fn api_key_list(&self) -> Vec<SecretString> {
-        self.api_keys
-            .as_ref()
-            .map(|keys| {
-                keys.expose_secret()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(|k| SecretString::from(k.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
+
+mod values;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn without_a_public_url_links_go_to_the_listen_address_on_loopback() {
-        assert_eq!(local_url_of("127.0.0.1:18555"), "http://127.0.0.1:18555");
-        assert_eq!(local_url_of("0.0.0.0:3000"), "http://127.0.0.1:3000");
-        assert_eq!(local_url_of("[::]:3000"), "http://[::1]:3000");
-        assert_eq!(local_url_of("localhost:8080"), "http://localhost:8080");
-        // The default listen address gives the default that was documented before.
-        assert_eq!(
-            local_url_of(&Settings::default().listen),
-            Settings::default().public_url
-        );
-    }
-
-    #[test]
-    fn a_workers_metrics_listener_is_an_address_or_nothing() {
-        let mut settings = Settings::default();
-        assert_eq!(settings.metrics_address().unwrap(), None);
-        settings.metrics_listen = Some(" ".to_owned());
-        assert_eq!(settings.metrics_address().unwrap(), None);
-        settings.metrics_listen = Some("0.0.0.0:9090".to_owned());
-        assert_eq!(
-            settings.metrics_address().unwrap(),
-            Some("0.0.0.0:9090".parse().unwrap())
-        );
-        settings.metrics_listen = Some("localhost".to_owned());
-        let error = settings.metrics_address().unwrap_err().to_string();
-        assert!(error.contains("MAILROOM_METRICS_LISTEN"), "{error}");
-    }
-
-    #[test]
-    fn every_variable_the_configuration_page_documents_is_a_setting_and_a_typo_is_caught() {
-        let documented: Vec<String> = include_str!("../docs/configuration.md")
-            .lines()
-            .filter_map(|line| line.strip_prefix("| `"))
-            .filter_map(|rest| rest.split('`').next())
-            .filter(|name| name.starts_with("MAILROOM_"))
-            .map(str::to_owned)
-            .collect();
-        assert!(documented.len() > 40, "{documented:?}");
-        assert_eq!(Settings::unknown_among(documented.into_iter()), []);
-        assert_eq!(
-            Settings::unknown_among(
-                [
-                    "MAILROOM_PROVDER",
-                    "MAILROOM_ZZZ_NOTHING",
-                    "PATH",
-                    "MAILROOM_BIN"
-                ]
-                .map(String::from)
-                .into_iter()
-            ),
-            [
-                (
-                    "MAILROOM_PROVDER".to_owned(),
-                    Some("MAILROOM_PROVIDER".to_owned())
-                ),
-                ("MAILROOM_ZZZ_NOTHING".to_owned(), None),
-            ]
-        );
-    }
-
-    #[test]
-    fn every_setting_is_on_the_configuration_page() {
-        let page = include_str!("../docs/configuration.md");
-        let missing: Vec<String> = serde_aux::serde_introspection::serde_introspect::<Settings>()
-            .iter()
-            .map(|field| env_name(field))
-            .filter(|name| !page.contains(&format!("`{name}`")))
-            .collect();
-        assert_eq!(
-            missing,
-            Vec::<String>::new(),
-            "document these in docs/configuration.md"
-        );
-    }
-
-    #[test]
-    fn provider_and_log_format_take_any_case_and_a_wrong_one_lists_the_choices() {
-        assert_eq!(
-            ProviderKind::try_from("SMTP".to_owned()),
-            Ok(ProviderKind::Smtp)
-        );
-        assert_eq!(
-            ProviderKind::try_from("SendGrid".to_owned()),
-            Ok(ProviderKind::Sendgrid)
-        );
-        assert_eq!(LogFormat::try_from("Json".to_owned()), Ok(LogFormat::Json));
-        assert_eq!(
-            ProviderKind::try_from("sendgird".to_owned()),
-            Err("`sendgird` is not a provider: use one of sendgrid, smtp, outbox".to_owned())
-        );
-    }
-
-    #[test]
-    fn a_setting_is_named_as_its_environment_variable() {
-        assert_eq!(env_name("provider"), "MAILROOM_PROVIDER");
-        assert_eq!(env_name("redis_url"), "REDIS_URL");
-        assert_eq!(env_name("smtp_url"), "SMTP_URL");
-    }
-}
+mod tests;
