@@ -16,6 +16,7 @@ mod campaign;
 mod lists;
 mod restart;
 mod scenarios;
+mod served;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -260,7 +261,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             concurrency,
         } => println!(
             "{}",
-            scenarios::verify(settings, confirmations, concurrency).await?
+            served::verify(settings, confirmations, concurrency).await?
         ),
         Command::Events {
             batches,
@@ -268,22 +269,19 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             concurrency,
         } => println!(
             "{}",
-            scenarios::events(settings, batches, size, concurrency).await?
+            served::events(settings, batches, size, concurrency).await?
         ),
         Command::Validate {
             batches,
             concurrency,
         } => println!(
             "{}",
-            scenarios::validate(settings, batches, concurrency).await?
+            served::validate(settings, batches, concurrency).await?
         ),
         Command::Batch {
             batches,
             concurrency,
-        } => println!(
-            "{}",
-            scenarios::batch(settings, batches, concurrency).await?
-        ),
+        } => println!("{}", served::batch(settings, batches, concurrency).await?),
         Command::Import { rows } => println!("{}", lists::import(settings, rows).await?),
         Command::Segment { rows } => println!("{}", lists::segment(settings, rows).await?),
         Command::Unsubscribe { count, concurrency } => println!(
