@@ -11,7 +11,6 @@ use std::{
 use anyhow::{Context, bail};
 use mailroom_jobs::RedisConnection;
 use mailroom_jobs::{Job, SendgridEvents};
-use redis::AsyncCommands;
 
 use mailroom::{config::Settings, queue::QueueAdmin};
 
