@@ -390,6 +390,7 @@ fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Er
 }
 
 impl Default for Settings {
+    /// Long on purpose: the table of defaults, one field per setting.
     fn default() -> Self {
         // The queue's settings default to `QueueConfig::default()` (a test in `queue` checks).
         Self {

@@ -176,6 +176,8 @@ impl AppState {
 }
 
 /// Every route.
+///
+/// Long on purpose: the route table, one line per route.
 pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let v1 = Router::new()
         .route("/v1/emails", post(emails::send))

@@ -128,76 +128,7 @@ impl Renderer {
     ) -> Result<String, RenderError> {
         let locale = locale::negotiate(locale, &self.default_locale);
         let t = Translator::new(&locale);
-        let email = |e: &str| [("email", FluentValue::from(e.to_owned()))];
-        let both = |e: &str, l: &str| {
-            [
-                ("email", FluentValue::from(e.to_owned())),
-                ("list", FluentValue::from(l.to_owned())),
-            ]
-        };
-        let (title, body, button, token, link) = match kind {
-            PageKind::Confirm { email: e, token } => (
-                t.text("page-confirm-title", &[])?,
-                t.text("page-confirm-intro", &email(e))?,
-                t.text("page-confirm-button", &[])?,
-                Some(*token),
-                None,
-            ),
-            PageKind::Verified {
-                email: e,
-                continue_to,
-            } => (
-                t.text("page-verified-title", &[])?,
-                t.text("page-verified-body", &email(e))?,
-                t.text("page-continue", &[])?,
-                None,
-                *continue_to,
-            ),
-            PageKind::AlreadyConfirmed { back } => (
-                t.text("page-used-title", &[])?,
-                t.text("page-used-body", &[])?,
-                t.text("page-back", &[])?,
-                None,
-                *back,
-            ),
-            PageKind::Expired { back } => (
-                t.text("page-expired-title", &[])?,
-                t.text("page-expired-body", &[])?,
-                t.text("page-back", &[])?,
-                None,
-                *back,
-            ),
-            PageKind::OptinConfirm {
-                email: e,
-                list,
-                token,
-            } => (
-                t.text("page-optin-title", &[])?,
-                t.text("page-optin-intro", &both(e, list))?,
-                t.text("page-optin-button", &[])?,
-                Some(*token),
-                None,
-            ),
-            PageKind::Notice {
-                title,
-                body,
-                email: e,
-                list,
-            } => (
-                t.text(title, &both(e, list))?,
-                t.text(body, &both(e, list))?,
-                String::new(),
-                None,
-                None,
-            ),
-            PageKind::Invalid => (
-                t.text("page-invalid-title", &[])?,
-                t.text("page-invalid-body", &[])?,
-                String::new(),
-                None,
-                None,
-            ),
-        };
+        let (title, body, button, token, link) = words(&t, kind)?;
         let page = Page {
             action: if matches!(kind, PageKind::OptinConfirm { .. }) {
                 "/subscribe/confirm"
@@ -328,4 +259,81 @@ impl Renderer {
         };
         Ok(page.render()?)
     }
+}
+
+/// A page's title, body and button, and the token or link it carries.
+type Words<'a> = (String, String, String, Option<&'a str>, Option<&'a str>);
+
+/// The [`Words`] of `kind`, in `t`'s language.
+fn words<'a>(t: &Translator, kind: &PageKind<'a>) -> Result<Words<'a>, RenderError> {
+    let email = |e: &str| [("email", FluentValue::from(e.to_owned()))];
+    let both = |e: &str, l: &str| {
+        [
+            ("email", FluentValue::from(e.to_owned())),
+            ("list", FluentValue::from(l.to_owned())),
+        ]
+    };
+    Ok(match kind {
+        PageKind::Confirm { email: e, token } => (
+            t.text("page-confirm-title", &[])?,
+            t.text("page-confirm-intro", &email(e))?,
+            t.text("page-confirm-button", &[])?,
+            Some(*token),
+            None,
+        ),
+        PageKind::Verified {
+            email: e,
+            continue_to,
+        } => (
+            t.text("page-verified-title", &[])?,
+            t.text("page-verified-body", &email(e))?,
+            t.text("page-continue", &[])?,
+            None,
+            *continue_to,
+        ),
+        PageKind::AlreadyConfirmed { back } => (
+            t.text("page-used-title", &[])?,
+            t.text("page-used-body", &[])?,
+            t.text("page-back", &[])?,
+            None,
+            *back,
+        ),
+        PageKind::Expired { back } => (
+            t.text("page-expired-title", &[])?,
+            t.text("page-expired-body", &[])?,
+            t.text("page-back", &[])?,
+            None,
+            *back,
+        ),
+        PageKind::OptinConfirm {
+            email: e,
+            list,
+            token,
+        } => (
+            t.text("page-optin-title", &[])?,
+            t.text("page-optin-intro", &both(e, list))?,
+            t.text("page-optin-button", &[])?,
+            Some(*token),
+            None,
+        ),
+        PageKind::Notice {
+            title,
+            body,
+            email: e,
+            list,
+        } => (
+            t.text(title, &both(e, list))?,
+            t.text(body, &both(e, list))?,
+            String::new(),
+            None,
+            None,
+        ),
+        PageKind::Invalid => (
+            t.text("page-invalid-title", &[])?,
+            t.text("page-invalid-body", &[])?,
+            String::new(),
+            None,
+            None,
+        ),
+    })
 }

@@ -33,6 +33,8 @@ const ENGLISH: Words = Words {
 };
 
 /// The samples' words for `locale` (by its language; English for any other).
+///
+/// Long on purpose: a table of words per language.
 fn words(locale: &str) -> &'static Words {
     const GERMAN: Words = Words {
         name: "Jonas",
