@@ -27,7 +27,6 @@ const DEBT: &[(&str, usize)] = &[
     ("src/console/pages/stats.rs::stats", 102),
     ("src/events/store.rs::prepare", 89),
     ("src/http/imports.rs::create", 106),
-    ("src/http/subscribers.rs::upsert", 114),
     ("src/inbound/parse.rs::parse", 172),
     ("src/lists/import.rs::apply", 92),
     ("src/lists/import_command.rs::run", 99),

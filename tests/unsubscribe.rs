@@ -286,16 +286,19 @@ async fn list_mail_is_refused_unless_it_goes_to_one_confirmed_subscriber() {
             json!({"to": "dan@example.com", "subject": "x", "text": "x", "list_id": list}),
             "to[0].email",
         ),
-        (
-            json!({"to": "carol@example.com", "subject": "x", "text": "x", "list_id": 424242}),
-            "list_id",
-        ),
     ] {
         let response = app.post_email(&body).await;
         assert_eq!(response.status().as_u16(), 422, "{body}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["field"], field, "{error}");
     }
+    // A list that does not exist is not found, and the field says which.
+    let unknown =
+        json!({"to": "carol@example.com", "subject": "x", "text": "x", "list_id": 424242});
+    let response = app.post_email(&unknown).await;
+    assert_eq!(response.status().as_u16(), 404);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["field"], "list_id", "{error}");
     let _ = API_KEY;
     app.stop().await;
 }

@@ -112,7 +112,7 @@ api_doc!(
     subscribers::NewSubscriber,
     subscribers::SubscriberChanges,
     subscribers::SubscriberView,
-    subscribers::Notice,
+    crate::lists::subscribe::Notice,
     subscribers::SubscriptionChangeRequest,
     subscribers::Export,
     crate::lists::List,

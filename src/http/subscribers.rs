@@ -14,9 +14,11 @@ use super::{
 };
 use crate::domain::{ListId, Locale, StartingStatus, SubscriberId};
 use crate::lists::{
-    Optin, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
+    Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
     model::{encode_attributes, parse_name},
-    store::{RecordChange, Row, SubscriptionChange, Upsert},
+    signup::SignupError,
+    store::{Row, Upsert},
+    subscribe::Notice,
 };
 
 /// The most lists one request subscribes to.
@@ -70,17 +72,6 @@ pub(super) struct SubscriberChanges {
     attributes: Option<Map<String, Value>>,
     #[serde(default)]
     status: Option<SubscriberStatus>,
-}
-
-/// Something the caller should know about a request that succeeded.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(super) struct Notice {
-    #[schema(value_type = u64)]
-    list: ListId,
-    /// `suppressed` (not subscribed: the address is on the suppression list) or
-    /// `unsubscribed` (left as it is: the person left this list, and only they can rejoin).
-    code: &'static str,
-    message: String,
 }
 
 /// A subscriber with their subscriptions.
@@ -196,90 +187,23 @@ pub(super) async fn upsert(
             lists.push(list);
         }
     }
-    let mut notices = Vec::new();
-    if !lists.is_empty()
-        && let Some(suppressed) = state.suppressions.get(&row.email).await?
-    {
-        for list in &lists {
-            notices.push(Notice {
-                list: list.id,
-                code: "suppressed",
-                message: format!(
-                    "not subscribed: the address is suppressed ({})",
-                    suppressed.reason.as_str()
-                ),
-            });
-        }
-        lists.clear();
-    }
-    // One upsert per starting status; the first also writes the subscriber's fields.
-    let mut groups: Vec<(SubscriptionStatus, Vec<ListId>)> = Vec::new();
-    for list in &lists {
-        let status = body.subscription_status.map_or(
-            match list.optin {
-                Optin::Single => SubscriptionStatus::Confirmed,
-                Optin::Double => SubscriptionStatus::Unconfirmed,
-            },
-            SubscriptionStatus::from,
-        );
-        match groups.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, ids)) => ids.push(list.id),
-            None => groups.push((status, vec![list.id])),
-        }
-    }
-    if groups.is_empty() {
-        groups.push((SubscriptionStatus::Unconfirmed, Vec::new()));
-    }
-    let mut created = false;
-    let mut id = None;
-    for (i, (status, ids)) in groups.into_iter().enumerate() {
-        let how = Upsert {
-            lists: ids.clone(),
-            status,
-            source: Source::Api,
-            update: i == 0,
-        };
-        let outcome = state
-            .lists
-            .upsert(std::slice::from_ref(&row), &how)
-            .await?
-            .remove(0);
-        created |= outcome.record == RecordChange::Created;
-        id = Some(outcome.id);
-        for (list, change) in ids.iter().zip(&outcome.subscriptions) {
-            let double = lists
-                .iter()
-                .find(|l| l.id == *list)
-                .filter(|l| l.optin == Optin::Double && status == SubscriptionStatus::Unconfirmed);
-            if let (Some(list), SubscriptionChange::Added) = (double, change) {
-                crate::lists::optin::send(
-                    &state.producer,
-                    state.optin_ttl,
-                    &row.email,
-                    row.locale.as_deref(),
-                    list,
-                    outcome.id,
-                    request_id.for_job(),
-                )
-                .await
-                .map_err(|e| ApiError::from_push(e, "email"))?;
-            }
-            if *change == SubscriptionChange::RefusedUnsubscribed {
-                notices.push(Notice {
-                    list: *list,
-                    code: "unsubscribed",
-                    message: "left unsubscribed: the person left this list; only they can rejoin (through the preference page or the subscribe form)".to_owned(),
-                });
-            }
-        }
-    }
-    let id = id.ok_or_else(|| ApiError::internal(&"the upsert answered nothing"))?;
-    let status = if created {
+    let written = (state.signups)
+        .subscribe(&row, lists, body.subscription_status, request_id.for_job())
+        .await
+        .map_err(|e| match e {
+            SignupError::Push(e) => ApiError::from_push(e, "email"),
+            SignupError::Redis(e) => ApiError::from(e),
+            other => ApiError::internal(&other),
+        })?;
+    let status = if written.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(&state, id, notices).await?)))
+    Ok((
+        status,
+        Json(view(&state, written.id, written.notices).await?),
+    ))
 }
 
 /// One subscriber with their subscriptions.

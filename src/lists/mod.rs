@@ -13,6 +13,7 @@ pub mod privacy;
 pub mod segment;
 pub mod signup;
 pub mod store;
+pub mod subscribe;
 
 pub use model::{
     List, Optin, Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus, Visibility,

@@ -81,6 +81,9 @@ pub enum SignupError {
     /// The confirmation email could not be queued.
     #[error("{0}")]
     Push(#[from] PushError),
+    /// The store answered a write with nothing (a bug).
+    #[error("the upsert answered nothing")]
+    NothingWritten,
 }
 
 impl SignupError {
@@ -89,7 +92,7 @@ impl SignupError {
         match self {
             Self::NoEmail | Self::Address(_) | Self::Push(_) => Some("email"),
             Self::Name(_) => Some("name"),
-            Self::RateLimited { .. } | Self::Redis(_) => None,
+            Self::RateLimited { .. } | Self::Redis(_) | Self::NothingWritten => None,
         }
     }
 }
