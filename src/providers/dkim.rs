@@ -127,33 +127,36 @@ impl DkimKeys {
     /// # Errors
     /// An entry not `domain:selector:SOURCE`, a key that cannot be read or parsed, an RSA key
     /// under 2,048 bits, or a domain named twice. The message names the entry, never the key.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, DkimError> {
         let mut keys = Self::default();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let mut parts = entry.splitn(3, ':');
             let (Some(domain), Some(selector), Some(source)) =
                 (parts.next(), parts.next(), parts.next())
             else {
-                return Err(format!(
-                    "{entry:?} is not domain:selector:/path/key.pem (or domain:selector:$VARIABLE)"
-                ));
+                return Err(DkimError::Entry(entry.to_owned()));
             };
             let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
             if !is_dns_name(&domain) || !domain.contains('.') {
-                return Err(format!("{domain:?} is not a domain name"));
+                return Err(DkimError::Domain(domain));
             }
             let selector = selector.trim().to_ascii_lowercase();
             if !is_dns_name(&selector) {
-                return Err(format!(
-                    "selector {selector:?} of {domain} is not a DNS label"
-                ));
+                return Err(DkimError::Selector { selector, domain });
             }
-            let pem = read_source(source.trim())
-                .map_err(|e| format!("the key of {domain} ({}): {e}", source.trim()))?;
-            let key = DomainKey::from_pem(&domain, &selector, &pem)
-                .map_err(|e| format!("the key of {domain}: {e}"))?;
+            let source = source.trim();
+            let pem = read_source(source).map_err(|reason| DkimError::Unread {
+                domain: domain.clone(),
+                from: source.to_owned(),
+                reason,
+            })?;
+            let key =
+                DomainKey::from_pem(&domain, &selector, &pem).map_err(|reason| DkimError::Key {
+                    domain: domain.clone(),
+                    reason,
+                })?;
             if keys.by_domain.insert(domain.clone(), key).is_some() {
-                return Err(format!("{domain} has two keys: give each domain one"));
+                return Err(DkimError::TwoKeys(domain));
             }
         }
         Ok(keys)
@@ -184,7 +187,7 @@ impl DkimKeys {
     ///
     /// # Errors
     /// When the signer fails (a message with none of the signed headers).
-    pub fn sign(&self, from_domain: &str, message: Vec<u8>) -> Result<Vec<u8>, String> {
+    pub fn sign(&self, from_domain: &str, message: Vec<u8>) -> Result<Vec<u8>, DkimError> {
         let Some(key) = self.by_domain.get(&from_domain.to_ascii_lowercase()) else {
             return Ok(message);
         };
@@ -192,13 +195,62 @@ impl DkimKeys {
             Signer::Rsa(signer) => signer.sign(&message),
             Signer::Ed25519(signer) => signer.sign(&message),
         }
-        .map_err(|e| format!("DKIM signing for {from_domain} failed: {e}"))?;
+        .map_err(|e| DkimError::Sign {
+            domain: from_domain.to_owned(),
+            reason: e.to_string(),
+        })?;
         let header = signature.to_header();
         let mut signed = Vec::with_capacity(header.len() + message.len());
         signed.extend_from_slice(header.as_bytes());
         signed.extend_from_slice(&message);
         Ok(signed)
     }
+}
+
+/// Why `MAILROOM_DKIM_KEYS` or a signature failed. The words name the entry, never the key.
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("{0:?} is not domain:selector:/path/key.pem (or domain:selector:$VARIABLE)")]
+    Entry(String),
+    #[error("{0:?} is not a domain name")]
+    Domain(String),
+    #[error("selector {selector:?} of {domain} is not a DNS label")]
+    Selector { selector: String, domain: String },
+    #[error("the key of {domain} ({from}): {reason}")]
+    Unread {
+        domain: String,
+        /// The entry's source: a path or `$VARIABLE`.
+        from: String,
+        reason: String,
+    },
+    #[error("the key of {domain}: {reason}")]
+    Key { domain: String, reason: KeyError },
+    #[error("{0} has two keys: give each domain one")]
+    TwoKeys(String),
+    #[error("DKIM signing for {domain} failed: {reason}")]
+    Sign { domain: String, reason: String },
+}
+
+/// What is wrong with a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a PEM private key")]
+    NotPem,
+    // aws-lc reads no RSA key under 2,048 bits.
+    #[error(
+        "an RSA key it cannot read: one under {MIN_RSA_BITS} bits, or damaged; make one of at least {MIN_RSA_BITS}"
+    )]
+    UnreadableRsa,
+    #[error("an RSA key of {0} bits: make one of at least {MIN_RSA_BITS}")]
+    ShortRsa(usize),
+    #[error("neither an RSA nor an Ed25519 key")]
+    Kind,
+    #[error("the signer refused it: {0}")]
+    Signer(String),
+    #[error("the RSA public key could not be encoded")]
+    PublicKey,
+    #[error("could not make a key (the OS random source failed)")]
+    Random,
 }
 
 /// A signer for `domain` and `selector`: relaxed/relaxed over [`SIGNED_HEADERS`].
@@ -216,9 +268,8 @@ fn signer<K: mail_auth::common::crypto::SigningKey>(
 }
 
 impl DomainKey {
-    fn from_pem(domain: &str, selector: &str, pem: &str) -> Result<Self, String> {
-        let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
-            .map_err(|_| "not a PEM private key".to_owned())?;
+    fn from_pem(domain: &str, selector: &str, pem: &str) -> Result<Self, KeyError> {
+        let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| KeyError::NotPem)?;
         let rsa = match &der {
             PrivateKeyDer::Pkcs8(pkcs8) => RsaKeyPair::from_pkcs8(pkcs8.secret_pkcs8_der()).ok(),
             PrivateKeyDer::Pkcs1(pkcs1) => RsaKeyPair::from_der(pkcs1.secret_pkcs1_der()).ok(),
@@ -226,18 +277,15 @@ impl DomainKey {
         };
         if rsa.is_none() && names_rsa(&der) {
             // aws-lc reads no RSA key under 2,048 bits.
-            return Err(format!(
-                "an RSA key it cannot read: one under {MIN_RSA_BITS} bits, or damaged; make one of at least {MIN_RSA_BITS}"
-            ));
+            return Err(KeyError::UnreadableRsa);
         }
         let (signer, public, algorithm) = if let Some(pair) = rsa {
             let bits = pair.public_modulus_len() * 8;
             if bits < MIN_RSA_BITS {
-                return Err(format!(
-                    "an RSA key of {bits} bits: make one of at least {MIN_RSA_BITS}"
-                ));
+                return Err(KeyError::ShortRsa(bits));
             }
-            let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| e.to_string())?;
+            let key = (RsaKey::<Sha256>::from_key_der(der))
+                .map_err(|e| KeyError::Signer(e.to_string()))?;
             (
                 Signer::Rsa(signer(key, domain, selector)),
                 spki_base64(&pair)?,
@@ -245,13 +293,12 @@ impl DomainKey {
             )
         } else {
             let PrivateKeyDer::Pkcs8(pkcs8) = &der else {
-                return Err("neither an RSA nor an Ed25519 key".to_owned());
+                return Err(KeyError::Kind);
             };
-            let not_ed25519 = |_| "neither an RSA nor an Ed25519 key".to_owned();
             let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8.secret_pkcs8_der())
-                .map_err(not_ed25519)?;
+                .map_err(|_| KeyError::Kind)?;
             let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(pkcs8.secret_pkcs8_der())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| KeyError::Signer(e.to_string()))?;
             (
                 Signer::Ed25519(signer(key, domain, selector)),
                 BASE64.encode(pair.public_key().as_ref()),
@@ -289,8 +336,8 @@ fn names_rsa(der: &PrivateKeyDer<'_>) -> bool {
 ///
 /// # Errors
 /// When the OS random source fails.
-pub fn generate(algorithm: Algorithm) -> Result<(String, String), String> {
-    let failed = |_| "could not make a key (the OS random source failed)".to_owned();
+pub fn generate(algorithm: Algorithm) -> Result<(String, String), KeyError> {
+    let failed = |_| KeyError::Random;
     let (pkcs8, public) = match algorithm {
         Algorithm::Rsa => {
             let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
@@ -302,8 +349,7 @@ pub fn generate(algorithm: Algorithm) -> Result<(String, String), String> {
         }
         Algorithm::Ed25519 => {
             let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(failed)?;
-            let pair = Ed25519KeyPair::from_pkcs8(document.as_ref())
-                .map_err(|_| "the new Ed25519 key could not be read back".to_owned())?;
+            let pair = Ed25519KeyPair::from_pkcs8(document.as_ref()).map_err(|_| KeyError::Kind)?;
             (
                 document.as_ref().to_vec(),
                 BASE64.encode(pair.public_key().as_ref()),
@@ -322,9 +368,9 @@ fn txt_record(algorithm: Algorithm, public: &str) -> String {
     }
 }
 
-fn spki_base64(pair: &RsaKeyPair) -> Result<String, String> {
+fn spki_base64(pair: &RsaKeyPair) -> Result<String, KeyError> {
     let spki = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(pair.public_key())
-        .map_err(|_| "the RSA public key could not be encoded".to_owned())?;
+        .map_err(|_| KeyError::PublicKey)?;
     Ok(BASE64.encode(spki.as_ref()))
 }
 
@@ -438,7 +484,8 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A key's PEM from a file, or from the environment variable a `$NAME` source names.
+/// A key's PEM from a file, or from the environment variable a `$NAME` source names; why
+/// not, in words.
 fn read_source(source: &str) -> Result<String, String> {
     match source.strip_prefix('$') {
         Some(variable) => std::env::var(variable)
@@ -552,7 +599,7 @@ mod tests {
                 "two keys",
             ),
         ] {
-            let error = DkimKeys::parse(&spec).unwrap_err();
+            let error = DkimKeys::parse(&spec).unwrap_err().to_string();
             assert!(error.contains(says), "{spec}: {error}");
             assert!(!error.contains("BEGIN"), "{error}");
         }
@@ -571,6 +618,7 @@ mod tests {
         // guides still make.
         let pem = include_str!("../../tests/data/dkim/rsa-1024-test-only.pem");
         let error = DomainKey::from_pem("example.com", "s1", pem).err().unwrap();
-        assert!(error.contains("under 2048 bits"), "{error}");
+        assert_eq!(error, KeyError::UnreadableRsa);
+        assert!(error.to_string().contains("under 2048 bits"), "{error}");
     }
 }

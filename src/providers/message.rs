@@ -183,7 +183,7 @@ impl OutgoingEmail {
         let raw = match &wire.dkim {
             Some(keys) => keys
                 .sign(self.from.email.domain(), message.formatted())
-                .map_err(super::ProviderError::permanent)?,
+                .map_err(|e| super::ProviderError::permanent(e.to_string()))?,
             None => message.formatted(),
         };
         let Some(domain) = &wire.bounce_domain else {
