@@ -248,25 +248,33 @@ pub fn domain_limits(
 ///
 /// # Errors
 /// A reason naming the entry at fault.
-pub fn parse_domain_rates(text: &str) -> Result<Vec<(String, u32)>, String> {
+pub fn parse_domain_rates(text: &str) -> Result<Vec<(String, u32)>, RateError> {
     text.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(|entry| {
-            let (domain, rate) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("{entry:?} is not domain=rate"))?;
+            let (domain, rate) =
+                (entry.split_once('=')).ok_or_else(|| RateError::Entry(entry.to_owned()))?;
             let domain = domain.trim().to_ascii_lowercase();
             if domain.is_empty() || !domain.contains('.') || domain.contains(char::is_whitespace) {
-                return Err(format!("{domain:?} is not a domain"));
+                return Err(RateError::Domain(domain));
             }
-            let rate = rate
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{entry:?}: the rate is a whole number per second"))?;
+            let rate =
+                (rate.trim().parse::<u32>()).map_err(|_| RateError::Rate(entry.to_owned()))?;
             Ok((domain, rate))
         })
         .collect()
+}
+
+/// What is wrong with an entry of a per-domain setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("{0:?} is not domain=rate")]
+    Entry(String),
+    #[error("{0:?} is not a domain")]
+    Domain(String),
+    #[error("{0:?}: the rate is a whole number per second")]
+    Rate(String),
 }
 
 #[cfg(test)]
@@ -282,12 +290,14 @@ mod tests {
         assert!(
             parse_domain_rates("gmail.com")
                 .unwrap_err()
+                .to_string()
                 .contains("gmail.com")
         );
         assert!(parse_domain_rates("x=1").is_err());
         assert!(
             parse_domain_rates("a.b=fast")
                 .unwrap_err()
+                .to_string()
                 .contains("whole")
         );
         assert_eq!(parse_domain_rates("").unwrap(), []);

@@ -19,8 +19,8 @@ impl Locale {
     ///
     /// # Errors
     /// A reason when it is not such a language tag.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let refused = || format!("{text:?} is not a language tag such as fr-CA");
+    pub fn parse(text: &str) -> Result<Self, NotALocale> {
+        let refused = || NotALocale(text.to_owned());
         let mut subtags = text.split('-');
         let language = subtags.next().unwrap_or_default();
         if !(2..=3).contains(&language.len()) || !is_alpha(language) {
@@ -48,6 +48,11 @@ impl Locale {
         &self.0
     }
 }
+
+/// Text that is not a language tag [`Locale::parse`] takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a language tag such as fr-CA")]
+pub struct NotALocale(pub String);
 
 /// ASCII letters only.
 fn is_alpha(text: &str) -> bool {

@@ -9,5 +9,5 @@ mod subscription;
 
 pub use address::address_digest;
 pub use ids::{ListId, SubscriberId, shard_of};
-pub use locale::Locale;
+pub use locale::{Locale, NotALocale};
 pub use subscription::{StartingStatus, SubscriptionStatus};

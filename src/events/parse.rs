@@ -183,20 +183,24 @@ pub struct Batch {
 
 /// Whether `body` is a JSON array, without building its values: the API's check before it
 /// stores a batch.
-pub fn is_event_array(body: &[u8]) -> Result<usize, String> {
+pub fn is_event_array(body: &[u8]) -> Result<usize, NotEvents> {
     serde_json::from_slice::<Vec<&RawValue>>(body)
         .map(|events| events.len())
-        .map_err(|e| format!("the body is not a JSON array of events: {e}"))
+        .map_err(NotEvents)
 }
+
+/// A body that is not a JSON array of events, with serde's words for where.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is not a JSON array of events: {0}")]
+pub struct NotEvents(#[source] serde_json::Error);
 
 /// Parses a batch, skipping (and logging) events that lack `email`, `event` or `timestamp` or
 /// carry them in a wrong type.
 ///
 /// # Errors
 /// When the body is not a JSON array at all.
-pub fn parse_batch(body: &str) -> Result<Batch, String> {
-    let raw: Vec<&RawValue> = serde_json::from_str(body)
-        .map_err(|e| format!("the body is not a JSON array of events: {e}"))?;
+pub fn parse_batch(body: &str) -> Result<Batch, NotEvents> {
+    let raw: Vec<&RawValue> = serde_json::from_str(body).map_err(NotEvents)?;
     let mut batch = Batch {
         events: Vec::with_capacity(raw.len()),
         skipped: 0,

@@ -51,12 +51,21 @@ impl WebhookKey {
     ///
     /// # Errors
     /// When it is not base64 or not a P-256 public key.
-    pub fn from_base64(text: &str) -> Result<Self, String> {
-        let der = decode(text).ok_or("not base64")?;
+    pub fn from_base64(text: &str) -> Result<Self, BadKey> {
+        let der = decode(text).ok_or(BadKey::NotBase64)?;
         VerifyingKey::from_public_key_der(&der)
             .map(Self)
-            .map_err(|e| format!("not a P-256 public key in DER form: {e}"))
+            .map_err(|e| BadKey::NotP256(e.to_string()))
     }
+}
+
+/// Why a webhook verification key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadKey {
+    #[error("not base64")]
+    NotBase64,
+    #[error("not a P-256 public key in DER form: {0}")]
+    NotP256(String),
 }
 
 /// Why a POST was refused.

@@ -103,7 +103,7 @@ fn check_locale(tag: Option<String>) -> Result<Option<String>, ApiError> {
     tag.filter(|t| !t.is_empty())
         .map(|t| Locale::parse(&t).map(|l| l.as_str().to_owned()))
         .transpose()
-        .map_err(|e| ApiError::validation(e).field("default_locale"))
+        .map_err(|e| ApiError::validation(e.to_string()).field("default_locale"))
 }
 
 /// The list named by a path, or 404.

@@ -126,16 +126,16 @@ fn fields(
     row.name = name
         .map(|n| parse_name(&n))
         .transpose()
-        .map_err(|e| ApiError::validation(e).field("name"))?;
+        .map_err(|e| ApiError::validation(e.to_string()).field("name"))?;
     row.locale = locale
         .filter(|l| !l.is_empty())
         .map(|l| Locale::parse(&l).map(|l| l.as_str().to_owned()))
         .transpose()
-        .map_err(|e| ApiError::validation(e).field("locale"))?;
+        .map_err(|e| ApiError::validation(e.to_string()).field("locale"))?;
     row.attributes = attributes
         .map(encode_attributes)
         .transpose()
-        .map_err(|e| ApiError::validation(e).field("attributes"))?;
+        .map_err(|e| ApiError::validation(e.to_string()).field("attributes"))?;
     Ok(())
 }
 

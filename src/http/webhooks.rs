@@ -121,7 +121,7 @@ pub(super) async fn events(
     })?;
     let accepted = is_event_array(&body).map_err(|reason| {
         tracing::error!(%reason, "refused an Event Webhook POST");
-        ApiError::bad_request(reason)
+        ApiError::bad_request(reason.to_string())
     })?;
     let job = SendgridEvents {
         received_at: chrono::Utc::now(),

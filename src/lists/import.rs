@@ -113,33 +113,29 @@ impl Columns {
         })
     }
 
-    fn row(&self, record: &csv::StringRecord, width: usize) -> Result<Row, String> {
+    fn row(&self, record: &csv::StringRecord, width: usize) -> Result<Row, RowError> {
         if record.len() != width {
-            return Err(format!(
-                "malformed line: {} fields where the header has {width}",
-                record.len()
-            ));
+            return Err(RowError::Width {
+                got: record.len(),
+                want: width,
+            });
         }
         let field = |i: usize| record.get(i).unwrap_or_default().trim();
         let email = field(self.email);
-        let address = mailroom_jobs::address::parse(email)
-            .map_err(|e| format!("invalid address {email:?}: {}", e.message))?;
+        let address = mailroom_jobs::address::parse(email).map_err(|e| RowError::Address {
+            email: email.to_owned(),
+            reason: e.message,
+        })?;
         let mut row = Row::new(&address);
         if let Some(i) = self.name {
             row.name = Some(parse_name(field(i))?);
         }
         if let Some(i) = self.locale.filter(|&i| !field(i).is_empty()) {
-            row.locale = Some(
-                Locale::parse(field(i))
-                    .map_err(|e| format!("bad locale: {e}"))?
-                    .as_str()
-                    .to_owned(),
-            );
+            row.locale = Some(Locale::parse(field(i))?.as_str().to_owned());
         }
         let mut attributes = Map::new();
         if let Some(i) = self.attributes.filter(|&i| !field(i).is_empty()) {
-            attributes = serde_json::from_str(field(i))
-                .map_err(|e| format!("the attributes column is not a JSON object: {e}"))?;
+            attributes = serde_json::from_str(field(i)).map_err(RowError::Attributes)?;
         }
         for (i, name) in &self.extra {
             attributes.insert(name.clone(), Value::String(field(*i).to_owned()));
@@ -149,6 +145,21 @@ impl Columns {
         }
         Ok(row)
     }
+}
+
+/// Why a CSV row was not imported: the reason its report gives.
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error("malformed line: {got} fields where the header has {want}")]
+    Width { got: usize, want: usize },
+    #[error("invalid address {email:?}: {reason}")]
+    Address { email: String, reason: String },
+    #[error(transparent)]
+    Field(#[from] super::model::FieldError),
+    #[error("bad locale: {0}")]
+    Locale(#[from] crate::domain::NotALocale),
+    #[error("the attributes column is not a JSON object: {0}")]
+    Attributes(serde_json::Error),
 }
 
 /// The delimiter of a header line: the most frequent of `,` `;` tab `|`, else `,`.
@@ -208,7 +219,10 @@ fn read_batches(
                             batch.repeats += 1;
                         }
                     }
-                    Err(reason) => batch.reports.push(RowReport { line, reason }),
+                    Err(reason) => batch.reports.push(RowReport {
+                        line,
+                        reason: reason.to_string(),
+                    }),
                 }
             }
             Err(error) if error.is_io_error() => return Err(read_error(&error)),

@@ -229,15 +229,26 @@ pub(crate) fn decode_membership(list: ListId, raw: &str) -> Option<Subscription>
 ///
 /// # Errors
 /// A reason when it is not.
-pub fn parse_name(text: &str) -> Result<String, String> {
+pub fn parse_name(text: &str) -> Result<String, FieldError> {
     // Checked as given, before the trim: what the OpenAPI document's pattern and length say.
     if text.chars().count() > MAX_NAME_CHARS {
-        return Err(format!("a name is at most {MAX_NAME_CHARS} characters"));
+        return Err(FieldError::NameTooLong);
     }
     if text.chars().any(char::is_control) {
-        return Err("a name may not hold control characters".to_owned());
+        return Err(FieldError::NameControl);
     }
     Ok(text.trim().to_owned())
+}
+
+/// Why a subscriber's field cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("a name is at most {MAX_NAME_CHARS} characters")]
+    NameTooLong,
+    #[error("a name may not hold control characters")]
+    NameControl,
+    #[error("attributes are {0} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}")]
+    AttributesTooLarge(usize),
 }
 
 /// [`parse_name`]'s rule on control characters, as a JSON Schema pattern.
@@ -247,16 +258,14 @@ pub const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 ///
 /// # Errors
 /// A reason when they are too large.
-pub fn encode_attributes(attributes: &Map<String, Value>) -> Result<String, String> {
+pub fn encode_attributes(attributes: &Map<String, Value>) -> Result<String, FieldError> {
     if attributes.is_empty() {
         return Ok(String::new());
     }
-    let json = serde_json::to_string(attributes).map_err(|e| e.to_string())?;
+    // A map of JSON values always serializes.
+    let json = serde_json::Value::Object(attributes.clone()).to_string();
     if json.len() > MAX_ATTRIBUTES_BYTES {
-        return Err(format!(
-            "attributes are {} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}",
-            json.len()
-        ));
+        return Err(FieldError::AttributesTooLarge(json.len()));
     }
     Ok(json)
 }

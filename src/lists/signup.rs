@@ -69,7 +69,7 @@ pub enum SignupError {
     #[error("{0}")]
     Address(String),
     #[error("{0}")]
-    Name(String),
+    Name(crate::lists::model::FieldError),
     /// Too many sign-ups `what` (from this client, for this address) this hour.
     #[error("too many sign-ups {what}")]
     RateLimited {
