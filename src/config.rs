@@ -68,22 +68,40 @@ pub enum ProviderKind {
 
 /// One of `choices` (names in lower case), whatever the case of `value`; else an error that
 /// lists them.
-fn one_of<T: Copy>(what: &str, value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+fn one_of<T: Copy>(
+    what: &'static str,
+    value: &str,
+    choices: &[(&str, T)],
+) -> Result<T, NotAChoice> {
     let wanted = value.trim().to_ascii_lowercase();
     choices
         .iter()
         .find(|(name, _)| *name == wanted)
         .map(|(_, choice)| *choice)
-        .ok_or_else(|| {
-            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
-            format!("`{value}` is not {what}: use one of {}", names.join(", "))
+        .ok_or_else(|| NotAChoice {
+            value: value.to_owned(),
+            what,
+            choices: choices
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 
-impl TryFrom<String> for LogFormat {
-    type Error = String;
+/// A setting's value that is none of its choices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not {what}: use one of {choices}")]
+pub struct NotAChoice {
+    value: String,
+    what: &'static str,
+    choices: String,
+}
 
-    fn try_from(value: String) -> Result<Self, String> {
+impl TryFrom<String> for LogFormat {
+    type Error = NotAChoice;
+
+    fn try_from(value: String) -> Result<Self, NotAChoice> {
         one_of(
             "a log format",
             &value,
@@ -93,9 +111,9 @@ impl TryFrom<String> for LogFormat {
 }
 
 impl TryFrom<String> for ProviderKind {
-    type Error = String;
+    type Error = NotAChoice;
 
-    fn try_from(value: String) -> Result<Self, String> {
+    fn try_from(value: String) -> Result<Self, NotAChoice> {
         one_of(
             "a provider",
             &value,

@@ -364,10 +364,10 @@ impl SendEmail {
     /// # Errors
     /// The first [`FieldError`].
     pub fn checked(self) -> Result<crate::Valid<Self>, FieldError> {
-        crate::request_id::check_request_id(self.request_id.as_deref()).map_err(|message| {
+        crate::request_id::check_request_id(self.request_id.as_deref()).map_err(|invalid| {
             FieldError {
                 field: "request_id".to_owned(),
-                message,
+                message: invalid.0,
             }
         })?;
         self.message.check()?;
@@ -378,9 +378,11 @@ impl SendEmail {
 impl Job for SendEmail {
     const QUEUE: &'static str = "email";
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), crate::Invalid> {
         crate::request_id::check_request_id(self.request_id.as_deref())?;
-        self.message.check().map_err(|e| e.to_string())
+        self.message
+            .check()
+            .map_err(|e| crate::Invalid(e.to_string()))
     }
 
     fn fingerprint(&self) -> Option<String> {
@@ -421,10 +423,12 @@ fn fail(field: impl Into<String>, message: impl Into<String>) -> Result<(), Fiel
 ///
 /// # Errors
 /// A sentence naming the address and what is wrong with it.
-pub fn check_address(address: &str) -> Result<(), String> {
-    crate::address::parse(address)
-        .map(|_| ())
-        .map_err(|e| format!("{address:?} is not an address mailroom can send to: {e}"))
+pub fn check_address(address: &str) -> Result<(), crate::Invalid> {
+    crate::address::parse(address).map(|_| ()).map_err(|e| {
+        crate::Invalid(format!(
+            "{address:?} is not an address mailroom can send to: {e}"
+        ))
+    })
 }
 
 fn has_line_break(value: &str) -> bool {
@@ -624,7 +628,7 @@ impl EmailMessage {
 }
 
 fn check_mailbox(field: &str, mailbox: &Mailbox) -> Result<(), FieldError> {
-    if let Err(message) = check_address(&mailbox.email) {
+    if let Err(crate::Invalid(message)) = check_address(&mailbox.email) {
         return fail(format!("{field}.email"), message);
     }
     if let Some(name) = &mailbox.name

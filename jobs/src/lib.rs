@@ -56,6 +56,12 @@ pub const QUEUES: &[&str] = &[
     TrackingHits::QUEUE,
 ];
 
+/// Why a payload must not run or be pushed, in words a person reads (a range, a cross-field
+/// rule; the field at fault named first when there is one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// A job payload: plain data that knows which queue it travels on.
 ///
 /// New fields must be optional (`#[serde(default)]`) so that jobs pushed by an older producer
@@ -71,7 +77,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     ///
     /// # Errors
     /// A human-readable reason when the payload must not run.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         Ok(())
     }
 
@@ -102,7 +108,7 @@ impl<J: Job> Valid<J> {
     ///
     /// # Errors
     /// The reason it does not.
-    pub fn new(job: J) -> Result<Self, String> {
+    pub fn new(job: J) -> Result<Self, Invalid> {
         job.validate()?;
         Ok(Self(job))
     }

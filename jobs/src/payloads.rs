@@ -29,13 +29,13 @@ impl Noop {
 impl Job for Noop {
     const QUEUE: &'static str = "noop";
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), crate::Invalid> {
         if Duration::from_millis(self.sleep_ms) > Self::MAX_SLEEP {
-            return Err(format!(
+            return Err(crate::Invalid(format!(
                 "sleep_ms {} is over the limit of {} ms",
                 self.sleep_ms,
                 Self::MAX_SLEEP.as_millis()
-            ));
+            )));
         }
         Ok(())
     }

@@ -460,7 +460,7 @@ impl Prepared {
     ) -> Result<Self, PushError> {
         job.validate().map_err(|reason| PushError::Invalid {
             queue: J::QUEUE,
-            reason,
+            reason: reason.0,
         })?;
         Self::of_valid(job, options, window, novelty)
     }

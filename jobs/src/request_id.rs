@@ -19,12 +19,12 @@ pub fn is_valid_request_id(id: &str) -> bool {
 ///
 /// # Errors
 /// When it is present and not a valid request id.
-pub fn check_request_id(id: Option<&str>) -> Result<(), String> {
+pub fn check_request_id(id: Option<&str>) -> Result<(), crate::Invalid> {
     match id {
-        Some(id) if !is_valid_request_id(id) => Err(format!(
+        Some(id) if !is_valid_request_id(id) => Err(crate::Invalid(format!(
             "request_id: 1 to {MAX_REQUEST_ID_LEN} letters, digits or -_.:/+= (got {} bytes)",
             id.len()
-        )),
+        ))),
         _ => Ok(()),
     }
 }

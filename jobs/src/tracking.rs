@@ -83,16 +83,23 @@ pub struct TrackingHits {
 impl Job for TrackingHits {
     const QUEUE: &'static str = "tracking";
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), crate::Invalid> {
         if self.hits.is_empty() || self.hits.len() > MAX_HITS {
-            return Err(format!("1 to {MAX_HITS} hits, not {}", self.hits.len()));
+            return Err(crate::Invalid(format!(
+                "1 to {MAX_HITS} hits, not {}",
+                self.hits.len()
+            )));
         }
         for hit in &self.hits {
             if hit.message.is_none() && (hit.campaign.is_none() || hit.subscriber.is_none()) {
-                return Err("a hit names a message, or a campaign and a subscriber".to_owned());
+                return Err(crate::Invalid(
+                    "a hit names a message, or a campaign and a subscriber".to_owned(),
+                ));
             }
             if hit.url.as_ref().is_some_and(|u| u.len() > 4096) {
-                return Err("a hit's url is at most 4096 bytes".to_owned());
+                return Err(crate::Invalid(
+                    "a hit's url is at most 4096 bytes".to_owned(),
+                ));
             }
         }
         Ok(())

@@ -45,7 +45,7 @@ pub struct SendVerification {
 impl Job for SendVerification {
     const QUEUE: &'static str = "verification";
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), crate::Invalid> {
         crate::request_id::check_request_id(self.request_id.as_deref())?;
         check_address(&self.email)
     }

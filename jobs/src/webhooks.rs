@@ -28,13 +28,13 @@ pub struct SendgridEvents {
 impl Job for SendgridEvents {
     const QUEUE: &'static str = "events";
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), crate::Invalid> {
         crate::request_id::check_request_id(self.request_id.as_deref())?;
         if self.body.len() > MAX_EVENT_BATCH_BYTES {
-            return Err(format!(
+            return Err(crate::Invalid(format!(
                 "the batch is {} bytes; at most {MAX_EVENT_BATCH_BYTES}",
                 self.body.len()
-            ));
+            )));
         }
         Ok(())
     }

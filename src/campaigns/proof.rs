@@ -43,7 +43,8 @@ pub async fn proofs(
     }
     let mut messages = Vec::with_capacity(to.len());
     for (i, address) in to.iter().enumerate() {
-        mailroom_jobs::email::check_address(address).map_err(|e| invalid(format!("to[{i}]"), e))?;
+        mailroom_jobs::email::check_address(address)
+            .map_err(|e| invalid(format!("to[{i}]"), e.0))?;
         let subscriber = match lists
             .find(&mailroom_jobs::address::case_key(address))
             .await?

@@ -88,8 +88,10 @@ fn provider_and_log_format_take_any_case_and_a_wrong_one_lists_the_choices() {
     );
     assert_eq!(LogFormat::try_from("Json".to_owned()), Ok(LogFormat::Json));
     assert_eq!(
-        ProviderKind::try_from("sendgird".to_owned()),
-        Err("`sendgird` is not a provider: use one of sendgrid, smtp, outbox".to_owned())
+        ProviderKind::try_from("sendgird".to_owned())
+            .unwrap_err()
+            .to_string(),
+        "`sendgird` is not a provider: use one of sendgrid, smtp, outbox"
     );
 }
 

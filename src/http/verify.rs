@@ -93,7 +93,7 @@ pub(super) async fn issue(
     request_id: RequestId,
     ApiJson(request): ApiJson<VerificationRequest>,
 ) -> Result<(StatusCode, Json<VerificationIssued>), ApiError> {
-    check_address(&request.email).map_err(|m| ApiError::validation(m).field("email"))?;
+    check_address(&request.email).map_err(|m| ApiError::validation(m.0).field("email"))?;
     if let Some(url) = &request.return_url {
         WebUrl::parse(url).map_err(|m| ApiError::validation(m).field("return_url"))?;
         if !named_host(url) {

@@ -333,6 +333,7 @@ impl Poison {
 /// A queue payload is untrusted input: parse it, then let the job check itself.
 fn decode<J: Job>(payload: &str) -> Result<J, Poison> {
     let job: J = serde_json::from_str(payload).map_err(|e| Poison::Undecodable(e.to_string()))?;
-    job.validate().map_err(Poison::Invalid)?;
+    job.validate()
+        .map_err(|invalid| Poison::Invalid(invalid.0))?;
     Ok(job)
 }
