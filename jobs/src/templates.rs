@@ -20,15 +20,15 @@ impl WebUrl {
     ///
     /// # Errors
     /// A message saying why.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, crate::Invalid> {
         let lower = value.trim().to_ascii_lowercase();
         let rest = lower
             .strip_prefix("https://")
             .or_else(|| lower.strip_prefix("http://"))
-            .ok_or_else(|| format!("{value:?} is not an http or https URL"))?;
+            .ok_or_else(|| crate::Invalid(format!("{value:?} is not an http or https URL")))?;
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         if host.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("{value:?} is not a valid URL"));
+            return Err(crate::Invalid(format!("{value:?} is not a valid URL")));
         }
         Ok(Self(value.trim().to_owned()))
     }

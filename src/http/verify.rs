@@ -95,7 +95,7 @@ pub(super) async fn issue(
 ) -> Result<(StatusCode, Json<VerificationIssued>), ApiError> {
     check_address(&request.email).map_err(|m| ApiError::validation(m.0).field("email"))?;
     if let Some(url) = &request.return_url {
-        WebUrl::parse(url).map_err(|m| ApiError::validation(m).field("return_url"))?;
+        WebUrl::parse(url).map_err(|m| ApiError::validation(m.0).field("return_url"))?;
         if !named_host(url) {
             return Err(ApiError::validation(
                 "return_url must name its host with letters, digits, dots and hyphens",

@@ -47,6 +47,19 @@ fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
 
+/// What is wrong with `MAILROOM_LINK_KEYS` (never quoting a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    #[error("key {0}: write it as id:secret")]
+    Shape(usize),
+    #[error("key {0}: the id is 1 to 16 letters, digits, - or _")]
+    Id(usize),
+    #[error("key {0}: the secret is at least {MIN_SECRET_LEN} characters")]
+    ShortSecret(String),
+    #[error("key {0} is given twice")]
+    Twice(String),
+}
+
 impl LinkKeys {
     /// `MAILROOM_LINK_KEYS`, parsed; `None` when unset.
     ///
@@ -68,25 +81,20 @@ impl LinkKeys {
     ///
     /// # Errors
     /// A reason (never quoting a secret) when the text is not that.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, KeysError> {
         let mut keys = Vec::new();
         for (i, part) in text.split(',').map(str::trim).enumerate() {
             let Some((id, secret)) = part.split_once(':') else {
-                return Err(format!("key {}: write it as id:secret", i + 1));
+                return Err(KeysError::Shape(i + 1));
             };
             if id.is_empty() || id.len() > 16 || !id.chars().all(is_id_char) {
-                return Err(format!(
-                    "key {}: the id is 1 to 16 letters, digits, - or _",
-                    i + 1
-                ));
+                return Err(KeysError::Id(i + 1));
             }
             if secret.len() < MIN_SECRET_LEN {
-                return Err(format!(
-                    "key {id}: the secret is at least {MIN_SECRET_LEN} characters"
-                ));
+                return Err(KeysError::ShortSecret(id.to_owned()));
             }
             if keys.iter().any(|(k, _): &(String, Vec<u8>)| k == id) {
-                return Err(format!("key {id} is given twice"));
+                return Err(KeysError::Twice(id.to_owned()));
             }
             keys.push((id.to_owned(), secret.as_bytes().to_vec()));
         }
@@ -329,7 +337,7 @@ mod tests {
             "k 1:0123456789abcdef0123456789abcdef",
             "a:0123456789abcdef0123456789abcdef,a:0123456789abcdef0123456789abcdef",
         ] {
-            let error = LinkKeys::parse(bad).unwrap_err();
+            let error = LinkKeys::parse(bad).unwrap_err().to_string();
             assert!(!error.contains("0123456789abcdef"), "{error}");
         }
     }
