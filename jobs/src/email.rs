@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{EnqueueOptions, Job};
+use crate::{EnqueueOptions, Job, field::FieldError, templates::TemplateRef};
 
 /// At most this many recipients (to + cc + bcc), as SendGrid allows per request.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -216,21 +216,6 @@ fn recipients<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<M
     deserializer.deserialize_any(Visitor)
 }
 
-/// A template to render instead of `subject`/`html`/`text` (rendered by the templates feature).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct TemplateRef {
-    /// The template's name, e.g. `welcome`.
-    pub name: String,
-    /// The recipient's language as a BCP 47 tag, e.g. `fr-CA`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
-    /// The template's fields.
-    #[serde(default)]
-    pub data: serde_json::Value,
-}
-
 /// A file sent with the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -400,16 +385,6 @@ impl Job for SendEmail {
             idempotency_key: self.message.idempotency_key.clone(),
         }
     }
-}
-
-/// What is wrong with a message, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    /// A path into the request, e.g. `to[2].email` or `headers.X-Custom`.
-    pub field: String,
-    /// What is wrong, for a person to read.
-    pub message: String,
 }
 
 fn fail(field: impl Into<String>, message: impl Into<String>) -> Result<(), FieldError> {

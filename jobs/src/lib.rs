@@ -16,6 +16,7 @@ pub mod address;
 pub mod campaign;
 pub mod connection;
 pub mod email;
+pub mod field;
 pub mod keys;
 pub mod payloads;
 mod producer;
@@ -28,7 +29,8 @@ pub mod whole;
 
 pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};
-pub use email::{Attachment, EmailMessage, FieldError, Mailbox, SendEmail, TemplateRef};
+pub use email::{Attachment, EmailMessage, Mailbox, SendEmail};
+pub use field::FieldError;
 pub use keys::{
     BUCKET_SPAN, CampaignKeys, Keys, MALFORMED_SUFFIX, QueueKeys, RECORDS_PER_BUCKET, RateScope,
     SUBSCRIBER_SHARDS, ShardKeys, ThrottleScope, bucket_of,
@@ -38,7 +40,7 @@ pub use producer::{
     ConnectError, EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed,
 };
 pub use request_id::{MAX_REQUEST_ID_LEN, is_valid_request_id};
-pub use templates::{TemplateData, WebUrl};
+pub use templates::{TemplateData, TemplateRef, WebUrl};
 pub use tracking::{Tracking, TrackingHits};
 pub use verification::{DeliverEvent, SendVerification};
 pub use webhooks::SendgridEvents;

@@ -7,7 +7,24 @@
 
 use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
 
-use crate::email::{FieldError, TemplateRef};
+use schemars::JsonSchema;
+
+use crate::field::FieldError;
+
+/// A template to render instead of `subject`/`html`/`text` (rendered by the templates feature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    /// The template's name, e.g. `welcome`.
+    pub name: String,
+    /// The recipient's language as a BCP 47 tag, e.g. `fr-CA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// The template's fields.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
 
 /// A link put in an email: only `http` and `https` URLs, so no `javascript:` or `data:` href
 /// ever reaches a recipient.
