@@ -18,6 +18,7 @@ pub mod copy;
 pub mod engagement;
 pub mod lifecycle;
 pub mod model;
+mod outcome;
 mod prepare;
 pub mod proof;
 pub mod run;
@@ -27,6 +28,7 @@ pub mod throttle;
 
 pub use engagement::Engagement;
 pub use model::{Campaign, Content, RawContent, Spec, State, TemplateContent};
-pub use run::{Campaigner, Report, RunError};
+pub use outcome::{Report, RunError};
+pub use run::Campaigner;
 pub use store::{CampaignStore, Guards, Transition};
 pub use throttle::Throttles;

@@ -12,11 +12,13 @@ use uuid::Uuid;
 use super::{
     copy::{Letter, render_copy},
     model::Spec,
-    run::{Campaigner, RunError},
+    outcome::RunError,
+    store::CampaignStore,
 };
 use crate::{
     domain::ListId,
     lists::{
+        ListStore,
         links::ListHeaders,
         segment::{Filter, RecordView},
     },
@@ -58,17 +60,25 @@ fn mailbox(field: &str, value: &mailroom_jobs::Mailbox) -> Result<Mailbox, RunEr
     Ok(Mailbox::new(value.name.clone(), address))
 }
 
-impl Campaigner {
+/// What reading a campaign needs, borrowed from the worker's parts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sources<'a> {
+    pub store: &'a CampaignStore,
+    pub lists: &'a ListStore,
+    pub renderer: &'a Renderer,
+    pub public_url: &'a str,
+    pub unsubscribe_mailto: Option<&'a str>,
+    pub default_from: &'a Mailbox,
+}
+
+impl Sources<'_> {
     /// The language a recipient reads: theirs, else their list's, else the default.
     pub(super) fn locale_of(&self, view: &RecordView<'_>, list: &ListInfo) -> String {
-        language(&self.renderer, view.locale(), list.locale.as_deref())
+        language(self.renderer, view.locale(), list.locale.as_deref())
     }
 
-    /// Campaign `campaign` read and checked, from the cache after the first time.
-    pub(super) async fn prepared(&self, campaign: Uuid) -> Result<Arc<Prepared>, RunError> {
-        if let Some(found) = (self.prepared.lock().ok()).and_then(|m| m.get(&campaign).cloned()) {
-            return Ok(found);
-        }
+    /// Campaign `campaign`, read and checked.
+    pub(super) async fn read(&self, campaign: Uuid) -> Result<Prepared, RunError> {
         let id = &campaign.to_string();
         let spec = self
             .store
@@ -84,10 +94,10 @@ impl Campaigner {
                     key: found.id.to_string(),
                     locale: found.default_locale,
                     headers: ListHeaders::new(
-                        &self.public_url,
+                        self.public_url,
                         found.id,
                         &found.name,
-                        self.unsubscribe_mailto.as_deref(),
+                        self.unsubscribe_mailto,
                     ),
                     feedback_id: feedback_id(id, found.id),
                 });
@@ -101,14 +111,14 @@ impl Campaigner {
             .map_err(|e| RunError::Fatal(format!("segment: {e}")))?;
         let from = match &spec.from {
             Some(from) => mailbox("from", from)?,
-            None => self.default_from.clone(),
+            None => (*self.default_from).clone(),
         };
         let reply_to = spec
             .reply_to
             .as_ref()
             .map(|r| mailbox("reply_to", r))
             .transpose()?;
-        let prepared = Arc::new(Prepared {
+        Ok(Prepared {
             campaign,
             id: id.to_owned(),
             spec,
@@ -117,19 +127,15 @@ impl Campaigner {
             copies: Mutex::default(),
             from,
             reply_to,
-        });
-        if let Ok(mut cache) = self.prepared.lock() {
-            // Bounded: a worker runs a few campaigns at a time; an old one is read again.
-            if cache.len() >= 64 {
-                cache.clear();
-            }
-            cache.insert(campaign, prepared.clone());
-        }
-        Ok(prepared)
+        })
     }
 
     /// The copy of `prepared` in `locale`, rendered once.
-    pub(super) fn copy(&self, prepared: &Prepared, locale: &str) -> Result<Arc<Letter>, RunError> {
+    pub(super) fn letter(
+        &self,
+        prepared: &Prepared,
+        locale: &str,
+    ) -> Result<Arc<Letter>, RunError> {
         if let Some(copy) = prepared
             .copies
             .lock()
@@ -140,8 +146,8 @@ impl Campaigner {
         }
         let copy = Arc::new(
             render_copy(
-                &self.renderer,
-                &self.public_url,
+                self.renderer,
+                self.public_url,
                 &prepared.spec.content,
                 locale,
             )

@@ -4,7 +4,6 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use lettre::message::Mailbox;
@@ -12,8 +11,10 @@ use mailroom_jobs::{CampaignJob, EnqueueOptions, Producer};
 use uuid::Uuid;
 
 use super::{
+    copy::Letter,
     model::{BATCH_SIZE, MAX_AUDIENCE, State},
-    prepare::{Prepared, language},
+    outcome::{Report, RunError},
+    prepare::{ListInfo, Prepared, Sources, language},
     store::{CampaignStore, Transition},
     throttle::Throttles,
 };
@@ -57,36 +58,45 @@ pub struct Campaigner {
     pub unsubscribe_groups: std::collections::BTreeMap<u64, u32>,
 }
 
-/// Why a campaign job did not finish its work.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Try again later (after the delay, when given).
-    #[error("{message}")]
-    Retry {
-        message: String,
-        after: Option<Duration>,
-    },
-    /// Trying again will not help.
-    #[error("{0}")]
-    Fatal(String),
-    /// Redis failed: try again.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-}
-
-/// What a campaign job did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub sent: u64,
-    pub skipped: u64,
-    pub failed: u64,
-    /// The campaign was not running this run (paused, cancelled, resumed since): nothing done.
-    pub stale: bool,
-    /// Batch jobs pushed (a start job).
-    pub batches: u64,
-}
-
 impl Campaigner {
+    /// What reading a campaign needs.
+    fn sources(&self) -> Sources<'_> {
+        Sources {
+            store: &self.store,
+            lists: &self.lists,
+            renderer: &self.renderer,
+            public_url: &self.public_url,
+            unsubscribe_mailto: self.unsubscribe_mailto.as_deref(),
+            default_from: &self.default_from,
+        }
+    }
+
+    /// Campaign `campaign` read and checked, from the cache after the first time.
+    pub(super) async fn prepared(&self, campaign: Uuid) -> Result<Arc<Prepared>, RunError> {
+        if let Some(found) = (self.prepared.lock().ok()).and_then(|m| m.get(&campaign).cloned()) {
+            return Ok(found);
+        }
+        let prepared = Arc::new(self.sources().read(campaign).await?);
+        if let Ok(mut cache) = self.prepared.lock() {
+            // Bounded: a worker runs a few campaigns at a time; an old one is read again.
+            if cache.len() >= 64 {
+                cache.clear();
+            }
+            cache.insert(campaign, prepared.clone());
+        }
+        Ok(prepared)
+    }
+
+    /// The copy of `prepared` in `locale`, rendered once.
+    pub(super) fn copy(&self, prepared: &Prepared, locale: &str) -> Result<Arc<Letter>, RunError> {
+        self.sources().letter(prepared, locale)
+    }
+
+    /// The language a recipient reads: theirs, else their list's, else the default.
+    pub(super) fn locale_of(&self, view: &RecordView<'_>, list: &ListInfo) -> String {
+        self.sources().locale_of(view, list)
+    }
+
     /// Runs one campaign job.
     ///
     /// # Errors

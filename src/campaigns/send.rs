@@ -23,8 +23,9 @@ use uuid::Uuid;
 use super::{
     copy::{Field, Letter},
     model::{BATCH_SIZE, Content, State},
+    outcome::{Report, RunError},
     prepare::Prepared,
-    run::{Campaigner, Report, RunError},
+    run::Campaigner,
     store::Outcome,
     throttle::Limit,
 };

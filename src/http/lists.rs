@@ -40,7 +40,7 @@ pub(super) struct NewList {
     /// The language of its emails for subscribers without one: a tag such as `fr-CA`
     /// (language, optional script and region); empty: none.
     #[serde(default)]
-    #[schema(schema_with = super::openapi::optional_locale)]
+    #[schema(schema_with = super::schemas::optional_locale)]
     default_locale: Option<String>,
 }
 
@@ -60,7 +60,7 @@ pub(super) struct ListChanges {
     visibility: Option<Visibility>,
     /// As in [`NewList`]; empty clears it.
     #[serde(default)]
-    #[schema(schema_with = super::openapi::optional_locale)]
+    #[schema(schema_with = super::schemas::optional_locale)]
     default_locale: Option<String>,
 }
 

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod openapi;
 pub(crate) mod render;
 pub mod request_id;
+mod schemas;
 pub mod server;
 mod subscribe;
 mod subscribers;

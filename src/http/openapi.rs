@@ -3,22 +3,14 @@
 
 use utoipa::{
     Modify, OpenApi,
-    openapi::{
-        Object, ObjectBuilder, Type,
-        schema::SchemaType,
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-    },
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
 use super::{
     campaigns, emails, error, health, imports, inbound, lists, metrics, render, subscribers,
     suppressions, validations, verify, webhooks,
 };
-use crate::{
-    domain::Locale,
-    lists::model::{MAX_NAME_CHARS, NAME_PATTERN},
-    store,
-};
+use crate::store;
 
 /// Declares the API's document with the schemas listed once, and [`schema_names`] with each
 /// schema's component name: a test holds them unique, so two types never share a component.
@@ -131,31 +123,6 @@ api_doc!(
     crate::lists::imports::RowReport,
     crate::lists::imports::Totals,
 );
-
-/// A locale field that may be absent, null or empty (none), else [`Locale::PATTERN`].
-pub(super) fn optional_locale() -> Object {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .pattern(Some(Locale::OPTIONAL_PATTERN))
-        .description(Some(
-            "A language tag such as `fr-CA`: a language, an optional script and an optional \
-             region. Empty or null: none.",
-        ))
-        .build()
-}
-
-/// A person's name that may be absent or null: [`NAME_PATTERN`], at most [`MAX_NAME_CHARS`].
-pub(super) fn person_name() -> Object {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .pattern(Some(NAME_PATTERN))
-        .max_length(Some(MAX_NAME_CHARS))
-        .description(Some(
-            "The person's name: no control characters, at most 200 characters; spaces around \
-             it are dropped.",
-        ))
-        .build()
-}
 
 struct BearerKeys;
 

@@ -31,11 +31,11 @@ pub(super) struct NewSubscriber {
     #[schema(format = Email)]
     email: String,
     #[serde(default)]
-    #[schema(schema_with = super::openapi::person_name)]
+    #[schema(schema_with = super::schemas::person_name)]
     name: Option<String>,
     /// A language tag such as `fr-CA` (language, optional script and region); empty: none.
     #[serde(default)]
-    #[schema(schema_with = super::openapi::optional_locale)]
+    #[schema(schema_with = super::schemas::optional_locale)]
     locale: Option<String>,
     /// A JSON object of at most 4 KiB; replaces the stored one when given.
     #[serde(default)]
@@ -60,11 +60,11 @@ pub(super) struct NewSubscriber {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubscriberChanges {
     #[serde(default)]
-    #[schema(schema_with = super::openapi::person_name)]
+    #[schema(schema_with = super::schemas::person_name)]
     name: Option<String>,
     /// As in [`NewSubscriber`]; empty clears it.
     #[serde(default)]
-    #[schema(schema_with = super::openapi::optional_locale)]
+    #[schema(schema_with = super::schemas::optional_locale)]
     locale: Option<String>,
     /// Replaces the stored attributes.
     #[serde(default)]
