@@ -27,8 +27,8 @@ use mailroom::{
 use mailroom_jobs::Producer;
 
 use crate::{
+    common::{bench_prefix, delete_prefix, peak_kib, smtp_sink},
     lists::{import_into, used_memory},
-    scenarios::{bench_prefix, delete_prefix, peak_kib},
 };
 
 const KEYS: &str = "bench:bench-link-key-0123456789abcdef0123456789";
@@ -111,29 +111,6 @@ async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> 
     );
     tokio::spawn(async move { axum::serve(listener, accept).await });
     Ok((format!("http://{address}"), requests, recipients))
-}
-
-/// Starts Postfix's `smtp-sink` on a free port: the process and its `smtp://` URL.
-pub(crate) async fn smtp_sink() -> anyhow::Result<(tokio::process::Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let sink = tokio::process::Command::new("smtp-sink")
-        .args(["-c", "-u", "nobody", &format!("127.0.0.1:{port}"), "256"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start smtp-sink (apt-get install postfix)")?;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok((sink, format!("smtp://127.0.0.1:{port}")));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("smtp-sink did not start listening")
 }
 
 /// `bench campaign`: `rows` subscribers, one campaign, one worker.

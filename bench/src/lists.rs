@@ -18,7 +18,7 @@ use mailroom::{
 use mailroom_jobs::RedisConnection;
 use redis::Value;
 
-use crate::scenarios::{bench_prefix, delete_prefix};
+use crate::common::{bench_prefix, delete_prefix};
 
 /// What `bench import` measured.
 #[derive(Debug)]
@@ -218,7 +218,7 @@ async fn count_segments(
     rows: usize,
 ) -> anyhow::Result<SegmentReport> {
     let (list, _) = import_into(settings, prefix, rows).await?;
-    let (mut server, base, client) = crate::served::start_server(prefix, &[]).await?;
+    let (mut server, base, client) = crate::common::start_server(prefix, &[]).await?;
     let filters = [
         (
             "status = enabled (every subscriber)",
@@ -242,7 +242,7 @@ async fn count_segments(
         let started = Instant::now();
         let answer: serde_json::Value = client
             .post(format!("{base}/v1/lists/{list}/count"))
-            .bearer_auth(crate::served::BENCH_KEY)
+            .bearer_auth(crate::common::BENCH_KEY)
             .json(&body)
             .timeout(Duration::from_secs(600))
             .send()
@@ -284,8 +284,8 @@ impl fmt::Display for UnsubscribeReport {
         write!(
             f,
             "latency: p50 {:.2} ms, p99 {:.2} ms",
-            crate::served::ms_f(self.p50),
-            crate::served::ms_f(self.p99)
+            crate::common::ms_f(self.p50),
+            crate::common::ms_f(self.p99)
         )
     }
 }
@@ -320,7 +320,7 @@ pub(crate) async fn unsubscribe(
             .into_inner()
             .map_err(|_| anyhow::anyhow!("a poisoned lock"))?;
         let (mut server, base, client) =
-            crate::served::start_server(&prefix, &[("MAILROOM_LINK_KEYS", KEYS)]).await?;
+            crate::common::start_server(&prefix, &[("MAILROOM_LINK_KEYS", KEYS)]).await?;
         let urls: Vec<String> = ids
             .iter()
             .map(|&subscriber| {

@@ -13,6 +13,7 @@
 //! queue.
 
 mod campaign;
+mod common;
 mod lists;
 mod restart;
 mod scenarios;

@@ -21,9 +21,10 @@ use anyhow::{Context, bail};
 use axum::{Router, http::StatusCode, routing::post};
 use mailroom_jobs::RedisConnection;
 use mailroom_jobs::{EmailMessage, Job, Mailbox, Noop, Producer, SendEmail, TemplateRef};
-use redis::AsyncCommands;
 
 use mailroom::{config::Settings, queue::QueueAdmin};
+
+use crate::common::{bench_prefix, delete_prefix, peak_kib};
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ pub(crate) async fn smtp(
     concurrency: usize,
     pool: usize,
 ) -> anyhow::Result<Report> {
-    let (mut sink, url) = crate::campaign::smtp_sink().await?;
+    let (mut sink, url) = crate::common::smtp_sink().await?;
     let html = format!(
         "<html><body><h1>Your receipt</h1>{}</body></html>",
         "<p>Thank you for your order. Here is what you bought and when it ships.</p>".repeat(26)
@@ -276,35 +277,4 @@ fn worker_exe<J: Job>() -> anyhow::Result<std::path::PathBuf> {
     } else {
         crate::mailroom_exe()
     }
-}
-
-/// VmHWM (peak resident set) of process `pid`, from /proc.
-pub(crate) fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-pub(crate) async fn delete_prefix(mut conn: RedisConnection, prefix: &str) -> anyhow::Result<()> {
-    let keys: Vec<String> = {
-        let mut iter: redis::AsyncIter<'_, String> = conn.scan_match(format!("{prefix}:*")).await?;
-        let mut keys = Vec::new();
-        while let Some(key) = iter.next_item().await {
-            keys.push(key?);
-        }
-        keys
-    };
-    for chunk in keys.chunks(1000) {
-        let _: () = conn.del(chunk).await?;
-    }
-    Ok(())
-}
-
-/// A fresh key prefix for one benchmark run, deleted at its end.
-pub(crate) fn bench_prefix(settings: &Settings) -> String {
-    format!(
-        "{}-bench-{}",
-        settings.redis_prefix,
-        uuid::Uuid::now_v7().simple()
-    )
 }

@@ -14,7 +14,7 @@ use mailroom_jobs::{Job, SendgridEvents};
 
 use mailroom::{config::Settings, queue::QueueAdmin};
 
-use crate::scenarios::{bench_prefix, delete_prefix};
+use crate::common::{BENCH_KEY, bench_prefix, delete_prefix, ms_f, start_server};
 
 /// What `bench verify` measured.
 #[derive(Debug, Clone)]
@@ -46,41 +46,6 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-pub(crate) fn ms_f(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Starts `mailroom serve` on a free port with `prefix` and the API key `bench-key` (plus
-/// `env`), and waits until it answers.
-pub(crate) async fn start_server(
-    prefix: &str,
-    env: &[(&str, &str)],
-) -> anyhow::Result<(tokio::process::Child, String, reqwest::Client)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let server = tokio::process::Command::new(crate::mailroom_exe()?)
-        .arg("serve")
-        .env("MAILROOM_REDIS_PREFIX", prefix)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MAILROOM_API_KEYS", BENCH_KEY)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start mailroom serve")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return Ok((server, base, client));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("mailroom serve did not start")
-}
-
 /// Stops the server, deletes the run's keys, and returns the latencies' median and 99th
 /// percentile (sorting them).
 async fn wind_up(
@@ -99,8 +64,6 @@ async fn wind_up(
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Ok((at(0.50), at(0.99)))
 }
-
-pub(crate) const BENCH_KEY: &str = "bench-key";
 
 /// `bench verify`: issues `count` tokens, starts `mailroom serve`, and confirms each once with
 /// `concurrency` connections, measuring the rate and the latency.
