@@ -12,7 +12,7 @@
 //!   connection: [`RedisClient::blocking`] opens a connection of its own, without a response
 //!   timeout, for the workers' wait for work.
 //! - A script or pipeline may touch one slot only: keys that must meet share a hash tag
-//!   ([`crate::keys`]), and [`RedisConnection::slot_groups`] splits batches that span slots.
+//!   (the key schema, `keys`), and [`RedisConnection::slot_groups`] splits batches that span slots.
 
 use std::time::Duration;
 

@@ -272,7 +272,7 @@ impl Keys {
     }
 
     /// Keys an older mailroom wrote under other names, each with its name today: moved once,
-    /// at start-up, on a single Redis ([`crate::connection`]; a cluster never held them).
+    /// at start-up, on a single Redis (the `connection` module; a cluster never held them).
     pub fn renamed_since_cluster_support(&self, days: &[String]) -> Vec<(String, String)> {
         let p = &self.prefix;
         let mut moves = vec![

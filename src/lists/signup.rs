@@ -176,18 +176,21 @@ impl Signups {
             Ok([s]) if s.status == SubscriptionStatus::Unconfirmed
         );
         if list.optin == Optin::Double && (added || pending) {
-            let locale = row.locale.as_deref();
-            optin::send(
-                &self.producer,
-                self.optin_ttl,
-                &row.email,
-                locale,
-                list,
-                outcome.id,
-                request_id,
-            )
-            .await?;
+            self.send_optin(row, list, outcome.id, request_id).await?;
         }
         Ok(())
+    }
+
+    /// Queues the double opt-in email of `row`, subscriber `id`, for `list`.
+    pub(super) async fn send_optin(
+        &self,
+        row: &Row,
+        list: &List,
+        id: crate::domain::SubscriberId,
+        request_id: Option<String>,
+    ) -> Result<(), PushError> {
+        let locale = row.locale.as_deref();
+        let (producer, ttl) = (&self.producer, self.optin_ttl);
+        optin::send(producer, ttl, &row.email, locale, list, id, request_id).await
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    List, Optin, Source, SubscriptionStatus, optin,
+    List, Optin, Source, SubscriptionStatus,
     signup::{SignupError, Signups},
     store::{RecordChange, Row, SubscriptionChange, Upsert},
 };
@@ -82,18 +82,7 @@ impl Signups {
                         && status == SubscriptionStatus::Unconfirmed
                 });
                 if let (Some(list), SubscriptionChange::Added) = (double, change) {
-                    let locale = row.locale.as_deref();
-                    let request_id = request_id.clone();
-                    optin::send(
-                        &self.producer,
-                        self.optin_ttl,
-                        &row.email,
-                        locale,
-                        list,
-                        outcome.id,
-                        request_id,
-                    )
-                    .await?;
+                    (self.send_optin(row, list, outcome.id, request_id.clone())).await?;
                 }
                 if *change == SubscriptionChange::RefusedUnsubscribed {
                     notices.push(Notice {
