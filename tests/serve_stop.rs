@@ -72,7 +72,7 @@ async fn tracking_hits_answered_while_redis_was_away_are_stored_before_serve_exi
     )
     .await;
     let token = Target {
-        scope: Scope::Message(uuid::Uuid::now_v7()),
+        scope: Scope::Message(mailroom_jobs::MessageId::fresh()),
         sent_at: 1,
         url: None,
     }

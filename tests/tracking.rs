@@ -211,7 +211,7 @@ async fn tampered_or_foreign_tokens_get_404_and_never_a_redirect() {
     let app = app().await;
     let keys = LinkKeys::parse(KEYS).unwrap();
     let target = Target {
-        scope: Scope::Message(uuid::Uuid::now_v7()),
+        scope: Scope::Message(mailroom_jobs::MessageId::fresh()),
         sent_at: 1,
         url: Some("https://example.com/".to_owned()),
     };

@@ -19,12 +19,13 @@ use axum::{Router, body::Bytes, http::StatusCode, routing::post};
 use chrono::Utc;
 use mailroom::{
     campaigns::{
-        CampaignStore, Content, Spec, State, TemplateContent,
+        Campaign, CampaignStore, Content, Spec, State, TemplateContent,
         lifecycle::{self, Change},
     },
     config::Settings,
+    domain::ListId,
 };
-use mailroom_jobs::Producer;
+use mailroom_jobs::{CampaignId, Producer};
 
 use crate::{
     common::{bench_prefix, delete_prefix, peak_kib, smtp_sink},
@@ -129,19 +130,9 @@ pub(crate) async fn campaign(
     outcome
 }
 
-async fn run(
-    settings: &Settings,
-    prefix: &str,
-    rows: usize,
-    smtp: bool,
-    concurrency: usize,
-) -> anyhow::Result<CampaignReport> {
-    let (list, _) = import_into(settings, prefix, rows).await?;
-    let mut conn = settings.redis_connection().await?;
-    let before = used_memory(&mut conn).await?;
-    let store = CampaignStore::new(conn.clone(), prefix, 3600);
-    let id = uuid::Uuid::now_v7();
-    let spec = Spec {
+/// The campaign: the `newsletter` with the subscriber's name and an attribute in it.
+fn newsletter(list: ListId) -> Spec {
+    Spec {
         name: "bench".to_owned(),
         lists: vec![list],
         segment: None,
@@ -161,49 +152,19 @@ async fn run(
         rate_limit: None,
         // As a campaign is by default: with --smtp, mailroom rewrites each message's links.
         tracking: mailroom::campaigns::model::tracked(),
-    };
-    store.create(&id.to_string(), &spec, None).await?;
-    let (mut sink, env): (Option<tokio::process::Child>, Vec<(&str, String)>) = if smtp {
-        let (sink, url) = smtp_sink().await?;
-        (
-            Some(sink),
-            vec![
-                ("MAILROOM_PROVIDER", "smtp".to_owned()),
-                ("SMTP_URL", url),
-                ("MAILROOM_SMTP_POOL_SIZE", "32".to_owned()),
-            ],
-        )
-    } else {
-        (None, Vec::new())
-    };
-    let (url, requests, recipients) = stand_in().await?;
-    let mut worker = tokio::process::Command::new(crate::mailroom_exe()?)
-        .args(["work", "--concurrency", "4"])
-        .env("MAILROOM_REDIS_PREFIX", prefix)
-        .env("MAILROOM_PROVIDER", "sendgrid")
-        .env("SENDGRID_API_URL", &url)
-        .env("SENDGRID_API_KEY", "SG.bench.key")
-        .env("MAILROOM_LINK_KEYS", KEYS)
-        .env("MAILROOM_PUBLIC_URL", "https://mail.example.com")
-        .env("MAILROOM_CAMPAIGN_CONCURRENCY", concurrency.to_string())
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start mailroom work")?;
-    // Let the worker come up before the clock starts: the figure is the campaign's, not the
-    // process start's.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let producer = Producer::new(conn.clone(), prefix.to_owned());
-    let started = Instant::now();
-    lifecycle::change(&store, &producer, id, Change::Schedule(Utc::now())).await?;
+    }
+}
+
+/// Polls until the campaign finishes: it, and how long after `started` its audience was fixed.
+async fn finished(
+    store: &CampaignStore,
+    id: CampaignId,
+    worker: &mut tokio::process::Child,
+    started: Instant,
+) -> anyhow::Result<(Campaign, Option<Duration>)> {
     let mut fixed = None;
     let campaign = loop {
-        let c = store
-            .get(&id.to_string())
-            .await?
-            .context("the campaign vanished")?;
+        let c = store.get(id).await?.context("the campaign vanished")?;
         if fixed.is_none() && c.audience.is_some() {
             fixed = Some(started.elapsed());
         }
@@ -218,6 +179,69 @@ async fn run(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    Ok((campaign, fixed))
+}
+
+/// One `mailroom work` for the campaign: SendGrid at `url` unless `env` says otherwise.
+fn spawn_worker(
+    prefix: &str,
+    url: &str,
+    concurrency: usize,
+    env: &[(&str, String)],
+) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(crate::mailroom_exe()?)
+        .args(["work", "--concurrency", "4"])
+        .env("MAILROOM_REDIS_PREFIX", prefix)
+        .env("MAILROOM_PROVIDER", "sendgrid")
+        .env("SENDGRID_API_URL", url)
+        .env("SENDGRID_API_KEY", "SG.bench.key")
+        .env("MAILROOM_LINK_KEYS", KEYS)
+        .env("MAILROOM_PUBLIC_URL", "https://mail.example.com")
+        .env("MAILROOM_CAMPAIGN_CONCURRENCY", concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start mailroom work")
+}
+
+async fn run(
+    settings: &Settings,
+    prefix: &str,
+    rows: usize,
+    smtp: bool,
+    concurrency: usize,
+) -> anyhow::Result<CampaignReport> {
+    let (list, _) = import_into(settings, prefix, rows).await?;
+    let mut conn = settings.redis_connection().await?;
+    let before = used_memory(&mut conn).await?;
+    let store = CampaignStore::new(conn.clone(), prefix, 3600);
+    let id = CampaignId::fresh();
+    let spec = newsletter(list);
+    store.create(id, &spec, None).await?;
+    let (mut sink, env): (Option<tokio::process::Child>, Vec<(&str, String)>) = if smtp {
+        let (sink, url) = smtp_sink().await?;
+        (
+            Some(sink),
+            vec![
+                ("MAILROOM_PROVIDER", "smtp".to_owned()),
+                ("SMTP_URL", url),
+                ("MAILROOM_SMTP_POOL_SIZE", "32".to_owned()),
+            ],
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let (url, requests, recipients) = stand_in().await?;
+    let mut worker = spawn_worker(prefix, &url, concurrency, &env)?;
+    // Let the worker come up before the clock starts: the figure is the campaign's, not the
+    // process start's.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let producer = Producer::new(conn.clone(), prefix.to_owned());
+    let started = Instant::now();
+    lifecycle::change(&store, &producer, id, Change::Schedule(Utc::now())).await?;
+    let (campaign, fixed) = finished(&store, id, &mut worker, started).await?;
     let elapsed = started.elapsed();
     let worker_peak_kib = worker.id().and_then(peak_kib);
     let _ = worker.start_kill();

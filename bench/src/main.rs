@@ -206,7 +206,7 @@ fn tracking_link(settings: &Settings, click: bool) -> anyhow::Result<String> {
     let keys = mailroom::lists::links::LinkKeys::from_settings(settings)?
         .context("set MAILROOM_LINK_KEYS (the same as the serve's)")?;
     let target = Target {
-        scope: Scope::Message(uuid::Uuid::now_v7()),
+        scope: Scope::Message(mailroom_jobs::MessageId::fresh()),
         sent_at: 0,
         url: click.then(|| "https://example.com/".to_owned()),
     };

@@ -5,11 +5,9 @@
 //! job only names the campaign and the part of it to do, so a job is a few dozen bytes however
 //! large the campaign.
 
+use crate::{CampaignId, EnqueueOptions, Job};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use crate::{EnqueueOptions, Job};
 
 /// One step of a campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -19,14 +17,14 @@ pub enum CampaignJob {
     /// yet, then push a [`CampaignJob::Batch`] for every batch with someone still to send to.
     Start {
         /// The campaign.
-        campaign: Uuid,
+        campaign: CampaignId,
         /// Which start this is: a job of an earlier schedule or resume does nothing.
         run: u32,
     },
     /// Send to the recipients of batch `batch` (ordinals `batch × size` onwards) not sent yet.
     Batch {
         /// The campaign.
-        campaign: Uuid,
+        campaign: CampaignId,
         /// The run that cut it: a job of an earlier run does nothing.
         run: u32,
         /// The batch's number.
@@ -39,7 +37,7 @@ impl CampaignJob {
     pub const MAX_ATTEMPTS: u32 = 200;
 
     /// The campaign the job works on.
-    pub fn campaign(&self) -> Uuid {
+    pub fn campaign(&self) -> CampaignId {
         match self {
             Self::Start { campaign, .. } | Self::Batch { campaign, .. } => *campaign,
         }

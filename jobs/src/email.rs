@@ -11,7 +11,6 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::{EnqueueOptions, Job, field::FieldError, templates::TemplateRef};
 
@@ -133,14 +132,14 @@ impl Mailbox {
 
     /// `addr` or `Display Name <addr>` (the name may be quoted). The address itself is checked
     /// later with every other field, so a bad one is named by its place in the message.
-    fn parse_text(text: &str) -> Result<Self, String> {
+    fn parse_text(text: &str) -> Result<Self, NotAMailbox> {
         let text = text.trim();
         let Some(open) = text.rfind('<') else {
             return Ok(Self::new(text));
         };
         let email = text[open + 1..]
             .strip_suffix('>')
-            .ok_or_else(|| format!("{text:?}: a mailbox is `address` or `Name <address>`"))?;
+            .ok_or_else(|| NotAMailbox(text.to_owned()))?;
         let name = text[..open].trim();
         let name = name
             .strip_prefix('"')
@@ -152,6 +151,11 @@ impl Mailbox {
         })
     }
 }
+
+/// Text that opens a `<` it does not close as its last character.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: a mailbox is `address` or `Name <address>`")]
+pub struct NotAMailbox(String);
 
 /// One recipient or a list of them, as given (the shape the schemas describe).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -318,7 +322,7 @@ pub struct EmailMessage {
 #[serde(deny_unknown_fields)]
 pub struct SendEmail {
     /// The message id: also the job's id and the key of its status record.
-    pub id: Uuid,
+    pub id: crate::MessageId,
     /// What to send.
     pub message: EmailMessage,
     /// The id of the API request that queued it (`X-Request-Id`), for the worker's logs.
@@ -330,7 +334,7 @@ impl SendEmail {
     /// A job for `message` with a fresh id.
     pub fn new(message: EmailMessage) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: crate::MessageId::fresh(),
             message,
             request_id: None,
         }
@@ -379,7 +383,7 @@ impl Job for SendEmail {
 
     fn enqueue_options(&self) -> EnqueueOptions {
         EnqueueOptions {
-            id: Some(self.id),
+            id: Some(self.id.get()),
             run_at: self.message.send_at.map(std::time::SystemTime::from),
             max_attempts: None,
             idempotency_key: self.message.idempotency_key.clone(),

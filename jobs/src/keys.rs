@@ -245,7 +245,7 @@ impl Keys {
     }
 
     /// The keys of campaign `id`.
-    pub fn campaign(&self, id: &str) -> CampaignKeys {
+    pub fn campaign(&self, id: crate::CampaignId) -> CampaignKeys {
         CampaignKeys {
             base: format!("{}:{{cp:{id}}}", self.prefix),
         }
@@ -320,7 +320,7 @@ impl RateScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThrottleScope {
     Provider(String),
-    Campaign(String),
+    Campaign(crate::CampaignId),
     Domain(String),
 }
 
@@ -603,7 +603,7 @@ mod tests {
         ];
         let lists = [keys.lists(), keys.lists_seq()];
         let import = [keys.import("x"), keys.import_errors("x")];
-        let campaign = keys.campaign("0190-c").all();
+        let campaign = keys.campaign(crate::CampaignId::fresh()).all();
         for group in [
             &message[..],
             &day,

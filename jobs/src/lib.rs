@@ -17,6 +17,7 @@ pub mod campaign;
 pub mod connection;
 pub mod email;
 pub mod field;
+pub mod ids;
 pub mod keys;
 pub mod payloads;
 mod producer;
@@ -31,6 +32,7 @@ pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};
 pub use email::{Attachment, EmailMessage, Mailbox, SendEmail};
 pub use field::FieldError;
+pub use ids::{CampaignId, MessageId};
 pub use keys::{
     BUCKET_SPAN, CampaignKeys, Keys, MALFORMED_SUFFIX, QueueKeys, RECORDS_PER_BUCKET, RateScope,
     SUBSCRIBER_SHARDS, ShardKeys, ThrottleScope, bucket_of,

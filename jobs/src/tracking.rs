@@ -56,10 +56,10 @@ pub struct Hit {
     pub kind: HitKind,
     /// The message (its id), for transactional mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<crate::MessageId>,
     /// The campaign, for campaign mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub campaign: Option<String>,
+    pub campaign: Option<crate::CampaignId>,
     /// The subscriber, for campaign mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscriber: Option<u64>,

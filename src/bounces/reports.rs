@@ -15,12 +15,12 @@
 //! ARF report of any feedback type but `not-spam` is a complaint about the original recipient.
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use uuid::Uuid;
 
 use super::Bounce;
 pub use crate::providers::bounce::{Owner, verp_local};
 
 use super::BounceEvent as _;
+use crate::domain::{CampaignId, MessageId};
 use crate::events::{Event, EventKind, Source};
 
 /// A report, read.
@@ -48,11 +48,11 @@ fn owner_of_verp(address: &str) -> Option<Owner> {
     let local = address.rsplit_once('@')?.0.trim_start_matches('<');
     let tag = local.strip_prefix("bounces+")?;
     if let Some(id) = tag.strip_prefix("m-") {
-        return Uuid::try_parse(id).ok().map(Owner::Message);
+        return MessageId::parse(id).map(Owner::Message);
     }
     let (campaign, subscriber) = tag.strip_prefix("c-")?.split_once('-')?;
     Some(Owner::Campaign {
-        campaign: Uuid::try_parse(campaign).ok()?,
+        campaign: CampaignId::parse(campaign)?,
         subscriber: subscriber.parse().ok()?,
     })
 }
@@ -60,7 +60,7 @@ fn owner_of_verp(address: &str) -> Option<Owner> {
 /// What a `Message-ID` names, if mailroom gave it (`<{uuid}@domain>`).
 fn owner_of_message_id(id: &str) -> Option<Owner> {
     let local = id.trim().trim_start_matches('<').split('@').next()?;
-    Uuid::try_parse(local).ok().map(Owner::Message)
+    MessageId::parse(local).map(Owner::Message)
 }
 
 /// The fields of a header block (`Name: value`, folded lines joined), names lower-cased.
@@ -257,7 +257,7 @@ mod tests {
     const OUTLOOK: &str = include_str!("../../tests/data/reports/outlook-dsn.eml");
     const ARF: &str = include_str!("../../tests/data/reports/arf-abuse.eml");
 
-    fn sample(text: &str, id: Uuid, verp: &str) -> Vec<u8> {
+    fn sample(text: &str, id: MessageId, verp: &str) -> Vec<u8> {
         text.replace("{{MESSAGE_ID}}", &id.to_string())
             .replace("{{VERP}}", verp)
             .replace("{{RECIPIENT}}", "Gone@Example.org")
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn postfix_gmail_and_outlook_dsns_are_hard_bounces_of_the_message_their_verp_names() {
-        let id = Uuid::now_v7();
+        let id = MessageId::fresh();
         let verp = format!("{}@bounces.example.com", verp_local(&Owner::Message(id)));
         for (text, status) in [(POSTFIX, "5.1.1"), (GMAIL, "5.1.1"), (OUTLOOK, "5.1.10")] {
             let read = read(&sample(text, id, &verp), std::slice::from_ref(&verp)).unwrap();
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn without_verp_the_returned_message_id_ties_the_report_back() {
-        let id = Uuid::now_v7();
+        let id = MessageId::fresh();
         for text in [POSTFIX, GMAIL, OUTLOOK, ARF] {
             let read = read(&sample(text, id, "news@news.example.com"), &[]).unwrap();
             assert_eq!(read.owner, Some(Owner::Message(id)), "{text:.60}");
@@ -298,14 +298,14 @@ mod tests {
 
     #[test]
     fn an_arf_report_is_a_complaint_by_the_original_recipient() {
-        let campaign = Uuid::now_v7();
+        let campaign = CampaignId::fresh();
         let owner = Owner::Campaign {
             campaign,
             subscriber: 6401,
         };
         let verp = format!("{}@bounces.example.com", verp_local(&owner));
         let read = read(
-            &sample(ARF, Uuid::now_v7(), &verp),
+            &sample(ARF, MessageId::fresh(), &verp),
             std::slice::from_ref(&verp),
         )
         .unwrap();
@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn delays_and_other_mail_are_not_bounces() {
-        let id = Uuid::now_v7();
+        let id = MessageId::fresh();
         let delayed = POSTFIX
             .replace("Action: failed", "Action: delayed")
             .replace("Status: 5.1.1", "Status: 4.4.1");

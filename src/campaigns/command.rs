@@ -9,13 +9,13 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use mailroom_jobs::Producer;
-use uuid::Uuid;
 
 use super::{
     Campaign, CampaignStore, State, Transition,
     lifecycle::{self, Change},
 };
 use crate::config::Settings;
+use crate::domain::CampaignId;
 
 /// `mailroom campaign …`
 #[derive(Debug, Subcommand)]
@@ -27,15 +27,15 @@ pub enum CampaignCommand {
         limit: usize,
     },
     /// One campaign in full, as JSON.
-    Show { id: Uuid },
+    Show { id: CampaignId },
     /// Follow a campaign's progress until it ends (or pauses).
-    Watch { id: Uuid },
+    Watch { id: CampaignId },
     /// Pause a running campaign.
-    Pause { id: Uuid },
+    Pause { id: CampaignId },
     /// Resume a paused campaign.
-    Resume { id: Uuid },
+    Resume { id: CampaignId },
     /// Cancel a campaign.
-    Cancel { id: Uuid },
+    Cancel { id: CampaignId },
 }
 
 /// How often `watch` reads the campaign.
@@ -75,9 +75,9 @@ pub async fn run(settings: &Settings, command: CampaignCommand) -> anyhow::Resul
     Ok(())
 }
 
-async fn existing(store: &CampaignStore, id: Uuid) -> anyhow::Result<Campaign> {
+async fn existing(store: &CampaignStore, id: CampaignId) -> anyhow::Result<Campaign> {
     store
-        .get(&id.to_string())
+        .get(id)
         .await?
         .with_context(|| format!("no campaign {id}"))
 }
@@ -100,7 +100,7 @@ fn line(c: &Campaign) -> String {
 async fn act(
     store: &CampaignStore,
     producer: &Producer,
-    id: Uuid,
+    id: CampaignId,
     change: Change,
 ) -> anyhow::Result<()> {
     match lifecycle::change(store, producer, id, change).await? {
@@ -115,7 +115,7 @@ async fn act(
     Ok(())
 }
 
-async fn watch(store: &CampaignStore, id: Uuid) -> anyhow::Result<()> {
+async fn watch(store: &CampaignStore, id: CampaignId) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}  ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

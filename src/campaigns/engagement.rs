@@ -5,6 +5,7 @@
 use futures::future::BoxFuture;
 
 use super::{CampaignStore, Guards};
+use crate::domain::CampaignId;
 use crate::events::{Event, EventKind, Follower};
 
 /// Counts engagement on campaigns and pauses one whose guards trip.
@@ -20,7 +21,7 @@ impl Engagement {
             let Some(campaign) = event
                 .mailroom_campaign
                 .as_deref()
-                .and_then(|c| uuid::Uuid::parse_str(c).ok())
+                .and_then(CampaignId::parse)
             else {
                 continue;
             };
@@ -33,8 +34,7 @@ impl Engagement {
                 EventKind::Unsubscribe | EventKind::GroupUnsubscribe => "unsubscribe",
                 _ => continue,
             };
-            let campaign = campaign.to_string();
-            if self.store.engage(&campaign, counter, &self.guards).await? {
+            if self.store.engage(campaign, counter, &self.guards).await? {
                 tracing::warn!(%campaign, "a campaign paused itself: its guard tripped");
             }
         }

@@ -2,8 +2,7 @@
 //! itself (one script), and for a change that starts a run (schedule, resume) the start job.
 
 use chrono::{DateTime, Utc};
-use mailroom_jobs::{CampaignJob, EnqueueOptions, Job, Producer, PushError};
-use uuid::Uuid;
+use mailroom_jobs::{CampaignId, CampaignJob, EnqueueOptions, Job, Producer, PushError};
 
 use super::store::{CampaignStore, Transition};
 
@@ -46,17 +45,14 @@ pub enum ChangeError {
 pub async fn change(
     store: &CampaignStore,
     producer: &Producer,
-    id: Uuid,
+    id: CampaignId,
     change: Change,
 ) -> Result<Transition, ChangeError> {
-    let campaign = id.to_string();
     let argument = match change {
         Change::Schedule(at) => at.timestamp_millis().to_string(),
         _ => String::new(),
     };
-    let done = store
-        .transition(&campaign, change.action(), &argument)
-        .await?;
+    let done = store.transition(id, change.action(), &argument).await?;
     if let (Transition::Done(_, run), Change::Schedule(_) | Change::Resume) = (&done, change) {
         let job = CampaignJob::Start {
             campaign: id,

@@ -6,7 +6,7 @@ use mailroom_jobs::Mailbox;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::ListId;
+use crate::domain::{CampaignId, ListId};
 
 /// The most lists one campaign goes to.
 pub const MAX_LISTS: usize = 20;
@@ -130,7 +130,8 @@ pub fn tracked() -> mailroom_jobs::Tracking {
 /// Where a campaign stands, as `GET /v1/campaigns/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Campaign {
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: CampaignId,
     #[serde(flatten)]
     pub spec: Spec,
     pub state: State,
@@ -179,7 +180,7 @@ pub struct Engagement {
 impl Campaign {
     /// Reads a campaign from its hash fields and reasons.
     pub(crate) fn from_fields(
-        id: &str,
+        id: CampaignId,
         fields: &std::collections::HashMap<String, String>,
         reasons: std::collections::BTreeMap<String, u64>,
     ) -> Option<Self> {

@@ -7,7 +7,6 @@ use std::{
 };
 
 use lettre::message::Mailbox;
-use uuid::Uuid;
 
 use super::{
     copy::{Letter, render_copy},
@@ -16,7 +15,7 @@ use super::{
     store::CampaignStore,
 };
 use crate::{
-    domain::ListId,
+    domain::{CampaignId, ListId},
     lists::{
         ListStore,
         links::ListHeaders,
@@ -28,9 +27,7 @@ use crate::{
 /// A campaign read once per process: its spec, lists and copies.
 #[derive(Debug)]
 pub struct Prepared {
-    pub(super) campaign: Uuid,
-    /// The campaign id as Redis keys and metadata write it.
-    pub(super) id: String,
+    pub(super) id: CampaignId,
     pub(super) spec: Spec,
     pub(super) lists: Vec<ListInfo>,
     pub(super) filter: Option<Filter>,
@@ -78,8 +75,7 @@ impl Sources<'_> {
     }
 
     /// Campaign `campaign`, read and checked.
-    pub(super) async fn read(&self, campaign: Uuid) -> Result<Prepared, RunError> {
-        let id = &campaign.to_string();
+    pub(super) async fn read(&self, id: CampaignId) -> Result<Prepared, RunError> {
         let spec = self
             .store
             .spec(id)
@@ -119,8 +115,7 @@ impl Sources<'_> {
             .map(|r| mailbox("reply_to", r))
             .transpose()?;
         Ok(Prepared {
-            campaign,
-            id: id.to_owned(),
+            id,
             spec,
             lists,
             filter,
@@ -167,6 +162,6 @@ pub(super) fn language(renderer: &Renderer, theirs: &str, list: Option<&str>) ->
 }
 
 /// A `Feedback-ID` (Gmail's feedback loop groups complaints by it): campaign, list, kind, sender.
-fn feedback_id(campaign: &str, list: ListId) -> String {
+fn feedback_id(campaign: CampaignId, list: ListId) -> String {
     format!("{campaign}:{list}:campaign:mailroom")
 }

@@ -81,7 +81,7 @@ pub async fn proofs(
         message.from = campaign.spec.from.clone();
         message.reply_to = campaign.spec.reply_to.clone();
         message.categories = campaign.spec.categories.clone();
-        (message.metadata).insert("mailroom_campaign_test".to_owned(), campaign.id.clone());
+        (message.metadata).insert("mailroom_campaign_test".to_owned(), campaign.id.to_string());
         message.check().map_err(|e| invalid(e.field, e.message))?;
         messages.push(message);
     }

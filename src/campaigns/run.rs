@@ -8,7 +8,6 @@ use std::{
 
 use lettre::message::Mailbox;
 use mailroom_jobs::{CampaignJob, EnqueueOptions, Producer};
-use uuid::Uuid;
 
 use super::{
     copy::Letter,
@@ -19,7 +18,7 @@ use super::{
     throttle::Throttles,
 };
 use crate::{
-    domain::SubscriberId,
+    domain::{CampaignId, SubscriberId},
     lists::{ListStore, SubscriptionStatus, links::LinkKeys, segment::RecordView},
     providers::Provider,
     render::Renderer,
@@ -46,7 +45,7 @@ pub struct Campaigner {
     /// SMTP and outbox messages sent at once by one batch.
     pub parallel_sends: usize,
     /// Campaigns already read, with their copies per language.
-    pub prepared: Mutex<HashMap<Uuid, Arc<Prepared>>>,
+    pub prepared: Mutex<HashMap<CampaignId, Arc<Prepared>>>,
     /// Where SMTP bounces at send time are recorded (suppressions, the campaign's bounces).
     pub events: crate::events::EventStore,
     /// Own open and click tracking of mail a provider sends one by one (`None`: off, or the
@@ -72,7 +71,7 @@ impl Campaigner {
     }
 
     /// Campaign `campaign` read and checked, from the cache after the first time.
-    pub(super) async fn prepared(&self, campaign: Uuid) -> Result<Arc<Prepared>, RunError> {
+    pub(super) async fn prepared(&self, campaign: CampaignId) -> Result<Arc<Prepared>, RunError> {
         if let Some(found) = (self.prepared.lock().ok()).and_then(|m| m.get(&campaign).cloned()) {
             return Ok(found);
         }
@@ -114,13 +113,9 @@ impl Campaigner {
 
     /// The start job: fixes the audience (once) and pushes a batch job for every batch with
     /// someone left to send to.
-    async fn start(&self, campaign: Uuid, run: u32) -> Result<Report, RunError> {
-        let id = campaign.to_string();
-        match self
-            .store
-            .transition(&id, "start", &run.to_string())
-            .await?
-        {
+    async fn start(&self, campaign: CampaignId, run: u32) -> Result<Report, RunError> {
+        let id = campaign;
+        match self.store.transition(id, "start", &run.to_string()).await? {
             Transition::Done(State::Running, _) => {}
             _ => {
                 return Ok(Report {
@@ -132,7 +127,7 @@ impl Campaigner {
         let prepared = self.prepared(campaign).await?;
         let standing = self
             .store
-            .standing(&id)
+            .standing(id)
             .await?
             .ok_or_else(|| RunError::Fatal("the campaign is gone".to_owned()))?;
         let audience = match standing.audience {
@@ -140,13 +135,13 @@ impl Campaigner {
             None => {
                 let ids = self.audience(&prepared).await?;
                 for (n, chunk) in ids.chunks(262_144).enumerate() {
-                    self.store.append_snapshot(&id, chunk, n == 0).await?;
+                    self.store.append_snapshot(id, chunk, n == 0).await?;
                 }
                 if ids.is_empty() {
-                    self.store.append_snapshot(&id, &[], true).await?;
+                    self.store.append_snapshot(id, &[], true).await?;
                 }
                 let size = ids.len() as u64;
-                if !self.store.seal(&id, run, size).await? {
+                if !self.store.seal(id, run, size).await? {
                     return Ok(Report {
                         stale: true,
                         ..Report::default()
@@ -158,7 +153,7 @@ impl Campaigner {
         };
         let batches = u32::try_from(audience.div_ceil(u64::from(BATCH_SIZE)))
             .map_err(|_| RunError::Fatal("the audience is too large".to_owned()))?;
-        let done = self.store.done_per_batch(&id, BATCH_SIZE, batches).await?;
+        let done = self.store.done_per_batch(id, BATCH_SIZE, batches).await?;
         let wanted: Vec<(CampaignJob, EnqueueOptions)> = (0..batches)
             .filter(|&b| {
                 let size =

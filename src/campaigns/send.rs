@@ -16,9 +16,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use lettre::message::Mailbox;
 use mailroom_jobs::ThrottleScope;
-use uuid::Uuid;
 
 use super::{
     copy::{Field, Letter},
@@ -30,10 +28,11 @@ use super::{
     throttle::Limit,
 };
 use crate::{
-    domain::SubscriberId,
+    domain::{CampaignId, SubscriberId},
     lists::{SubscriptionStatus, links::ListLink, segment::RecordView},
     providers::{
-        Answer, Batch, BatchRecipient, Delivery, PerMessage, ProviderError, SlowDown, bounce::Owner,
+        Addressee, Answer, Batch, BatchRecipient, Delivery, PerMessage, ProviderError, SlowDown,
+        bounce::Owner,
     },
     store::suppressions::key_of,
 };
@@ -52,9 +51,10 @@ struct Recipient {
     /// Index into the prepared campaign's lists: the list they are mailed as a subscriber of.
     list: usize,
     locale: String,
-    to: Mailbox,
-    /// Their address's domain, lowercase.
-    domain: String,
+    /// Their address, as their record holds it (checked when it was stored).
+    email: String,
+    /// Their name; empty when they gave none.
+    name: String,
     /// The values of their letter's fields, in the letter's order.
     values: Vec<String>,
     /// Their signed unsubscribe token.
@@ -81,7 +81,7 @@ struct Tally {
 
 impl Tally {
     /// Counts `answer` for the recipient at `ordinal` of campaign `id`.
-    fn add(&mut self, id: &str, ordinal: u64, answer: Answer) {
+    fn add(&mut self, id: CampaignId, ordinal: u64, answer: Answer) {
         match answer {
             Answer::Sent(_) => {
                 self.counts[0] += 1;
@@ -91,8 +91,9 @@ impl Tally {
                 self.counts[1] += 1;
                 let reason = match bounce {
                     Some(bounce) => {
-                        let mut event = crate::bounces::BounceEvent::at_hand_over(&*bounce, id);
-                        event.mailroom_campaign = Some(id.to_owned());
+                        let id = id.to_string();
+                        let mut event = crate::bounces::BounceEvent::at_hand_over(&*bounce, &id);
+                        event.mailroom_campaign = Some(id);
                         self.bounces.push(event);
                         bounce.summary()
                     }
@@ -122,32 +123,30 @@ impl Tally {
 #[derive(Debug)]
 enum Read {
     Skip(&'static str),
-    Fail(String),
     Send(Box<Recipient>),
 }
 
-/// A batch's recipients, read and sorted: who is sent to, and who is skipped or failed why.
+/// A batch's recipients, read and sorted: who is sent to, and who is skipped why.
 #[derive(Debug, Default)]
 struct Sorted {
     sendable: Vec<Recipient>,
     skipped: BTreeMap<&'static str, Vec<u64>>,
-    failed: BTreeMap<String, Vec<u64>>,
 }
 
 impl Campaigner {
     /// A batch job.
     pub(super) async fn batch(
         &self,
-        campaign: Uuid,
+        campaign: CampaignId,
         run: u32,
         batch: u32,
     ) -> Result<Report, RunError> {
-        let id = campaign.to_string();
+        let id = campaign;
         let stale = Report {
             stale: true,
             ..Report::default()
         };
-        let Some(standing) = self.store.standing(&id).await? else {
+        let Some(standing) = self.store.standing(id).await? else {
             return Ok(stale);
         };
         let Some(audience) = standing.audience else {
@@ -162,7 +161,7 @@ impl Campaigner {
             return Ok(Report::default());
         }
         let prepared = self.prepared(campaign).await?;
-        let pending: Vec<(u64, SubscriberId)> = (self.store.slice(&id, from, to).await?)
+        let pending: Vec<(u64, SubscriberId)> = (self.store.slice(id, from, to).await?)
             .into_iter()
             .filter(|(_, _, done)| !done)
             .map(|(ordinal, subscriber, _)| (ordinal, subscriber))
@@ -175,14 +174,7 @@ impl Campaigner {
         for (reason, ordinals) in &sorted.skipped {
             report.skipped += self
                 .store
-                .mark(&id, Outcome::Skipped, reason, ordinals)
-                .await?
-                .0;
-        }
-        for (reason, ordinals) in &sorted.failed {
-            report.failed += self
-                .store
-                .mark(&id, Outcome::Failed, reason, ordinals)
+                .mark(id, Outcome::Skipped, reason, ordinals)
                 .await?
                 .0;
         }
@@ -199,11 +191,11 @@ impl Campaigner {
         sendable: Vec<Recipient>,
         mut report: Report,
     ) -> Result<Report, RunError> {
-        let id = &prepared.id;
+        let id = prepared.id;
         let mut groups: BTreeMap<(String, Option<String>), Vec<Recipient>> = BTreeMap::new();
         for recipient in sendable {
-            let throttled =
-                Some(recipient.domain.clone()).filter(|d| self.throttles.domain_rate(d).is_some());
+            let domain = recipient.email.rsplit_once('@').map_or("", |(_, d)| d);
+            let throttled = self.throttles.throttled_domain(domain).map(str::to_owned);
             let key = (recipient.locale.clone(), throttled);
             groups.entry(key).or_default().push(recipient);
         }
@@ -251,13 +243,10 @@ impl Campaigner {
             let view = record.as_deref().and_then(RecordView::of);
             match self.read(prepared, (ordinal, subscriber), view, &mut locales)? {
                 Read::Skip(reason) => sorted.skipped.entry(reason).or_default().push(ordinal),
-                Read::Fail(reason) => sorted.failed.entry(reason).or_default().push(ordinal),
                 Read::Send(recipient) => recipients.push(*recipient),
             }
         }
-        let keys: Vec<String> = (recipients.iter())
-            .map(|r| key_of(r.to.email.as_ref()))
-            .collect();
+        let keys: Vec<String> = (recipients.iter()).map(|r| key_of(&r.email)).collect();
         let suppressed = self.suppressions.check(&keys).await?;
         for (recipient, suppressed) in recipients.into_iter().zip(suppressed) {
             if suppressed {
@@ -296,13 +285,6 @@ impl Campaigner {
                 .or_insert_with(|| self.locale_of(&view, &prepared.lists[list]))
                 .clone(),
         };
-        let to = match view.email().parse() {
-            Ok(address) => {
-                let name = Some(view.name()).filter(|n| !n.is_empty());
-                Mailbox::new(name.map(str::to_owned), address)
-            }
-            Err(e) => return Ok(Read::Fail(format!("the address: {e}"))),
-        };
         let letter = self.copy(prepared, &locale)?;
         let (values, token) = self.values(prepared, &letter, list, subscriber, &view)?;
         Ok(Read::Send(Box::new(Recipient {
@@ -310,8 +292,8 @@ impl Campaigner {
             id: subscriber,
             list,
             locale,
-            domain: to.email.domain().to_ascii_lowercase(),
-            to,
+            email: view.email().to_owned(),
+            name: view.name().to_owned(),
             values,
             token,
         })))
@@ -356,7 +338,7 @@ impl Campaigner {
         let token = keys.sign(&ListLink {
             subscriber,
             list: list.id,
-            campaign: Some(prepared.id.clone()),
+            campaign: Some(prepared.id),
         });
         let values = (letter.fields.iter())
             .map(|field| match field {
@@ -384,15 +366,18 @@ impl Campaigner {
         &self,
         prepared: &'a Prepared,
         letter: &'a Letter,
-        recipients: &[&Recipient],
+        recipients: &[&'a Recipient],
     ) -> Batch<'a> {
         let recipients = (recipients.iter())
             .map(|recipient| {
                 let list = &prepared.lists[recipient.list];
                 let [unsubscribe, post, list_id] = list.headers.for_token(&recipient.token);
                 BatchRecipient {
-                    to: recipient.to.clone(),
-                    values: recipient.values.clone(),
+                    to: Addressee {
+                        email: &recipient.email,
+                        name: Some(recipient.name.as_str()).filter(|n| !n.is_empty()),
+                    },
+                    values: &recipient.values,
                     headers: vec![
                         unsubscribe,
                         post,
@@ -404,7 +389,7 @@ impl Campaigner {
                         ("mailroom_list", list.id.to_string()),
                     ],
                     bounce_owner: Owner::Campaign {
-                        campaign: prepared.campaign,
+                        campaign: prepared.id,
                         subscriber: recipient.id.get(),
                     },
                 }
@@ -415,7 +400,7 @@ impl Campaigner {
             reply_to: prepared.reply_to.as_ref(),
             body: &letter.body,
             categories: &prepared.spec.categories,
-            metadata: vec![("mailroom_campaign", prepared.id.clone())],
+            metadata: vec![("mailroom_campaign", prepared.id.to_string())],
             tracking: self.tracking.for_campaign(prepared.spec.tracking),
             unsubscribe_group: self.unsubscribe_group(prepared),
             recipients,
@@ -449,7 +434,7 @@ impl Campaigner {
         answers: Vec<Answer>,
         domain: Option<&str>,
     ) -> Result<Report, RunError> {
-        let id = &prepared.id;
+        let id = prepared.id;
         let mut tally = Tally::default();
         for (recipient, answer) in recipients.iter().zip(answers) {
             tally.add(id, recipient.ordinal, answer);
@@ -542,7 +527,7 @@ impl PerMessage for Each<'_> {
             (Some(tracker), Some(recipient)) if wants.any() => tracker.apply(
                 &html,
                 crate::tracking::token::Scope::Campaign {
-                    campaign: self.prepared.campaign,
+                    campaign: self.prepared.id,
                     subscriber: recipient.id.get(),
                 },
                 wants,
@@ -572,7 +557,7 @@ impl Campaigner {
         let Some(limit) = self.throttles.connection_limit(domain) else {
             return send.await;
         };
-        let token = Uuid::now_v7().to_string();
+        let token = uuid::Uuid::now_v7().to_string();
         let started = tokio::time::Instant::now();
         loop {
             match self.throttles.take_slot(domain, limit, &token).await {

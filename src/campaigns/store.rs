@@ -13,7 +13,7 @@ use mailroom_jobs::{CampaignKeys, Keys, RedisConnection};
 use redis::{AsyncCommands, Script};
 
 use super::model::{Campaign, Spec, State};
-use crate::domain::SubscriberId;
+use crate::domain::{CampaignId, SubscriberId};
 
 static TRANSITION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/transition.lua")));
@@ -121,7 +121,7 @@ impl CampaignStore {
         }
     }
 
-    fn keys_of(&self, id: &str) -> CampaignKeys {
+    fn keys_of(&self, id: CampaignId) -> CampaignKeys {
         self.keys.campaign(id)
     }
 
@@ -131,7 +131,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn create(
         &self,
-        id: &str,
+        id: CampaignId,
         spec: &Spec,
         send_at: Option<chrono::DateTime<Utc>>,
     ) -> redis::RedisResult<()> {
@@ -167,7 +167,7 @@ impl CampaignStore {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn get(&self, id: &str) -> redis::RedisResult<Option<Campaign>> {
+    pub async fn get(&self, id: CampaignId) -> redis::RedisResult<Option<Campaign>> {
         let keys = self.keys_of(id);
         let (fields, reasons): (HashMap<String, String>, BTreeMap<String, u64>) = redis::pipe()
             .hgetall(keys.state())
@@ -184,7 +184,7 @@ impl CampaignStore {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn spec(&self, id: &str) -> redis::RedisResult<Option<Spec>> {
+    pub async fn spec(&self, id: CampaignId) -> redis::RedisResult<Option<Spec>> {
         let raw: Option<String> = self
             .conn
             .clone()
@@ -204,11 +204,15 @@ impl CampaignStore {
         let start = isize::try_from(offset).unwrap_or(isize::MAX);
         let ids: Vec<String> = conn.zrevrange(self.keys.campaigns(), start, stop).await?;
         let mut campaigns = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.get(&id).await? {
+        for text in ids {
+            let found = match CampaignId::parse(&text) {
+                Some(id) => self.get(id).await?,
+                None => None,
+            };
+            match found {
                 Some(campaign) => campaigns.push(campaign),
                 None => {
-                    let _: i64 = conn.zrem(self.keys.campaigns(), &id).await?;
+                    let _: i64 = conn.zrem(self.keys.campaigns(), &text).await?;
                 }
             }
         }
@@ -227,10 +231,13 @@ impl CampaignStore {
             return Ok(count);
         }
         let oldest: Vec<String> = conn.zrange(self.keys.campaigns(), 0, 99).await?;
-        for id in oldest {
-            let exists: bool = conn.exists(self.keys_of(&id).state()).await?;
+        for text in oldest {
+            let exists = match CampaignId::parse(&text) {
+                Some(id) => conn.exists(self.keys_of(id).state()).await?,
+                None => false,
+            };
             if !exists {
-                let _: i64 = conn.zrem(self.keys.campaigns(), &id).await?;
+                let _: i64 = conn.zrem(self.keys.campaigns(), &text).await?;
             }
         }
         conn.zcard(self.keys.campaigns()).await
@@ -240,7 +247,7 @@ impl CampaignStore {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn standing(&self, id: &str) -> redis::RedisResult<Option<Standing>> {
+    pub async fn standing(&self, id: CampaignId) -> redis::RedisResult<Option<Standing>> {
         let (state, run, audience): (Option<String>, Option<u32>, Option<u64>) = self
             .conn
             .clone()
@@ -259,7 +266,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn transition(
         &self,
-        id: &str,
+        id: CampaignId,
         action: &str,
         argument: &str,
     ) -> redis::RedisResult<Transition> {
@@ -285,7 +292,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn append_snapshot(
         &self,
-        id: &str,
+        id: CampaignId,
         ids: &[SubscriberId],
         first: bool,
     ) -> redis::RedisResult<()> {
@@ -308,7 +315,7 @@ impl CampaignStore {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn seal(&self, id: &str, run: u32, size: u64) -> redis::RedisResult<bool> {
+    pub async fn seal(&self, id: CampaignId, run: u32, size: u64) -> redis::RedisResult<bool> {
         let keys = self.keys_of(id);
         let sealed: u8 = SEAL
             .key(keys.all().as_slice())
@@ -327,7 +334,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn done_per_batch(
         &self,
-        id: &str,
+        id: CampaignId,
         batch: u32,
         batches: u32,
     ) -> redis::RedisResult<Vec<u64>> {
@@ -356,7 +363,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn slice(
         &self,
-        id: &str,
+        id: CampaignId,
         from: u64,
         to: u64,
     ) -> redis::RedisResult<Vec<(u64, SubscriberId, bool)>> {
@@ -390,7 +397,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn claim(
         &self,
-        id: &str,
+        id: CampaignId,
         run: u32,
         ordinals: &[u64],
     ) -> redis::RedisResult<(Option<State>, Vec<u64>)> {
@@ -418,7 +425,7 @@ impl CampaignStore {
     /// When Redis fails.
     pub async fn mark(
         &self,
-        id: &str,
+        id: CampaignId,
         outcome: Outcome,
         reason: &str,
         ordinals: &[u64],
@@ -441,7 +448,7 @@ impl CampaignStore {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn release(&self, id: &str, ordinals: &[u64]) -> redis::RedisResult<()> {
+    pub async fn release(&self, id: CampaignId, ordinals: &[u64]) -> redis::RedisResult<()> {
         if ordinals.is_empty() {
             return Ok(());
         }
@@ -451,7 +458,7 @@ impl CampaignStore {
 
     async fn mark_script<T: redis::FromRedisValue>(
         &self,
-        id: &str,
+        id: CampaignId,
         outcome: &str,
         reason: &str,
         ordinals: &[u64],
@@ -478,7 +485,12 @@ impl CampaignStore {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn engage(&self, id: &str, event: &str, guards: &Guards) -> redis::RedisResult<bool> {
+    pub async fn engage(
+        &self,
+        id: CampaignId,
+        event: &str,
+        guards: &Guards,
+    ) -> redis::RedisResult<bool> {
         let paused: u8 = ENGAGE
             .key(self.keys_of(id).state())
             .arg(format!("ev:{event}"))

@@ -9,7 +9,7 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use mailroom_jobs::{Keys, RedisConnection, ThrottleScope};
+use mailroom_jobs::{CampaignId, Keys, RedisConnection, ThrottleScope};
 use redis::Script;
 
 static THROTTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/throttle.lua")));
@@ -142,6 +142,13 @@ impl Throttles {
         Ok(())
     }
 
+    /// The throttled domain `domain` is, as configured (lower-case), when it has a rate.
+    pub fn throttled_domain(&self, domain: &str) -> Option<&str> {
+        (self.domains.iter())
+            .find(|(d, r)| *r > 0 && d.eq_ignore_ascii_case(domain))
+            .map(|(d, _)| d.as_str())
+    }
+
     /// The rate of `domain` (lower-case), if it has one.
     pub fn domain_rate(&self, domain: &str) -> Option<u32> {
         self.domains
@@ -155,7 +162,7 @@ impl Throttles {
     pub fn limits(
         &self,
         provider: &str,
-        campaign: &str,
+        campaign: CampaignId,
         campaign_rate: Option<u32>,
         domain: Option<&str>,
     ) -> Vec<Limit> {
@@ -168,7 +175,7 @@ impl Throttles {
         }
         if let Some(rate) = campaign_rate.filter(|r| *r > 0) {
             limits.push(Limit {
-                scope: ThrottleScope::Campaign(campaign.to_owned()),
+                scope: ThrottleScope::Campaign(campaign),
                 rate,
             });
         }

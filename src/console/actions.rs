@@ -21,7 +21,7 @@ use crate::{
         suppressions::{ManualError, Reason},
     },
 };
-use mailroom_jobs::QUEUES;
+use mailroom_jobs::{CampaignId, QUEUES};
 
 fn back(page: &str, outcome: Result<&str, &str>) -> Response {
     let separator = if page.contains('?') { '&' } else { '?' };
@@ -102,7 +102,7 @@ pub async fn campaign(
         "cancel" => (Change::Cancel, "cancelled"),
         _ => return back(PAGE, Err("gone")),
     };
-    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
+    let Some(uuid) = CampaignId::parse(&id) else {
         return back(PAGE, Err("gone"));
     };
     match lifecycle::change(&state.campaigns, &state.producer, uuid, change).await {

@@ -16,7 +16,7 @@ use crate::{
     queue::QueueAdmin,
     store::activity::Activity,
 };
-use mailroom_jobs::QUEUES;
+use mailroom_jobs::{MessageId, QUEUES};
 
 mod audience;
 mod stats;
@@ -402,8 +402,8 @@ pub async fn messages(
     let mut message = None;
     let mut found = Vec::new();
     let read = async {
-        if let Ok(id) = uuid::Uuid::parse_str(&q) {
-            match state.status.get(&id.to_string()).await? {
+        if let Some(id) = MessageId::parse(&q) {
+            match state.status.get(id).await? {
                 Some(record) => message = Some(message_view(record)),
                 None => {
                     chrome.error = Some(format!("No message {id} (or its record has expired)."));
@@ -411,7 +411,11 @@ pub async fn messages(
             }
         } else if q.contains('@') {
             let ids = state.addresses.messages(&q).await?;
-            for id in ids.iter().take(FOUND_SHOWN) {
+            for id in ids
+                .iter()
+                .filter_map(|id| MessageId::parse(id))
+                .take(FOUND_SHOWN)
+            {
                 if let Some(record) = state.status.get(id).await? {
                     found.push(FoundRow {
                         id: record.id,

@@ -10,4 +10,5 @@ mod subscription;
 pub use address::address_digest;
 pub use ids::{ListId, SubscriberId, shard_of};
 pub use locale::{Locale, NotALocale};
+pub use mailroom_jobs::{CampaignId, MessageId};
 pub use subscription::{StartingStatus, SubscriptionStatus};

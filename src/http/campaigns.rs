@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use mailroom_jobs::{Job, SendEmail};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use super::request_id::RequestId;
 use super::{
@@ -20,6 +19,7 @@ use crate::campaigns::{
     lifecycle::{self, Change, ChangeError},
     proof::{self, ProofError},
 };
+use crate::domain::CampaignId;
 
 /// The most campaigns kept at once (drafts do not expire; finished and cancelled ones do).
 const MAX_CAMPAIGNS: u64 = 10_000;
@@ -118,11 +118,11 @@ pub(super) async fn create(
             "mailroom keeps at most {MAX_CAMPAIGNS} campaigns; cancel drafts you do not need (a cancelled or finished campaign is dropped after MAILROOM_CAMPAIGN_RETENTION_SECS)"
         )));
     }
-    let id = Uuid::now_v7().to_string();
-    state.campaigns.create(&id, &spec, send_at).await?;
+    let id = CampaignId::fresh();
+    state.campaigns.create(id, &spec, send_at).await?;
     let campaign = state
         .campaigns
-        .get(&id)
+        .get(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
     Ok((StatusCode::CREATED, Json(campaign)))
@@ -161,12 +161,8 @@ pub(super) async fn index(
 /// The campaign named by a path, or 404.
 async fn existing(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
     let not_found = || ApiError::not_found(format!("no campaign {id}")).field("id");
-    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-    state
-        .campaigns
-        .get(&id.to_string())
-        .await?
-        .ok_or_else(not_found)
+    let id = CampaignId::parse(id).ok_or_else(not_found)?;
+    state.campaigns.get(id).await?.ok_or_else(not_found)
 }
 
 /// A campaign: its state, progress and engagement.
@@ -197,9 +193,7 @@ fn refused(action: &str, state: CampaignState) -> ApiError {
 /// Makes `change` to campaign `id` and answers the campaign as it is then.
 async fn act(state: &AppState, id: &str, change: Change) -> Result<Campaign, ApiError> {
     let campaign = existing(state, id).await?;
-    let uuid = Uuid::parse_str(&campaign.id)
-        .map_err(|_| ApiError::not_found(format!("no campaign {id}")))?;
-    match lifecycle::change(&state.campaigns, &state.producer, uuid, change).await {
+    match lifecycle::change(&state.campaigns, &state.producer, campaign.id, change).await {
         Ok(Transition::Missing) => {
             return Err(ApiError::not_found(format!("no campaign {id}")).field("id"));
         }

@@ -4,7 +4,6 @@ use axum::{Extension, Json, extract::State, http::StatusCode};
 use mailroom_jobs::{EmailMessage, EnqueueOptions, Job, PushError, Pushed, SendEmail, Valid};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use super::request_id::RequestId;
 use super::{
@@ -13,6 +12,7 @@ use super::{
     error::{ApiError, ErrorBody, ErrorDetail},
     extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKeyHeader},
 };
+use crate::domain::MessageId;
 use crate::store::{MessageStatus, StatusRecord};
 
 /// The answer to an accepted message.
@@ -168,14 +168,9 @@ async fn answer(
     if pushed.conflict {
         return Err(ApiError::idempotency_conflict());
     }
-    let status = if pushed.duplicate {
-        state
-            .status
-            .get(&pushed.id)
-            .await?
-            .map_or(MessageStatus::Queued, |r| r.status)
-    } else {
-        MessageStatus::Queued
+    let status = match MessageId::parse(&pushed.id).filter(|_| pushed.duplicate) {
+        Some(first) => (state.status.get(first).await?).map_or(MessageStatus::Queued, |r| r.status),
+        None => MessageStatus::Queued,
     };
     Ok(Accepted {
         id: pushed.id,
@@ -372,7 +367,7 @@ pub(super) async fn status(
     ApiQuery(query): ApiQuery<StatusQuery>,
 ) -> Result<Json<StatusRecord>, ApiError> {
     let not_found = || ApiError::not_found(format!("no message {id}")).field("id");
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?.to_string();
+    let id = MessageId::parse(&id).ok_or_else(not_found)?;
     let limit = query.recipients_limit.unwrap_or(DEFAULT_RECIPIENTS_PAGE);
     if !(1..=MAX_RECIPIENTS_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -380,7 +375,7 @@ pub(super) async fn status(
         ))
         .field("recipients_limit"));
     }
-    let record = state.status.get(&id).await?.ok_or_else(not_found)?;
+    let record = state.status.get(id).await?.ok_or_else(not_found)?;
     Ok(Json(record.page_recipients(
         query.recipients_cursor.as_deref(),
         limit,

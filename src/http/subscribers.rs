@@ -12,7 +12,7 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{ApiJson, ApiPath},
 };
-use crate::domain::{ListId, Locale, StartingStatus, SubscriberId};
+use crate::domain::{ListId, Locale, MessageId, StartingStatus, SubscriberId};
 use crate::lists::{
     Source, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus,
     model::{encode_attributes, parse_name},
@@ -419,8 +419,9 @@ pub(super) async fn export(
     let view = view(&state, id, Vec::new()).await?;
     let email = view.subscriber.email.clone();
     let mut messages = Vec::new();
-    for message in state.addresses.messages(&email).await? {
-        if let Some(record) = state.status.get(&message).await? {
+    let ids = state.addresses.messages(&email).await?;
+    for message in ids.iter().filter_map(|id| MessageId::parse(id)) {
+        if let Some(record) = state.status.get(message).await? {
             messages.push(record);
         }
     }

@@ -117,11 +117,11 @@ fn unknown() -> Response {
 /// A hit on `target` now.
 fn hit(target: &Target, kind: HitKind, why: Option<String>) -> Hit {
     let (message, campaign, subscriber) = match target.scope {
-        Scope::Message(id) => (Some(id.to_string()), None, None),
+        Scope::Message(id) => (Some(id), None, None),
         Scope::Campaign {
             campaign,
             subscriber,
-        } => (None, Some(campaign.to_string()), Some(subscriber)),
+        } => (None, Some(campaign), Some(subscriber)),
     };
     Hit {
         id: uuid::Uuid::now_v7().to_string(),

@@ -12,7 +12,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::{ListId, SubscriberId};
+use crate::domain::{CampaignId, ListId, SubscriberId};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -26,8 +26,8 @@ const MAC_BYTES: usize = 16;
 pub struct ListLink {
     pub subscriber: SubscriberId,
     pub list: ListId,
-    /// The campaign the email belonged to, if any (letters, digits, `-`).
-    pub campaign: Option<String>,
+    /// The campaign the email belonged to, if any.
+    pub campaign: Option<CampaignId>,
 }
 
 /// The keys that sign and check links.
@@ -125,12 +125,8 @@ impl LinkKeys {
 
     /// The token for `link`, signed with the first key.
     pub fn sign(&self, link: &ListLink) -> String {
-        let body = format!(
-            "{}.{}.{}",
-            link.subscriber,
-            link.list,
-            link.campaign.as_deref().unwrap_or_default()
-        );
+        let campaign = link.campaign.map(|c| c.to_string()).unwrap_or_default();
+        let body = format!("{}.{}.{campaign}", link.subscriber, link.list);
         self.seal("unsubscribe", &body)
     }
 
@@ -147,8 +143,7 @@ impl LinkKeys {
         Some(ListLink {
             subscriber: SubscriberId::parse(subscriber)?,
             list: ListId::parse(list)?,
-            campaign: (!campaign.is_empty() && campaign.chars().all(is_id_char))
-                .then(|| campaign.to_owned()),
+            campaign: CampaignId::parse(campaign),
         })
     }
 
@@ -293,7 +288,7 @@ mod tests {
         ListLink {
             subscriber: SubscriberId::new(5, 9),
             list: ListId::new(3).unwrap(),
-            campaign: Some("0190-abc".to_owned()),
+            campaign: CampaignId::parse("0190f3a2-5b1c-7d4e-8f60-123456789abc"),
         }
     }
 

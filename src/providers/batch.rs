@@ -9,9 +9,9 @@ use std::{collections::BTreeMap, time::Duration};
 
 use futures::{StreamExt, future::BoxFuture};
 use lettre::message::Mailbox;
-use uuid::Uuid;
 
 use super::{Delivery, OutgoingEmail, ProviderError, bounce};
+use crate::domain::MessageId;
 
 /// Literal text or a slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,15 +107,36 @@ pub struct Batch<'a> {
     pub tracking: mailroom_jobs::Tracking,
     /// The provider's unsubscribe group (SendGrid's ASM), when the whole batch has one.
     pub unsubscribe_group: Option<u32>,
-    pub recipients: Vec<BatchRecipient>,
+    pub recipients: Vec<BatchRecipient<'a>>,
+}
+
+/// A recipient's address and name as their list holds them: checked when the list stored them,
+/// so a provider that takes text (SendGrid) sends them as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addressee<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+}
+
+impl Addressee<'_> {
+    /// The mailbox, for a provider that writes the message itself.
+    ///
+    /// # Errors
+    /// When the address does not parse.
+    pub fn mailbox(&self) -> Result<Mailbox, lettre::address::AddressError> {
+        Ok(Mailbox::new(
+            self.name.map(str::to_owned),
+            self.email.parse()?,
+        ))
+    }
 }
 
 /// One recipient of a [`Batch`].
 #[derive(Debug, Clone)]
-pub struct BatchRecipient {
-    pub to: Mailbox,
+pub struct BatchRecipient<'a> {
+    pub to: Addressee<'a>,
     /// The values of the body's slots, in slot order.
-    pub values: Vec<String>,
+    pub values: &'a [String],
     /// Headers of this recipient's copy (headers every recipient has alike may be sent once).
     pub headers: Vec<(&'static str, String)>,
     /// Metadata of this recipient's copy.
@@ -192,20 +213,28 @@ pub trait PerMessage: Sync {
     ) -> BoxFuture<'a, Result<Delivery, ProviderError>>;
 }
 
-/// The message of recipient `n` of `batch`, filled.
-fn message_for(batch: &Batch<'_>, n: usize, each: &dyn PerMessage) -> OutgoingEmail {
+/// The message of recipient `n` of `batch`, filled; refused when their address does not parse.
+fn message_for(
+    batch: &Batch<'_>,
+    n: usize,
+    each: &dyn PerMessage,
+) -> Result<OutgoingEmail, Answer> {
     let recipient = &batch.recipients[n];
-    let values = &recipient.values;
+    let to = recipient.to.mailbox().map_err(|e| Answer::Refused {
+        reason: format!("the address: {e}"),
+        bounce: None,
+    })?;
+    let values = recipient.values;
     let metadata = batch
         .metadata
         .iter()
         .chain(&recipient.metadata)
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
-    OutgoingEmail {
-        id: Uuid::now_v7(),
+    Ok(OutgoingEmail {
+        id: MessageId::fresh(),
         from: batch.from.clone(),
-        to: vec![recipient.to.clone()],
+        to: vec![to],
         cc: Vec::new(),
         bcc: Vec::new(),
         reply_to: batch.reply_to.cloned(),
@@ -223,7 +252,7 @@ fn message_for(batch: &Batch<'_>, n: usize, each: &dyn PerMessage) -> OutgoingEm
         bounce_owner: recipient.bounce_owner.clone(),
         // Whatever tracking was asked for is in the HTML already (`finish_html`).
         tracking: mailroom_jobs::Tracking::default(),
-    }
+    })
 }
 
 /// Sends `batch` one message per recipient through `send`, `each.parallel()` at a time; through
@@ -240,7 +269,10 @@ where
     let send = &send;
     let mut answers: Vec<(usize, Answer)> = futures::stream::iter(0..batch.recipients.len())
         .map(|n| async move {
-            let email = message_for(batch, n, each);
+            let email = match message_for(batch, n, each) {
+                Ok(email) => email,
+                Err(refused) => return (n, refused),
+            };
             let sent = if gated {
                 let domain = email
                     .to

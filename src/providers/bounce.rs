@@ -3,7 +3,7 @@
 //! turns a refusal into a `bounce` event), and the VERP envelope sender that ties later
 //! reports back to the mail they are about.
 
-use uuid::Uuid;
+use crate::domain::{CampaignId, MessageId};
 
 /// What a permanent refusal says about the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,18 +109,21 @@ pub fn enhanced_status(text: &str) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
     /// A message sent with `POST /v1/emails`.
-    Message(Uuid),
+    Message(MessageId),
     /// A campaign's mail to one subscriber.
-    Campaign { campaign: Uuid, subscriber: u64 },
+    Campaign {
+        campaign: CampaignId,
+        subscriber: u64,
+    },
 }
 
 /// The VERP local part for `owner`: `bounces+m-ID` or `bounces+c-CAMPAIGN-SUBSCRIBER`.
 pub fn verp_local(owner: &Owner) -> String {
     match owner {
-        Owner::Message(id) => format!("bounces+m-{}", id.simple()),
+        Owner::Message(id) => format!("bounces+m-{}", id.get().simple()),
         Owner::Campaign {
             campaign,
             subscriber,
-        } => format!("bounces+c-{}-{subscriber}", campaign.simple()),
+        } => format!("bounces+c-{}-{subscriber}", campaign.get().simple()),
     }
 }

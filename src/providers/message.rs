@@ -9,7 +9,6 @@ use lettre::message::{
     header::{ContentType, HeaderName, HeaderValue},
 };
 use mailroom_jobs::SendEmail;
-use uuid::Uuid;
 
 /// Why a job's message cannot become an email. Permanent: the job carries it to its end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +32,7 @@ pub struct FileAttachment {
 #[derive(Debug, Clone)]
 pub struct OutgoingEmail {
     /// mailroom's message id.
-    pub id: Uuid,
+    pub id: crate::domain::MessageId,
     /// The sender.
     pub from: Mailbox,
     /// Recipients.

@@ -15,7 +15,7 @@ mod smtp;
 
 use std::time::Duration;
 
-pub use batch::{Answer, Batch, BatchRecipient, Body, PerMessage, SlowDown};
+pub use batch::{Addressee, Answer, Batch, BatchRecipient, Body, PerMessage, SlowDown};
 pub use message::{ComposeError, OutgoingEmail, Wire, text_from_html};
 pub use outbox::Outbox;
 pub use sendgrid::SendGrid;

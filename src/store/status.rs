@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use mailroom_jobs::RedisConnection;
-use mailroom_jobs::{Job, Keys, QueueKeys, SendEmail};
+use mailroom_jobs::{Job, Keys, MessageId, QueueKeys, SendEmail};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -193,28 +193,9 @@ impl StatusStore {
     ///
     /// # Errors
     /// When Redis does not answer.
-    pub async fn get(&self, id: &str) -> redis::RedisResult<Option<StatusRecord>> {
-        // Three slots on a cluster (the queue's, and the message's for the other two): read
-        // side by side rather than in one pipeline.
-        let mut conn = self.conn.clone();
-        let mut job_conn = self.conn.clone();
-        let job = redis::cmd("HMGET")
-            .arg(self.queue.job(id))
-            .arg(&FIELDS)
-            .to_owned();
-        let (values, (delivery, timeline)): (Vec<Option<String>>, MessageEvents) =
-            tokio::try_join!(job.query_async(&mut job_conn), async {
-                redis::pipe()
-                    .hgetall(self.keys.delivery(id))
-                    // Bounded even when a timeline was written before its cap was lowered.
-                    .lrange(
-                        self.keys.timeline(id),
-                        -isize::try_from(self.timeline_cap).unwrap_or(isize::MAX),
-                        -1,
-                    )
-                    .query_async(&mut conn)
-                    .await
-            })?;
+    pub async fn get(&self, id: MessageId) -> redis::RedisResult<Option<StatusRecord>> {
+        let id = &id.to_string();
+        let (values, (delivery, timeline)) = self.read(id).await?;
         let [
             state,
             attempts,
@@ -244,21 +225,7 @@ impl StatusStore {
         .into_iter()
         .flatten()
         .max();
-        // "rank:status", as the event script writes it.
-        let event_status = |value: &String| {
-            value
-                .split_once(':')
-                .and_then(|(_, word)| MessageStatus::from_event(word))
-        };
-        let mut recipients = BTreeMap::new();
-        let mut overall = None;
-        for (email, value) in &delivery {
-            if email.is_empty() {
-                overall = event_status(value);
-            } else if let Some(status) = event_status(value) {
-                recipients.insert(email.clone(), status);
-            }
-        }
+        let (mut recipients, overall) = delivered(&delivery);
         let suppressed: Vec<String> = output
             .get("suppressed")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -273,14 +240,7 @@ impl StatusStore {
             MessageStatus::Sent => overall.unwrap_or(MessageStatus::Sent),
             other => other,
         };
-        let sent = !matches!(
-            status,
-            MessageStatus::Queued
-                | MessageStatus::Sending
-                | MessageStatus::Retrying
-                | MessageStatus::Dead
-                | MessageStatus::Suppressed
-        );
+        let sent = handed_over(status);
         Ok(Some(StatusRecord {
             id: id.to_owned(),
             status,
@@ -301,4 +261,62 @@ impl StatusStore {
                 .collect(),
         }))
     }
+
+    /// The job's fields, and the message's delivery record and timeline. Three slots on a
+    /// cluster (the queue's, and the message's for the other two): read side by side rather
+    /// than in one pipeline.
+    async fn read(&self, id: &str) -> redis::RedisResult<(Vec<Option<String>>, MessageEvents)> {
+        let mut conn = self.conn.clone();
+        let mut job_conn = self.conn.clone();
+        let job = redis::cmd("HMGET")
+            .arg(self.queue.job(id))
+            .arg(&FIELDS)
+            .to_owned();
+        tokio::try_join!(job.query_async(&mut job_conn), async {
+            redis::pipe()
+                .hgetall(self.keys.delivery(id))
+                // Bounded even when a timeline was written before its cap was lowered.
+                .lrange(
+                    self.keys.timeline(id),
+                    -isize::try_from(self.timeline_cap).unwrap_or(isize::MAX),
+                    -1,
+                )
+                .query_async(&mut conn)
+                .await
+        })
+    }
+}
+
+/// Each recipient's status from the delivery record, and the message's own (the empty field);
+/// each value is `rank:status`, as the event script writes it.
+fn delivered(
+    delivery: &BTreeMap<String, String>,
+) -> (BTreeMap<String, MessageStatus>, Option<MessageStatus>) {
+    let event_status = |value: &String| {
+        value
+            .split_once(':')
+            .and_then(|(_, word)| MessageStatus::from_event(word))
+    };
+    let mut recipients = BTreeMap::new();
+    let mut overall = None;
+    for (email, value) in delivery {
+        if email.is_empty() {
+            overall = event_status(value);
+        } else if let Some(status) = event_status(value) {
+            recipients.insert(email.clone(), status);
+        }
+    }
+    (recipients, overall)
+}
+
+/// Whether a message in `status` has been handed to a provider.
+fn handed_over(status: MessageStatus) -> bool {
+    !matches!(
+        status,
+        MessageStatus::Queued
+            | MessageStatus::Sending
+            | MessageStatus::Retrying
+            | MessageStatus::Dead
+            | MessageStatus::Suppressed
+    )
 }

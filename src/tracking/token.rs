@@ -11,8 +11,8 @@
 //! recipient is looked up by its id, a campaign's by the subscriber.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use uuid::Uuid;
 
+use crate::domain::{CampaignId, MessageId};
 use crate::lists::links::LinkKeys;
 
 /// The HMAC purpose of tracking tokens.
@@ -26,9 +26,12 @@ pub const MAX_URL: usize = 4000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// A message sent with `POST /v1/emails`: its id.
-    Message(Uuid),
+    Message(MessageId),
     /// A campaign's mail to one subscriber.
-    Campaign { campaign: Uuid, subscriber: u64 },
+    Campaign {
+        campaign: CampaignId,
+        subscriber: u64,
+    },
 }
 
 /// What a token reports.
@@ -49,14 +52,14 @@ impl Target {
         match self.scope {
             Scope::Message(id) => {
                 bytes.push(1);
-                bytes.extend_from_slice(id.as_bytes());
+                bytes.extend_from_slice(id.get().as_bytes());
             }
             Scope::Campaign {
                 campaign,
                 subscriber,
             } => {
                 bytes.push(2);
-                bytes.extend_from_slice(campaign.as_bytes());
+                bytes.extend_from_slice(campaign.get().as_bytes());
                 bytes.extend_from_slice(&subscriber.to_be_bytes());
             }
         }
@@ -79,12 +82,12 @@ impl Target {
             return None;
         }
         let (&scope, rest) = rest.split_first()?;
-        let id = Uuid::from_slice(rest.get(..16)?).ok()?;
+        let id = uuid::Uuid::from_slice(rest.get(..16)?).ok()?;
         let (scope, rest) = match scope {
-            1 => (Scope::Message(id), &rest[16..]),
+            1 => (Scope::Message(id.into()), &rest[16..]),
             2 => (
                 Scope::Campaign {
-                    campaign: id,
+                    campaign: id.into(),
                     subscriber: u64::from_be_bytes(rest.get(16..24)?.try_into().ok()?),
                 },
                 &rest[24..],
@@ -121,7 +124,7 @@ mod tests {
         let k = keys("k1:0123456789abcdef0123456789abcdef");
         let click = Target {
             scope: Scope::Campaign {
-                campaign: Uuid::now_v7(),
+                campaign: CampaignId::fresh(),
                 subscriber: 6401,
             },
             sent_at: 1_800_000_000,
@@ -139,7 +142,7 @@ mod tests {
             "a click token is no open token"
         );
         let open = Target {
-            scope: Scope::Message(Uuid::now_v7()),
+            scope: Scope::Message(MessageId::fresh()),
             sent_at: 1,
             url: None,
         };
@@ -170,7 +173,7 @@ mod tests {
     fn a_rotated_key_still_verifies_old_tokens() {
         let old = keys("k1:0123456789abcdef0123456789abcdef");
         let target = Target {
-            scope: Scope::Message(Uuid::now_v7()),
+            scope: Scope::Message(MessageId::fresh()),
             sent_at: 7,
             url: None,
         };

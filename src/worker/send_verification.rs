@@ -81,7 +81,7 @@ pub async fn send_verification(
         },
     };
     let email = SendEmail {
-        id: job.id,
+        id: job.id.into(),
         message: EmailMessage {
             to: vec![Mailbox::new(job.email)],
             template: Some(template),

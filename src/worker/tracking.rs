@@ -6,7 +6,10 @@
 //! record expired, the subscriber erased) is dropped: there is no one to attribute it to.
 
 use apalis_core::{error::BoxDynError, task::data::Data};
-use mailroom_jobs::tracking::{Hit, HitKind, TrackingHits};
+use mailroom_jobs::{
+    CampaignId,
+    tracking::{Hit, HitKind, TrackingHits},
+};
 
 use std::collections::HashMap;
 
@@ -52,8 +55,8 @@ impl HitStore {
     async fn recipients(&self, hits: &[Hit]) -> redis::RedisResult<Vec<Option<TrackedRecipient>>> {
         let message_keys: Vec<String> = hits
             .iter()
-            .filter_map(|hit| hit.message.as_deref())
-            .map(|message| self.keys.tracked_recipient(message))
+            .filter_map(|hit| hit.message)
+            .map(|message| self.keys.tracked_recipient(&message.to_string()))
             .collect();
         let mut records = if message_keys.is_empty() {
             Vec::new()
@@ -64,7 +67,7 @@ impl HitStore {
                 .await?
         }
         .into_iter();
-        let mut campaigns: HashMap<String, Vec<String>> = HashMap::new();
+        let mut campaigns: HashMap<CampaignId, Vec<String>> = HashMap::new();
         let mut subscribers: HashMap<u64, Option<String>> = HashMap::new();
         let mut found = Vec::with_capacity(hits.len());
         for hit in hits {
@@ -74,9 +77,9 @@ impl HitStore {
                     .flatten()
                     .and_then(|raw| serde_json::from_str(&raw).ok())
             } else {
-                match (hit.campaign.as_deref(), hit.subscriber) {
+                match (hit.campaign, hit.subscriber) {
                     (Some(campaign), Some(subscriber)) => {
-                        let categories = match campaigns.get(campaign) {
+                        let categories = match campaigns.get(&campaign) {
                             Some(categories) => categories.clone(),
                             None => {
                                 let categories = self
@@ -85,7 +88,7 @@ impl HitStore {
                                     .await?
                                     .map(|s| s.categories)
                                     .unwrap_or_default();
-                                campaigns.insert(campaign.to_owned(), categories.clone());
+                                campaigns.insert(campaign, categories.clone());
                                 categories
                             }
                         };
@@ -121,8 +124,8 @@ fn event_of(hit: &Hit, recipient: &TrackedRecipient) -> Event {
     };
     let mut event = Event::own(Source::Tracking, kind, &recipient.email, hit.at);
     event.category = recipient.categories.clone();
-    event.mailroom_id = hit.message.clone();
-    event.mailroom_campaign = hit.campaign.clone();
+    event.mailroom_id = hit.message.map(|id| id.to_string());
+    event.mailroom_campaign = hit.campaign.map(|id| id.to_string());
     event.url = hit.url.clone();
     event.reason = hit.why.clone();
     event.sg_event_id = Some(format!("mailroom-tracking-{}", hit.id));

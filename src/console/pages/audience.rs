@@ -59,7 +59,7 @@ pub async fn campaigns(
                         state: word(&c.state),
                         paused_reason: c.paused_reason.unwrap_or_default(),
                         name: c.spec.name,
-                        id: c.id,
+                        id: c.id.to_string(),
                         audience: audience.max(done),
                         done,
                         sent: c.sent,

@@ -1,7 +1,7 @@
 //! Many recipients of one message in one Mail Send request: a [`Batch`] as personalizations
 //! (REFERENCE §1.2), at most 1,000 a request, each slot of the body a substitution tag.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use lettre::message::Mailbox;
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Asm, SendGrid, TrackingSettings};
 use crate::providers::{
     Delivery,
-    batch::{Answer, Batch, BatchRecipient, SlowDown, escape_into},
+    batch::{Addressee, Answer, Batch, BatchRecipient, SlowDown, escape_into},
 };
 
 /// SendGrid's most personalizations in one request.
@@ -19,19 +19,21 @@ const MAX_SUBSTITUTION_BYTES: usize = 10_000;
 
 /// One Mail Send request carrying many copies of one message (a campaign's recipients of one
 /// language): the body once, with substitution tags that each personalization fills.
+/// It borrows what it can from the batch: a campaign builds one for every 1,000 recipients.
 #[derive(Debug, Serialize)]
-pub(super) struct BulkMail {
-    personalizations: Vec<BulkRecipient>,
-    from: BulkAddress,
+pub(super) struct BulkMail<'a> {
+    personalizations: Vec<BulkRecipient<'a>>,
+    from: BulkAddress<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reply_to: Option<BulkAddress>,
+    reply_to: Option<BulkAddress<'a>>,
     subject: String,
     content: Vec<BulkContent>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    categories: Vec<String>,
-    custom_args: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
+    headers: Vec<&'a (&'static str, String)>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    categories: &'a [String],
+    #[serde(serialize_with = "pairs")]
+    custom_args: &'a [(&'static str, String)],
     /// The campaign's tracking.
     tracking_settings: TrackingSettings,
     /// The unsubscribe group, when every list of the campaign maps to the same one.
@@ -41,17 +43,26 @@ pub(super) struct BulkMail {
 
 /// An address in a [`BulkMail`].
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct BulkAddress {
-    email: String,
+pub(super) struct BulkAddress<'a> {
+    email: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
+    name: Option<&'a str>,
 }
 
-impl From<&Mailbox> for BulkAddress {
-    fn from(mailbox: &Mailbox) -> Self {
+impl<'a> From<&'a Mailbox> for BulkAddress<'a> {
+    fn from(mailbox: &'a Mailbox) -> Self {
         Self {
-            email: mailbox.email.to_string(),
-            name: mailbox.name.clone(),
+            email: mailbox.email.as_ref(),
+            name: mailbox.name.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<Addressee<'a>> for BulkAddress<'a> {
+    fn from(to: Addressee<'a>) -> Self {
+        Self {
+            email: to.email,
+            name: to.name,
         }
     }
 }
@@ -66,25 +77,29 @@ pub(super) struct BulkContent {
 
 /// One recipient of a [`BulkMail`], with their own substitutions, headers and custom args.
 #[derive(Debug, Serialize)]
-pub(super) struct BulkRecipient {
-    to: [BulkAddress; 1],
+pub(super) struct BulkRecipient<'a> {
+    to: [BulkAddress<'a>; 1],
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
-    substitutions: Vec<(std::sync::Arc<str>, String)>,
+    substitutions: Vec<(Arc<str>, Cow<'a, str>)>,
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "pairs")]
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<&'a (&'static str, String)>,
     #[serde(serialize_with = "pairs")]
-    custom_args: Vec<(&'static str, String)>,
+    custom_args: &'a [(&'static str, String)],
 }
 
 /// A list of pairs as a JSON object (no map built for every recipient).
-fn pairs<S: serde::Serializer, K: AsRef<str>>(
-    pairs: &[(K, String)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn pairs<S, P, K, V>(pairs: &[P], serializer: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    P: std::borrow::Borrow<(K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     use serde::ser::SerializeMap;
     let mut map = serializer.serialize_map(Some(pairs.len()))?;
-    for (k, v) in pairs {
-        map.serialize_entry(k.as_ref(), v)?;
+    for pair in pairs {
+        let (k, v) = pair.borrow();
+        map.serialize_entry(k.as_ref(), v.as_ref())?;
     }
     map.end()
 }
@@ -114,7 +129,7 @@ impl SendGrid {
     ///
     /// # Errors
     /// See [`BulkError`].
-    async fn send_bulk(&self, mail: &BulkMail) -> Result<Delivery, BulkError> {
+    async fn send_bulk(&self, mail: &BulkMail<'_>) -> Result<Delivery, BulkError> {
         self.post(mail, mail.personalizations.len() as u64).await
     }
 
@@ -164,7 +179,10 @@ impl Answer {
 }
 
 /// The request for `recipients` of `batch`, and for each recipient whether it is in it.
-fn bulk_mail(batch: &Batch<'_>, recipients: &[BatchRecipient]) -> (BulkMail, Vec<bool>) {
+fn bulk_mail<'a>(
+    batch: &'a Batch<'_>,
+    recipients: &'a [BatchRecipient<'_>],
+) -> (BulkMail<'a>, Vec<bool>) {
     let tags: Vec<(Arc<str>, Arc<str>)> = (0..batch.body.slots)
         .map(|n| (Arc::from(tag(n, true)), Arc::from(tag(n, false))))
         .collect();
@@ -179,13 +197,13 @@ fn bulk_mail(batch: &Batch<'_>, recipients: &[BatchRecipient]) -> (BulkMail, Vec
     let mut taken = Vec::with_capacity(recipients.len());
     for recipient in recipients {
         let mut substitutions = Vec::with_capacity(tags.len() * 2);
-        for ((html_tag, text_tag), value) in tags.iter().zip(&recipient.values) {
+        for ((html_tag, text_tag), value) in tags.iter().zip(recipient.values) {
             if html {
                 let mut escaped = String::with_capacity(value.len());
                 escape_into(&mut escaped, value);
-                substitutions.push((html_tag.clone(), escaped));
+                substitutions.push((html_tag.clone(), Cow::Owned(escaped)));
             }
-            substitutions.push((text_tag.clone(), value.clone()));
+            substitutions.push((text_tag.clone(), Cow::Borrowed(value.as_str())));
         }
         let bytes: usize = substitutions.iter().map(|(k, v)| k.len() + v.len()).sum();
         taken.push(bytes <= MAX_SUBSTITUTION_BYTES);
@@ -193,13 +211,12 @@ fn bulk_mail(batch: &Batch<'_>, recipients: &[BatchRecipient]) -> (BulkMail, Vec
             continue;
         }
         personalizations.push(BulkRecipient {
-            to: [BulkAddress::from(&recipient.to)],
+            to: [BulkAddress::from(recipient.to)],
             substitutions,
             headers: (recipient.headers.iter())
                 .filter(|h| !shared.contains(h))
-                .cloned()
                 .collect(),
-            custom_args: recipient.metadata.clone(),
+            custom_args: &recipient.metadata,
         });
     }
     let mut content = vec![BulkContent {
@@ -218,13 +235,9 @@ fn bulk_mail(batch: &Batch<'_>, recipients: &[BatchRecipient]) -> (BulkMail, Vec
         reply_to: batch.reply_to.map(BulkAddress::from),
         subject: batch.body.subject.tagged(&|n| tag(n, false)),
         content,
-        headers: (shared.into_iter())
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-        categories: batch.categories.to_vec(),
-        custom_args: (batch.metadata.iter())
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
+        headers: shared,
+        categories: batch.categories,
+        custom_args: &batch.metadata,
         tracking_settings: TrackingSettings::of(batch.tracking),
         asm: batch.unsubscribe_group.map(|group_id| Asm { group_id }),
     };
@@ -246,16 +259,20 @@ mod tests {
         bounce::Owner,
     };
 
-    fn recipient(email: &str, value: &str, list: &str) -> BatchRecipient {
+    /// A recipient of the address and values `person` holds.
+    fn recipient<'a>(person: &'a (&str, Vec<String>), list: &str) -> BatchRecipient<'a> {
         BatchRecipient {
-            to: email.parse().unwrap(),
-            values: vec![value.to_owned()],
+            to: Addressee {
+                email: person.0,
+                name: None,
+            },
+            values: &person.1,
             headers: vec![
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()),
                 ("List-Id", list.to_owned()),
             ],
             metadata: vec![("mailroom_list", list.to_owned())],
-            bounce_owner: Owner::Message(uuid::Uuid::nil()),
+            bounce_owner: Owner::Message(uuid::Uuid::nil().into()),
         }
     }
 
@@ -268,6 +285,12 @@ mod tests {
             html: Some(Template(vec![Piece::Slot(0)])),
             slots: 1,
         };
+        let person = |email, value: &str| (email, vec![value.to_owned()]);
+        let people = [
+            person("a@example.com", "A & B"),
+            person("b@example.com", &"x".repeat(MAX_SUBSTITUTION_BYTES)),
+            person("c@example.com", "C"),
+        ];
         let batch = Batch {
             from: &from,
             reply_to: None,
@@ -277,13 +300,9 @@ mod tests {
             tracking: mailroom_jobs::Tracking::default(),
             unsubscribe_group: Some(7),
             recipients: vec![
-                recipient("a@example.com", "A & B", "<1.lists>"),
-                recipient(
-                    "b@example.com",
-                    &"x".repeat(MAX_SUBSTITUTION_BYTES),
-                    "<1.lists>",
-                ),
-                recipient("c@example.com", "C", "<2.lists>"),
+                recipient(&people[0], "<1.lists>"),
+                recipient(&people[1], "<1.lists>"),
+                recipient(&people[2], "<2.lists>"),
             ],
         };
         let (mail, taken) = bulk_mail(&batch, &batch.recipients);
