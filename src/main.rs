@@ -77,45 +77,35 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Making a key needs no settings: it works before any are written.
-    let command = match cli.command {
-        Command::Dkim { command } => {
-            return match mailroom::providers::dkim::run(command) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("mailroom: {error:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+    match cli.command {
+        // Making a key needs no settings: it works before any are written.
+        Command::Dkim { command } => said(mailroom::providers::dkim::run(command)),
         // The doctor reports settings that do not load as one of its checks.
-        Command::Doctor => {
-            let settings = Settings::load(cli.config.as_deref()).and_then(|settings| {
-                app::check(&settings)?;
-                Ok(settings)
-            });
-            return match mailroom::doctor::run(settings).await {
-                Ok(()) => ExitCode::SUCCESS,
+        Command::Doctor => said(mailroom::doctor::run(load(cli.config.as_deref())).await),
+        command => {
+            let settings = match load(cli.config.as_deref()) {
+                Ok(settings) => settings,
                 Err(error) => {
                     eprintln!("mailroom: {error:#}");
-                    ExitCode::FAILURE
+                    return ExitCode::from(2);
                 }
             };
+            telemetry::init(settings.log_format);
+            warn_of_unknown_settings();
+            logged(run(settings, command).await)
         }
-        command => command,
-    };
-    let loaded = Settings::load(cli.config.as_deref()).and_then(|settings| {
-        app::check(&settings)?;
-        Ok(settings)
-    });
-    let settings = match loaded {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("mailroom: {error:#}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(settings.log_format);
+    }
+}
+
+/// The settings, loaded and checked.
+fn load(config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    let settings = Settings::load(config)?;
+    app::check(&settings)?;
+    Ok(settings)
+}
+
+/// A warning for each `MAILROOM_` variable that is no setting, with the one it may mean.
+fn warn_of_unknown_settings() {
     for (name, closest) in Settings::unknown_environment() {
         match closest {
             Some(meant) => tracing::warn!(
@@ -124,7 +114,11 @@ async fn main() -> ExitCode {
             None => tracing::warn!("{name} is not a mailroom setting and is ignored"),
         }
     }
-    let outcome = match command {
+}
+
+/// Runs a command that needs settings.
+async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve => app::serve(&settings, Auth::Required, shutdown::on_signal()).await,
         Command::Dev => dev::run(settings, shutdown::on_signal()).await,
         Command::Enqueue(args) => cli::enqueue(&settings, args).await,
@@ -141,9 +135,24 @@ async fn main() -> ExitCode {
             mailroom::lists::import_command::run(&settings, command).await
         }
         Command::Dkim { .. } | Command::Doctor => {
-            unreachable!("handled before the settings load")
+            anyhow::bail!("dkim and doctor run before the settings load")
         }
-    };
+    }
+}
+
+/// The exit code of a command that answers on standard error (before logging starts).
+fn said(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mailroom: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of a command that logs: 2 for settings that cannot work.
+fn logged(outcome: anyhow::Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.chain().any(|e| e.is::<Misconfigured>()) => {

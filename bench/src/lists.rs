@@ -290,6 +290,41 @@ impl fmt::Display for UnsubscribeReport {
     }
 }
 
+/// Posts RFC 8058's one-click body to each of `urls`, `concurrency` at a time: each one's
+/// latency.
+async fn one_click_all(
+    client: &reqwest::Client,
+    urls: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use futures::StreamExt;
+    futures::stream::iter(urls)
+        .map(|url| {
+            let client = client.clone();
+            async move {
+                let sent = Instant::now();
+                let response = client
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("List-Unsubscribe=One-Click")
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    response.status().as_u16() == 200,
+                    "a one-click POST got {}",
+                    response.status()
+                );
+                let _ = response.bytes().await?;
+                Ok(sent.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<anyhow::Result<Duration>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()
+}
+
 /// `bench unsubscribe`: imports `count` subscribers, then unsubscribes each with the one-click
 /// POST a mailbox provider sends, `concurrency` at a time.
 ///
@@ -300,7 +335,6 @@ pub(crate) async fn unsubscribe(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<UnsubscribeReport> {
-    use futures::StreamExt;
     use mailroom::lists::links::{LinkKeys, ListLink};
     const KEYS: &str = "bench:bench-link-key-0123456789abcdef0123456789";
     let prefix = bench_prefix(settings);
@@ -333,31 +367,7 @@ pub(crate) async fn unsubscribe(
             })
             .collect();
         let started = Instant::now();
-        let mut latencies: Vec<Duration> = futures::stream::iter(urls)
-            .map(|url| {
-                let client = client.clone();
-                async move {
-                    let sent = Instant::now();
-                    let response = client
-                        .post(url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body("List-Unsubscribe=One-Click")
-                        .send()
-                        .await?;
-                    anyhow::ensure!(
-                        response.status().as_u16() == 200,
-                        "a one-click POST got {}",
-                        response.status()
-                    );
-                    let _ = response.bytes().await?;
-                    Ok(sent.elapsed())
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect::<Vec<anyhow::Result<Duration>>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
+        let mut latencies = one_click_all(&client, urls, concurrency).await?;
         let elapsed = started.elapsed();
         let _ = server.start_kill();
         let _ = server.wait().await;

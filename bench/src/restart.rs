@@ -135,25 +135,10 @@ fn mailroom(redis: &Redis, prefix: &str, sendgrid: &str) -> anyhow::Result<Comma
     Ok(command)
 }
 
-/// Runs the scenario with `emails` emails.
-///
-/// # Errors
-/// When a process cannot start, or the emails are not all handed over within two minutes.
-pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
-    let dir = std::env::temp_dir().join(format!("mailroom-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut redis = Redis {
-        port,
-        dir: dir.clone(),
-        child: None,
-    };
-    redis.start().await?;
-
-    // The stand-in: counts what it is handed, by mailroom id.
-    let handed: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+/// The stand-in: counts what it is handed, by mailroom id. Its URL, the counts, its task.
+async fn counting_stand_in()
+-> anyhow::Result<(String, Handed, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let handed: Handed = Arc::default();
     let counter = handed.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sendgrid = format!("http://{}", listener.local_addr()?);
@@ -174,13 +159,24 @@ pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
         }),
     );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((sendgrid, handed, server))
+}
 
-    let prefix = "restart-bench";
+/// What the stand-in was handed: how many times each mailroom id.
+type Handed = Arc<Mutex<HashMap<String, u32>>>;
+
+/// How many distinct messages the stand-in was handed.
+fn handed_count(handed: &Handed) -> usize {
+    handed.lock().map(|m| m.len()).unwrap_or(0)
+}
+
+/// Pushes `emails` receipts onto the queue of the Redis at `url`: their ids.
+async fn push_emails(url: &str, prefix: &str, emails: usize) -> anyhow::Result<Vec<String>> {
     let timeout = mailroom::config::REDIS_RESPONSE_TIMEOUT;
-    let conn = mailroom_jobs::RedisClient::open(&redis.url(), timeout)?
+    let conn = mailroom_jobs::RedisClient::open(url, timeout)?
         .connect(timeout)
         .await?;
-    let producer = Producer::new(conn.clone(), prefix);
+    let producer = Producer::new(conn, prefix);
     let mut ids = Vec::with_capacity(emails);
     let mut pushed = 0;
     while pushed < emails {
@@ -197,8 +193,99 @@ pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
         ids.extend(producer.push_many(&round).await?);
         pushed += round.len();
     }
-    drop(producer);
-    drop(conn);
+    Ok(ids)
+}
+
+/// How many jobs of the email queue are in flight.
+async fn in_flight(url: &str, prefix: &str) -> anyhow::Result<u64> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    Ok(redis::cmd("ZCARD")
+        .arg(mailroom_jobs::QueueKeys::new(prefix, SendEmail::QUEUE).inflight())
+        .query_async(&mut conn)
+        .await?)
+}
+
+/// Waits until the worker hands over a message again (more than `before`) and the API
+/// accepts one, after restart number `restart`: how long each took.
+async fn until_back(
+    client: &reqwest::Client,
+    api: &str,
+    handed: &Handed,
+    before: usize,
+    restart: usize,
+) -> anyhow::Result<(Option<Duration>, Option<Duration>)> {
+    let back = Instant::now();
+    let mut worker_back = None;
+    let mut api_back = None;
+    while worker_back.is_none() || api_back.is_none() {
+        if worker_back.is_none() && handed_count(handed) > before {
+            worker_back = Some(back.elapsed());
+        }
+        if api_back.is_none() {
+            let accepted = client
+                .post(format!("{api}/v1/emails"))
+                .bearer_auth("bench-key")
+                .json(&serde_json::json!({"to": "probe@example.com", "subject": "probe", "text": "probe"}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::ACCEPTED);
+            if accepted {
+                api_back = Some(back.elapsed());
+            }
+        }
+        if back.elapsed() > Duration::from_secs(60) {
+            bail!("a process did not come back after restart {restart}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok((worker_back, api_back))
+}
+
+/// Waits, for up to two minutes, until every one of `ids` was handed over.
+async fn until_all_handed(handed: &Handed, ids: &[String]) {
+    let started = Instant::now();
+    let all = |seen: &HashMap<String, u32>| ids.iter().all(|id| seen.contains_key(id));
+    while !handed.lock().map(|m| all(&m)).unwrap_or(false) {
+        if started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many of `ids` were never handed over, and how many more than once.
+fn lost_and_duplicated(handed: &Handed, ids: &[String]) -> (usize, usize) {
+    let seen = handed.lock().map(|m| m.clone()).unwrap_or_default();
+    let lost = ids.iter().filter(|id| !seen.contains_key(*id)).count();
+    let duplicated = (ids.iter())
+        .filter(|id| seen.get(*id).is_some_and(|n| *n > 1))
+        .count();
+    (lost, duplicated)
+}
+
+/// Runs the scenario with `emails` emails.
+///
+/// # Errors
+/// When a process cannot start, or the emails are not all handed over within two minutes.
+pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
+    let dir = std::env::temp_dir().join(format!("mailroom-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut redis = Redis {
+        port,
+        dir: dir.clone(),
+        child: None,
+    };
+    redis.start().await?;
+
+    let (sendgrid, handed, server) = counting_stand_in().await?;
+
+    let prefix = "restart-bench";
+    let ids = push_emails(&redis.url(), prefix, emails).await?;
 
     let api_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -212,7 +299,6 @@ pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
         .spawn()?;
     let client = reqwest::Client::new();
     let api = format!("http://127.0.0.1:{api_port}");
-    let handed_count = || handed.lock().map(|m| m.len()).unwrap_or(0);
 
     let mut in_flight_at_restarts = Vec::new();
     let mut worker_back_after = Vec::new();
@@ -221,62 +307,24 @@ pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
         // Let a share of the emails go first.
         let threshold = emails * restart / 3;
         let started = Instant::now();
-        while handed_count() < threshold {
+        while handed_count(&handed) < threshold {
             if started.elapsed() > Duration::from_secs(60) {
                 bail!("the worker stalled before restart {restart}");
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let in_flight: u64 = {
-            let mut conn = redis::Client::open(redis.url())?
-                .get_multiplexed_async_connection()
-                .await?;
-            redis::cmd("ZCARD")
-                .arg(mailroom_jobs::QueueKeys::new(prefix, SendEmail::QUEUE).inflight())
-                .query_async(&mut conn)
-                .await?
-        };
+        let in_flight = in_flight(&redis.url(), prefix).await?;
         in_flight_at_restarts.push(in_flight);
         redis.kill().await;
         tokio::time::sleep(Duration::from_secs(2)).await; // the outage
-        let before = handed_count();
+        let before = handed_count(&handed);
         redis.start().await?;
-        let back = Instant::now();
-        let mut worker_back = None;
-        let mut api_back = None;
-        while worker_back.is_none() || api_back.is_none() {
-            if worker_back.is_none() && handed_count() > before {
-                worker_back = Some(back.elapsed());
-            }
-            if api_back.is_none() {
-                let accepted = client
-                    .post(format!("{api}/v1/emails"))
-                    .bearer_auth("bench-key")
-                    .json(&serde_json::json!({"to": "probe@example.com", "subject": "probe", "text": "probe"}))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == StatusCode::ACCEPTED);
-                if accepted {
-                    api_back = Some(back.elapsed());
-                }
-            }
-            if back.elapsed() > Duration::from_secs(60) {
-                bail!("a process did not come back after restart {restart}");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (worker_back, api_back) = until_back(&client, &api, &handed, before, restart).await?;
         worker_back_after.extend(worker_back);
         api_back_after.extend(api_back);
     }
 
-    let started = Instant::now();
-    let all = |seen: &HashMap<String, u32>| ids.iter().all(|id| seen.contains_key(id));
-    while !handed.lock().map(|m| all(&m)).unwrap_or(false) {
-        if started.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_all_handed(&handed, &ids).await;
     // Let the probes and any retry settle before reading the stats.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = mailroom(&redis, prefix, &sendgrid)?
@@ -284,12 +332,7 @@ pub(crate) async fn restart(emails: usize) -> anyhow::Result<RestartReport> {
         .stdout(Stdio::piped())
         .output()
         .await?;
-    let seen = handed.lock().map(|m| m.clone()).unwrap_or_default();
-    let lost = ids.iter().filter(|id| !seen.contains_key(*id)).count();
-    let duplicated = ids
-        .iter()
-        .filter(|id| seen.get(*id).is_some_and(|n| *n > 1))
-        .count();
+    let (lost, duplicated) = lost_and_duplicated(&handed, &ids);
     let _ = worker.start_kill();
     let _ = api_process.start_kill();
     server.abort();

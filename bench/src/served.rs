@@ -446,31 +446,24 @@ fn event_batch(batch: usize, size: usize, timestamp: i64) -> String {
     body
 }
 
-/// `bench events`: `batches` signed batches of `size` events POSTed to a `mailroom serve`
-/// (`concurrency` at once) and applied by one `mailroom work`, measured from the first POST to
-/// the last batch applied.
-///
-/// # Errors
-/// When Redis fails, a process does not start, or a POST is refused.
-pub(crate) async fn events(
-    settings: &Settings,
-    batches: usize,
-    size: usize,
-    concurrency: usize,
-) -> anyhow::Result<EventsReport> {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
+/// Event batches as SendGrid posts them.
+struct Signed {
+    /// The verification key (base64 DER).
+    public: String,
+    /// The timestamp header.
+    stamp: String,
+    /// Each body with its signature.
+    batches: Vec<(String, String)>,
+}
 
+/// `batches` signed event batches of `size` events.
+fn signed_batches(batches: usize, size: usize) -> anyhow::Result<Signed> {
     use base64::Engine as _;
     use p256::{
         ecdsa::{Signature, SigningKey, signature::Signer as _},
         pkcs8::EncodePublicKey,
     };
 
-    let prefix = bench_prefix(settings);
-    let conn = settings.redis_connection().await?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let key = SigningKey::from_slice(&seed)?;
@@ -479,7 +472,6 @@ pub(crate) async fn events(
         .to_public_key_der()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let public = base64::engine::general_purpose::STANDARD.encode(public.as_bytes());
-    // SendGrid's side of the work (building and signing) is done before the clock starts.
     let timestamp = chrono::Utc::now().timestamp();
     let stamp = timestamp.to_string();
     let signed: Vec<(String, String)> = (0..batches)
@@ -493,28 +485,36 @@ pub(crate) async fn events(
             (body, signature)
         })
         .collect();
-    let env = [("MAILROOM_SENDGRID_WEBHOOK_KEY", public.as_str())];
-    let (server, base, client) = start_server(&prefix, &env).await?;
-    let mut worker = tokio::process::Command::new(crate::mailroom_exe()?)
-        .args(["work", "--concurrency", "8"])
-        .env("MAILROOM_REDIS_PREFIX", &prefix)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the worker process")?;
+    Ok(Signed {
+        public,
+        stamp,
+        batches: signed,
+    })
+}
+
+/// Posts the `signed` batches to `url`, `concurrency` at a time: each POST's latency.
+async fn post_all(
+    client: &reqwest::Client,
+    url: &str,
+    stamp: &str,
+    signed: Vec<(String, String)>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
     let signed = Arc::new(signed);
     let next = Arc::new(AtomicUsize::new(0));
-    let url = format!("{base}/webhooks/sendgrid/events");
-    let started = Instant::now();
     let posters: Vec<_> = (0..concurrency)
         .map(|_| {
             let (signed, next, client, url, stamp) = (
                 signed.clone(),
                 next.clone(),
                 client.clone(),
-                url.clone(),
-                stamp.clone(),
+                url.to_owned(),
+                stamp.to_owned(),
             );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -540,10 +540,46 @@ pub(crate) async fn events(
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(batches);
+    let mut latencies = Vec::new();
     for poster in posters {
         latencies.extend(poster.await??);
     }
+    Ok(latencies)
+}
+
+/// `bench events`: `batches` signed batches of `size` events POSTed to a `mailroom serve`
+/// (`concurrency` at once) and applied by one `mailroom work`, measured from the first POST to
+/// the last batch applied.
+///
+/// # Errors
+/// When Redis fails, a process does not start, or a POST is refused.
+pub(crate) async fn events(
+    settings: &Settings,
+    batches: usize,
+    size: usize,
+    concurrency: usize,
+) -> anyhow::Result<EventsReport> {
+    let prefix = bench_prefix(settings);
+    let conn = settings.redis_connection().await?;
+    // SendGrid's side of the work (building and signing) is done before the clock starts.
+    let Signed {
+        public,
+        stamp,
+        batches: signed,
+    } = signed_batches(batches, size)?;
+    let env = [("MAILROOM_SENDGRID_WEBHOOK_KEY", public.as_str())];
+    let (server, base, client) = start_server(&prefix, &env).await?;
+    let mut worker = tokio::process::Command::new(crate::mailroom_exe()?)
+        .args(["work", "--concurrency", "8"])
+        .env("MAILROOM_REDIS_PREFIX", &prefix)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the worker process")?;
+    let url = format!("{base}/webhooks/sendgrid/events");
+    let started = Instant::now();
+    let mut latencies = post_all(&client, &url, &stamp, signed, concurrency).await?;
     let admin = QueueAdmin::new(conn.clone(), prefix.clone());
     loop {
         let stats = admin.stats(SendgridEvents::QUEUE).await?;

@@ -405,6 +405,34 @@ fn parse_domain(raw: &str) -> Result<(String, String), SyntaxError> {
     } else {
         uts46.to_unicode(raw.as_bytes(), AsciiDenyList::STD3, Hyphens::Allow)
     };
+    check_labels(&mapped)?;
+    if mapping.is_err() {
+        return Err(mapping_error(raw));
+    }
+    let ascii = if plain {
+        lower.clone()
+    } else {
+        uts46
+            .to_ascii(
+                mapped.as_bytes(),
+                AsciiDenyList::STD3,
+                Hyphens::Check,
+                DnsLength::Ignore,
+            )
+            .map_err(|_| SyntaxError {
+                code: C::InvalidIdna,
+                message: "the domain is not a valid internationalized domain name (IDNA)"
+                    .to_owned(),
+            })?
+            .into_owned()
+    };
+    check_lengths(&ascii)?;
+    Ok((mapped.into_owned(), ascii))
+}
+
+/// The labels of a mapped domain: none empty, at least two, hyphens where DNS allows them.
+fn check_labels(mapped: &str) -> Result<(), SyntaxError> {
+    use SyntaxCode as C;
     let labels: Vec<&str> = mapped.split('.').collect();
     if labels.iter().any(|l| l.is_empty()) {
         return refuse(
@@ -434,40 +462,31 @@ fn parse_domain(raw: &str) -> Result<(String, String), SyntaxError> {
             );
         }
     }
-    if mapping.is_err() {
-        if let Some(bad) = raw
-            .chars()
-            .find(|&c| c.is_ascii() && !c.is_ascii_alphanumeric() && !"-.".contains(c))
-        {
-            return refuse(
-                C::InvalidCharacter,
-                format!(
-                    "the domain contains '{bad}'; only letters, digits, '-' and '.' are allowed"
-                ),
-            );
-        }
-        return refuse(
-            C::InvalidIdna,
-            "the domain is not a valid internationalized domain name (IDNA)",
-        );
+    Ok(())
+}
+
+/// Why UTS #46 could not map the domain `raw`: an ASCII character no host name holds, or IDNA.
+fn mapping_error(raw: &str) -> SyntaxError {
+    let bad =
+        (raw.chars()).find(|&c| c.is_ascii() && !c.is_ascii_alphanumeric() && !"-.".contains(c));
+    match bad {
+        Some(bad) => SyntaxError {
+            code: SyntaxCode::InvalidCharacter,
+            message: format!(
+                "the domain contains '{bad}'; only letters, digits, '-' and '.' are allowed"
+            ),
+        },
+        None => SyntaxError {
+            code: SyntaxCode::InvalidIdna,
+            message: "the domain is not a valid internationalized domain name (IDNA)".to_owned(),
+        },
     }
-    let ascii = if plain {
-        lower.clone()
-    } else {
-        uts46
-            .to_ascii(
-                mapped.as_bytes(),
-                AsciiDenyList::STD3,
-                Hyphens::Check,
-                DnsLength::Ignore,
-            )
-            .map_err(|_| SyntaxError {
-                code: C::InvalidIdna,
-                message: "the domain is not a valid internationalized domain name (IDNA)"
-                    .to_owned(),
-            })?
-            .into_owned()
-    };
+}
+
+/// The lengths DNS allows (labels and the whole name, in DNS form) and a TLD that ends with a
+/// letter.
+fn check_lengths(ascii: &str) -> Result<(), SyntaxError> {
+    use SyntaxCode as C;
     if let Some(label) = ascii.split('.').find(|l| l.len() > MAX_LABEL_OCTETS) {
         return refuse(
             C::LabelTooLong,
@@ -493,7 +512,7 @@ fn parse_domain(raw: &str) -> Result<(String, String), SyntaxError> {
             format!("'{tld}' is not a top-level domain (a TLD ends with a letter)"),
         );
     }
-    Ok((mapped.into_owned(), ascii))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -114,8 +114,8 @@ mod tests {
         many: Vec<u64>,
     }
 
-    fn parse(text: &str) -> Result<Body, String> {
-        serde_json::from_str(text).map_err(|e| e.to_string())
+    fn parse(text: &str) -> serde_json::Result<Body> {
+        serde_json::from_str(text)
     }
 
     #[test]

@@ -17,8 +17,13 @@ use hickory_resolver::{TokioResolver, proto::rr::RData};
 use super::{Check, Verdict, check};
 use crate::config::{ProviderKind, Settings};
 
+/// A DNS lookup that failed (no records is an empty answer, not this).
+#[derive(Debug, thiserror::Error)]
+#[error("the lookup failed: {0}")]
+struct LookupFailed(hickory_resolver::net::NetError);
+
 /// The TXT records at `name` (each record's strings joined), or why there are none.
-async fn txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
+async fn txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, LookupFailed> {
     match resolver.txt_lookup(format!("{name}.")).await {
         Ok(answer) => Ok(answer
             .answers()
@@ -34,7 +39,7 @@ async fn txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String
             })
             .collect()),
         Err(error) if error.is_no_records_found() => Ok(Vec::new()),
-        Err(error) => Err(format!("the lookup failed: {error}")),
+        Err(error) => Err(LookupFailed(error)),
     }
 }
 
@@ -54,7 +59,7 @@ async fn spf(resolver: &TokioResolver, domain: &str, provider: ProviderKind) -> 
     };
     let records = match txt(resolver, domain).await {
         Ok(records) => records,
-        Err(error) => return check(Verdict::Fail, what, error),
+        Err(error) => return check(Verdict::Fail, what, error.to_string()),
     };
     let spf: Vec<&String> = records
         .iter()
@@ -96,7 +101,7 @@ async fn dmarc(resolver: &TokioResolver, domain: &str) -> Check {
     let name = format!("_dmarc.{domain}");
     let records = match txt(resolver, &name).await {
         Ok(records) => records,
-        Err(error) => return check(Verdict::Fail, what, error),
+        Err(error) => return check(Verdict::Fail, what, error.to_string()),
     };
     let Some(record) = records
         .iter()
@@ -132,7 +137,7 @@ async fn dkim(resolver: &TokioResolver, published: &crate::providers::dkim::Publ
     let what = format!("dkim {name}");
     let records = match txt(resolver, &name).await {
         Ok(records) => records,
-        Err(error) => return check(Verdict::Fail, what, error),
+        Err(error) => return check(Verdict::Fail, what, error.to_string()),
     };
     let key = |record: &str| tag(record, "p").map(|p| p.split_whitespace().collect::<String>());
     let wanted = key(&published.record);

@@ -454,11 +454,34 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
     } else {
         message
     };
-    let (suppress, suppression) = match (&event.event, suppression_of(event)) {
+    let (suppress, suppression) = suppression_fields(event, &email, received_at);
+    let line = timeline_line(event, &email, received_at);
+    Prepared {
+        owner: owner.to_owned(),
+        event_id: event.sg_event_id.clone().filter(|id| !id.is_empty()),
+        identity,
+        message: message.to_owned(),
+        email,
+        status,
+        rank,
+        day,
+        categories,
+        counter,
+        unique,
+        suppress,
+        suppression,
+        line,
+    }
+}
+
+/// What the event does to the suppression list: the action and the record (JSON) it writes.
+fn suppression_fields(event: &Event, email: &str, received_at: DateTime<Utc>) -> (String, String) {
+    let kind = event.event.as_str();
+    match (&event.event, suppression_of(event)) {
         (EventKind::GroupResubscribe, _) => ("lift:group_unsubscribe".to_owned(), String::new()),
         (_, Some(reason)) => {
             let record = Suppression {
-                email: email.clone(),
+                email: email.to_owned(),
                 reason,
                 source: format!("{}:{kind}", event.source.as_str()),
                 detail: event.reason.clone().or_else(|| event.status.clone()),
@@ -470,7 +493,12 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
             )
         }
         (_, None) => (String::new(), String::new()),
-    };
+    }
+}
+
+/// The event's line in its message's timeline (JSON).
+fn timeline_line(event: &Event, email: &str, received_at: DateTime<Utc>) -> String {
+    let kind = event.event.as_str();
     let at = DateTime::from_timestamp(event.timestamp, 0).unwrap_or(received_at);
     let mut line = json!({
         "event": kind,
@@ -494,22 +522,7 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
             line[name] = json!(value);
         }
     }
-    Prepared {
-        owner: owner.to_owned(),
-        event_id: event.sg_event_id.clone().filter(|id| !id.is_empty()),
-        identity,
-        message: message.to_owned(),
-        email,
-        status,
-        rank,
-        day,
-        categories,
-        counter,
-        unique,
-        suppress,
-        suppression,
-        line: line.to_string(),
-    }
+    line.to_string()
 }
 
 /// From SendGrid's message id to mailroom's, for the events that arrive without

@@ -24,7 +24,7 @@ use crate::{
     domain::StartingStatus,
     lists::{
         SubscriptionStatus,
-        import::{self, ImportSettings, ImportTargets},
+        import::{self, ImportSettings, ImportTargets, OverLimit, ReadFailure},
         imports::ImportStatus,
     },
 };
@@ -74,6 +74,38 @@ impl Delimiter {
     }
 }
 
+/// Whether the body is CSV (`text/csv`, or `application/csv` as some clients send it).
+fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("text/csv") || v.eq_ignore_ascii_case("application/csv")
+        })
+}
+
+/// The body as a blocking reader that fails with [`OverLimit`] past `limit` bytes.
+fn limited(body: Body, limit: u64) -> impl std::io::Read + Send + 'static {
+    let mut read = 0u64;
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .map_ok(move |chunk| {
+            read += chunk.len() as u64;
+            (read > limit, chunk)
+        })
+        .and_then(move |(over, chunk)| {
+            futures::future::ready(if over {
+                Err(std::io::Error::other(OverLimit(limit)))
+            } else {
+                Ok(chunk)
+            })
+        });
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
+}
+
 /// Import subscribers from a CSV body (columns `email`, `name`, `locale`, `attributes`, and any
 /// other column as an attribute). Answers once the body is read; the last rows may still be
 /// going in (`state: running`).
@@ -102,15 +134,7 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ImportStatus>), ApiError> {
-    let is_csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            let v = v.trim();
-            v.eq_ignore_ascii_case("text/csv") || v.eq_ignore_ascii_case("application/csv")
-        });
-    if !is_csv {
+    if !is_csv(&headers) {
         return Err(ApiError::unsupported_media_type_of("text/csv"));
     }
     let delimiter = query.delimiter.map(Delimiter::byte);
@@ -120,34 +144,16 @@ pub(super) async fn create(
     }
     .ok_or_else(|| ApiError::not_found(format!("no list {}", query.list)).field("list"))?;
     let status = SubscriptionStatus::from(query.status.unwrap_or(StartingStatus::Unconfirmed));
-    let id = Uuid::now_v7();
-    state.imports.start(id, list.id, status).await?;
-
-    let limit = state.import_max_bytes;
-    let mut read = 0u64;
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .map_ok(move |chunk| {
-            read += chunk.len() as u64;
-            (read > limit, chunk)
-        })
-        .and_then(move |(over, chunk)| {
-            futures::future::ready(if over {
-                Err(std::io::Error::other(format!(
-                    "the body is over MAILROOM_IMPORT_MAX_BYTES ({limit} bytes)"
-                )))
-            } else {
-                Ok(chunk)
-            })
-        });
-    let source = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     if query.send_optin && status == SubscriptionStatus::Confirmed {
         return Err(ApiError::bad_request(
             "send_optin asks unconfirmed people to confirm: it goes with status=unconfirmed",
         )
         .field("send_optin"));
     }
+    let id = Uuid::now_v7();
+    state.imports.start(id, list.id, status).await?;
+    let limit = state.import_max_bytes;
+    let source = limited(body, limit);
     let targets = ImportTargets {
         lists: state.lists.clone(),
         suppressions: state.suppressions.clone(),
@@ -179,15 +185,13 @@ pub(super) async fn create(
     );
     match body_read.await {
         Ok(Ok(())) => {}
-        Ok(Err(reason)) if reason.contains("MAILROOM_IMPORT_MAX_BYTES") => {
+        Ok(Err(ReadFailure::TooLarge(limit))) => {
             return Err(ApiError::too_large(
                 usize::try_from(limit).unwrap_or(usize::MAX),
             ));
         }
-        Ok(Err(reason)) if reason.contains("could not be read") => {
-            return Err(ApiError::bad_request(reason));
-        }
-        Ok(Err(reason)) => return Err(ApiError::validation(reason)),
+        Ok(Err(ReadFailure::Unreadable(reason))) => return Err(ApiError::bad_request(reason)),
+        Ok(Err(ReadFailure::Unusable(reason))) => return Err(ApiError::validation(reason)),
         Err(_) => {
             return Err(ApiError::internal(
                 &"the import stopped before reading the body",

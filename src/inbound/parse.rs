@@ -184,6 +184,24 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A form's parts, and the charsets SendGrid says its text fields are in.
+struct Form {
+    parts: HashMap<String, Part>,
+    charsets: HashMap<String, String>,
+}
+
+impl Form {
+    /// Text field `name`, decoded.
+    fn field(&self, name: &str) -> Option<String> {
+        (self.parts.get(name)).map(|p| decode(&p.data, self.charsets.get(name).map(String::as_str)))
+    }
+
+    /// Text field `name`, decoded and trimmed.
+    fn trimmed(&self, name: &str) -> Option<String> {
+        self.field(name).map(|s| s.trim().to_owned())
+    }
+}
+
 /// Parses a POST with `content_type` and `body`, received at `received_at`, keeping
 /// attachment bodies up to `max_attachment` bytes.
 ///
@@ -195,24 +213,13 @@ pub async fn parse(
     received_at: DateTime<Utc>,
     max_attachment: usize,
 ) -> Result<Parsed, InboundError> {
-    let mut parts = read_form(content_type, body).await?;
+    let parts = read_form(content_type, body).await?;
     let charsets: HashMap<String, String> = parts
         .get("charsets")
         .and_then(|p| serde_json::from_slice(&p.data).ok())
         .unwrap_or_default();
-    let field = |parts: &HashMap<String, Part>, name: &str| {
-        parts
-            .get(name)
-            .map(|p| decode(&p.data, charsets.get(name).map(String::as_str)))
-    };
-    let envelope = parts
-        .get("envelope")
-        .and_then(|p| serde_json::from_slice::<Envelope>(&p.data).ok());
-    let spam_score = field(&parts, "spam_score").and_then(|s| s.trim().parse().ok());
-    let spf = field(&parts, "SPF").map(|s| s.trim().to_owned());
-    let dkim = field(&parts, "dkim").map(|s| s.trim().to_owned());
-    let sender_ip = field(&parts, "sender_ip").map(|s| s.trim().to_owned());
-    let mut email = InboundEmail {
+    let mut form = Form { parts, charsets };
+    let email = InboundEmail {
         id: uuid::Uuid::now_v7().to_string(),
         from: String::new(),
         to: String::new(),
@@ -221,123 +228,151 @@ pub async fn parse(
         text: None,
         html: None,
         headers: Vec::new(),
-        envelope,
-        spam_score,
-        spf,
-        dkim,
-        sender_ip,
+        envelope: (form.parts.get("envelope"))
+            .and_then(|p| serde_json::from_slice::<Envelope>(&p.data).ok()),
+        spam_score: form.field("spam_score").and_then(|s| s.trim().parse().ok()),
+        spf: form.trimmed("SPF"),
+        dkim: form.trimmed("dkim"),
+        sender_ip: form.trimmed("sender_ip"),
         attachments: Vec::new(),
         received_at,
         over_budget: false,
     };
-    let mut bodies = Vec::new();
-    if let Some(raw) = parts.remove("email") {
-        let raw = raw.data;
-        let whole = raw.clone();
-        // A UTF-8 BOM before the headers (the C# samples have one) is not part of the message.
-        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
-        let message = MessageParser::default()
-            .parse(raw)
-            .filter(|m| !m.headers().is_empty())
-            .ok_or(InboundError::BadMime)?;
-        let addresses = |a: Option<&mail_parser::Address<'_>>| {
-            a.map(|a| {
-                a.iter()
-                    .map(|addr| match (addr.name(), addr.address()) {
-                        (Some(name), Some(address)) => format!("{name} <{address}>"),
-                        (None, Some(address)) => address.to_owned(),
-                        (Some(name), None) => name.to_owned(),
-                        (None, None) => String::new(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-        };
-        email.from = addresses(message.from());
-        email.to = addresses(message.to());
-        email.cc = addresses(message.cc());
-        email.subject = message.subject().unwrap_or_default().to_owned();
-        email.text = message.body_text(0).map(|t| t.into_owned());
-        email.html = message.body_html(0).map(|h| h.into_owned());
-        let raw_bytes = message.raw_message();
-        email.headers = message
-            .headers()
-            .iter()
-            .map(|h| {
-                let start = h.offset_start as usize;
-                let end = (h.offset_end as usize).min(raw_bytes.len());
-                let value = String::from_utf8_lossy(raw_bytes.get(start..end).unwrap_or_default());
-                (h.name.as_str().to_owned(), unfold(&value))
-            })
-            .collect();
-        for part in message.attachments() {
-            let data = part.contents();
-            let content_type = part.content_type().map_or_else(
-                || "application/octet-stream".to_owned(),
-                |t| match t.subtype() {
-                    Some(sub) => format!("{}/{sub}", t.ctype()),
-                    None => t.ctype().to_owned(),
-                },
-            );
-            let stored = data.len() <= max_attachment;
-            email.attachments.push(AttachmentInfo {
-                filename: part.attachment_name().map(str::to_owned),
-                content_type,
-                size: data.len(),
-                content_id: part
-                    .content_id()
-                    .map(|c| c.trim_matches(['<', '>']).to_owned()),
-                sha256: sha256_hex(data),
-                stored,
-            });
-            bodies.push(stored.then(|| Bytes::copy_from_slice(data)));
-        }
-        // The message itself is the most faithful source; the form's copies fill what it
-        // lacks.
-        for (name, slot) in [
-            ("from", &mut email.from),
-            ("to", &mut email.to),
-            ("cc", &mut email.cc),
-            ("subject", &mut email.subject),
-        ] {
-            if slot.is_empty() {
-                *slot = field(&parts, name).unwrap_or_default();
-            }
-        }
-        return Ok(Parsed {
-            email,
-            bodies,
-            raw: Some(whole),
-        });
+    match form.parts.remove("email") {
+        Some(raw) => from_raw(email, raw.data, &form, max_attachment),
+        None => from_fields(email, form, max_attachment),
     }
-    let Some(from) = field(&parts, "from") else {
+}
+
+/// Raw mode: the message itself, parsed here; the form's copies fill what it lacks.
+fn from_raw(
+    mut email: InboundEmail,
+    whole: Bytes,
+    form: &Form,
+    max_attachment: usize,
+) -> Result<Parsed, InboundError> {
+    // A UTF-8 BOM before the headers (the C# samples have one) is not part of the message.
+    let raw = whole.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&whole);
+    let message = MessageParser::default()
+        .parse(raw)
+        .filter(|m| !m.headers().is_empty())
+        .ok_or(InboundError::BadMime)?;
+    email.from = addresses(message.from());
+    email.to = addresses(message.to());
+    email.cc = addresses(message.cc());
+    email.subject = message.subject().unwrap_or_default().to_owned();
+    email.text = message.body_text(0).map(|t| t.into_owned());
+    email.html = message.body_html(0).map(|h| h.into_owned());
+    let raw_bytes = message.raw_message();
+    email.headers = message
+        .headers()
+        .iter()
+        .map(|h| {
+            let start = h.offset_start as usize;
+            let end = (h.offset_end as usize).min(raw_bytes.len());
+            let value = String::from_utf8_lossy(raw_bytes.get(start..end).unwrap_or_default());
+            (h.name.as_str().to_owned(), unfold(&value))
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for part in message.attachments() {
+        let (info, body) = attachment_of(part, max_attachment);
+        email.attachments.push(info);
+        bodies.push(body);
+    }
+    for (name, slot) in [
+        ("from", &mut email.from),
+        ("to", &mut email.to),
+        ("cc", &mut email.cc),
+        ("subject", &mut email.subject),
+    ] {
+        if slot.is_empty() {
+            *slot = form.field(name).unwrap_or_default();
+        }
+    }
+    Ok(Parsed {
+        email,
+        bodies,
+        raw: Some(whole.clone()),
+    })
+}
+
+/// Addresses as one line: `Name <address>, address`.
+fn addresses(a: Option<&mail_parser::Address<'_>>) -> String {
+    a.map(|a| {
+        a.iter()
+            .map(|addr| match (addr.name(), addr.address()) {
+                (Some(name), Some(address)) => format!("{name} <{address}>"),
+                (None, Some(address)) => address.to_owned(),
+                (Some(name), None) => name.to_owned(),
+                (None, None) => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+    .unwrap_or_default()
+}
+
+/// What is kept of an attachment of a raw message: its description, and its body when it is
+/// at most `max_attachment` bytes.
+fn attachment_of(
+    part: &mail_parser::MessagePart<'_>,
+    max_attachment: usize,
+) -> (AttachmentInfo, Option<Bytes>) {
+    let data = part.contents();
+    let content_type = part.content_type().map_or_else(
+        || "application/octet-stream".to_owned(),
+        |t| match t.subtype() {
+            Some(sub) => format!("{}/{sub}", t.ctype()),
+            None => t.ctype().to_owned(),
+        },
+    );
+    let stored = data.len() <= max_attachment;
+    let info = AttachmentInfo {
+        filename: part.attachment_name().map(str::to_owned),
+        content_type,
+        size: data.len(),
+        content_id: part
+            .content_id()
+            .map(|c| c.trim_matches(['<', '>']).to_owned()),
+        sha256: sha256_hex(data),
+        stored,
+    };
+    (info, stored.then(|| Bytes::copy_from_slice(data)))
+}
+
+/// Parsed mode: SendGrid's fields, and the attachments as numbered file parts.
+fn from_fields(
+    mut email: InboundEmail,
+    mut form: Form,
+    max_attachment: usize,
+) -> Result<Parsed, InboundError> {
+    let Some(from) = form.field("from") else {
         return Err(InboundError::Empty);
     };
     email.from = from;
-    email.to = field(&parts, "to").unwrap_or_default();
-    email.cc = field(&parts, "cc").unwrap_or_default();
-    email.subject = field(&parts, "subject").unwrap_or_default();
-    email.text = field(&parts, "text");
-    email.html = field(&parts, "html");
-    email.headers = field(&parts, "headers")
+    email.to = form.field("to").unwrap_or_default();
+    email.cc = form.field("cc").unwrap_or_default();
+    email.subject = form.field("subject").unwrap_or_default();
+    email.text = form.field("text");
+    email.html = form.field("html");
+    email.headers = (form.field("headers"))
         .map(|block| header_lines(&block))
         .unwrap_or_default();
-    let info: HashMap<String, AttachmentMeta> = parts
-        .get("attachment-info")
+    let info: HashMap<String, AttachmentMeta> = (form.parts.get("attachment-info"))
         .and_then(|p| serde_json::from_slice(&p.data).ok())
         .unwrap_or_default();
     // The file parts present, in number order: the `attachments` count is only a claim.
-    let mut numbered: Vec<(usize, String)> = parts
-        .keys()
+    let mut numbered: Vec<(usize, String)> = (form.parts.keys())
         .filter_map(|name| {
             let n = name.strip_prefix("attachment")?.parse::<usize>().ok()?;
             Some((n, name.clone()))
         })
         .collect();
     numbered.sort_unstable();
+    let mut bodies = Vec::new();
     for (_, name) in numbered {
-        let Some(part) = parts.remove(&name) else {
+        let Some(part) = form.parts.remove(&name) else {
             continue;
         };
         let meta = info.get(&name);

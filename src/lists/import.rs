@@ -24,7 +24,7 @@ use super::{
     ListStore, Source, SubscriptionStatus,
     imports::{ImportStore, RowReport, Totals},
     model::{encode_attributes, parse_name},
-    store::{RecordChange, Row, SubscriptionChange, Upsert, task_failed},
+    store::{Outcome, RecordChange, Row, SubscriptionChange, Upsert, task_failed},
 };
 use crate::domain::{ListId, Locale};
 use crate::store::Suppressions;
@@ -58,12 +58,49 @@ pub enum ImportError {
     /// The header line has no `email` column, or there is no header.
     #[error("{0}")]
     Header(String),
-    /// The source could not be read (a body cut off, over its limit, a file error).
+    /// The source could not be read (a body cut off, a file error).
     #[error("the file could not be read: {0}")]
     Read(String),
+    /// The source passed its limit, in bytes ([`OverLimit`]).
+    #[error("the file could not be read: {}", OverLimit(*.0))]
+    TooLarge(u64),
     /// Redis failed; rows before it are stored, and running the import again is safe.
     #[error("the store failed: {0}")]
     Store(#[from] redis::RedisError),
+}
+
+/// The error a size-limited source reads as when it passes its limit of this many bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the body is over MAILROOM_IMPORT_MAX_BYTES ({0} bytes)")]
+pub struct OverLimit(pub u64);
+
+/// Why a source was not read to its end, for whoever waits on it (`run`'s `read_done`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// No usable header: the file is not what an import takes.
+    Unusable(String),
+    /// Cut off or unreadable.
+    Unreadable(String),
+    /// Over its limit of this many bytes.
+    TooLarge(u64),
+}
+
+impl ReadFailure {
+    fn of(error: &ImportError) -> Self {
+        match error {
+            ImportError::Header(reason) => Self::Unusable(reason.clone()),
+            ImportError::TooLarge(limit) => Self::TooLarge(*limit),
+            ImportError::Read(_) | ImportError::Store(_) => Self::Unreadable(error.to_string()),
+        }
+    }
+}
+
+/// An I/O error of the source, as an import's.
+fn io_error(error: &std::io::Error) -> ImportError {
+    match (error.get_ref()).and_then(|inner| inner.downcast_ref::<OverLimit>()) {
+        Some(over) => ImportError::TooLarge(over.0),
+        None => ImportError::Read(error.to_string()),
+    }
 }
 
 /// One parsed batch from the reader.
@@ -180,8 +217,7 @@ fn read_batches(
     sender: &mpsc::Sender<Batch>,
 ) -> Result<(), ImportError> {
     let mut source = std::io::BufReader::with_capacity(256 * 1024, source);
-    let head =
-        std::io::BufRead::fill_buf(&mut source).map_err(|e| ImportError::Read(e.to_string()))?;
+    let head = std::io::BufRead::fill_buf(&mut source).map_err(|e| io_error(&e))?;
     let delimiter = delimiter.unwrap_or_else(|| detect_delimiter(head));
     // The csv crate counts a record's line before it has read the `\n` of the previous CRLF,
     // so with CRLF line ends every line it reports is one low.
@@ -250,7 +286,7 @@ fn read_batches(
 
 fn read_error(error: &csv::Error) -> ImportError {
     match error.kind() {
-        csv::ErrorKind::Io(e) => ImportError::Read(e.to_string()),
+        csv::ErrorKind::Io(e) => io_error(e),
         _ => ImportError::Header(format!("the header line is not CSV: {error}")),
     }
 }
@@ -282,17 +318,14 @@ pub async fn run<R: Read + Send + 'static>(
     id: Uuid,
     settings: &ImportSettings,
     progress: impl Fn(&Totals),
-    read_done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    read_done: Option<tokio::sync::oneshot::Sender<Result<(), ReadFailure>>>,
 ) -> Result<Totals, ImportError> {
     let (sender, receiver) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     let delimiter = settings.delimiter;
     let reader = tokio::task::spawn_blocking(move || {
         let result = read_batches(source, delimiter, &sender);
         if let Some(done) = read_done {
-            let _ = done.send(match &result {
-                Ok(()) => Ok(()),
-                Err(error) => Err(error.to_string()),
-            });
+            let _ = done.send(result.as_ref().map_err(ReadFailure::of).copied());
         }
         result
     });
@@ -437,13 +470,25 @@ async fn apply(
             _ => totals.skipped += 1,
         }
     }
+    queue_optins(targets, settings, &outcomes, &rows).await?;
+    reports.sort_by_key(|r| r.line);
+    Ok((totals, reports))
+}
+
+/// The opt-in emails of the rows whose subscription the import added, when it sends them.
+async fn queue_optins(
+    targets: &ImportTargets,
+    settings: &ImportSettings,
+    outcomes: &[Outcome],
+    rows: &[&Row],
+) -> redis::RedisResult<()> {
     if settings.send_optin
         && settings.status == SubscriptionStatus::Unconfirmed
         && let Some((producer, ttl, list)) = &targets.optin
     {
         let jobs: Vec<_> = outcomes
             .iter()
-            .zip(&rows)
+            .zip(rows)
             .filter(|(o, _)| o.subscriptions.first() == Some(&SubscriptionChange::Added))
             .map(|(o, row)| mailroom_jobs::SendVerification {
                 request_id: targets.request_id.clone(),
@@ -461,8 +506,7 @@ async fn apply(
             })?;
         }
     }
-    reports.sort_by_key(|r| r.line);
-    Ok((totals, reports))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     ListStore, SubscriptionStatus,
     import::{self, ImportSettings, ImportTargets},
-    imports::ImportStore,
+    imports::{ImportStore, RowReport, Totals},
 };
 use crate::{config::Settings, domain::ListId, store::Suppressions};
 
@@ -71,18 +71,45 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// The delimiter `--delimiter` names: `,`, `;`, `|` or `tab` (detected when not given).
+fn delimiter_of(arg: Option<&str>) -> anyhow::Result<Option<u8>> {
+    Ok(match arg {
+        None => None,
+        Some("tab") => Some(b'\t'),
+        Some(d @ ("," | ";" | "|")) => Some(d.as_bytes()[0]),
+        Some(other) => bail!("--delimiter is one of , ; | or tab, not {other:?}"),
+    })
+}
+
+/// What the import did, and its first 20 refused rows.
+fn print_summary(id: Uuid, totals: &Totals, seconds: f64, reports: &[RowReport]) {
+    println!(
+        "import {id}: {} rows in {seconds:.1} s ({:.0} rows/s): {} imported, {} updated, {} skipped, {} invalid",
+        totals.rows,
+        totals.rows as f64 / seconds.max(1e-3),
+        totals.imported,
+        totals.updated,
+        totals.skipped,
+        totals.invalid
+    );
+    for report in reports.iter().take(20) {
+        println!("  line {}: {}", report.line, report.reason);
+    }
+    if reports.len() > 20 {
+        println!(
+            "  … {} more: GET /v1/imports/{id}/errors has them all",
+            reports.len() - 20
+        );
+    }
+}
+
 /// Runs `mailroom import …`.
 ///
 /// # Errors
 /// When the list does not exist, the file cannot be read, or Redis fails.
 pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<()> {
     let ImportCommand::Subscribers(args) = command;
-    let delimiter = match args.delimiter.as_deref() {
-        None => None,
-        Some("tab") => Some(b'\t'),
-        Some(d @ ("," | ";" | "|")) => Some(d.as_bytes()[0]),
-        Some(other) => bail!("--delimiter is one of , ; | or tab, not {other:?}"),
-    };
+    let delimiter = delimiter_of(args.delimiter.as_deref())?;
     let conn = settings.redis_connection().await?;
     let prefix = &settings.redis_prefix;
     let lists = ListStore::new(conn.clone(), prefix);
@@ -152,25 +179,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     )
     .await?;
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "import {id}: {} rows in {seconds:.1} s ({:.0} rows/s): {} imported, {} updated, {} skipped, {} invalid",
-        totals.rows,
-        totals.rows as f64 / seconds.max(1e-3),
-        totals.imported,
-        totals.updated,
-        totals.skipped,
-        totals.invalid
-    );
     let reports = targets.imports.all_reports(id).await?;
-    for report in reports.iter().take(20) {
-        println!("  line {}: {}", report.line, report.reason);
-    }
-    if reports.len() > 20 {
-        println!(
-            "  … {} more: GET /v1/imports/{id}/errors has them all",
-            reports.len() - 20
-        );
-    }
+    print_summary(id, &totals, started.elapsed().as_secs_f64(), &reports);
     Ok(())
 }

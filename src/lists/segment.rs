@@ -189,6 +189,53 @@ impl Filter {
     }
 }
 
+impl Field {
+    /// The field `name` names (`attributes.a.b` for a path into the attributes).
+    fn parse(name: &str, field_path: &str) -> Result<Self, FilterError> {
+        Ok(match name {
+            "email" => Field::Email,
+            "domain" => Field::Domain,
+            "name" => Field::Name,
+            "locale" => Field::Locale,
+            "status" => Field::Status,
+            "created_at" => Field::CreatedAt,
+            "updated_at" => Field::UpdatedAt,
+            other => match other.strip_prefix("attributes.") {
+                Some(rest) if !rest.is_empty() && rest.split('.').all(|p| !p.is_empty()) => {
+                    Field::Attribute(rest.split('.').map(str::to_owned).collect())
+                }
+                _ => {
+                    return fail(
+                        field_path,
+                        format!(
+                            "unknown field {other:?}: email, domain, name, locale, status, created_at, updated_at or attributes.NAME"
+                        ),
+                    );
+                }
+            },
+        })
+    }
+}
+
+impl Bound {
+    /// The bound of a comparison: a number, or a date (`YYYY-MM-DD` or RFC 3339).
+    fn parse(value: &Value, value_path: &str) -> Result<Self, FilterError> {
+        Ok(match value {
+            Value::Number(n) => Bound::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => match parse_date(s) {
+                Some(t) => Bound::Date(t),
+                None => {
+                    return fail(
+                        value_path,
+                        format!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"),
+                    );
+                }
+            },
+            _ => return fail(value_path, "a comparison takes a number or a date"),
+        })
+    }
+}
+
 impl Test {
     fn parse(object: &Map<String, Value>, path: &str) -> Result<Self, FilterError> {
         for key in object.keys() {
@@ -205,28 +252,7 @@ impl Test {
         let Some(name) = object.get("field").and_then(Value::as_str) else {
             return fail(&field_path, "a condition names its field (a string)");
         };
-        let field = match name {
-            "email" => Field::Email,
-            "domain" => Field::Domain,
-            "name" => Field::Name,
-            "locale" => Field::Locale,
-            "status" => Field::Status,
-            "created_at" => Field::CreatedAt,
-            "updated_at" => Field::UpdatedAt,
-            other => match other.strip_prefix("attributes.") {
-                Some(rest) if !rest.is_empty() && rest.split('.').all(|p| !p.is_empty()) => {
-                    Field::Attribute(rest.split('.').map(str::to_owned).collect())
-                }
-                _ => {
-                    return fail(
-                        &field_path,
-                        format!(
-                            "unknown field {other:?}: email, domain, name, locale, status, created_at, updated_at or attributes.NAME"
-                        ),
-                    );
-                }
-            },
-        };
+        let field = Field::parse(name, &field_path)?;
         let op_path = join(path, "op");
         let value_path = join(path, "value");
         let value = object.get("value");
@@ -266,19 +292,7 @@ impl Test {
                     "lt" => Ordering::Lt,
                     _ => Ordering::Lte,
                 };
-                let bound = match need("a number or a date")? {
-                    Value::Number(n) => Bound::Number(n.as_f64().unwrap_or(f64::NAN)),
-                    Value::String(s) => match parse_date(s) {
-                        Some(t) => Bound::Date(t),
-                        None => {
-                            return fail(
-                                &value_path,
-                                format!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"),
-                            );
-                        }
-                    },
-                    _ => return fail(&value_path, "a comparison takes a number or a date"),
-                };
+                let bound = Bound::parse(need("a number or a date")?, &value_path)?;
                 if matches!(field, Field::CreatedAt | Field::UpdatedAt)
                     && !matches!(bound, Bound::Date(_))
                 {

@@ -402,25 +402,7 @@ impl ListStore {
                 .arg(BUCKET_SPAN);
             for &i in &indexes {
                 let row = rows[i].borrow();
-                let mask: String = [
-                    if row.name.is_some() { '1' } else { '0' },
-                    if row.locale.is_some() { '1' } else { '0' },
-                    if row.attributes.is_some() { '1' } else { '0' },
-                    row.status.map_or('-', SubscriberStatus::code),
-                ]
-                .iter()
-                .collect();
-                // The record as stored if the subscriber is new (the script reads only its
-                // first four fields otherwise).
-                let record = encode_new_record(&NewRecord {
-                    email: &row.email,
-                    name: row.name.as_deref(),
-                    locale: row.locale.as_deref(),
-                    attributes: row.attributes.as_deref(),
-                    status: row.status.unwrap_or(SubscriberStatus::Enabled),
-                    now: &now,
-                    memberships: &new_memberships,
-                });
+                let (record, mask) = row_args(row, &now, &new_memberships);
                 invocation.arg(&row.key).arg(record).arg(mask);
             }
             let mut conn = self.conn.clone();
@@ -430,23 +412,7 @@ impl ListStore {
             }
         }))
         .await?;
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
-        for (indexes, answer) in answers {
-            for (i, line) in indexes.into_iter().zip(answer.split(' ')) {
-                outcomes[i] = parse_outcome(line);
-            }
-        }
-        outcomes
-            .into_iter()
-            .map(|o| {
-                o.ok_or_else(|| {
-                    redis::RedisError::from((
-                        redis::ErrorKind::Parse,
-                        "the upsert script answered in an unknown shape",
-                    ))
-                })
-            })
-            .collect()
+        in_row_order(rows.len(), answers)
     }
 
     /// The id of the subscriber with case key `key`.
@@ -652,4 +618,51 @@ fn parse_outcome(line: &str) -> Option<Outcome> {
         record,
         subscriptions,
     })
+}
+
+/// What the upsert script takes for one row: its record as stored if the subscriber is new
+/// (the script reads only its first four fields otherwise), and which of its fields the row
+/// gives (`1`/`0` for name, locale and attributes, then the status code or `-`).
+fn row_args(row: &Row, now: &str, memberships: &str) -> (String, String) {
+    let mask: String = [
+        if row.name.is_some() { '1' } else { '0' },
+        if row.locale.is_some() { '1' } else { '0' },
+        if row.attributes.is_some() { '1' } else { '0' },
+        row.status.map_or('-', SubscriberStatus::code),
+    ]
+    .iter()
+    .collect();
+    let record = encode_new_record(&NewRecord {
+        email: &row.email,
+        name: row.name.as_deref(),
+        locale: row.locale.as_deref(),
+        attributes: row.attributes.as_deref(),
+        status: row.status.unwrap_or(SubscriberStatus::Enabled),
+        now,
+        memberships,
+    });
+    (record, mask)
+}
+
+/// The outcomes of `rows` rows from each shard's answer (the rows it had, and one word each).
+fn in_row_order(
+    rows: usize,
+    answers: Vec<(Vec<usize>, String)>,
+) -> redis::RedisResult<Vec<Outcome>> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; rows];
+    for (indexes, answer) in answers {
+        for (i, line) in indexes.into_iter().zip(answer.split(' ')) {
+            outcomes[i] = parse_outcome(line);
+        }
+    }
+    (outcomes.into_iter())
+        .map(|o| {
+            o.ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "the upsert script answered in an unknown shape",
+                ))
+            })
+        })
+        .collect()
 }

@@ -221,7 +221,7 @@ pub enum DkimError {
         domain: String,
         /// The entry's source: a path or `$VARIABLE`.
         from: String,
-        reason: String,
+        reason: SourceError,
     },
     #[error("the key of {domain}: {reason}")]
     Key { domain: String, reason: KeyError },
@@ -484,13 +484,22 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A key's PEM from a file, or from the environment variable a `$NAME` source names; why
-/// not, in words.
-fn read_source(source: &str) -> Result<String, String> {
+/// Why a key's source could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("the environment variable {0} is not set")]
+    Unset(String),
+    #[error("{0}")]
+    File(#[from] std::io::Error),
+}
+
+/// A key's PEM from a file, or from the environment variable a `$NAME` source names.
+fn read_source(source: &str) -> Result<String, SourceError> {
     match source.strip_prefix('$') {
-        Some(variable) => std::env::var(variable)
-            .map_err(|_| format!("the environment variable {variable} is not set")),
-        None => std::fs::read_to_string(source).map_err(|e| e.to_string()),
+        Some(variable) => {
+            std::env::var(variable).map_err(|_| SourceError::Unset(variable.to_owned()))
+        }
+        None => Ok(std::fs::read_to_string(source)?),
     }
 }
 

@@ -263,6 +263,27 @@ fn link_copy(
     })
 }
 
+/// The copy of the double opt-in email: its link expires in days, not minutes.
+fn optin_copy(
+    t: Translator<'_>,
+    d: &mailroom_jobs::templates::SubscriptionConfirmData,
+) -> Result<LinkCopy, RenderError> {
+    Ok(LinkCopy {
+        heading: t.text("optin-heading", &[])?,
+        greeting: match d.name.as_deref() {
+            Some(name) => t.text("greeting-name", &[name_arg(name)])?,
+            None => t.text("greeting", &[])?,
+        },
+        body: t.text("optin-body", &[list_arg(&d.list)])?,
+        button: t.text("optin-button", &[])?,
+        expiry: t.text(
+            "optin-expiry",
+            &[("days", FluentValue::from(d.expires_in_days))],
+        )?,
+        closing: t.text("optin-ignore", &[])?,
+    })
+}
+
 /// Renders the HTML and text templates of `data`, with the same layout and copy.
 fn render_pair(
     data: &TemplateData,
@@ -297,20 +318,7 @@ fn render_pair(
             )
         }
         TemplateData::SubscriptionConfirm(d) => {
-            let c = &LinkCopy {
-                heading: t.text("optin-heading", &[])?,
-                greeting: match d.name.as_deref() {
-                    Some(name) => t.text("greeting-name", &[name_arg(name)])?,
-                    None => t.text("greeting", &[])?,
-                },
-                body: t.text("optin-body", &[list_arg(&d.list)])?,
-                button: t.text("optin-button", &[])?,
-                expiry: t.text(
-                    "optin-expiry",
-                    &[("days", FluentValue::from(d.expires_in_days))],
-                )?,
-                closing: t.text("optin-ignore", &[])?,
-            };
+            let c = &optin_copy(t, d)?;
             (
                 SubscriptionConfirmHtml { l, data: d, c }.render()?,
                 SubscriptionConfirmText { l, data: d, c }.render()?,

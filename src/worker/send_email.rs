@@ -217,49 +217,14 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     let provider = mailer.provider.name();
     let job = render(job, &mailer.renderer)?;
     let job = track(job, mailer).await?;
-    let outcome = match OutgoingEmail::compose(&job, &mailer.default_from) {
-        Ok(mut email) => {
-            // SendGrid's tracking_settings say the same as mailroom's own tracking would.
-            email.tracking = mailer.tracking.for_message(&job.message);
-            email.unsubscribe_group = job
-                .message
-                .list_id
-                .and_then(|list| mailer.unsubscribe_groups.get(&list).copied());
-            let sent = mailer.provider.send(&email).await;
-            mailer
-                .activity
-                .record(provider, crate::providers::ProviderError::outcome(&sent), 1);
-            sent
-        }
-        Err(error) => Err(ProviderError::permanent(error.to_string())),
-    };
+    let outcome = hand_over(&job, mailer).await;
     if mailer.announce {
         announce(&job, provider, &outcome);
     }
     match outcome {
         Ok(delivery) => {
             tracing::debug!(provider, provider_message_id = ?delivery.provider_message_id, "sent");
-            if let Some(provider_id) = delivery
-                .provider_message_id
-                .as_deref()
-                .filter(|_| provider == "sendgrid")
-            {
-                // The message is sent: failing to index it must not fail the job (a retry would
-                // send it twice), so the write is retried here, through a Redis restart, for
-                // a bounded time. Its events still carry mailroom_id; only Return-Path bounces
-                // would miss the timeline if it is lost.
-                let id = job.id.to_string();
-                record_with_retries(&mailer.message_index, provider_id, &id).await;
-            }
-            // The index only serves export and erasure: a failure is logged, never a resend.
-            let recipients = recipients(&job);
-            if let Err(error) = mailer
-                .addresses
-                .remember(&recipients, &job.id.to_string())
-                .await
-            {
-                tracing::warn!(%error, "could not index the message by recipient");
-            }
+            index(&job, mailer, delivery.provider_message_id.as_deref()).await;
             Ok(Sent {
                 provider,
                 provider_message_id: delivery.provider_message_id,
@@ -291,6 +256,40 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             Some(delay) => RetryAfterError::new(message, delay).into(),
             None => message.into(),
         }),
+    }
+}
+
+/// Composes `job`'s message and hands it to the provider.
+async fn hand_over(
+    job: &SendEmail,
+    mailer: &Mailer,
+) -> Result<crate::providers::Delivery, ProviderError> {
+    let mut email = OutgoingEmail::compose(job, &mailer.default_from)
+        .map_err(|error| ProviderError::permanent(error.to_string()))?;
+    // SendGrid's tracking_settings say the same as mailroom's own tracking would.
+    email.tracking = mailer.tracking.for_message(&job.message);
+    email.unsubscribe_group =
+        (job.message.list_id).and_then(|list| mailer.unsubscribe_groups.get(&list).copied());
+    let sent = mailer.provider.send(&email).await;
+    let outcome = crate::providers::ProviderError::outcome(&sent);
+    mailer.activity.record(mailer.provider.name(), outcome, 1);
+    sent
+}
+
+/// Indexes a sent message: by SendGrid's id (for events that come back without mailroom's)
+/// and by recipient (for export and erasure).
+async fn index(job: &SendEmail, mailer: &Mailer, provider_id: Option<&str>) {
+    let id = job.id.to_string();
+    if let Some(provider_id) = provider_id.filter(|_| mailer.provider.name() == "sendgrid") {
+        // The message is sent: failing to index it must not fail the job (a retry would send
+        // it twice), so the write is retried here, through a Redis restart, for a bounded
+        // time. Its events still carry mailroom_id; only Return-Path bounces would miss the
+        // timeline if it is lost.
+        record_with_retries(&mailer.message_index, provider_id, &id).await;
+    }
+    // The index only serves export and erasure: a failure is logged, never a resend.
+    if let Err(error) = mailer.addresses.remember(&recipients(job), &id).await {
+        tracing::warn!(%error, "could not index the message by recipient");
     }
 }
 

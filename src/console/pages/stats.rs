@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::{AppState, Chrome, Flash, Session, charts, page, redis_trouble};
+use crate::{campaigns::Campaign, store::stats::Stats};
 
 struct CampaignStats {
     name: String,
@@ -54,6 +55,71 @@ fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "–".to_owned(), |r| format!("{:.1} %", r * 100.0))
 }
 
+/// The series of the delivery chart.
+const VOLUME: [&str; 3] = ["delivered", "unique opens", "unique clicks"];
+/// The series of the problems chart.
+const PROBLEMS: [&str; 4] = ["bounced", "deferred", "complaints", "unsubscribes"];
+
+/// The two charts per day: what was delivered and read, and what went wrong.
+fn day_charts(stats: &Stats) -> (String, String) {
+    let dates: Vec<String> = stats.days.iter().map(|d| d.date.clone()).collect();
+    let series = |f: fn(&crate::store::stats::Counters) -> u64| -> Vec<u64> {
+        stats.days.iter().map(|d| f(&d.counters)).collect()
+    };
+    let volume_chart = charts::per_day(
+        "Delivered, unique opens and unique clicks per day",
+        &dates,
+        &[
+            ("delivered", series(|c| c.delivered)),
+            ("unique opens", series(|c| c.unique_opens)),
+            ("unique clicks", series(|c| c.unique_clicks)),
+        ],
+    );
+    let problem_chart = charts::per_day(
+        "Bounces, deferrals, complaints and unsubscribes per day",
+        &dates,
+        &[
+            ("bounced", series(|c| c.bounced)),
+            ("deferred", series(|c| c.deferred)),
+            ("complaints", series(|c| c.spam_reports)),
+            ("unsubscribes", series(|c| c.unsubscribes)),
+        ],
+    );
+    (volume_chart, problem_chart)
+}
+
+/// The tiles over the charts: totals and rates of the period.
+fn tiles(stats: &Stats) -> Vec<(String, &'static str)> {
+    let totals = &stats.totals;
+    vec![
+        (totals.processed.to_string(), "processed"),
+        (totals.delivered.to_string(), "delivered"),
+        (percent(stats.rates.delivery), "delivery rate"),
+        (percent(stats.rates.open), "unique open rate"),
+        (percent(stats.rates.click), "unique click rate"),
+        (percent(stats.rates.bounce), "bounce rate"),
+        (percent(stats.rates.complaint), "complaint rate"),
+    ]
+}
+
+/// Engagement per delivered message of each campaign.
+fn campaign_chart(series: &[&str], campaigns: &[Campaign]) -> String {
+    charts::rates(
+        "Unique opens, clicks, bounces and complaints per delivered message of each campaign",
+        series,
+        &campaigns
+            .iter()
+            .map(|c| {
+                let e = &c.engagement;
+                (
+                    e.delivered,
+                    vec![e.opens, e.clicks, e.bounces, e.complaints],
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// `GET /console/stats?category=C&days=N`.
 pub async fn stats(
     State(state): State<AppState>,
@@ -80,56 +146,10 @@ pub async fn stats(
         Ok(read) => read,
         Err(error) => return redis_trouble(&error),
     };
-    let dates: Vec<String> = stats.days.iter().map(|d| d.date.clone()).collect();
-    let series = |f: fn(&crate::store::stats::Counters) -> u64| -> Vec<u64> {
-        stats.days.iter().map(|d| f(&d.counters)).collect()
-    };
-    let volume_series = vec!["delivered", "unique opens", "unique clicks"];
-    let volume_chart = charts::per_day(
-        "Delivered, unique opens and unique clicks per day",
-        &dates,
-        &[
-            ("delivered", series(|c| c.delivered)),
-            ("unique opens", series(|c| c.unique_opens)),
-            ("unique clicks", series(|c| c.unique_clicks)),
-        ],
-    );
-    let problem_series = vec!["bounced", "deferred", "complaints", "unsubscribes"];
-    let problem_chart = charts::per_day(
-        "Bounces, deferrals, complaints and unsubscribes per day",
-        &dates,
-        &[
-            ("bounced", series(|c| c.bounced)),
-            ("deferred", series(|c| c.deferred)),
-            ("complaints", series(|c| c.spam_reports)),
-            ("unsubscribes", series(|c| c.unsubscribes)),
-        ],
-    );
-    let totals = &stats.totals;
-    let tiles = vec![
-        (totals.processed.to_string(), "processed"),
-        (totals.delivered.to_string(), "delivered"),
-        (percent(stats.rates.delivery), "delivery rate"),
-        (percent(stats.rates.open), "unique open rate"),
-        (percent(stats.rates.click), "unique click rate"),
-        (percent(stats.rates.bounce), "bounce rate"),
-        (percent(stats.rates.complaint), "complaint rate"),
-    ];
+    let (volume_chart, problem_chart) = day_charts(&stats);
+    let tiles = tiles(&stats);
     let campaign_series = vec!["opens", "clicks", "bounces", "complaints"];
-    let campaign_chart = charts::rates(
-        "Unique opens, clicks, bounces and complaints per delivered message of each campaign",
-        &campaign_series,
-        &campaigns
-            .iter()
-            .map(|c| {
-                let e = &c.engagement;
-                (
-                    e.delivered,
-                    vec![e.opens, e.clicks, e.bounces, e.complaints],
-                )
-            })
-            .collect::<Vec<_>>(),
-    );
+    let campaign_chart = campaign_chart(&campaign_series, &campaigns);
     page(&StatsPage {
         campaign_chart,
         campaign_series,
@@ -138,9 +158,9 @@ pub async fn stats(
         days,
         tiles,
         volume_chart,
-        volume_series,
+        volume_series: VOLUME.to_vec(),
         problem_chart,
-        problem_series,
+        problem_series: PROBLEMS.to_vec(),
         days_rows: stats.days,
         campaigns: campaigns
             .into_iter()

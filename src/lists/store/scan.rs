@@ -2,7 +2,7 @@
 //! every record (segments, campaign audiences, exports), bucket by bucket across the shards.
 
 use futures::future::try_join_all;
-use mailroom_jobs::{RECORDS_PER_BUCKET, SUBSCRIBER_SHARDS, bucket_of};
+use mailroom_jobs::{RECORDS_PER_BUCKET, RedisConnection, SUBSCRIBER_SHARDS, bucket_of};
 
 use super::{ListStore, MemberPage, all_shards, hscan, task_failed};
 use crate::{
@@ -265,11 +265,44 @@ impl ListStore {
         F: Fn(Found) + Send + Sync + 'static,
     {
         use futures::StreamExt;
-        #[derive(Clone, Copy)]
-        enum Read {
-            Bucket(u16, u64),
-            Members(u16),
+        let reads = self.plan_reads(list).await?;
+        let visit = std::sync::Arc::new(visit);
+        let mut reads = futures::stream::iter(reads.into_iter().enumerate())
+            .map(|(n, read)| {
+                let (store, visit) = (self.clone(), visit.clone());
+                tokio::spawn(async move {
+                    match read {
+                        Read::Bucket(shard, bucket) => {
+                            let conn = store.bulk[n % store.bulk.len()].clone();
+                            let key = store.keys.shard(shard).records(bucket);
+                            visit(read_bucket(conn, key, with_ids).await?);
+                            Ok(())
+                        }
+                        Read::Members(shard) => {
+                            store
+                                .scan_shard(shard, list, 2000, &|members: &[RawMember]| {
+                                    visit(Found::Members(
+                                        members
+                                            .iter()
+                                            .map(|m| (Some(m.id), m.record.clone()))
+                                            .collect(),
+                                    ));
+                                })
+                                .await
+                        }
+                    }
+                })
+            })
+            .buffer_unordered(parallel.max(1));
+        while let Some(result) = reads.next().await {
+            result.map_err(task_failed)??;
         }
+        Ok(())
+    }
+
+    /// How to read `list`'s records: whole buckets of a shard where the list holds at least
+    /// half of its subscribers, else the list's members of it.
+    async fn plan_reads(&self, list: ListId) -> redis::RedisResult<Vec<Read>> {
         let sizes = try_join_all(all_shards().map(|s| {
             let keys = self.keys.shard(s);
             let mut conn = self.conn.clone();
@@ -296,52 +329,36 @@ impl ListStore {
                 reads.push(Read::Members(shard));
             }
         }
-        let visit = std::sync::Arc::new(visit);
-        let mut reads = futures::stream::iter(reads.into_iter().enumerate())
-            .map(|(n, read)| {
-                let (store, visit) = (self.clone(), visit.clone());
-                tokio::spawn(async move {
-                    match read {
-                        Read::Bucket(shard, bucket) => {
-                            let mut conn = store.bulk[n % store.bulk.len()].clone();
-                            let key = store.keys.shard(shard).records(bucket);
-                            if with_ids {
-                                let rows: Vec<(u64, String)> = redis::cmd("HGETALL")
-                                    .arg(key)
-                                    .query_async(&mut conn)
-                                    .await?;
-                                visit(Found::Members(
-                                    rows.into_iter()
-                                        .map(|(id, r)| (SubscriberId::try_from(id).ok(), Some(r)))
-                                        .collect(),
-                                ));
-                            } else {
-                                let records: Vec<String> =
-                                    redis::cmd("HVALS").arg(key).query_async(&mut conn).await?;
-                                visit(Found::Records(records));
-                            }
-                            Ok(())
-                        }
-                        Read::Members(shard) => {
-                            store
-                                .scan_shard(shard, list, 2000, &|members: &[RawMember]| {
-                                    visit(Found::Members(
-                                        members
-                                            .iter()
-                                            .map(|m| (Some(m.id), m.record.clone()))
-                                            .collect(),
-                                    ));
-                                })
-                                .await
-                        }
-                    }
-                })
-            })
-            .buffer_unordered(parallel.max(1));
-        while let Some(result) = reads.next().await {
-            result.map_err(task_failed)??;
-        }
-        Ok(())
+        Ok(reads)
+    }
+}
+
+/// One read of a scan: a bucket of a shard's records, or the list's members in a shard.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Bucket(u16, u64),
+    Members(u16),
+}
+
+/// The records of the bucket at `key`, with their subscriber ids when `with_ids`.
+async fn read_bucket(
+    mut conn: RedisConnection,
+    key: String,
+    with_ids: bool,
+) -> redis::RedisResult<Found> {
+    if with_ids {
+        let rows: Vec<(u64, String)> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await?;
+        Ok(Found::Members(
+            (rows.into_iter())
+                .map(|(id, r)| (SubscriberId::try_from(id).ok(), Some(r)))
+                .collect(),
+        ))
+    } else {
+        let records: Vec<String> = redis::cmd("HVALS").arg(key).query_async(&mut conn).await?;
+        Ok(Found::Records(records))
     }
 }
 

@@ -100,12 +100,23 @@ impl SendGrid {
     }
 }
 
+/// Why SendGrid did not say what a key may do.
+#[derive(Debug, thiserror::Error)]
+pub enum ScopesError {
+    #[error("SendGrid unreachable: {0}")]
+    Unreachable(String),
+    #[error("SendGrid answered {0}: {1}")]
+    Answered(StatusCode, String),
+    #[error("SendGrid's answer is not a scope list: {0}")]
+    NotScopes(serde_json::Error),
+}
+
 impl SendGrid {
     /// The key's scopes (`GET /v3/scopes`), for `mailroom doctor`: whether it may send.
     ///
     /// # Errors
     /// SendGrid unreachable, or its answer when not 200 (401: the key is wrong or revoked).
-    pub async fn scopes(&self) -> Result<Vec<String>, String> {
+    pub async fn scopes(&self) -> Result<Vec<String>, ScopesError> {
         #[derive(serde::Deserialize)]
         struct Scopes {
             scopes: Vec<String>,
@@ -118,18 +129,15 @@ impl SendGrid {
             .bearer_auth(self.api_key.expose_secret())
             .send()
             .await
-            .map_err(|e| format!("SendGrid unreachable: {}", without_url(&e)))?;
+            .map_err(|e| ScopesError::Unreachable(without_url(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if status != StatusCode::OK {
-            return Err(format!(
-                "SendGrid answered {status}: {}",
-                error_messages(&text)
-            ));
+            return Err(ScopesError::Answered(status, error_messages(&text)));
         }
         serde_json::from_str::<Scopes>(&text)
             .map(|s| s.scopes)
-            .map_err(|e| format!("SendGrid's answer is not a scope list: {e}"))
+            .map_err(ScopesError::NotScopes)
     }
 
     /// POSTs `body` (for `messages` recipients) to Mail Send and reads SendGrid's answer.
