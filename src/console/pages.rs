@@ -418,7 +418,7 @@ pub async fn messages(
             {
                 if let Some(record) = state.status.get(id).await? {
                     found.push(FoundRow {
-                        id: record.id,
+                        id: record.id.to_string(),
                         status: word(&record.status),
                         queued_at: record.queued_at.unwrap_or_default(),
                     });
@@ -478,7 +478,7 @@ fn message_view(record: crate::store::StatusRecord) -> MessageView {
                     .join(" · "),
             })
             .collect(),
-        id: record.id,
+        id: record.id.to_string(),
     }
 }
 

@@ -84,7 +84,8 @@ impl MessageStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StatusRecord {
     /// The message id.
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: MessageId,
     /// Where it stands.
     pub status: MessageStatus,
     /// Sending attempts made so far.
@@ -194,8 +195,7 @@ impl StatusStore {
     /// # Errors
     /// When Redis does not answer.
     pub async fn get(&self, id: MessageId) -> redis::RedisResult<Option<StatusRecord>> {
-        let id = &id.to_string();
-        let (values, (delivery, timeline)) = self.read(id).await?;
+        let (values, (delivery, timeline)) = self.read(&id.to_string()).await?;
         let [
             state,
             attempts,
@@ -242,7 +242,7 @@ impl StatusStore {
         };
         let sent = handed_over(status);
         Ok(Some(StatusRecord {
-            id: id.to_owned(),
+            id,
             status,
             attempts: ms(&attempts).map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX)),
             provider: text("provider"),
