@@ -83,8 +83,8 @@ impl MessageStatus {
 /// A message's status as `GET /v1/emails/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StatusRecord {
-    /// The message id.
-    #[schema(value_type = String, format = Uuid)]
+    /// The message id (as the push answered it).
+    #[schema(value_type = String)]
     pub id: MessageId,
     /// Where it stands.
     pub status: MessageStatus,
