@@ -59,6 +59,8 @@ pub enum LogFormat {
 pub enum ProviderKind {
     /// SendGrid's v3 HTTP API.
     Sendgrid,
+    /// Postmark's HTTP API.
+    Postmark,
     /// An SMTP relay.
     Smtp,
     /// `.eml` files in `MAILROOM_OUTBOX_DIR`.
@@ -119,6 +121,7 @@ impl TryFrom<String> for ProviderKind {
             &value,
             &[
                 ("sendgrid", Self::Sendgrid),
+                ("postmark", Self::Postmark),
                 ("smtp", Self::Smtp),
                 ("outbox", Self::Outbox),
             ],
@@ -127,10 +130,12 @@ impl TryFrom<String> for ProviderKind {
 }
 
 /// Settings read from the environment without the `MAILROOM_` prefix.
-const UNPREFIXED: [&str; 4] = [
+const UNPREFIXED: [&str; 6] = [
     "REDIS_URL",
     "SENDGRID_API_KEY",
     "SENDGRID_API_URL",
+    "POSTMARK_SERVER_TOKEN",
+    "POSTMARK_API_URL",
     "SMTP_URL",
 ];
 
@@ -235,7 +240,7 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     /// `MAILROOM_BODY_LIMIT_BYTES`: the largest request body the API reads.
     pub body_limit_bytes: usize,
-    /// `MAILROOM_PROVIDER`: `sendgrid`, `smtp` or `outbox`.
+    /// `MAILROOM_PROVIDER`: `sendgrid`, `postmark`, `smtp` or `outbox`.
     pub provider: ProviderKind,
     /// `MAILROOM_FROM`: the default sender, `Name <addr>`.
     pub from: String,
@@ -243,6 +248,14 @@ pub struct Settings {
     pub sendgrid_api_key: Option<SecretString>,
     /// `SENDGRID_API_URL`: the API's base.
     pub sendgrid_api_url: String,
+    /// `POSTMARK_SERVER_TOKEN`: the token of the Postmark server that sends.
+    pub postmark_server_token: Option<SecretString>,
+    /// `POSTMARK_API_URL`: the API's base.
+    pub postmark_api_url: String,
+    /// `MAILROOM_POSTMARK_MESSAGE_STREAM`: the stream of single (transactional) mail.
+    pub postmark_message_stream: String,
+    /// `MAILROOM_POSTMARK_BROADCAST_STREAM`: the stream of campaign mail.
+    pub postmark_broadcast_stream: String,
     /// `SMTP_URL`: `smtp://`, `smtp+starttls://` or `smtps://`, credentials in the URL.
     pub smtp_url: Option<SecretString>,
     /// `MAILROOM_OUTBOX_DIR`: where the outbox provider writes `.eml` files.
@@ -436,6 +449,10 @@ impl Default for Settings {
             from: "mailroom <noreply@localhost>".to_owned(),
             sendgrid_api_key: None,
             sendgrid_api_url: "https://api.sendgrid.com".to_owned(),
+            postmark_server_token: None,
+            postmark_api_url: "https://api.postmarkapp.com".to_owned(),
+            postmark_message_stream: "outbound".to_owned(),
+            postmark_broadcast_stream: "broadcast".to_owned(),
             smtp_url: None,
             outbox_dir: PathBuf::from("./outbox"),
             default_locale: "en".to_owned(),
@@ -540,12 +557,7 @@ impl Settings {
         }
         let figment = figment
             .merge(Env::prefixed("MAILROOM_").ignore(&["config"]))
-            .merge(Env::raw().only(&[
-                "REDIS_URL",
-                "SENDGRID_API_KEY",
-                "SENDGRID_API_URL",
-                "SMTP_URL",
-            ]));
+            .merge(Env::raw().only(&UNPREFIXED));
         let public_url_given = figment.find_value("public_url").is_ok();
         let mut settings: Settings = figment.extract().map_err(explain)?;
         if std::env::var_os("MAILROOM_LISTEN").is_none()

@@ -423,3 +423,51 @@ fn vector_public_key() -> String {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     vectors[0]["public_key"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn a_postmark_token_passes_when_postmark_names_its_server_and_fails_with_the_fix_when_not() {
+    let dns = FixtureDns::start(&[]).await;
+    let deployment = Deployment::start().await;
+    let postmark = MockServer::start().await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/server"))
+        .and(matchers::header("x-postmark-server-token", "pm-good"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ID": 1, "Name": "Transactional"})),
+        )
+        .mount(&postmark)
+        .await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/server"))
+        .and(matchers::header("x-postmark-server-token", "pm-bad"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"ErrorCode": 10, "Message": "Bad or missing Server API token."}),
+            ),
+        )
+        .mount(&postmark)
+        .await;
+    let with = |token: &str| {
+        [
+            ("POSTMARK_API_URL", postmark.uri()),
+            ("POSTMARK_SERVER_TOKEN", token.to_owned()),
+        ]
+    };
+    let (_, out) = deployment.plain(&dns, "postmark", &with("pm-good")).await;
+    let provider = line(&out, "provider postmark");
+    assert!(
+        provider.starts_with("pass") && provider.contains("Transactional"),
+        "{out}"
+    );
+    let (code, out) = deployment.plain(&dns, "postmark", &with("pm-bad")).await;
+    assert_eq!(code, 1, "{out}");
+    let provider = line(&out, "provider postmark");
+    assert!(
+        provider.starts_with("FAIL")
+            && provider.contains("401")
+            && provider.contains("Bad or missing Server API token")
+            && provider.contains("POSTMARK_SERVER_TOKEN")
+            && !provider.contains("pm-bad"),
+        "{out}"
+    );
+}

@@ -9,7 +9,7 @@ use mailroom_jobs::{Producer, RedisConnection};
 use super::{Check, Verdict, check};
 use crate::{
     config::{ProviderKind, Settings},
-    providers::{SendGrid, Smtp},
+    providers::{Postmark, SendGrid, Smtp},
     store::RedisFacts,
 };
 
@@ -321,6 +321,7 @@ async fn public_url(base: &str) -> Check {
 async fn provider(settings: &Settings) -> Check {
     match settings.provider {
         ProviderKind::Sendgrid => sendgrid(settings).await,
+        ProviderKind::Postmark => postmark(settings).await,
         ProviderKind::Smtp => smtp(settings).await,
         ProviderKind::Outbox => outbox(settings).await,
     }
@@ -349,6 +350,27 @@ async fn sendgrid(settings: &Settings) -> Check {
             format!("{error}: check SENDGRID_API_KEY (a 401 means wrong or revoked)"),
         ),
         Err(_) => check(Verdict::Fail, what, "SendGrid did not answer within 10 s"),
+    }
+}
+
+async fn postmark(settings: &Settings) -> Check {
+    let what = "provider postmark".to_owned();
+    let client = match Postmark::from_settings(settings) {
+        Ok(client) => client,
+        Err(error) => return check(Verdict::Fail, what, format!("{error:#}")),
+    };
+    match tokio::time::timeout(LIMIT * 2, client.server_name()).await {
+        Ok(Ok(name)) => check(
+            Verdict::Pass,
+            what,
+            format!("the token is valid: server {name:?}"),
+        ),
+        Ok(Err(error)) => check(
+            Verdict::Fail,
+            what,
+            format!("{error}: check POSTMARK_SERVER_TOKEN (a 401 means wrong)"),
+        ),
+        Err(_) => check(Verdict::Fail, what, "Postmark did not answer within 10 s"),
     }
 }
 

@@ -55,6 +55,7 @@ async fn spf(resolver: &TokioResolver, domain: &str, provider: ProviderKind) -> 
     let what = format!("spf {domain}");
     let wanted = match provider {
         ProviderKind::Sendgrid => "v=spf1 include:sendgrid.net ~all",
+        ProviderKind::Postmark => "v=spf1 a mx include:spf.mtasv.net ~all",
         _ => "v=spf1 a mx ~all (or your relay's include)",
     };
     let records = match txt(resolver, domain).await {
@@ -237,6 +238,11 @@ pub(super) async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
                 Verdict::Pass,
                 "dkim".to_owned(),
                 "SendGrid signs (authenticate the domain in SendGrid's sender settings)",
+            ),
+            ProviderKind::Postmark => check(
+                Verdict::Pass,
+                "dkim".to_owned(),
+                "Postmark signs (verify the domain in Postmark's sender signatures)",
             ),
             _ => check(
                 Verdict::Warn,

@@ -214,7 +214,7 @@ pub trait PerMessage: Sync {
 }
 
 /// The message of recipient `n` of `batch`, filled; refused when their address does not parse.
-fn message_for(
+pub(super) fn message_for(
     batch: &Batch<'_>,
     n: usize,
     each: &dyn PerMessage,

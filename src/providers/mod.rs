@@ -8,8 +8,10 @@
 pub mod batch;
 pub mod bounce;
 pub mod dkim;
+mod http;
 mod message;
 mod outbox;
+mod postmark;
 mod sendgrid;
 mod smtp;
 
@@ -18,6 +20,7 @@ use std::time::Duration;
 pub use batch::{Addressee, Answer, Batch, BatchRecipient, Body, PerMessage, SlowDown};
 pub use message::{ComposeError, OutgoingEmail, Wire, text_from_html};
 pub use outbox::Outbox;
+pub use postmark::Postmark;
 pub use sendgrid::SendGrid;
 pub use smtp::Smtp;
 
@@ -87,6 +90,8 @@ impl ProviderError {
 pub enum Provider {
     /// SendGrid's v3 Mail Send API.
     SendGrid(SendGrid),
+    /// Postmark's email API.
+    Postmark(Postmark),
     /// An SMTP relay.
     Smtp(Smtp),
     /// `.eml` files in a folder, for development.
@@ -101,6 +106,7 @@ impl Provider {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         Ok(match settings.provider {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
+            ProviderKind::Postmark => Provider::Postmark(Postmark::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
             ProviderKind::Outbox => Provider::Outbox(
                 Outbox::new(settings.outbox_dir.clone()).with_wire(Wire::from_settings(settings)?),
@@ -112,6 +118,7 @@ impl Provider {
     pub fn name(&self) -> &'static str {
         match self {
             Provider::SendGrid(_) => "sendgrid",
+            Provider::Postmark(_) => "postmark",
             Provider::Smtp(_) => "smtp",
             Provider::Outbox(_) => "outbox",
         }
@@ -124,6 +131,7 @@ impl Provider {
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
         match self {
             Provider::SendGrid(sendgrid) => sendgrid.send(email).await,
+            Provider::Postmark(postmark) => postmark.send(email).await,
             Provider::Smtp(smtp) => smtp.send(email).await,
             Provider::Outbox(outbox) => outbox.send(email).await,
         }
@@ -135,6 +143,7 @@ impl Provider {
     pub fn batch_limit(&self) -> usize {
         match self {
             Provider::SendGrid(_) => sendgrid::MAX_PERSONALIZATIONS,
+            Provider::Postmark(_) => postmark::MAX_BATCH,
             Provider::Smtp(_) | Provider::Outbox(_) => 100,
         }
     }
@@ -145,6 +154,7 @@ impl Provider {
     pub async fn send_batch(&self, batch: &Batch<'_>, each: &dyn PerMessage) -> Vec<Answer> {
         match self {
             Provider::SendGrid(sendgrid) => sendgrid.send_batch(batch).await,
+            Provider::Postmark(postmark) => postmark.send_batch(batch, each).await,
             Provider::Smtp(smtp) => {
                 batch::one_by_one(batch, each, true, |email| {
                     Box::pin(async move { smtp.send(&email).await })

@@ -22,7 +22,10 @@ mod bulk;
 use bulk::BulkError;
 pub(super) use bulk::MAX_PERSONALIZATIONS;
 
-use super::{Delivery, OutgoingEmail, ProviderError};
+use super::{
+    Delivery, OutgoingEmail, ProviderError,
+    http::{unanswered, without_url},
+};
 use crate::config::Settings;
 
 /// The SendGrid v3 client.
@@ -151,21 +154,17 @@ impl SendGrid {
             .send()
             .await
             .map_err(|e| {
-                let result = if e.is_timeout() {
-                    SendResult::Timeout
-                } else {
-                    SendResult::Error
-                };
-                metrics::provider_send("sendgrid", result, messages, watch.elapsed());
-                let message = format!("SendGrid unreachable: {}", without_url(&e));
-                if e.is_connect() {
+                let lost = unanswered("sendgrid", "SendGrid", &e, messages, watch.elapsed());
+                if lost.never_sent {
                     BulkError::NotSent {
-                        message,
+                        message: lost.message,
                         retry_after: None,
                         throttled: false,
                     }
                 } else {
-                    BulkError::Unknown { message }
+                    BulkError::Unknown {
+                        message: lost.message,
+                    }
                 }
             })?;
         let status = response.status();
@@ -197,22 +196,6 @@ impl SendGrid {
         } else {
             Err(BulkError::Refused { message })
         }
-    }
-}
-
-/// reqwest's error text without the URL (it is not secret, but it is noise in every record).
-fn without_url(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let source = std::error::Error::source(error).map(ToString::to_string);
-    match source {
-        Some(source) => format!("{kind}: {source}"),
-        None => kind.to_owned(),
     }
 }
 
