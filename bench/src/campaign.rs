@@ -1,7 +1,8 @@
 //! `bench campaign`: a newsletter in seven languages to a generated list, through one
 //! `mailroom work` and the SendGrid provider, to a local stand-in that answers 202 and counts
-//! the personalizations it is handed; or (`--smtp`) one message per recipient to Postfix's
-//! `smtp-sink`. Measures the time from the start to the last recipient handed over, the
+//! the personalizations it is handed; or (`--via smtp`) one message per recipient to Postfix's
+//! `smtp-sink`; or (`--via postmark`) Postmark's batch call, 500 filled messages a request, to
+//! the stand-in, which answers each. Measures the time from the start to the last recipient handed over, the
 //! worker's peak RSS, and the Redis memory the campaign takes beyond its subscribers.
 
 use std::{
@@ -91,25 +92,107 @@ impl fmt::Display for CampaignReport {
     }
 }
 
-/// A stand-in SendGrid counting requests and the personalizations in them.
+/// Which provider the campaign goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Via {
+    /// SendGrid, to the stand-in (personalizations).
+    Sendgrid,
+    /// SMTP, to Postfix's smtp-sink.
+    Smtp,
+    /// Postmark, to the stand-in (batch calls).
+    Postmark,
+}
+
+impl Via {
+    /// The worker's provider settings, and the smtp-sink when it needs one.
+    async fn settings(
+        self,
+        stand_in: &str,
+    ) -> anyhow::Result<(Option<tokio::process::Child>, Vec<(&'static str, String)>)> {
+        Ok(match self {
+            Self::Sendgrid => (
+                None,
+                vec![
+                    ("MAILROOM_PROVIDER", "sendgrid".to_owned()),
+                    ("SENDGRID_API_URL", stand_in.to_owned()),
+                    ("SENDGRID_API_KEY", "SG.bench.key".to_owned()),
+                ],
+            ),
+            Self::Smtp => {
+                let (sink, url) = smtp_sink().await?;
+                (
+                    Some(sink),
+                    vec![
+                        ("MAILROOM_PROVIDER", "smtp".to_owned()),
+                        ("SMTP_URL", url),
+                        ("MAILROOM_SMTP_POOL_SIZE", "32".to_owned()),
+                    ],
+                )
+            }
+            Self::Postmark => (
+                None,
+                vec![
+                    ("MAILROOM_PROVIDER", "postmark".to_owned()),
+                    ("POSTMARK_API_URL", stand_in.to_owned()),
+                    ("POSTMARK_SERVER_TOKEN", "bench-token".to_owned()),
+                ],
+            ),
+        })
+    }
+
+    fn shown(self) -> &'static str {
+        match self {
+            Self::Sendgrid => "SendGrid provider, local stand-in answering 202",
+            Self::Smtp => "SMTP provider, Postfix smtp-sink on loopback",
+            Self::Postmark => "Postmark provider, local stand-in answering each message of a batch",
+        }
+    }
+}
+
+/// Postmark's answer to a batch of `n` messages, every one taken.
+fn postmark_answer(n: usize) -> String {
+    let one = r#"{"ErrorCode":0,"Message":"OK","MessageID":"bench","To":"bench@example.com"}"#;
+    format!("[{}]", vec![one; n].join(","))
+}
+
+/// A stand-in SendGrid and Postmark counting requests and the recipients in them.
 async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (requests, recipients) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (r, p) = (requests.clone(), recipients.clone());
-    let accept = Router::new().route(
-        "/v3/mail/send",
-        post(move |body: Bytes| {
-            let (r, p) = (r.clone(), p.clone());
-            async move {
-                // Each personalization has one `"to":[` (the body's own fields have none).
-                let count = memchr::memmem::find_iter(&body, b"\"to\":[").count();
-                r.fetch_add(1, Ordering::Relaxed);
-                p.fetch_add(count as u64, Ordering::Relaxed);
-                (StatusCode::ACCEPTED, [("x-message-id", "bench")])
-            }
-        }),
-    );
+    let (r2, p2) = (requests.clone(), recipients.clone());
+    let accept = Router::new()
+        .route(
+            "/v3/mail/send",
+            post(move |body: Bytes| {
+                let (r, p) = (r.clone(), p.clone());
+                async move {
+                    // Each personalization has one `"to":[` (the body's own fields have none).
+                    let count = memchr::memmem::find_iter(&body, b"\"to\":[").count();
+                    r.fetch_add(1, Ordering::Relaxed);
+                    p.fetch_add(count as u64, Ordering::Relaxed);
+                    (StatusCode::ACCEPTED, [("x-message-id", "bench")])
+                }
+            }),
+        )
+        .route(
+            "/email/batch",
+            post(move |body: Bytes| {
+                let (r, p) = (r2.clone(), p2.clone());
+                async move {
+                    // Each message names its stream once.
+                    let count = memchr::memmem::find_iter(&body, b"\"MessageStream\":").count();
+                    r.fetch_add(1, Ordering::Relaxed);
+                    p.fetch_add(count as u64, Ordering::Relaxed);
+                    (
+                        StatusCode::OK,
+                        [("content-type", "application/json")],
+                        postmark_answer(count),
+                    )
+                }
+            }),
+        );
     tokio::spawn(async move { axum::serve(listener, accept).await });
     Ok((format!("http://{address}"), requests, recipients))
 }
@@ -121,11 +204,11 @@ async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> 
 pub(crate) async fn campaign(
     settings: &Settings,
     rows: usize,
-    smtp: bool,
+    via: Via,
     concurrency: usize,
 ) -> anyhow::Result<CampaignReport> {
     let prefix = bench_prefix(settings);
-    let outcome = run(settings, &prefix, rows, smtp, concurrency).await;
+    let outcome = run(settings, &prefix, rows, via, concurrency).await;
     delete_prefix(settings.redis_connection().await?, &prefix).await?;
     outcome
 }
@@ -150,7 +233,8 @@ fn newsletter(list: ListId) -> Spec {
         reply_to: None,
         categories: vec!["news".to_owned()],
         rate_limit: None,
-        // As a campaign is by default: with --smtp, mailroom rewrites each message's links.
+        // As a campaign is by default: through SMTP and Postmark, mailroom rewrites each
+        // message's links.
         tracking: mailroom::campaigns::model::tracked(),
     }
 }
@@ -185,16 +269,12 @@ async fn finished(
 /// One `mailroom work` for the campaign: SendGrid at `url` unless `env` says otherwise.
 fn spawn_worker(
     prefix: &str,
-    url: &str,
     concurrency: usize,
     env: &[(&str, String)],
 ) -> anyhow::Result<tokio::process::Child> {
     tokio::process::Command::new(crate::mailroom_exe()?)
         .args(["work", "--concurrency", "4"])
         .env("MAILROOM_REDIS_PREFIX", prefix)
-        .env("MAILROOM_PROVIDER", "sendgrid")
-        .env("SENDGRID_API_URL", url)
-        .env("SENDGRID_API_KEY", "SG.bench.key")
         .env("MAILROOM_LINK_KEYS", KEYS)
         .env("MAILROOM_PUBLIC_URL", "https://mail.example.com")
         .env("MAILROOM_CAMPAIGN_CONCURRENCY", concurrency.to_string())
@@ -210,7 +290,7 @@ async fn run(
     settings: &Settings,
     prefix: &str,
     rows: usize,
-    smtp: bool,
+    via: Via,
     concurrency: usize,
 ) -> anyhow::Result<CampaignReport> {
     let (list, _) = import_into(settings, prefix, rows).await?;
@@ -220,21 +300,9 @@ async fn run(
     let id = CampaignId::fresh();
     let spec = newsletter(list);
     store.create(id, &spec, None).await?;
-    let (mut sink, env): (Option<tokio::process::Child>, Vec<(&str, String)>) = if smtp {
-        let (sink, url) = smtp_sink().await?;
-        (
-            Some(sink),
-            vec![
-                ("MAILROOM_PROVIDER", "smtp".to_owned()),
-                ("SMTP_URL", url),
-                ("MAILROOM_SMTP_POOL_SIZE", "32".to_owned()),
-            ],
-        )
-    } else {
-        (None, Vec::new())
-    };
     let (url, requests, recipients) = stand_in().await?;
-    let mut worker = spawn_worker(prefix, &url, concurrency, &env)?;
+    let (mut sink, env) = via.settings(&url).await?;
+    let mut worker = spawn_worker(prefix, concurrency, &env)?;
     // Let the worker come up before the clock starts: the figure is the campaign's, not the
     // process start's.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -253,19 +321,15 @@ async fn run(
     if campaign.sent != rows as u64 {
         bail!("{} of {rows} sent ({:?})", campaign.sent, campaign.reasons);
     }
-    if !smtp && recipients.load(Ordering::Relaxed) < rows as u64 {
+    if via != Via::Smtp && recipients.load(Ordering::Relaxed) < rows as u64 {
         bail!(
-            "the stand-in saw {} personalizations for {rows} recipients",
+            "the stand-in saw {} recipients of {rows}",
             recipients.load(Ordering::Relaxed)
         );
     }
     Ok(CampaignReport {
         recipients: rows as u64,
-        provider: if smtp {
-            "SMTP provider, Postfix smtp-sink on loopback"
-        } else {
-            "SendGrid provider, local stand-in answering 202"
-        },
+        provider: via.shown(),
         elapsed,
         fixed,
         requests: requests.load(Ordering::Relaxed),

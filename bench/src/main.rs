@@ -144,12 +144,12 @@ enum Command {
     /// A newsletter in 7 languages to a generated list through one `mailroom work`: the
     /// SendGrid provider to a local stand-in, or `--smtp` to Postfix's smtp-sink.
     Campaign {
-        /// Subscribers in the list (default: 1,000,000; 100,000 with --smtp).
+        /// Subscribers in the list (default: 1,000,000 through SendGrid; 100,000 otherwise).
         #[arg(long)]
         rows: Option<usize>,
-        /// Send through SMTP to smtp-sink instead of SendGrid's stand-in.
-        #[arg(long)]
-        smtp: bool,
+        /// The provider: SendGrid's or Postmark's stand-in, or SMTP to smtp-sink.
+        #[arg(long, value_enum, default_value_t = campaign::Via::Sendgrid)]
+        via: campaign::Via,
         /// Campaign jobs the worker runs at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
@@ -291,13 +291,18 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
         ),
         Command::Campaign {
             rows,
-            smtp,
+            via,
             concurrency,
         } => {
-            let rows = rows.unwrap_or(if smtp { 100_000 } else { 1_000_000 });
+            let default = if via == campaign::Via::Sendgrid {
+                1_000_000
+            } else {
+                100_000
+            };
+            let rows = rows.unwrap_or(default);
             println!(
                 "{}",
-                campaign::campaign(settings, rows, smtp, concurrency).await?
+                campaign::campaign(settings, rows, via, concurrency).await?
             );
         }
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
