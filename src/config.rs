@@ -242,6 +242,13 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     /// `MAILROOM_PROVIDER`: `sendgrid`, `postmark`, `smtp` or `outbox`.
     pub provider: ProviderKind,
+    /// `MAILROOM_ROUTES`: each kind of mail's providers, tried in order.
+    pub routes: RouteTable,
+    /// `MAILROOM_ROUTE_CATEGORIES`: categories whose mail goes as another kind.
+    pub route_categories: RouteCategories,
+    /// `MAILROOM_FAILOVER_AFTER`: seconds a rate-limited provider is waited for before its mail
+    /// goes to the next provider of its route.
+    pub failover_after: u64,
     /// `MAILROOM_FROM`: the default sender, `Name <addr>`.
     pub from: String,
     /// `SENDGRID_API_KEY`.
@@ -446,6 +453,9 @@ impl Default for Settings {
             insecure_no_auth: false,
             body_limit_bytes: 10 * 1024 * 1024,
             provider: ProviderKind::Outbox,
+            routes: RouteTable::default(),
+            route_categories: RouteCategories::default(),
+            failover_after: 60,
             from: "mailroom <noreply@localhost>".to_owned(),
             sendgrid_api_key: None,
             sendgrid_api_url: "https://api.sendgrid.com".to_owned(),
@@ -649,7 +659,10 @@ impl Settings {
     }
 }
 
+mod routes;
 mod values;
+
+pub use routes::{MailKind, RouteCategories, RouteError, RouteTable};
 
 #[cfg(test)]
 mod tests;

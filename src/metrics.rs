@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use metrics::{Counter, Histogram, counter, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -268,6 +268,20 @@ pub fn provider_send(provider: &'static str, result: SendResult, messages: u64, 
     counter!("mailroom_provider_sends_total", "provider" => provider, "result" => result.label())
         .increment(messages);
     histogram!("mailroom_provider_send_duration_seconds", "provider" => provider).record(took);
+}
+
+/// Provider `provider`'s circuit as a worker last saw it: 1 open, 0 closed.
+pub fn provider_circuit(provider: &'static str, open: bool) {
+    gauge!("mailroom_provider_circuit_open", "provider" => provider).set(if open {
+        1.0
+    } else {
+        0.0
+    });
+}
+
+/// `messages` that `provider` failed for went on to the next provider of their route.
+pub fn provider_failover(provider: &'static str, messages: u64) {
+    counter!("mailroom_provider_failovers_total", "provider" => provider).increment(messages);
 }
 
 /// One event of `kind` from `source` recorded (not a repeat).

@@ -187,6 +187,7 @@ async fn smtp_5xx_is_permanent_and_4xx_transient() {
         Err(ProviderError::Permanent {
             message,
             bounce: Some(bounce),
+            ..
         }) => {
             assert!(message.contains("550"), "{message}");
             assert_eq!(bounce.recipient, "perm-fail@example.com");
@@ -203,12 +204,17 @@ async fn smtp_5xx_is_permanent_and_4xx_transient() {
         Err(ProviderError::Permanent {
             message,
             bounce: None,
+            account: true,
         }) => assert!(message.contains("530"), "{message}"),
         other => panic!("expected a permanent error, got {other:?}"),
     }
     match smtp.send(&to("temp-fail@example.com")).await {
-        Err(ProviderError::Transient { message, .. }) => {
-            assert!(message.contains("451"), "{message}")
+        Err(ProviderError::Transient { message, cause, .. }) => {
+            assert!(message.contains("451"), "{message}");
+            assert_eq!(
+                cause,
+                mailroom::providers::Cause::Recipient { slow_down: false }
+            );
         }
         other => panic!("expected a transient error, got {other:?}"),
     }

@@ -13,6 +13,7 @@
 //! |---|---|---|---|
 //! | `P:{Q}:…` | | one queue, see [`QueueKeys`] | the queue scripts |
 //! | `P:timeline:{ID}` | list | message ID's events, oldest first, as JSON (the newest N kept) | event script |
+//! | `P:tries:{ID}` | list | the providers message ID was handed to, each with its answer (JSON, the newest 20), when one failed | send worker |
 //! | `P:delivery:{ID}` | hash | recipient → `rank:status`; field `""` the message's | event script |
 //! | `P:evt:seen:{ID}:…` | string | dedupe marks of events about message ID (3 days) | event script |
 //! | `P:evt:uniq:{ID}:open\|click:EMAIL` | string | first open / click of ID by EMAIL | event script |
@@ -40,6 +41,7 @@
 //! | `P:{thr:SCOPE}:slots` | sorted set | connections to a domain in use: a send's token → its lease end (µs) | campaign workers |
 //! | `P:{thr:SCOPE}:hold` | string | a throttle held back until a time (a provider's 429, an SMTP 421) | campaign workers |
 //! | `P:trk:{ID}` | string | the one recipient of tracked message ID, for its open and click hits | send worker |
+//! | `P:{provider:NAME}:health` | hash | provider NAME's circuit: state, failures in a row and in the window, next probe, rate-limited since | workers |
 //! | `P:activity:{HOUR}` | hash | `{minute}\|{provider}\|{outcome}` → hand-overs that minute (kept 2 h), for the console | workers |
 //! | `P:addrmsg:DIGEST` | list | the newest message ids sent to an address (SHA-256 of its case key), for export and erasure | send worker |
 //!
@@ -78,6 +80,16 @@ impl Keys {
     /// Message `id`'s timeline.
     pub fn timeline(&self, id: &str) -> String {
         format!("{}:timeline:{{{id}}}", self.prefix)
+    }
+
+    /// The providers message `id` was handed to, with their answers.
+    pub fn tries(&self, id: &str) -> String {
+        format!("{}:tries:{{{id}}}", self.prefix)
+    }
+
+    /// Provider `name`'s health, shared by every worker.
+    pub fn provider_health(&self, name: &str) -> String {
+        format!("{}:{{provider:{name}}}:health", self.prefix)
     }
 
     /// Message `id`'s delivery status per recipient.
@@ -575,6 +587,7 @@ mod tests {
         let message = [
             keys.timeline("m1"),
             keys.delivery("m1"),
+            keys.tries("m1"),
             keys.event_seen("m1", "id", "sg1"),
             keys.event_seen("m1", "k", "m1|open|1|a@x"),
             keys.event_unique("m1", "open", "a@x"),

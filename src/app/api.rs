@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     campaigns::CampaignStore,
-    config::{Misconfigured, ProviderKind, Settings},
+    config::{Misconfigured, Settings},
     events::WebhookKey,
     http::{
         AppState, Auth, Shared, WebhookSettings, auth::ApiKeys, coalesce::Coalescer,
@@ -108,7 +108,7 @@ pub fn state(
         api_keys: api_keys(settings, auth)?,
         hits: HitRecorder::new(producer.clone()),
         background: TaskTracker::new(),
-        own_tracking: settings.provider != ProviderKind::Sendgrid,
+        own_tracking: !crate::providers::route::providers_track(settings),
         events: super::event_store(settings, &conn),
         coalescer,
         producer,

@@ -18,7 +18,7 @@ use crate::{
     events::{EventStore, WebhookKey},
     http::{self, AppState, Auth},
     lists::{ListStore, events::Unsubscribes, links::LinkKeys},
-    providers::{Provider, dkim::DkimKeys},
+    providers::{Routes, dkim::DkimKeys},
     render::Renderer,
     store::{RedisGuard, health::WATCH_EVERY},
     validation::DnsSettings,
@@ -48,7 +48,7 @@ pub fn check(settings: &Settings) -> Result<(), Misconfigured> {
 /// # Errors
 /// [`Misconfigured`], naming the setting.
 pub fn check_sending(settings: &Settings) -> Result<(), Misconfigured> {
-    Provider::from_settings(settings)?;
+    Routes::from_settings(settings, None)?;
     Renderer::from_settings(settings)?;
     Ok(())
 }

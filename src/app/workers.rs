@@ -11,7 +11,10 @@ use crate::{
     config::Settings,
     events::{EventStore, MessageIndex},
     lists::{ListStore, links::LinkKeys, privacy::AddressIndex},
-    providers::Provider,
+    providers::{
+        Routes,
+        route::{TryLog, providers_track},
+    },
     queue::QueueConfig,
     render::Renderer,
     store::{RedisGuard, Suppressions, activity::Activity},
@@ -90,11 +93,11 @@ fn mailer(
     options: WorkerOptions,
 ) -> anyhow::Result<Mailer> {
     let prefix = &settings.redis_prefix;
-    let provider = Provider::from_settings(settings)?;
+    let routes = Routes::from_settings(settings, Some(conn))?.with_activity(&activity);
     // SendGrid tracks its own mail; mailroom tracks what it writes.
-    let tracker = match provider {
-        Provider::SendGrid(_) => None,
-        _ => Tracker::from_settings(settings, conn)?,
+    let tracker = match providers_track(settings) {
+        true => None,
+        false => Tracker::from_settings(settings, conn)?,
     };
     Ok(Mailer {
         activity,
@@ -102,7 +105,8 @@ fn mailer(
         tracking: Policy::from_settings(settings),
         unsubscribe_groups: settings.sendgrid_group_map()?,
         events,
-        provider,
+        routes,
+        tries: TryLog::new(conn.clone(), prefix, settings.event_retention_secs),
         default_from: settings.default_from()?,
         renderer: Renderer::from_settings(settings)?,
         verifications: Verifications::new(conn.clone(), prefix.clone()),
@@ -132,7 +136,7 @@ fn campaigner(
         suppressions: Suppressions::new(conn.clone(), prefix),
         producer: Producer::new(conn.clone(), prefix.clone()),
         renderer: Arc::new(mailer.renderer.clone()),
-        provider: mailer.provider.clone(),
+        routes: mailer.routes.clone(),
         activity: mailer.activity.clone(),
         default_from: mailer.default_from.clone(),
         links: mailer.links.clone(),

@@ -18,9 +18,10 @@ use super::{
     throttle::Throttles,
 };
 use crate::{
+    config::MailKind,
     domain::{CampaignId, SubscriberId},
     lists::{ListStore, SubscriptionStatus, links::LinkKeys, segment::RecordView},
-    providers::Provider,
+    providers::{Route, Routes},
     render::Renderer,
     store::{Suppressions, activity::Activity},
 };
@@ -33,7 +34,9 @@ pub struct Campaigner {
     pub suppressions: Suppressions,
     pub producer: Producer,
     pub renderer: Arc<Renderer>,
-    pub provider: Provider,
+    /// The providers; campaigns go through the bulk route, unless a category routes them
+    /// otherwise.
+    pub routes: Routes,
     /// Hand-overs per minute, for the console.
     pub activity: Activity,
     pub default_from: Mailbox,
@@ -58,6 +61,11 @@ pub struct Campaigner {
 }
 
 impl Campaigner {
+    /// The route of a campaign with `categories`.
+    pub(super) fn route(&self, categories: &[String]) -> &Route {
+        self.routes.route(MailKind::Bulk, categories)
+    }
+
     /// What reading a campaign needs.
     fn sources(&self) -> Sources<'_> {
         Sources {

@@ -75,8 +75,6 @@ struct Tally {
     unknown: Option<String>,
     /// Bounce events of refusals at hand-over.
     bounces: Vec<crate::events::Event>,
-    /// Sent, refused, deferred: for the console's chart.
-    counts: [u64; 3],
 }
 
 impl Tally {
@@ -84,11 +82,9 @@ impl Tally {
     fn add(&mut self, id: CampaignId, ordinal: u64, answer: Answer) {
         match answer {
             Answer::Sent(_) => {
-                self.counts[0] += 1;
                 self.sent.push(ordinal);
             }
-            Answer::Refused { bounce, reason } => {
-                self.counts[1] += 1;
+            Answer::Refused { bounce, reason, .. } => {
                 let reason = match bounce {
                     Some(bounce) => {
                         let id = id.to_string();
@@ -104,15 +100,14 @@ impl Tally {
             Answer::NotSent {
                 reason,
                 retry_after,
-                slow_down,
+                cause,
             } => {
-                self.counts[2] += 1;
+                let slow_down = cause.slow_down();
                 self.again.push(ordinal);
                 let slow_down = slow_down.or(self.retry.as_ref().and_then(|(_, _, s)| *s));
                 self.retry = Some((reason, retry_after, slow_down));
             }
             Answer::Unknown { reason } => {
-                self.counts[2] += 1;
                 self.unknown = Some(reason);
             }
         }
@@ -202,8 +197,9 @@ impl Campaigner {
         for ((locale, domain), group) in groups {
             let letter = self.copy(prepared, &locale)?;
             let rate = prepared.spec.rate_limit;
-            let limits = (self.throttles).limits(self.provider.name(), id, rate, domain.as_deref());
-            for chunk in group.chunks(self.provider.batch_limit()) {
+            let route = self.route(&prepared.spec.categories);
+            let limits = (self.throttles).limits(route.name(), id, rate, domain.as_deref());
+            for chunk in group.chunks(route.batch_limit()) {
                 self.throttle(&limits, chunk.len()).await?;
                 let ordinals: Vec<u64> = chunk.iter().map(|r| r.ordinal).collect();
                 let (state, mut claimed) = self.store.claim(id, run, &ordinals).await?;
@@ -421,7 +417,8 @@ impl Campaigner {
             prepared,
             recipients,
         };
-        let answers = self.provider.send_batch(&batch, &each).await;
+        let route = self.route(&prepared.spec.categories);
+        let answers = route.send_batch(&batch, &each).await;
         self.record(prepared, recipients, answers, domain).await
     }
 
@@ -438,13 +435,6 @@ impl Campaigner {
         let mut tally = Tally::default();
         for (recipient, answer) in recipients.iter().zip(answers) {
             tally.add(id, recipient.ordinal, answer);
-        }
-        use crate::store::activity::Outcome as Shown;
-        let shown = [Shown::Sent, Shown::Refused, Shown::Deferred];
-        for (outcome, n) in shown.into_iter().zip(tally.counts) {
-            if n > 0 {
-                self.activity.record(self.provider.name(), outcome, n);
-            }
         }
         // Recorded before the recipients are marked: a failure here retries the batch, whose
         // refused recipients are refused again (event dedupe keeps one bounce each).
@@ -468,7 +458,8 @@ impl Campaigner {
         }
         self.store.release(id, &tally.again).await?;
         if let Some((message, retry_after, slow_down)) = tally.retry {
-            let after = self.slow_down(slow_down, retry_after, domain).await?;
+            let provider = self.route(&prepared.spec.categories).name();
+            let after = (self.slow_down(slow_down, retry_after, domain, provider)).await?;
             return Err(RunError::Retry { message, after });
         }
         if let Some(message) = tally.unknown {
@@ -487,6 +478,7 @@ impl Campaigner {
         slow_down: Option<SlowDown>,
         retry_after: Option<Duration>,
         domain: Option<&str>,
+        provider: &str,
     ) -> Result<Option<Duration>, RunError> {
         Ok(match (slow_down, domain) {
             (Some(SlowDown::Domain), Some(domain)) => {
@@ -499,7 +491,7 @@ impl Campaigner {
             (Some(SlowDown::Domain), None) => Some(Duration::from_secs(60)),
             (Some(SlowDown::Provider), _) => {
                 let after = retry_after.unwrap_or(Duration::from_secs(1));
-                let scope = ThrottleScope::Provider(self.provider.name().to_owned());
+                let scope = ThrottleScope::Provider(provider.to_owned());
                 self.throttles.hold(&scope, after).await?;
                 Some(after)
             }
@@ -566,11 +558,11 @@ impl Campaigner {
                     tokio::time::sleep(SLOT_POLL).await;
                 }
                 Ok(false) => {
-                    return Err(ProviderError::transient(format!(
+                    return Err(ProviderError::deferred(format!(
                         "{domain}: all {limit} connections in use"
                     )));
                 }
-                Err(error) => return Err(ProviderError::transient(format!("redis: {error}"))),
+                Err(error) => return Err(ProviderError::deferred(format!("redis: {error}"))),
             }
         }
         let sent = send.await;

@@ -90,6 +90,7 @@ api_doc!(
     crate::verification::AddressStatus,
     crate::render::Rendered,
     store::StatusRecord,
+    store::ProviderTry,
     store::MessageStatus,
     error::ErrorBody,
     error::ErrorDetail,

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 use futures::{StreamExt, future::BoxFuture};
 use lettre::message::Mailbox;
 
-use super::{Delivery, OutgoingEmail, ProviderError, bounce};
+use super::{Cause, Delivery, OutgoingEmail, ProviderError, bounce};
 use crate::domain::MessageId;
 
 /// Literal text or a slot.
@@ -155,16 +155,53 @@ pub enum Answer {
         reason: String,
         /// The receiving side refused the recipient (an SMTP 5xx): a bounce to record.
         bounce: Option<Box<bounce::Bounce>>,
+        /// The provider refuses the account, not this recipient: another provider may take it.
+        account: bool,
     },
     /// Not taken (a 429, a 5xx, a refused connection): nobody got it, try again later.
     NotSent {
         reason: String,
         retry_after: Option<Duration>,
-        /// Who asked the sender to slow down, when someone did.
-        slow_down: Option<SlowDown>,
+        /// Whose side it is on.
+        cause: Cause,
     },
     /// Maybe taken, maybe not (a timeout after the request was written).
     Unknown { reason: String },
+}
+
+impl Answer {
+    /// The provider failed, not the recipient: a route tries its next provider for them.
+    pub fn provider_failed(&self) -> bool {
+        matches!(
+            self,
+            Answer::Refused { account: true, .. }
+                | Answer::NotSent {
+                    cause: Cause::Outage,
+                    ..
+                }
+        )
+    }
+
+    /// The provider's rate was spent.
+    pub fn throttled(&self) -> bool {
+        matches!(
+            self,
+            Answer::NotSent {
+                cause: Cause::Throttled,
+                ..
+            }
+        )
+    }
+
+    /// The words of a refusal or failure; `None` when it was taken.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Answer::Sent(_) => None,
+            Answer::Refused { reason, .. }
+            | Answer::NotSent { reason, .. }
+            | Answer::Unknown { reason } => Some(reason),
+        }
+    }
 }
 
 /// Who asked for a slower pace.
@@ -180,19 +217,56 @@ impl From<Result<Delivery, ProviderError>> for Answer {
     fn from(result: Result<Delivery, ProviderError>) -> Self {
         match result {
             Ok(delivery) => Self::Sent(delivery),
-            Err(ProviderError::Permanent { message, bounce }) => Self::Refused {
+            Err(ProviderError::Permanent {
+                message,
+                bounce,
+                account,
+            }) => Self::Refused {
                 reason: message,
                 bounce,
+                account,
             },
             Err(ProviderError::Transient {
                 message,
+                cause: Cause::Unanswered,
+                ..
+            }) => Self::Unknown { reason: message },
+            Err(ProviderError::Transient {
+                message,
                 retry_after,
-                slow_down,
+                cause,
             }) => Self::NotSent {
                 reason: message,
                 retry_after,
-                slow_down: slow_down.then_some(SlowDown::Domain),
+                cause,
             },
+        }
+    }
+}
+
+impl From<Answer> for Result<Delivery, ProviderError> {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Sent(delivery) => Ok(delivery),
+            Answer::Refused {
+                reason,
+                bounce,
+                account,
+            } => Err(ProviderError::Permanent {
+                message: reason,
+                bounce,
+                account,
+            }),
+            Answer::NotSent {
+                reason,
+                retry_after,
+                cause,
+            } => Err(ProviderError::Transient {
+                message: reason,
+                retry_after,
+                cause,
+            }),
+            Answer::Unknown { reason } => Err(ProviderError::unanswered(reason)),
         }
     }
 }
@@ -223,6 +297,7 @@ pub(super) fn message_for(
     let to = recipient.to.mailbox().map_err(|e| Answer::Refused {
         reason: format!("the address: {e}"),
         bounce: None,
+        account: false,
     })?;
     let values = recipient.values;
     let metadata = batch
@@ -316,16 +391,16 @@ mod tests {
         let slow = ProviderError::Transient {
             message: "421 slow down".into(),
             retry_after: None,
-            slow_down: true,
+            cause: Cause::Recipient { slow_down: true },
         };
-        assert_eq!(
-            Answer::from(Err(slow)),
-            Answer::NotSent {
-                reason: "421 slow down".into(),
-                retry_after: None,
-                slow_down: Some(SlowDown::Domain),
-            }
-        );
+        let answer = Answer::from(Err(slow.clone()));
+        assert!(!answer.provider_failed());
+        assert_eq!(Result::from(answer), Err::<Delivery, _>(slow));
+        assert!(matches!(
+            Answer::from(Err(ProviderError::unanswered("timed out"))),
+            Answer::Unknown { .. }
+        ));
+        assert!(Answer::from(Err(ProviderError::outage("503"))).provider_failed());
         assert!(matches!(
             Answer::from(Err(ProviderError::permanent("550 no such user"))),
             Answer::Refused { bounce: None, .. }

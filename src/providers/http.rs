@@ -14,6 +14,17 @@ pub(super) struct Unanswered {
     pub(super) never_sent: bool,
 }
 
+impl Unanswered {
+    /// The error it is: an outage when nothing was sent, else no answer.
+    pub(super) fn into_error(self) -> super::ProviderError {
+        if self.never_sent {
+            super::ProviderError::outage(self.message)
+        } else {
+            super::ProviderError::unanswered(self.message)
+        }
+    }
+}
+
 /// `error` of a request to `provider` (shown as `shown`) for `messages` messages, after
 /// `took`: counted, and described.
 pub(super) fn unanswered(

@@ -12,6 +12,7 @@ mod http;
 mod message;
 mod outbox;
 mod postmark;
+pub mod route;
 mod sendgrid;
 mod smtp;
 
@@ -21,6 +22,7 @@ pub use batch::{Addressee, Answer, Batch, BatchRecipient, Body, PerMessage, Slow
 pub use message::{ComposeError, OutgoingEmail, Wire, text_from_html};
 pub use outbox::Outbox;
 pub use postmark::Postmark;
+pub use route::{Route, Routes, Try};
 pub use sendgrid::SendGrid;
 pub use smtp::Smtp;
 
@@ -43,9 +45,8 @@ pub enum ProviderError {
         message: String,
         /// How long the provider asked us to wait, when it did.
         retry_after: Option<Duration>,
-        /// The receiver asked us to slow down (SMTP 421, or an enhanced status 4.7.x): a
-        /// campaign backs off that recipient's domain.
-        slow_down: bool,
+        /// Whose side it is on, which decides whether another provider is tried.
+        cause: Cause,
     },
     /// Trying again will not help: the request itself was refused.
     #[error("{message}")]
@@ -55,22 +56,74 @@ pub enum ProviderError {
         /// The receiving side refused the message's one recipient (an SMTP 5xx to RCPT or
         /// DATA): a bounce to record, not a failure to dead-letter.
         bounce: Option<Box<bounce::Bounce>>,
+        /// The provider refuses the account, not the message (a bad or revoked key, a
+        /// suspended account): another provider may take it.
+        account: bool,
     },
 }
 
+/// Why a provider did not take a message for now; it decides whether a route tries its next
+/// provider ([`route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The provider is unreachable or failing (no connection, a 5xx, its outage answers).
+    Outage,
+    /// The provider's rate is spent (a 429, throttling): it is slowed, not failed.
+    Throttled,
+    /// The receiving side deferred it (an SMTP 4xx); `slow_down` when it asked for a slower
+    /// pace (a 421 or a 4.7.x status), and a campaign backs off the recipient's domain.
+    /// Another provider would be deferred alike.
+    Recipient { slow_down: bool },
+    /// The request went out and no answer came: the provider may have taken it.
+    Unanswered,
+}
+
+impl Cause {
+    /// Who asked for a slower pace, if anyone.
+    pub fn slow_down(self) -> Option<SlowDown> {
+        match self {
+            Cause::Throttled => Some(SlowDown::Provider),
+            Cause::Recipient { slow_down: true } => Some(SlowDown::Domain),
+            _ => None,
+        }
+    }
+}
+
 impl ProviderError {
-    pub(crate) fn transient(message: impl Into<String>) -> Self {
+    /// The provider cannot take mail now: unreachable, or failing.
+    pub(crate) fn outage(message: impl Into<String>) -> Self {
         Self::Transient {
             message: message.into(),
             retry_after: None,
-            slow_down: false,
+            cause: Cause::Outage,
         }
     }
 
+    /// Held back on mailroom's side or the recipient's (a domain's connections all in use): not
+    /// the provider's doing.
+    pub(crate) fn deferred(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            retry_after: None,
+            cause: Cause::Recipient { slow_down: false },
+        }
+    }
+
+    /// No answer came after the request went out.
+    pub(crate) fn unanswered(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            retry_after: None,
+            cause: Cause::Unanswered,
+        }
+    }
+
+    /// The message is refused: no provider would take it as it is.
     pub(crate) fn permanent(message: impl Into<String>) -> Self {
         Self::Permanent {
             message: message.into(),
             bounce: None,
+            account: false,
         }
     }
 
@@ -104,7 +157,15 @@ impl Provider {
     /// # Errors
     /// When the provider's settings are missing or malformed (a SendGrid key, an SMTP URL).
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        Ok(match settings.provider {
+        Self::of_kind(settings.provider, settings)
+    }
+
+    /// Builds provider `kind` from its settings.
+    ///
+    /// # Errors
+    /// As [`Provider::from_settings`].
+    pub fn of_kind(kind: ProviderKind, settings: &Settings) -> anyhow::Result<Self> {
+        Ok(match kind {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
             ProviderKind::Postmark => Provider::Postmark(Postmark::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),

@@ -54,7 +54,7 @@ impl Outbox {
         let temporary = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);
         let io = |e: std::io::Error| {
-            ProviderError::transient(format!("outbox {}: {e}", self.dir.display()))
+            ProviderError::outage(format!("outbox {}: {e}", self.dir.display()))
         };
         tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
         tokio::fs::write(&temporary, bytes).await.map_err(io)?;

@@ -19,8 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Delivery, OutgoingEmail, ProviderError,
-    batch::{self, Answer, Batch, PerMessage, SlowDown},
+    Cause, Delivery, OutgoingEmail, ProviderError,
+    batch::{self, Answer, Batch, PerMessage},
     bounce::{Bounce, Class},
     http::{unanswered, without_url},
 };
@@ -109,21 +109,6 @@ struct Reply {
     message_id: Option<String>,
 }
 
-/// What a whole request came to when Postmark did not answer per message.
-#[derive(Debug)]
-enum Failed {
-    /// Not taken: a 429, a 5xx, no connection.
-    NotSent {
-        message: String,
-        retry_after: Option<Duration>,
-        throttled: bool,
-    },
-    /// Maybe taken: the answer never came.
-    Unknown(String),
-    /// Refused, for every message (a bad token, the account).
-    Refused(String),
-}
-
 impl Postmark {
     /// The client for `POSTMARK_API_URL` with `POSTMARK_SERVER_TOKEN` and the two streams.
     ///
@@ -158,32 +143,8 @@ impl Postmark {
     /// See the module documentation for which refusals are permanent.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
         let body = message(email, &self.message_stream);
-        let result = match self.post::<Reply>(&self.email_url, &body, 1).await {
-            Ok(result) => result,
-            Err(Failed::NotSent {
-                message,
-                retry_after,
-                ..
-            }) => {
-                return Err(ProviderError::Transient {
-                    message,
-                    retry_after,
-                    slow_down: false,
-                });
-            }
-            Err(Failed::Unknown(message)) => return Err(ProviderError::transient(message)),
-            Err(Failed::Refused(message)) => return Err(ProviderError::permanent(message)),
-        };
-        match answer_of(result, sole_recipient(email)) {
-            Answer::Sent(delivery) => Ok(delivery),
-            Answer::Refused { reason, bounce } => Err(ProviderError::Permanent {
-                message: reason,
-                bounce,
-            }),
-            Answer::NotSent { reason, .. } | Answer::Unknown { reason } => {
-                Err(ProviderError::transient(reason))
-            }
-        }
+        let result = self.post::<Reply>(&self.email_url, &body, 1).await?;
+        answer_of(result, sole_recipient(email)).into()
     }
 
     /// Sends one message per recipient of `batch` on the broadcast stream, [`MAX_BATCH`] a
@@ -233,7 +194,7 @@ impl Postmark {
                 };
                 emails.len()
             ],
-            Err(failed) => vec![answer_of_failed(failed); emails.len()],
+            Err(failed) => vec![Answer::from(Err(failed)); emails.len()],
         }
     }
 
@@ -243,7 +204,7 @@ impl Postmark {
         url: &reqwest::Url,
         body: &impl Serialize,
         messages: u64,
-    ) -> Result<T, Failed> {
+    ) -> Result<T, ProviderError> {
         let watch = metrics::Stopwatch::start();
         let response = (self.client.post(url.clone()))
             .header("X-Postmark-Server-Token", self.token.expose_secret())
@@ -252,16 +213,7 @@ impl Postmark {
             .send()
             .await
             .map_err(|e| {
-                let lost = unanswered("postmark", "Postmark", &e, messages, watch.elapsed());
-                if lost.never_sent {
-                    Failed::NotSent {
-                        message: lost.message,
-                        retry_after: None,
-                        throttled: false,
-                    }
-                } else {
-                    Failed::Unknown(lost.message)
-                }
+                unanswered("postmark", "Postmark", &e, messages, watch.elapsed()).into_error()
             })?;
         let status = response.status();
         let result = SendResult::of_status(status.as_u16());
@@ -271,8 +223,9 @@ impl Postmark {
             .map(Duration::from_secs);
         let text = response.text().await.unwrap_or_default();
         if status == StatusCode::OK {
-            return serde_json::from_str(&text)
-                .map_err(|e| Failed::Unknown(format!("Postmark's answer did not parse: {e}")));
+            return serde_json::from_str(&text).map_err(|e| {
+                ProviderError::unanswered(format!("Postmark's answer did not parse: {e}"))
+            });
         }
         if status == StatusCode::UNPROCESSABLE_ENTITY
             && let Ok(single) = serde_json::from_str::<T>(&text)
@@ -281,18 +234,24 @@ impl Postmark {
             return Ok(single);
         }
         let message = format!("Postmark answered {status}: {}", words_of(&text));
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => Failed::NotSent {
-                message,
-                retry_after,
-                throttled: true,
-            },
-            s if s.is_server_error() => Failed::NotSent {
-                message,
-                retry_after,
-                throttled: false,
-            },
-            _ => Failed::Refused(message),
+        // Postmark answers 401 for a bad token and 422 with an account's code for a refused
+        // account; any other 4xx is a request it cannot read, which no provider would take.
+        let cause = match status {
+            StatusCode::TOO_MANY_REQUESTS => Cause::Throttled,
+            s if s.is_server_error() => Cause::Outage,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(ProviderError::Permanent {
+                    message,
+                    bounce: None,
+                    account: true,
+                });
+            }
+            _ => return Err(ProviderError::permanent(message)),
+        };
+        Err(ProviderError::Transient {
+            message,
+            retry_after,
+            cause,
         })
     }
 }
@@ -362,41 +321,30 @@ fn answer_of(result: Reply, sole: Option<&str>) -> Answer {
                 })
             }),
             reason: reason(),
+            account: false,
         },
         // Postmark's maintenance: nothing was taken.
         100 => Answer::NotSent {
             reason: reason(),
             retry_after: None,
-            slow_down: None,
+            cause: Cause::Outage,
         },
         429 => Answer::NotSent {
             reason: reason(),
             retry_after: None,
-            slow_down: Some(SlowDown::Provider),
+            cause: Cause::Throttled,
+        },
+        // A bad token, a sender signature missing or unconfirmed, the account out of credits
+        // or pending approval: every message would be refused.
+        10 | 400 | 401 | 405 | 412 | 413 => Answer::Refused {
+            reason: reason(),
+            bounce: None,
+            account: true,
         },
         _ => Answer::Refused {
             reason: reason(),
             bounce: None,
-        },
-    }
-}
-
-/// A whole request's failure, as each of its messages' answer.
-fn answer_of_failed(failed: Failed) -> Answer {
-    match failed {
-        Failed::NotSent {
-            message,
-            retry_after,
-            throttled,
-        } => Answer::NotSent {
-            reason: message,
-            retry_after,
-            slow_down: throttled.then_some(SlowDown::Provider),
-        },
-        Failed::Unknown(message) => Answer::Unknown { reason: message },
-        Failed::Refused(message) => Answer::Refused {
-            reason: message,
-            bounce: None,
+            account: false,
         },
     }
 }
@@ -484,7 +432,7 @@ mod tests {
             })
         );
         // An inactive recipient: that person's bounce when the message had only them.
-        let Answer::Refused { bounce, reason } = answer_of(reply(406), Some("a@example.com"))
+        let Answer::Refused { bounce, reason, .. } = answer_of(reply(406), Some("a@example.com"))
         else {
             panic!("406 is a refusal");
         };
@@ -498,23 +446,18 @@ mod tests {
             answer_of(reply(406), None),
             Answer::Refused { bounce: None, .. }
         ));
-        assert!(matches!(
-            answer_of(reply(300), Some("a@example.com")),
-            Answer::Refused { bounce: None, .. }
-        ));
-        assert!(matches!(
-            answer_of(reply(100), None),
-            Answer::NotSent {
-                slow_down: None,
-                ..
-            }
-        ));
-        assert!(matches!(
-            answer_of(reply(429), None),
-            Answer::NotSent {
-                slow_down: Some(SlowDown::Provider),
-                ..
-            }
-        ));
+        // An invalid request is that message's; the account's codes fail the provider over.
+        let invalid = answer_of(reply(300), Some("a@example.com"));
+        assert!(matches!(invalid, Answer::Refused { bounce: None, .. }));
+        assert!(!invalid.provider_failed());
+        for account in [10, 400, 401, 405, 412, 413] {
+            assert!(
+                answer_of(reply(account), None).provider_failed(),
+                "{account}"
+            );
+        }
+        assert!(answer_of(reply(100), None).provider_failed());
+        let throttled = answer_of(reply(429), None);
+        assert!(throttled.throttled() && !throttled.provider_failed());
     }
 }

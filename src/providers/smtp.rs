@@ -3,8 +3,10 @@
 //!
 //! `SMTP_URL` picks the connection: `smtp://host:port` (plain, for local relays),
 //! `smtp+starttls://host:587` (STARTTLS required) or `smtps://host:465` (implicit TLS), with
-//! credentials in the URL (SendGrid: `smtps://apikey:KEY@smtp.sendgrid.net:465`). SMTP 4xx
-//! replies and connection errors are transient; 5xx replies are permanent.
+//! credentials in the URL (SendGrid: `smtps://apikey:KEY@smtp.sendgrid.net:465`). Connection
+//! errors and refusals before a message is in flight (the greeting, TLS, AUTH) are the relay's
+//! failure; a 4xx reply to a message is transient and a 5xx permanent, for that message; a
+//! timeout while it is in flight leaves it unanswered.
 //!
 //! Why not lettre's own pooled transport: measured against Postfix's `smtp-sink`, it sent about
 //! 720 emails/s at 12 % CPU, each message waiting ~22 ms. Its sockets keep Nagle's algorithm on,
@@ -38,7 +40,7 @@ use tokio::{
     sync::Semaphore,
 };
 
-use super::{Delivery, OutgoingEmail, ProviderError, Wire};
+use super::{Cause, Delivery, OutgoingEmail, ProviderError, Wire};
 use crate::{
     config::Settings,
     metrics::{self, SendResult},
@@ -194,7 +196,7 @@ impl Smtp {
         raw: &[u8],
     ) -> Result<Delivery, SmtpFailure> {
         let _permit = self.pool.open.acquire().await.map_err(|_| {
-            SmtpFailure::Connection(ProviderError::transient("the SMTP pool is closed"))
+            SmtpFailure::Connection(ProviderError::outage("the SMTP pool is closed"))
         })?;
         let mut connection = match self.pool.take() {
             Some(connection) => connection,
@@ -215,7 +217,7 @@ impl Smtp {
                 }
                 Err(SmtpFailure::Reply(error))
             }
-            Err(_) => Err(SmtpFailure::Timeout(ProviderError::transient(format!(
+            Err(_) => Err(SmtpFailure::Timeout(ProviderError::unanswered(format!(
                 "SMTP relay {} did not answer within {} s",
                 self.name,
                 TIMEOUT.as_secs()
@@ -249,7 +251,7 @@ impl Smtp {
     async fn connect(&self) -> Result<AsyncSmtpConnection, ProviderError> {
         let relay = &self.relay;
         let unreachable = |e: &dyn std::fmt::Display| {
-            ProviderError::transient(format!("SMTP relay {}: {e}", self.name))
+            ProviderError::outage(format!("SMTP relay {}: {e}", self.name))
         };
         let socket = tokio::time::timeout(
             TIMEOUT,
@@ -287,10 +289,19 @@ impl Smtp {
             }
             Ok::<_, SmtpError>(connection)
         };
+        // Whatever the relay answers before a message is in flight is about the relay: a
+        // refused AUTH is its account refused, any other failure an outage.
         tokio::time::timeout(TIMEOUT, session)
             .await
             .map_err(|_| unreachable(&"the greeting, TLS or AUTH timed out"))?
-            .map_err(|e| self.classify(&e))
+            .map_err(|e| match self.classify(&e) {
+                ProviderError::Permanent { message, .. } => ProviderError::Permanent {
+                    message,
+                    bounce: None,
+                    account: true,
+                },
+                ProviderError::Transient { message, .. } => ProviderError::outage(message),
+            })
     }
 
     /// [`Smtp::classify`], and a permanent refusal of a message with one recipient is that
@@ -313,6 +324,16 @@ impl Smtp {
                 ProviderError::Permanent {
                     message,
                     bounce: Some(Box::new(bounce)),
+                    account: false,
+                }
+            }
+            // Authentication required or refused: the relay refuses the account, whoever the
+            // message is for.
+            (ProviderError::Permanent { message, .. }, _) if matches!(code, 530 | 534 | 535) => {
+                ProviderError::Permanent {
+                    message,
+                    bounce: None,
+                    account: true,
                 }
             }
             (other, _) => other,
@@ -327,6 +348,10 @@ impl Smtp {
             ))
         } else {
             let message = format!("SMTP relay {}: {error}", self.name);
+            if error.status().is_none() {
+                // Not a reply: the session broke (a reused connection the relay had closed).
+                return ProviderError::outage(message);
+            }
             // 421: the server closes the session for now; 4.7.x: a policy deferral (rate,
             // reputation). Both ask the sender to come back more slowly.
             let slow_down = error.status().is_some_and(|code| code.to_string() == "421")
@@ -334,7 +359,7 @@ impl Smtp {
             ProviderError::Transient {
                 message,
                 retry_after: None,
-                slow_down,
+                cause: Cause::Recipient { slow_down },
             }
         }
     }

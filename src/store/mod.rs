@@ -16,5 +16,5 @@ pub use health::{Failure, RedisFacts, RedisGuard};
 pub use rate_limit::{Limit, RateLimiter};
 pub use retry::retry_for;
 pub use stats::StatsStore;
-pub use status::{MessageStatus, StatusRecord, StatusStore};
+pub use status::{MessageStatus, ProviderTry, StatusRecord, StatusStore};
 pub use suppressions::{Suppression, Suppressions};

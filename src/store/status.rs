@@ -96,6 +96,14 @@ pub struct StatusRecord {
     /// The provider's id for it (SendGrid's `X-Message-Id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
+    /// Every provider it was handed to, in order, with its answer (`accepted` or its words)
+    /// and when; kept when one of them failed (a route failed over, or an attempt failed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderTry>,
+    /// An earlier try got no answer and another attempt was taken: the recipient may get it
+    /// twice.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub possibly_duplicated: bool,
     /// The last failure, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -121,15 +129,30 @@ pub struct StatusRecord {
     /// Pass it as `recipients_cursor` for the next page of recipients; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipients_next_cursor: Option<String>,
-    /// SendGrid's events for this message, oldest first: `{event, at, email, reason?, status?,
-    /// response?, url?, type?, attempt?, sg_event_id?}`.
+    /// The providers' events for this message, oldest first: `{event, at, email, reason?,
+    /// status?, response?, url?, type?, attempt?, sg_event_id?}`, and each provider tried as
+    /// `{event: "tried", at, provider, response}` when `providers` lists them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub timeline: Vec<serde_json::Value>,
 }
 
-/// A message's delivery statuses by recipient, and its timeline.
-type MessageEvents = (BTreeMap<String, String>, Vec<String>);
+/// One provider a message was handed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ProviderTry {
+    /// The provider (`sendgrid`, `postmark`, `smtp`, `outbox`).
+    pub provider: String,
+    /// `accepted`, or what went wrong in the provider's words.
+    pub answer: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// No answer came: it may have taken the message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unanswered: bool,
+}
+
+/// A message's delivery statuses by recipient, its timeline, and the providers tried.
+type MessageEvents = (BTreeMap<String, String>, Vec<String>, Vec<String>);
 
 /// Reads status records.
 #[derive(Debug, Clone)]
@@ -195,7 +218,7 @@ impl StatusStore {
     /// # Errors
     /// When Redis does not answer.
     pub async fn get(&self, id: MessageId) -> redis::RedisResult<Option<StatusRecord>> {
-        let (values, (delivery, timeline)) = self.read(&id.to_string()).await?;
+        let (values, (delivery, timeline, tries)) = self.read(&id.to_string()).await?;
         let [
             state,
             attempts,
@@ -241,12 +264,18 @@ impl StatusStore {
             other => other,
         };
         let sent = handed_over(status);
+        let providers: Vec<ProviderTry> = (tries.iter())
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
         Ok(Some(StatusRecord {
             id,
             status,
             attempts: ms(&attempts).map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX)),
             provider: text("provider"),
             provider_message_id: text("provider_message_id"),
+            timeline: with_tries(&timeline, &providers),
+            providers,
+            possibly_duplicated: output.get("possibly_duplicated").is_some_and(|v| v == true),
             last_error,
             dead_reason: reason.filter(|_| status == MessageStatus::Dead),
             queued_at: ms(&enqueued).and_then(rfc3339),
@@ -255,16 +284,12 @@ impl StatusStore {
             suppressed,
             recipients,
             recipients_next_cursor: None,
-            timeline: timeline
-                .iter()
-                .filter_map(|line| serde_json::from_str(line).ok())
-                .collect(),
         }))
     }
 
-    /// The job's fields, and the message's delivery record and timeline. Three slots on a
-    /// cluster (the queue's, and the message's for the other two): read side by side rather
-    /// than in one pipeline.
+    /// The job's fields, and the message's delivery record, timeline and tries. Two slots on a
+    /// cluster (the queue's, and the message's for the rest): read side by side rather than in
+    /// one pipeline.
     async fn read(&self, id: &str) -> redis::RedisResult<(Vec<Option<String>>, MessageEvents)> {
         let mut conn = self.conn.clone();
         let mut job_conn = self.conn.clone();
@@ -281,10 +306,30 @@ impl StatusStore {
                     -isize::try_from(self.timeline_cap).unwrap_or(isize::MAX),
                     -1,
                 )
+                .lrange(self.keys.tries(id), 0, -1)
                 .query_async(&mut conn)
                 .await
         })
     }
+}
+
+/// The timeline's events with the providers tried, each as a `tried` event (`provider`,
+/// `response`), oldest first.
+fn with_tries(timeline: &[String], tries: &[ProviderTry]) -> Vec<serde_json::Value> {
+    let mut events: Vec<serde_json::Value> = (tries.iter())
+        .map(|t| {
+            serde_json::json!({
+                "event": "tried",
+                "at": t.at,
+                "provider": t.provider,
+                "response": t.answer,
+            })
+        })
+        .chain((timeline.iter()).filter_map(|line| serde_json::from_str(line).ok()))
+        .collect();
+    // Stable: within one second the tries, which came first, stay first.
+    events.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+    events
 }
 
 /// Each recipient's status from the delivery record, and the message's own (the empty field);

@@ -145,7 +145,7 @@ pub async fn run(
     tracing::info!(
         worker = %name,
         concurrency = options.concurrency,
-        provider = handlers.mailer.provider.name(),
+        providers = ?handlers.mailer.routes.providers().iter().map(|p| p.name()).collect::<Vec<_>>(),
         campaign_concurrency,
         queues = ?mailroom_jobs::QUEUES,
         "worker started"

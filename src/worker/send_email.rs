@@ -16,8 +16,12 @@ use lettre::message::Mailbox;
 use mailroom_jobs::SendEmail;
 
 use crate::{
+    config::MailKind,
     events::MessageIndex,
-    providers::{OutgoingEmail, Provider, ProviderError},
+    providers::{
+        OutgoingEmail, ProviderError, Routes,
+        route::{Sending, TryLog},
+    },
     queue::{JobOutput, JobRun},
     render::Renderer,
     store::{Suppressions, activity::Activity, suppressions::drop_recipients},
@@ -27,8 +31,10 @@ use crate::{
 /// What the send handler needs, built once per process.
 #[derive(Debug)]
 pub struct Mailer {
-    /// The configured provider, with its connection pool.
-    pub provider: Provider,
+    /// The providers, by kind of mail, with their connection pools.
+    pub routes: Routes,
+    /// The providers each message was tried with, when one failed.
+    pub tries: TryLog,
     /// Hand-overs per minute, for the console.
     pub activity: Activity,
     /// `MAILROOM_FROM`.
@@ -74,15 +80,33 @@ pub struct Sent {
     pub provider_message_id: Option<String>,
     /// Recipients skipped because they are suppressed.
     pub suppressed: Vec<String>,
+    /// An earlier try got no answer, so that provider may have taken it too.
+    pub possibly_duplicated: bool,
+}
+
+impl Sent {
+    /// Nothing handed over: every recipient is suppressed or gone.
+    fn nobody(suppressed: Vec<String>) -> Self {
+        Self {
+            provider: "none",
+            provider_message_id: None,
+            suppressed,
+            possibly_duplicated: false,
+        }
+    }
 }
 
 impl JobOutput for Sent {
     fn to_output(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({
+        let mut output = serde_json::json!({
             "provider": self.provider,
             "provider_message_id": self.provider_message_id,
             "suppressed": self.suppressed,
-        }))
+        });
+        if self.possibly_duplicated {
+            output["possibly_duplicated"] = serde_json::Value::Bool(true);
+        }
+        Some(output)
     }
 }
 
@@ -181,14 +205,19 @@ pub async fn send_email(
     run: Data<JobRun>,
     mailer: Data<Arc<Mailer>>,
 ) -> Result<Sent, BoxDynError> {
-    deliver(job, &mailer).await
+    deliver(job, &mailer, run.attempt).await
 }
 
-/// Renders (when templated), composes and sends `job`: the part every sending job shares.
+/// Renders (when templated), composes and sends `job` (run `attempt` of its job): the part
+/// every sending job shares.
 ///
 /// # Errors
 /// As [`send_email`].
-pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent, BoxDynError> {
+pub(super) async fn deliver(
+    mut job: SendEmail,
+    mailer: &Mailer,
+    attempt: u32,
+) -> Result<Sent, BoxDynError> {
     // Checked here, at the last moment, so a bounce or complaint that arrived after the message
     // was queued still counts. A Redis failure is transient: the job is retried.
     let suppressed = mailer
@@ -200,35 +229,60 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
             count = suppressed.len(),
             "every recipient is suppressed: not sent"
         );
-        return Ok(Sent {
-            provider: "none",
-            provider_message_id: None,
-            suppressed,
-        });
+        return Ok(Sent::nobody(suppressed));
     }
     if job.message.list_id.is_some() && !list_mail(&mut job, mailer).await? {
         tracing::info!("the recipient is no longer a confirmed subscriber of the list: not sent");
-        return Ok(Sent {
-            provider: "none",
-            provider_message_id: None,
-            suppressed: job.message.to.iter().map(|m| m.email.clone()).collect(),
-        });
+        return Ok(Sent::nobody(
+            job.message.to.iter().map(|m| m.email.clone()).collect(),
+        ));
     }
-    let provider = mailer.provider.name();
     let job = render(job, &mailer.renderer)?;
     let job = track(job, mailer).await?;
-    let outcome = hand_over(&job, mailer).await;
+    send(job, mailer, attempt, suppressed).await
+}
+
+/// Hands the rendered `job` to its route and says what became of it.
+///
+/// # Errors
+/// As [`send_email`].
+async fn send(
+    job: SendEmail,
+    mailer: &Mailer,
+    attempt: u32,
+    suppressed: Vec<String>,
+) -> Result<Sent, BoxDynError> {
+    // Read before the hand-over: a Redis failure here retries a message nobody has yet.
+    let earlier = if attempt > 1 {
+        mailer.tries.read(&job.id.to_string()).await?
+    } else {
+        Vec::new()
+    };
+    let Sending {
+        result: outcome,
+        provider,
+        tried,
+    } = hand_over(&job, mailer).await?;
+    keep_tries(&job, mailer, &tried, !earlier.is_empty(), outcome.is_ok()).await?;
+    let possibly_duplicated = outcome.is_ok() && earlier.iter().any(|t| t.unanswered);
     if mailer.announce {
         announce(&job, provider, &outcome);
     }
     match outcome {
         Ok(delivery) => {
             tracing::debug!(provider, provider_message_id = ?delivery.provider_message_id, "sent");
-            index(&job, mailer, delivery.provider_message_id.as_deref()).await;
+            index(
+                &job,
+                mailer,
+                provider,
+                delivery.provider_message_id.as_deref(),
+            )
+            .await;
             Ok(Sent {
                 provider,
                 provider_message_id: delivery.provider_message_id,
                 suppressed,
+                possibly_duplicated,
             })
         }
         Err(ProviderError::Permanent {
@@ -245,6 +299,7 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
                 provider,
                 provider_message_id: None,
                 suppressed,
+                possibly_duplicated,
             })
         }
         Err(ProviderError::Permanent { message, .. }) => Err(AbortError::new(message).into()),
@@ -259,28 +314,59 @@ pub(super) async fn deliver(mut job: SendEmail, mailer: &Mailer) -> Result<Sent,
     }
 }
 
-/// Composes `job`'s message and hands it to the provider.
-async fn hand_over(
-    job: &SendEmail,
-    mailer: &Mailer,
-) -> Result<crate::providers::Delivery, ProviderError> {
+/// Composes `job`'s message and hands it to its route: list mail goes as bulk, the rest as
+/// transactional, unless a category routes it otherwise.
+///
+/// # Errors
+/// A message that cannot be composed is refused for good.
+async fn hand_over(job: &SendEmail, mailer: &Mailer) -> Result<Sending, AbortError> {
     let mut email = OutgoingEmail::compose(job, &mailer.default_from)
-        .map_err(|error| ProviderError::permanent(error.to_string()))?;
-    // SendGrid's tracking_settings say the same as mailroom's own tracking would.
-    email.tracking = mailer.tracking.for_message(&job.message);
+        .map_err(|error| AbortError::new(error.to_string()))?;
+    // SendGrid's tracking_settings say the same as mailroom's own tracking would; when mailroom
+    // tracks (another provider is on a route), SendGrid is not asked to track again.
+    if mailer.tracker.is_none() {
+        email.tracking = mailer.tracking.for_message(&job.message);
+    }
     email.unsubscribe_group =
         (job.message.list_id).and_then(|list| mailer.unsubscribe_groups.get(&list).copied());
-    let sent = mailer.provider.send(&email).await;
-    let outcome = crate::providers::ProviderError::outcome(&sent);
-    mailer.activity.record(mailer.provider.name(), outcome, 1);
-    sent
+    let kind = match job.message.list_id {
+        Some(_) => MailKind::Bulk,
+        None => MailKind::Transactional,
+    };
+    let route = mailer.routes.route(kind, &job.message.categories);
+    Ok(route.send(&email).await)
+}
+
+/// Keeps this attempt's `tried` providers when one failed or an earlier attempt left tries.
+///
+/// # Errors
+/// When Redis does not answer and the message was not `sent` (it is retried). Once sent, a
+/// failure is only logged: a retry would send it again.
+async fn keep_tries(
+    job: &SendEmail,
+    mailer: &Mailer,
+    tried: &[crate::providers::Try],
+    earlier: bool,
+    sent: bool,
+) -> Result<(), BoxDynError> {
+    let failed = tried.iter().any(|t| t.answer != "accepted");
+    if !failed && !earlier {
+        return Ok(());
+    }
+    match mailer.tries.record(&job.id.to_string(), tried).await {
+        Err(error) if sent => {
+            tracing::warn!(%error, "could not keep the providers tried for a sent message");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Indexes a sent message: by SendGrid's id (for events that come back without mailroom's)
 /// and by recipient (for export and erasure).
-async fn index(job: &SendEmail, mailer: &Mailer, provider_id: Option<&str>) {
+async fn index(job: &SendEmail, mailer: &Mailer, provider: &str, provider_id: Option<&str>) {
     let id = job.id.to_string();
-    if let Some(provider_id) = provider_id.filter(|_| mailer.provider.name() == "sendgrid") {
+    if let Some(provider_id) = provider_id.filter(|_| provider == "sendgrid") {
         // The message is sent: failing to index it must not fail the job (a retry would send
         // it twice), so the write is retried here, through a Redis restart, for a bounded
         // time. Its events still carry mailroom_id; only Return-Path bounces would miss the

@@ -42,6 +42,7 @@ fn days_left(left: chrono::TimeDelta) -> u32 {
 #[tracing::instrument(skip_all, fields(verification_id = %job.id, request_id = job.request_id.as_deref()))]
 pub async fn send_verification(
     job: SendVerification,
+    run: Data<crate::queue::JobRun>,
     mailer: Data<Arc<Mailer>>,
 ) -> Result<Sent, BoxDynError> {
     let left = job.expires_at - Utc::now();
@@ -89,7 +90,7 @@ pub async fn send_verification(
         },
         request_id: job.request_id,
     };
-    deliver(email, &mailer).await
+    deliver(email, &mailer, run.attempt).await
 }
 
 #[cfg(test)]

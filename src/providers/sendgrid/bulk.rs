@@ -1,15 +1,15 @@
 //! Many recipients of one message in one Mail Send request: a [`Batch`] as personalizations
 //! (REFERENCE §1.2), at most 1,000 a request, each slot of the body a substitution tag.
 
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc};
 
 use lettre::message::Mailbox;
 use serde::Serialize;
 
 use super::{Asm, SendGrid, TrackingSettings};
 use crate::providers::{
-    Delivery,
-    batch::{Addressee, Answer, Batch, BatchRecipient, SlowDown, escape_into},
+    Delivery, ProviderError,
+    batch::{Addressee, Answer, Batch, BatchRecipient, escape_into},
 };
 
 /// SendGrid's most personalizations in one request.
@@ -104,32 +104,12 @@ where
     map.end()
 }
 
-/// Why a [`BulkMail`] was not accepted, with what it means for its recipients.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum BulkError {
-    /// SendGrid did not take it (429, 5xx, no connection): nobody got it; try again later.
-    #[error("{message}")]
-    NotSent {
-        message: String,
-        /// SendGrid asked to wait this long (429).
-        retry_after: Option<Duration>,
-        /// It was a 429: the account's rate is spent.
-        throttled: bool,
-    },
-    /// The request may or may not have been taken (a timeout after it was written).
-    #[error("{message}")]
-    Unknown { message: String },
-    /// SendGrid refused it (400, 401, 403, 413): sending it again will not help.
-    #[error("{message}")]
-    Refused { message: String },
-}
-
 impl SendGrid {
     /// Sends one [`BulkMail`].
     ///
     /// # Errors
-    /// See [`BulkError`].
-    async fn send_bulk(&self, mail: &BulkMail<'_>) -> Result<Delivery, BulkError> {
+    /// As [`SendGrid::send`].
+    async fn send_bulk(&self, mail: &BulkMail<'_>) -> Result<Delivery, ProviderError> {
         self.post(mail, mail.personalizations.len() as u64).await
     }
 
@@ -141,40 +121,18 @@ impl SendGrid {
             let (mail, taken) = bulk_mail(batch, recipients);
             let mut answer = None;
             if !mail.personalizations.is_empty() {
-                answer = Some(Answer::from_bulk(self.send_bulk(&mail).await));
+                answer = Some(Answer::from(self.send_bulk(&mail).await));
             }
             answers.extend(taken.into_iter().map(|taken| match (taken, &answer) {
                 (true, Some(answer)) => answer.clone(),
                 _ => Answer::Refused {
                     reason: "personal fields over SendGrid's 10,000 bytes per recipient".to_owned(),
                     bounce: None,
+                    account: false,
                 },
             }));
         }
         answers
-    }
-}
-
-impl Answer {
-    /// What a request's answer means for each of its recipients.
-    fn from_bulk(sent: Result<Delivery, BulkError>) -> Self {
-        match sent {
-            Ok(delivery) => Self::Sent(delivery),
-            Err(BulkError::Refused { message }) => Self::Refused {
-                reason: message,
-                bounce: None,
-            },
-            Err(BulkError::NotSent {
-                message,
-                retry_after,
-                throttled,
-            }) => Self::NotSent {
-                reason: message,
-                retry_after,
-                slow_down: throttled.then_some(SlowDown::Provider),
-            },
-            Err(BulkError::Unknown { message }) => Self::Unknown { reason: message },
-        }
     }
 }
 
@@ -327,36 +285,5 @@ mod tests {
         assert_eq!(json["custom_args"]["mailroom_campaign"], "c1");
         assert_eq!(first["custom_args"]["mailroom_list"], "<1.lists>");
         assert_eq!(json["asm"]["group_id"], 7);
-    }
-
-    #[test]
-    fn each_answer_of_a_request_says_what_it_means_for_its_recipients() {
-        let throttled = BulkError::NotSent {
-            message: "429".into(),
-            retry_after: Some(Duration::from_secs(3)),
-            throttled: true,
-        };
-        assert_eq!(
-            Answer::from_bulk(Err(throttled)),
-            Answer::NotSent {
-                reason: "429".into(),
-                retry_after: Some(Duration::from_secs(3)),
-                slow_down: Some(SlowDown::Provider),
-            }
-        );
-        assert_eq!(
-            Answer::from_bulk(Err(BulkError::Unknown {
-                message: "timed out".into()
-            })),
-            Answer::Unknown {
-                reason: "timed out".into()
-            }
-        );
-        assert!(matches!(
-            Answer::from_bulk(Err(BulkError::Refused {
-                message: "400".into()
-            })),
-            Answer::Refused { bounce: None, .. }
-        ));
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! One reqwest client per process (a keep-alive connection pool, HTTP/1.1 or HTTP/2 by ALPN).
 //! 202 means accepted and carries `X-Message-Id`. 429 and 5xx, timeouts and connection errors
-//! are transient (429's `Retry-After` or `X-RateLimit-Reset` is handed to the queue); 400, 401,
-//! 403 and 413 are permanent, with SendGrid's own error messages kept.
+//! are transient (429's `Retry-After` or `X-RateLimit-Reset` is handed to the queue); 400 and
+//! 413 refuse the message, 401 and 403 the account (a wrong or revoked key), with SendGrid's own
+//! error messages kept.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -19,11 +20,10 @@ use serde::{Deserialize, Serialize};
 
 mod bulk;
 
-use bulk::BulkError;
 pub(super) use bulk::MAX_PERSONALIZATIONS;
 
 use super::{
-    Delivery, OutgoingEmail, ProviderError,
+    Cause, Delivery, OutgoingEmail, ProviderError,
     http::{unanswered, without_url},
 };
 use crate::config::Settings;
@@ -85,21 +85,7 @@ impl SendGrid {
     /// # Errors
     /// See the module documentation for which failures are transient.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, ProviderError> {
-        self.post(&MailSend::from(email), 1)
-            .await
-            .map_err(|error| match error {
-                BulkError::NotSent {
-                    message,
-                    retry_after,
-                    ..
-                } => ProviderError::Transient {
-                    message,
-                    retry_after,
-                    slow_down: false,
-                },
-                BulkError::Unknown { message } => ProviderError::transient(message),
-                BulkError::Refused { message } => ProviderError::permanent(message),
-            })
+        self.post(&MailSend::from(email), 1).await
     }
 }
 
@@ -144,7 +130,7 @@ impl SendGrid {
     }
 
     /// POSTs `body` (for `messages` recipients) to Mail Send and reads SendGrid's answer.
-    async fn post<B: Serialize>(&self, body: &B, messages: u64) -> Result<Delivery, BulkError> {
+    async fn post<B: Serialize>(&self, body: &B, messages: u64) -> Result<Delivery, ProviderError> {
         let watch = metrics::Stopwatch::start();
         let response = self
             .client
@@ -154,18 +140,7 @@ impl SendGrid {
             .send()
             .await
             .map_err(|e| {
-                let lost = unanswered("sendgrid", "SendGrid", &e, messages, watch.elapsed());
-                if lost.never_sent {
-                    BulkError::NotSent {
-                        message: lost.message,
-                        retry_after: None,
-                        throttled: false,
-                    }
-                } else {
-                    BulkError::Unknown {
-                        message: lost.message,
-                    }
-                }
+                unanswered("sendgrid", "SendGrid", &e, messages, watch.elapsed()).into_error()
             })?;
         let status = response.status();
         metrics::provider_send(
@@ -187,15 +162,30 @@ impl SendGrid {
         let retry_after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         let message = format!("SendGrid answered {status}: {}", error_messages(&text));
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            Err(BulkError::NotSent {
-                message,
-                retry_after,
-                throttled: status == StatusCode::TOO_MANY_REQUESTS,
-            })
-        } else {
-            Err(BulkError::Refused { message })
-        }
+        Err(failed(status, message, retry_after))
+    }
+}
+
+/// What a refused request means: a 429 spends the rate, a 5xx is an outage, a 401 or 403 refuses
+/// the account (its key), anything else the message.
+fn failed(status: StatusCode, message: String, retry_after: Option<Duration>) -> ProviderError {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::Transient {
+            message,
+            retry_after,
+            cause: Cause::Throttled,
+        },
+        s if s.is_server_error() => ProviderError::Transient {
+            message,
+            retry_after,
+            cause: Cause::Outage,
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Permanent {
+            message,
+            bounce: None,
+            account: true,
+        },
+        _ => ProviderError::permanent(message),
     }
 }
 
