@@ -470,4 +470,17 @@ async fn a_postmark_token_passes_when_postmark_names_its_server_and_fails_with_t
             && !provider.contains("pm-bad"),
         "{out}"
     );
+
+    // Every provider of every route is checked, once each.
+    let mut routed = with("pm-good").to_vec();
+    routed.push((
+        "MAILROOM_ROUTES",
+        "transactional=postmark>smtp, bulk=smtp>postmark".to_owned(),
+    ));
+    routed.push(("SMTP_URL", "smtp://127.0.0.1:1".to_owned()));
+    let (code, out) = deployment.plain(&dns, "postmark", &routed).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(line(&out, "provider postmark").starts_with("pass"), "{out}");
+    assert!(line(&out, "provider smtp").starts_with("FAIL"), "{out}");
+    assert_eq!(out.matches("provider postmark").count(), 1, "{out}");
 }

@@ -554,3 +554,66 @@ async fn a_campaign_whose_provider_fails_a_third_through_sends_everyone_once_wit
     drop(workers);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_shows_each_provider_with_its_circuit_and_last_hour() {
+    use mailroom::store::activity::{Activity, Outcome};
+    let app = common::app::TestApp::spawn(|s| {
+        s.api_keys = None;
+        s.insecure_no_auth = true;
+        s.provider = mailroom::config::ProviderKind::Sendgrid;
+        s.sendgrid_api_key = Some(secrecy::SecretString::from(KEY));
+        s.smtp_url = Some(secrecy::SecretString::from("smtp://127.0.0.1:2525"));
+        s.routes = "transactional=sendgrid>smtp".to_owned().try_into().unwrap();
+    })
+    .await;
+    let activity = Activity::new(app.redis.conn(), &app.redis.prefix);
+    activity.record("sendgrid", Outcome::Sent, 6);
+    activity.record("sendgrid", Outcome::Deferred, 2);
+    activity.record("smtp", Outcome::Sent, 5);
+    activity.flush().await.unwrap();
+    let probe_at = chrono::Utc::now().timestamp_millis() + 20_000;
+    let _: () = app
+        .redis
+        .conn()
+        .hset_multiple(
+            format!("{}:{{provider:sendgrid}}:health", app.redis.prefix),
+            &[
+                ("state", "open".to_owned()),
+                ("probe_at", probe_at.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let page = reqwest::get(app.url("/console"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let table = page.split("<table id=\"providers\"").nth(1).unwrap();
+    let table = table.split("</table>").next().unwrap();
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].contains(">sendgrid<") && rows[0].contains("class=\"bad\">open"),
+        "{table}"
+    );
+    let next: u64 = (rows[0].split("next probe in ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .expect("the next probe's time");
+    assert!((10..=20).contains(&next), "{table}");
+    let numbers = |row: &str| -> Vec<String> {
+        (row.split("<td class=\"num\">").skip(1))
+            .map(|cell| cell.split('<').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(numbers(rows[0]), ["6", "2", "25.0 %"], "{table}");
+    assert!(
+        rows[1].contains(">smtp<") && rows[1].contains(">closed "),
+        "{table}"
+    );
+    assert_eq!(numbers(rows[1]), ["5", "0", "0.0 %"], "{table}");
+    app.stop().await;
+}

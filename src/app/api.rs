@@ -109,6 +109,7 @@ pub fn state(
         hits: HitRecorder::new(producer.clone()),
         background: TaskTracker::new(),
         own_tracking: !crate::providers::route::providers_track(settings),
+        providers: crate::providers::route::provider_names(settings),
         events: super::event_store(settings, &conn),
         coalescer,
         producer,

@@ -164,6 +164,18 @@ struct QueueRow {
     retried_total: u64,
 }
 
+/// A provider's line: its circuit and its last hour.
+struct ProviderRow {
+    name: &'static str,
+    /// `closed`, `open`, or `–` when it has no circuit (a route of one provider).
+    state: &'static str,
+    detail: String,
+    sent: u64,
+    errors: u64,
+    /// Errors per hand-over, in percent, one decimal.
+    error_rate: String,
+}
+
 struct RecentError {
     when: String,
     queue: &'static str,
@@ -182,7 +194,46 @@ struct Overview {
     sent_last_hour: u64,
     errors_last_hour: u64,
     chart: String,
+    providers: Vec<ProviderRow>,
     recent_errors: Vec<RecentError>,
+}
+
+/// Each configured provider with its circuit and its hand-overs of the last hour.
+async fn provider_rows(
+    state: &AppState,
+    activity: &Activity,
+) -> redis::RedisResult<Vec<ProviderRow>> {
+    use crate::providers::route::health::{Circuit, circuits};
+    let names = &state.providers;
+    let circuits = circuits(&state.producer.connection(), &state.prefix, names).await?;
+    let last_hour = activity.by_provider(60).await?;
+    Ok((names.iter().zip(circuits))
+        .map(|(name, circuit)| {
+            let [sent, deferred, refused] = last_hour.get(*name).copied().unwrap_or_default();
+            let errors = deferred + refused;
+            let handed = sent + errors;
+            let (state, detail) = match circuit {
+                _ if names.len() < 2 => ("–", "the only provider".to_owned()),
+                Circuit::Closed => ("closed", "takes mail".to_owned()),
+                Circuit::Open { next_probe } => (
+                    "open",
+                    format!("failing over; next probe in {} s", next_probe.as_secs()),
+                ),
+            };
+            ProviderRow {
+                name,
+                state,
+                detail,
+                sent,
+                errors,
+                error_rate: if handed == 0 {
+                    "–".to_owned()
+                } else {
+                    format!("{:.1} %", errors as f64 * 100.0 / handed as f64)
+                },
+            }
+        })
+        .collect())
 }
 
 /// `GET /console`.
@@ -238,9 +289,9 @@ async fn overview_data(state: &AppState, chrome: Chrome) -> redis::RedisResult<O
         });
     }
     recent.sort_by_key(|letter| std::cmp::Reverse(letter.0));
-    let minutes = Activity::new(state.producer.connection(), &state.prefix)
-        .recent(60)
-        .await?;
+    let activity = Activity::new(state.producer.connection(), &state.prefix);
+    let minutes = activity.recent(60).await?;
+    let providers = provider_rows(state, &activity).await?;
     Ok(Overview {
         chrome,
         dead_total: queues.iter().map(|q| q.dead).sum(),
@@ -254,6 +305,7 @@ async fn overview_data(state: &AppState, chrome: Chrome) -> redis::RedisResult<O
         sent_last_hour: minutes.iter().map(|m| m.sent).sum(),
         errors_last_hour: minutes.iter().map(|m| m.deferred + m.refused).sum(),
         chart: charts::sends_per_minute(&minutes),
+        providers,
         recent_errors: recent
             .into_iter()
             .take(8)

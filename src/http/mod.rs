@@ -81,6 +81,9 @@ pub struct Shared {
     pub hits: tracking::HitRecorder,
     /// mailroom tracks opens and clicks itself (SMTP and outbox); SendGrid tracks its own.
     pub own_tracking: bool,
+    /// The providers the routes name, in order, once each; their circuits are kept when there
+    /// are several.
+    pub providers: Vec<&'static str>,
     /// Where delivery and complaint reports received by Inbound Parse are recorded.
     pub events: crate::events::EventStore,
     /// Message status records.

@@ -177,11 +177,21 @@ impl Provider {
 
     /// The provider's name, for logs and status records.
     pub fn name(&self) -> &'static str {
-        match self {
-            Provider::SendGrid(_) => "sendgrid",
-            Provider::Postmark(_) => "postmark",
-            Provider::Smtp(_) => "smtp",
-            Provider::Outbox(_) => "outbox",
+        Self::name_of(match self {
+            Provider::SendGrid(_) => ProviderKind::Sendgrid,
+            Provider::Postmark(_) => ProviderKind::Postmark,
+            Provider::Smtp(_) => ProviderKind::Smtp,
+            Provider::Outbox(_) => ProviderKind::Outbox,
+        })
+    }
+
+    /// The name of providers of `kind`.
+    pub fn name_of(kind: ProviderKind) -> &'static str {
+        match kind {
+            ProviderKind::Sendgrid => "sendgrid",
+            ProviderKind::Postmark => "postmark",
+            ProviderKind::Smtp => "smtp",
+            ProviderKind::Outbox => "outbox",
         }
     }
 

@@ -151,36 +151,75 @@ impl Activity {
                 ..Minute::default()
             })
             .collect();
+        for (minute, _provider, outcome, count) in self.fields(first, now).await? {
+            let Some(slot) = minute
+                .checked_sub(first)
+                .and_then(|i| chart.get_mut(usize::try_from(i).ok()?))
+            else {
+                continue;
+            };
+            match outcome {
+                Outcome::Sent => slot.sent += count,
+                Outcome::Deferred => slot.deferred += count,
+                Outcome::Refused => slot.refused += count,
+            }
+        }
+        Ok(chart)
+    }
+
+    /// Each provider's hand-overs over the last `minutes` minutes: sent, deferred, refused.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn by_provider(
+        &self,
+        minutes: u64,
+    ) -> redis::RedisResult<std::collections::BTreeMap<String, [u64; 3]>> {
+        let now = now_minute();
+        let first = now.saturating_sub(minutes.saturating_sub(1));
+        let mut totals = std::collections::BTreeMap::<String, [u64; 3]>::new();
+        for (minute, provider, outcome, count) in self.fields(first, now).await? {
+            if minute < first {
+                continue;
+            }
+            let total = totals.entry(provider).or_default();
+            total[match outcome {
+                Outcome::Sent => 0,
+                Outcome::Deferred => 1,
+                Outcome::Refused => 2,
+            }] += count;
+        }
+        Ok(totals)
+    }
+
+    /// The counts recorded for the minutes `first` to `last`'s hours, as (minute, provider,
+    /// outcome, count); fields that do not parse are left out.
+    async fn fields(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> redis::RedisResult<Vec<(u64, String, Outcome, u64)>> {
         let mut conn = self.conn.clone();
-        for hour in first / 60..=now / 60 {
+        let mut found = Vec::new();
+        for hour in first / 60..=last / 60 {
             let fields: HashMap<String, u64> = redis::cmd("HGETALL")
                 .arg(self.keys.activity(hour))
                 .query_async(&mut conn)
                 .await?;
             for (field, count) in fields {
                 let mut parts = field.split('|');
-                let (Some(minute), Some(_provider), Some(outcome)) =
+                let (Some(minute), Some(provider), Some(outcome)) =
                     (parts.next(), parts.next(), parts.next())
                 else {
                     continue;
                 };
-                let (Ok(minute), Some(outcome)) = (minute.parse::<u64>(), Outcome::parse(outcome))
-                else {
-                    continue;
-                };
-                let Some(slot) = minute
-                    .checked_sub(first)
-                    .and_then(|i| chart.get_mut(usize::try_from(i).ok()?))
-                else {
-                    continue;
-                };
-                match outcome {
-                    Outcome::Sent => slot.sent += count,
-                    Outcome::Deferred => slot.deferred += count,
-                    Outcome::Refused => slot.refused += count,
+                if let (Ok(minute), Some(outcome)) =
+                    (minute.parse::<u64>(), Outcome::parse(outcome))
+                {
+                    found.push((minute, provider.to_owned(), outcome, count));
                 }
             }
         }
-        Ok(chart)
+        Ok(found)
     }
 }

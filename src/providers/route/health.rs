@@ -212,3 +212,40 @@ struct Answered {
 fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
+
+/// A provider's circuit as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Circuit {
+    /// It takes mail.
+    Closed,
+    /// Its mail goes to the next provider; the next probe is due after this long.
+    Open { next_probe: Duration },
+}
+
+/// The circuit of each provider of `names` under `prefix`.
+///
+/// # Errors
+/// When Redis does not answer.
+pub async fn circuits(
+    conn: &RedisConnection,
+    prefix: &str,
+    names: &[&str],
+) -> redis::RedisResult<Vec<Circuit>> {
+    let keys = Keys::new(prefix);
+    let mut circuits = Vec::with_capacity(names.len());
+    for name in names {
+        let (state, probe_at): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(keys.provider_health(name))
+            .arg("state")
+            .arg("probe_at")
+            .query_async(&mut conn.clone())
+            .await?;
+        circuits.push(match state.as_deref() {
+            Some("open") => Circuit::Open {
+                next_probe: Duration::from_millis(probe_at.unwrap_or(0).saturating_sub(now_ms())),
+            },
+            _ => Circuit::Closed,
+        });
+    }
+    Ok(circuits)
+}

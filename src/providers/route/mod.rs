@@ -144,8 +144,19 @@ impl Route {
                 break;
             }
         }
-        let (provider, result) =
+        let (provider, mut result) =
             last.unwrap_or_else(|| ("none", Err(every_circuit_open(next_probe))));
+        // With somewhere to fail over to, an account refused is no reason to give the message
+        // up: it is retried, by then through whichever provider is up.
+        if self.health.is_some()
+            && let Err(ProviderError::Permanent {
+                message,
+                account: true,
+                ..
+            }) = &result
+        {
+            result = Err(ProviderError::outage(message.clone()));
+        }
         if tried.len() > 1
             && let Err(error) = &result
         {
@@ -439,6 +450,20 @@ impl Routes {
 /// The providers of `kind`'s route, in order: `MAILROOM_ROUTES`, else `MAILROOM_PROVIDER`.
 pub fn route_kinds(settings: &Settings, kind: MailKind) -> Vec<ProviderKind> {
     (settings.routes.route(kind)).map_or_else(|| vec![settings.provider], <[ProviderKind]>::to_vec)
+}
+
+/// The names of the providers the routes name, in order, once each.
+pub fn provider_names(settings: &Settings) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for kind in [MailKind::Transactional, MailKind::Bulk] {
+        for provider in route_kinds(settings, kind) {
+            let name = Provider::name_of(provider);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
 }
 
 /// Whether every provider of every route tracks opens and clicks itself (SendGrid): then
