@@ -3,7 +3,9 @@
 //! the personalizations it is handed; or (`--via smtp`) one message per recipient to Postfix's
 //! `smtp-sink`; or (`--via postmark`) Postmark's batch call, 500 filled messages a request, to
 //! the stand-in, which answers each. Measures the time from the start to the last recipient handed over, the
-//! worker's peak RSS, and the Redis memory the campaign takes beyond its subscribers.
+//! worker's peak RSS, and the Redis memory the campaign takes beyond its subscribers. With
+//! `--primary-down`, SendGrid comes first on the campaign's route with its port closed: every
+//! batch fails over, and the time to the first recipient through `--via` is the switch's.
 
 use std::{
     fmt,
@@ -47,6 +49,8 @@ pub(crate) struct CampaignReport {
     worker_peak_kib: Option<u64>,
     redis_bytes: Option<u64>,
     possibly_duplicated: u64,
+    /// With the primary down: when the first recipient reached the secondary, from the start.
+    switched: Option<Duration>,
 }
 
 impl fmt::Display for CampaignReport {
@@ -82,6 +86,13 @@ impl fmt::Display for CampaignReport {
                 f,
                 "redis:    {:.1} MB for the campaign (state, snapshot, bitmaps, batch jobs)",
                 bytes as f64 / 1e6
+            )?;
+        }
+        if let Some(switched) = self.switched {
+            writeln!(
+                f,
+                "failover: SendGrid refusing connections; the first recipient through the secondary {:.2} s after the start",
+                switched.as_secs_f64()
             )?;
         }
         write!(
@@ -140,6 +151,15 @@ impl Via {
         })
     }
 
+    /// Its name in `MAILROOM_ROUTES`.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sendgrid => "sendgrid",
+            Self::Smtp => "smtp",
+            Self::Postmark => "postmark",
+        }
+    }
+
     fn shown(self) -> &'static str {
         match self {
             Self::Sendgrid => "SendGrid provider, local stand-in answering 202",
@@ -155,19 +175,28 @@ fn postmark_answer(n: usize) -> String {
     format!("[{}]", vec![one; n].join(","))
 }
 
+/// What the stand-in counts: requests, recipients, and when the first request came.
+struct Counted {
+    requests: Arc<AtomicU64>,
+    recipients: Arc<AtomicU64>,
+    first: Arc<std::sync::OnceLock<Instant>>,
+}
+
 /// A stand-in SendGrid and Postmark counting requests and the recipients in them.
-async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> {
+async fn stand_in() -> anyhow::Result<(String, Counted)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (requests, recipients) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (r, p) = (requests.clone(), recipients.clone());
-    let (r2, p2) = (requests.clone(), recipients.clone());
+    let first = Arc::new(std::sync::OnceLock::new());
+    let (r, p, f) = (requests.clone(), recipients.clone(), first.clone());
+    let (r2, p2, f2) = (requests.clone(), recipients.clone(), first.clone());
     let accept = Router::new()
         .route(
             "/v3/mail/send",
             post(move |body: Bytes| {
-                let (r, p) = (r.clone(), p.clone());
+                let (r, p, f) = (r.clone(), p.clone(), f.clone());
                 async move {
+                    f.get_or_init(Instant::now);
                     // Each personalization has one `"to":[` (the body's own fields have none).
                     let count = memchr::memmem::find_iter(&body, b"\"to\":[").count();
                     r.fetch_add(1, Ordering::Relaxed);
@@ -179,8 +208,9 @@ async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> 
         .route(
             "/email/batch",
             post(move |body: Bytes| {
-                let (r, p) = (r2.clone(), p2.clone());
+                let (r, p, f) = (r2.clone(), p2.clone(), f2.clone());
                 async move {
+                    f.get_or_init(Instant::now);
                     // Each message names its stream once.
                     let count = memchr::memmem::find_iter(&body, b"\"MessageStream\":").count();
                     r.fetch_add(1, Ordering::Relaxed);
@@ -194,7 +224,12 @@ async fn stand_in() -> anyhow::Result<(String, Arc<AtomicU64>, Arc<AtomicU64>)> 
             }),
         );
     tokio::spawn(async move { axum::serve(listener, accept).await });
-    Ok((format!("http://{address}"), requests, recipients))
+    let counted = Counted {
+        requests,
+        recipients,
+        first,
+    };
+    Ok((format!("http://{address}"), counted))
 }
 
 /// `bench campaign`: `rows` subscribers, one campaign, one worker.
@@ -206,9 +241,13 @@ pub(crate) async fn campaign(
     rows: usize,
     via: Via,
     concurrency: usize,
+    primary_down: bool,
 ) -> anyhow::Result<CampaignReport> {
+    if primary_down && via == Via::Sendgrid {
+        bail!("--primary-down fails SendGrid over to --via smtp or postmark");
+    }
     let prefix = bench_prefix(settings);
-    let outcome = run(settings, &prefix, rows, via, concurrency).await;
+    let outcome = run(settings, &prefix, rows, (via, primary_down), concurrency).await;
     delete_prefix(settings.redis_connection().await?, &prefix).await?;
     outcome
 }
@@ -286,11 +325,21 @@ fn spawn_worker(
         .context("cannot start mailroom work")
 }
 
+/// SendGrid first on the campaign's route, at a port that refuses connections.
+fn sendgrid_down(via: Via) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    Ok(vec![
+        ("MAILROOM_ROUTES", format!("bulk=sendgrid>{}", via.name())),
+        ("SENDGRID_API_URL", format!("http://{closed}")),
+        ("SENDGRID_API_KEY", "SG.bench.key".to_owned()),
+    ])
+}
+
 async fn run(
     settings: &Settings,
     prefix: &str,
     rows: usize,
-    via: Via,
+    (via, primary_down): (Via, bool),
     concurrency: usize,
 ) -> anyhow::Result<CampaignReport> {
     let (list, _) = import_into(settings, prefix, rows).await?;
@@ -300,8 +349,11 @@ async fn run(
     let id = CampaignId::fresh();
     let spec = newsletter(list);
     store.create(id, &spec, None).await?;
-    let (url, requests, recipients) = stand_in().await?;
-    let (mut sink, env) = via.settings(&url).await?;
+    let (url, counted) = stand_in().await?;
+    let (mut sink, mut env) = via.settings(&url).await?;
+    if primary_down {
+        env.extend(sendgrid_down(via)?);
+    }
     let mut worker = spawn_worker(prefix, concurrency, &env)?;
     // Let the worker come up before the clock starts: the figure is the campaign's, not the
     // process start's.
@@ -321,20 +373,21 @@ async fn run(
     if campaign.sent != rows as u64 {
         bail!("{} of {rows} sent ({:?})", campaign.sent, campaign.reasons);
     }
-    if via != Via::Smtp && recipients.load(Ordering::Relaxed) < rows as u64 {
-        bail!(
-            "the stand-in saw {} recipients of {rows}",
-            recipients.load(Ordering::Relaxed)
-        );
+    let recipients = counted.recipients.load(Ordering::Relaxed);
+    if via != Via::Smtp && recipients < rows as u64 {
+        bail!("the stand-in saw {recipients} recipients of {rows}");
     }
     Ok(CampaignReport {
         recipients: rows as u64,
         provider: via.shown(),
         elapsed,
         fixed,
-        requests: requests.load(Ordering::Relaxed),
+        requests: counted.requests.load(Ordering::Relaxed),
         worker_peak_kib,
         redis_bytes: after.checked_sub(before),
         possibly_duplicated: campaign.possibly_duplicated,
+        switched: (counted.first.get())
+            .filter(|_| primary_down)
+            .map(|first| first.saturating_duration_since(started)),
     })
 }

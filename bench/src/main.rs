@@ -153,6 +153,10 @@ enum Command {
         /// Campaign jobs the worker runs at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Put SendGrid first on the campaign's route, with its port refusing connections:
+        /// every batch fails over to `--via` (smtp or postmark).
+        #[arg(long)]
+        primary_down: bool,
     },
     /// Print the path of a signed tracking link (an open image, or with --click a link), made
     /// with MAILROOM_LINK_KEYS, for `wrk` against a `mailroom serve` with the same keys:
@@ -293,6 +297,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             rows,
             via,
             concurrency,
+            primary_down,
         } => {
             let default = if via == campaign::Via::Sendgrid {
                 1_000_000
@@ -302,7 +307,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let rows = rows.unwrap_or(default);
             println!(
                 "{}",
-                campaign::campaign(settings, rows, via, concurrency).await?
+                campaign::campaign(settings, rows, via, concurrency, primary_down).await?
             );
         }
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),

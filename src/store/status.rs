@@ -97,7 +97,7 @@ pub struct StatusRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
     /// Every provider it was handed to, in order, with its answer (`accepted` or its words)
-    /// and when; kept when one of them failed (a route failed over, or an attempt failed).
+    /// and when; kept when a route failed over or an answer never came.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<ProviderTry>,
     /// An earlier try got no answer and another attempt was taken: the recipient may get it

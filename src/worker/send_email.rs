@@ -337,7 +337,8 @@ async fn hand_over(job: &SendEmail, mailer: &Mailer) -> Result<Sending, AbortErr
     Ok(route.send(&email).await)
 }
 
-/// Keeps this attempt's `tried` providers when one failed or an earlier attempt left tries.
+/// Keeps this attempt's `tried` providers when it failed over or got no answer, or an earlier
+/// attempt left tries.
 ///
 /// # Errors
 /// When Redis does not answer and the message was not `sent` (it is retried). Once sent, a
@@ -349,8 +350,10 @@ async fn keep_tries(
     earlier: bool,
     sent: bool,
 ) -> Result<(), BoxDynError> {
-    let failed = tried.iter().any(|t| t.answer != "accepted");
-    if !failed && !earlier {
+    // A refusal by the only provider tried is the status's last error already; what is kept
+    // is what a reader could not tell otherwise: a failover, or an answer that never came.
+    let telling = tried.len() > 1 || tried.iter().any(|t| t.unanswered);
+    if !telling && !earlier {
         return Ok(());
     }
     match mailer.tries.record(&job.id.to_string(), tried).await {
