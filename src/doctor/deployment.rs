@@ -23,7 +23,8 @@ const MIN_REDIS: (u32, u32) = (6, 2);
 pub async fn checks(settings: &Settings) -> Vec<Check> {
     let mut report = redis(settings).await;
     report.extend(api(settings).await);
-    for kind in configured_providers(settings) {
+    // Every provider a route names (`MAILROOM_ROUTES`, else `MAILROOM_PROVIDER`), once each.
+    for kind in crate::providers::route::configured_providers(settings) {
         report.push(provider(settings, kind).await);
     }
     report.extend(webhooks(settings));
@@ -318,20 +319,6 @@ async fn public_url(base: &str) -> Check {
             ),
         ),
     }
-}
-
-/// Every provider a route names (`MAILROOM_ROUTES`, else `MAILROOM_PROVIDER`), once each.
-fn configured_providers(settings: &Settings) -> Vec<ProviderKind> {
-    use crate::config::MailKind;
-    let mut kinds = Vec::new();
-    for mail in [MailKind::Transactional, MailKind::Bulk] {
-        for kind in crate::providers::route::route_kinds(settings, mail) {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-    }
-    kinds
 }
 
 async fn provider(settings: &Settings, kind: ProviderKind) -> Check {

@@ -193,13 +193,13 @@ impl Answer {
         )
     }
 
-    /// The words of a refusal or failure; `None` when it was taken.
-    pub fn reason(&self) -> Option<&str> {
+    /// How the console's send chart counts it.
+    pub fn outcome(&self) -> crate::store::activity::Outcome {
+        use crate::store::activity::Outcome;
         match self {
-            Answer::Sent(_) => None,
-            Answer::Refused { reason, .. }
-            | Answer::NotSent { reason, .. }
-            | Answer::Unknown { reason } => Some(reason),
+            Answer::Sent(_) => Outcome::Sent,
+            Answer::Refused { .. } => Outcome::Refused,
+            Answer::NotSent { .. } | Answer::Unknown { .. } => Outcome::Deferred,
         }
     }
 }

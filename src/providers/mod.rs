@@ -152,18 +152,10 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// Builds the provider `settings` name, with its connection pool.
+    /// Builds provider `kind` from its settings, with its connection pool.
     ///
     /// # Errors
     /// When the provider's settings are missing or malformed (a SendGrid key, an SMTP URL).
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        Self::of_kind(settings.provider, settings)
-    }
-
-    /// Builds provider `kind` from its settings.
-    ///
-    /// # Errors
-    /// As [`Provider::from_settings`].
     pub fn of_kind(kind: ProviderKind, settings: &Settings) -> anyhow::Result<Self> {
         Ok(match kind {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),

@@ -100,19 +100,9 @@ impl Route {
         self
     }
 
-    /// The kind of mail it carries.
-    pub fn kind(&self) -> MailKind {
-        self.kind
-    }
-
     /// Its first provider's name: the one its rate throttle is named after.
     pub fn name(&self) -> &'static str {
         self.providers.first().map_or("none", Provider::name)
-    }
-
-    /// Its providers, in order.
-    pub fn providers(&self) -> &[Provider] {
-        &self.providers
     }
 
     /// The most recipients one batch should carry: the smallest of its providers' limits, so a
@@ -136,7 +126,7 @@ impl Route {
                 continue;
             }
             let result = provider.send(email).await;
-            self.count(name, std::slice::from_ref(&Answer::from(result.clone())));
+            self.count(name, [ProviderError::outcome(&result)]);
             tried.push(Try::of(name, &result));
             let onward = self.verdict(name, &result).await == Verdict::Next;
             last = Some((name, result));
@@ -231,7 +221,7 @@ impl Route {
             };
             provider.send_batch(&part, &each).await
         };
-        self.count(name, &answers);
+        self.count(name, answers.iter().map(Answer::outcome));
         let report = if answers.iter().any(Answer::provider_failed) {
             Report::Failed
         } else if answers.iter().any(Answer::throttled) {
@@ -296,23 +286,22 @@ impl Route {
         verdict
     }
 
-    /// Counts `answers` of provider `name` for the console's chart.
-    fn count(&self, name: &'static str, answers: &[Answer]) {
+    /// Counts the `outcomes` of provider `name`'s answers for the console's chart.
+    fn count(&self, name: &'static str, outcomes: impl IntoIterator<Item = Outcome>) {
         let Some(activity) = &self.activity else {
             return;
         };
-        let mut counts = [0u64; 3];
-        for answer in answers {
-            counts[match answer {
-                Answer::Sent(_) => 0,
-                Answer::Refused { .. } => 1,
-                Answer::NotSent { .. } | Answer::Unknown { .. } => 2,
-            }] += 1;
+        let mut counts = [
+            (Outcome::Sent, 0u64),
+            (Outcome::Refused, 0),
+            (Outcome::Deferred, 0),
+        ];
+        for outcome in outcomes {
+            if let Some((_, n)) = counts.iter_mut().find(|(o, _)| *o == outcome) {
+                *n += 1;
+            }
         }
-        for (outcome, n) in [Outcome::Sent, Outcome::Refused, Outcome::Deferred]
-            .into_iter()
-            .zip(counts)
-        {
+        for (outcome, n) in counts {
             if n > 0 {
                 activity.record(name, outcome, n);
             }
@@ -452,27 +441,30 @@ pub fn route_kinds(settings: &Settings, kind: MailKind) -> Vec<ProviderKind> {
     (settings.routes.route(kind)).map_or_else(|| vec![settings.provider], <[ProviderKind]>::to_vec)
 }
 
-/// The names of the providers the routes name, in order, once each.
-pub fn provider_names(settings: &Settings) -> Vec<&'static str> {
-    let mut names = Vec::new();
-    for kind in [MailKind::Transactional, MailKind::Bulk] {
-        for provider in route_kinds(settings, kind) {
-            let name = Provider::name_of(provider);
-            if !names.contains(&name) {
-                names.push(name);
+/// Every provider the routes name, in order, once each.
+pub fn configured_providers(settings: &Settings) -> Vec<ProviderKind> {
+    let mut kinds = Vec::new();
+    for mail in [MailKind::Transactional, MailKind::Bulk] {
+        for kind in route_kinds(settings, mail) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
             }
         }
     }
-    names
+    kinds
+}
+
+/// The names of [`configured_providers`].
+pub fn provider_names(settings: &Settings) -> Vec<&'static str> {
+    (configured_providers(settings).into_iter())
+        .map(Provider::name_of)
+        .collect()
 }
 
 /// Whether every provider of every route tracks opens and clicks itself (SendGrid): then
 /// mailroom leaves its mail for the provider to track.
 pub fn providers_track(settings: &Settings) -> bool {
-    [MailKind::Transactional, MailKind::Bulk]
-        .into_iter()
-        .flat_map(|kind| route_kinds(settings, kind))
-        .all(|kind| kind == ProviderKind::Sendgrid)
+    (configured_providers(settings).into_iter()).all(|kind| kind == ProviderKind::Sendgrid)
 }
 
 /// Each message's tries (`P:tries:{ID}`), kept when one failed: the status and the timeline
