@@ -617,3 +617,56 @@ async fn the_console_shows_each_provider_with_its_circuit_and_last_hour() {
     assert_eq!(numbers(rows[1]), ["5", "0", "0.0 %"], "{table}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_circuit_opens_on_failures_in_a_row_or_in_a_window_and_lets_one_probe_through() {
+    use mailroom::providers::route::health::{Admit, Health, Report, Verdict};
+    let redis = TestRedis::new().await;
+    let health = Health::new(redis.conn(), &redis.prefix, Duration::from_secs(3600));
+    let key = format!("{}:{{provider:sendgrid}}:health", redis.prefix);
+
+    // Three in a row open it; a success between failures resets the row.
+    assert_eq!(health.admit("sendgrid").await, Admit::Go);
+    for _ in 0..2 {
+        assert_eq!(
+            health.report("sendgrid", Report::Failed).await,
+            Verdict::Next
+        );
+    }
+    health.report("sendgrid", Report::Ok).await;
+    for _ in 0..2 {
+        health.report("sendgrid", Report::Failed).await;
+    }
+    assert_eq!(health.admit("sendgrid").await, Admit::Go, "two in a row");
+    health.report("sendgrid", Report::Failed).await;
+    let Admit::Skip(next) = health.admit("sendgrid").await else {
+        panic!("three in a row open it");
+    };
+    assert!(next > Duration::from_secs(25), "{next:?}");
+
+    // Due: one message probes, the others still skip; its success closes the circuit.
+    let _: () = redis.conn().hset(&key, "probe_at", 0).await.unwrap();
+    assert_eq!(health.admit("sendgrid").await, Admit::Probe);
+    assert!(matches!(health.admit("sendgrid").await, Admit::Skip(_)));
+    health.report("sendgrid", Report::Ok).await;
+    assert_eq!(health.admit("sendgrid").await, Admit::Go);
+
+    // Ten failures within the window open it whatever came between.
+    for n in 0..10 {
+        assert_eq!(health.admit("postmark").await, Admit::Go, "failure {n}");
+        health.report("postmark", Report::Failed).await;
+        if n < 9 {
+            health.report("postmark", Report::Ok).await;
+        }
+    }
+    assert!(matches!(health.admit("postmark").await, Admit::Skip(_)));
+
+    // A rate limit is waited for: it neither fails over nor opens, however often.
+    for _ in 0..12 {
+        assert_eq!(
+            health.report("smtp", Report::Throttled).await,
+            Verdict::Stay
+        );
+    }
+    assert_eq!(health.admit("smtp").await, Admit::Go);
+}
