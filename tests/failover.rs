@@ -670,3 +670,81 @@ async fn a_circuit_opens_on_failures_in_a_row_or_in_a_window_and_lets_one_probe_
     }
     assert_eq!(health.admit("smtp").await, Admit::Go);
 }
+
+/// A SendGrid that reads each request and hangs up without an answer: the request went out,
+/// whether it was taken is unknown.
+async fn hanging_up() -> (String, Arc<AtomicU8>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicU8::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; 64 * 1024];
+            let mut read = 0;
+            // The whole request (headers and the small body) has arrived once it stops coming.
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(200), socket.read(&mut buffer[read..]))
+                    .await
+            {
+                if n == 0 {
+                    break;
+                }
+                read += n;
+            }
+            if read > 0 {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            drop(socket);
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_requests_stay_with_their_provider_until_it_fails_over_then_say_possibly_duplicated()
+ {
+    let redis = TestRedis::new().await;
+    let (url, asked) = hanging_up().await;
+    let smtp = SmtpSink::start().await;
+    let queued = queue_emails(&redis, 1).await;
+    let env = vec![
+        ("MAILROOM_PROVIDER", "sendgrid".to_owned()),
+        ("MAILROOM_ROUTES", "transactional=sendgrid>smtp".to_owned()),
+        ("SENDGRID_API_URL", url),
+        ("SENDGRID_API_KEY", KEY.to_owned()),
+        ("SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port)),
+        ("MAILROOM_BACKOFF_BASE_MS", "10".to_owned()),
+        ("MAILROOM_BACKOFF_CAP_SECS", "1".to_owned()),
+    ];
+    let _worker = worker(&redis, &env);
+
+    eventually(Duration::from_secs(60), "the email settled", || async {
+        let (done, dead) = settled(&redis).await;
+        (done + dead >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(settled(&redis).await, (1, 0));
+    exactly_once(&queued, smtp_ids(&smtp));
+    let record = status(&redis, &queued[0]).await;
+    assert!(record.possibly_duplicated, "{record:?}");
+    assert_eq!(record.provider.as_deref(), Some("smtp"));
+    // Each unanswered try was retried on SendGrid, until its circuit opened after three.
+    let tried: Vec<(&str, bool)> = (record.providers.iter())
+        .map(|t| (t.provider.as_str(), t.unanswered))
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            ("sendgrid", true),
+            ("sendgrid", true),
+            ("sendgrid", true),
+            ("smtp", false)
+        ],
+        "{record:?}"
+    );
+    assert_eq!(record.attempts, 4, "{record:?}");
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+}
