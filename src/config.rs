@@ -61,6 +61,8 @@ pub enum ProviderKind {
     Sendgrid,
     /// Postmark's HTTP API.
     Postmark,
+    /// Mailgun's HTTP API.
+    Mailgun,
     /// An SMTP relay.
     Smtp,
     /// `.eml` files in `MAILROOM_OUTBOX_DIR`.
@@ -122,6 +124,7 @@ impl TryFrom<String> for ProviderKind {
             &[
                 ("sendgrid", Self::Sendgrid),
                 ("postmark", Self::Postmark),
+                ("mailgun", Self::Mailgun),
                 ("smtp", Self::Smtp),
                 ("outbox", Self::Outbox),
             ],
@@ -130,12 +133,15 @@ impl TryFrom<String> for ProviderKind {
 }
 
 /// Settings read from the environment without the `MAILROOM_` prefix.
-const UNPREFIXED: [&str; 6] = [
+const UNPREFIXED: [&str; 9] = [
     "REDIS_URL",
     "SENDGRID_API_KEY",
     "SENDGRID_API_URL",
     "POSTMARK_SERVER_TOKEN",
     "POSTMARK_API_URL",
+    "MAILGUN_API_KEY",
+    "MAILGUN_DOMAIN",
+    "MAILGUN_API_URL",
     "SMTP_URL",
 ];
 
@@ -240,7 +246,7 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     /// `MAILROOM_BODY_LIMIT_BYTES`: the largest request body the API reads.
     pub body_limit_bytes: usize,
-    /// `MAILROOM_PROVIDER`: `sendgrid`, `postmark`, `smtp` or `outbox`.
+    /// `MAILROOM_PROVIDER`: `sendgrid`, `postmark`, `mailgun`, `smtp` or `outbox`.
     pub provider: ProviderKind,
     /// `MAILROOM_ROUTES`: each kind of mail's providers, tried in order.
     pub routes: RouteTable,
@@ -263,6 +269,12 @@ pub struct Settings {
     pub postmark_message_stream: String,
     /// `MAILROOM_POSTMARK_BROADCAST_STREAM`: the stream of campaign mail.
     pub postmark_broadcast_stream: String,
+    /// `MAILGUN_API_KEY`: the Mailgun account's sending key.
+    pub mailgun_api_key: Option<SecretString>,
+    /// `MAILGUN_DOMAIN`: the Mailgun sending domain.
+    pub mailgun_domain: Option<String>,
+    /// `MAILGUN_API_URL`: the API's base (`https://api.eu.mailgun.net` for the EU region).
+    pub mailgun_api_url: String,
     /// `SMTP_URL`: `smtp://`, `smtp+starttls://` or `smtps://`, credentials in the URL.
     pub smtp_url: Option<SecretString>,
     /// `MAILROOM_OUTBOX_DIR`: where the outbox provider writes `.eml` files.
@@ -463,6 +475,9 @@ impl Default for Settings {
             postmark_api_url: "https://api.postmarkapp.com".to_owned(),
             postmark_message_stream: "outbound".to_owned(),
             postmark_broadcast_stream: "broadcast".to_owned(),
+            mailgun_api_key: None,
+            mailgun_domain: None,
+            mailgun_api_url: "https://api.mailgun.net".to_owned(),
             smtp_url: None,
             outbox_dir: PathBuf::from("./outbox"),
             default_locale: "en".to_owned(),

@@ -484,3 +484,58 @@ async fn a_postmark_token_passes_when_postmark_names_its_server_and_fails_with_t
     assert!(line(&out, "provider smtp").starts_with("FAIL"), "{out}");
     assert_eq!(out.matches("provider postmark").count(), 1, "{out}");
 }
+
+#[tokio::test]
+async fn a_mailgun_domain_passes_when_active_and_fails_with_the_fix_when_not() {
+    let dns = FixtureDns::start(&[]).await;
+    let deployment = Deployment::start().await;
+    let mailgun = MockServer::start().await;
+    for (domain, state) in [
+        ("mg.example.com", "active"),
+        ("new.example.com", "unverified"),
+    ] {
+        Mock::given(matchers::method("GET"))
+            .and(matchers::path(format!("/v3/domains/{domain}")))
+            .and(matchers::header("authorization", "Basic YXBpOm1nLWdvb2Q="))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"domain": {"name": domain, "state": state}, "receiving_dns_records": [], "sending_dns_records": []}),
+            ))
+            .mount(&mailgun)
+            .await;
+    }
+    Mock::given(matchers::method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("Forbidden"))
+        .mount(&mailgun)
+        .await;
+    let with = |key: &str, domain: &str| {
+        [
+            ("MAILGUN_API_URL", mailgun.uri()),
+            ("MAILGUN_API_KEY", key.to_owned()),
+            ("MAILGUN_DOMAIN", domain.to_owned()),
+        ]
+    };
+    let (_, out) = deployment
+        .plain(&dns, "mailgun", &with("mg-good", "mg.example.com"))
+        .await;
+    assert!(line(&out, "provider mailgun").starts_with("pass"), "{out}");
+    let (code, out) = deployment
+        .plain(&dns, "mailgun", &with("mg-good", "new.example.com"))
+        .await;
+    assert_eq!(code, 1, "{out}");
+    let provider = line(&out, "provider mailgun");
+    assert!(
+        provider.starts_with("FAIL") && provider.contains("unverified"),
+        "{out}"
+    );
+    let (_, out) = deployment
+        .plain(&dns, "mailgun", &with("mg-bad", "mg.example.com"))
+        .await;
+    let provider = line(&out, "provider mailgun");
+    assert!(
+        provider.starts_with("FAIL")
+            && provider.contains("401")
+            && provider.contains("MAILGUN_API_KEY")
+            && !provider.contains("mg-bad"),
+        "{out}"
+    );
+}

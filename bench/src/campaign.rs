@@ -2,7 +2,8 @@
 //! `mailroom work` and the SendGrid provider, to a local stand-in that answers 202 and counts
 //! the personalizations it is handed; or (`--via smtp`) one message per recipient to Postfix's
 //! `smtp-sink`; or (`--via postmark`) Postmark's batch call, 500 filled messages a request, to
-//! the stand-in, which answers each. Measures the time from the start to the last recipient handed over, the
+//! the stand-in, which answers each; or (`--via mailgun`) Mailgun's batch call, 1,000
+//! recipients with their recipient variables a request. Measures the time from the start to the last recipient handed over, the
 //! worker's peak RSS, and the Redis memory the campaign takes beyond its subscribers. With
 //! `--primary-down`, SendGrid comes first on the campaign's route with its port closed: every
 //! batch fails over, and the time to the first recipient through `--via` is the switch's.
@@ -112,6 +113,8 @@ pub(crate) enum Via {
     Smtp,
     /// Postmark, to the stand-in (batch calls).
     Postmark,
+    /// Mailgun, to the stand-in (batch calls with recipient variables).
+    Mailgun,
 }
 
 impl Via {
@@ -148,6 +151,15 @@ impl Via {
                     ("POSTMARK_SERVER_TOKEN", "bench-token".to_owned()),
                 ],
             ),
+            Self::Mailgun => (
+                None,
+                vec![
+                    ("MAILROOM_PROVIDER", "mailgun".to_owned()),
+                    ("MAILGUN_API_URL", stand_in.to_owned()),
+                    ("MAILGUN_API_KEY", "bench-key".to_owned()),
+                    ("MAILGUN_DOMAIN", "bench.example.com".to_owned()),
+                ],
+            ),
         })
     }
 
@@ -157,6 +169,7 @@ impl Via {
             Self::Sendgrid => "sendgrid",
             Self::Smtp => "smtp",
             Self::Postmark => "postmark",
+            Self::Mailgun => "mailgun",
         }
     }
 
@@ -165,6 +178,7 @@ impl Via {
             Self::Sendgrid => "SendGrid provider, local stand-in answering 202",
             Self::Smtp => "SMTP provider, Postfix smtp-sink on loopback",
             Self::Postmark => "Postmark provider, local stand-in answering each message of a batch",
+            Self::Mailgun => "Mailgun provider, local stand-in answering each batch call",
         }
     }
 }
@@ -190,6 +204,7 @@ async fn stand_in() -> anyhow::Result<(String, Counted)> {
     let first = Arc::new(std::sync::OnceLock::new());
     let (r, p, f) = (requests.clone(), recipients.clone(), first.clone());
     let (r2, p2, f2) = (requests.clone(), recipients.clone(), first.clone());
+    let (r3, p3, f3) = (requests.clone(), recipients.clone(), first.clone());
     let accept = Router::new()
         .route(
             "/v3/mail/send",
@@ -223,6 +238,24 @@ async fn stand_in() -> anyhow::Result<(String, Counted)> {
                 }
             }),
         );
+    let accept = accept.route(
+        "/v3/bench.example.com/messages",
+        post(move |body: Bytes| {
+            let (r, p, f) = (r3.clone(), p3.clone(), f3.clone());
+            async move {
+                f.get_or_init(Instant::now);
+                // Each recipient is one `to` field; `from` always comes first.
+                let count = memchr::memmem::find_iter(&body, b"&to=").count();
+                r.fetch_add(1, Ordering::Relaxed);
+                p.fetch_add(count as u64, Ordering::Relaxed);
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json")],
+                    r#"{"id":"<bench@bench.example.com>","message":"Queued. Thank you."}"#,
+                )
+            }
+        }),
+    );
     tokio::spawn(async move { axum::serve(listener, accept).await });
     let counted = Counted {
         requests,

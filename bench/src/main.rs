@@ -147,7 +147,7 @@ enum Command {
         /// Subscribers in the list (default: 1,000,000 through SendGrid; 100,000 otherwise).
         #[arg(long)]
         rows: Option<usize>,
-        /// The provider: SendGrid's or Postmark's stand-in, or SMTP to smtp-sink.
+        /// The provider: SendGrid's, Postmark's or Mailgun's stand-in, or SMTP to smtp-sink.
         #[arg(long, value_enum, default_value_t = campaign::Via::Sendgrid)]
         via: campaign::Via,
         /// Campaign jobs the worker runs at once.

@@ -9,7 +9,7 @@ use mailroom_jobs::{Producer, RedisConnection};
 use super::{Check, Verdict, check};
 use crate::{
     config::{ProviderKind, Settings},
-    providers::{Postmark, SendGrid, Smtp},
+    providers::{Mailgun, Postmark, SendGrid, Smtp},
     store::RedisFacts,
 };
 
@@ -325,6 +325,7 @@ async fn provider(settings: &Settings, kind: ProviderKind) -> Check {
     match kind {
         ProviderKind::Sendgrid => sendgrid(settings).await,
         ProviderKind::Postmark => postmark(settings).await,
+        ProviderKind::Mailgun => mailgun(settings).await,
         ProviderKind::Smtp => smtp(settings).await,
         ProviderKind::Outbox => outbox(settings).await,
     }
@@ -374,6 +375,37 @@ async fn postmark(settings: &Settings) -> Check {
             format!("{error}: check POSTMARK_SERVER_TOKEN (a 401 means wrong)"),
         ),
         Err(_) => check(Verdict::Fail, what, "Postmark did not answer within 10 s"),
+    }
+}
+
+async fn mailgun(settings: &Settings) -> Check {
+    let what = "provider mailgun".to_owned();
+    let client = match Mailgun::from_settings(settings) {
+        Ok(client) => client,
+        Err(error) => return check(Verdict::Fail, what, format!("{error:#}")),
+    };
+    match tokio::time::timeout(LIMIT * 2, client.domain_state()).await {
+        Ok(Ok(state)) if state == "active" => check(
+            Verdict::Pass,
+            what,
+            format!("the key is valid and {} is active", client.domain()),
+        ),
+        Ok(Ok(state)) => check(
+            Verdict::Fail,
+            what,
+            format!(
+                "{} is {state}: verify its DNS records in Mailgun before sending",
+                client.domain()
+            ),
+        ),
+        Ok(Err(error)) => check(
+            Verdict::Fail,
+            what,
+            format!(
+                "{error}: check MAILGUN_API_KEY, MAILGUN_DOMAIN and MAILGUN_API_URL (EU domains: https://api.eu.mailgun.net)"
+            ),
+        ),
+        Err(_) => check(Verdict::Fail, what, "Mailgun did not answer within 10 s"),
     }
 }
 

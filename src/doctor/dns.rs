@@ -56,6 +56,7 @@ async fn spf(resolver: &TokioResolver, domain: &str, provider: ProviderKind) -> 
     let wanted = match provider {
         ProviderKind::Sendgrid => "v=spf1 include:sendgrid.net ~all",
         ProviderKind::Postmark => "v=spf1 a mx include:spf.mtasv.net ~all",
+        ProviderKind::Mailgun => "v=spf1 include:mailgun.org ~all",
         _ => "v=spf1 a mx ~all (or your relay's include)",
     };
     let records = match txt(resolver, domain).await {
@@ -243,6 +244,11 @@ pub(super) async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
                 Verdict::Pass,
                 "dkim".to_owned(),
                 "Postmark signs (verify the domain in Postmark's sender signatures)",
+            ),
+            ProviderKind::Mailgun => check(
+                Verdict::Pass,
+                "dkim".to_owned(),
+                "Mailgun signs (verify the sending domain's DNS records in Mailgun)",
             ),
             _ => check(
                 Verdict::Warn,

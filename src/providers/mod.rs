@@ -1,5 +1,6 @@
-//! Where email goes out: SendGrid's v3 HTTP API, any SMTP relay, or `.eml` files in an outbox
-//! folder. One [`Provider`], picked by `MAILROOM_PROVIDER`, built once per process.
+//! Where email goes out: SendGrid's, Postmark's or Mailgun's HTTP API, any SMTP relay, or
+//! `.eml` files in an outbox folder. Each [`Provider`] a route names ([`route`]) is built once
+//! per process.
 //!
 //! Every provider answers the same way: [`Delivery`] when the message was accepted, or a
 //! [`ProviderError`] that says whether trying again could help. The providers never retry
@@ -9,6 +10,7 @@ pub mod batch;
 pub mod bounce;
 pub mod dkim;
 mod http;
+mod mailgun;
 mod message;
 mod outbox;
 mod postmark;
@@ -19,6 +21,7 @@ mod smtp;
 use std::time::Duration;
 
 pub use batch::{Addressee, Answer, Batch, BatchRecipient, Body, PerMessage, SlowDown};
+pub use mailgun::Mailgun;
 pub use message::{ComposeError, OutgoingEmail, Wire, text_from_html};
 pub use outbox::Outbox;
 pub use postmark::Postmark;
@@ -145,6 +148,8 @@ pub enum Provider {
     SendGrid(SendGrid),
     /// Postmark's email API.
     Postmark(Postmark),
+    /// Mailgun's messages API.
+    Mailgun(Mailgun),
     /// An SMTP relay.
     Smtp(Smtp),
     /// `.eml` files in a folder, for development.
@@ -160,6 +165,7 @@ impl Provider {
         Ok(match kind {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
             ProviderKind::Postmark => Provider::Postmark(Postmark::from_settings(settings)?),
+            ProviderKind::Mailgun => Provider::Mailgun(Mailgun::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
             ProviderKind::Outbox => Provider::Outbox(
                 Outbox::new(settings.outbox_dir.clone()).with_wire(Wire::from_settings(settings)?),
@@ -172,6 +178,7 @@ impl Provider {
         Self::name_of(match self {
             Provider::SendGrid(_) => ProviderKind::Sendgrid,
             Provider::Postmark(_) => ProviderKind::Postmark,
+            Provider::Mailgun(_) => ProviderKind::Mailgun,
             Provider::Smtp(_) => ProviderKind::Smtp,
             Provider::Outbox(_) => ProviderKind::Outbox,
         })
@@ -182,6 +189,7 @@ impl Provider {
         match kind {
             ProviderKind::Sendgrid => "sendgrid",
             ProviderKind::Postmark => "postmark",
+            ProviderKind::Mailgun => "mailgun",
             ProviderKind::Smtp => "smtp",
             ProviderKind::Outbox => "outbox",
         }
@@ -195,6 +203,7 @@ impl Provider {
         match self {
             Provider::SendGrid(sendgrid) => sendgrid.send(email).await,
             Provider::Postmark(postmark) => postmark.send(email).await,
+            Provider::Mailgun(mailgun) => mailgun.send(email).await,
             Provider::Smtp(smtp) => smtp.send(email).await,
             Provider::Outbox(outbox) => outbox.send(email).await,
         }
@@ -207,6 +216,7 @@ impl Provider {
         match self {
             Provider::SendGrid(_) => sendgrid::MAX_PERSONALIZATIONS,
             Provider::Postmark(_) => postmark::MAX_BATCH,
+            Provider::Mailgun(_) => mailgun::MAX_BATCH,
             Provider::Smtp(_) | Provider::Outbox(_) => 100,
         }
     }
@@ -218,6 +228,7 @@ impl Provider {
         match self {
             Provider::SendGrid(sendgrid) => sendgrid.send_batch(batch).await,
             Provider::Postmark(postmark) => postmark.send_batch(batch, each).await,
+            Provider::Mailgun(mailgun) => mailgun.send_batch(batch).await,
             Provider::Smtp(smtp) => {
                 batch::one_by_one(batch, each, true, |email| {
                     Box::pin(async move { smtp.send(&email).await })

@@ -9,7 +9,7 @@
 //! timeouts and lost connections are transient. Single mail goes to the message stream,
 //! campaigns to the broadcast stream. Postmark's own tracking stays off: mailroom tracks.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use base64::Engine;
@@ -22,7 +22,7 @@ use super::{
     Cause, Delivery, OutgoingEmail, ProviderError,
     batch::{self, Answer, Batch, PerMessage},
     bounce::{Bounce, Class},
-    http::{unanswered, without_url},
+    http::{self, unanswered, without_url},
 };
 use crate::{
     config::Settings,
@@ -123,12 +123,7 @@ impl Postmark {
                 .with_context(|| format!("POSTMARK_API_URL {base:?} is not a URL"))
         };
         Ok(Self {
-            client: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
-                .user_agent(concat!("mailroom/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .context("could not build the HTTP client")?,
+            client: http::client()?,
             email_url: url("/email")?,
             batch_url: url("/email/batch")?,
             token,
@@ -218,9 +213,7 @@ impl Postmark {
         let status = response.status();
         let result = SendResult::of_status(status.as_u16());
         metrics::provider_send("postmark", result, messages, watch.elapsed());
-        let retry_after = (response.headers().get("retry-after"))
-            .and_then(|v| v.to_str().ok()?.trim().parse().ok())
-            .map(Duration::from_secs);
+        let retry_after = http::retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         if status == StatusCode::OK {
             return serde_json::from_str(&text).map_err(|e| {
@@ -234,25 +227,8 @@ impl Postmark {
             return Ok(single);
         }
         let message = format!("Postmark answered {status}: {}", words_of(&text));
-        // Postmark answers 401 for a bad token and 422 with an account's code for a refused
-        // account; any other 4xx is a request it cannot read, which no provider would take.
-        let cause = match status {
-            StatusCode::TOO_MANY_REQUESTS => Cause::Throttled,
-            s if s.is_server_error() => Cause::Outage,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(ProviderError::Permanent {
-                    message,
-                    bounce: None,
-                    account: true,
-                });
-            }
-            _ => return Err(ProviderError::permanent(message)),
-        };
-        Err(ProviderError::Transient {
-            message,
-            retry_after,
-            cause,
-        })
+        // 401 and 403: a bad token; a refused account is a 422 with its code, read above.
+        Err(http::refused(status, message, retry_after, &[401, 403]))
     }
 }
 

@@ -7,12 +7,12 @@
 //! 413 refuse the message, 401 and 403 the account (a wrong or revoked key), with SendGrid's own
 //! error messages kept.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use base64::Engine;
 use lettre::message::Mailbox;
-use reqwest::{StatusCode, header::HeaderMap};
+use reqwest::StatusCode;
 
 use crate::metrics::{self, SendResult};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,8 +23,8 @@ mod bulk;
 pub(super) use bulk::MAX_PERSONALIZATIONS;
 
 use super::{
-    Cause, Delivery, OutgoingEmail, ProviderError,
-    http::{unanswered, without_url},
+    Delivery, OutgoingEmail, ProviderError,
+    http::{self, unanswered, without_url},
 };
 use crate::config::Settings;
 
@@ -63,13 +63,7 @@ impl SendGrid {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(base_url: &str, api_key: SecretString) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("mailroom/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("could not build the HTTP client")?;
+        let client = http::client()?;
         let endpoint = format!("{}/v3/mail/send", base_url.trim_end_matches('/'));
         let endpoint = reqwest::Url::parse(&endpoint)
             .with_context(|| format!("SENDGRID_API_URL {base_url:?} is not a URL"))?;
@@ -159,59 +153,12 @@ impl SendGrid {
                 provider_message_id: id,
             });
         }
-        let retry_after = retry_after(response.headers());
+        let retry_after = http::retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         let message = format!("SendGrid answered {status}: {}", error_messages(&text));
-        Err(failed(status, message, retry_after))
+        // 401 and 403: a wrong or revoked key.
+        Err(http::refused(status, message, retry_after, &[401, 403]))
     }
-}
-
-/// What a refused request means: a 429 spends the rate, a 5xx is an outage, a 401 or 403 refuses
-/// the account (its key), anything else the message.
-fn failed(status: StatusCode, message: String, retry_after: Option<Duration>) -> ProviderError {
-    match status {
-        StatusCode::TOO_MANY_REQUESTS => ProviderError::Transient {
-            message,
-            retry_after,
-            cause: Cause::Throttled,
-        },
-        s if s.is_server_error() => ProviderError::Transient {
-            message,
-            retry_after,
-            cause: Cause::Outage,
-        },
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Permanent {
-            message,
-            bounce: None,
-            account: true,
-        },
-        _ => ProviderError::permanent(message),
-    }
-}
-
-/// `Retry-After` in seconds (or an HTTP date), else `X-RateLimit-Reset` (unix seconds).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(value) = header("retry-after") {
-        if let Ok(seconds) = value.trim().parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
-        }
-        if let Ok(when) = httpdate(value) {
-            return when.duration_since(std::time::SystemTime::now()).ok();
-        }
-    }
-    let reset: u64 = header("x-ratelimit-reset")?.trim().parse().ok()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
-    Some(Duration::from_secs(reset.saturating_sub(now)))
-}
-
-fn httpdate(value: &str) -> Result<std::time::SystemTime, ()> {
-    chrono::DateTime::parse_from_rfc2822(value.trim())
-        .map(std::time::SystemTime::from)
-        .map_err(|_| ())
 }
 
 /// SendGrid's `{"errors":[{"message","field"}]}`, joined; the raw text when it is not that.
