@@ -63,6 +63,8 @@ pub enum ProviderKind {
     Postmark,
     /// Mailgun's HTTP API.
     Mailgun,
+    /// Amazon SES's API v2.
+    Ses,
     /// An SMTP relay.
     Smtp,
     /// `.eml` files in `MAILROOM_OUTBOX_DIR`.
@@ -125,6 +127,7 @@ impl TryFrom<String> for ProviderKind {
                 ("sendgrid", Self::Sendgrid),
                 ("postmark", Self::Postmark),
                 ("mailgun", Self::Mailgun),
+                ("ses", Self::Ses),
                 ("smtp", Self::Smtp),
                 ("outbox", Self::Outbox),
             ],
@@ -133,7 +136,7 @@ impl TryFrom<String> for ProviderKind {
 }
 
 /// Settings read from the environment without the `MAILROOM_` prefix.
-const UNPREFIXED: [&str; 9] = [
+const UNPREFIXED: [&str; 16] = [
     "REDIS_URL",
     "SENDGRID_API_KEY",
     "SENDGRID_API_URL",
@@ -142,6 +145,13 @@ const UNPREFIXED: [&str; 9] = [
     "MAILGUN_API_KEY",
     "MAILGUN_DOMAIN",
     "MAILGUN_API_URL",
+    "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "SES_ENDPOINT_URL",
+    "SES_CONFIGURATION_SET",
     "SMTP_URL",
 ];
 
@@ -246,7 +256,7 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     /// `MAILROOM_BODY_LIMIT_BYTES`: the largest request body the API reads.
     pub body_limit_bytes: usize,
-    /// `MAILROOM_PROVIDER`: `sendgrid`, `postmark`, `mailgun`, `smtp` or `outbox`.
+    /// `MAILROOM_PROVIDER`: `sendgrid`, `postmark`, `mailgun`, `ses`, `smtp` or `outbox`.
     pub provider: ProviderKind,
     /// `MAILROOM_ROUTES`: each kind of mail's providers, tried in order.
     pub routes: RouteTable,
@@ -275,6 +285,32 @@ pub struct Settings {
     pub mailgun_domain: Option<String>,
     /// `MAILGUN_API_URL`: the API's base (`https://api.eu.mailgun.net` for the EU region).
     pub mailgun_api_url: String,
+    /// `MAILGUN_WEBHOOK_SIGNING_KEY`: checks the signature of `POST /webhooks/mailgun`.
+    pub mailgun_webhook_signing_key: Option<SecretString>,
+    /// `AWS_REGION`: the region of Amazon SES (`eu-west-1`).
+    pub aws_region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`: the key that signs requests to Amazon SES.
+    pub aws_access_key_id: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`: its secret.
+    pub aws_secret_access_key: Option<SecretString>,
+    /// `AWS_SESSION_TOKEN`: the session token of temporary credentials.
+    pub aws_session_token: Option<SecretString>,
+    /// `SES_ENDPOINT_URL`: the SES API's base; unset, `https://email.{region}.amazonaws.com`.
+    pub ses_endpoint_url: Option<String>,
+    /// `SES_CONFIGURATION_SET`: the configuration set every SES send names (its event
+    /// destinations publish to the SNS topic of `POST /webhooks/ses`).
+    pub ses_configuration_set: Option<String>,
+    /// `MAILROOM_SES_TOPIC_ARNS`: comma-separated SNS topics `POST /webhooks/ses` accepts
+    /// (a signature only proves that SNS sent it, not that the topic is yours).
+    pub ses_topic_arns: String,
+    /// `MAILROOM_SNS_CERT_HOST`: one more host (`host:port`) signing certificates and
+    /// subscription confirmations may come from, over plain HTTP too: for tests only.
+    pub sns_cert_host: Option<String>,
+    /// `MAILROOM_POSTMARK_WEBHOOK_USER` / `MAILROOM_POSTMARK_WEBHOOK_PASSWORD`: the basic auth
+    /// Postmark's webhook URL carries (`https://user:password@host/webhooks/postmark`).
+    pub postmark_webhook_user: Option<String>,
+    /// See `postmark_webhook_user`.
+    pub postmark_webhook_password: Option<SecretString>,
     /// `SMTP_URL`: `smtp://`, `smtp+starttls://` or `smtps://`, credentials in the URL.
     pub smtp_url: Option<SecretString>,
     /// `MAILROOM_OUTBOX_DIR`: where the outbox provider writes `.eml` files.
@@ -478,6 +514,17 @@ impl Default for Settings {
             mailgun_api_key: None,
             mailgun_domain: None,
             mailgun_api_url: "https://api.mailgun.net".to_owned(),
+            mailgun_webhook_signing_key: None,
+            aws_region: None,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_session_token: None,
+            ses_endpoint_url: None,
+            ses_configuration_set: None,
+            ses_topic_arns: String::new(),
+            sns_cert_host: None,
+            postmark_webhook_user: None,
+            postmark_webhook_password: None,
             smtp_url: None,
             outbox_dir: PathBuf::from("./outbox"),
             default_locale: "en".to_owned(),

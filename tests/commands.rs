@@ -280,7 +280,7 @@ async fn a_misspelt_value_or_variable_is_named_as_the_user_typed_it() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "MAILROOM_PROVIDER: `sendgird` is not a provider: use one of sendgrid, postmark, mailgun, smtp, outbox"
+            "MAILROOM_PROVIDER: `sendgird` is not a provider: use one of sendgrid, postmark, mailgun, ses, smtp, outbox"
         ),
         "{stderr}"
     );

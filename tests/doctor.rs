@@ -539,3 +539,72 @@ async fn a_mailgun_domain_passes_when_active_and_fails_with_the_fix_when_not() {
         "{out}"
     );
 }
+
+/// SES's `GetAccount`, which moto does not emulate, from a stand-in that answers as SES
+/// documents and takes only SigV4-signed requests for the region's `ses` service.
+#[tokio::test]
+async fn an_ses_account_passes_when_it_may_send_warns_in_the_sandbox_and_fails_when_paused() {
+    let dns = FixtureDns::start(&[]).await;
+    let deployment = Deployment::start().await;
+    let ses = MockServer::start().await;
+    for (key, enabled, production) in [
+        ("AKIDPRODUCTION", true, true),
+        ("AKIDSANDBOX", true, false),
+        ("AKIDPAUSED", false, true),
+    ] {
+        let scope = format!("AWS4-HMAC-SHA256 Credential={key}/");
+        Mock::given(matchers::method("GET"))
+            .and(matchers::path("/v2/email/account"))
+            .and(matchers::header_regex("authorization", &format!("^{}[0-9]{{8}}/eu-west-1/ses/aws4_request, SignedHeaders=[a-z0-9;-]*x-amz-date[a-z0-9;-]*, Signature=[0-9a-f]{{64}}$", regex::escape(&scope))))
+            .and(matchers::header_exists("x-amz-date"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "DedicatedIpAutoWarmupEnabled": false,
+                "EnforcementStatus": "HEALTHY",
+                "ProductionAccessEnabled": production,
+                "SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 14.0, "SentLast24Hours": 1200.0},
+                "SendingEnabled": enabled,
+            })))
+            .mount(&ses)
+            .await;
+    }
+    Mock::given(matchers::method("GET"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "message": "The security token included in the request is invalid."
+        })))
+        .mount(&ses)
+        .await;
+    let with = |key: &str| {
+        [
+            ("SES_ENDPOINT_URL", ses.uri()),
+            ("AWS_REGION", "eu-west-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", key.to_owned()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "secret-that-is-never-shown".to_owned(),
+            ),
+        ]
+    };
+    let (_, out) = deployment.plain(&dns, "ses", &with("AKIDPRODUCTION")).await;
+    let provider = line(&out, "provider ses");
+    assert!(
+        provider.starts_with("pass") && provider.contains("14 a second"),
+        "{out}"
+    );
+    let (_, out) = deployment.plain(&dns, "ses", &with("AKIDSANDBOX")).await;
+    assert!(
+        line(&out, "provider ses").starts_with("warn") && out.contains("sandbox"),
+        "{out}"
+    );
+    let (code, out) = deployment.plain(&dns, "ses", &with("AKIDPAUSED")).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(line(&out, "provider ses").contains("paused"), "{out}");
+    let (_, out) = deployment.plain(&dns, "ses", &with("AKIDREVOKED")).await;
+    let provider = line(&out, "provider ses");
+    assert!(
+        provider.starts_with("FAIL")
+            && provider.contains("403")
+            && provider.contains("AWS_SECRET_ACCESS_KEY")
+            && !out.contains("secret-that-is-never-shown"),
+        "{out}"
+    );
+}

@@ -613,7 +613,8 @@ async fn an_event_touching_a_malformed_record_dead_letters_its_batch_after_the_o
     let _: () = redis::AsyncCommands::set(&mut redis.conn(), &delivery, "garbage")
         .await
         .unwrap();
-    let job = mailroom_jobs::SendgridEvents {
+    let job = mailroom_jobs::ProviderEvents {
+        provider: mailroom_jobs::EventSource::Sendgrid,
         received_at: chrono::Utc::now(),
         body: body.clone(),
         request_id: None,

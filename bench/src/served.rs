@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use mailroom_jobs::RedisConnection;
-use mailroom_jobs::{Job, SendgridEvents};
+use mailroom_jobs::{Job, ProviderEvents};
 
 use mailroom::{config::Settings, queue::QueueAdmin};
 
@@ -582,7 +582,7 @@ pub(crate) async fn events(
     let mut latencies = post_all(&client, &url, &stamp, signed, concurrency).await?;
     let admin = QueueAdmin::new(conn.clone(), prefix.clone());
     loop {
-        let stats = admin.stats(SendgridEvents::QUEUE).await?;
+        let stats = admin.stats(ProviderEvents::QUEUE).await?;
         if stats.done_total >= batches as u64 {
             break;
         }

@@ -108,6 +108,12 @@ impl Keys {
         format!("{}:evt:uniq:{{{owner}}}:{kind}:{email}", self.prefix)
     }
 
+    /// The mark of a webhook token `provider` signed, by the token's digest: a token is
+    /// accepted once.
+    pub fn webhook_token(&self, provider: &str, digest: &str) -> String {
+        format!("{}:hook:token:{provider}:{digest}", self.prefix)
+    }
+
     /// SendGrid's message id `provider_id` → mailroom's.
     pub fn sendgrid_message(&self, provider_id: &str) -> String {
         format!("{}:sgmsg:{provider_id}", self.prefix)

@@ -45,7 +45,7 @@ pub use request_id::{MAX_REQUEST_ID_LEN, is_valid_request_id};
 pub use templates::{TemplateData, TemplateRef, WebUrl};
 pub use tracking::{Tracking, TrackingHits};
 pub use verification::{DeliverEvent, SendVerification};
-pub use webhooks::SendgridEvents;
+pub use webhooks::{EventSource, ProviderEvents};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -55,7 +55,7 @@ pub const QUEUES: &[&str] = &[
     SendEmail::QUEUE,
     SendVerification::QUEUE,
     DeliverEvent::QUEUE,
-    SendgridEvents::QUEUE,
+    ProviderEvents::QUEUE,
     CampaignJob::QUEUE,
     TrackingHits::QUEUE,
 ];

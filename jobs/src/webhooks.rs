@@ -1,5 +1,5 @@
-//! Payloads that carry what SendGrid posts to mailroom, from the API (which verified and stored
-//! it) to the workers (which process it).
+//! Payloads that carry what the providers post to mailroom (their delivery events), from the
+//! API (which verified and stored it) to the workers (which process it).
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -11,11 +11,35 @@ use crate::Job;
 /// for a larger setting on their side).
 pub const MAX_EVENT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-/// One signed Event Webhook POST, stored verbatim: the body exactly as SendGrid sent it (a JSON
-/// array of events), so that nothing is lost to a parser that did not know a field.
+/// The provider whose webhook posted a batch: it says how the body reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    /// SendGrid's Event Webhook: a JSON array of events.
+    #[default]
+    Sendgrid,
+    /// One Postmark webhook POST: a JSON object with a `RecordType`.
+    Postmark,
+    /// One Mailgun webhook POST: a JSON object with `signature` and `event-data`.
+    Mailgun,
+    /// One SNS notification of an Amazon SES event: its `Message` is the event.
+    Ses,
+}
+
+impl EventSource {
+    fn is_sendgrid(&self) -> bool {
+        *self == Self::Sendgrid
+    }
+}
+
+/// One verified webhook POST, stored verbatim: the body exactly as the provider sent it, so
+/// that nothing is lost to a parser that did not know a field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SendgridEvents {
+pub struct ProviderEvents {
+    /// Whose webhook it came from (absent: SendGrid's, as before there were others).
+    #[serde(default, skip_serializing_if = "EventSource::is_sendgrid")]
+    pub provider: EventSource,
     /// When mailroom received the POST.
     pub received_at: DateTime<Utc>,
     /// The raw body.
@@ -25,7 +49,7 @@ pub struct SendgridEvents {
     pub request_id: Option<String>,
 }
 
-impl Job for SendgridEvents {
+impl Job for ProviderEvents {
     const QUEUE: &'static str = "events";
 
     fn validate(&self) -> Result<(), crate::Invalid> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, Noop, SendEmail, SendVerification, SendgridEvents, TrackingHits,
+    CampaignJob, DeliverEvent, Job, Noop, ProviderEvents, SendEmail, SendVerification, TrackingHits,
 };
 use schemars::{JsonSchema, schema_for};
 
@@ -31,7 +31,7 @@ fn committed_schemas_match_the_payload_types() {
     check::<SendEmail>();
     check::<SendVerification>();
     check::<DeliverEvent>();
-    check::<SendgridEvents>();
+    check::<ProviderEvents>();
     check::<CampaignJob>();
     check::<TrackingHits>();
 }

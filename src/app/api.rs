@@ -9,9 +9,12 @@ use tokio_util::task::TaskTracker;
 use crate::{
     campaigns::CampaignStore,
     config::{Misconfigured, Settings},
-    events::WebhookKey,
+    events::{
+        WebhookKey,
+        providers::{mailgun::Tokens, sns::Verifier},
+    },
     http::{
-        AppState, Auth, Shared, WebhookSettings, auth::ApiKeys, coalesce::Coalescer,
+        AppState, Auth, MailgunHooks, Shared, WebhookSettings, auth::ApiKeys, coalesce::Coalescer,
         inbound::InboundSettings, server::RequestLimits, tracking::HitRecorder,
     },
     inbound::InboundStore,
@@ -62,12 +65,41 @@ fn inbound(settings: &Settings, conn: &RedisConnection, auth: Auth) -> InboundSe
     }
 }
 
-fn webhooks(settings: &Settings) -> anyhow::Result<WebhookSettings> {
+fn webhooks(settings: &Settings, conn: &RedisConnection) -> anyhow::Result<WebhookSettings> {
+    let postmark_password =
+        (settings.postmark_webhook_password.clone()).filter(|p| !p.expose_secret().is_empty());
     Ok(WebhookSettings {
         key: WebhookKey::from_settings(settings)?,
         tolerance_secs: i64::try_from(settings.webhook_tolerance_secs).unwrap_or(600),
         insecure_unsigned: settings.insecure_unsigned_webhooks,
+        postmark: settings
+            .postmark_webhook_user
+            .clone()
+            .zip(postmark_password),
+        mailgun: (settings.mailgun_webhook_signing_key.clone())
+            .filter(|k| !k.expose_secret().is_empty())
+            .map(|key| MailgunHooks {
+                key,
+                tokens: Tokens::new(conn.clone(), &settings.redis_prefix),
+            }),
+        ses: ses_verifier(settings)?,
     })
+}
+
+/// The checker of SNS messages, when topics are named.
+fn ses_verifier(settings: &Settings) -> anyhow::Result<Option<Arc<Verifier>>> {
+    let topics: Vec<String> = (settings.ses_topic_arns.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if topics.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(Verifier::new(
+        topics,
+        settings.sns_cert_host.clone(),
+    )?)))
 }
 
 /// The state for `settings` on `conn`, with whole-list reads (segment counts) spread over
@@ -132,7 +164,7 @@ pub fn state(
             .is_some_and(|u| !u.is_empty()),
         validator: Arc::new(Validator::from_settings(settings)),
         domains: DomainChecker::new(DnsSettings::from_settings(settings)?, conn.clone(), prefix)?,
-        webhooks: webhooks(settings)?,
+        webhooks: webhooks(settings, &conn)?,
         suppressions,
         lists,
         imports: ImportStore::new(conn.clone(), prefix),

@@ -155,7 +155,7 @@ mod tests {
         };
         assert_eq!(
             error("bulk=smtp>sendgird"),
-            "`sendgird` is not a provider: use one of sendgrid, postmark, mailgun, smtp, outbox"
+            "`sendgird` is not a provider: use one of sendgrid, postmark, mailgun, ses, smtp, outbox"
         );
         assert_eq!(error("bulk=smtp>smtp"), "smtp in one route is named twice");
         assert_eq!(error("bulk=smtp, bulk=outbox"), "bulk is named twice");

@@ -91,7 +91,7 @@ fn provider_and_log_format_take_any_case_and_a_wrong_one_lists_the_choices() {
         ProviderKind::try_from("sendgird".to_owned())
             .unwrap_err()
             .to_string(),
-        "`sendgird` is not a provider: use one of sendgrid, postmark, mailgun, smtp, outbox"
+        "`sendgird` is not a provider: use one of sendgrid, postmark, mailgun, ses, smtp, outbox"
     );
 }
 

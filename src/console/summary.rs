@@ -3,7 +3,7 @@
 //! carries no token; a callback's signing secret is not in its payload).
 
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, SendEmail, SendVerification, SendgridEvents, TrackingHits,
+    CampaignJob, DeliverEvent, Job, ProviderEvents, SendEmail, SendVerification, TrackingHits,
 };
 
 /// The longest summary shown.
@@ -35,7 +35,7 @@ pub(super) fn of(queue: &str, payload: Option<&str>) -> String {
                         .unwrap_or("event");
                     format!("callback: {kind}")
                 }),
-            q if q == SendgridEvents::QUEUE => serde_json::from_str::<SendgridEvents>(payload)
+            q if q == ProviderEvents::QUEUE => serde_json::from_str::<ProviderEvents>(payload)
                 .ok()
                 .map(|job| {
                     let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&job.body)

@@ -9,7 +9,7 @@ use mailroom_jobs::{Producer, RedisConnection};
 use super::{Check, Verdict, check};
 use crate::{
     config::{ProviderKind, Settings},
-    providers::{Mailgun, Postmark, SendGrid, Smtp},
+    providers::{Mailgun, Postmark, SendGrid, Ses, Smtp},
     store::RedisFacts,
 };
 
@@ -326,6 +326,7 @@ async fn provider(settings: &Settings, kind: ProviderKind) -> Check {
         ProviderKind::Sendgrid => sendgrid(settings).await,
         ProviderKind::Postmark => postmark(settings).await,
         ProviderKind::Mailgun => mailgun(settings).await,
+        ProviderKind::Ses => ses(settings).await,
         ProviderKind::Smtp => smtp(settings).await,
         ProviderKind::Outbox => outbox(settings).await,
     }
@@ -406,6 +407,55 @@ async fn mailgun(settings: &Settings) -> Check {
             ),
         ),
         Err(_) => check(Verdict::Fail, what, "Mailgun did not answer within 10 s"),
+    }
+}
+
+async fn ses(settings: &Settings) -> Check {
+    let what = "provider ses".to_owned();
+    let client = match Ses::from_settings(settings) {
+        Ok(client) => client,
+        Err(error) => return check(Verdict::Fail, what, format!("{error:#}")),
+    };
+    let account = match tokio::time::timeout(LIMIT * 2, client.account()).await {
+        Ok(Ok(account)) => account,
+        Ok(Err(error)) => {
+            return check(
+                Verdict::Fail,
+                what,
+                format!(
+                    "{error}: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (a 403 means wrong or without ses:GetAccount)"
+                ),
+            );
+        }
+        Err(_) => return check(Verdict::Fail, what, "Amazon SES did not answer within 10 s"),
+    };
+    let quota = account.send_quota.as_ref().map_or_else(String::new, |q| {
+        format!(
+            "; {} a second, {} of {} sent in the last 24 h",
+            q.max_send_rate, q.sent_last24_hours, q.max24_hour_send
+        )
+    });
+    let region = client.region();
+    if !account.sending_enabled {
+        check(
+            Verdict::Fail,
+            what,
+            format!("sending is paused for the account in {region}: see the SES console{quota}"),
+        )
+    } else if !account.production_access_enabled {
+        check(
+            Verdict::Warn,
+            what,
+            format!(
+                "the account in {region} is in the sandbox: it sends only to verified addresses; ask AWS for production access{quota}"
+            ),
+        )
+    } else {
+        check(
+            Verdict::Pass,
+            what,
+            format!("the credentials are valid and the account in {region} may send{quota}"),
+        )
     }
 }
 

@@ -51,13 +51,27 @@ fn tag<'a>(record: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-async fn spf(resolver: &TokioResolver, domain: &str, provider: ProviderKind) -> Check {
+/// The SPF include a provider's mail needs, with the provider's name.
+fn include_of(provider: ProviderKind) -> Option<(&'static str, &'static str)> {
+    match provider {
+        ProviderKind::Sendgrid => Some(("SendGrid", "sendgrid.net")),
+        ProviderKind::Postmark => Some(("Postmark", "spf.mtasv.net")),
+        ProviderKind::Mailgun => Some(("Mailgun", "mailgun.org")),
+        ProviderKind::Ses => Some(("Amazon SES", "amazonses.com")),
+        ProviderKind::Smtp | ProviderKind::Outbox => None,
+    }
+}
+
+/// The SPF record at `domain`: one, including every HTTP provider of the routes.
+async fn spf(resolver: &TokioResolver, domain: &str, providers: &[ProviderKind]) -> Check {
     let what = format!("spf {domain}");
-    let wanted = match provider {
-        ProviderKind::Sendgrid => "v=spf1 include:sendgrid.net ~all",
-        ProviderKind::Postmark => "v=spf1 a mx include:spf.mtasv.net ~all",
-        ProviderKind::Mailgun => "v=spf1 include:mailgun.org ~all",
-        _ => "v=spf1 a mx ~all (or your relay's include)",
+    let includes: Vec<(&str, &str)> = providers.iter().filter_map(|p| include_of(*p)).collect();
+    let wanted = match includes.as_slice() {
+        [] => "v=spf1 a mx ~all (or your relay's include)".to_owned(),
+        some => {
+            let terms: Vec<String> = some.iter().map(|(_, i)| format!("include:{i}")).collect();
+            format!("v=spf1 {} ~all", terms.join(" "))
+        }
     };
     let records = match txt(resolver, domain).await {
         Ok(records) => records,
@@ -74,17 +88,29 @@ async fn spf(resolver: &TokioResolver, domain: &str, provider: ProviderKind) -> 
             format!("no SPF record: publish a TXT record \"{wanted}\" at {domain}"),
         ),
         [record] => {
-            let includes_sendgrid = record
-                .split_whitespace()
-                .any(|term| term.eq_ignore_ascii_case("include:sendgrid.net"));
-            if provider == ProviderKind::Sendgrid && !includes_sendgrid {
+            let missing: Vec<&(&str, &str)> = (includes.iter())
+                .filter(|(_, include)| {
+                    !(record.split_whitespace())
+                        .any(|term| term.eq_ignore_ascii_case(&format!("include:{include}")))
+                })
+                .collect();
+            if missing.is_empty() {
+                check(Verdict::Pass, what, record.as_str())
+            } else {
+                let names: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
+                let terms: Vec<String> = missing
+                    .iter()
+                    .map(|(_, i)| format!("include:{i}"))
+                    .collect();
                 check(
                     Verdict::Warn,
                     what,
-                    format!("\"{record}\" does not include SendGrid: add include:sendgrid.net"),
+                    format!(
+                        "\"{record}\" does not include {}: add {}",
+                        names.join(", "),
+                        terms.join(" ")
+                    ),
                 )
-            } else {
-                check(Verdict::Pass, what, record.as_str())
             }
         }
         _ => check(
@@ -222,9 +248,10 @@ pub(super) async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
     let mut domains = BTreeSet::new();
     domains.insert(settings.default_from()?.email.domain().to_ascii_lowercase());
     domains.extend(published.iter().map(|p| p.domain.clone()));
+    let providers = crate::providers::route::configured_providers(settings);
     let mut report = Vec::new();
     for domain in &domains {
-        report.push(spf(&resolver, domain, settings.provider).await);
+        report.push(spf(&resolver, domain, &providers).await);
         report.push(dmarc(&resolver, domain).await);
     }
     for key in &published {
@@ -234,28 +261,32 @@ pub(super) async fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
         report.push(bounce_mx(&resolver, &domain).await);
     }
     if published.is_empty() {
-        report.push(match settings.provider {
-            ProviderKind::Sendgrid => check(
-                Verdict::Pass,
-                "dkim".to_owned(),
-                "SendGrid signs (authenticate the domain in SendGrid's sender settings)",
-            ),
-            ProviderKind::Postmark => check(
-                Verdict::Pass,
-                "dkim".to_owned(),
-                "Postmark signs (verify the domain in Postmark's sender signatures)",
-            ),
-            ProviderKind::Mailgun => check(
-                Verdict::Pass,
-                "dkim".to_owned(),
-                "Mailgun signs (verify the sending domain's DNS records in Mailgun)",
-            ),
-            _ => check(
-                Verdict::Warn,
-                "dkim".to_owned(),
-                "SMTP and outbox mail goes out unsigned: make a key with `mailroom dkim keygen` and set MAILROOM_DKIM_KEYS",
-            ),
-        });
+        report.extend(providers.iter().map(|p| unsigned(*p)));
     }
     Ok(report)
+}
+
+/// What signs `provider`'s mail when mailroom has no DKIM key of its own.
+fn unsigned(provider: ProviderKind) -> Check {
+    let what = format!("dkim {}", crate::providers::Provider::name_of(provider));
+    let signs = |detail: &str| check(Verdict::Pass, what.clone(), detail);
+    match provider {
+        ProviderKind::Sendgrid => {
+            signs("SendGrid signs (authenticate the domain in SendGrid's sender settings)")
+        }
+        ProviderKind::Postmark => {
+            signs("Postmark signs (verify the domain in Postmark's sender signatures)")
+        }
+        ProviderKind::Mailgun => {
+            signs("Mailgun signs (verify the sending domain's DNS records in Mailgun)")
+        }
+        ProviderKind::Ses => {
+            signs("Amazon SES signs with Easy DKIM (verify the domain identity in SES)")
+        }
+        ProviderKind::Smtp | ProviderKind::Outbox => check(
+            Verdict::Warn,
+            what,
+            "SMTP and outbox mail goes out unsigned: make a key with `mailroom dkim keygen` and set MAILROOM_DKIM_KEYS",
+        ),
+    }
 }

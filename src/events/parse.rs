@@ -77,12 +77,15 @@ impl<'de> Deserialize<'de> for EventKind {
     }
 }
 
-/// Who reported an event: SendGrid's webhook, or mailroom itself (an SMTP refusal at send
+/// Who reported an event: a provider's webhook, or mailroom itself (an SMTP refusal at send
 /// time, a delivery or complaint report mailed back, a tracking hit).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
     #[default]
     Sendgrid,
+    Postmark,
+    Mailgun,
+    Ses,
     /// The SMTP relay refused a recipient while mailroom handed the message over.
     Smtp,
     /// A delivery status notification (RFC 3464) or complaint report (RFC 5965) received.
@@ -91,11 +94,25 @@ pub enum Source {
     Tracking,
 }
 
+impl From<mailroom_jobs::EventSource> for Source {
+    fn from(source: mailroom_jobs::EventSource) -> Self {
+        match source {
+            mailroom_jobs::EventSource::Sendgrid => Self::Sendgrid,
+            mailroom_jobs::EventSource::Postmark => Self::Postmark,
+            mailroom_jobs::EventSource::Mailgun => Self::Mailgun,
+            mailroom_jobs::EventSource::Ses => Self::Ses,
+        }
+    }
+}
+
 impl Source {
     /// The name on suppression records and timelines.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sendgrid => "sendgrid",
+            Self::Postmark => "postmark",
+            Self::Mailgun => "mailgun",
+            Self::Ses => "ses",
             Self::Smtp => "smtp",
             Self::Report => "report",
             Self::Tracking => "tracking",
@@ -186,13 +203,26 @@ pub struct Batch {
 pub fn is_event_array(body: &[u8]) -> Result<usize, NotEvents> {
     serde_json::from_slice::<Vec<&RawValue>>(body)
         .map(|events| events.len())
-        .map_err(NotEvents)
+        .map_err(NotEvents::Array)
 }
 
-/// A body that is not a JSON array of events, with serde's words for where.
+/// A body that is not what its webhook posts, with serde's words for where.
 #[derive(Debug, thiserror::Error)]
-#[error("the body is not a JSON array of events: {0}")]
-pub struct NotEvents(#[source] serde_json::Error);
+pub enum NotEvents {
+    #[error("the body is not a JSON array of events: {0}")]
+    Array(#[source] serde_json::Error),
+    #[error("the body is not a {provider} event: {error}")]
+    Provider {
+        provider: &'static str,
+        #[source]
+        error: serde_json::Error,
+    },
+    #[error("the {provider} event has no {missing}")]
+    Missing {
+        provider: &'static str,
+        missing: &'static str,
+    },
+}
 
 /// Parses a batch, skipping (and logging) events that lack `email`, `event` or `timestamp` or
 /// carry them in a wrong type.
@@ -200,7 +230,7 @@ pub struct NotEvents(#[source] serde_json::Error);
 /// # Errors
 /// When the body is not a JSON array at all.
 pub fn parse_batch(body: &str) -> Result<Batch, NotEvents> {
-    let raw: Vec<&RawValue> = serde_json::from_str(body).map_err(NotEvents)?;
+    let raw: Vec<&RawValue> = serde_json::from_str(body).map_err(NotEvents::Array)?;
     let mut batch = Batch {
         events: Vec::with_capacity(raw.len()),
         skipped: 0,

@@ -144,6 +144,15 @@ impl ApiError {
         }
     }
 
+    /// 503: a service mailroom needs to answer could not be reached (SNS's certificate);
+    /// the caller retries.
+    pub fn upstream_unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
     /// 415: not `application/json`.
     pub fn unsupported_media_type() -> Self {
         Self::new(

@@ -12,11 +12,8 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
@@ -46,31 +43,16 @@ pub struct InboundSettings {
     pub max_attachment: usize,
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
-    // Digests first, so the comparison takes the same time whatever the lengths.
-    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
-}
-
 impl InboundSettings {
     fn allows(&self, headers: &HeaderMap, path_secret: Option<&str>) -> bool {
         if let (Some(given), Some(secret)) = (path_secret, &self.secret) {
-            return same(given.as_bytes(), secret.expose_secret().as_bytes());
+            return super::webhooks::same(given.as_bytes(), secret.expose_secret().as_bytes());
         }
         if path_secret.is_some() {
             return false;
         }
-        if let Some((user, password)) = &self.credentials {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Basic "))
-                .and_then(|v| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(v.trim())
-                        .ok()
-                });
-            let expected = format!("{user}:{}", password.expose_secret());
-            return given.is_some_and(|g| same(&g, expected.as_bytes()));
+        if let Some(credentials) = &self.credentials {
+            return super::webhooks::basic_auth_is(headers, credentials);
         }
         self.open && self.secret.is_none()
     }

@@ -114,7 +114,7 @@ pub struct Shared {
     pub validator: Arc<Validator>,
     /// Address validation's DNS lookups and their Redis cache.
     pub domains: DomainChecker,
-    /// How SendGrid's webhooks are checked.
+    /// How the providers' webhooks are checked.
     pub webhooks: WebhookSettings,
     /// The suppression list.
     pub suppressions: Suppressions,
@@ -151,7 +151,7 @@ pub struct Shared {
     pub background: TaskTracker,
 }
 
-/// How SendGrid's Event Webhook POSTs are checked.
+/// How the providers' event webhook POSTs are checked.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
     /// The public key; `None` refuses every POST unless `insecure_unsigned`.
@@ -160,6 +160,19 @@ pub struct WebhookSettings {
     pub tolerance_secs: i64,
     /// Accept unsigned POSTs (only without a key).
     pub insecure_unsigned: bool,
+    /// The basic auth of Postmark's webhook URL; `None` refuses every POST.
+    pub postmark: Option<(String, secrecy::SecretString)>,
+    /// How Mailgun's webhooks are checked; `None` refuses every POST.
+    pub mailgun: Option<MailgunHooks>,
+    /// How SNS messages of SES's events are checked; `None` refuses every POST.
+    pub ses: Option<Arc<crate::events::providers::sns::Verifier>>,
+}
+
+/// Mailgun's webhook signing key and the tokens it has signed.
+#[derive(Debug, Clone)]
+pub struct MailgunHooks {
+    pub key: secrecy::SecretString,
+    pub tokens: crate::events::providers::mailgun::Tokens,
 }
 
 /// Whether the API demands keys.
@@ -283,8 +296,8 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         .with_state(state)
 }
 
-/// SendGrid's webhooks: each with its body limit, and its credentials checked before the body
-/// is read.
+/// The providers' webhooks: each with its body limit, and its credentials checked before the
+/// body is read where they are outside it.
 fn webhook_routes(state: &AppState) -> Router<AppState> {
     let inbound = Router::new()
         .route("/webhooks/sendgrid/inbound", post(inbound::receive_basic))
@@ -298,15 +311,35 @@ fn webhook_routes(state: &AppState) -> Router<AppState> {
             inbound::require_credentials,
         ));
     let events = Router::new()
-        .route("/webhooks/sendgrid/events", post(webhooks::events))
+        .route(
+            "/webhooks/sendgrid/events",
+            post(webhooks::sendgrid::events),
+        )
         .route_layer(DefaultBodyLimit::max(
             mailroom_jobs::webhooks::MAX_EVENT_BATCH_BYTES,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            webhooks::precheck,
+            webhooks::sendgrid::precheck,
         ));
-    inbound.merge(events)
+    let postmark = Router::new()
+        .route("/webhooks/postmark", post(webhooks::postmark::receive))
+        .route_layer(DefaultBodyLimit::max(webhooks::postmark::MAX_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            webhooks::postmark::require_credentials,
+        ));
+    let mailgun = Router::new()
+        .route("/webhooks/mailgun", post(webhooks::mailgun::receive))
+        .route_layer(DefaultBodyLimit::max(webhooks::mailgun::MAX_BYTES));
+    let ses = Router::new()
+        .route("/webhooks/ses", post(webhooks::ses::receive))
+        .route_layer(DefaultBodyLimit::max(webhooks::ses::MAX_BYTES));
+    inbound
+        .merge(events)
+        .merge(postmark)
+        .merge(mailgun)
+        .merge(ses)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then lets requests in flight

@@ -20,7 +20,7 @@ macro_rules! api_doc {
         #[derive(Debug, OpenApi)]
         #[openapi(
             info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-            paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::events, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test),
+            paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::sendgrid::events, webhooks::postmark::receive, webhooks::mailgun::receive, webhooks::ses::receive, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test),
             components(schemas($($schema),*)),
             modifiers(&BearerKeys),
             tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "health", description = "Probes"))
@@ -133,6 +133,10 @@ impl Modify for BearerKeys {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "postmark_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }

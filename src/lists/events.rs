@@ -1,4 +1,4 @@
-//! SendGrid's `unsubscribe` and `group_unsubscribe` events, applied to subscriptions: the list
+//! The providers' `unsubscribe` and `group_unsubscribe` events, applied to subscriptions: the list
 //! the email was sent for (`custom_args.mailroom_list`, which list mail carries) is
 //! unsubscribed; a global `unsubscribe` without a list unsubscribes every list. (The
 //! suppression list takes the address as well, in the events' own step.) Setting a state a
@@ -48,7 +48,7 @@ pub async fn apply_unsubscribes(lists: &ListStore, events: &[&Event]) -> redis::
                     subscriber,
                     list,
                     SubscriptionStatus::Unsubscribed,
-                    Source::Sendgrid,
+                    reporter(event.source),
                 )
                 .await?
                 .is_ok()
@@ -58,6 +58,19 @@ pub async fn apply_unsubscribes(lists: &ListStore, events: &[&Event]) -> redis::
         }
     }
     Ok(set)
+}
+
+/// The provider an unsubscribe came through, as a subscription's history names it.
+fn reporter(source: crate::events::Source) -> Source {
+    use crate::events::Source as Reported;
+    match source {
+        Reported::Postmark => Source::Postmark,
+        Reported::Mailgun => Source::Mailgun,
+        Reported::Ses => Source::Ses,
+        Reported::Sendgrid | Reported::Smtp | Reported::Report | Reported::Tracking => {
+            Source::Sendgrid
+        }
+    }
 }
 
 /// Lists as a follower of the event store: unsubscribes set subscriptions.

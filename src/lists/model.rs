@@ -96,6 +96,12 @@ pub enum Source {
     Link,
     /// A SendGrid event (unsubscribe, group unsubscribe).
     Sendgrid,
+    /// A Postmark event (a subscription change).
+    Postmark,
+    /// A Mailgun event (unsubscribed).
+    Mailgun,
+    /// An Amazon SES event (a subscription notification).
+    Ses,
 }
 
 impl Source {
@@ -106,6 +112,9 @@ impl Source {
             Self::Form => "form",
             Self::Link => "link",
             Self::Sendgrid => "sendgrid",
+            Self::Postmark => "postmark",
+            Self::Mailgun => "mailgun",
+            Self::Ses => "ses",
         }
     }
 
@@ -115,6 +124,9 @@ impl Source {
             "form" => Self::Form,
             "link" => Self::Link,
             "sendgrid" => Self::Sendgrid,
+            "postmark" => Self::Postmark,
+            "mailgun" => Self::Mailgun,
+            "ses" => Self::Ses,
             _ => Self::Api,
         }
     }

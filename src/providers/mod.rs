@@ -1,4 +1,4 @@
-//! Where email goes out: SendGrid's, Postmark's or Mailgun's HTTP API, any SMTP relay, or
+//! Where email goes out: SendGrid's, Postmark's, Mailgun's or Amazon SES's API, any SMTP relay, or
 //! `.eml` files in an outbox folder. Each [`Provider`] a route names ([`route`]) is built once
 //! per process.
 //!
@@ -16,6 +16,7 @@ mod outbox;
 mod postmark;
 pub mod route;
 mod sendgrid;
+mod ses;
 mod smtp;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use outbox::Outbox;
 pub use postmark::Postmark;
 pub use route::{Route, Routes, Try};
 pub use sendgrid::SendGrid;
+pub use ses::Ses;
 pub use smtp::Smtp;
 
 use crate::config::{ProviderKind, Settings};
@@ -150,6 +152,8 @@ pub enum Provider {
     Postmark(Postmark),
     /// Mailgun's messages API.
     Mailgun(Mailgun),
+    /// Amazon SES's API v2.
+    Ses(Ses),
     /// An SMTP relay.
     Smtp(Smtp),
     /// `.eml` files in a folder, for development.
@@ -166,6 +170,7 @@ impl Provider {
             ProviderKind::Sendgrid => Provider::SendGrid(SendGrid::from_settings(settings)?),
             ProviderKind::Postmark => Provider::Postmark(Postmark::from_settings(settings)?),
             ProviderKind::Mailgun => Provider::Mailgun(Mailgun::from_settings(settings)?),
+            ProviderKind::Ses => Provider::Ses(Ses::from_settings(settings)?),
             ProviderKind::Smtp => Provider::Smtp(Smtp::from_settings(settings)?),
             ProviderKind::Outbox => Provider::Outbox(
                 Outbox::new(settings.outbox_dir.clone()).with_wire(Wire::from_settings(settings)?),
@@ -179,6 +184,7 @@ impl Provider {
             Provider::SendGrid(_) => ProviderKind::Sendgrid,
             Provider::Postmark(_) => ProviderKind::Postmark,
             Provider::Mailgun(_) => ProviderKind::Mailgun,
+            Provider::Ses(_) => ProviderKind::Ses,
             Provider::Smtp(_) => ProviderKind::Smtp,
             Provider::Outbox(_) => ProviderKind::Outbox,
         })
@@ -190,6 +196,7 @@ impl Provider {
             ProviderKind::Sendgrid => "sendgrid",
             ProviderKind::Postmark => "postmark",
             ProviderKind::Mailgun => "mailgun",
+            ProviderKind::Ses => "ses",
             ProviderKind::Smtp => "smtp",
             ProviderKind::Outbox => "outbox",
         }
@@ -204,6 +211,7 @@ impl Provider {
             Provider::SendGrid(sendgrid) => sendgrid.send(email).await,
             Provider::Postmark(postmark) => postmark.send(email).await,
             Provider::Mailgun(mailgun) => mailgun.send(email).await,
+            Provider::Ses(ses) => ses.send(email).await,
             Provider::Smtp(smtp) => smtp.send(email).await,
             Provider::Outbox(outbox) => outbox.send(email).await,
         }
@@ -217,18 +225,24 @@ impl Provider {
             Provider::SendGrid(_) => sendgrid::MAX_PERSONALIZATIONS,
             Provider::Postmark(_) => postmark::MAX_BATCH,
             Provider::Mailgun(_) => mailgun::MAX_BATCH,
-            Provider::Smtp(_) | Provider::Outbox(_) => 100,
+            Provider::Ses(_) | Provider::Smtp(_) | Provider::Outbox(_) => 100,
         }
     }
 
     /// Sends one message to every recipient of `batch` and answers for each, in order. SendGrid
-    /// personalizes on its side; SMTP and the outbox send one message each, through `each`
+    /// personalizes on its side; SES, SMTP and the outbox send one message each, through `each`
     /// (SMTP within the caller's connection limits).
     pub async fn send_batch(&self, batch: &Batch<'_>, each: &dyn PerMessage) -> Vec<Answer> {
         match self {
             Provider::SendGrid(sendgrid) => sendgrid.send_batch(batch).await,
             Provider::Postmark(postmark) => postmark.send_batch(batch, each).await,
             Provider::Mailgun(mailgun) => mailgun.send_batch(batch).await,
+            Provider::Ses(ses) => {
+                batch::one_by_one(batch, each, false, |email| {
+                    Box::pin(async move { ses.send(&email).await })
+                })
+                .await
+            }
             Provider::Smtp(smtp) => {
                 batch::one_by_one(batch, each, true, |email| {
                     Box::pin(async move { smtp.send(&email).await })

@@ -21,7 +21,7 @@ use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, SendEmail, SendVerification, SendgridEvents, TrackingHits,
+    CampaignJob, DeliverEvent, Job, ProviderEvents, SendEmail, SendVerification, TrackingHits,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +101,7 @@ struct Connected {
     emails: RedisQueue<SendEmail>,
     verifications: RedisQueue<SendVerification>,
     events: RedisQueue<DeliverEvent>,
-    webhooks: RedisQueue<SendgridEvents>,
+    webhooks: RedisQueue<ProviderEvents>,
     tracking: RedisQueue<TrackingHits>,
     campaigns: RedisQueue<CampaignJob>,
 }
@@ -334,13 +334,13 @@ fn tracking_worker(
 
 fn webhook_worker(
     name: &str,
-    queue: &RedisQueue<SendgridEvents>,
+    queue: &RedisQueue<ProviderEvents>,
     store: EventStore,
     options: WorkerOptions,
     stop: StopSignal,
 ) -> WorkerRun {
     worker!(
-        SendgridEvents,
+        ProviderEvents,
         name,
         queue,
         options,

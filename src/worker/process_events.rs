@@ -1,4 +1,4 @@
-//! Processing a stored Event Webhook batch: parse it, apply it ([`crate::events::store`]).
+//! Processing a stored webhook batch of any provider: parse it, apply it ([`crate::events::store`]).
 //! Redis failing makes the job fail and retry; dedupe makes the retry count each event once.
 //! An event refused because a record it touches cannot be read dead-letters the batch with the
 //! event named, after every other event of it was applied.
@@ -7,10 +7,10 @@ use apalis_core::{
     error::{AbortError, BoxDynError},
     task::data::Data,
 };
-use mailroom_jobs::SendgridEvents;
+use mailroom_jobs::ProviderEvents;
 
 use crate::{
-    events::{EventStore, parse_batch},
+    events::{EventStore, parse_from},
     queue::JobOutput,
 };
 
@@ -35,14 +35,14 @@ impl JobOutput for Processed {
 /// The `events` queue's handler.
 ///
 /// # Errors
-/// A body that is not a JSON array is permanent (the API checks it, so only a job pushed
-/// around the API has one); a Redis failure is retried.
-#[tracing::instrument(skip_all, fields(received_at = %job.received_at, request_id = job.request_id.as_deref()))]
+/// A body its provider's parser cannot read is permanent (the API checks it, so only a job
+/// pushed around the API has one); a Redis failure is retried.
+#[tracing::instrument(skip_all, fields(provider = ?job.provider, received_at = %job.received_at, request_id = job.request_id.as_deref()))]
 pub async fn process_events(
-    job: SendgridEvents,
+    job: ProviderEvents,
     store: Data<EventStore>,
 ) -> Result<Processed, BoxDynError> {
-    let batch = parse_batch(&job.body).map_err(AbortError::new)?;
+    let batch = parse_from(job.provider, &job.body, job.received_at).map_err(AbortError::new)?;
     let applied = store.apply(&batch.events, job.received_at).await?;
     if !applied.refused.is_empty() {
         // The others are applied and marked seen; a retry of this dead letter (once the record

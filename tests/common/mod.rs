@@ -6,7 +6,9 @@
 pub mod app;
 pub mod browser;
 pub mod dns;
+pub mod moto;
 pub mod redis_server;
+pub mod sns;
 
 use std::{
     future::Future,

@@ -7,29 +7,21 @@ use axum::{
     extract::{Request, State},
     http::HeaderMap,
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::Response,
 };
-use mailroom_jobs::{PushError, SendgridEvents};
-use serde::Serialize;
-use utoipa::ToSchema;
+use mailroom_jobs::EventSource;
 
-use super::request_id::RequestId;
-use super::{
-    AppState,
-    error::{ApiError, ErrorBody},
-    extract::RawBody,
-};
+use super::{EventsAccepted, admit, store, text};
 use crate::events::{
     parse::is_event_array,
     signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER},
 };
-
-/// The answer to an accepted batch.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct EventsAccepted {
-    /// Events in the batch (processed by a worker, duplicates counted once).
-    accepted: usize,
-}
+use crate::http::{
+    AppState,
+    error::{ApiError, ErrorBody},
+    extract::RawBody,
+    request_id::RequestId,
+};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -38,15 +30,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Refuses, before a byte of the body is read, a POST that cannot be genuine: no key
 /// configured (and unsigned POSTs not allowed), or signature headers missing, malformed or
 /// stale. The signature itself is checked over the body in [`events`].
-pub(super) async fn precheck(
+pub(in crate::http) async fn precheck(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != axum::http::Method::POST {
-        // Only POST reads a body; the router answers anything else with 405.
-        return next.run(request).await;
-    }
     let refused = match &state.webhooks.key {
         Some(_) => signature::precheck(
             header(request.headers(), SIGNATURE_HEADER),
@@ -61,13 +49,7 @@ pub(super) async fn precheck(
             Some("event webhooks are not configured (MAILROOM_SENDGRID_WEBHOOK_KEY)".to_owned())
         }
     };
-    match refused {
-        Some(reason) => {
-            tracing::warn!(%reason, "refused an Event Webhook POST before reading it");
-            ApiError::webhook_unauthorized(reason).into_response()
-        }
-        None => next.run(request).await,
-    }
+    admit(refused, "sendgrid", request, next).await
 }
 
 /// SendGrid's Event Webhook.
@@ -83,7 +65,7 @@ pub(super) async fn precheck(
         (status = 503, description = "Redis is unavailable; SendGrid retries", body = ErrorBody),
     ),
 )]
-pub(super) async fn events(
+pub(in crate::http) async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     request_id: RequestId,
@@ -115,26 +97,16 @@ pub(super) async fn events(
             ));
         }
     }
-    let text = std::str::from_utf8(&body).map_err(|_| {
-        tracing::error!("refused an Event Webhook POST: the body is not UTF-8");
-        ApiError::bad_request("the body is not UTF-8")
-    })?;
     let accepted = is_event_array(&body).map_err(|reason| {
         tracing::error!(%reason, "refused an Event Webhook POST");
         ApiError::bad_request(reason.to_string())
     })?;
-    let job = SendgridEvents {
-        received_at: chrono::Utc::now(),
-        body: text.to_owned(),
-        request_id: request_id.for_job(),
-    };
-    state.producer.push(&job).await.map_err(|e| match e {
-        PushError::Invalid { reason, .. } => ApiError::bad_request(reason),
-        PushError::Serialize(e) => ApiError::bad_request(e.to_string()),
-        PushError::Redis(e) => {
-            tracing::error!("could not store an Event Webhook batch; SendGrid will retry");
-            ApiError::store_failed(&e)
-        }
-    })?;
-    Ok(Json(EventsAccepted { accepted }))
+    store(
+        &state,
+        EventSource::Sendgrid,
+        text(&body, "sendgrid")?,
+        &request_id,
+        accepted,
+    )
+    .await
 }
