@@ -590,6 +590,11 @@ async fn an_ses_account_passes_when_it_may_send_warns_in_the_sandbox_and_fails_w
         provider.starts_with("pass") && provider.contains("14 a second"),
         "{out}"
     );
+    let hooks = line(&out, "webhook ses");
+    assert!(
+        hooks.starts_with("warn") && hooks.contains("MAILROOM_SES_TOPIC_ARNS"),
+        "{out}"
+    );
     let (_, out) = deployment.plain(&dns, "ses", &with("AKIDSANDBOX")).await;
     assert!(
         line(&out, "provider ses").starts_with("warn") && out.contains("sandbox"),

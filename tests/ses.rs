@@ -295,3 +295,120 @@ async fn sns_posts_that_are_not_genuine_are_refused_and_apply_nothing() {
     assert_eq!(status, 404, "nothing was applied");
     app.stop().await;
 }
+
+/// A campaign of `people` on a new list, scheduled; its final record.
+async fn campaign(app: &TestApp, people: usize) -> Value {
+    let list = json!({"name": "News", "optin": "single", "visibility": "private"});
+    let (status, list) = app.call("POST", "/v1/lists", &list).await;
+    assert_eq!(status, 201, "{list}");
+    let list = list["id"].as_u64().unwrap();
+    let mut csv = String::from("email,name\n");
+    for i in 0..people {
+        csv.push_str(&format!("p{i}@example.com,Person {i}\n"));
+    }
+    app.import_confirmed(list, &csv).await;
+    let spec = json!({"name": "News", "lists": [list], "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}"});
+    let (status, created) = app.call("POST", "/v1/campaigns", &spec).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    app.schedule_campaign(&id).await;
+    eventually(Duration::from_secs(60), "the campaign", || async {
+        let (_, body) = app.get_json(&format!("/v1/campaigns/{id}")).await;
+        (body["state"] == "finished").then_some(body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_campaign_through_ses_sends_each_person_one_message_that_moto_records() {
+    let moto = Moto::start().await;
+    moto.verify("mailroom.test").await;
+    let endpoint = moto.url();
+    let mut app = TestApp::spawn(move |s| {
+        ses_settings(s, endpoint);
+        s.link_keys = Some(SecretString::from("t1:0123456789abcdef0123456789abcdef"));
+    })
+    .await;
+    app.start_worker();
+    let done = campaign(&app, 5).await;
+    assert_eq!(
+        (&done["sent"], &done["failed"]),
+        (&json!(5), &json!(0)),
+        "{done}"
+    );
+    let messages = moto.raw_messages().await;
+    let mut to: Vec<String> = (messages.iter())
+        .map(|m| m["destinations"][0].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        (0..5)
+            .map(|i| format!("p{i}@example.com"))
+            .collect::<Vec<_>>()
+    );
+    let first = messages[0]["raw_data"].as_str().unwrap();
+    assert!(
+        first.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{first}"
+    );
+    app.stop().await;
+}
+
+/// Without `MAILROOM_PROVIDER_RATE`, campaigns through SES are paced at the account's maximum
+/// send rate, read with `GetAccount` (which moto lacks: a stand-in answers it and the sends,
+/// which name the configuration set and carry the session token).
+#[tokio::test]
+async fn campaigns_through_ses_are_paced_at_the_accounts_send_rate() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+    let ses = MockServer::start().await;
+    let signed = || {
+        let scope = "^AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/[0-9]{8}/eu-west-1/ses/aws4_request, ";
+        matchers::header_regex("authorization", scope)
+    };
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v2/email/account"))
+        .and(signed())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ProductionAccessEnabled": true, "SendingEnabled": true,
+            "SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 3.0, "SentLast24Hours": 0.0},
+        })))
+        .expect(1..)
+        .mount(&ses)
+        .await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v2/email/outbound-emails"))
+        .and(signed())
+        .and(matchers::header(
+            "x-amz-security-token",
+            "session-token-0f1e",
+        ))
+        .and(matchers::body_partial_json(
+            json!({"ConfigurationSetName": "mailroom-events"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"MessageId": "0102-stand-in"})),
+        )
+        .expect(4)
+        .mount(&ses)
+        .await;
+    let endpoint = ses.uri();
+    let mut app = TestApp::spawn(move |s| {
+        ses_settings(s, endpoint);
+        s.ses_configuration_set = Some("mailroom-events".to_owned());
+        s.aws_session_token = Some(SecretString::from("session-token-0f1e"));
+        s.link_keys = Some(SecretString::from("t1:0123456789abcdef0123456789abcdef"));
+    })
+    .await;
+    app.start_worker();
+    let done = campaign(&app, 4).await;
+    assert_eq!(done["sent"], 4, "{done}");
+    // The provider's throttle was passed: it exists only when a provider rate applies.
+    let key = format!("{}:{{thr:provider:ses}}", app.redis.prefix);
+    let exists: bool = redis::AsyncCommands::exists(&mut app.redis.conn(), &key)
+        .await
+        .unwrap();
+    assert!(exists, "no provider throttle at {key}");
+    app.stop().await;
+    ses.verify().await;
+}

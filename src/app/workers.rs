@@ -8,11 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     campaigns::{CampaignStore, Campaigner, Throttles},
-    config::Settings,
+    config::{MailKind, Settings},
     events::{EventStore, MessageIndex},
     lists::{ListStore, links::LinkKeys, privacy::AddressIndex},
     providers::{
-        Routes,
+        Provider, Routes,
         route::{TryLog, providers_track},
     },
     queue::QueueConfig,
@@ -47,7 +47,8 @@ pub async fn work(
     crate::metrics::spawn_upkeep(conn.clone(), Some(activity.clone()), shutdown.clone());
     let events = super::event_store(settings, &conn);
     let mailer = Arc::new(mailer(settings, &conn, activity, events.clone(), options)?);
-    let campaigner = Arc::new(campaigner(settings, &conn, &mailer)?);
+    let rate = provider_rate(settings, &mailer.routes).await;
+    let campaigner = Arc::new(campaigner(settings, &conn, &mailer, rate)?);
     let handlers = Handlers {
         hits: HitStore {
             events: events.clone(),
@@ -122,11 +123,43 @@ fn mailer(
     })
 }
 
-/// The campaign runner of a worker process, sharing the send worker's provider.
+/// Campaign recipients a second across every worker: `MAILROOM_PROVIDER_RATE`, else, when
+/// the bulk route starts with Amazon SES, the account's maximum send rate (`GetAccount`), so
+/// campaigns do not run into SES's throttling (0: no limit of mailroom's own).
+async fn provider_rate(settings: &Settings, routes: &Routes) -> u32 {
+    if settings.provider_rate > 0 {
+        return settings.provider_rate;
+    }
+    let no_categories: [String; 0] = [];
+    let Some(Provider::Ses(ses)) = routes.route(MailKind::Bulk, &no_categories).first() else {
+        return 0;
+    };
+    match tokio::time::timeout(Duration::from_secs(5), ses.account()).await {
+        Ok(Ok(account)) => {
+            let rate = account.send_quota.map_or(0.0, |q| q.max_send_rate);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let rate = rate.floor().clamp(0.0, f64::from(u32::MAX)) as u32;
+            tracing::info!(rate, "campaigns paced at Amazon SES's maximum send rate");
+            rate
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not read Amazon SES's send rate; campaigns unpaced");
+            0
+        }
+        Err(_) => {
+            tracing::warn!("Amazon SES did not say its send rate within 5 s; campaigns unpaced");
+            0
+        }
+    }
+}
+
+/// The campaign runner of a worker process, sharing the send worker's provider, pacing
+/// campaigns at `rate` recipients a second (0: unpaced).
 fn campaigner(
     settings: &Settings,
     conn: &RedisConnection,
     mailer: &Mailer,
+    rate: u32,
 ) -> anyhow::Result<Campaigner> {
     let prefix = &settings.redis_prefix;
     let (rates, connections) = crate::campaigns::throttle::domain_limits(settings)?;
@@ -142,13 +175,7 @@ fn campaigner(
         links: mailer.links.clone(),
         public_url: settings.public_url.clone(),
         unsubscribe_mailto: settings.unsubscribe_mailto.clone(),
-        throttles: Throttles::new(
-            conn.clone(),
-            prefix,
-            Some(settings.provider_rate),
-            &rates,
-            &connections,
-        ),
+        throttles: Throttles::new(conn.clone(), prefix, Some(rate), &rates, &connections),
         parallel_sends: settings.smtp_pool_size.max(1),
         events: mailer.events.clone(),
         tracker: mailer.tracker.clone(),

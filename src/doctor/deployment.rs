@@ -557,5 +557,52 @@ fn webhooks(settings: &Settings) -> Vec<Check> {
         ),
         Err(error) => check(Verdict::Fail, "link keys".to_owned(), format!("{error:#}")),
     };
-    vec![events, inbound, links]
+    let mut report = vec![events, inbound, links];
+    report.extend(provider_webhooks(settings));
+    report
+}
+
+/// For each provider of the routes with a webhook of its own: whether it is set, since without
+/// it that provider's bounces and complaints never reach the suppressions.
+fn provider_webhooks(settings: &Settings) -> Vec<Check> {
+    let set = |value: Option<&secrecy::SecretString>| {
+        value.is_some_and(|v| !secrecy::ExposeSecret::expose_secret(v).is_empty())
+    };
+    let providers = crate::providers::route::configured_providers(settings);
+    let mut report = Vec::new();
+    for provider in providers {
+        let (what, configured, fix) = match provider {
+            ProviderKind::Postmark => (
+                "webhook postmark",
+                settings.postmark_webhook_user.is_some()
+                    && set(settings.postmark_webhook_password.as_ref()),
+                "set MAILROOM_POSTMARK_WEBHOOK_USER and MAILROOM_POSTMARK_WEBHOOK_PASSWORD and add the webhook in Postmark",
+            ),
+            ProviderKind::Mailgun => (
+                "webhook mailgun",
+                set(settings.mailgun_webhook_signing_key.as_ref()),
+                "set MAILGUN_WEBHOOK_SIGNING_KEY and add the webhooks in Mailgun",
+            ),
+            ProviderKind::Ses => (
+                "webhook ses",
+                !settings.ses_topic_arns.trim().is_empty(),
+                "publish the configuration set's events to an SNS topic subscribed to /webhooks/ses and name it in MAILROOM_SES_TOPIC_ARNS",
+            ),
+            _ => continue,
+        };
+        report.push(if configured {
+            check(
+                Verdict::Pass,
+                what.to_owned(),
+                "its POSTs are checked and applied",
+            )
+        } else {
+            check(
+                Verdict::Warn,
+                what.to_owned(),
+                format!("its bounces and complaints do not reach the suppressions: {fix}"),
+            )
+        });
+    }
+    report
 }

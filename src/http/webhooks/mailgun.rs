@@ -23,6 +23,7 @@ pub(in crate::http) const MAX_BYTES: usize = 256 * 1024;
 #[utoipa::path(
     post,
     path = "/webhooks/mailgun",
+    operation_id = "mailgun_events",
     tag = "webhooks",
     request_body(content = serde_json::Value, content_type = "application/json", description = "One Mailgun webhook POST (`signature` and `event-data`), exactly as Mailgun sent it"),
     responses(

@@ -43,6 +43,7 @@ pub(in crate::http) async fn require_credentials(
 #[utoipa::path(
     post,
     path = "/webhooks/postmark",
+    operation_id = "postmark_events",
     tag = "webhooks",
     security(("postmark_basic" = [])),
     request_body(content = serde_json::Value, content_type = "application/json", description = "One Postmark webhook record (`RecordType` Delivery, Bounce, SpamComplaint, Open, Click or SubscriptionChange), exactly as Postmark sent it"),

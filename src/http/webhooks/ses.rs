@@ -22,8 +22,9 @@ pub(in crate::http) const MAX_BYTES: usize = 512 * 1024;
 #[utoipa::path(
     post,
     path = "/webhooks/ses",
+    operation_id = "ses_events",
     tag = "webhooks",
-    request_body(content = serde_json::Value, content_type = "text/plain", description = "One SNS message (`Notification` carrying an SES event, `SubscriptionConfirmation` or `UnsubscribeConfirmation`), exactly as SNS sent it; SNS sends JSON as text/plain"),
+    request_body(description = "One SNS message (`Notification` carrying an SES event, `SubscriptionConfirmation` or `UnsubscribeConfirmation`), exactly as SNS sent it: JSON, which SNS labels text/plain; the body is read whatever its label", content((serde_json::Value = "application/json"), (String = "text/plain"))),
     responses(
         (status = 200, description = "Verified: stored, or the subscription confirmed", body = EventsAccepted),
         (status = 400, description = "Not an SNS message, or not an SES event", body = ErrorBody),

@@ -100,6 +100,11 @@ impl Route {
         self
     }
 
+    /// Its first provider, which its mail goes to while that one is healthy.
+    pub fn first(&self) -> Option<&Provider> {
+        self.providers.first()
+    }
+
     /// Its first provider's name: the one its rate throttle is named after.
     pub fn name(&self) -> &'static str {
         self.providers.first().map_or("none", Provider::name)
