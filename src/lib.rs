@@ -15,6 +15,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod inbound;
+pub mod keys;
 pub mod lists;
 pub mod metrics;
 pub mod providers;

@@ -67,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: mailroom::providers::dkim::DkimCommand,
     },
+    /// Stored API keys: `mailroom keys create --name N --scope emails:send`, `list`,
+    /// `revoke ID`, `rotate ID`.
+    Keys {
+        #[command(subcommand)]
+        command: mailroom::keys::command::KeysCommand,
+    },
     /// Inspect and repair queues.
     Queue {
         #[command(subcommand)]
@@ -128,6 +134,7 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
             app::work(&settings, options, shutdown::on_signal()).await
         }
         Command::Queue { command } => cli::queue(&settings, command).await,
+        Command::Keys { command } => mailroom::keys::command::run(&settings, command).await,
         Command::Campaign { command } => {
             mailroom::campaigns::command::run(&settings, command).await
         }

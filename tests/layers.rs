@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "events",
             "verification",
             "validation",
+            "keys",
         ],
     ),
     ("providers and rendering", &["providers", "render"]),

@@ -114,6 +114,16 @@ impl Keys {
         format!("{}:hook:token:{provider}:{digest}", self.prefix)
     }
 
+    /// A stored API key (hash: its digest, scopes, limits, times), by its public id.
+    pub fn api_key(&self, id: &str) -> String {
+        format!("{}:apikey:{id}", self.prefix)
+    }
+
+    /// The ids of the stored API keys.
+    pub fn api_keys(&self) -> String {
+        format!("{}:apikeys", self.prefix)
+    }
+
     /// SendGrid's message id `provider_id` → mailroom's.
     pub fn sendgrid_message(&self, provider_id: &str) -> String {
         format!("{}:sgmsg:{provider_id}", self.prefix)

@@ -63,6 +63,9 @@ pub struct EnqueueOptions {
     /// Pushing again with the same key inside the producer's window returns the first job's id
     /// and queues nothing.
     pub idempotency_key: Option<String>,
+    /// Who queued it (a stored API key's id), kept on the job's record for as long as it
+    /// lasts: the API shows a message's status only to its owner and to keys that read all.
+    pub owner: Option<String>,
 }
 
 /// The outcome of a push.
@@ -446,8 +449,9 @@ struct Prepared {
     idempotency_key: Option<String>,
     window_ms: u64,
     fingerprint: String,
-    /// New, due now and without an idempotency key: pushed by `lua/push_new.lua`, with no
-    /// fingerprint (nothing can compare with it).
+    owner: Option<String>,
+    /// New, due now, without an idempotency key or an owner: pushed by `lua/push_new.lua`,
+    /// with no fingerprint (nothing can compare with it).
     plain: bool,
 }
 
@@ -486,7 +490,8 @@ impl Prepared {
         let now_ms = millis(SystemTime::now());
         let plain = novelty == Novelty::New
             && options.run_at.is_none()
-            && options.idempotency_key.is_none();
+            && options.idempotency_key.is_none()
+            && options.owner.is_none();
         Ok(Self {
             id: options.id.unwrap_or_else(Uuid::now_v7).to_string(),
             payload: serde_json::to_string(job)?,
@@ -499,6 +504,7 @@ impl Prepared {
                 0
             },
             idempotency_key: options.idempotency_key,
+            owner: options.owner,
             fingerprint: if plain {
                 String::new()
             } else {
@@ -508,7 +514,7 @@ impl Prepared {
         })
     }
 
-    /// Adds this job's eight arguments to the push script call being written in `pipe`.
+    /// Adds this job's nine arguments to the push script call being written in `pipe`.
     fn bind(&self, pipe: &mut redis::Pipeline) {
         pipe.arg(&self.id)
             .arg(&self.payload)
@@ -517,7 +523,8 @@ impl Prepared {
             .arg(self.run_at_ms)
             .arg(self.window_ms)
             .arg(self.idempotency_key.as_deref().unwrap_or(""))
-            .arg(&self.fingerprint);
+            .arg(&self.fingerprint)
+            .arg(self.owner.as_deref().unwrap_or(""));
     }
 }
 

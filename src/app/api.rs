@@ -138,6 +138,8 @@ pub fn state(
     crate::metrics::handle();
     Ok(AppState::new(Shared {
         api_keys: api_keys(settings, auth)?,
+        stored_keys: crate::keys::ApiKeyStore::new(conn.clone(), prefix),
+        default_from: settings.default_from()?.email.to_string(),
         hits: HitRecorder::new(producer.clone()),
         background: TaskTracker::new(),
         own_tracking: !crate::providers::route::providers_track(settings),

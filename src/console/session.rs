@@ -306,11 +306,11 @@ pub async fn login(
             next,
         );
     };
-    let Some(secret) = keys.session_key(&caller.0) else {
+    let Some(secret) = keys.session_key(&caller.id) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let expires = chrono::Utc::now().timestamp() + LIFE_SECS;
-    let signature = URL_SAFE_NO_PAD.encode(mac(secret, "session", expires, &caller.0));
+    let signature = URL_SAFE_NO_PAD.encode(mac(secret, "session", expires, &caller.id));
     let secure = if state.public_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -318,9 +318,9 @@ pub async fn login(
     };
     let cookie = format!(
         "{COOKIE}={expires}.{}.{signature}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={LIFE_SECS}{secure}",
-        caller.0
+        caller.id
     );
-    tracing::info!(key = %caller.0, "signed in to the console");
+    tracing::info!(key = %caller.id, "signed in to the console");
     (
         [
             (header::SET_COOKIE, cookie),

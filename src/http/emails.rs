@@ -145,9 +145,40 @@ async fn checked(
             .field("tracking"));
         }
     }
+    check_sender(state, caller, message.from.as_ref())?;
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
+    options.owner.clone_from(&caller.stored);
     Ok((job, options))
+}
+
+/// A key with sender domains sends only from them; without a `from`, the operator's default
+/// sender counts only when its domain is one of them.
+fn check_sender(
+    state: &AppState,
+    caller: &Caller,
+    from: Option<&mailroom_jobs::Mailbox>,
+) -> Result<(), ApiError> {
+    let Some(domains) = &caller.from_domains else {
+        return Ok(());
+    };
+    let address = from.map_or(state.default_from.as_str(), |m| m.email.as_str());
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    if domain.is_some_and(|d| domains.contains(&d)) {
+        return Ok(());
+    }
+    let shown = if from.is_some() {
+        address
+    } else {
+        "the default sender (MAILROOM_FROM)"
+    };
+    Err(ApiError::validation(format!(
+        "this key sends only from {}: not from {shown}",
+        domains.join(", ")
+    ))
+    .field("from"))
 }
 
 fn push_refused(error: PushError) -> ApiError {
@@ -363,6 +394,7 @@ pub(super) async fn send_batch(
 )]
 pub(super) async fn status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<StatusQuery>,
 ) -> Result<Json<StatusRecord>, ApiError> {
@@ -376,6 +408,10 @@ pub(super) async fn status(
         .field("recipients_limit"));
     }
     let record = state.status.get(id).await?.ok_or_else(not_found)?;
+    // Another service's message is not there, as far as this key can tell.
+    if !caller.may_read(record.owner.as_deref()) {
+        return Err(not_found());
+    }
     Ok(Json(record.page_recipients(
         query.recipients_cursor.as_deref(),
         limit,

@@ -82,6 +82,15 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "webhook_unauthorized", message)
     }
 
+    /// 403: the key lacks the scope the route needs.
+    pub fn missing_scope(scope: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this key lacks the scope this route needs: {scope}"),
+        )
+    }
+
     /// 400: a body that is not what the route takes (beyond JSON syntax).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)

@@ -15,6 +15,7 @@ mod extract;
 mod health;
 mod imports;
 pub mod inbound;
+mod keys;
 mod lists;
 pub mod metrics;
 pub mod openapi;
@@ -88,8 +89,13 @@ pub struct Shared {
     pub events: crate::events::EventStore,
     /// Message status records.
     pub status: StatusStore,
-    /// The accepted API keys; `None` accepts every request (`dev`, or `MAILROOM_INSECURE_NO_AUTH`).
+    /// The operator keys (`MAILROOM_API_KEYS`); `None` accepts every request (`dev`, or
+    /// `MAILROOM_INSECURE_NO_AUTH`).
     pub api_keys: Option<ApiKeys>,
+    /// The stored keys, each with its own scopes.
+    pub stored_keys: crate::keys::ApiKeyStore,
+    /// The address of `MAILROOM_FROM`, which mail without a `from` is sent from.
+    pub default_from: String,
     /// The largest body read, in bytes.
     pub body_limit: usize,
     /// Renders templates (`/v1/render`, previews).
@@ -251,6 +257,12 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
             "/v1/addresses/{email}",
             get(verify::address).delete(verify::clear),
         )
+        .route("/v1/keys", post(keys::create).get(keys::index))
+        .route(
+            "/v1/keys/{id}",
+            get(keys::get).patch(keys::update).delete(keys::revoke),
+        )
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route_layer(auth::RequireKey::new(state.clone()));
     let mut router = Router::new().merge(v1);
     if state.previews {

@@ -7,7 +7,7 @@ use utoipa::{
 };
 
 use super::{
-    campaigns, emails, error, health, imports, inbound, lists, metrics, render, subscribers,
+    campaigns, emails, error, health, imports, inbound, keys, lists, metrics, render, subscribers,
     suppressions, validations, verify, webhooks,
 };
 use crate::store;
@@ -20,10 +20,10 @@ macro_rules! api_doc {
         #[derive(Debug, OpenApi)]
         #[openapi(
             info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
-            paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::sendgrid::events, webhooks::postmark::receive, webhooks::mailgun::receive, webhooks::ses::receive, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test),
+            paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::sendgrid::events, webhooks::postmark::receive, webhooks::mailgun::receive, webhooks::ses::receive, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test, keys::create, keys::index, keys::get, keys::update, keys::revoke, keys::rotate),
             components(schemas($($schema),*)),
-            modifiers(&BearerKeys),
-            tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "health", description = "Probes"))
+            modifiers(&BearerKeys, &Scopes),
+            tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "keys", description = "API keys: each service its own, with scopes"), (name = "health", description = "Probes"))
         )]
         pub struct ApiDoc;
 
@@ -36,6 +36,13 @@ macro_rules! api_doc {
 }
 
 api_doc!(
+    crate::keys::Scope,
+    crate::keys::KeySpec,
+    crate::keys::SenderDomain,
+    crate::keys::KeyRecord,
+    crate::keys::Issued,
+    keys::KeyIndex,
+    keys::Rotation,
     mailroom_jobs::EmailMessage,
     mailroom_jobs::Mailbox,
     mailroom_jobs::Attachment,
@@ -141,11 +148,69 @@ impl Modify for BearerKeys {
     }
 }
 
+/// Names each `/v1` operation's scope in its security requirement (`api_key: [scope]`), from
+/// the same rules the API enforces ([`crate::keys::RULES`]).
+struct Scopes;
+
+impl Modify for Scopes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        for (path, item) in &mut openapi.paths.paths {
+            let operations = [
+                ("GET", &mut item.get),
+                ("POST", &mut item.post),
+                ("PUT", &mut item.put),
+                ("PATCH", &mut item.patch),
+                ("DELETE", &mut item.delete),
+            ];
+            for (method, operation) in operations {
+                let (Some(operation), Some(scope)) =
+                    (operation.as_mut(), crate::keys::required(method, path))
+                else {
+                    continue;
+                };
+                operation.security =
+                    Some(vec![SecurityRequirement::new("api_key", [scope.as_str()])]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    /// Every `/v1` operation of the document has exactly one scope rule, names it, and every
+    /// rule names an operation: a route cannot be added without deciding its scope.
+    #[test]
+    fn every_v1_operation_has_one_scope_rule_and_every_rule_an_operation() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut operations = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                if !path.starts_with("/v1/") {
+                    continue;
+                }
+                let method = method.to_ascii_uppercase();
+                let scope = crate::keys::required(&method, path)
+                    .unwrap_or_else(|| panic!("{method} {path} has no scope rule"));
+                assert_eq!(
+                    operation["security"],
+                    serde_json::json!([{"api_key": [scope.as_str()]}]),
+                    "{method} {path}"
+                );
+                operations.insert((method, path.clone()));
+            }
+        }
+        for (method, path, _) in crate::keys::RULES {
+            assert!(
+                operations.contains(&((*method).to_owned(), (*path).to_owned())),
+                "the rule for {method} {path} names no operation"
+            );
+        }
+    }
 
     #[test]
     fn every_schema_has_a_component_of_its_own_and_the_document_lists_them_all() {

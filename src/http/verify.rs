@@ -109,7 +109,7 @@ pub(super) async fn issue(
     for (scope, subject, limit, what) in [
         (
             RateScope::VerifyKey,
-            caller.0.as_str(),
+            caller.id.as_str(),
             per_key,
             "with this API key",
         ),

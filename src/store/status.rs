@@ -129,6 +129,9 @@ pub struct StatusRecord {
     /// Pass it as `recipients_cursor` for the next page of recipients; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipients_next_cursor: Option<String>,
+    /// The stored API key that queued it (none: an operator key, or a producer of its own).
+    #[serde(skip)]
+    pub owner: Option<String>,
     /// The providers' events for this message, oldest first: `{event, at, email, reason?,
     /// status?, response?, url?, type?, attempt?, sg_event_id?}`, and each provider tried as
     /// `{event: "tried", at, provider, response}` when `providers` lists them.
@@ -164,7 +167,7 @@ pub struct StatusStore {
 }
 
 /// The job-hash fields a status is made of, in the order they are read.
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "state",
     "attempts",
     "output",
@@ -174,6 +177,7 @@ const FIELDS: [&str; 9] = [
     "started_at",
     "finished_at",
     "run_at",
+    "owner",
 ];
 
 fn rfc3339(ms: u64) -> Option<String> {
@@ -229,7 +233,8 @@ impl StatusStore {
             started,
             finished,
             run_at,
-        ]: [Option<String>; 9] = values.try_into().unwrap_or_default();
+            owner,
+        ]: [Option<String>; 10] = values.try_into().unwrap_or_default();
         let Some(status) = state.as_deref().and_then(MessageStatus::from_job_state) else {
             return Ok(None);
         };
@@ -284,6 +289,7 @@ impl StatusStore {
             suppressed,
             recipients,
             recipients_next_cursor: None,
+            owner,
         }))
     }
 

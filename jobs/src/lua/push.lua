@@ -3,16 +3,16 @@
 -- the whole call: a script runs alone).
 -- KEYS[1] ready   KEYS[2] delayed   KEYS[3] signal
 -- ARGV[1] what a job's key is before its id   ARGV[2] what an idempotency key is before the key
--- Then eight per job: id, payload, max_attempts (0: the worker's default), now (ms),
+-- Then nine per job: id, payload, max_attempts (0: the worker's default), now (ms),
 -- run_at (ms), idempotency window (ms; 0: no key), idempotency key, fingerprint of what is
--- asked for ('' when the job has none).
+-- asked for ('' when the job has none), owner (the stored API key that queued it; '' none).
 -- Answers per job {id, 1, fingerprint} when an earlier job answers for this push (with that
 -- job's fingerprint, so the caller can tell a retry from a different request reusing the key),
 -- and {id, 0, ''} when this one was queued.
 -- The keys built here (job hashes, idempotency records) carry the queue's hash tag, like KEYS.
 local answers, ready = {}, {}
 local queued = 0
-for i = 3, #ARGV, 8 do
+for i = 3, #ARGV, 9 do
   local id = ARGV[i]
   local window = ARGV[i + 5]
   local job = ARGV[1] .. id
@@ -43,6 +43,9 @@ for i = 3, #ARGV, 8 do
     else
       redis.call('HSET', job, 'payload', ARGV[i + 1], 'attempts', '0', 'max_attempts', ARGV[i + 2],
         'enqueued_at', ARGV[i + 3], 'run_at', ARGV[i + 4], 'state', state)
+    end
+    if ARGV[i + 8] ~= '' then
+      redis.call('HSET', job, 'owner', ARGV[i + 8])
     end
     queued = queued + 1
     answer = {id, 0, ''}

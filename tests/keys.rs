@@ -1,0 +1,395 @@
+//! Stored API keys: made, listed, changed, rotated and revoked through `/v1/keys`; each route
+//! refused to a key without its scope and open to one with it (table-driven from the rules the
+//! API enforces); another key's message not found; sender domains; a revocation reaching a
+//! second `mailroom serve` process within a second; a rotated key's grace; and no secret
+//! stored in Redis.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    app::{API_KEY, TestApp, simple_email},
+    eventually, free_port,
+};
+use mailroom::keys::{RULES, Scope};
+use redis::AsyncCommands as _;
+use serde_json::{Value, json};
+
+/// `method path` with `key` and `body` (none when `Null`): the status and the answer.
+async fn call(app: &TestApp, key: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(key);
+    if !body.is_null() {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A key with `scopes` (and anything else in `extra`), made with the operator key.
+async fn key(app: &TestApp, scopes: &[Scope], extra: Value) -> (String, String) {
+    let mut spec = json!({"name": "a service", "scopes": scopes});
+    if let Value::Object(more) = extra {
+        spec.as_object_mut().unwrap().extend(more);
+    }
+    let (status, made) = call(app, API_KEY, "POST", "/v1/keys", &spec).await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["key"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("mr_"), "{secret}");
+    (made["id"].as_str().unwrap().to_owned(), secret)
+}
+
+/// A route of the rules with its parameters filled.
+fn concrete(route: &str) -> String {
+    route
+        .replace("{email}", "someone@example.com")
+        .replace("{id}", "0000000000000000")
+        .replace("{list}", "1")
+        .replace("{n}", "0")
+}
+
+#[tokio::test]
+async fn each_route_refuses_a_key_without_its_scope_and_lets_one_with_it_through() {
+    let app = TestApp::spawn(|_| {}).await;
+    for scope in Scope::ALL {
+        // Every other scope (but `emails:read_all`, which includes `emails:read`, when the
+        // scope is that one).
+        let includes =
+            |s: Scope| s == scope || (scope == Scope::EmailsRead && s == Scope::EmailsReadAll);
+        let all_but: Vec<Scope> = Scope::ALL.into_iter().filter(|s| !includes(*s)).collect();
+        let (_, without) = key(&app, &all_but, Value::Null).await;
+        let (_, with) = key(&app, &[scope], Value::Null).await;
+        for (method, route, needed) in RULES.iter().filter(|(_, _, s)| *s == scope) {
+            let path = concrete(route);
+            let body = if matches!(*method, "GET" | "DELETE") {
+                Value::Null
+            } else {
+                json!({})
+            };
+            let (status, refused) = call(&app, &without, method, &path, &body).await;
+            assert_eq!(status, 403, "{method} {route} without {needed}: {refused}");
+            assert_eq!(refused["error"]["code"], "insufficient_scope");
+            let message = refused["error"]["message"].as_str().unwrap();
+            assert!(message.ends_with(needed.as_str()), "{message}");
+            let (status, answer) = call(&app, &with, method, &path, &body).await;
+            assert!(
+                ![401, 403].contains(&status),
+                "{method} {route} with {needed}: {status} {answer}"
+            );
+        }
+    }
+    let (status, _) = call(
+        &app,
+        "mr_0000000000000000_nope",
+        "GET",
+        "/v1/lists",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_reads_its_own_messages_and_another_keys_are_not_found() {
+    let mut app = TestApp::spawn(|_| {}).await;
+    app.start_worker();
+    let (_, sender) = key(&app, &[Scope::EmailsSend, Scope::EmailsRead], Value::Null).await;
+    let (_, other) = key(&app, &[Scope::EmailsRead], Value::Null).await;
+    let (_, auditor) = key(&app, &[Scope::EmailsReadAll], Value::Null).await;
+    let (status, queued) = call(&app, &sender, "POST", "/v1/emails", &simple_email()).await;
+    assert_eq!(status, 202, "{queued}");
+    let path = format!("/v1/emails/{}", queued["id"].as_str().unwrap());
+    let (status, own) = call(&app, &sender, "GET", &path, &Value::Null).await;
+    assert_eq!((status, own["id"].clone()), (200, queued["id"].clone()));
+    let (status, hidden) = call(&app, &other, "GET", &path, &Value::Null).await;
+    assert_eq!(status, 404, "{hidden}");
+    for reader in [auditor.as_str(), API_KEY] {
+        assert_eq!(call(&app, reader, "GET", &path, &Value::Null).await.0, 200);
+    }
+    // The operator's own message is not a stored key's either.
+    let (_, operator) = call(&app, API_KEY, "POST", "/v1/emails", &simple_email()).await;
+    let path = format!("/v1/emails/{}", operator["id"].as_str().unwrap());
+    assert_eq!(call(&app, &sender, "GET", &path, &Value::Null).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_with_sender_domains_sends_only_from_them() {
+    let app = TestApp::spawn(|s| s.from = "Mailroom <noreply@mailroom.test>".to_owned()).await;
+    let (_, billing) = key(
+        &app,
+        &[Scope::EmailsSend],
+        json!({"from_domains": ["Billing.Example.com"]}),
+    )
+    .await;
+    let mut message = simple_email();
+    message["from"] = json!({"email": "invoices@billing.example.com"});
+    assert_eq!(
+        call(&app, &billing, "POST", "/v1/emails", &message).await.0,
+        202
+    );
+    message["from"] = json!({"email": "ceo@example.com"});
+    let (status, refused) = call(&app, &billing, "POST", "/v1/emails", &message).await;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (422, Some("from")),
+        "{refused}"
+    );
+    // Without a `from`, the default sender's domain is not the key's.
+    let (status, refused) = call(&app, &billing, "POST", "/v1/emails", &simple_email()).await;
+    assert_eq!(status, 422, "{refused}");
+    let batch = json!({"messages": [message]});
+    let (status, answers) = call(&app, &billing, "POST", "/v1/emails/batch", &batch).await;
+    assert_eq!(status, 200, "{answers}");
+    assert_eq!(answers["results"][0]["error"]["field"], "from", "{answers}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_are_listed_without_secrets_changed_and_none_gives_more_than_it_has() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (id, secret) = key(
+        &app,
+        &[Scope::Keys, Scope::EmailsSend],
+        json!({"rate_per_second": 50}),
+    )
+    .await;
+    let (status, listed) = call(&app, API_KEY, "GET", "/v1/keys", &Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["keys"][0]["id"], id.as_str());
+    assert_eq!(listed["keys"][0]["scopes"], json!(["emails:send", "keys"]));
+    assert!(!listed.to_string().contains(&secret[20..]), "{listed}");
+    // The key may make keys, but none with a scope of its own it lacks.
+    let escalate = json!({"name": "more", "scopes": ["subscribers:erase"]});
+    let (status, refused) = call(&app, &secret, "POST", "/v1/keys", &escalate).await;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (403, Some("scopes"))
+    );
+    let (status, changed) = call(
+        &app,
+        API_KEY,
+        "PATCH",
+        &format!("/v1/keys/{id}"),
+        &json!({"scopes": ["emails:read"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, changed["scopes"].clone()),
+        (200, json!(["emails:read"]))
+    );
+    // The change holds at once in the process that made it.
+    assert_eq!(
+        call(&app, &secret, "GET", "/v1/keys", &Value::Null).await.0,
+        403
+    );
+    for bad in [
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "", "scopes": ["keys"]}),
+        json!({"name": "x", "scopes": ["root"]}),
+        json!({"name": "x", "scopes": ["keys"], "from_domains": ["not a domain"]}),
+    ] {
+        let (status, body) = call(&app, API_KEY, "POST", "/v1/keys", &bad).await;
+        assert!([400, 422].contains(&status), "{bad}: {status} {body}");
+    }
+    // The secret is nowhere in Redis.
+    let mut conn = app.redis.conn();
+    let keys: Vec<String> = conn.keys(format!("{}:*", app.redis.prefix)).await.unwrap();
+    for name in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&name)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let secret_part = &secret[20..];
+        assert!(
+            !String::from_utf8_lossy(&dump).contains(secret_part),
+            "{name} holds the secret"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_its_old_secret_for_the_grace_only() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (id, old) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let rotate = format!("/v1/keys/{id}/rotate");
+    let (status, rotated) = call(&app, API_KEY, "POST", &rotate, &json!({"grace_secs": 1})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(rotated["previous_secret_until"].is_string(), "{rotated}");
+    for secret in [&old, &new] {
+        assert_eq!(
+            call(&app, secret, "GET", "/v1/lists", &Value::Null).await.0,
+            200
+        );
+    }
+    eventually(
+        Duration::from_secs(5),
+        "the old secret to stop working",
+        || async {
+            (call(&app, &old, "GET", "/v1/lists", &Value::Null).await.0 == 401).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        call(&app, &new, "GET", "/v1/lists", &Value::Null).await.0,
+        200
+    );
+    let (status, _) = call(
+        &app,
+        API_KEY,
+        "POST",
+        &rotate,
+        &json!({"grace_secs": 99_999_999}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_by_a_second_serve_process_within_a_second() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (id, secret) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let port = free_port();
+    let _second = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("serve")
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
+        .env("MAILROOM_API_KEYS", API_KEY)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let second = format!("http://127.0.0.1:{port}/v1/lists");
+    let client = reqwest::Client::new();
+    let status = |url: String| {
+        let client = client.clone();
+        let secret = secret.clone();
+        async move {
+            let answer = client.get(url).bearer_auth(secret).send().await.ok()?;
+            Some(answer.status().as_u16())
+        }
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the second serve to take the key",
+        || async { (status(second.clone()).await == Some(200)).then_some(()) },
+    )
+    .await;
+    let (code, _) = call(
+        &app,
+        API_KEY,
+        "DELETE",
+        &format!("/v1/keys/{id}"),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(code, 204);
+    let revoked = Instant::now();
+    assert_eq!(
+        call(&app, &secret, "GET", "/v1/lists", &Value::Null)
+            .await
+            .0,
+        401
+    );
+    loop {
+        if status(second.clone()).await == Some(401) {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still taken after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
+
+/// `mailroom keys …` with the test's Redis and prefix: its exit success and standard output.
+async fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("keys")
+        .args(args)
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
+        .env("MAILROOM_API_KEYS", API_KEY)
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.success(),
+        out + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_makes_lists_rotates_and_revokes_keys_the_api_takes() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (ok, out) = cli(
+        &app,
+        &["create", "--name", "reports", "--scope", "lists:read"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let secret = (out.lines())
+        .find_map(|l| l.strip_prefix("key: "))
+        .unwrap_or_else(|| panic!("no key in {out}"))
+        .to_owned();
+    let id = secret[3..19].to_owned();
+    assert_eq!(
+        call(&app, &secret, "GET", "/v1/lists", &Value::Null)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&app, &secret, "GET", "/v1/campaigns", &Value::Null)
+            .await
+            .0,
+        403
+    );
+    let (ok, listed) = cli(&app, &["list"]).await;
+    assert!(
+        ok && listed.contains(&id) && listed.contains("lists:read"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret[20..]), "the list shows no secret");
+    let (ok, out) = cli(&app, &["rotate", &id, "--grace-secs", "0"]).await;
+    assert!(ok, "{out}");
+    let new = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key: "))
+        .unwrap()
+        .to_owned();
+    eventually(Duration::from_secs(5), "the old secret refused", || async {
+        (call(&app, &secret, "GET", "/v1/lists", &Value::Null)
+            .await
+            .0
+            == 401)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        call(&app, &new, "GET", "/v1/lists", &Value::Null).await.0,
+        200
+    );
+    let (ok, out) = cli(&app, &["revoke", &id]).await;
+    assert!(ok, "{out}");
+    eventually(Duration::from_secs(5), "the key refused", || async {
+        (call(&app, &new, "GET", "/v1/lists", &Value::Null).await.0 == 401).then_some(())
+    })
+    .await;
+    let (ok, out) = cli(&app, &["create", "--name", "x", "--scope", "root"]).await;
+    assert!(!ok && out.contains("not a scope"), "{out}");
+    app.stop().await;
+}
