@@ -393,3 +393,274 @@ async fn the_cli_makes_lists_rotates_and_revokes_keys_the_api_takes() {
     assert!(!ok && out.contains("not a scope"), "{out}");
     app.stop().await;
 }
+
+/// A `mailroom serve` process on `app`'s Redis and prefix: its base URL (once it answers).
+async fn second_serve(app: &TestApp) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("serve")
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
+        .env("MAILROOM_API_KEYS", API_KEY)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = format!("{base}/healthz");
+    eventually(Duration::from_secs(20), "the second serve", || async {
+        let answer = reqwest::get(&health).await.ok()?;
+        answer.status().is_success().then_some(())
+    })
+    .await;
+    (child, base)
+}
+
+/// 16 clients, 8 on each `serve`, sending with `key` until `until` says stop: the statuses.
+async fn hammer(
+    bases: [&str; 2],
+    key: &str,
+    until: impl Fn(usize, Instant) -> bool + Sync,
+) -> Vec<(u16, reqwest::header::HeaderMap)> {
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    let clients = (0..16).map(|n| {
+        let (client, url, until) = (&client, format!("{}/v1/emails", bases[n % 2]), &until);
+        async move {
+            let mut answers = Vec::new();
+            while !until(answers.len(), started) {
+                let answer = client
+                    .post(&url)
+                    .bearer_auth(key)
+                    .json(&simple_email())
+                    .send()
+                    .await
+                    .unwrap();
+                answers.push((answer.status().as_u16(), answer.headers().clone()));
+            }
+            answers
+        }
+    });
+    futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_quota_and_a_rate_hold_across_two_serves_under_sixteen_clients() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (_child, second) = second_serve(&app).await;
+    let (_, quota_key) = key(&app, &[Scope::EmailsSend], json!({"daily_quota": 40})).await;
+    let answers = hammer([&app.address, &second], &quota_key, |sent, _| sent >= 10).await;
+    let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
+    assert_eq!(accepted, 40, "the quota is exact");
+    let (status, headers) = answers.iter().find(|(s, _)| *s != 202).unwrap();
+    assert_eq!(*status, 429);
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(headers["ratelimit-policy"], "\"daily\";q=40;w=86400");
+    assert!(
+        headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"daily\";r=0;t=")
+    );
+
+    let (_, rate_key) = key(&app, &[Scope::EmailsSend], json!({"rate_per_second": 25})).await;
+    let window = Duration::from_secs(2);
+    let started = Instant::now();
+    let answers = hammer([&app.address, &second], &rate_key, |_, at| {
+        at.elapsed() >= window
+    })
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    let accepted = answers.iter().filter(|(s, _)| *s == 202).count() as f64;
+    assert!(answers.iter().all(|(s, _)| [202, 429].contains(s)));
+    // A second's worth of burst, then 25 a second.
+    let most = 25.0 * (took + 1.0);
+    let least = 25.0 * (took - 0.2);
+    assert!(
+        accepted <= most * 1.1 && accepted >= least * 0.9,
+        "{accepted} accepted in {took:.2} s"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_log_names_who_did_what_newest_first_in_pages() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (id, admin) = key(&app, &[Scope::Keys, Scope::Suppressions], Value::Null).await;
+    let (other, _) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let rotate = format!("/v1/keys/{other}/rotate");
+    assert_eq!(
+        call(&app, &admin, "POST", &rotate, &Value::Null).await.0,
+        200
+    );
+    let suppression = "/v1/suppressions/leaver@example.com";
+    assert_eq!(
+        call(&app, &admin, "PUT", suppression, &json!({})).await.0,
+        200
+    );
+    assert_eq!(
+        call(&app, &admin, "DELETE", suppression, &Value::Null)
+            .await
+            .0,
+        204
+    );
+    let revoke = format!("/v1/keys/{other}");
+    assert_eq!(
+        call(&app, &admin, "DELETE", &revoke, &Value::Null).await.0,
+        204
+    );
+
+    let (status, page) = call(&app, &admin, "GET", "/v1/audit?limit=3", &Value::Null).await;
+    assert_eq!(status, 200, "{page}");
+    let entries = |page: &Value| -> Vec<(String, String, String)> {
+        (page["entries"].as_array().unwrap().iter())
+            .map(|e| {
+                let text = |f: &str| e[f].as_str().unwrap().to_owned();
+                (text("who"), text("action"), text("target"))
+            })
+            .collect()
+    };
+    let me = format!("mr_{id}");
+    // An address by its digest: an erasure leaves none behind in the log.
+    let leaver = mailroom::store::audit::address("Leaver@example.com");
+    assert!(leaver.starts_with("address:") && !leaver.contains("leaver"));
+    let first = entries(&page);
+    assert_eq!(
+        first,
+        [
+            (me.clone(), "key_revoked".to_owned(), other.clone()),
+            (me.clone(), "suppression_lifted".to_owned(), leaver.clone()),
+            (me.clone(), "suppression_added".to_owned(), leaver.clone()),
+        ]
+    );
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = call(
+        &app,
+        &admin,
+        "GET",
+        &format!("/v1/audit?cursor={cursor}"),
+        &Value::Null,
+    )
+    .await;
+    let rest = entries(&rest);
+    assert_eq!(rest[0], (me, "key_rotated".to_owned(), other.clone()));
+    // The operator key made both keys.
+    let made: Vec<&(String, String, String)> =
+        rest.iter().filter(|e| e.1 == "key_created").collect();
+    assert_eq!(made.len(), 2, "{rest:?}");
+    assert!(
+        made.iter().all(|e| e.0.len() == 16),
+        "an operator key is its digest prefix: {made:?}"
+    );
+    for bad in [
+        "/v1/audit?cursor=nope",
+        "/v1/audit?limit=0",
+        "/v1/audit?cursor=99999999999999999999-0",
+    ] {
+        assert_eq!(
+            call(&app, &admin, "GET", bad, &Value::Null).await.0,
+            400,
+            "{bad}"
+        );
+    }
+    let (status, empty) = call(&app, &admin, "GET", "/v1/audit?cursor=0-0", &Value::Null).await;
+    assert_eq!(
+        (status, empty["entries"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_keys_secret_never_reaches_the_logs_or_the_metrics() {
+    let app = TestApp::spawn(|_| {}).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let port = free_port();
+    let _serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("serve")
+        .env("REDIS_URL", common::redis_url())
+        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
+        .env("MAILROOM_API_KEYS", API_KEY)
+        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug")
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(20), "serve", || async {
+        let answer = client.get(format!("{base}/healthz")).send().await.ok()?;
+        answer.status().is_success().then_some(())
+    })
+    .await;
+    let send = |key: String, method: reqwest::Method, path: &str, body: Value| {
+        let request = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(key);
+        async move {
+            request
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap_or(Value::Null)
+        }
+    };
+    let spec = json!({"name": "logged", "scopes": ["emails:send", "keys"]});
+    let made = send(API_KEY.to_owned(), reqwest::Method::POST, "/v1/keys", spec).await;
+    let (id, first) = (
+        made["id"].as_str().unwrap().to_owned(),
+        made["key"].as_str().unwrap().to_owned(),
+    );
+    send(
+        first.clone(),
+        reqwest::Method::POST,
+        "/v1/emails",
+        simple_email(),
+    )
+    .await;
+    let wrong = format!("{}{}", &first[..20], "A".repeat(43));
+    send(wrong.clone(), reqwest::Method::GET, "/v1/keys", Value::Null).await;
+    let rotated = send(
+        first.clone(),
+        reqwest::Method::POST,
+        &format!("/v1/keys/{id}/rotate"),
+        json!({}),
+    )
+    .await;
+    let second = rotated["key"].as_str().unwrap().to_owned();
+    send(
+        second.clone(),
+        reqwest::Method::DELETE,
+        &format!("/v1/keys/{id}"),
+        Value::Null,
+    )
+    .await;
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    assert!(logged.contains(&id), "the log names the key by its id");
+    for secret in [&first, &second, &wrong] {
+        let part = &secret[20..];
+        assert!(!logged.contains(part), "a secret in the log");
+        assert!(!metrics.contains(part), "a secret in the metrics");
+    }
+    assert!(!logged.contains(API_KEY) && !metrics.contains(API_KEY));
+    app.stop().await;
+}

@@ -387,7 +387,7 @@ impl Job for SendEmail {
             run_at: self.message.send_at.map(std::time::SystemTime::from),
             max_attempts: None,
             idempotency_key: self.message.idempotency_key.clone(),
-            owner: None,
+            ..EnqueueOptions::default()
         }
     }
 }

@@ -189,6 +189,12 @@ impl Keys {
         format!("{}:{{verify}}:events", self.prefix)
     }
 
+    /// The audit log: who made, changed or revoked a key, erased a subscriber, cancelled a
+    /// campaign, retried dead letters, changed a suppression.
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
+
     /// The stream announcing received mail.
     pub fn inbound_stream(&self) -> String {
         format!("{}:inbound", self.prefix)
@@ -574,6 +580,12 @@ impl QueueKeys {
     /// The key remembering the first job pushed with idempotency key `key`.
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idem:{key}", self.base)
+    }
+
+    /// What the keys of an owner's push limits (`rate:OWNER`, `day:OWNER:DAY`) begin with:
+    /// in the queue's slot, so the push script takes them in the same call.
+    pub fn limits_prefix(&self) -> String {
+        format!("{}:lim:", self.base)
     }
 
     /// The sorted set of live workers, by last heartbeat.

@@ -39,7 +39,8 @@ pub use keys::{
 };
 pub use payloads::Noop;
 pub use producer::{
-    ConnectError, EnqueueOptions, MAX_IDEMPOTENCY_KEY_LEN, Producer, PushError, Pushed,
+    ConnectError, EnqueueOptions, Limited, MAX_IDEMPOTENCY_KEY_LEN, OwnerLimits, Producer,
+    PushError, Pushed,
 };
 pub use request_id::{MAX_REQUEST_ID_LEN, is_valid_request_id};
 pub use templates::{TemplateData, TemplateRef, WebUrl};

@@ -66,6 +66,35 @@ pub struct EnqueueOptions {
     /// Who queued it (a stored API key's id), kept on the job's record for as long as it
     /// lasts: the API shows a message's status only to its owner and to keys that read all.
     pub owner: Option<String>,
+    /// The owner's limits, checked and taken in the push itself (only with an owner).
+    pub limits: OwnerLimits,
+}
+
+/// How many jobs an owner may push: a second (with a second's worth of burst) and a UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnerLimits {
+    pub per_second: Option<u32>,
+    pub per_day: Option<u64>,
+}
+
+/// Which of its owner's limits refused a push, and in how long to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    PerSecond(Duration),
+    PerDay(Duration),
+}
+
+impl Limited {
+    /// Reads the push script's `rate:MS` / `day:MS`.
+    fn parse(text: &str) -> Option<Self> {
+        let (which, ms) = text.split_once(':')?;
+        let wait = Duration::from_millis(ms.parse().ok()?);
+        match which {
+            "rate" => Some(Self::PerSecond(wait)),
+            "day" => Some(Self::PerDay(wait)),
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of a push.
@@ -78,6 +107,8 @@ pub struct Pushed {
     /// True when that earlier push asked for something else ([`Job::fingerprint`] differs):
     /// the key was reused for a different request.
     pub conflict: bool,
+    /// Set when the owner's limits refused it: nothing was queued.
+    pub limited: Option<Limited>,
 }
 
 /// Pushes jobs onto mailroom's queues. Cheap to clone: clones share one connection.
@@ -316,6 +347,7 @@ impl Producer {
                             id: job.id,
                             duplicate: false,
                             conflict: false,
+                            limited: None,
                         });
                     }
                     answers.next().ok_or_else(|| {
@@ -340,6 +372,7 @@ impl Producer {
     ) -> Result<Vec<Pushed>, redis::RedisError> {
         let keys = self.keys::<J>();
         let (job_prefix, idempotency_prefix) = (keys.job_prefix(), keys.idempotency(""));
+        let limits_prefix = keys.limits_prefix();
         let calls: Vec<Call<'_>> = plain
             .chunks(JOBS_PER_CALL)
             .map(Call::New)
@@ -370,7 +403,8 @@ impl Producer {
                             .arg(keys.delayed())
                             .arg(keys.signal())
                             .arg(&job_prefix)
-                            .arg(&idempotency_prefix);
+                            .arg(&idempotency_prefix)
+                            .arg(&limits_prefix);
                         for job in *jobs {
                             job.bind(&mut pipe);
                         }
@@ -381,18 +415,15 @@ impl Producer {
             for (call, answer) in trip.iter().zip(answers) {
                 let Call::Checked(jobs) = call else { continue };
                 let answers: Vec<(String, u8, String)> = redis::from_redis_value(answer)?;
-                pushed.extend(
-                    jobs.iter()
-                        .zip(answers)
-                        .map(|(job, (id, duplicate, first))| {
-                            let duplicate = duplicate == 1;
-                            Pushed {
-                                id,
-                                duplicate,
-                                conflict: duplicate && first != job.fingerprint,
-                            }
-                        }),
-                );
+                pushed.extend(jobs.iter().zip(answers).map(|(job, (id, answer, first))| {
+                    let duplicate = answer == 1;
+                    Pushed {
+                        id,
+                        duplicate,
+                        conflict: duplicate && first != job.fingerprint,
+                        limited: (answer == 2).then(|| Limited::parse(&first)).flatten(),
+                    }
+                }));
             }
         }
         Ok(pushed)
@@ -450,6 +481,7 @@ struct Prepared {
     window_ms: u64,
     fingerprint: String,
     owner: Option<String>,
+    limits: OwnerLimits,
     /// New, due now, without an idempotency key or an owner: pushed by `lua/push_new.lua`,
     /// with no fingerprint (nothing can compare with it).
     plain: bool,
@@ -505,6 +537,7 @@ impl Prepared {
             },
             idempotency_key: options.idempotency_key,
             owner: options.owner,
+            limits: options.limits,
             fingerprint: if plain {
                 String::new()
             } else {
@@ -514,7 +547,7 @@ impl Prepared {
         })
     }
 
-    /// Adds this job's nine arguments to the push script call being written in `pipe`.
+    /// Adds this job's eleven arguments to the push script call being written in `pipe`.
     fn bind(&self, pipe: &mut redis::Pipeline) {
         pipe.arg(&self.id)
             .arg(&self.payload)
@@ -524,7 +557,9 @@ impl Prepared {
             .arg(self.window_ms)
             .arg(self.idempotency_key.as_deref().unwrap_or(""))
             .arg(&self.fingerprint)
-            .arg(self.owner.as_deref().unwrap_or(""));
+            .arg(self.owner.as_deref().unwrap_or(""))
+            .arg(self.limits.per_second.unwrap_or(0))
+            .arg(self.limits.per_day.unwrap_or(0));
     }
 }
 

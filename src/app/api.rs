@@ -139,6 +139,7 @@ pub fn state(
     Ok(AppState::new(Shared {
         api_keys: api_keys(settings, auth)?,
         stored_keys: crate::keys::ApiKeyStore::new(conn.clone(), prefix),
+        audit: crate::store::audit::AuditLog::new(conn.clone(), prefix),
         default_from: settings.default_from()?.email.to_string(),
         hits: HitRecorder::new(producer.clone()),
         background: TaskTracker::new(),
@@ -160,10 +161,7 @@ pub fn state(
             settings.verify_rate_per_address,
             settings.verify_rate_per_key,
         ),
-        callbacks: settings
-            .verify_callback_url
-            .as_deref()
-            .is_some_and(|u| !u.is_empty()),
+        callbacks: (settings.verify_callback_url.as_deref()).is_some_and(|u| !u.is_empty()),
         validator: Arc::new(Validator::from_settings(settings)),
         domains: DomainChecker::new(DnsSettings::from_settings(settings)?, conn.clone(), prefix)?,
         webhooks: webhooks(settings, &conn)?,

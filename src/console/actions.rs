@@ -62,6 +62,13 @@ pub async fn letter(
     match outcome {
         Ok(true) => {
             tracing::info!(%queue, job = %id, %action, who = %session.who, "dead letter handled from the console");
+            if action == "retry" {
+                let retried = crate::store::audit::Action::DeadLettersRetried;
+                state
+                    .audit
+                    .record(&session.who, retried, &format!("{queue}/{id}"))
+                    .await;
+            }
             back(&page, Ok(done))
         }
         Ok(false) => back(&page, Err("gone")),
@@ -83,6 +90,11 @@ pub async fn retry_all(
     match admin.retry_all(queue).await {
         Ok(count) => {
             tracing::info!(%queue, count, who = %session.who, "dead letters retried from the console");
+            let retried = crate::store::audit::Action::DeadLettersRetried;
+            state
+                .audit
+                .record(&session.who, retried, &format!("{queue}/*"))
+                .await;
             back(&page, Ok("retried-all"))
         }
         Err(error) => unavailable(&error, &page),
@@ -108,6 +120,13 @@ pub async fn campaign(
     match lifecycle::change(&state.campaigns, &state.producer, uuid, change).await {
         Ok(Transition::Done(..)) => {
             tracing::info!(campaign = %uuid, action = %action, who = %session.who, "campaign changed from the console");
+            if change == Change::Cancel {
+                let cancelled = crate::store::audit::Action::CampaignCancelled;
+                state
+                    .audit
+                    .record(&session.who, cancelled, &uuid.to_string())
+                    .await;
+            }
             back(PAGE, Ok(done))
         }
         Ok(Transition::Missing) => back(PAGE, Err("gone")),
@@ -150,6 +169,9 @@ pub async fn suppress(
     match state.suppressions.put(&record).await {
         Ok(()) => {
             tracing::info!(who = %session.who, "address suppressed from the console");
+            let added = crate::store::audit::Action::SuppressionAdded;
+            let target = crate::store::audit::address(&record.email);
+            state.audit.record(&session.who, added, &target).await;
             back(PAGE, Ok("suppressed"))
         }
         Err(error) => unavailable(&error, PAGE),
@@ -178,6 +200,15 @@ pub async fn lift(
     match state.suppressions.delete(form.email.trim()).await {
         Ok(true) => {
             tracing::info!(who = %session.who, "suppression lifted from the console");
+            let lifted = crate::store::audit::Action::SuppressionLifted;
+            state
+                .audit
+                .record(
+                    &session.who,
+                    lifted,
+                    &crate::store::audit::address(&form.email),
+                )
+                .await;
             back(PAGE, Ok("lifted"))
         }
         Ok(false) => back(PAGE, Err("gone")),

@@ -93,6 +93,8 @@ pub struct Caller {
     pub from_domains: Option<Vec<String>>,
     /// The stored key's public id (`None`: an operator key, or no keys at all).
     pub stored: Option<String>,
+    /// What it may queue a second and a day.
+    pub limits: mailroom_jobs::OwnerLimits,
 }
 
 impl Caller {
@@ -103,6 +105,7 @@ impl Caller {
             scopes: Scopes::all(),
             from_domains: None,
             stored: None,
+            limits: mailroom_jobs::OwnerLimits::default(),
         }
     }
 
@@ -112,6 +115,10 @@ impl Caller {
             scopes: principal.scopes,
             from_domains: principal.from_domains,
             stored: Some(principal.id.to_string()),
+            limits: mailroom_jobs::OwnerLimits {
+                per_second: principal.rate_per_second,
+                per_day: principal.daily_quota,
+            },
         }
     }
 

@@ -262,9 +262,15 @@ macro_rules! lifecycle_route {
                 )]
         pub(super) async fn $name(
             State(state): State<AppState>,
+            axum::Extension(caller): axum::Extension<super::auth::Caller>,
             ApiPath(id): ApiPath<String>,
         ) -> Result<Json<Campaign>, ApiError> {
-            Ok(Json(act(&state, &id, $change).await?))
+            let campaign = act(&state, &id, $change).await?;
+            if matches!($change, Change::Cancel) {
+                let cancelled = crate::store::audit::Action::CampaignCancelled;
+                state.audit.record(&caller.id, cancelled, &id).await;
+            }
+            Ok(Json(campaign))
         }
     };
 }

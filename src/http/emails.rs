@@ -107,7 +107,7 @@ pub(super) async fn send(
         .push(job, options)
         .await
         .map_err(push_refused)?;
-    let accepted = answer(&state, pushed, suppressed).await?;
+    let accepted = answer(&state, pushed, suppressed, caller.limits).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
@@ -149,6 +149,7 @@ async fn checked(
     let mut options = job.enqueue_options();
     options.idempotency_key = options.idempotency_key.map(|key| caller.scoped(&key));
     options.owner.clone_from(&caller.stored);
+    options.limits = caller.limits;
     Ok((job, options))
 }
 
@@ -195,9 +196,13 @@ async fn answer(
     state: &AppState,
     pushed: Pushed,
     suppressed: Vec<String>,
+    limits: mailroom_jobs::OwnerLimits,
 ) -> Result<Accepted, ApiError> {
     if pushed.conflict {
         return Err(ApiError::idempotency_conflict());
+    }
+    if let Some(limited) = pushed.limited {
+        return Err(limited_by(limited, limits));
     }
     let status = match MessageId::parse(&pushed.id).filter(|_| pushed.duplicate) {
         Some(first) => (state.status.get(first).await?).map_or(MessageStatus::Queued, |r| r.status),
@@ -208,6 +213,21 @@ async fn answer(
         status,
         suppressed,
     })
+}
+
+/// The 429 of a push its key's limits refused.
+fn limited_by(limited: mailroom_jobs::Limited, limits: mailroom_jobs::OwnerLimits) -> ApiError {
+    let seconds = |wait: std::time::Duration| wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    match limited {
+        mailroom_jobs::Limited::PerSecond(wait) => {
+            let quota = u64::from(limits.per_second.unwrap_or_default());
+            ApiError::key_limited("per-second", quota, 1, seconds(wait).max(1))
+        }
+        mailroom_jobs::Limited::PerDay(wait) => {
+            let quota = limits.per_day.unwrap_or_default();
+            ApiError::key_limited("daily", quota, 86_400, seconds(wait).max(1))
+        }
+    }
 }
 
 /// The most messages one batch takes.
@@ -349,7 +369,7 @@ pub(super) async fn send_batch(
             && let Some((result, suppressed)) = pushed.next()
         {
             let accepted = match result {
-                Ok(pushed) => answer(&state, pushed, suppressed).await,
+                Ok(pushed) => answer(&state, pushed, suppressed, caller.limits).await,
                 Err(refused) => Err(push_refused(refused)),
             };
             *outcome = Some(accepted);

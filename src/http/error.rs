@@ -18,6 +18,8 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     retry_after: Option<u64>,
+    /// `RateLimit-Policy` and `RateLimit` (the IETF draft's headers), on a key's limit.
+    rate_limit: Option<Box<(String, String)>>,
 }
 
 /// The body of every error answer.
@@ -46,6 +48,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            rate_limit: None,
         }
     }
 
@@ -231,6 +234,26 @@ impl ApiError {
         }
     }
 
+    /// 429: a key's own limit (`policy`, a second or a day, of `quota` messages) is spent
+    /// until `retry_after`; with `RateLimit-Policy` and `RateLimit` as the IETF draft
+    /// (draft-ietf-httpapi-ratelimit-headers) writes them.
+    pub fn key_limited(policy: &str, quota: u64, window_secs: u64, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            rate_limit: Some(Box::new((
+                format!("\"{policy}\";q={quota};w={window_secs}"),
+                format!("\"{policy}\";r=0;t={retry_after}"),
+            ))),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this key's {policy} limit of {quota} messages is spent; retry after {retry_after} s"
+                ),
+            )
+        }
+    }
+
     /// 500: a bug (never bad input). Logged in full here; the caller sees no internals.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed: internal error");
@@ -316,6 +339,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, retry_after) = (self.status, self.retry_after);
+        let rate_limit = self.rate_limit.clone();
         let body = ErrorBody {
             error: self.detail(),
         };
@@ -324,6 +348,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if let Some(limit) = rate_limit {
+            let (policy, state) = *limit;
+            for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+                if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
         }
         response
     }

@@ -13,6 +13,7 @@ use super::{
     extract::{ApiJson, ApiPath, RawBody, parse_json},
 };
 use crate::keys::{DEFAULT_GRACE_SECS, Issued, KeyError, KeyRecord, KeySpec};
+use crate::store::audit::{Action, AuditEntry};
 
 /// Every stored key, oldest first (the operator keys of `MAILROOM_API_KEYS` are not listed).
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,6 +81,9 @@ pub(super) async fn create(
         .await
         .map_err(refused)?;
     tracing::info!(key = %issued.record.id, by = %caller.id, "made an API key");
+    (state.audit)
+        .record(&caller.id, Action::KeyCreated, &issued.record.id)
+        .await;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -149,6 +153,9 @@ pub(super) async fn update(
     within(&caller, &spec)?;
     let record = state.stored_keys.update(&id, spec).await.map_err(refused)?;
     tracing::info!(key = %record.id, by = %caller.id, "changed an API key");
+    (state.audit)
+        .record(&caller.id, Action::KeyChanged, &record.id)
+        .await;
     Ok(Json(record))
 }
 
@@ -173,6 +180,10 @@ pub(super) async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     state.stored_keys.revoke(&id).await.map_err(refused)?;
     tracing::info!(key = %id, by = %caller.id, "revoked an API key");
+    state
+        .audit
+        .record(&caller.id, Action::KeyRevoked, &id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -213,5 +224,82 @@ pub(super) async fn rotate(
         .await
         .map_err(refused)?;
     tracing::info!(key = %id, by = %caller.id, grace, "rotated an API key");
+    state
+        .audit
+        .record(&caller.id, Action::KeyRotated, &id)
+        .await;
     Ok(Json(issued))
+}
+
+/// The most audit entries one page holds.
+const MAX_AUDIT_PAGE: usize = 1000;
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// Pass it as `cursor` for the next (older) page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Which page of the audit log.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    /// An entry's id: the page starts after it.
+    #[param(pattern = "^[0-9]{1,19}-[0-9]{1,19}$")]
+    cursor: Option<String>,
+    /// Entries per page (1 to 1,000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+#[utoipa::path(
+    operation_id = "audit_log",
+    get,
+    path = "/v1/audit",
+    tag = "keys",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Who made, changed, rotated or revoked keys, erased subscribers, cancelled campaigns, retried dead letters, changed suppressions: newest first, kept a year", body = AuditPage),
+        (status = 400, description = "A cursor or limit that is not one", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `keys` scope", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn audit(
+    State(state): State<AppState>,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(
+            ApiError::bad_request(format!("limit is 1 to {MAX_AUDIT_PAGE}")).field("limit"),
+        );
+    }
+    let number = |p: &str| {
+        p.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| p.parse::<u64>().ok())
+            .flatten()
+    };
+    let cursor = match &query.cursor {
+        None => None,
+        Some(text) => Some(
+            (text.split_once('-'))
+                .and_then(|(ms, seq)| Some((number(ms)?, number(seq)?)))
+                .ok_or_else(|| {
+                    ApiError::bad_request("cursor is an entry's id, as next_cursor gives it")
+                        .field("cursor")
+                })?,
+        ),
+    };
+    let (entries, next_cursor) = state.audit.page(cursor, limit).await?;
+    Ok(Json(AuditPage {
+        entries,
+        next_cursor,
+    }))
 }

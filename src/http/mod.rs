@@ -94,6 +94,8 @@ pub struct Shared {
     pub api_keys: Option<ApiKeys>,
     /// The stored keys, each with its own scopes.
     pub stored_keys: crate::keys::ApiKeyStore,
+    /// Who did what an operator must be able to trace.
+    pub audit: crate::store::audit::AuditLog,
     /// The address of `MAILROOM_FROM`, which mail without a `from` is sent from.
     pub default_from: String,
     /// The largest body read, in bytes.
@@ -263,6 +265,7 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
             get(keys::get).patch(keys::update).delete(keys::revoke),
         )
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/audit", get(keys::audit))
         .route_layer(auth::RequireKey::new(state.clone()));
     let mut router = Router::new().merge(v1);
     if state.previews {

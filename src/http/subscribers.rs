@@ -341,6 +341,7 @@ pub(super) struct DeleteQuery {
 )]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
     ApiPath(which): ApiPath<String>,
     super::extract::ApiQuery(query): super::extract::ApiQuery<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
@@ -379,6 +380,12 @@ pub(super) async fn delete(
             .await?;
         state.addresses.erase_stream_entries(&email).await?;
         tracing::info!(subscriber = %id, "subscriber erased");
+        // The subscriber's id only: the address is what was erased.
+        let erased = crate::store::audit::Action::SubscriberErased;
+        state
+            .audit
+            .record(&caller.id, erased, &id.to_string())
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

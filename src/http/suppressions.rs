@@ -121,6 +121,7 @@ pub(super) struct PutSuppression {
 )]
 pub(super) async fn put(
     State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
     ApiPath(email): ApiPath<String>,
     ApiJson(body): ApiJson<PutSuppression>,
 ) -> Result<Json<Suppression>, ApiError> {
@@ -134,6 +135,14 @@ pub(super) async fn put(
             ApiError::validation(e.to_string()).field(field)
         })?;
     state.suppressions.put(&record).await?;
+    let added = crate::store::audit::Action::SuppressionAdded;
+    (state.audit)
+        .record(
+            &caller.id,
+            added,
+            &crate::store::audit::address(&record.email),
+        )
+        .await;
     Ok(Json(record))
 }
 
@@ -153,9 +162,14 @@ pub(super) async fn put(
 )]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
     ApiPath(email): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.suppressions.delete(&email).await? {
+        let lifted = crate::store::audit::Action::SuppressionLifted;
+        (state.audit)
+            .record(&caller.id, lifted, &crate::store::audit::address(&email))
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("{email} is not suppressed")).field("email"))

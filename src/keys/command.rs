@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use super::{ApiKeyStore, DEFAULT_GRACE_SECS, KeyRecord, KeySpec, Scope};
 use crate::config::Settings;
+use crate::store::audit::{Action, AuditLog};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -52,7 +53,9 @@ fn parse_scope(text: &str) -> Result<Scope, String> {
 /// # Errors
 /// When Redis does not answer, or the key is not valid or not there.
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let keys = ApiKeyStore::new(settings.redis_connection().await?, &settings.redis_prefix);
+    let conn = settings.redis_connection().await?;
+    let keys = ApiKeyStore::new(conn.clone(), &settings.redis_prefix);
+    let audit = AuditLog::new(conn, &settings.redis_prefix);
     match command {
         KeysCommand::Create {
             name,
@@ -71,6 +74,9 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 expires_at: None,
             };
             let issued = keys.create(spec, "cli").await?;
+            audit
+                .record("cli", Action::KeyCreated, &issued.record.id)
+                .await;
             print_key(&issued.record);
             println!("key: {}", issued.key);
             println!("(shown only now: give it to the service and keep it secret)");
@@ -84,10 +90,12 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
         }
         KeysCommand::Revoke { id } => {
             keys.revoke(&id).await?;
+            audit.record("cli", Action::KeyRevoked, &id).await;
             println!("revoked {id}");
         }
         KeysCommand::Rotate { id, grace_secs } => {
             let issued = keys.rotate(&id, grace_secs).await?;
+            audit.record("cli", Action::KeyRotated, &id).await;
             print_key(&issued.record);
             println!("key: {}", issued.key);
             println!("(the old secret works for {grace_secs} s more)");

@@ -205,6 +205,7 @@ pub const RULES: &[(&str, &str, Scope)] = &[
     ("PATCH", "/v1/keys/{id}", Scope::Keys),
     ("DELETE", "/v1/keys/{id}", Scope::Keys),
     ("POST", "/v1/keys/{id}/rotate", Scope::Keys),
+    ("GET", "/v1/audit", Scope::Keys),
 ];
 
 /// The scope `method` on `route` needs, if a rule names it.

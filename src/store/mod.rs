@@ -4,6 +4,7 @@
 //! the Redis itself is fit to hold mail (no eviction, persistence, room left).
 
 pub mod activity;
+pub mod audit;
 pub mod health;
 pub mod migrate;
 mod rate_limit;

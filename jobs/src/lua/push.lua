@@ -3,16 +3,49 @@
 -- the whole call: a script runs alone).
 -- KEYS[1] ready   KEYS[2] delayed   KEYS[3] signal
 -- ARGV[1] what a job's key is before its id   ARGV[2] what an idempotency key is before the key
--- Then nine per job: id, payload, max_attempts (0: the worker's default), now (ms),
+-- ARGV[3] what an owner's limit keys are before their names
+-- Then eleven per job: id, payload, max_attempts (0: the worker's default), now (ms),
 -- run_at (ms), idempotency window (ms; 0: no key), idempotency key, fingerprint of what is
--- asked for ('' when the job has none), owner (the stored API key that queued it; '' none).
+-- asked for ('' when the job has none), owner (the stored API key that queued it; '' none),
+-- the owner's jobs a second and a UTC day (0: no limit).
 -- Answers per job {id, 1, fingerprint} when an earlier job answers for this push (with that
 -- job's fingerprint, so the caller can tell a retry from a different request reusing the key),
+-- {id, 2, 'rate:MS' or 'day:MS'} when the owner's limit refuses it (MS: when to try again),
 -- and {id, 0, ''} when this one was queued.
 -- The keys built here (job hashes, idempotency records) carry the queue's hash tag, like KEYS.
 local answers, ready = {}, {}
 local queued = 0
-for i = 3, #ARGV, 9 do
+
+-- The owner's limits (GCRA for the rate, with a second's worth of burst; a counter a UTC
+-- day): the refusal as 'rate:MS' / 'day:MS', or nil after taking one of each.
+local function limited(owner, now, per_second, per_day)
+  if owner == '' or (per_second == 0 and per_day == 0) then return nil end
+  local rate_key = ARGV[3] .. 'rate:' .. owner
+  local day = math.floor(now / 86400000)
+  local day_key = ARGV[3] .. 'day:' .. owner .. ':' .. day
+  local tat = now
+  if per_second > 0 then
+    local interval = 1000 / per_second
+    tat = math.max(tonumber(redis.call('GET', rate_key) or now), now)
+    if tat - now > 1000 - interval then
+      return 'rate:' .. math.ceil(tat - now - (1000 - interval))
+    end
+    tat = tat + interval
+  end
+  if per_day > 0 then
+    if tonumber(redis.call('GET', day_key) or '0') >= per_day then
+      return 'day:' .. ((day + 1) * 86400000 - now)
+    end
+    redis.call('INCR', day_key)
+    redis.call('PEXPIRE', day_key, 2 * 86400000)
+  end
+  if per_second > 0 then
+    redis.call('SET', rate_key, string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
+  end
+  return nil
+end
+
+for i = 4, #ARGV, 11 do
   local id = ARGV[i]
   local window = ARGV[i + 5]
   local job = ARGV[1] .. id
@@ -28,6 +61,14 @@ for i = 3, #ARGV, 9 do
   end
   if not answer and redis.call('EXISTS', job) == 1 then
     answer = {id, 1, redis.call('HGET', job, 'fingerprint') or ''}
+  end
+  if not answer then
+    local refused = limited(ARGV[i + 8], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 9]),
+      tonumber(ARGV[i + 10]))
+    if refused then
+      if window ~= '0' then redis.call('DEL', ARGV[2] .. ARGV[i + 6]) end
+      answer = {id, 2, refused}
+    end
   end
   if not answer then
     local state = 'queued'
