@@ -257,19 +257,8 @@ async fn a_rotated_key_keeps_its_old_secret_for_the_grace_only() {
 async fn a_revoked_key_is_refused_by_a_second_serve_process_within_a_second() {
     let app = TestApp::spawn(|_| {}).await;
     let (id, secret) = key(&app, &[Scope::ListsRead], Value::Null).await;
-    let port = free_port();
-    let _second = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("serve")
-        .env("REDIS_URL", common::redis_url())
-        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
-        .env("MAILROOM_API_KEYS", API_KEY)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let second = format!("http://127.0.0.1:{port}/v1/lists");
+    let (_second, base) = second_serve(&app, None).await;
+    let second = format!("{base}/v1/lists");
     let client = reqwest::Client::new();
     let status = |url: String| {
         let client = client.clone();
@@ -394,17 +383,23 @@ async fn the_cli_makes_lists_rotates_and_revokes_keys_the_api_takes() {
     app.stop().await;
 }
 
-/// A `mailroom serve` process on `app`'s Redis and prefix: its base URL (once it answers).
-async fn second_serve(app: &TestApp) -> (tokio::process::Child, String) {
+/// A `mailroom serve` process on `app`'s Redis and prefix, logging at debug level into `log`
+/// when given: its base URL (once it answers).
+async fn second_serve(
+    app: &TestApp,
+    log: Option<&tempfile::NamedTempFile>,
+) -> (tokio::process::Child, String) {
     let port = free_port();
+    let output = || log.map_or_else(std::process::Stdio::null, |f| f.reopen().unwrap().into());
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
         .arg("serve")
         .env("REDIS_URL", common::redis_url())
         .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
         .env("MAILROOM_API_KEYS", API_KEY)
         .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .env("RUST_LOG", if log.is_some() { "debug" } else { "info" })
+        .stdout(output())
+        .stderr(output())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -453,7 +448,7 @@ async fn hammer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daily_quota_and_a_rate_hold_across_two_serves_under_sixteen_clients() {
     let app = TestApp::spawn(|_| {}).await;
-    let (_child, second) = second_serve(&app).await;
+    let (_child, second) = second_serve(&app, None).await;
     let (_, quota_key) = key(&app, &[Scope::EmailsSend], json!({"daily_quota": 40})).await;
     let answers = hammer([&app.address, &second], &quota_key, |sent, _| sent >= 10).await;
     let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
@@ -581,26 +576,8 @@ async fn the_audit_log_names_who_did_what_newest_first_in_pages() {
 async fn a_keys_secret_never_reaches_the_logs_or_the_metrics() {
     let app = TestApp::spawn(|_| {}).await;
     let log = tempfile::NamedTempFile::new().unwrap();
-    let port = free_port();
-    let _serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("serve")
-        .env("REDIS_URL", common::redis_url())
-        .env("MAILROOM_REDIS_PREFIX", &app.redis.prefix)
-        .env("MAILROOM_API_KEYS", API_KEY)
-        .env("MAILROOM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "debug")
-        .stdout(log.reopen().unwrap())
-        .stderr(log.reopen().unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (_serve, base) = second_serve(&app, Some(&log)).await;
     let client = reqwest::Client::new();
-    eventually(Duration::from_secs(20), "serve", || async {
-        let answer = client.get(format!("{base}/healthz")).send().await.ok()?;
-        answer.status().is_success().then_some(())
-    })
-    .await;
     let send = |key: String, method: reqwest::Method, path: &str, body: Value| {
         let request = client
             .request(method, format!("{base}{path}"))
