@@ -641,3 +641,85 @@ async fn a_keys_secret_never_reaches_the_logs_or_the_metrics() {
     assert!(!logged.contains(API_KEY) && !metrics.contains(API_KEY));
     app.stop().await;
 }
+
+/// Signs in to the console with `key`: the session cookie, or the sign-in page's status.
+async fn console_session(app: &TestApp, key: &str) -> Result<String, u16> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = (client.post(app.url("/console/login")))
+        .form(&[("api_key", key), ("next", "/console")])
+        .send()
+        .await
+        .unwrap();
+    match answer.headers().get("set-cookie") {
+        Some(cookie) => Ok(cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()),
+        None => Err(answer.status().as_u16()),
+    }
+}
+
+async fn console_page(app: &TestApp, cookie: &str, path: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = client
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    answer.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_stored_key_with_console_signs_in_and_sees_only_what_its_scopes_allow() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (_, no_console) = key(&app, &[Scope::Campaigns], Value::Null).await;
+    assert_eq!(console_session(&app, &no_console).await, Err(403));
+    assert_eq!(
+        console_session(&app, "mr_0000000000000000_nope").await,
+        Err(401)
+    );
+    let (id, marketer) = key(&app, &[Scope::Console, Scope::Campaigns], Value::Null).await;
+    let cookie = console_session(&app, &marketer).await.expect("a session");
+    assert!(
+        cookie.contains(&format!("mr_{id}")),
+        "the session names the key by its id"
+    );
+    assert!(!cookie.contains(&marketer[20..]), "never the secret");
+    for (route, scope) in mailroom::console::RULES {
+        if route.contains('{') || *route == "/console/logout" {
+            continue;
+        }
+        let status = console_page(&app, &cookie, route).await;
+        let allowed = scope.is_none_or(|s| s == Scope::Campaigns);
+        assert_eq!(status == 200, allowed, "{route} ({scope:?}): {status}");
+        if !allowed {
+            assert_eq!(status, 403, "{route}");
+        }
+    }
+    // Revoked: the session ends within a second.
+    let revoke = format!("/v1/keys/{id}");
+    assert_eq!(
+        call(&app, API_KEY, "DELETE", &revoke, &Value::Null).await.0,
+        204
+    );
+    let revoked = Instant::now();
+    while console_page(&app, &cookie, "/console/campaigns").await == 200 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "still signed in after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(console_page(&app, &cookie, "/console/campaigns").await, 303);
+    app.stop().await;
+}

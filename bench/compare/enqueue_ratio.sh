@@ -14,7 +14,9 @@
 #
 # Needs a Redis on 127.0.0.1:6379 (arq's default) without persistence; mailroom's keys go under
 # a prefix of their own and both stacks' keys are deleted after each run. MAILROOM_BIN picks
-# another binary.
+# another binary. MAILROOM_BENCH_STORED_KEY=1 sends with a stored key (`mailroom keys create`,
+# scope emails:send, a rate limit of 100,000/s and a daily quota of 10^9, both taken in every
+# push) instead of the operator key.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -67,6 +69,12 @@ for i in $(seq 1 "$pairs"); do
     MAILROOM_REDIS_PREFIX="$prefix" RUST_LOG=warn "$bin" serve >/dev/null 2>&1 &
   pid=$!
   wait_for http://127.0.0.1:18080/healthz
+  if [ -n "${MAILROOM_BENCH_STORED_KEY:-}" ]; then
+    MAILROOM_BENCH_KEY=$(REDIS_URL=redis://127.0.0.1:6379 MAILROOM_REDIS_PREFIX="$prefix" \
+      MAILROOM_API_KEYS=bench-key RUST_LOG=warn "$bin" keys create --name bench --scope emails:send \
+      --rate-per-second 100000 --daily-quota 1000000000 | awk '/^key: / { print $2 }')
+    export MAILROOM_BENCH_KEY
+  fi
   read -r m_rps m_p99 m_app m_redis < <(measure http://127.0.0.1:18080)
   stop; clear_keys "$prefix*"
 

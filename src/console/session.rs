@@ -51,6 +51,8 @@ pub struct Session {
     pub csrf: String,
     /// Signed in with a key (false: the console is open).
     pub signed_in: bool,
+    /// What the key may do: every scope for an operator key (or an open console).
+    pub scopes: crate::keys::Scopes,
 }
 
 fn mac(secret: &[u8], purpose: &str, expires: i64, who: &str) -> Vec<u8> {
@@ -71,15 +73,26 @@ fn open_secret() -> &'static [u8; 32] {
     })
 }
 
+/// The secret that signs `who`'s sessions and its scopes: an operator key's, or a stored key's
+/// while it may sign in.
+async fn secret_of(state: &AppState, who: &str) -> Option<([u8; 32], crate::keys::Scopes)> {
+    if let Some(id) = who.strip_prefix(crate::keys::PREFIX) {
+        return state.stored_keys.console_secret(id).await.ok().flatten();
+    }
+    let keys = state.api_keys.as_ref()?;
+    Some((*keys.session_key(who)?, crate::keys::Scopes::all()))
+}
+
 /// The session a `Cookie` header carries, when its signature holds and it has not expired.
-fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
-    let Some(keys) = &state.api_keys else {
+async fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    if state.api_keys.is_none() {
         return Some(Session {
             who: "-".to_owned(),
             csrf: URL_SAFE_NO_PAD.encode(mac(open_secret(), "csrf", 0, "-")),
             signed_in: false,
+            scopes: crate::keys::Scopes::all(),
         });
-    };
+    }
     let value = headers
         .get_all(header::COOKIE)
         .iter()
@@ -92,23 +105,44 @@ fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
     if expires <= chrono::Utc::now().timestamp() {
         return None;
     }
-    let secret = keys.session_key(who)?;
+    let (secret, scopes) = secret_of(state, who).await?;
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    let expected = mac(secret, "session", expires, who);
+    let expected = mac(&secret, "session", expires, who);
     if !bool::from(expected.ct_eq(&signature)) {
         return None;
     }
     Some(Session {
         who: who.to_owned(),
-        csrf: URL_SAFE_NO_PAD.encode(mac(secret, "csrf", expires, who)),
+        csrf: URL_SAFE_NO_PAD.encode(mac(&secret, "csrf", expires, who)),
         signed_in: true,
+        scopes,
     })
+}
+
+/// A page or action the session's key lacks the scope for (403, in words).
+fn lacking(scope: Option<crate::keys::Scope>) -> Response {
+    let needs = scope.map_or(
+        "(none: this page has no scope rule)",
+        crate::keys::Scope::as_str,
+    );
+    let page = format!(
+        "<!DOCTYPE html><title>Not for this key</title><p>The key you signed in with may not use this page: it needs the scope {needs}. <a href=\"/console\">Back to the overview</a>.</p>"
+    );
+    (StatusCode::FORBIDDEN, Html(page)).into_response()
 }
 
 /// Every console page and action: without a session, a page sends the browser to the sign-in
 /// (and shows nothing), an action is refused.
 pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if let Some(session) = session_of(&state, request.headers()) {
+    if let Some(session) = session_of(&state, request.headers()).await {
+        let route = request.extensions().get::<axum::extract::MatchedPath>();
+        let needed = route.and_then(|r| super::required(r.as_str()));
+        match needed {
+            Some(None) => {}
+            Some(Some(scope)) if session.scopes.contains(scope) => {}
+            Some(scope) => return lacking(scope),
+            None => return lacking(None),
+        }
         request.extensions_mut().insert(session);
         let mut response = next.run(request).await;
         // Console pages hold operational data: never cached, never framed elsewhere.
@@ -260,7 +294,27 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// `POST /console/login`: a session for a key that is one of `MAILROOM_API_KEYS`.
+/// Whose key `presented` is: an operator key's id, a stored key's `mr_` id, or none; `Err`
+/// when Redis could not say.
+async fn signer(
+    state: &AppState,
+    keys: &crate::http::auth::ApiKeys,
+    presented: &str,
+) -> Result<Option<String>, ()> {
+    if let Some(caller) = keys.accepts(presented) {
+        return Ok(Some(caller.id));
+    }
+    match state.stored_keys.authenticate(presented).await {
+        Ok(principal) => Ok(principal.map(|p| format!("{}{}", crate::keys::PREFIX, p.id))),
+        Err(error) => {
+            tracing::warn!(%error, "could not look a console sign-in's key up");
+            Err(())
+        }
+    }
+}
+
+/// `POST /console/login`: a session for one of `MAILROOM_API_KEYS`, or a stored key with the
+/// `console` scope.
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -298,7 +352,17 @@ pub async fn login(
             );
         }
     }
-    let Some(caller) = keys.accepts(credentials.api_key.trim()) else {
+    let who = match signer(&state, keys, credentials.api_key.trim()).await {
+        Ok(who) => who,
+        Err(()) => {
+            return login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Redis is not answering; try again shortly."),
+                next,
+            );
+        }
+    };
+    let Some(who) = who else {
         tracing::warn!(client = %client, "console sign-in with a key that is not configured");
         return login_page(
             StatusCode::UNAUTHORIZED,
@@ -306,21 +370,30 @@ pub async fn login(
             next,
         );
     };
-    let Some(secret) = keys.session_key(&caller.id) else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let Some((secret, _)) = secret_of(&state, &who).await else {
+        tracing::warn!(client = %client, key = %who, "console sign-in with a key without the console scope");
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("That key may not sign in to the console: it lacks the console scope."),
+            next,
+        );
     };
+    tracing::info!(key = %who, "signed in to the console");
+    with_session(&state, &who, &secret, next)
+}
+
+/// The answer that sets `who`'s session cookie, signed with `secret`, and goes on to `next`.
+fn with_session(state: &AppState, who: &str, secret: &[u8], next: &str) -> Response {
     let expires = chrono::Utc::now().timestamp() + LIFE_SECS;
-    let signature = URL_SAFE_NO_PAD.encode(mac(secret, "session", expires, &caller.id));
+    let signature = URL_SAFE_NO_PAD.encode(mac(secret, "session", expires, who));
     let secure = if state.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
-        "{COOKIE}={expires}.{}.{signature}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={LIFE_SECS}{secure}",
-        caller.id
+        "{COOKIE}={expires}.{who}.{signature}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={LIFE_SECS}{secure}"
     );
-    tracing::info!(key = %caller.id, "signed in to the console");
     (
         [
             (header::SET_COOKIE, cookie),

@@ -311,6 +311,36 @@ impl ApiKeyStore {
         Ok(stored.and_then(|s| s.admits(secret, Utc::now()).then(|| s.principal())))
     }
 
+    /// The secret that signs stored key `id`'s console sessions, and its scopes, while it may
+    /// sign in (`console`, not expired): a digest of its stored digest under another label, so
+    /// a rotation or a revocation ends its sessions (within [`FRESH_FOR`]).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn console_secret(&self, id: &str) -> Result<Option<([u8; 32], Scopes)>, KeyError> {
+        use sha2::Digest as _;
+        let Some(id) = KeyId::parse(id) else {
+            return Ok(None);
+        };
+        let stored = match self.recent(&id) {
+            Some(stored) => stored,
+            None => {
+                let stored = self.store.read(&id).await?.map(Arc::new);
+                self.remember(&id, stored.clone());
+                stored
+            }
+        };
+        let usable = |s: &&Arc<store::Stored>| {
+            s.scopes.contains(Scope::Console) && s.expires_at.is_none_or(|at| at > Utc::now())
+        };
+        Ok(stored.as_ref().filter(usable).map(|s| {
+            let mut hash = sha2::Sha256::new();
+            hash.update(b"mailroom console session\0");
+            hash.update(s.digest.as_bytes());
+            (hash.finalize().into(), s.scopes)
+        }))
+    }
+
     async fn stored(&self, id: &str) -> Result<store::Stored, KeyError> {
         let parsed = KeyId::parse(id).ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
         self.store
