@@ -297,18 +297,26 @@ impl ApiKeyStore {
         let Some((id, secret)) = token::split(presented) else {
             return Ok(None);
         };
-        let stored = match self.recent(&id) {
-            Some(stored) => stored,
-            None => {
-                let stored = self.store.read(&id).await?.map(Arc::new);
-                self.remember(&id, stored.clone());
-                if let Some(stored) = &stored {
-                    self.store.touch(stored).await;
-                }
-                stored
-            }
-        };
+        let stored = self.current(&id, true).await?;
         Ok(stored.and_then(|s| s.admits(secret, Utc::now()).then(|| s.principal())))
+    }
+
+    /// Key `id` as this process last read it, read again when that is older than
+    /// [`FRESH_FOR`] (noting its use when `used`).
+    async fn current(
+        &self,
+        id: &KeyId,
+        used: bool,
+    ) -> Result<Option<Arc<store::Stored>>, KeyError> {
+        if let Some(stored) = self.recent(id) {
+            return Ok(stored);
+        }
+        let stored = self.store.read(id).await?.map(Arc::new);
+        self.remember(id, stored.clone());
+        if let Some(stored) = stored.as_ref().filter(|_| used) {
+            self.store.touch(stored).await;
+        }
+        Ok(stored)
     }
 
     /// The secret that signs stored key `id`'s console sessions, and its scopes, while it may
@@ -322,14 +330,7 @@ impl ApiKeyStore {
         let Some(id) = KeyId::parse(id) else {
             return Ok(None);
         };
-        let stored = match self.recent(&id) {
-            Some(stored) => stored,
-            None => {
-                let stored = self.store.read(&id).await?.map(Arc::new);
-                self.remember(&id, stored.clone());
-                stored
-            }
-        };
+        let stored = self.current(&id, false).await?;
         let usable = |s: &&Arc<store::Stored>| {
             s.scopes.contains(Scope::Console) && s.expires_at.is_none_or(|at| at > Utc::now())
         };
