@@ -109,6 +109,15 @@ async fn a_key_reads_its_own_messages_and_another_keys_are_not_found() {
     for reader in [auditor.as_str(), API_KEY] {
         assert_eq!(call(&app, reader, "GET", &path, &Value::Null).await.0, 200);
     }
+    // A verification records its key as well.
+    let (key_id, verifier) = key(&app, &[Scope::Verifications], Value::Null).await;
+    let body = json!({"email": "new.user@example.com"});
+    let (status, issued) = call(&app, &verifier, "POST", "/v1/verifications", &body).await;
+    assert_eq!(status, 202, "{issued}");
+    let job = mailroom_jobs::QueueKeys::new(&app.redis.prefix, "verification")
+        .job(issued["id"].as_str().unwrap());
+    let owner: Option<String> = app.redis.conn().hget(&job, "owner").await.unwrap();
+    assert_eq!(owner.as_deref(), Some(key_id.as_str()));
     // The operator's own message is not a stored key's either.
     let (_, operator) = call(&app, API_KEY, "POST", "/v1/emails", &simple_email()).await;
     let path = format!("/v1/emails/{}", operator["id"].as_str().unwrap());

@@ -140,9 +140,14 @@ pub(super) async fn issue(
         optin_list: None,
         request_id: request_id.for_job(),
     };
+    // Recorded with the key that asked, like its messages.
+    let options = mailroom_jobs::EnqueueOptions {
+        owner: caller.stored.clone(),
+        ..mailroom_jobs::Job::enqueue_options(&job)
+    };
     state
         .producer
-        .push(&job)
+        .push_with(&job, options)
         .await
         .map_err(|e| ApiError::from_push(e, ""))?;
     Ok((
