@@ -21,6 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 pairs="${1:-5}"
+# Read here and not exported: the servers must not see it as a setting.
+stored="${MAILROOM_BENCH_STORED_KEY:-}"
+unset MAILROOM_BENCH_STORED_KEY
 bin="${MAILROOM_BIN:-target/release/mailroom}"
 prefix="enqratio$$"
 script="bench/enqueue.lua"
@@ -47,13 +50,14 @@ wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && break; sleep
   # What answers must be the process just started, not one left over on the port.
   kill -0 "$pid" 2>/dev/null || { echo "the server exited at once: is the port of $1 taken?" >&2; exit 1; }; }
 
-# measure URL: prints "requests/s p99 server-µs redis-µs" for 10 s after a 3 s warm-up.
+# measure URL [KEY]: prints "requests/s p99 server-µs redis-µs" for 10 s after a 3 s warm-up,
+# sending KEY (default bench-key).
 measure() {
-  local url=$1 hz out t0 t1 r0 r1 n
+  local url=$1 key=${2:-bench-key} hz out t0 t1 r0 r1 n
   hz=$(getconf CLK_TCK)
-  wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
+  MAILROOM_BENCH_KEY="$key" wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
   t0=$(ticks "$pid"); r0=$(redis_cpu)
-  out=$(wrk -t2 -c64 -d10s --latency -s "$script" "$url")
+  out=$(MAILROOM_BENCH_KEY="$key" wrk -t2 -c64 -d10s --latency -s "$script" "$url")
   t1=$(ticks "$pid"); r1=$(redis_cpu)
   if echo "$out" | grep -q 'Non-2xx'; then echo "$out" >&2; echo "answers other than 2xx" >&2; exit 1; fi
   n=$(echo "$out" | awk '/requests in/ { print $1 }')
@@ -69,13 +73,13 @@ for i in $(seq 1 "$pairs"); do
     MAILROOM_REDIS_PREFIX="$prefix" RUST_LOG=warn "$bin" serve >/dev/null 2>&1 &
   pid=$!
   wait_for http://127.0.0.1:18080/healthz
-  if [ -n "${MAILROOM_BENCH_STORED_KEY:-}" ]; then
-    MAILROOM_BENCH_KEY=$(REDIS_URL=redis://127.0.0.1:6379 MAILROOM_REDIS_PREFIX="$prefix" \
+  key=bench-key
+  if [ -n "$stored" ]; then
+    key=$(REDIS_URL=redis://127.0.0.1:6379 MAILROOM_REDIS_PREFIX="$prefix" \
       MAILROOM_API_KEYS=bench-key RUST_LOG=warn "$bin" keys create --name bench --scope emails:send \
       --rate-per-second 100000 --daily-quota 1000000000 | awk '/^key: / { print $2 }')
-    export MAILROOM_BENCH_KEY
   fi
-  read -r m_rps m_p99 m_app m_redis < <(measure http://127.0.0.1:18080)
+  read -r m_rps m_p99 m_app m_redis < <(measure http://127.0.0.1:18080 "$key")
   stop; clear_keys "$prefix*"
 
   python3 -m uvicorn --app-dir bench/compare fastapi_arq_enqueue:app --host 127.0.0.1 --port 18081 \
