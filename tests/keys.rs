@@ -732,3 +732,69 @@ async fn a_stored_key_with_console_signs_in_and_sees_only_what_its_scopes_allow(
     assert_eq!(console_page(&app, &cookie, "/console/campaigns").await, 303);
     app.stop().await;
 }
+
+async fn console_html(app: &TestApp, cookie: &str, path: &str) -> String {
+    let answer = (app.client.get(app.url(path)))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{path}");
+    answer.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_console_lists_keys_and_the_audit_and_revokes_and_its_navigation_follows_the_scopes() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (id, marketer) = key(&app, &[Scope::Console, Scope::Campaigns], Value::Null).await;
+    let narrow = console_session(&app, &marketer).await.unwrap();
+    let overview = console_html(&app, &narrow, "/console").await;
+    assert!(
+        overview.contains("href=\"/console/campaigns\""),
+        "{overview}"
+    );
+    for hidden in ["/console/messages", "/console/keys", "/console/dead"] {
+        assert!(
+            !overview.contains(&format!("href=\"{hidden}\"")),
+            "{hidden} is listed"
+        );
+    }
+    let operator = console_session(&app, API_KEY).await.unwrap();
+    let page = console_html(&app, &operator, "/console/keys").await;
+    assert!(
+        page.contains(&id) && page.contains("campaigns console"),
+        "{page}"
+    );
+    assert!(page.contains("key_created"), "the audit log is on the page");
+    assert!(!page.contains(&marketer[20..]), "never a secret");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = (client.post(app.url(&format!("/console/keys/{id}/revoke"))))
+        .header("cookie", &operator)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(
+        call(&app, &marketer, "GET", "/v1/campaigns", &Value::Null)
+            .await
+            .0,
+        401
+    );
+    let page = console_html(&app, &operator, "/console/keys").await;
+    assert!(
+        page.contains("key_revoked") && page.contains("No stored keys yet."),
+        "{page}"
+    );
+    app.stop().await;
+}

@@ -215,3 +215,22 @@ pub async fn lift(
         Err(error) => unavailable(&error, PAGE),
     }
 }
+
+/// `POST /console/keys/{id}/revoke`.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { session, .. }: Posted<Token>,
+) -> Response {
+    const PAGE: &str = "/console/keys";
+    match state.stored_keys.revoke(&id).await {
+        Ok(()) => {
+            tracing::info!(key = %id, who = %session.who, "key revoked from the console");
+            let revoked = crate::store::audit::Action::KeyRevoked;
+            state.audit.record(&session.who, revoked, &id).await;
+            back(PAGE, Ok("revoked"))
+        }
+        Err(crate::keys::KeyError::NotFound(_)) => back(PAGE, Err("gone")),
+        Err(error) => unavailable(&error, PAGE),
+    }
+}

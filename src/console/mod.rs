@@ -52,6 +52,8 @@ pub const RULES: &[(&str, Option<Scope>)] = &[
     ("/console/templates", None),
     ("/console/templates/{name}/{locale}", None),
     ("/console/templates/{name}/{locale}/html", None),
+    ("/console/keys", Some(Scope::Keys)),
+    ("/console/keys/{id}/revoke", Some(Scope::Keys)),
     ("/console/logout", None),
 ];
 
@@ -86,6 +88,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/console/templates/{name}/{locale}/html",
             get(pages::template_html),
         )
+        .route("/console/keys", get(pages::keys::keys))
+        .route("/console/keys/{id}/revoke", post(actions::revoke_key))
         .route("/console/logout", post(session::logout))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

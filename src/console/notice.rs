@@ -8,6 +8,7 @@ pub(super) fn of(code: &str) -> Option<String> {
             "retried" => "The dead letter is back in its queue.",
             "retried-all" => "Every dead letter of the queue is back in it.",
             "deleted" => "The dead letter is deleted.",
+            "revoked" => "The key is revoked: every process refuses it within a second.",
             "paused" => "The campaign is paused.",
             "resumed" => "The campaign goes on.",
             "cancelled" => "The campaign is cancelled.",

@@ -19,6 +19,7 @@ use crate::{
 use mailroom_jobs::{MessageId, QUEUES};
 
 mod audience;
+pub mod keys;
 mod stats;
 mod templates;
 
@@ -36,6 +37,8 @@ pub struct Chrome {
     pub signed_in: bool,
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// What the session's key may open: the navigation lists only those pages.
+    pub scopes: crate::keys::Scopes,
 }
 
 /// One navigation link.
@@ -46,7 +49,7 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/console", "Overview"),
     ("/console/dead", "Dead letters"),
     ("/console/messages", "Messages"),
@@ -55,6 +58,7 @@ const NAV: [(&str, &str); 8] = [
     ("/console/suppressions", "Suppressions"),
     ("/console/stats", "Stats"),
     ("/console/templates", "Templates"),
+    ("/console/keys", "Keys"),
 ];
 
 impl Chrome {
@@ -67,12 +71,19 @@ impl Chrome {
             signed_in: session.signed_in,
             notice: flash.done.as_deref().and_then(notice::of),
             error: flash.failed.as_deref().and_then(notice::failure),
+            scopes: session.scopes,
         }
     }
 
     /// The navigation, with this page marked.
     pub fn nav(&self) -> Vec<NavItem> {
+        let opens = |href: &str| match super::required(href) {
+            Some(Some(scope)) => self.scopes.contains(scope),
+            Some(None) => true,
+            None => false,
+        };
         NAV.iter()
+            .filter(|(href, _)| opens(href))
             .map(|(href, label)| NavItem {
                 href,
                 label,
