@@ -177,7 +177,15 @@ async fn ses_events_in_signed_notifications_reach_the_timeline_status_and_suppre
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
     assert_eq!(record["status"], "bounced");
-    let (_, bounce) = app.get_json("/v1/suppressions/ada@example.com").await;
+    let bounce = eventually(
+        Duration::from_secs(20),
+        "the bounce's suppression",
+        || async {
+            let (status, bounce) = app.get_json("/v1/suppressions/ada@example.com").await;
+            (status == 200).then_some(bounce)
+        },
+    )
+    .await;
     assert_eq!(
         (bounce["reason"].as_str(), bounce["source"].as_str()),
         (Some("bounce"), Some("ses:bounce"))
@@ -202,8 +210,16 @@ async fn ses_events_in_signed_notifications_reach_the_timeline_status_and_suppre
         (timeline.iter().filter(|e| e["source"] == "ses").count() == 3).then_some(())
     })
     .await;
-    let (_, complaint) = app.get_json("/v1/suppressions/grace@example.com").await;
-    assert_eq!(complaint["reason"], "spam_report");
+    // Suppressions are the events' last step, after the timeline.
+    eventually(
+        Duration::from_secs(20),
+        "the complaint's suppression",
+        || async {
+            let (_, complaint) = app.get_json("/v1/suppressions/grace@example.com").await;
+            (complaint["reason"] == "spam_report").then_some(())
+        },
+    )
+    .await;
     for nobody in ["barbara@example.com", "alan@example.com"] {
         let (status, _) = app.get_json(&format!("/v1/suppressions/{nobody}")).await;
         assert_eq!(status, 404, "{nobody}");
