@@ -80,6 +80,12 @@ async fn each_route_refuses_a_key_without_its_scope_and_lets_one_with_it_through
             );
         }
     }
+    // A HEAD needs what the GET of its route needs.
+    let (_, lister) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let (status, _) = call(&app, &lister, "HEAD", "/v1/lists", &Value::Null).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, &lister, "HEAD", "/v1/campaigns", &Value::Null).await;
+    assert_eq!(status, 403);
     let (status, _) = call(
         &app,
         "mr_0000000000000000_nope",

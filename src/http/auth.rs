@@ -203,8 +203,13 @@ where
                 Box::pin(std::future::ready(Ok(error.into_response())));
             futures::future::Either::Right(answer)
         };
+        // A HEAD is the GET of the same route, as the router answers it.
+        let method = match request.method() {
+            &axum::http::Method::HEAD => "GET",
+            other => other.as_str(),
+        };
         let needed = (request.extensions().get::<MatchedPath>())
-            .and_then(|route| crate::keys::required(request.method().as_str(), route.as_str()));
+            .and_then(|route| crate::keys::required(method, route.as_str()));
         let presented = (request.headers().get(AUTHORIZATION))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
