@@ -10,11 +10,10 @@ mod common;
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use base64::Engine;
-use common::{app::TestApp, eventually};
+use common::app::TestApp;
 use mailroom::config::ProviderKind;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -235,35 +234,13 @@ async fn a_campaign_goes_out_in_batches_each_recipient_filled_by_recipient_varia
         .mount(&mock)
         .await;
     let app = mailgun_app(&mock).await;
-    let (status, list) = app
-        .call(
-            "POST",
-            "/v1/lists",
-            &json!({"name": "News", "optin": "single", "visibility": "private"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{list}");
-    let list = list["id"].as_u64().unwrap();
     let mut csv = String::from("email,name\n");
     for i in 0..5 {
         csv.push_str(&format!("p{i}@example.com,Person {i} & Co\n"));
     }
-    app.import_confirmed(list, &csv).await;
-    let (status, campaign) = app
-        .call(
-            "POST",
-            "/v1/campaigns",
-            &json!({"name": "News", "lists": [list], "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}", "categories": ["news"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{campaign}");
-    let id = campaign["id"].as_str().unwrap().to_owned();
-    app.schedule_campaign(&id).await;
-    let done = eventually(Duration::from_secs(60), "the campaign", || async {
-        let (_, body) = app.get_json(&format!("/v1/campaigns/{id}")).await;
-        (body["state"] == "finished").then_some(body)
-    })
-    .await;
+    let spec = json!({"name": "News", "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}", "categories": ["news"]});
+    let done = app.run_campaign(&csv, spec).await;
+    let id = done["id"].as_str().unwrap().to_owned();
     assert_eq!(
         (&done["sent"], &done["failed"]),
         (&json!(5), &json!(0)),

@@ -222,36 +222,15 @@ async fn a_campaign_goes_out_in_batches_on_the_broadcast_stream_answered_per_rec
     let mock = MockServer::start().await;
     mount(&mock, "/email/batch", BatchAnswers).await;
     let app = postmark_app(&mock).await;
-    let (status, list) = app
-        .call(
-            "POST",
-            "/v1/lists",
-            &json!({"name": "News", "optin": "single", "visibility": "private"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{list}");
-    let list = list["id"].as_u64().unwrap();
     let mut csv = String::from("email,name\n");
     for i in 0..6 {
         csv.push_str(&format!("p{i}@example.com,Person {i}\n"));
     }
     csv.push_str("bad@example.com,Bad\n");
-    app.import_confirmed(list, &csv).await;
-    let (status, campaign) = app
-        .call(
-            "POST",
-            "/v1/campaigns",
-            &json!({"name": "News", "lists": [list], "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{campaign}");
-    let id = campaign["id"].as_str().unwrap().to_owned();
-    app.schedule_campaign(&id).await;
-    let done = eventually(Duration::from_secs(60), "the campaign", || async {
-        let (_, body) = app.get_json(&format!("/v1/campaigns/{id}")).await;
-        (body["state"] == "finished").then_some(body)
-    })
-    .await;
+    let spec =
+        json!({"name": "News", "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}"});
+    let done = app.run_campaign(&csv, spec).await;
+    let id = done["id"].as_str().unwrap().to_owned();
     assert_eq!(
         (&done["sent"], &done["failed"]),
         (&json!(6), &json!(1)),

@@ -312,27 +312,15 @@ async fn sns_posts_that_are_not_genuine_are_refused_and_apply_nothing() {
     app.stop().await;
 }
 
-/// A campaign of `people` on a new list, scheduled; its final record.
+/// A campaign of `people` through the app's route: its final record.
 async fn campaign(app: &TestApp, people: usize) -> Value {
-    let list = json!({"name": "News", "optin": "single", "visibility": "private"});
-    let (status, list) = app.call("POST", "/v1/lists", &list).await;
-    assert_eq!(status, 201, "{list}");
-    let list = list["id"].as_u64().unwrap();
     let mut csv = String::from("email,name\n");
     for i in 0..people {
         csv.push_str(&format!("p{i}@example.com,Person {i}\n"));
     }
-    app.import_confirmed(list, &csv).await;
-    let spec = json!({"name": "News", "lists": [list], "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}"});
-    let (status, created) = app.call("POST", "/v1/campaigns", &spec).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    app.schedule_campaign(&id).await;
-    eventually(Duration::from_secs(60), "the campaign", || async {
-        let (_, body) = app.get_json(&format!("/v1/campaigns/{id}")).await;
-        (body["state"] == "finished").then_some(body)
-    })
-    .await
+    let spec =
+        json!({"name": "News", "subject": "Hi {{name}}", "text": "Bye: {{unsubscribe_url}}"});
+    app.run_campaign(&csv, spec).await
 }
 
 #[tokio::test]

@@ -166,6 +166,26 @@ impl TestApp {
         assert_eq!(status, 200, "{answer}");
     }
 
+    /// A campaign of `spec` (its `lists` filled in) to the people of `csv` on a new private
+    /// single opt-in list, scheduled now: its record once finished.
+    pub async fn run_campaign(&self, csv: &str, mut spec: Value) -> Value {
+        let list = serde_json::json!({"name": "News", "optin": "single", "visibility": "private"});
+        let (status, list) = self.call("POST", "/v1/lists", &list).await;
+        assert_eq!(status, 201, "{list}");
+        let list = list["id"].as_u64().unwrap();
+        self.import_confirmed(list, csv).await;
+        spec["lists"] = serde_json::json!([list]);
+        let (status, created) = self.call("POST", "/v1/campaigns", &spec).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        self.schedule_campaign(&id).await;
+        eventually(Duration::from_secs(60), "the campaign", || async {
+            let (_, body) = self.get_json(&format!("/v1/campaigns/{id}")).await;
+            (body["state"] == "finished").then_some(body)
+        })
+        .await
+    }
+
     /// Queues `body` (202 asserted) and waits until a worker has sent it: its id.
     pub async fn send_and_wait(&self, body: &Value) -> String {
         let response = self.post_email(body).await;
