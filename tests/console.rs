@@ -387,6 +387,30 @@ async fn an_operator_signs_in_and_works_every_page() {
     .await;
     browser.save_screenshot("console-template").await;
 
+    // Keys: one made in the form, shown once, and it works.
+    browser.open(&app.url("/console/keys")).await;
+    assert_eq!(unlabelled_fields(&browser).await, json!([]));
+    browser.type_into("#name", "billing").await;
+    browser
+        .click("input[name=scope][value='emails:send']")
+        .await;
+    browser
+        .click("form[action='/console/keys'] button[type=submit]")
+        .await;
+    let made = eventually(Duration::from_secs(10), "the key made", || async {
+        let key = browser
+            .execute(
+                "var k = document.querySelector('#made-key'); return k ? k.textContent : null;",
+            )
+            .await;
+        key.as_str().map(str::to_owned)
+    })
+    .await;
+    browser.save_screenshot("console-keys").await;
+    let email = json!({"to": "ada@example.org", "subject": "Hi", "text": "Hi."});
+    let (status, _) = app.call_as(&made, "POST", "/v1/emails", &email).await;
+    assert_eq!(status, 202, "the key made in the console sends");
+
     // Sign-out: the console shows nothing any more.
     browser.click("header form button[type=submit]").await;
     eventually(Duration::from_secs(10), "the sign-in page", || async {

@@ -7,7 +7,7 @@ mod common;
 use std::{path::Path, process::Stdio, time::Duration};
 
 use common::{
-    app::{SmtpSink, TestApp},
+    app::{SmtpSink, TestApp, inbound_form, report},
     dns::{FixtureDns, Zone},
     eventually,
 };
@@ -335,31 +335,6 @@ async fn smtp_refusals_at_send_time_are_bounces_hard_ones_suppress_policy_blocks
     assert_eq!(status, 404, "a policy block does not suppress the address");
     assert!(sink.received().is_empty(), "nothing was accepted");
     app.stop().await;
-}
-
-/// A raw-mode Inbound Parse POST of `message`, mailed to `envelope_to`.
-fn inbound_form(message: &str, envelope_to: &str) -> Vec<u8> {
-    let envelope = json!({"to": [envelope_to], "from": ""}).to_string();
-    let mut body = String::new();
-    for (name, value) in [("envelope", envelope.as_str()), ("email", message)] {
-        body.push_str(&format!(
-            "--xYzZY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str("--xYzZY--\r\n");
-    body.into_bytes()
-}
-
-/// A report from `tests/data/reports/` about message `id` to `recipient`, mailed to `verp`.
-fn report(file: &str, id: &str, recipient: &str, verp: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/reports/{file}")),
-    )
-    .unwrap()
-    .replace("{{MESSAGE_ID}}", id)
-    .replace("{{RECIPIENT}}", recipient)
-    .replace("{{VERP}}", verp)
-    .replace('\n', "\r\n")
 }
 
 #[tokio::test]

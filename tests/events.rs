@@ -16,7 +16,13 @@ use mailroom::events::{
     WebhookKey, parse_batch,
     signature::{self, SignatureError},
 };
-use mailroom::store::StatsStore;
+use mailroom::store::{StatsStore, stats::Filter};
+
+/// Every day's counters of all mail.
+const ALL: Filter<'static> = Filter {
+    category: None,
+    key: None,
+};
 use p256::{
     ecdsa::{Signature, SigningKey, signature::Signer as _},
     pkcs8::EncodePublicKey,
@@ -358,7 +364,17 @@ async fn the_exact_real_test_post_applies_to_suppressions_and_stats() {
     assert_eq!(record.reason.as_str(), "bounce");
     let stats = mailroom::store::StatsStore::new(redis.conn(), &redis.prefix);
     let day = chrono::NaiveDate::from_ymd_opt(2020, 11, 28).unwrap();
-    let read = stats.read(Some("cat facts"), day, day).await.unwrap();
+    let read = stats
+        .read(
+            Filter {
+                category: Some("cat facts"),
+                key: None,
+            },
+            day,
+            day,
+        )
+        .await
+        .unwrap();
     assert_eq!(read.totals.processed, 1);
     assert_eq!(read.totals.unsubscribes, 2);
 }
@@ -783,7 +799,7 @@ async fn a_batch_retried_after_its_message_step_is_counted_once_with_its_unique_
         .unwrap()
         .date_naive();
     let stats = StatsStore::new(redis.conn(), &redis.prefix);
-    let once = stats.read(None, day, day).await.unwrap().totals;
+    let once = stats.read(ALL, day, day).await.unwrap().totals;
     assert_eq!((once.delivered, once.opened, once.unique_opens), (3, 5, 3));
 
     // As if the first run had stopped after the message step: no counters, no day marks.
@@ -803,13 +819,13 @@ async fn a_batch_retried_after_its_message_step_is_counted_once_with_its_unique_
         .await
         .unwrap();
     assert_eq!((retried.fresh, retried.duplicates), (0, 8));
-    assert_eq!(stats.read(None, day, day).await.unwrap().totals, once);
+    assert_eq!(stats.read(ALL, day, day).await.unwrap().totals, once);
     // And a third delivery of the same batch changes nothing.
     store
         .apply(&batch.events, chrono::Utc::now())
         .await
         .unwrap();
-    assert_eq!(stats.read(None, day, day).await.unwrap().totals, once);
+    assert_eq!(stats.read(ALL, day, day).await.unwrap().totals, once);
     let timeline: Vec<String> = redis::AsyncCommands::lrange(
         &mut redis.conn(),
         mailroom_jobs::Keys::new(&redis.prefix).timeline("m-retry"),
@@ -853,11 +869,18 @@ async fn an_event_sent_again_under_another_sendgrid_id_is_counted_once() {
         .unwrap()
         .date_naive();
     let stats = StatsStore::new(redis.conn(), &redis.prefix);
-    assert_eq!(
-        stats.read(None, day, day).await.unwrap().totals.delivered,
-        1
-    );
-    let receipts = stats.read(Some("receipts"), day, day).await.unwrap();
+    assert_eq!(stats.read(ALL, day, day).await.unwrap().totals.delivered, 1);
+    let receipts = stats
+        .read(
+            Filter {
+                category: Some("receipts"),
+                key: None,
+            },
+            day,
+            day,
+        )
+        .await
+        .unwrap();
     assert_eq!(receipts.totals.delivered, 1);
 }
 
@@ -906,7 +929,7 @@ async fn a_daily_counter_edited_into_a_word_refuses_its_events_and_counts_the_ot
         .unwrap();
     assert!(again.refused.is_empty(), "{:?}", again.refused);
     let totals = StatsStore::new(redis.conn(), &redis.prefix)
-        .read(None, day, day)
+        .read(ALL, day, day)
         .await
         .unwrap()
         .totals;

@@ -16,31 +16,6 @@ use mailroom::keys::{RULES, Scope};
 use redis::AsyncCommands as _;
 use serde_json::{Value, json};
 
-/// `method path` with `key` and `body` (none when `Null`): the status and the answer.
-async fn call(app: &TestApp, key: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(key);
-    if !body.is_null() {
-        request = request.json(body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// A key with `scopes` (and anything else in `extra`), made with the operator key.
-async fn key(app: &TestApp, scopes: &[Scope], extra: Value) -> (String, String) {
-    let mut spec = json!({"name": "a service", "scopes": scopes});
-    if let Value::Object(more) = extra {
-        spec.as_object_mut().unwrap().extend(more);
-    }
-    let (status, made) = call(app, API_KEY, "POST", "/v1/keys", &spec).await;
-    assert_eq!(status, 201, "{made}");
-    let secret = made["key"].as_str().unwrap().to_owned();
-    assert!(secret.starts_with("mr_"), "{secret}");
-    (made["id"].as_str().unwrap().to_owned(), secret)
-}
-
 /// A route of the rules with its parameters filled.
 fn concrete(route: &str) -> String {
     route
@@ -59,8 +34,8 @@ async fn each_route_refuses_a_key_without_its_scope_and_lets_one_with_it_through
         let includes =
             |s: Scope| s == scope || (scope == Scope::EmailsRead && s == Scope::EmailsReadAll);
         let all_but: Vec<Scope> = Scope::ALL.into_iter().filter(|s| !includes(*s)).collect();
-        let (_, without) = key(&app, &all_but, Value::Null).await;
-        let (_, with) = key(&app, &[scope], Value::Null).await;
+        let (_, without) = app.stored_key(&all_but, Value::Null).await;
+        let (_, with) = app.stored_key(&[scope], Value::Null).await;
         for (method, route, needed) in RULES.iter().filter(|(_, _, s)| *s == scope) {
             let path = concrete(route);
             let body = if matches!(*method, "GET" | "DELETE") {
@@ -68,12 +43,12 @@ async fn each_route_refuses_a_key_without_its_scope_and_lets_one_with_it_through
             } else {
                 json!({})
             };
-            let (status, refused) = call(&app, &without, method, &path, &body).await;
+            let (status, refused) = app.call_as(&without, method, &path, &body).await;
             assert_eq!(status, 403, "{method} {route} without {needed}: {refused}");
             assert_eq!(refused["error"]["code"], "insufficient_scope");
             let message = refused["error"]["message"].as_str().unwrap();
             assert!(message.ends_with(needed.as_str()), "{message}");
-            let (status, answer) = call(&app, &with, method, &path, &body).await;
+            let (status, answer) = app.call_as(&with, method, &path, &body).await;
             assert!(
                 ![401, 403].contains(&status),
                 "{method} {route} with {needed}: {status} {answer}"
@@ -81,19 +56,18 @@ async fn each_route_refuses_a_key_without_its_scope_and_lets_one_with_it_through
         }
     }
     // A HEAD needs what the GET of its route needs.
-    let (_, lister) = key(&app, &[Scope::ListsRead], Value::Null).await;
-    let (status, _) = call(&app, &lister, "HEAD", "/v1/lists", &Value::Null).await;
+    let (_, lister) = app.stored_key(&[Scope::ListsRead], Value::Null).await;
+    let (status, _) = app
+        .call_as(&lister, "HEAD", "/v1/lists", &Value::Null)
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = call(&app, &lister, "HEAD", "/v1/campaigns", &Value::Null).await;
+    let (status, _) = app
+        .call_as(&lister, "HEAD", "/v1/campaigns", &Value::Null)
+        .await;
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &app,
-        "mr_0000000000000000_nope",
-        "GET",
-        "/v1/lists",
-        &Value::Null,
-    )
-    .await;
+    let (status, _) = app
+        .call_as("mr_0000000000000000_nope", "GET", "/v1/lists", &Value::Null)
+        .await;
     assert_eq!(status, 401);
     app.stop().await;
 }
@@ -102,62 +76,79 @@ async fn each_route_refuses_a_key_without_its_scope_and_lets_one_with_it_through
 async fn a_key_reads_its_own_messages_and_another_keys_are_not_found() {
     let mut app = TestApp::spawn(|_| {}).await;
     app.start_worker();
-    let (_, sender) = key(&app, &[Scope::EmailsSend, Scope::EmailsRead], Value::Null).await;
-    let (_, other) = key(&app, &[Scope::EmailsRead], Value::Null).await;
-    let (_, auditor) = key(&app, &[Scope::EmailsReadAll], Value::Null).await;
-    let (status, queued) = call(&app, &sender, "POST", "/v1/emails", &simple_email()).await;
+    let (_, sender) = app
+        .stored_key(&[Scope::EmailsSend, Scope::EmailsRead], Value::Null)
+        .await;
+    let (_, other) = app.stored_key(&[Scope::EmailsRead], Value::Null).await;
+    let (_, auditor) = app.stored_key(&[Scope::EmailsReadAll], Value::Null).await;
+    let (status, queued) = app
+        .call_as(&sender, "POST", "/v1/emails", &simple_email())
+        .await;
     assert_eq!(status, 202, "{queued}");
     let path = format!("/v1/emails/{}", queued["id"].as_str().unwrap());
-    let (status, own) = call(&app, &sender, "GET", &path, &Value::Null).await;
+    let (status, own) = app.call_as(&sender, "GET", &path, &Value::Null).await;
     assert_eq!((status, own["id"].clone()), (200, queued["id"].clone()));
-    let (status, hidden) = call(&app, &other, "GET", &path, &Value::Null).await;
+    let (status, hidden) = app.call_as(&other, "GET", &path, &Value::Null).await;
     assert_eq!(status, 404, "{hidden}");
     for reader in [auditor.as_str(), API_KEY] {
-        assert_eq!(call(&app, reader, "GET", &path, &Value::Null).await.0, 200);
+        assert_eq!(app.call_as(reader, "GET", &path, &Value::Null).await.0, 200);
     }
     // A verification records its key as well.
-    let (key_id, verifier) = key(&app, &[Scope::Verifications], Value::Null).await;
+    let (key_id, verifier) = app.stored_key(&[Scope::Verifications], Value::Null).await;
     let body = json!({"email": "new.user@example.com"});
-    let (status, issued) = call(&app, &verifier, "POST", "/v1/verifications", &body).await;
+    let (status, issued) = app
+        .call_as(&verifier, "POST", "/v1/verifications", &body)
+        .await;
     assert_eq!(status, 202, "{issued}");
     let job = mailroom_jobs::QueueKeys::new(&app.redis.prefix, "verification")
         .job(issued["id"].as_str().unwrap());
     let owner: Option<String> = app.redis.conn().hget(&job, "owner").await.unwrap();
     assert_eq!(owner.as_deref(), Some(key_id.as_str()));
     // The operator's own message is not a stored key's either.
-    let (_, operator) = call(&app, API_KEY, "POST", "/v1/emails", &simple_email()).await;
+    let (_, operator) = app
+        .call_as(API_KEY, "POST", "/v1/emails", &simple_email())
+        .await;
     let path = format!("/v1/emails/{}", operator["id"].as_str().unwrap());
-    assert_eq!(call(&app, &sender, "GET", &path, &Value::Null).await.0, 404);
+    assert_eq!(
+        app.call_as(&sender, "GET", &path, &Value::Null).await.0,
+        404
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_key_with_sender_domains_sends_only_from_them() {
     let app = TestApp::spawn(|s| s.from = "Mailroom <noreply@mailroom.test>".to_owned()).await;
-    let (_, billing) = key(
-        &app,
-        &[Scope::EmailsSend],
-        json!({"from_domains": ["Billing.Example.com"]}),
-    )
-    .await;
+    let (_, billing) = app
+        .stored_key(
+            &[Scope::EmailsSend],
+            json!({"from_domains": ["Billing.Example.com"]}),
+        )
+        .await;
     let mut message = simple_email();
     message["from"] = json!({"email": "invoices@billing.example.com"});
     assert_eq!(
-        call(&app, &billing, "POST", "/v1/emails", &message).await.0,
+        app.call_as(&billing, "POST", "/v1/emails", &message)
+            .await
+            .0,
         202
     );
     message["from"] = json!({"email": "ceo@example.com"});
-    let (status, refused) = call(&app, &billing, "POST", "/v1/emails", &message).await;
+    let (status, refused) = app.call_as(&billing, "POST", "/v1/emails", &message).await;
     assert_eq!(
         (status, refused["error"]["field"].as_str()),
         (422, Some("from")),
         "{refused}"
     );
     // Without a `from`, the default sender's domain is not the key's.
-    let (status, refused) = call(&app, &billing, "POST", "/v1/emails", &simple_email()).await;
+    let (status, refused) = app
+        .call_as(&billing, "POST", "/v1/emails", &simple_email())
+        .await;
     assert_eq!(status, 422, "{refused}");
     let batch = json!({"messages": [message]});
-    let (status, answers) = call(&app, &billing, "POST", "/v1/emails/batch", &batch).await;
+    let (status, answers) = app
+        .call_as(&billing, "POST", "/v1/emails/batch", &batch)
+        .await;
     assert_eq!(status, 200, "{answers}");
     assert_eq!(answers["results"][0]["error"]["field"], "from", "{answers}");
     app.stop().await;
@@ -166,39 +157,41 @@ async fn a_key_with_sender_domains_sends_only_from_them() {
 #[tokio::test]
 async fn keys_are_listed_without_secrets_changed_and_none_gives_more_than_it_has() {
     let app = TestApp::spawn(|_| {}).await;
-    let (id, secret) = key(
-        &app,
-        &[Scope::Keys, Scope::EmailsSend],
-        json!({"rate_per_second": 50}),
-    )
-    .await;
-    let (status, listed) = call(&app, API_KEY, "GET", "/v1/keys", &Value::Null).await;
+    let (id, secret) = app
+        .stored_key(
+            &[Scope::Keys, Scope::EmailsSend],
+            json!({"rate_per_second": 50}),
+        )
+        .await;
+    let (status, listed) = app.call_as(API_KEY, "GET", "/v1/keys", &Value::Null).await;
     assert_eq!(status, 200);
     assert_eq!(listed["keys"][0]["id"], id.as_str());
     assert_eq!(listed["keys"][0]["scopes"], json!(["emails:send", "keys"]));
     assert!(!listed.to_string().contains(&secret[20..]), "{listed}");
     // The key may make keys, but none with a scope of its own it lacks.
     let escalate = json!({"name": "more", "scopes": ["subscribers:erase"]});
-    let (status, refused) = call(&app, &secret, "POST", "/v1/keys", &escalate).await;
+    let (status, refused) = app.call_as(&secret, "POST", "/v1/keys", &escalate).await;
     assert_eq!(
         (status, refused["error"]["field"].as_str()),
         (403, Some("scopes"))
     );
-    let (status, changed) = call(
-        &app,
-        API_KEY,
-        "PATCH",
-        &format!("/v1/keys/{id}"),
-        &json!({"scopes": ["emails:read"]}),
-    )
-    .await;
+    let (status, changed) = app
+        .call_as(
+            API_KEY,
+            "PATCH",
+            &format!("/v1/keys/{id}"),
+            &json!({"scopes": ["emails:read"]}),
+        )
+        .await;
     assert_eq!(
         (status, changed["scopes"].clone()),
         (200, json!(["emails:read"]))
     );
     // The change holds at once in the process that made it.
     assert_eq!(
-        call(&app, &secret, "GET", "/v1/keys", &Value::Null).await.0,
+        app.call_as(&secret, "GET", "/v1/keys", &Value::Null)
+            .await
+            .0,
         403
     );
     for bad in [
@@ -207,7 +200,7 @@ async fn keys_are_listed_without_secrets_changed_and_none_gives_more_than_it_has
         json!({"name": "x", "scopes": ["root"]}),
         json!({"name": "x", "scopes": ["keys"], "from_domains": ["not a domain"]}),
     ] {
-        let (status, body) = call(&app, API_KEY, "POST", "/v1/keys", &bad).await;
+        let (status, body) = app.call_as(API_KEY, "POST", "/v1/keys", &bad).await;
         assert!([400, 422].contains(&status), "{bad}: {status} {body}");
     }
     // The secret is nowhere in Redis.
@@ -231,16 +224,20 @@ async fn keys_are_listed_without_secrets_changed_and_none_gives_more_than_it_has
 #[tokio::test]
 async fn a_rotated_key_keeps_its_old_secret_for_the_grace_only() {
     let app = TestApp::spawn(|_| {}).await;
-    let (id, old) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let (id, old) = app.stored_key(&[Scope::ListsRead], Value::Null).await;
     let rotate = format!("/v1/keys/{id}/rotate");
-    let (status, rotated) = call(&app, API_KEY, "POST", &rotate, &json!({"grace_secs": 1})).await;
+    let (status, rotated) = app
+        .call_as(API_KEY, "POST", &rotate, &json!({"grace_secs": 1}))
+        .await;
     assert_eq!(status, 200, "{rotated}");
     let new = rotated["key"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     assert!(rotated["previous_secret_until"].is_string(), "{rotated}");
     for secret in [&old, &new] {
         assert_eq!(
-            call(&app, secret, "GET", "/v1/lists", &Value::Null).await.0,
+            app.call_as(secret, "GET", "/v1/lists", &Value::Null)
+                .await
+                .0,
             200
         );
     }
@@ -248,22 +245,17 @@ async fn a_rotated_key_keeps_its_old_secret_for_the_grace_only() {
         Duration::from_secs(5),
         "the old secret to stop working",
         || async {
-            (call(&app, &old, "GET", "/v1/lists", &Value::Null).await.0 == 401).then_some(())
+            (app.call_as(&old, "GET", "/v1/lists", &Value::Null).await.0 == 401).then_some(())
         },
     )
     .await;
     assert_eq!(
-        call(&app, &new, "GET", "/v1/lists", &Value::Null).await.0,
+        app.call_as(&new, "GET", "/v1/lists", &Value::Null).await.0,
         200
     );
-    let (status, _) = call(
-        &app,
-        API_KEY,
-        "POST",
-        &rotate,
-        &json!({"grace_secs": 99_999_999}),
-    )
-    .await;
+    let (status, _) = app
+        .call_as(API_KEY, "POST", &rotate, &json!({"grace_secs": 99_999_999}))
+        .await;
     assert_eq!(status, 422);
     app.stop().await;
 }
@@ -271,7 +263,7 @@ async fn a_rotated_key_keeps_its_old_secret_for_the_grace_only() {
 #[tokio::test]
 async fn a_revoked_key_is_refused_by_a_second_serve_process_within_a_second() {
     let app = TestApp::spawn(|_| {}).await;
-    let (id, secret) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let (id, secret) = app.stored_key(&[Scope::ListsRead], Value::Null).await;
     let (_second, base) = second_serve(&app, None).await;
     let second = format!("{base}/v1/lists");
     let client = reqwest::Client::new();
@@ -289,18 +281,13 @@ async fn a_revoked_key_is_refused_by_a_second_serve_process_within_a_second() {
         || async { (status(second.clone()).await == Some(200)).then_some(()) },
     )
     .await;
-    let (code, _) = call(
-        &app,
-        API_KEY,
-        "DELETE",
-        &format!("/v1/keys/{id}"),
-        &Value::Null,
-    )
-    .await;
+    let (code, _) = app
+        .call_as(API_KEY, "DELETE", &format!("/v1/keys/{id}"), &Value::Null)
+        .await;
     assert_eq!(code, 204);
     let revoked = Instant::now();
     assert_eq!(
-        call(&app, &secret, "GET", "/v1/lists", &Value::Null)
+        app.call_as(&secret, "GET", "/v1/lists", &Value::Null)
             .await
             .0,
         401
@@ -351,13 +338,13 @@ async fn the_cli_makes_lists_rotates_and_revokes_keys_the_api_takes() {
         .to_owned();
     let id = secret[3..19].to_owned();
     assert_eq!(
-        call(&app, &secret, "GET", "/v1/lists", &Value::Null)
+        app.call_as(&secret, "GET", "/v1/lists", &Value::Null)
             .await
             .0,
         200
     );
     assert_eq!(
-        call(&app, &secret, "GET", "/v1/campaigns", &Value::Null)
+        app.call_as(&secret, "GET", "/v1/campaigns", &Value::Null)
             .await
             .0,
         403
@@ -376,7 +363,7 @@ async fn the_cli_makes_lists_rotates_and_revokes_keys_the_api_takes() {
         .unwrap()
         .to_owned();
     eventually(Duration::from_secs(5), "the old secret refused", || async {
-        (call(&app, &secret, "GET", "/v1/lists", &Value::Null)
+        (app.call_as(&secret, "GET", "/v1/lists", &Value::Null)
             .await
             .0
             == 401)
@@ -384,13 +371,13 @@ async fn the_cli_makes_lists_rotates_and_revokes_keys_the_api_takes() {
     })
     .await;
     assert_eq!(
-        call(&app, &new, "GET", "/v1/lists", &Value::Null).await.0,
+        app.call_as(&new, "GET", "/v1/lists", &Value::Null).await.0,
         200
     );
     let (ok, out) = cli(&app, &["revoke", &id]).await;
     assert!(ok, "{out}");
     eventually(Duration::from_secs(5), "the key refused", || async {
-        (call(&app, &new, "GET", "/v1/lists", &Value::Null).await.0 == 401).then_some(())
+        (app.call_as(&new, "GET", "/v1/lists", &Value::Null).await.0 == 401).then_some(())
     })
     .await;
     let (ok, out) = cli(&app, &["create", "--name", "x", "--scope", "root"]).await;
@@ -464,7 +451,9 @@ async fn hammer(
 async fn a_daily_quota_and_a_rate_hold_across_two_serves_under_sixteen_clients() {
     let app = TestApp::spawn(|_| {}).await;
     let (_child, second) = second_serve(&app, None).await;
-    let (_, quota_key) = key(&app, &[Scope::EmailsSend], json!({"daily_quota": 40})).await;
+    let (_, quota_key) = app
+        .stored_key(&[Scope::EmailsSend], json!({"daily_quota": 40}))
+        .await;
     let answers = hammer([&app.address, &second], &quota_key, |sent, _| sent >= 10).await;
     let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
     assert_eq!(accepted, 40, "the quota is exact");
@@ -479,7 +468,9 @@ async fn a_daily_quota_and_a_rate_hold_across_two_serves_under_sixteen_clients()
             .starts_with("\"daily\";r=0;t=")
     );
 
-    let (_, rate_key) = key(&app, &[Scope::EmailsSend], json!({"rate_per_second": 25})).await;
+    let (_, rate_key) = app
+        .stored_key(&[Scope::EmailsSend], json!({"rate_per_second": 25}))
+        .await;
     let window = Duration::from_secs(2);
     let started = Instant::now();
     let answers = hammer([&app.address, &second], &rate_key, |_, at| {
@@ -502,31 +493,35 @@ async fn a_daily_quota_and_a_rate_hold_across_two_serves_under_sixteen_clients()
 #[tokio::test]
 async fn the_audit_log_names_who_did_what_newest_first_in_pages() {
     let app = TestApp::spawn(|_| {}).await;
-    let (id, admin) = key(&app, &[Scope::Keys, Scope::Suppressions], Value::Null).await;
-    let (other, _) = key(&app, &[Scope::ListsRead], Value::Null).await;
+    let (id, admin) = app
+        .stored_key(&[Scope::Keys, Scope::Suppressions], Value::Null)
+        .await;
+    let (other, _) = app.stored_key(&[Scope::ListsRead], Value::Null).await;
     let rotate = format!("/v1/keys/{other}/rotate");
     assert_eq!(
-        call(&app, &admin, "POST", &rotate, &Value::Null).await.0,
+        app.call_as(&admin, "POST", &rotate, &Value::Null).await.0,
         200
     );
     let suppression = "/v1/suppressions/leaver@example.com";
     assert_eq!(
-        call(&app, &admin, "PUT", suppression, &json!({})).await.0,
+        app.call_as(&admin, "PUT", suppression, &json!({})).await.0,
         200
     );
     assert_eq!(
-        call(&app, &admin, "DELETE", suppression, &Value::Null)
+        app.call_as(&admin, "DELETE", suppression, &Value::Null)
             .await
             .0,
         204
     );
     let revoke = format!("/v1/keys/{other}");
     assert_eq!(
-        call(&app, &admin, "DELETE", &revoke, &Value::Null).await.0,
+        app.call_as(&admin, "DELETE", &revoke, &Value::Null).await.0,
         204
     );
 
-    let (status, page) = call(&app, &admin, "GET", "/v1/audit?limit=3", &Value::Null).await;
+    let (status, page) = app
+        .call_as(&admin, "GET", "/v1/audit?limit=3", &Value::Null)
+        .await;
     assert_eq!(status, 200, "{page}");
     let entries = |page: &Value| -> Vec<(String, String, String)> {
         (page["entries"].as_array().unwrap().iter())
@@ -550,14 +545,14 @@ async fn the_audit_log_names_who_did_what_newest_first_in_pages() {
         ]
     );
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, rest) = call(
-        &app,
-        &admin,
-        "GET",
-        &format!("/v1/audit?cursor={cursor}"),
-        &Value::Null,
-    )
-    .await;
+    let (_, rest) = app
+        .call_as(
+            &admin,
+            "GET",
+            &format!("/v1/audit?cursor={cursor}"),
+            &Value::Null,
+        )
+        .await;
     let rest = entries(&rest);
     assert_eq!(rest[0], (me, "key_rotated".to_owned(), other.clone()));
     // The operator key made both keys.
@@ -574,12 +569,14 @@ async fn the_audit_log_names_who_did_what_newest_first_in_pages() {
         "/v1/audit?cursor=99999999999999999999-0",
     ] {
         assert_eq!(
-            call(&app, &admin, "GET", bad, &Value::Null).await.0,
+            app.call_as(&admin, "GET", bad, &Value::Null).await.0,
             400,
             "{bad}"
         );
     }
-    let (status, empty) = call(&app, &admin, "GET", "/v1/audit?cursor=0-0", &Value::Null).await;
+    let (status, empty) = app
+        .call_as(&admin, "GET", "/v1/audit?cursor=0-0", &Value::Null)
+        .await;
     assert_eq!(
         (status, empty["entries"].as_array().map(Vec::len)),
         (200, Some(0))
@@ -654,153 +651,5 @@ async fn a_keys_secret_never_reaches_the_logs_or_the_metrics() {
         assert!(!metrics.contains(part), "a secret in the metrics");
     }
     assert!(!logged.contains(API_KEY) && !metrics.contains(API_KEY));
-    app.stop().await;
-}
-
-/// Signs in to the console with `key`: the session cookie, or the sign-in page's status.
-async fn console_session(app: &TestApp, key: &str) -> Result<String, u16> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = (client.post(app.url("/console/login")))
-        .form(&[("api_key", key), ("next", "/console")])
-        .send()
-        .await
-        .unwrap();
-    match answer.headers().get("set-cookie") {
-        Some(cookie) => Ok(cookie
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()),
-        None => Err(answer.status().as_u16()),
-    }
-}
-
-async fn console_page(app: &TestApp, cookie: &str, path: &str) -> u16 {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = client
-        .get(app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    answer.status().as_u16()
-}
-
-#[tokio::test]
-async fn a_stored_key_with_console_signs_in_and_sees_only_what_its_scopes_allow() {
-    let app = TestApp::spawn(|_| {}).await;
-    let (_, no_console) = key(&app, &[Scope::Campaigns], Value::Null).await;
-    assert_eq!(console_session(&app, &no_console).await, Err(403));
-    assert_eq!(
-        console_session(&app, "mr_0000000000000000_nope").await,
-        Err(401)
-    );
-    let (id, marketer) = key(&app, &[Scope::Console, Scope::Campaigns], Value::Null).await;
-    let cookie = console_session(&app, &marketer).await.expect("a session");
-    assert!(
-        cookie.contains(&format!("mr_{id}")),
-        "the session names the key by its id"
-    );
-    assert!(!cookie.contains(&marketer[20..]), "never the secret");
-    for (route, scope) in mailroom::console::RULES {
-        if route.contains('{') || *route == "/console/logout" {
-            continue;
-        }
-        let status = console_page(&app, &cookie, route).await;
-        let allowed = scope.is_none_or(|s| s == Scope::Campaigns);
-        assert_eq!(status == 200, allowed, "{route} ({scope:?}): {status}");
-        if !allowed {
-            assert_eq!(status, 403, "{route}");
-        }
-    }
-    // Revoked: the session ends within a second.
-    let revoke = format!("/v1/keys/{id}");
-    assert_eq!(
-        call(&app, API_KEY, "DELETE", &revoke, &Value::Null).await.0,
-        204
-    );
-    let revoked = Instant::now();
-    while console_page(&app, &cookie, "/console/campaigns").await == 200 {
-        assert!(
-            revoked.elapsed() < Duration::from_secs(1),
-            "still signed in after a second"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(console_page(&app, &cookie, "/console/campaigns").await, 303);
-    app.stop().await;
-}
-
-async fn console_html(app: &TestApp, cookie: &str, path: &str) -> String {
-    let answer = (app.client.get(app.url(path)))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{path}");
-    answer.text().await.unwrap()
-}
-
-#[tokio::test]
-async fn the_console_lists_keys_and_the_audit_and_revokes_and_its_navigation_follows_the_scopes() {
-    let app = TestApp::spawn(|_| {}).await;
-    let (id, marketer) = key(&app, &[Scope::Console, Scope::Campaigns], Value::Null).await;
-    let narrow = console_session(&app, &marketer).await.unwrap();
-    let overview = console_html(&app, &narrow, "/console").await;
-    assert!(
-        overview.contains("href=\"/console/campaigns\""),
-        "{overview}"
-    );
-    for hidden in ["/console/messages", "/console/keys", "/console/dead"] {
-        assert!(
-            !overview.contains(&format!("href=\"{hidden}\"")),
-            "{hidden} is listed"
-        );
-    }
-    let operator = console_session(&app, API_KEY).await.unwrap();
-    let page = console_html(&app, &operator, "/console/keys").await;
-    assert!(
-        page.contains(&id) && page.contains("campaigns console"),
-        "{page}"
-    );
-    assert!(page.contains("key_created"), "the audit log is on the page");
-    assert!(!page.contains(&marketer[20..]), "never a secret");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = (client.post(app.url(&format!("/console/keys/{id}/revoke"))))
-        .header("cookie", &operator)
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 303);
-    assert_eq!(
-        call(&app, &marketer, "GET", "/v1/campaigns", &Value::Null)
-            .await
-            .0,
-        401
-    );
-    let page = console_html(&app, &operator, "/console/keys").await;
-    assert!(
-        page.contains("key_revoked") && page.contains("No stored keys yet."),
-        "{page}"
-    );
     app.stop().await;
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::TestRedis;
-use mailroom::store::{StatsStore, Suppressions, migrate::rename_old_keys};
+use mailroom::store::{StatsStore, Suppressions, migrate::rename_old_keys, stats::Filter};
 use mailroom_jobs::Keys;
 use redis::AsyncCommands;
 
@@ -77,7 +77,7 @@ async fn keys_named_before_cluster_support_move_once_to_their_tagged_names() {
         .unwrap();
     assert_eq!(groups.len(), 1, "the stream keeps its consumer group");
     let stats = StatsStore::new(conn.clone(), &prefix)
-        .read(None, today, today)
+        .read(Filter::default(), today, today)
         .await
         .unwrap();
     assert_eq!(stats.totals.delivered, 5);

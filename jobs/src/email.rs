@@ -20,6 +20,10 @@ pub const MAX_RECIPIENTS: usize = 1000;
 pub const MAX_CATEGORIES: usize = 10;
 /// A whole message, attachments included, stays under SendGrid's 30 MB.
 pub const MAX_MESSAGE_BYTES: usize = 30 * 1024 * 1024;
+/// The metadata entry naming the stored API key that queued a message (its public id): every
+/// provider hands metadata back on its events, which counts them in that key's stats. Only
+/// mailroom's HTTP edge writes it.
+pub const KEY_METADATA: &str = "mailroom_key";
 /// SendGrid's limit on `custom_args`, where metadata travels.
 pub const MAX_METADATA_BYTES: usize = 10_000;
 

@@ -30,7 +30,7 @@ pub mod whole;
 
 pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};
-pub use email::{Attachment, EmailMessage, Mailbox, SendEmail};
+pub use email::{Attachment, EmailMessage, KEY_METADATA, Mailbox, SendEmail};
 pub use field::FieldError;
 pub use ids::{CampaignId, MessageId};
 pub use keys::{

@@ -23,7 +23,7 @@ pub use crate::providers::bounce::{Bounce, Class, MAX_REPLY, classify, enhanced_
 
 /// A refusal as the `bounce` event every other source of bounces produces too.
 pub trait BounceEvent {
-    /// The `bounce` event this refusal is, for message `job` (its id, categories and list),
+    /// The `bounce` event this refusal is, for message `job` (its id, categories, list and key),
     /// reported by `source`.
     fn event_of(&self, source: Source, job: &SendEmail) -> Event;
 
@@ -45,6 +45,11 @@ impl BounceEvent for Bounce {
         event.mailroom_id = Some(job.id.to_string());
         event.category = job.message.categories.clone();
         event.mailroom_list = job.message.list_id.map(|l| l.to_string());
+        event.mailroom_key = job
+            .message
+            .metadata
+            .get(mailroom_jobs::KEY_METADATA)
+            .cloned();
         event
     }
 

@@ -88,7 +88,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/console/templates/{name}/{locale}/html",
             get(pages::template_html),
         )
-        .route("/console/keys", get(pages::keys::keys))
+        .route(
+            "/console/keys",
+            get(pages::keys::keys).post(pages::keys::create),
+        )
         .route("/console/keys/{id}/revoke", post(actions::revoke_key))
         .route("/console/logout", post(session::logout))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -1,4 +1,4 @@
-//! Ids of lists and subscribers.
+//! Ids of lists, subscribers and stored API keys.
 //!
 //! A list id is a positive number handed out by Redis. A subscriber id is a number too, and
 //! says which shard holds the subscriber: `number × SUBSCRIBER_SHARDS + shard`, where the shard
@@ -152,5 +152,36 @@ mod tests {
             seen.insert(shard_of(&format!("user{i}@example.com")));
         }
         assert_eq!(seen.len(), usize::from(SUBSCRIBER_SHARDS));
+    }
+}
+
+/// A stored API key's public id: 16 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// How many hex digits an id has.
+    pub const LEN: usize = 16;
+
+    /// `text` if it is an id.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok =
+            text.len() == Self::LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    /// The id these 8 bytes write.
+    pub fn from_bytes(bytes: [u8; Self::LEN / 2]) -> Self {
+        Self(base16ct::lower::encode_string(&bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }

@@ -162,6 +162,9 @@ pub struct Event {
     /// The campaign of campaign mail, sent as `custom_args.mailroom_campaign`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub mailroom_campaign: Option<String>,
+    /// The stored API key that queued the message, sent as `custom_args.mailroom_key`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub mailroom_key: Option<String>,
 }
 
 impl Event {
@@ -186,6 +189,7 @@ impl Event {
             asm_group_id: None,
             mailroom_list: None,
             mailroom_campaign: None,
+            mailroom_key: None,
         }
     }
 }

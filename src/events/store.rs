@@ -137,6 +137,8 @@ struct Prepared {
     rank: u8,
     day: String,
     categories: String,
+    /// The stored API key that queued the message ('' when unknown or not one).
+    key: String,
     counter: &'static str,
     unique: Option<(&'static str, &'static str)>,
     suppress: String,
@@ -356,7 +358,8 @@ impl EventStore {
                     .key(self.keys.stats_seen(&p.day, &counted.name))
                     .arg(&p.categories)
                     .arg(p.counter)
-                    .arg(unique_counter);
+                    .arg(unique_counter)
+                    .arg(&p.key);
             }
             let answers: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
             Ok::<_, redis::RedisError>((group, answers))
@@ -466,6 +469,11 @@ fn prepare(event: &Event, message: Option<&str>, received_at: DateTime<Utc>) -> 
         rank,
         day,
         categories,
+        // Only the shape of a key id: bounds what a webhook can add to the day's counters.
+        key: (event.mailroom_key.as_deref())
+            .and_then(crate::domain::KeyId::parse)
+            .map(|k| k.to_string())
+            .unwrap_or_default(),
         counter,
         unique,
         suppress,

@@ -124,8 +124,7 @@ impl Caller {
 
     /// Whether the key has `scope` (`emails:read_all` includes `emails:read`).
     pub fn may(&self, scope: Scope) -> bool {
-        self.scopes.contains(scope)
-            || (scope == Scope::EmailsRead && self.scopes.contains(Scope::EmailsReadAll))
+        self.scopes.allows(scope)
     }
 
     /// Whether it may read message `owner`'s status: its own, or every one with

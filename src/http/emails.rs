@@ -117,8 +117,9 @@ async fn checked(
     state: &AppState,
     caller: &Caller,
     request_id: &RequestId,
-    message: EmailMessage,
+    mut message: EmailMessage,
 ) -> Result<(Valid<SendEmail>, EnqueueOptions), ApiError> {
+    own_message(caller, &mut message)?;
     let job = SendEmail::new(message)
         .with_request_id(request_id.for_job())
         .checked()
@@ -151,6 +152,22 @@ async fn checked(
     options.owner.clone_from(&caller.stored);
     options.limits = caller.limits;
     Ok((job, options))
+}
+
+/// Names the stored key that queues `message` in its metadata, which the providers hand back on
+/// its events (the key's stats); a caller may not name one itself.
+fn own_message(caller: &Caller, message: &mut EmailMessage) -> Result<(), ApiError> {
+    let name = mailroom_jobs::KEY_METADATA;
+    if message.metadata.contains_key(name) {
+        return Err(ApiError::validation(format!(
+            "{name} is reserved: mailroom sets it to the key that queued the message"
+        ))
+        .field(format!("metadata.{name}")));
+    }
+    if let Some(id) = &caller.stored {
+        message.metadata.insert(name.to_owned(), id.clone());
+    }
+    Ok(())
 }
 
 /// A key with sender domains sends only from them; without a `from`, the operator's default

@@ -155,7 +155,14 @@ async fn record_report(state: &AppState, parsed: &parse::Parsed) -> Result<(), A
     let Some(read) = crate::bounces::reports::read(raw, &to) else {
         return Ok(());
     };
-    let events = read.events(None);
+    let mut events = read.events(None);
+    // A report names the message (VERP); its key, for the key's stats, is on the job's record.
+    if let Some(crate::providers::bounce::Owner::Message(id)) = read.owner {
+        let key = state.status.owner(id).await?;
+        for event in &mut events {
+            event.mailroom_key.clone_from(&key);
+        }
+    }
     if events.is_empty() {
         tracing::info!(id = %parsed.email.id, owner = ?read.owner, "a report about nothing mailroom can act on");
         return Ok(());

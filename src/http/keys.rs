@@ -42,7 +42,10 @@ fn refused(error: KeyError) -> ApiError {
 
 /// A key may give no more than it has.
 fn within(caller: &Caller, spec: &KeySpec) -> Result<(), ApiError> {
-    match spec.scopes.iter().flatten().find(|s| !caller.may(**s)) {
+    match caller
+        .scopes
+        .first_beyond(spec.scopes.as_deref().unwrap_or_default())
+    {
         Some(scope) => Err(ApiError::forbidden(format!(
             "a key cannot give a scope it does not have: {scope}"
         ))

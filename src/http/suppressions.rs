@@ -13,7 +13,7 @@ use super::{
 };
 use crate::store::{
     Suppression,
-    stats::{MAX_DAYS, Stats},
+    stats::{Filter, MAX_DAYS, Stats},
     suppressions::{ManualError, Reason, SuppressionPage},
 };
 
@@ -180,8 +180,12 @@ pub(super) async fn delete(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct StatsQuery {
-    /// One category; all when absent.
+    /// One category; all mail when absent.
     category: Option<String>,
+    /// Only the mail one stored API key queued, by its public id (as `GET /v1/keys` lists
+    /// it); with `category`, that category of its mail.
+    #[param(pattern = "^[0-9a-f]{16}$")]
+    key: Option<String>,
     /// First day, `YYYY-MM-DD` (UTC); default 30 days before `to`. At most the 366 days ending
     /// at `to` are answered (daily counters are kept 400 days); a `from` after `to` is an
     /// empty period.
@@ -199,7 +203,7 @@ pub(super) struct StatsQuery {
     params(StatsQuery),
     responses(
         (status = 200, description = "Counters per day, totals and rates", body = Stats),
-        (status = 400, description = "A date that is not `YYYY-MM-DD` or out of range", body = ErrorBody),
+        (status = 400, description = "A date that is not `YYYY-MM-DD` or out of range, or a key that is not a key id", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -222,5 +226,15 @@ pub(super) async fn stats(
         .unwrap_or(to);
     let from = from.max(earliest);
     let category = query.category.as_deref().filter(|c| !c.is_empty());
-    Ok(Json(state.stats.read(category, from, to).await?))
+    let key = match query.key.as_deref() {
+        Some(text) => Some(crate::domain::KeyId::parse(text).ok_or_else(|| {
+            ApiError::bad_request("a key is its public id: 16 hex digits").field("key")
+        })?),
+        None => None,
+    };
+    let filter = Filter {
+        category,
+        key: key.as_ref().map(crate::domain::KeyId::as_str),
+    };
+    Ok(Json(state.stats.read(filter, from, to).await?))
 }

@@ -20,8 +20,9 @@ use mailroom_jobs::RedisConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use crate::domain::KeyId;
 pub use scope::{RULES, Scope, Scopes, required};
-pub use token::{KeyId, PREFIX};
+pub use token::PREFIX;
 
 /// How long a process trusts what it read of a key.
 pub const FRESH_FOR: Duration = Duration::from_millis(500);

@@ -119,6 +119,17 @@ impl Scopes {
         self.0 & scope.bit() != 0
     }
 
+    /// Whether these scopes allow what `scope` allows: `emails:read_all` includes
+    /// `emails:read`.
+    pub fn allows(self, scope: Scope) -> bool {
+        self.contains(scope) || (scope == Scope::EmailsRead && self.contains(Scope::EmailsReadAll))
+    }
+
+    /// The first scope of `given` these scopes do not allow: a key gives no more than it has.
+    pub fn first_beyond(self, given: &[Scope]) -> Option<Scope> {
+        given.iter().copied().find(|s| !self.allows(*s))
+    }
+
     /// The scopes, in [`Scope::ALL`]'s order.
     pub fn to_vec(self) -> Vec<Scope> {
         Scope::ALL

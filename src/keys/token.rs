@@ -6,33 +6,12 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::domain::KeyId;
+
 /// What every key begins with.
 pub const PREFIX: &str = "mr_";
-const ID_LEN: usize = 16;
+const ID_LEN: usize = KeyId::LEN;
 const SECRET_BYTES: usize = 32;
-
-/// A key's public id: 16 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyId(String);
-
-impl KeyId {
-    /// `text` if it is an id.
-    pub fn parse(text: &str) -> Option<Self> {
-        let ok =
-            text.len() == ID_LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        ok.then(|| Self(text.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The SHA-256 of a secret, as stored (hex).
 pub(super) fn digest(secret: &str) -> String {
@@ -49,7 +28,7 @@ pub(super) fn matches(secret: &str, stored: &str) -> bool {
 pub(super) fn new_id() -> KeyId {
     let mut bytes = [0u8; ID_LEN / 2];
     getrandom::fill(&mut bytes).expect("the system's random source");
-    KeyId(base16ct::lower::encode_string(&bytes))
+    KeyId::from_bytes(bytes)
 }
 
 /// A new secret.

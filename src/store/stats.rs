@@ -1,5 +1,6 @@
-//! Daily counters per category, written by the event script (`P:stats:{YYYY-MM-DD}`, fields
-//! `{counter}|{category}`, `{counter}|` for all categories), read here with their rates.
+//! Daily counters per category and per stored API key, written by the event script
+//! (`P:stats:{YYYY-MM-DD}`, fields `{counter}|` for all mail, `{counter}|{category}`, and
+//! `{counter}#{key id}|…` the same for one key's mail), read here with their rates.
 
 use chrono::NaiveDate;
 use mailroom_jobs::RedisConnection;
@@ -120,11 +121,31 @@ pub struct Day {
     pub counters: Counters,
 }
 
+/// Which of the day's counters to read: all mail, or one category's, or one stored API key's
+/// (by its public id), or one category of one key's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter<'a> {
+    pub category: Option<&'a str>,
+    pub key: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    fn field(self, counter: &str) -> String {
+        let category = self.category.unwrap_or_default();
+        match self.key {
+            Some(key) => format!("{counter}#{key}|{category}"),
+            None => format!("{counter}|{category}"),
+        }
+    }
+}
+
 /// The answer of `GET /v1/stats`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Stats {
-    /// The category, or `null` for all.
+    /// The category, or `null`.
     pub category: Option<String>,
+    /// The stored API key (its public id), or `null`.
+    pub key: Option<String>,
     pub from: String,
     pub to: String,
     pub days: Vec<Day>,
@@ -156,12 +177,11 @@ impl StatsStore {
     /// When Redis fails.
     pub async fn read(
         &self,
-        category: Option<&str>,
+        filter: Filter<'_>,
         from: NaiveDate,
         to: NaiveDate,
     ) -> redis::RedisResult<Stats> {
-        let suffix = category.unwrap_or_default();
-        let fields: Vec<String> = COUNTERS.iter().map(|c| format!("{c}|{suffix}")).collect();
+        let fields: Vec<String> = COUNTERS.iter().map(|c| filter.field(c)).collect();
         let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
         let keys: Vec<String> = dates
             .iter()
@@ -203,7 +223,8 @@ impl StatsStore {
             });
         }
         Ok(Stats {
-            category: category.map(str::to_owned),
+            category: filter.category.map(str::to_owned),
+            key: filter.key.map(str::to_owned),
             from: from.format("%Y-%m-%d").to_string(),
             to: to.format("%Y-%m-%d").to_string(),
             days,

@@ -296,6 +296,18 @@ impl StatusStore {
     /// The job's fields, and the message's delivery record, timeline and tries. Two slots on a
     /// cluster (the queue's, and the message's for the rest): read side by side rather than in
     /// one pipeline.
+    /// The stored key that queued message `id` (`None`: an operator key, or gone).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn owner(&self, id: MessageId) -> redis::RedisResult<Option<String>> {
+        redis::cmd("HGET")
+            .arg(self.queue.job(&id.to_string()))
+            .arg("owner")
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
     async fn read(&self, id: &str) -> redis::RedisResult<(Vec<Option<String>>, MessageEvents)> {
         let mut conn = self.conn.clone();
         let mut job_conn = self.conn.clone();

@@ -98,12 +98,15 @@ impl Policy {
     }
 }
 
-/// Who a tracked message went to, and its categories (`P:trk:{ID}`).
+/// Who a tracked message went to, its categories and the stored key that queued it
+/// (`P:trk:{ID}`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrackedRecipient {
     pub email: String,
     #[serde(default)]
     pub categories: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Adds tracking to the HTML of the mail one worker process sends.
@@ -140,20 +143,20 @@ impl Tracker {
         }))
     }
 
-    /// Records that message `id` goes to `email` with `categories`: its hits name the message
-    /// only, and are counted under its categories.
+    /// Records that message `id` goes to `message`'s one recipient: its hits name the message
+    /// only, and are counted under its categories and its key.
     ///
     /// # Errors
     /// When Redis fails.
     pub async fn remember(
         &self,
         id: &str,
-        email: &str,
-        categories: &[String],
+        message: &mailroom_jobs::EmailMessage,
     ) -> redis::RedisResult<()> {
         let record = serde_json::to_string(&TrackedRecipient {
-            email: email.to_owned(),
-            categories: categories.to_vec(),
+            email: message.to[0].email.clone(),
+            categories: message.categories.clone(),
+            key: message.metadata.get(mailroom_jobs::KEY_METADATA).cloned(),
         })
         .unwrap_or_default();
         redis::cmd("SET")

@@ -398,9 +398,7 @@ async fn track(mut job: SendEmail, mailer: &Mailer) -> Result<SendEmail, BoxDynE
         return Ok(job);
     };
     let id = job.id.to_string();
-    tracker
-        .remember(&id, &message.to[0].email, &message.categories)
-        .await?;
+    tracker.remember(&id, message).await?;
     let tracked = tracker.apply(html, crate::tracking::token::Scope::Message(job.id), wants);
     if job.message.text.is_none() {
         job.message.text = Some(crate::providers::text_from_html(html));

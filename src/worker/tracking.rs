@@ -103,7 +103,11 @@ impl HitStore {
                                 email
                             }
                         };
-                        email.map(|email| TrackedRecipient { email, categories })
+                        email.map(|email| TrackedRecipient {
+                            email,
+                            categories,
+                            key: None,
+                        })
                     }
                     _ => None,
                 }
@@ -126,6 +130,7 @@ fn event_of(hit: &Hit, recipient: &TrackedRecipient) -> Event {
     event.category = recipient.categories.clone();
     event.mailroom_id = hit.message.map(|id| id.to_string());
     event.mailroom_campaign = hit.campaign.map(|id| id.to_string());
+    event.mailroom_key.clone_from(&recipient.key);
     event.url = hit.url.clone();
     event.reason = hit.why.clone();
     event.sg_event_id = Some(format!("mailroom-tracking-{}", hit.id));

@@ -225,17 +225,37 @@ impl TestApp {
     /// `method path` with the API key and a JSON body (none when `Null`): the status and the
     /// answer as JSON (`null` when not JSON).
     pub async fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.call_as(API_KEY, method, path, body).await
+    }
+
+    /// [`TestApp::call`] with `key`.
+    pub async fn call_as(&self, key: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(API_KEY);
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
         if !body.is_null() {
             request = request.json(body);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A stored key with `scopes` (and anything else in `extra`), made with the operator key:
+    /// its id and the key itself.
+    pub async fn stored_key(
+        &self,
+        scopes: &[mailroom::keys::Scope],
+        extra: Value,
+    ) -> (String, String) {
+        let mut spec = serde_json::json!({"name": "a service", "scopes": scopes});
+        if let Value::Object(more) = extra {
+            spec.as_object_mut().unwrap().extend(more);
+        }
+        let (status, made) = self.call("POST", "/v1/keys", &spec).await;
+        assert_eq!(status, 201, "{made}");
+        let secret = made["key"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("mr_"), "{secret}");
+        (made["id"].as_str().unwrap().to_owned(), secret)
     }
 
     /// `GET /v1/emails/{id}` with the API key, as JSON.
@@ -419,4 +439,29 @@ pub async fn received_links(app: &TestApp, count: usize, marker: &str) -> Vec<Re
     }
     found.sort();
     found
+}
+
+/// A raw-mode Inbound Parse POST of `message`, mailed to `envelope_to`.
+pub fn inbound_form(message: &str, envelope_to: &str) -> Vec<u8> {
+    let envelope = serde_json::json!({"to": [envelope_to], "from": ""}).to_string();
+    let mut body = String::new();
+    for (name, value) in [("envelope", envelope.as_str()), ("email", message)] {
+        body.push_str(&format!(
+            "--xYzZY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str("--xYzZY--\r\n");
+    body.into_bytes()
+}
+
+/// A report from `tests/data/reports/` about message `id` to `recipient`, mailed to `verp`.
+pub fn report(file: &str, id: &str, recipient: &str, verp: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/reports/{file}")),
+    )
+    .unwrap()
+    .replace("{{MESSAGE_ID}}", id)
+    .replace("{{RECIPIENT}}", recipient)
+    .replace("{{VERP}}", verp)
+    .replace('\n', "\r\n")
 }

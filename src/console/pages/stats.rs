@@ -10,7 +10,11 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::{AppState, Chrome, Flash, Session, charts, page, redis_trouble};
-use crate::{campaigns::Campaign, store::stats::Stats};
+use crate::{
+    campaigns::Campaign,
+    domain::KeyId,
+    store::stats::{Filter, Stats},
+};
 
 struct CampaignStats {
     name: String,
@@ -28,6 +32,9 @@ struct CampaignStats {
 struct StatsPage {
     chrome: Chrome,
     category: String,
+    /// The chosen stored key's id ('' for all mail), and every stored key: (id, name).
+    key: String,
+    keys: Vec<(String, String)>,
     days: u32,
     tiles: Vec<(String, &'static str)>,
     volume_chart: String,
@@ -45,6 +52,8 @@ struct StatsPage {
 pub struct StatsQuery {
     #[serde(default)]
     category: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
     #[serde(default)]
     days: Option<u32>,
     #[serde(flatten)]
@@ -120,7 +129,7 @@ fn campaign_chart(series: &[&str], campaigns: &[Campaign]) -> String {
     )
 }
 
-/// `GET /console/stats?category=C&days=N`.
+/// `GET /console/stats?category=C&key=K&days=N`.
 pub async fn stats(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -135,16 +144,22 @@ pub async fn stats(
         .category
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty() && c.len() <= 100);
+    let key = query.key.as_deref().and_then(KeyId::parse);
+    let filter = Filter {
+        category: category.as_deref(),
+        key: key.as_ref().map(KeyId::as_str),
+    };
     let to = Utc::now().date_naive();
     let from = to - chrono::Duration::days(i64::from(days) - 1);
     let read = async {
-        let stats = state.stats.read(category.as_deref(), from, to).await?;
+        let stats = state.stats.read(filter, from, to).await?;
         let campaigns = state.campaigns.list(0, 20).await?;
         Ok::<_, redis::RedisError>((stats, campaigns))
     };
-    let (stats, campaigns) = match read.await {
-        Ok(read) => read,
-        Err(error) => return redis_trouble(&error),
+    let ((stats, campaigns), keys) = match (read.await, state.stored_keys.list().await) {
+        (Ok(read), Ok(keys)) => (read, keys),
+        (Err(error), _) => return redis_trouble(&error),
+        (_, Err(_)) => return super::trouble("the keys could not be read"),
     };
     let (volume_chart, problem_chart) = day_charts(&stats);
     let tiles = tiles(&stats);
@@ -155,6 +170,8 @@ pub async fn stats(
         campaign_series,
         chrome,
         category: category.unwrap_or_default(),
+        key: key.map(|k| k.to_string()).unwrap_or_default(),
+        keys: keys.into_iter().map(|k| (k.id, k.name)).collect(),
         days,
         tiles,
         volume_chart,

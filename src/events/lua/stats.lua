@@ -3,7 +3,8 @@
 --
 -- KEYS, per event: the day's counters, the event's mark for that day
 -- ARGV[1] counters ttl (s)   ARGV[2] mark ttl (s)
--- ARGV, per event from 3: categories (newline-separated), counter, unique counter ('' if none)
+-- ARGV, per event from 3: categories (newline-separated), counter, unique counter ('' if none),
+--   the stored API key that queued its message ('' if none)
 -- Returns, per event: '' when counted (now or before), else why it was refused.
 --
 -- Increments are summed per field and written once per call (a chunk of 250 events touches a
@@ -11,16 +12,23 @@
 -- is not a hash, a counter that is not a number) is checked before the first mark is set: a
 -- refused event is neither marked nor counted, and the others are.
 local stats_ttl, mark_ttl = ARGV[1], ARGV[2]
-local NARGS = 3
+local NARGS = 4
 
--- The fields an event adds one to.
-local function fields_of(cats, counter, unique_counter)
+-- The fields an event adds one to: `counter|` (all mail), `counter|category`, and the same
+-- under `counter#key` for the mail of a stored API key.
+local function fields_of(cats, counter, unique_counter, key)
   local fields = {}
   for _, name in ipairs({counter, unique_counter}) do
     if name ~= '' then
-      fields[#fields + 1] = name .. '|'
-      for cat in string.gmatch(cats, '[^\n]+') do
-        fields[#fields + 1] = name .. '|' .. cat
+      local prefixes = {name}
+      if key ~= '' then
+        prefixes[2] = name .. '#' .. key
+      end
+      for _, prefix in ipairs(prefixes) do
+        fields[#fields + 1] = prefix .. '|'
+        for cat in string.gmatch(cats, '[^\n]+') do
+          fields[#fields + 1] = prefix .. '|' .. cat
+        end
       end
     end
   end
@@ -33,7 +41,7 @@ local n = 0
 for i = 3, #ARGV, NARGS do
   local key, mark = KEYS[2 * n + 1], KEYS[2 * n + 2]
   n = n + 1
-  local fields = fields_of(ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  local fields = fields_of(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
   events[n] = {key = key, mark = mark, fields = fields}
   if not wanted[key] then
     wanted[key] = {}

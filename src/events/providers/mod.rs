@@ -1,7 +1,7 @@
 //! The other providers' webhooks, read into the same [`Event`]s as SendGrid's: each parser
 //! maps its provider's words onto SendGrid's kinds, so the timeline, the suppressions, the
 //! stats and the campaigns see no difference. mailroom's ids come back in each provider's
-//! metadata (`mailroom_id`, `mailroom_campaign`, `mailroom_list`), which every provider sends.
+//! metadata (`mailroom_id`, `mailroom_campaign`, `mailroom_list`, `mailroom_key`), which every provider sends.
 //!
 //! A temporary failure (a soft bounce, a delay) is `deferred`: it never suppresses.
 
@@ -64,6 +64,7 @@ fn carry_metadata(event: &mut Event, metadata: &BTreeMap<String, serde_json::Val
     event.mailroom_id = text("mailroom_id");
     event.mailroom_campaign = text("mailroom_campaign");
     event.mailroom_list = text("mailroom_list");
+    event.mailroom_key = text("mailroom_key");
 }
 
 /// An RFC 3339 time as Unix seconds, or `fallback` when it is absent or unreadable.

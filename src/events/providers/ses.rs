@@ -155,6 +155,7 @@ impl SesEvent {
             event.mailroom_id = tag("mailroom_id");
             event.mailroom_campaign = tag("mailroom_campaign");
             event.mailroom_list = tag("mailroom_list");
+            event.mailroom_key = tag("mailroom_key");
             event.category = self
                 .mail
                 .tags
