@@ -33,11 +33,15 @@ local function limited(owner, now, per_second, per_day)
     tat = tat + interval
   end
   if per_day > 0 then
-    if tonumber(redis.call('GET', day_key) or '0') >= per_day then
+    -- Taken first and given back when over: one call on the common path.
+    local taken = redis.call('INCR', day_key)
+    if taken == 1 then
+      redis.call('PEXPIRE', day_key, 2 * 86400000)
+    end
+    if taken > per_day then
+      redis.call('DECR', day_key)
       return 'day:' .. ((day + 1) * 86400000 - now)
     end
-    redis.call('INCR', day_key)
-    redis.call('PEXPIRE', day_key, 2 * 86400000)
   end
   if per_second > 0 then
     redis.call('SET', rate_key, string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
@@ -78,16 +82,17 @@ for i = 4, #ARGV, 11 do
     else
       ready[#ready + 1] = id
     end
+    local fields = {'payload', ARGV[i + 1], 'attempts', '0', 'max_attempts', ARGV[i + 2],
+      'enqueued_at', ARGV[i + 3], 'run_at', ARGV[i + 4], 'state', state}
     if ARGV[i + 7] ~= '' then
-      redis.call('HSET', job, 'payload', ARGV[i + 1], 'attempts', '0', 'max_attempts', ARGV[i + 2],
-        'enqueued_at', ARGV[i + 3], 'run_at', ARGV[i + 4], 'state', state, 'fingerprint', ARGV[i + 7])
-    else
-      redis.call('HSET', job, 'payload', ARGV[i + 1], 'attempts', '0', 'max_attempts', ARGV[i + 2],
-        'enqueued_at', ARGV[i + 3], 'run_at', ARGV[i + 4], 'state', state)
+      fields[#fields + 1] = 'fingerprint'
+      fields[#fields + 1] = ARGV[i + 7]
     end
     if ARGV[i + 8] ~= '' then
-      redis.call('HSET', job, 'owner', ARGV[i + 8])
+      fields[#fields + 1] = 'owner'
+      fields[#fields + 1] = ARGV[i + 8]
     end
+    redis.call('HSET', job, unpack(fields))
     queued = queued + 1
     answer = {id, 0, ''}
   end
