@@ -329,6 +329,16 @@ pub struct Settings {
     pub verify_callback_url: Option<String>,
     /// `MAILROOM_CALLBACK_SECRET`: the HMAC-SHA256 key of those POSTs.
     pub callback_secret: Option<SecretString>,
+    /// `MAILROOM_WEBHOOK_SIGNING_KEY`: the key each webhook endpoint's secret is derived from
+    /// (at least 32 characters); without it no endpoint can be made.
+    pub webhook_signing_key: Option<SecretString>,
+    /// `MAILROOM_WEBHOOKS_ALLOW_HTTP`: let webhook endpoints be `http://` URLs.
+    #[serde(deserialize_with = "flag")]
+    pub webhooks_allow_http: bool,
+    /// `MAILROOM_WEBHOOKS_ALLOW_PRIVATE`: let webhook endpoints reach loopback, private and
+    /// link-local addresses.
+    #[serde(deserialize_with = "flag")]
+    pub webhooks_allow_private: bool,
     /// `MAILROOM_VERIFY_RATE_PER_ADDRESS`: verification requests per address per hour.
     pub verify_rate_per_address: u64,
     /// `MAILROOM_VERIFY_RATE_PER_KEY`: verification requests per API key per hour.
@@ -534,6 +544,9 @@ impl Default for Settings {
             verify_ttl: 3600,
             verify_callback_url: None,
             callback_secret: None,
+            webhook_signing_key: None,
+            webhooks_allow_http: false,
+            webhooks_allow_private: false,
             verify_rate_per_address: 5,
             verify_rate_per_key: 10_000,
             allowed_redirect_origins: String::new(),

@@ -31,6 +31,15 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
             "mailroom dev: unsubscribe links are signed with a key made for this run (set MAILROOM_LINK_KEYS to keep them working)"
         );
     }
+    // A local receiver is what dev is for; endpoints' secrets die with the run unless set.
+    settings.webhooks_allow_http = true;
+    settings.webhooks_allow_private = true;
+    if settings.webhook_signing_key.is_none() {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        settings.webhook_signing_key =
+            Some(SecretString::from(base16ct::lower::encode_string(&secret)));
+    }
     tracing::info!(
         provider = ?settings.provider,
         outbox = %settings.outbox_dir.display(),

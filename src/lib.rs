@@ -13,6 +13,7 @@ pub mod dev;
 pub mod doctor;
 pub mod domain;
 pub mod events;
+pub mod hooks;
 pub mod http;
 pub mod inbound;
 pub mod keys;

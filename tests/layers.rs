@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "verification",
             "validation",
             "keys",
+            "hooks",
         ],
     ),
     ("providers and rendering", &["providers", "render"]),

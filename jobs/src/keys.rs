@@ -124,6 +124,16 @@ impl Keys {
         format!("{}:apikeys", self.prefix)
     }
 
+    /// A webhook endpoint of a service (hash: its URL, event types, owner, secret generation).
+    pub fn hook(&self, id: &str) -> String {
+        format!("{}:hook:{id}", self.prefix)
+    }
+
+    /// The ids of the webhook endpoints.
+    pub fn hooks(&self) -> String {
+        format!("{}:hooks", self.prefix)
+    }
+
     /// SendGrid's message id `provider_id` → mailroom's.
     pub fn sendgrid_message(&self, provider_id: &str) -> String {
         format!("{}:sgmsg:{provider_id}", self.prefix)

@@ -165,9 +165,7 @@ impl KeyId {
 
     /// `text` if it is an id.
     pub fn parse(text: &str) -> Option<Self> {
-        let ok =
-            text.len() == Self::LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        ok.then(|| Self(text.to_owned()))
+        is_hex16(text).then(|| Self(text.to_owned()))
     }
 
     /// The id these 8 bytes write.
@@ -181,6 +179,39 @@ impl KeyId {
 }
 
 impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// 16 lowercase hex digits: the shape of the random public ids.
+fn is_hex16(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A webhook endpoint's id: 16 lowercase hex digits, random.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HookId(String);
+
+impl HookId {
+    /// `text` if it is an id.
+    pub fn parse(text: &str) -> Option<Self> {
+        is_hex16(text).then(|| Self(text.to_owned()))
+    }
+
+    /// A new random id.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the system's random source");
+        Self(base16ct::lower::encode_string(&bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HookId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }

@@ -8,7 +8,7 @@ mod locale;
 mod subscription;
 
 pub use address::address_digest;
-pub use ids::{KeyId, ListId, SubscriberId, shard_of};
+pub use ids::{HookId, KeyId, ListId, SubscriberId, shard_of};
 pub use locale::{Locale, NotALocale};
 pub use mailroom_jobs::{CampaignId, MessageId};
 pub use subscription::{StartingStatus, SubscriptionStatus};

@@ -13,6 +13,7 @@ mod emails;
 pub mod error;
 mod extract;
 mod health;
+mod hooks;
 mod imports;
 pub mod inbound;
 mod keys;
@@ -96,6 +97,8 @@ pub struct Shared {
     pub stored_keys: crate::keys::ApiKeyStore,
     /// Who did what an operator must be able to trace.
     pub audit: crate::store::audit::AuditLog,
+    /// The services' webhook endpoints.
+    pub hooks: crate::hooks::HookStore,
     /// The address of `MAILROOM_FROM`, which mail without a `from` is sent from.
     pub default_from: String,
     /// The largest body read, in bytes.
@@ -266,6 +269,12 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
         )
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/audit", get(keys::audit))
+        .route("/v1/webhooks", post(hooks::create).get(hooks::index))
+        .route(
+            "/v1/webhooks/{id}",
+            get(hooks::get).patch(hooks::update).delete(hooks::delete),
+        )
+        .route("/v1/webhooks/{id}/rotate", post(hooks::rotate))
         .route_layer(auth::RequireKey::new(state.clone()));
     let mut router = Router::new().merge(v1);
     if state.previews {

@@ -217,6 +217,12 @@ pub const RULES: &[(&str, &str, Scope)] = &[
     ("DELETE", "/v1/keys/{id}", Scope::Keys),
     ("POST", "/v1/keys/{id}/rotate", Scope::Keys),
     ("GET", "/v1/audit", Scope::Keys),
+    ("POST", "/v1/webhooks", Scope::Webhooks),
+    ("GET", "/v1/webhooks", Scope::Webhooks),
+    ("GET", "/v1/webhooks/{id}", Scope::Webhooks),
+    ("PATCH", "/v1/webhooks/{id}", Scope::Webhooks),
+    ("DELETE", "/v1/webhooks/{id}", Scope::Webhooks),
+    ("POST", "/v1/webhooks/{id}/rotate", Scope::Webhooks),
 ];
 
 /// The scope `method` on `route` needs, if a rule names it.

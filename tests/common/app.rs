@@ -26,6 +26,9 @@ use super::{TestRedis, eventually, redis_url};
 
 pub const API_KEY: &str = "test-key-0f3c9a";
 
+/// The key the tests' webhook secrets are derived from.
+pub const WEBHOOK_SIGNING_KEY: &str = "tests-webhook-signing-key-0123456789abcdef";
+
 /// Settings for a test: its own prefix, one API key, fast retries, the outbox in `outbox`.
 pub fn settings(redis: &TestRedis, outbox: &Path) -> Settings {
     Settings {
@@ -38,6 +41,10 @@ pub fn settings(redis: &TestRedis, outbox: &Path) -> Settings {
         provider: ProviderKind::Outbox,
         outbox_dir: outbox.to_path_buf(),
         from: "Mailroom Tests <noreply@mailroom.test>".to_owned(),
+        // The tests' receivers listen on 127.0.0.1, without TLS.
+        webhook_signing_key: Some(SecretString::from(WEBHOOK_SIGNING_KEY)),
+        webhooks_allow_http: true,
+        webhooks_allow_private: true,
         ..Settings::default()
     }
 }

@@ -1,0 +1,201 @@
+//! `/v1/webhooks`: the endpoints a service registers to receive events, made, listed, changed,
+//! rotated and deleted. An endpoint's secret is shown when it is made or rotated; a stored key
+//! sees and changes only its own endpoints (an operator key, every one).
+
+use axum::{Extension, Json, extract::State, http::StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    AppState,
+    auth::Caller,
+    error::{ApiError, ErrorBody},
+    extract::{ApiJson, ApiPath},
+};
+use crate::hooks::{Endpoint, EndpointSpec, HookError, WithSecret};
+
+/// The endpoints the caller sees, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EndpointIndex {
+    webhooks: Vec<Endpoint>,
+}
+
+fn refused(error: HookError) -> ApiError {
+    match error {
+        HookError::Invalid { field, message } => ApiError::validation(message).field(field),
+        HookError::NotFound(id) => {
+            ApiError::not_found(format!("no webhook endpoint {id}")).field("id")
+        }
+        HookError::TooMany => ApiError::conflict(HookError::TooMany.to_string()),
+        HookError::NoSigningKey => ApiError::conflict(HookError::NoSigningKey.to_string()),
+        HookError::Redis(error) => ApiError::from(error),
+    }
+}
+
+#[utoipa::path(
+    operation_id = "create_webhook",
+    post,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    request_body = EndpointSpec,
+    responses(
+        (status = 201, description = "Made: its secret is in `secret`, shown only now", body = WithSecret),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 409, description = "The most endpoints already exist, or the operator has not set MAILROOM_WEBHOOK_SIGNING_KEY", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A field missing or not allowed (named): a URL that is not https://, carries credentials or points at a private address", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(spec): ApiJson<EndpointSpec>,
+) -> Result<(StatusCode, Json<WithSecret>), ApiError> {
+    let made = (state.hooks)
+        .create(spec, caller.stored.as_deref(), &caller.id)
+        .await
+        .map_err(refused)?;
+    tracing::info!(webhook = %made.endpoint.id, by = %caller.id, "made a webhook endpoint");
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+#[utoipa::path(
+    operation_id = "list_webhooks",
+    get,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    responses(
+        (status = 200, description = "The caller's endpoints (an operator key's: all), without secrets", body = EndpointIndex),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn index(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<EndpointIndex>, ApiError> {
+    let webhooks = (state.hooks)
+        .list(caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    Ok(Json(EndpointIndex { webhooks }))
+}
+
+#[utoipa::path(
+    operation_id = "get_webhook",
+    get,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint, without its secret", body = Endpoint),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    let stored = (state.hooks)
+        .get(&id, caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    Ok(Json(stored.endpoint))
+}
+
+#[utoipa::path(
+    operation_id = "update_webhook",
+    patch,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = EndpointSpec,
+    responses(
+        (status = 200, description = "Changed", body = Endpoint),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A field not allowed (named)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(spec): ApiJson<EndpointSpec>,
+) -> Result<Json<Endpoint>, ApiError> {
+    let endpoint = (state.hooks)
+        .update(&id, caller.stored.as_deref(), spec)
+        .await
+        .map_err(refused)?;
+    tracing::info!(webhook = %endpoint.id, by = %caller.id, "changed a webhook endpoint");
+    Ok(Json(endpoint))
+}
+
+#[utoipa::path(
+    operation_id = "delete_webhook",
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 204, description = "Deleted: nothing more is delivered to it"),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    (state.hooks)
+        .delete(&id, caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    tracing::info!(webhook = %id, by = %caller.id, "deleted a webhook endpoint");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    operation_id = "rotate_webhook",
+    post,
+    path = "/v1/webhooks/{id}/rotate",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "A new secret, shown only now; the one before keeps signing beside it for 24 hours", body = WithSecret),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+        (status = 409, description = "The operator has not set MAILROOM_WEBHOOK_SIGNING_KEY", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn rotate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WithSecret>, ApiError> {
+    let rotated = (state.hooks)
+        .rotate(&id, caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    tracing::info!(webhook = %id, by = %caller.id, "rotated a webhook endpoint's secret");
+    Ok(Json(rotated))
+}
