@@ -17,6 +17,7 @@ pub mod campaign;
 pub mod connection;
 pub mod email;
 pub mod field;
+pub mod hooks;
 pub mod ids;
 pub mod keys;
 pub mod payloads;
@@ -32,6 +33,7 @@ pub use campaign::CampaignJob;
 pub use connection::{RedisClient, RedisConnection};
 pub use email::{Attachment, EmailMessage, KEY_METADATA, Mailbox, SendEmail};
 pub use field::FieldError;
+pub use hooks::{DeliverWebhook, WebhookMessage};
 pub use ids::{CampaignId, MessageId};
 pub use keys::{
     BUCKET_SPAN, CampaignKeys, Keys, MALFORMED_SUFFIX, QueueKeys, RECORDS_PER_BUCKET, RateScope,
@@ -59,6 +61,7 @@ pub const QUEUES: &[&str] = &[
     ProviderEvents::QUEUE,
     CampaignJob::QUEUE,
     TrackingHits::QUEUE,
+    DeliverWebhook::QUEUE,
 ];
 
 /// Why a payload must not run or be pushed, in words a person reads (a range, a cross-field

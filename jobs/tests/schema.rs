@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, Noop, ProviderEvents, SendEmail, SendVerification, TrackingHits,
+    CampaignJob, DeliverEvent, DeliverWebhook, Job, Noop, ProviderEvents, SendEmail,
+    SendVerification, TrackingHits,
 };
 use schemars::{JsonSchema, schema_for};
 
@@ -34,6 +35,7 @@ fn committed_schemas_match_the_payload_types() {
     check::<ProviderEvents>();
     check::<CampaignJob>();
     check::<TrackingHits>();
+    check::<DeliverWebhook>();
 }
 
 #[test]

@@ -27,27 +27,6 @@ use crate::{
     verification::Verifications,
 };
 
-/// The services' webhook endpoints, their secrets derived from the signing key (if set).
-fn hook_store(
-    settings: &Settings,
-    conn: &RedisConnection,
-) -> Result<crate::hooks::HookStore, Misconfigured> {
-    let signing = (settings.webhook_signing_key.clone())
-        .map(crate::hooks::secret::SigningKey::new)
-        .transpose()
-        .map_err(Misconfigured::new)?;
-    let reach = crate::hooks::target::Reach {
-        http: settings.webhooks_allow_http,
-        private: settings.webhooks_allow_private,
-    };
-    Ok(crate::hooks::HookStore::new(
-        conn.clone(),
-        &settings.redis_prefix,
-        signing,
-        reach,
-    ))
-}
-
 /// The API's keys, or none when `auth` is off or the operator chose to run without.
 fn api_keys(settings: &Settings, auth: Auth) -> Result<Option<ApiKeys>, Misconfigured> {
     let keys = settings.api_key_list();
@@ -161,13 +140,13 @@ pub fn state(
         api_keys: api_keys(settings, auth)?,
         stored_keys: crate::keys::ApiKeyStore::new(conn.clone(), prefix),
         audit: crate::store::audit::AuditLog::new(conn.clone(), prefix),
-        hooks: hook_store(settings, &conn)?,
+        hooks: super::hook_store(settings, &conn)?,
         default_from: settings.default_from()?.email.to_string(),
         hits: HitRecorder::new(producer.clone()),
         background: TaskTracker::new(),
         own_tracking: !crate::providers::route::providers_track(settings),
         providers: crate::providers::route::provider_names(settings),
-        events: super::event_store(settings, &conn),
+        events: super::event_store(settings, &conn)?,
         coalescer,
         producer,
         status: StatusStore::new(conn.clone(), prefix, settings.timeline_max_events),

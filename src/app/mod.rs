@@ -54,14 +54,44 @@ pub fn check_sending(settings: &Settings) -> Result<(), Misconfigured> {
 }
 
 /// Where provider events land: timelines, statuses, stats, suppressions, and, through the
-/// followers, list unsubscribes and campaign engagement.
-fn event_store(settings: &Settings, conn: &RedisConnection) -> EventStore {
-    events(
+/// followers, list unsubscribes, campaign engagement and the services' webhooks.
+fn event_store(settings: &Settings, conn: &RedisConnection) -> anyhow::Result<EventStore> {
+    let publisher = crate::hooks::publish::Publisher::new(
+        hook_store(settings, conn)?,
+        mailroom_jobs::Producer::new(conn.clone(), settings.redis_prefix.clone()),
+    );
+    Ok(events(
         conn,
         &settings.redis_prefix,
         (settings.event_retention_secs, settings.timeline_max_events),
         Guards::from_settings(settings),
     )
+    .with_follower(Arc::new(publisher)))
+}
+
+/// The services' webhook endpoints, their secrets derived from the signing key (if set).
+fn hook_store(
+    settings: &Settings,
+    conn: &RedisConnection,
+) -> Result<crate::hooks::HookStore, crate::config::Misconfigured> {
+    let signing = (settings.webhook_signing_key.clone())
+        .map(crate::hooks::secret::SigningKey::new)
+        .transpose()
+        .map_err(crate::config::Misconfigured::new)?;
+    Ok(crate::hooks::HookStore::new(
+        conn.clone(),
+        &settings.redis_prefix,
+        signing,
+        webhook_reach(settings),
+    ))
+}
+
+/// What the operator lets webhook endpoints reach.
+fn webhook_reach(settings: &Settings) -> crate::hooks::target::Reach {
+    crate::hooks::target::Reach {
+        http: settings.webhooks_allow_http,
+        private: settings.webhooks_allow_private,
+    }
 }
 
 /// The event store under `prefix`, keeping timelines `keep.0` seconds and `keep.1` events,

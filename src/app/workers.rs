@@ -45,7 +45,7 @@ pub async fn work(
     }
     let activity = Activity::new(conn.clone(), &settings.redis_prefix);
     crate::metrics::spawn_upkeep(conn.clone(), Some(activity.clone()), shutdown.clone());
-    let events = super::event_store(settings, &conn);
+    let events = super::event_store(settings, &conn)?;
     let mailer = Arc::new(mailer(settings, &conn, activity, events.clone(), options)?);
     let rate = provider_rate(settings, &mailer.routes).await;
     let campaigner = Arc::new(campaigner(settings, &conn, &mailer, rate)?);
@@ -65,6 +65,10 @@ pub async fn work(
         campaigner,
         callbacks: Arc::new(Callbacks::from_settings(settings)?),
         events,
+        hooks: Arc::new(crate::hooks::deliver::Deliverer::new(
+            super::hook_store(settings, &conn)?,
+            super::webhook_reach(settings),
+        )?),
     };
     let config = QueueConfig::from_settings(settings);
     // A sent message's job record is its status (`GET /v1/emails/{id}`): it is kept as long as

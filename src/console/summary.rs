@@ -3,7 +3,8 @@
 //! carries no token; a callback's signing secret is not in its payload).
 
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, ProviderEvents, SendEmail, SendVerification, TrackingHits,
+    CampaignJob, DeliverEvent, DeliverWebhook, Job, ProviderEvents, SendEmail, SendVerification,
+    TrackingHits,
 };
 
 /// The longest summary shown.
@@ -64,6 +65,9 @@ pub(super) fn of(queue: &str, payload: Option<&str>) -> String {
             q if q == TrackingHits::QUEUE => serde_json::from_str::<TrackingHits>(payload)
                 .ok()
                 .map(|job| format!("{} tracking hits", job.hits.len())),
+            q if q == DeliverWebhook::QUEUE => serde_json::from_str::<DeliverWebhook>(payload)
+                .ok()
+                .map(|job| format!("{} events for webhook {}", job.events.len(), job.endpoint)),
             _ => None,
         };
     let summary =

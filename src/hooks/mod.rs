@@ -6,7 +6,9 @@
 //! another stored key neither sees nor changes it. Endpoints live in `P:hook:{ID}` (a hash),
 //! their ids in `P:hooks`; at most [`MAX_ENDPOINTS`].
 
+pub mod deliver;
 pub mod event;
+pub mod publish;
 pub mod secret;
 pub mod store;
 pub mod target;
@@ -90,7 +92,7 @@ pub enum HookError {
 }
 
 impl HookError {
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             field,
             message: message.into(),

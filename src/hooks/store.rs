@@ -16,11 +16,15 @@ use super::{
 };
 use crate::domain::HookId;
 
-/// An endpoint as stored: what the API shows, and the generation of its secret.
+/// An endpoint as stored: what the API shows, the generation of its secret, and since when
+/// its deliveries fail (none: they do not).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub endpoint: Endpoint,
     pub generation: u32,
+    pub failing_since: Option<DateTime<Utc>>,
+    /// It hears of every key's mail (its owner reads all), not only its owner's.
+    pub sees_all: bool,
 }
 
 /// The endpoints, and what makes their secrets.
@@ -52,7 +56,7 @@ impl HookStore {
     }
 
     /// Makes an endpoint for `spec`, belonging to stored key `owner` (`None`: an operator
-    /// key's), on behalf of `by`.
+    /// key's) and hearing of every key's mail when `sees_all`, on behalf of `by`.
     ///
     /// # Errors
     /// A spec that is not whole or valid, too many endpoints, no signing key, or Redis failing.
@@ -60,6 +64,7 @@ impl HookStore {
         &self,
         spec: EndpointSpec,
         owner: Option<&str>,
+        sees_all: bool,
         by: &str,
     ) -> Result<WithSecret, HookError> {
         let signing = self.signing()?;
@@ -88,6 +93,8 @@ impl HookStore {
                 previous_secret_until: None,
             },
             generation: 1,
+            failing_since: None,
+            sees_all,
         };
         self.save(&stored).await?;
         let _: () = self
@@ -101,17 +108,22 @@ impl HookStore {
         })
     }
 
+    /// Every endpoint, as stored.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn all(&self) -> Result<Vec<Stored>, HookError> {
+        let ids: Vec<String> = self.conn.clone().smembers(self.keys.hooks()).await?;
+        let reads = ids.iter().map(|id| self.read(id));
+        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
     /// The endpoints `viewer` sees (a stored key: its own; `None`: all), oldest first.
     ///
     /// # Errors
     /// When Redis fails.
     pub async fn list(&self, viewer: Option<&str>) -> Result<Vec<Endpoint>, HookError> {
-        let ids: Vec<String> = self.conn.clone().smembers(self.keys.hooks()).await?;
-        let reads = ids.iter().map(|id| self.read(id));
-        let mut all: Vec<Endpoint> = try_join_all(reads)
-            .await?
-            .into_iter()
-            .flatten()
+        let mut all: Vec<Endpoint> = (self.all().await?.into_iter())
             .map(|s| s.endpoint)
             .filter(|e| visible(e, viewer))
             .collect();
@@ -216,6 +228,44 @@ impl HookStore {
         Ok(secrets)
     }
 
+    /// Stops deliveries to endpoint `id`, saying `why`.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn disable(&self, id: &str, why: &str) -> Result<(), HookError> {
+        let _: () = (self.conn.clone())
+            .hset(self.keys.hook(id), "disabled", why)
+            .await?;
+        Ok(())
+    }
+
+    /// Notes that a delivery to endpoint `id` failed at `now`: since when it fails.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn failing(&self, id: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, HookError> {
+        let key = self.keys.hook(id);
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .hset_nx(&key, "failing_since", now.timestamp_millis())
+            .await?;
+        let since: Option<i64> = conn.hget(&key, "failing_since").await?;
+        Ok(since
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or(now))
+    }
+
+    /// Notes that endpoint `id` answers again.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn recovered(&self, id: &str) -> Result<(), HookError> {
+        let _: () = (self.conn.clone())
+            .hdel(self.keys.hook(id), "failing_since")
+            .await?;
+        Ok(())
+    }
+
     async fn save(&self, stored: &Stored) -> Result<(), HookError> {
         let e = &stored.endpoint;
         let events: Vec<&str> = e.events.iter().map(|t| t.as_str()).collect();
@@ -233,6 +283,10 @@ impl HookStore {
                 millis(e.previous_secret_until).unwrap_or_default(),
             ),
             ("disabled", e.disabled.clone().unwrap_or_default()),
+            (
+                "sees_all",
+                if stored.sees_all { "1" } else { "" }.to_owned(),
+            ),
         ];
         let _: () = self
             .conn
@@ -279,5 +333,7 @@ fn parse(id: &str, fields: &HashMap<String, String>) -> Option<Stored> {
             previous_secret_until: time("previous_until"),
         },
         generation: fields.get("generation")?.parse().ok()?,
+        failing_since: time("failing_since"),
+        sees_all: fields.get("sees_all").is_some_and(|v| v == "1"),
     })
 }

@@ -55,8 +55,10 @@ pub(super) async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(spec): ApiJson<EndpointSpec>,
 ) -> Result<(StatusCode, Json<WithSecret>), ApiError> {
+    // An endpoint hears of the mail its key may read: its own, or every key's.
+    let sees_all = caller.may(crate::keys::Scope::EmailsReadAll);
     let made = (state.hooks)
-        .create(spec, caller.stored.as_deref(), &caller.id)
+        .create(spec, caller.stored.as_deref(), sees_all, &caller.id)
         .await
         .map_err(refused)?;
     tracing::info!(webhook = %made.endpoint.id, by = %caller.id, "made a webhook endpoint");

@@ -8,6 +8,7 @@
 
 mod campaign;
 mod deliver_event;
+mod hooks;
 mod noop;
 mod process_events;
 mod send_email;
@@ -21,7 +22,8 @@ use apalis::layers::WorkerBuilderExt;
 use apalis_core::{error::WorkerError, worker::builder::WorkerBuilder};
 use futures::{FutureExt, future::BoxFuture};
 use mailroom_jobs::{
-    CampaignJob, DeliverEvent, Job, ProviderEvents, SendEmail, SendVerification, TrackingHits,
+    CampaignJob, DeliverEvent, DeliverWebhook, Job, ProviderEvents, SendEmail, SendVerification,
+    TrackingHits,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +86,8 @@ pub struct Handlers {
     pub events: EventStore,
     /// Records tracking hits.
     pub hits: tracking::HitStore,
+    /// Delivers events to the services' webhook endpoints.
+    pub hooks: Arc<crate::hooks::deliver::Deliverer>,
 }
 
 /// Where the queues are and how they behave.
@@ -104,6 +108,7 @@ struct Connected {
     webhooks: RedisQueue<ProviderEvents>,
     tracking: RedisQueue<TrackingHits>,
     campaigns: RedisQueue<CampaignJob>,
+    hooks: RedisQueue<DeliverWebhook>,
 }
 
 impl Queues {
@@ -124,8 +129,20 @@ impl Queues {
             webhooks: one(self, &self.config, name).await?,
             tracking: one(self, &self.config, name).await?,
             campaigns: one(self, &self.config, name).await?,
+            hooks: one(self, &self.config, name).await?,
         })
     }
+}
+
+fn announce(name: &str, handlers: &Handlers, options: WorkerOptions, campaign_concurrency: usize) {
+    tracing::info!(
+        worker = %name,
+        concurrency = options.concurrency,
+        providers = ?handlers.mailer.routes.providers().iter().map(|p| p.name()).collect::<Vec<_>>(),
+        campaign_concurrency,
+        queues = ?mailroom_jobs::QUEUES,
+        "worker started"
+    );
 }
 
 /// Runs one worker per queue until `shutdown` is cancelled and the stop has completed;
@@ -142,14 +159,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let name = worker_name();
     let q = queues.connect(&name).await?;
-    tracing::info!(
-        worker = %name,
-        concurrency = options.concurrency,
-        providers = ?handlers.mailer.routes.providers().iter().map(|p| p.name()).collect::<Vec<_>>(),
-        campaign_concurrency,
-        queues = ?mailroom_jobs::QUEUES,
-        "worker started"
-    );
+    announce(&name, &handlers, options, campaign_concurrency);
     let stop = || -> StopSignal { shutdown.clone().cancelled_owned().map(Ok as fn(()) -> _) };
     let Handlers {
         mailer,
@@ -157,6 +167,7 @@ pub async fn run(
         callbacks,
         events,
         hits,
+        hooks,
     } = handlers;
     let campaign_options = WorkerOptions {
         concurrency: campaign_concurrency.max(1),
@@ -165,7 +176,7 @@ pub async fn run(
     let grace = options.grace;
     // Every worker runs to its end: when one fails it cancels `shutdown`, and the others then
     // stop gracefully and hand their jobs back instead of being cut off.
-    let (email, verification, event, webhook, campaign, tracked) = tokio::join!(
+    let (email, verification, event, webhook, campaign, tracked, hook) = tokio::join!(
         supervise(
             email_worker(&name, &q.emails, mailer.clone(), options, stop()),
             &q.emails,
@@ -202,6 +213,12 @@ pub async fn run(
             &shutdown,
             grace
         ),
+        supervise(
+            hook_worker(&name, &q.hooks, hooks, options, stop()),
+            &q.hooks,
+            &shutdown,
+            grace
+        ),
     );
     email.context("the email worker")?;
     verification.context("the verification worker")?;
@@ -209,6 +226,7 @@ pub async fn run(
     webhook.context("the SendGrid event worker")?;
     campaign.context("the campaign worker")?;
     tracked.context("the tracking worker")?;
+    hook.context("the webhook delivery worker")?;
     tracing::info!(worker = %name, "worker stopped");
     Ok(())
 }
@@ -293,6 +311,24 @@ fn event_worker(
         stop,
         deliver_event,
         data = callbacks
+    )
+}
+
+fn hook_worker(
+    name: &str,
+    queue: &RedisQueue<DeliverWebhook>,
+    deliverer: Arc<crate::hooks::deliver::Deliverer>,
+    options: WorkerOptions,
+    stop: StopSignal,
+) -> WorkerRun {
+    worker!(
+        DeliverWebhook,
+        name,
+        queue,
+        options,
+        stop,
+        hooks::deliver_webhook,
+        data = deliverer
     )
 }
 

@@ -1,0 +1,210 @@
+//! Events to the endpoints that want them. As a follower of the event store, the publisher
+//! turns each applied email event into a Standard Webhooks message and queues one delivery
+//! job per endpoint that wants any of them, its events in the order they came.
+//!
+//! A batch of events delivered again (the provider's retry, or the batch's own) yields the
+//! same messages with the same `webhook-id`s and the same job ids, which the queue answers for
+//! once: at least once, and duplicates only as the scheme allows. Endpoints are read at most
+//! once a second per process.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use mailroom_jobs::{DeliverWebhook, EnqueueOptions, Job as _, Producer, WebhookMessage};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use super::{EventType, HookError, HookStore, store::Stored};
+use crate::events::{Event, EventKind, Follower};
+
+/// How long this process trusts what it read of the endpoints.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// One event for the endpoints: its type, the stored key whose mail it is about, and the
+/// message as it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub kind: EventType,
+    pub key: Option<String>,
+    pub message: WebhookMessage,
+}
+
+/// What this process last read of the endpoints, and when.
+type Seen = Arc<Mutex<Option<(Instant, Arc<Vec<Stored>>)>>>;
+
+/// Queues deliveries.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    store: HookStore,
+    producer: Producer,
+    seen: Seen,
+}
+
+impl Publisher {
+    pub fn new(store: HookStore, producer: Producer) -> Self {
+        Self {
+            store,
+            producer,
+            seen: Arc::default(),
+        }
+    }
+
+    async fn endpoints(&self) -> Result<Arc<Vec<Stored>>, HookError> {
+        if let Some((at, endpoints)) = self.seen.lock().expect("not poisoned").as_ref()
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(endpoints.clone());
+        }
+        let endpoints = Arc::new(self.store.all().await?);
+        *self.seen.lock().expect("not poisoned") = Some((Instant::now(), endpoints.clone()));
+        Ok(endpoints)
+    }
+
+    /// Queues `events` for the endpoints that want them: how many jobs.
+    ///
+    /// # Errors
+    /// When Redis fails (the caller retries the whole batch).
+    pub async fn publish(&self, events: &[Outgoing]) -> Result<usize, HookError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let endpoints = self.endpoints().await?;
+        let mut queued = 0;
+        for stored in endpoints.iter().filter(|s| s.endpoint.disabled.is_none()) {
+            let wanted: Vec<WebhookMessage> = events
+                .iter()
+                .filter(|e| stored.endpoint.events.contains(&e.kind))
+                .filter(|e| stored.sees_all || stored.endpoint.owner == e.key)
+                .map(|e| e.message.clone())
+                .collect();
+            for chunk in wanted.chunks(mailroom_jobs::hooks::MAX_WEBHOOK_EVENTS) {
+                let job = DeliverWebhook {
+                    endpoint: stored.endpoint.id.clone(),
+                    events: chunk.to_vec(),
+                };
+                let options = EnqueueOptions {
+                    id: Some(job_id(&job)),
+                    ..job.enqueue_options()
+                };
+                self.producer
+                    .push_with(&job, options)
+                    .await
+                    .map_err(|e| match e {
+                        mailroom_jobs::PushError::Redis(e) => HookError::Redis(e),
+                        other => HookError::invalid("events", other.to_string()),
+                    })?;
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+}
+
+/// The same job for the same endpoint and events, so that a batch delivered twice queues once.
+fn job_id(job: &DeliverWebhook) -> uuid::Uuid {
+    let mut hash = Sha256::new();
+    hash.update(job.endpoint.as_bytes());
+    for event in &job.events {
+        hash.update(b"\0");
+        hash.update(event.id.as_bytes());
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The webhook type of a provider's (or mailroom's own) event, if services hear of it.
+fn kind_of(event: &Event) -> Option<EventType> {
+    Some(match event.event {
+        EventKind::Processed => EventType::EmailSent,
+        EventKind::Delivered => EventType::EmailDelivered,
+        EventKind::Deferred => EventType::EmailDeferred,
+        EventKind::Bounce => EventType::EmailBounced,
+        EventKind::Dropped => EventType::EmailSuppressed,
+        EventKind::SpamReport => EventType::EmailComplained,
+        EventKind::Open => EventType::EmailOpened,
+        EventKind::Click => EventType::EmailClicked,
+        EventKind::Unsubscribe | EventKind::GroupUnsubscribe => EventType::SubscriberUnsubscribed,
+        _ => return None,
+    })
+}
+
+/// An applied event as a webhook message: its id names the event (the provider's own id, or
+/// what makes it itself), so a redelivered event keeps its `webhook-id`.
+pub fn outgoing(event: &Event) -> Option<Outgoing> {
+    let kind = kind_of(event)?;
+    let identity = match &event.sg_event_id {
+        Some(id) if !id.is_empty() => format!("{}|{id}", event.source.as_str()),
+        _ => format!(
+            "{}|{}|{}|{}",
+            event.mailroom_id.as_deref().unwrap_or_default(),
+            event.event.label(),
+            event.timestamp,
+            event.email
+        ),
+    };
+    let digest = Sha256::digest(identity.as_bytes());
+    let id = format!("msg_{}", base16ct::lower::encode_string(&digest[..16]));
+    let at = chrono::DateTime::from_timestamp(event.timestamp, 0).unwrap_or_else(chrono::Utc::now);
+    let body = json!({
+        "type": kind,
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "data": {
+            "message_id": event.mailroom_id,
+            "email": event.email,
+            "key": event.mailroom_key,
+            "categories": event.category,
+            "campaign_id": event.mailroom_campaign,
+            "source": event.source.as_str(),
+            "reason": event.reason,
+            "status": event.status,
+            "bounce_type": event.bounce_type,
+            "url": event.url,
+        },
+    });
+    Some(Outgoing {
+        kind,
+        key: event.mailroom_key.clone(),
+        message: WebhookMessage {
+            id,
+            body: body.to_string(),
+        },
+    })
+}
+
+impl Follower for Publisher {
+    fn follow<'a>(
+        &'a self,
+        seen: &'a [&'a Event],
+        _fresh: &'a [(&'a Event, bool)],
+    ) -> BoxFuture<'a, redis::RedisResult<()>> {
+        Box::pin(async move {
+            // Nothing is built for events no endpoint wants (most batches, most of the time).
+            let endpoints = match self.endpoints().await {
+                Ok(endpoints) => endpoints,
+                Err(HookError::Redis(error)) => return Err(error),
+                Err(_) => return Ok(()),
+            };
+            let wanted = |kind: EventType| {
+                (endpoints.iter())
+                    .any(|s| s.endpoint.disabled.is_none() && s.endpoint.events.contains(&kind))
+            };
+            let events: Vec<Outgoing> = (seen.iter())
+                .filter(|e| kind_of(e).is_some_and(wanted))
+                .filter_map(|e| outgoing(e))
+                .collect();
+            match self.publish(&events).await {
+                Ok(_) => Ok(()),
+                Err(HookError::Redis(error)) => Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "events could not be queued for the webhooks");
+                    Ok(())
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,300 @@
+//! Events delivered to the services' webhook endpoints end to end: a provider's event applied
+//! by a worker reaches a receiver in the test, signed so that the Standard Webhooks reference
+//! library (npm `standardwebhooks`) accepts it and refuses it tampered or stale; a rotated
+//! endpoint signs with both secrets; a 410 disables the endpoint; a key's endpoint hears only
+//! of its key's mail; a refusing endpoint gets the event again with the same id.
+
+mod common;
+
+use std::{
+    collections::VecDeque,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
+use common::{
+    app::{TestApp, simple_email},
+    eventually,
+};
+use mailroom::keys::Scope;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
+
+/// What a receiver was sent: the three Standard Webhooks headers and the body.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Value,
+    body: String,
+}
+
+/// A service's endpoint: answers with the statuses it is given, in order (then 200), and
+/// keeps every request.
+#[derive(Clone, Default)]
+struct Receiver {
+    answers: Arc<Mutex<VecDeque<u16>>>,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(answers: &[u16]) -> (Self, String) {
+        let receiver = Self::default();
+        receiver.answers.lock().unwrap().extend(answers);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{count} deliveries"),
+            || {
+                let received = self.received();
+                async move { (received.len() >= count).then_some(received) }
+            },
+        )
+        .await
+    }
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::http::StatusCode {
+    let header = |name: &str| json!(headers.get(name).map(|v| v.to_str().unwrap()));
+    receiver.received.lock().unwrap().push(Received {
+        headers: json!({
+            "webhook-id": header("webhook-id"),
+            "webhook-timestamp": header("webhook-timestamp"),
+            "webhook-signature": header("webhook-signature"),
+        }),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    });
+    let status = receiver.answers.lock().unwrap().pop_front().unwrap_or(200);
+    axum::http::StatusCode::from_u16(status).unwrap()
+}
+
+/// What the reference library says of each request with `secret`: `ok <type>` or
+/// `refused <why>`.
+async fn verify(secret: &str, requests: &[Received]) -> Vec<String> {
+    let input = json!({
+        "secret": secret,
+        "requests": requests.iter().map(|r| json!({"headers": r.headers, "body": r.body})).collect::<Vec<_>>(),
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/verify_webhook.mjs"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node (scripts/test installs the library)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An endpoint for `events` at `url`, made with `key`: its id and secret.
+async fn endpoint(app: &TestApp, key: &str, url: &str, events: &[&str]) -> (String, String) {
+    let (status, made) = app
+        .call_as(
+            key,
+            "POST",
+            "/v1/webhooks",
+            &json!({"url": url, "events": events}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let field = |name: &str| made[name].as_str().unwrap().to_owned();
+    (field("id"), field("secret"))
+}
+
+/// SendGrid's events about message `id` (unsigned: the test app allows it).
+async fn sendgrid(app: &TestApp, events: Value) {
+    let response = (app.client.post(app.url("/webhooks/sendgrid/events")))
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+fn delivered(id: &str, email: &str, event_id: &str) -> Value {
+    json!({"email": email, "event": "delivered", "timestamp": chrono::Utc::now().timestamp(),
+           "sg_event_id": event_id, "mailroom_id": id, "category": ["receipts"]})
+}
+
+async fn app() -> TestApp {
+    let mut app = TestApp::spawn(|s| s.insecure_unsigned_webhooks = true).await;
+    app.start_worker();
+    app
+}
+
+#[tokio::test]
+async fn a_delivered_event_reaches_the_endpoint_signed_as_the_reference_library_accepts() {
+    let app = app().await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    let (hook, secret) = endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;
+    let id = app.send_and_wait(&simple_email()).await;
+    let email = simple_email()["to"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sendgrid(&app, json!([delivered(&id, &email, "sg-1")])).await;
+    let received = receiver.wait_for(1).await;
+    assert_eq!(verify(&secret, &received).await, ["ok email.delivered"]);
+    let body: Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(
+        (
+            &body["data"]["message_id"],
+            &body["data"]["email"],
+            &body["data"]["categories"]
+        ),
+        (&json!(id), &json!(email), &json!(["receipts"])),
+        "{body}"
+    );
+    assert!(
+        received[0].headers["webhook-id"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg_")
+    );
+
+    // Tampered, stale, or checked with another secret: refused.
+    let mut tampered = received[0].clone();
+    tampered.body = tampered.body.replace("receipts", "invoices");
+    let mut stale = received[0].clone();
+    stale.headers["webhook-timestamp"] = json!((chrono::Utc::now().timestamp() - 600).to_string());
+    let verdicts = verify(&secret, &[tampered, stale]).await;
+    assert!(
+        verdicts.iter().all(|v| v.starts_with("refused")),
+        "{verdicts:?}"
+    );
+    let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    assert!(verify(other, &received).await[0].starts_with("refused"));
+
+    // Rotated: both secrets sign until the grace ends.
+    let (_, rotated) = app
+        .call("POST", &format!("/v1/webhooks/{hook}/rotate"), &Value::Null)
+        .await;
+    let new_secret = rotated["secret"].as_str().unwrap();
+    sendgrid(&app, json!([delivered(&id, &email, "sg-2")])).await;
+    let received = receiver.wait_for(2).await;
+    let signatures = received[1].headers["webhook-signature"].as_str().unwrap();
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    for secret in [secret.as_str(), new_secret] {
+        assert_eq!(
+            verify(secret, &received[1..2]).await,
+            ["ok email.delivered"]
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_event_comes_back_with_the_same_id_and_a_410_disables_the_endpoint() {
+    let app = app().await;
+    let (receiver, url) = Receiver::start(&[500]).await;
+    let (_, secret) = endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;
+    let (gone, gone_url) = Receiver::start(&[410]).await;
+    let (hook, _) = endpoint(&app, common::app::API_KEY, &gone_url, &["email.delivered"]).await;
+    let id = app.send_and_wait(&simple_email()).await;
+    let email = simple_email()["to"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sendgrid(&app, json!([delivered(&id, &email, "sg-1")])).await;
+    // The first attempt is refused; the retry comes after Svix's first wait (5 s).
+    let received = receiver.wait_for(2).await;
+    assert_eq!(
+        received[0].headers["webhook-id"],
+        received[1].headers["webhook-id"]
+    );
+    assert_eq!(received[0].body, received[1].body);
+    assert_eq!(
+        verify(&secret, &received[1..]).await,
+        ["ok email.delivered"]
+    );
+
+    // The other endpoint answered 410: disabled at once, and sent nothing more.
+    gone.wait_for(1).await;
+    let disabled = eventually(Duration::from_secs(10), "the endpoint disabled", || async {
+        let (_, endpoint) = app
+            .call("GET", &format!("/v1/webhooks/{hook}"), &Value::Null)
+            .await;
+        endpoint["disabled"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(disabled.contains("410"), "{disabled}");
+    sendgrid(&app, json!([delivered(&id, &email, "sg-2")])).await;
+    receiver.wait_for(3).await;
+    assert_eq!(
+        gone.received().len(),
+        1,
+        "nothing more to a disabled endpoint"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_keys_endpoint_hears_only_of_its_keys_mail() {
+    let app = app().await;
+    let (billing, billing_key) = app
+        .stored_key(&[Scope::Webhooks, Scope::EmailsSend], Value::Null)
+        .await;
+    let (_, shop_key) = app.stored_key(&[Scope::EmailsSend], Value::Null).await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    endpoint(&app, &billing_key, &url, &["email.delivered"]).await;
+    let send = |key: &str, to: &str| {
+        let body = json!({"to": to, "subject": "Hi", "text": "Hi."});
+        let key = key.to_owned();
+        let app = &app;
+        async move {
+            let (status, answer) = app.call_as(&key, "POST", "/v1/emails", &body).await;
+            assert_eq!(status, 202, "{answer}");
+            answer["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let theirs = send(&shop_key, "grace@example.org").await;
+    let mine = send(&billing_key, "ada@example.org").await;
+    // SendGrid hands each message's custom_args back on its events.
+    let mut shop_event = delivered(&theirs, "grace@example.org", "sg-shop");
+    shop_event["mailroom_key"] = json!("0123456789abcdef");
+    let mut billing_event = delivered(&mine, "ada@example.org", "sg-billing");
+    billing_event["mailroom_key"] = json!(billing);
+    sendgrid(&app, json!([shop_event, billing_event])).await;
+    let received = receiver.wait_for(1).await;
+    let body: Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(body["data"]["message_id"], json!(mine));
+    assert_eq!(body["data"]["key"], json!(billing));
+    // A later event of its own arrives, and the other key's never did.
+    let mut later = delivered(&mine, "ada@example.org", "sg-billing-2");
+    later["mailroom_key"] = json!(billing);
+    sendgrid(&app, json!([later])).await;
+    let received = receiver.wait_for(2).await;
+    assert!(
+        received.iter().all(|r| !r.body.contains(&theirs)),
+        "{received:?}"
+    );
+    app.stop().await;
+}
