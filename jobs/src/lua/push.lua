@@ -17,36 +17,58 @@ local answers, ready = {}, {}
 local queued = 0
 
 -- The owner's limits (GCRA for the rate, with a second's worth of burst; a counter a UTC
--- day): the refusal as 'rate:MS' / 'day:MS', or nil after taking one of each.
+-- day): the refusal as 'rate:MS' / 'day:MS', or nil after taking one of each. An owner's
+-- state is read once per call and written once at its end (a batch is mostly one key's).
+local owners = {}
 local function limited(owner, now, per_second, per_day)
   if owner == '' or (per_second == 0 and per_day == 0) then return nil end
-  local rate_key = ARGV[3] .. 'rate:' .. owner
   local day = math.floor(now / 86400000)
-  local day_key = ARGV[3] .. 'day:' .. owner .. ':' .. day
+  local state = owners[owner]
+  if not state then
+    state = {rate_key = ARGV[3] .. 'rate:' .. owner,
+      day_key = ARGV[3] .. 'day:' .. owner .. ':' .. day, taken = 0, now = now}
+    owners[owner] = state
+  end
+  state.now = math.max(state.now, now)
+  if per_second > 0 and not state.tat then
+    state.tat = tonumber(redis.call('GET', state.rate_key) or now)
+  end
+  if per_day > 0 and not state.count then
+    state.count = tonumber(redis.call('GET', state.day_key) or '0')
+  end
   local tat = now
   if per_second > 0 then
     local interval = 1000 / per_second
-    tat = math.max(tonumber(redis.call('GET', rate_key) or now), now)
+    tat = math.max(state.tat, now)
     if tat - now > 1000 - interval then
       return 'rate:' .. math.ceil(tat - now - (1000 - interval))
     end
     tat = tat + interval
   end
   if per_day > 0 then
-    -- Taken first and given back when over: one call on the common path.
-    local taken = redis.call('INCR', day_key)
-    if taken == 1 then
-      redis.call('PEXPIRE', day_key, 2 * 86400000)
-    end
-    if taken > per_day then
-      redis.call('DECR', day_key)
+    if state.count + state.taken >= per_day then
       return 'day:' .. ((day + 1) * 86400000 - now)
     end
+    state.taken = state.taken + 1
   end
-  if per_second > 0 then
-    redis.call('SET', rate_key, string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
-  end
+  if per_second > 0 then state.tat = tat end
+  state.day_limited = per_day > 0
+  state.rate_limited = per_second > 0
   return nil
+end
+
+-- What the call took of each owner's limits, written once.
+local function write_limits()
+  for _, state in pairs(owners) do
+    if state.rate_limited then
+      redis.call('SET', state.rate_key, string.format('%.3f', state.tat), 'PX',
+        math.ceil(state.tat - state.now) + 1000)
+    end
+    if state.day_limited and state.taken > 0 then
+      redis.call('INCRBY', state.day_key, state.taken)
+      redis.call('PEXPIRE', state.day_key, 2 * 86400000)
+    end
+  end
 end
 
 for i = 4, #ARGV, 11 do
@@ -98,6 +120,7 @@ for i = 4, #ARGV, 11 do
   end
   answers[#answers + 1] = answer
 end
+write_limits()
 if #ready > 0 then
   redis.call('LPUSH', KEYS[1], unpack(ready))
 end
