@@ -175,6 +175,10 @@ impl HookStore {
             _ => {}
         }
         self.save(&stored).await?;
+        if spec.disabled == Some(false) {
+            // Started again: its 5 days of failing count from its next failure.
+            self.recovered(&stored.endpoint.id).await?;
+        }
         Ok(stored.endpoint)
     }
 
@@ -233,9 +237,12 @@ impl HookStore {
     /// # Errors
     /// When Redis fails.
     pub async fn disable(&self, id: &str, why: &str) -> Result<(), HookError> {
-        let _: () = (self.conn.clone())
-            .hset(self.keys.hook(id), "disabled", why)
-            .await?;
+        let key = self.keys.hook(id);
+        let mut conn = self.conn.clone();
+        // Not on an endpoint deleted meanwhile: that would leave half a record behind.
+        if conn.exists(&key).await? {
+            let _: () = conn.hset(&key, "disabled", why).await?;
+        }
         Ok(())
     }
 
