@@ -730,3 +730,48 @@ fn now_ms_of(time: SystemTime) -> u64 {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_round_trip_that_finds_one_push_script_missing_queues_each_job_once() {
+    // A Redis of this test's own that knows push_new.lua but not push.lua, as after a deploy
+    // that changed only push.lua: the round's push_new call runs, the other is refused.
+    let server = common::redis_server::RedisServer::start(&[]);
+    let redis = TestRedis::at(&server.url()).await;
+    let push_new = redis::Script::new(include_str!("../jobs/src/lua/push_new.lua"));
+    push_new
+        .prepare_invoke()
+        .load_async(&mut redis.conn())
+        .await
+        .unwrap();
+    let email = |n: u32| {
+        let message = serde_json::from_value(serde_json::json!({
+            "to": format!("p{n}@example.org"), "subject": "Hi", "text": "Hi.",
+        }))
+        .unwrap();
+        mailroom_jobs::SendEmail::new(message).checked().unwrap()
+    };
+    // Three plain new jobs (push_new.lua) and one with an idempotency key (push.lua).
+    let mut jobs: Vec<_> = (0..4)
+        .map(|n| {
+            let job = email(n);
+            let options = job.enqueue_options();
+            (job, options)
+        })
+        .collect();
+    jobs[3].1.idempotency_key = Some("once".to_owned());
+    let outcomes = redis.producer().push_each_new(&jobs).await.unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let ready: Vec<String> = redis
+        .conn()
+        .lrange(redis.keys(mailroom_jobs::SendEmail::QUEUE).ready(), 0, -1)
+        .await
+        .unwrap();
+    let mut unique = ready.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        (ready.len(), unique.len()),
+        (4, 4),
+        "each job queued once: {ready:?}"
+    );
+}

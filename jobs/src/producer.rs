@@ -370,9 +370,6 @@ impl Producer {
         plain: &[&Prepared],
         checked: &[&Prepared],
     ) -> Result<Vec<Pushed>, redis::RedisError> {
-        let keys = self.keys::<J>();
-        let (job_prefix, idempotency_prefix) = (keys.job_prefix(), keys.idempotency(""));
-        let limits_prefix = keys.limits_prefix();
         let calls: Vec<Call<'_>> = plain
             .chunks(JOBS_PER_CALL)
             .map(Call::New)
@@ -380,38 +377,7 @@ impl Producer {
             .collect();
         let mut pushed = Vec::with_capacity(checked.len());
         for trip in calls.chunks(CALLS_PER_TRIP) {
-            let mut pipe = redis::pipe();
-            for call in trip {
-                match call {
-                    Call::New(jobs) => {
-                        pipe.cmd("EVALSHA")
-                            .arg(self.new_script.get_hash())
-                            .arg(2)
-                            .arg(keys.ready())
-                            .arg(keys.signal())
-                            .arg(&job_prefix)
-                            .arg(jobs[0].now_ms);
-                        for job in *jobs {
-                            pipe.arg(&job.id).arg(&job.payload).arg(job.max_attempts);
-                        }
-                    }
-                    Call::Checked(jobs) => {
-                        pipe.cmd("EVALSHA")
-                            .arg(self.script.get_hash())
-                            .arg(3)
-                            .arg(keys.ready())
-                            .arg(keys.delayed())
-                            .arg(keys.signal())
-                            .arg(&job_prefix)
-                            .arg(&idempotency_prefix)
-                            .arg(&limits_prefix);
-                        for job in *jobs {
-                            job.bind(&mut pipe);
-                        }
-                    }
-                }
-            }
-            let answers: Vec<redis::Value> = self.run(&pipe).await?;
+            let answers = self.run::<J>(trip).await?;
             for (call, answer) in trip.iter().zip(answers) {
                 let Call::Checked(jobs) = call else { continue };
                 let answers: Vec<(String, u8, String)> = redis::from_redis_value(answer)?;
@@ -432,17 +398,77 @@ impl Producer {
     /// Runs `pipe`, calls of the push scripts. A Redis that restarted, or failed over, has
     /// forgotten them: they are loaded and the pipeline sent once more (a NOSCRIPT answer ran
     /// nothing).
-    async fn run(&self, pipe: &redis::Pipeline) -> Result<Vec<redis::Value>, redis::RedisError> {
+    /// The script calls of one round trip, pipelined, and their answers in order. A call Redis
+    /// refused for want of its script is sent again once the scripts are loaded, and only that
+    /// call: the others ran, and running them again would queue their jobs twice.
+    async fn run<J: Job>(&self, trip: &[Call<'_>]) -> Result<Vec<redis::Value>, redis::RedisError> {
         let mut conn = self.conn.clone();
-        match pipe.query_async(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                for script in [&self.script, &self.new_script] {
-                    script.prepare_invoke().load_async(&mut conn).await?;
-                }
-                pipe.query_async(&mut conn).await
+        let mut answers: Vec<redis::RedisResult<redis::Value>> = self
+            .pipeline::<J>(trip.iter())
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await?;
+        let missing: Vec<usize> = (answers.iter().enumerate())
+            .filter(|(_, a)| {
+                a.as_ref().is_err_and(|e| {
+                    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !missing.is_empty() {
+            for script in [&self.script, &self.new_script] {
+                script.prepare_invoke().load_async(&mut conn).await?;
             }
-            answers => answers,
+            let again: Vec<redis::RedisResult<redis::Value>> = self
+                .pipeline::<J>(missing.iter().map(|i| &trip[*i]))
+                .ignore_errors()
+                .query_async(&mut conn)
+                .await?;
+            for (i, answer) in missing.into_iter().zip(again) {
+                answers[i] = answer;
+            }
         }
+        answers.into_iter().collect()
+    }
+
+    /// One pipeline of script calls.
+    fn pipeline<'c, J: Job>(&self, calls: impl Iterator<Item = &'c Call<'c>>) -> redis::Pipeline {
+        let keys = self.keys::<J>();
+        let (job_prefix, idempotency_prefix) = (keys.job_prefix(), keys.idempotency(""));
+        let limits_prefix = keys.limits_prefix();
+        let mut pipe = redis::pipe();
+        for call in calls {
+            match call {
+                Call::New(jobs) => {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.new_script.get_hash())
+                        .arg(2)
+                        .arg(keys.ready())
+                        .arg(keys.signal())
+                        .arg(&job_prefix)
+                        .arg(jobs[0].now_ms);
+                    for job in *jobs {
+                        pipe.arg(&job.id).arg(&job.payload).arg(job.max_attempts);
+                    }
+                }
+                Call::Checked(jobs) => {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.script.get_hash())
+                        .arg(3)
+                        .arg(keys.ready())
+                        .arg(keys.delayed())
+                        .arg(keys.signal())
+                        .arg(&job_prefix)
+                        .arg(&idempotency_prefix)
+                        .arg(&limits_prefix);
+                    for job in *jobs {
+                        job.bind(&mut pipe);
+                    }
+                }
+            }
+        }
+        pipe
     }
 }
 

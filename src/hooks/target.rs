@@ -170,6 +170,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_not_reached_without_the_setting() {
+        use reqwest::dns::Resolve as _;
+        let name = |text: &str| text.parse::<reqwest::dns::Name>().unwrap();
+        let strict = GuardedResolver {
+            reach: Reach::default(),
+        };
+        match strict.resolve(name("localhost")).await {
+            Ok(_) => panic!("localhost was let through"),
+            Err(error) => assert!(error.to_string().contains("loopback"), "{error}"),
+        }
+        let open = GuardedResolver {
+            reach: Reach {
+                http: true,
+                private: true,
+            },
+        };
+        let found: Vec<SocketAddr> = match open.resolve(name("localhost")).await {
+            Ok(addrs) => addrs.collect(),
+            Err(error) => panic!("{error}"),
+        };
+        assert!(found.iter().all(|a| a.ip().is_loopback()) && !found.is_empty());
+    }
+
     #[test]
     fn urls_are_checked_for_scheme_credentials_and_address_literals() {
         let strict = Reach::default();
