@@ -144,6 +144,16 @@ fn delivered(id: &str, email: &str, event_id: &str) -> Value {
            "sg_event_id": event_id, "mailroom_id": id, "category": ["receipts"]})
 }
 
+/// A message sent through the outbox: its id and its recipient.
+async fn sent(app: &TestApp) -> (String, String) {
+    let id = app.send_and_wait(&simple_email()).await;
+    let email = simple_email()["to"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (id, email)
+}
+
 async fn app() -> TestApp {
     let mut app = TestApp::spawn(|s| s.insecure_unsigned_webhooks = true).await;
     app.start_worker();
@@ -155,11 +165,7 @@ async fn a_delivered_event_reaches_the_endpoint_signed_as_the_reference_library_
     let app = app().await;
     let (receiver, url) = Receiver::start(&[]).await;
     let (hook, secret) = endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;
-    let id = app.send_and_wait(&simple_email()).await;
-    let email = simple_email()["to"][0]["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (id, email) = sent(&app).await;
     sendgrid(&app, json!([delivered(&id, &email, "sg-1")])).await;
     let received = receiver.wait_for(1).await;
     assert_eq!(verify(&secret, &received).await, ["ok email.delivered"]);
@@ -218,11 +224,7 @@ async fn a_refused_event_comes_back_with_the_same_id_and_a_410_disables_the_endp
     let (_, secret) = endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;
     let (gone, gone_url) = Receiver::start(&[410]).await;
     let (hook, _) = endpoint(&app, common::app::API_KEY, &gone_url, &["email.delivered"]).await;
-    let id = app.send_and_wait(&simple_email()).await;
-    let email = simple_email()["to"][0]["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (id, email) = sent(&app).await;
     sendgrid(&app, json!([delivered(&id, &email, "sg-1")])).await;
     // The first attempt is refused; the retry comes after Svix's first wait (5 s).
     let received = receiver.wait_for(2).await;

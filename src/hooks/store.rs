@@ -252,11 +252,12 @@ impl HookStore {
     /// When Redis fails.
     pub async fn failing(&self, id: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, HookError> {
         let key = self.keys.hook(id);
-        let mut conn = self.conn.clone();
-        let _: () = conn
+        // One round trip: set if unset, then read what is there.
+        let (_, since): (i64, Option<i64>) = redis::pipe()
             .hset_nx(&key, "failing_since", now.timestamp_millis())
+            .hget(&key, "failing_since")
+            .query_async(&mut self.conn.clone())
             .await?;
-        let since: Option<i64> = conn.hget(&key, "failing_since").await?;
         Ok(since
             .and_then(DateTime::from_timestamp_millis)
             .unwrap_or(now))
