@@ -16,10 +16,15 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
-use mailroom_jobs::RedisConnection;
+use mailroom_jobs::{Job as _, RedisConnection, SendVerification};
 use redis::Script;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::{
+    domain::{EventType, Notice},
+    store::notices::Notices,
+};
 
 /// A link's token. Never logged, never stored: only its [`Token::digest`] is.
 pub struct Token(String);
@@ -94,6 +99,31 @@ pub struct Verified {
     pub return_url: Option<String>,
     /// The caller's metadata, handed back.
     pub metadata: BTreeMap<String, String>,
+    /// The stored key that asked for it (none: an operator key).
+    #[serde(skip)]
+    pub owner: Option<String>,
+}
+
+impl Verified {
+    /// The `address.verified` event for the services.
+    fn notice(&self) -> Notice {
+        let at = DateTime::parse_from_rfc3339(&self.verified_at)
+            .map_or_else(|_| Utc::now(), |at| at.with_timezone(&Utc));
+        let data = serde_json::json!({
+            "email": self.email,
+            "verified_at": self.verified_at,
+            "metadata": self.metadata,
+            "key": self.owner,
+        });
+        let identity = format!("{}|{}", self.email, self.verified_at);
+        Notice::new(
+            EventType::AddressVerified,
+            &identity,
+            at,
+            self.owner.clone(),
+            data,
+        )
+    }
 }
 
 /// An address's verification state.
@@ -113,7 +143,7 @@ if old and old ~= ARGV[1] then
   redis.call('DEL', ARGV[8] .. old)
 end
 redis.call('HSET', KEYS[1], 'email', ARGV[2], 'locale', ARGV[3], 'return_url', ARGV[4],
-  'metadata', ARGV[5], 'created_at', ARGV[6], 'key', ARGV[9])
+  'metadata', ARGV[5], 'created_at', ARGV[6], 'key', ARGV[9], 'owner', ARGV[10])
 redis.call('PEXPIREAT', KEYS[1], ARGV[7])
 redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[7])
 return 1";
@@ -130,7 +160,7 @@ return 1";
 /// address's key form (`key`, from [`canonical`]) was stored with the token: the script never
 /// changes an address's case itself, so Rust's one rule holds for every address.
 const CONSUME: &str = r"
-local found = redis.call('HMGET', KEYS[1], 'email', 'locale', 'return_url', 'metadata', 'key')
+local found = redis.call('HMGET', KEYS[1], 'email', 'locale', 'return_url', 'metadata', 'key', 'owner')
 if not found[1] then
   return false
 end
@@ -154,7 +184,7 @@ end
 redis.call('HSET', ARGV[3] .. key, 'email', found[1], 'verified_at', ARGV[4])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'type', 'email.verified',
   'email', found[1], 'verified_at', ARGV[4], 'metadata', found[4])
-return {found[1], found[2], found[3], found[4]}";
+return {found[1], found[2], found[3], found[4], found[6] or ''}";
 
 /// The form of an address that keys its verification records: decided in Rust
 /// ([`mailroom_jobs::address::case_key`]) and handed to the scripts.
@@ -171,6 +201,7 @@ fn now() -> String {
 pub struct Verifications {
     conn: RedisConnection,
     keys: mailroom_jobs::Keys,
+    notices: Notices,
     issue: Script,
     invalidate: Script,
     consume: Script,
@@ -179,9 +210,11 @@ pub struct Verifications {
 impl Verifications {
     /// The store under `prefix`.
     pub fn new(conn: RedisConnection, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
         Self {
+            notices: Notices::new(conn.clone(), &prefix),
             conn,
-            keys: mailroom_jobs::Keys::new(&prefix.into()),
+            keys: mailroom_jobs::Keys::new(&prefix),
             issue: Script::new(ISSUE),
             invalidate: Script::new(INVALIDATE),
             consume: Script::new(CONSUME),
@@ -209,6 +242,21 @@ impl Verifications {
         self.keys.verify_events()
     }
 
+    /// The stored key that queued verification job `job_id` (none: an operator key, or a job
+    /// pushed straight into Redis).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn requester(&self, job_id: &str) -> redis::RedisResult<Option<String>> {
+        let queue = mailroom_jobs::QueueKeys::new(self.keys.prefix(), SendVerification::QUEUE);
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(queue.job(job_id))
+            .arg("owner")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(owner.filter(|owner| !owner.is_empty()))
+    }
+
     /// Drops the address's live token, if any (a newer request replaces it).
     ///
     /// # Errors
@@ -223,22 +271,21 @@ impl Verifications {
         Ok(())
     }
 
-    /// Stores `token`'s digest for the request until `expires_at`, replacing the address's
-    /// previous token.
+    /// Stores `token`'s digest for `request` (asked for by stored key `owner`) until it
+    /// expires, replacing the address's previous token.
     ///
     /// # Errors
     /// When Redis does not answer.
     pub async fn issue(
         &self,
         token: &Token,
-        email: &str,
-        locale: Option<&str>,
-        return_url: Option<&str>,
-        metadata: &BTreeMap<String, String>,
-        expires_at: DateTime<Utc>,
+        request: &SendVerification,
+        owner: Option<&str>,
     ) -> redis::RedisResult<()> {
         let digest = token.digest();
-        let metadata = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned());
+        let email = request.email.as_str();
+        let (locale, return_url) = (request.locale.as_deref(), request.return_url.as_deref());
+        let metadata = serde_json::to_string(&request.metadata).unwrap_or_else(|_| "{}".to_owned());
         let _: i64 = self
             .issue
             .key(self.token_key(&digest))
@@ -249,9 +296,10 @@ impl Verifications {
             .arg(return_url.unwrap_or(""))
             .arg(metadata)
             .arg(now())
-            .arg(expires_at.timestamp_millis())
+            .arg(request.expires_at.timestamp_millis())
             .arg(self.token_prefix())
             .arg(canonical(email))
+            .arg(owner.unwrap_or(""))
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
@@ -313,7 +361,7 @@ impl Verifications {
     /// When Redis does not answer.
     pub async fn consume(&self, token: &Token) -> redis::RedisResult<Option<Verified>> {
         let verified_at = now();
-        let found: Option<(String, String, String, String)> = self
+        let found: Option<(String, String, String, String, String)> = self
             .consume
             .key(self.token_key(&token.digest()))
             .key(self.events_key())
@@ -326,13 +374,19 @@ impl Verifications {
             .invoke_async(&mut self.conn.clone())
             .await?;
         let present = |v: String| (!v.is_empty()).then_some(v);
-        Ok(found.map(|(email, locale, return_url, metadata)| Verified {
+        let Some((email, locale, return_url, metadata, owner)) = found else {
+            return Ok(None);
+        };
+        let verified = Verified {
             email,
             verified_at,
             locale: present(locale),
             return_url: present(return_url),
             metadata: serde_json::from_str(&metadata).unwrap_or_default(),
-        }))
+            owner: present(owner),
+        };
+        self.notices.append(&[verified.notice()]).await?;
+        Ok(Some(verified))
     }
 
     /// For a token already spent (and not yet past its expiry): the return URL (empty when

@@ -247,17 +247,17 @@ async fn an_expired_link_is_refused_with_410() {
     let store = Verifications::new(app.redis.conn(), app.redis.prefix.clone());
     let token = Token::generate().unwrap();
     let expires = chrono::Utc::now() + chrono::Duration::milliseconds(300);
-    store
-        .issue(
-            &token,
-            "late@example.com",
-            None,
-            None,
-            &Default::default(),
-            expires,
-        )
-        .await
-        .unwrap();
+    let late = mailroom_jobs::SendVerification {
+        id: uuid::Uuid::now_v7(),
+        email: "late@example.com".to_owned(),
+        locale: None,
+        return_url: None,
+        metadata: Default::default(),
+        expires_at: expires,
+        optin_list: None,
+        request_id: None,
+    };
+    store.issue(&token, &late, None).await.unwrap();
     assert!(store.pending(&token).await.unwrap().is_some());
     eventually(Duration::from_secs(10), "the token to expire", || async {
         store.pending(&token).await.unwrap().is_none().then_some(())

@@ -89,16 +89,7 @@ pub(crate) async fn verify(
     let mut tokens = Vec::with_capacity(count);
     for i in 0..count {
         let token = Token::generate()?;
-        store
-            .issue(
-                &token,
-                &format!("user{i}@example.com"),
-                None,
-                None,
-                &Default::default(),
-                expires,
-            )
-            .await?;
+        store.issue(&token, &request(i, expires), None).await?;
         tokens.push(token.expose().to_owned());
     }
     let (server, base, client) = start_server(&prefix, &[]).await?;
@@ -605,4 +596,18 @@ pub(crate) async fn events(
         post_p50,
         post_p99,
     })
+}
+
+/// A verification request for the `i`-th address, its link expiring at `expires_at`.
+fn request(i: usize, expires_at: chrono::DateTime<chrono::Utc>) -> mailroom_jobs::SendVerification {
+    mailroom_jobs::SendVerification {
+        id: uuid::Uuid::now_v7(),
+        email: format!("user{i}@example.com"),
+        locale: None,
+        return_url: None,
+        metadata: Default::default(),
+        expires_at,
+        optin_list: None,
+        request_id: None,
+    }
 }

@@ -205,6 +205,11 @@ impl Keys {
         format!("{}:audit", self.prefix)
     }
 
+    /// The stream of every event the services hear of (the bodies webhooks carry).
+    pub fn notices(&self) -> String {
+        format!("{}:notices", self.prefix)
+    }
+
     /// The stream announcing received mail.
     pub fn inbound_stream(&self) -> String {
         format!("{}:inbound", self.prefix)

@@ -56,10 +56,7 @@ pub fn check_sending(settings: &Settings) -> Result<(), Misconfigured> {
 /// Where provider events land: timelines, statuses, stats, suppressions, and, through the
 /// followers, list unsubscribes, campaign engagement and the services' webhooks.
 fn event_store(settings: &Settings, conn: &RedisConnection) -> anyhow::Result<EventStore> {
-    let publisher = crate::hooks::publish::Publisher::new(
-        hook_store(settings, conn)?,
-        mailroom_jobs::Producer::new(conn.clone(), settings.redis_prefix.clone()),
-    );
+    let publisher = publisher(settings, conn)?;
     Ok(events(
         conn,
         &settings.redis_prefix,
@@ -67,6 +64,17 @@ fn event_store(settings: &Settings, conn: &RedisConnection) -> anyhow::Result<Ev
         Guards::from_settings(settings),
     )
     .with_follower(Arc::new(publisher)))
+}
+
+/// What queues events for the services' webhook endpoints.
+fn publisher(
+    settings: &Settings,
+    conn: &RedisConnection,
+) -> Result<crate::hooks::publish::Publisher, crate::config::Misconfigured> {
+    Ok(crate::hooks::publish::Publisher::new(
+        hook_store(settings, conn)?,
+        mailroom_jobs::Producer::new(conn.clone(), settings.redis_prefix.clone()),
+    ))
 }
 
 /// The services' webhook endpoints, their secrets derived from the signing key (if set).

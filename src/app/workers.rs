@@ -78,15 +78,43 @@ pub async fn work(
         retention: config
             .retention
             .max(Duration::from_secs(settings.event_retention_secs)),
+        on_dead: Some(worker::dead_mail::tell_services(
+            conn.clone(),
+            &settings.redis_prefix,
+        )),
         ..config.clone()
     };
+    let relaying = relay(settings, &conn, &client, &shutdown).await?;
     let queues = Queues {
         client,
         config,
         email_config,
     };
     let campaigns = settings.campaign_concurrency;
-    worker::run(queues, handlers, options, campaigns, shutdown).await
+    let ran = worker::run(queues, handlers, options, campaigns, shutdown.clone()).await;
+    // The workers have stopped, however they ended: so does the relay.
+    shutdown.cancel();
+    relaying.await?;
+    ran
+}
+
+/// Starts relaying the notices stream's events to the webhook endpoints, until `shutdown`.
+async fn relay(
+    settings: &Settings,
+    conn: &RedisConnection,
+    client: &mailroom_jobs::RedisClient,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let relay = crate::hooks::relay::Relay::new(
+        crate::store::notices::Notices::new(conn.clone(), &settings.redis_prefix),
+        super::publisher(settings, conn)?,
+    );
+    let blocking = client.blocking().await?;
+    Ok(tokio::spawn(relay.run(
+        blocking,
+        worker::worker_name(),
+        shutdown.clone(),
+    )))
 }
 
 /// The sender of single emails and verification emails.

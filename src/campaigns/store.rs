@@ -13,7 +13,10 @@ use mailroom_jobs::{CampaignKeys, Keys, RedisConnection};
 use redis::{AsyncCommands, Script};
 
 use super::model::{Campaign, Spec, State};
-use crate::domain::{CampaignId, SubscriberId};
+use crate::{
+    domain::{CampaignId, EventType, Notice, SubscriberId},
+    store::notices::Notices,
+};
 
 static TRANSITION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/transition.lua")));
@@ -105,6 +108,7 @@ pub struct CampaignStore {
     conn: RedisConnection,
     keys: Keys,
     retention_secs: u64,
+    notices: Notices,
 }
 
 fn now_ms() -> i64 {
@@ -115,10 +119,30 @@ impl CampaignStore {
     /// The store under `prefix`; campaigns that ended are kept `retention_secs`.
     pub fn new(conn: RedisConnection, prefix: &str, retention_secs: u64) -> Self {
         Self {
+            notices: Notices::new(conn.clone(), prefix),
             conn,
             keys: Keys::new(prefix),
             retention_secs,
         }
+    }
+
+    /// Tells the services campaign `id` went `kind` (in run `run`, which names a start).
+    async fn announce(
+        &self,
+        kind: EventType,
+        id: CampaignId,
+        run: Option<u32>,
+        reason: Option<&str>,
+    ) -> redis::RedisResult<()> {
+        let at = Utc::now();
+        let identity = match (kind, run) {
+            (EventType::CampaignPaused, _) => format!("{id}|{}", at.timestamp_millis()),
+            (_, Some(run)) => format!("{id}|{run}"),
+            (_, None) => id.to_string(),
+        };
+        let data = serde_json::json!({"campaign_id": id, "run": run, "reason": reason});
+        let notice = Notice::new(kind, &identity, at, None, data);
+        self.notices.append(&[notice]).await
     }
 
     fn keys_of(&self, id: CampaignId) -> CampaignKeys {
@@ -279,6 +303,15 @@ impl CampaignStore {
             .arg(self.retention_secs)
             .invoke_async(&mut self.conn.clone())
             .await?;
+        let kind = match action {
+            "start" => Some(EventType::CampaignStarted),
+            "pause" => Some(EventType::CampaignPaused),
+            _ => None,
+        };
+        if let (1, Some(kind)) = (ok, kind) {
+            let reason = (kind == EventType::CampaignPaused).then_some(argument);
+            self.announce(kind, id, Some(run), reason).await?;
+        }
         Ok(match State::parse(&state) {
             None => Transition::Missing,
             Some(state) if ok == 1 => Transition::Done(state, run),
@@ -325,6 +358,10 @@ impl CampaignStore {
             .arg(self.retention_secs)
             .invoke_async(&mut self.conn.clone())
             .await?;
+        if sealed == 1 && size == 0 {
+            self.announce(EventType::CampaignFinished, id, None, None)
+                .await?;
+        }
         Ok(sealed == 1)
     }
 
@@ -441,6 +478,10 @@ impl CampaignStore {
         let (count, finished): (u64, u8) = self
             .mark_script(id, outcome.as_str(), &reason, ordinals)
             .await?;
+        if finished == 1 {
+            self.announce(EventType::CampaignFinished, id, None, None)
+                .await?;
+        }
         Ok((count, finished == 1))
     }
 
@@ -500,6 +541,10 @@ impl CampaignStore {
             .arg(now_ms())
             .invoke_async(&mut self.conn.clone())
             .await?;
+        if paused == 1 {
+            let reason = Some("a guard tripped: too many bounces or complaints");
+            (self.announce(EventType::CampaignPaused, id, None, reason)).await?;
+        }
         Ok(paused == 1)
     }
 }

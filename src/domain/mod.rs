@@ -5,10 +5,12 @@
 mod address;
 mod ids;
 mod locale;
+mod notice;
 mod subscription;
 
 pub use address::address_digest;
 pub use ids::{HookId, KeyId, ListId, SubscriberId, shard_of};
 pub use locale::{Locale, NotALocale};
 pub use mailroom_jobs::{CampaignId, MessageId};
+pub use notice::{EventType, Notice};
 pub use subscription::{StartingStatus, SubscriptionStatus};

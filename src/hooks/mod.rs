@@ -7,8 +7,8 @@
 //! their ids in `P:hooks`; at most [`MAX_ENDPOINTS`].
 
 pub mod deliver;
-pub mod event;
 pub mod publish;
+pub mod relay;
 pub mod secret;
 pub mod store;
 pub mod target;
@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use event::EventType;
+pub use crate::domain::{EventType, Notice};
 pub use store::HookStore;
 
 /// The most endpoints mailroom keeps.

@@ -17,20 +17,11 @@ use mailroom_jobs::{DeliverWebhook, EnqueueOptions, Job as _, Producer, WebhookM
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::{EventType, HookError, HookStore, store::Stored};
+use super::{EventType, HookError, HookStore, Notice, store::Stored};
 use crate::events::{Event, EventKind, Follower};
 
 /// How long this process trusts what it read of the endpoints.
 const FRESH_FOR: Duration = Duration::from_secs(1);
-
-/// One event for the endpoints: its type, the stored key whose mail it is about, and the
-/// message as it is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    pub kind: EventType,
-    pub key: Option<String>,
-    pub message: WebhookMessage,
-}
 
 /// What this process last read of the endpoints, and when.
 type Seen = Arc<Mutex<Option<(Instant, Arc<Vec<Stored>>)>>>;
@@ -67,7 +58,7 @@ impl Publisher {
     ///
     /// # Errors
     /// When Redis fails (the caller retries the whole batch).
-    pub async fn publish(&self, events: &[Outgoing]) -> Result<usize, HookError> {
+    pub async fn publish(&self, events: &[Notice]) -> Result<usize, HookError> {
         if events.is_empty() {
             return Ok(0);
         }
@@ -77,8 +68,13 @@ impl Publisher {
             let wanted: Vec<WebhookMessage> = events
                 .iter()
                 .filter(|e| stored.endpoint.events.contains(&e.kind))
-                .filter(|e| stored.sees_all || stored.endpoint.owner == e.key)
-                .map(|e| e.message.clone())
+                .filter(|e| {
+                    !e.kind.is_of_a_key() || stored.sees_all || stored.endpoint.owner == e.key
+                })
+                .map(|e| WebhookMessage {
+                    id: e.id.clone(),
+                    body: e.body.clone(),
+                })
                 .collect();
             for chunk in wanted.chunks(mailroom_jobs::hooks::MAX_WEBHOOK_EVENTS) {
                 let job = DeliverWebhook {
@@ -128,14 +124,13 @@ fn kind_of(event: &Event) -> Option<EventType> {
         EventKind::SpamReport => EventType::EmailComplained,
         EventKind::Open => EventType::EmailOpened,
         EventKind::Click => EventType::EmailClicked,
-        EventKind::Unsubscribe | EventKind::GroupUnsubscribe => EventType::SubscriberUnsubscribed,
         _ => return None,
     })
 }
 
-/// An applied event as a webhook message: its id names the event (the provider's own id, or
-/// what makes it itself), so a redelivered event keeps its `webhook-id`.
-pub fn outgoing(event: &Event) -> Option<Outgoing> {
+/// An applied event as a notice: its identity is the provider's own id of the event, or what
+/// makes the event itself, so a redelivered event keeps its `webhook-id`.
+pub fn notice(event: &Event) -> Option<Notice> {
     let kind = kind_of(event)?;
     let identity = match &event.sg_event_id {
         Some(id) if !id.is_empty() => format!("{}|{id}", event.source.as_str()),
@@ -147,33 +142,26 @@ pub fn outgoing(event: &Event) -> Option<Outgoing> {
             event.email
         ),
     };
-    let digest = Sha256::digest(identity.as_bytes());
-    let id = format!("msg_{}", base16ct::lower::encode_string(&digest[..16]));
     let at = chrono::DateTime::from_timestamp(event.timestamp, 0).unwrap_or_else(chrono::Utc::now);
-    let body = json!({
-        "type": kind,
-        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "data": {
-            "message_id": event.mailroom_id,
-            "email": event.email,
-            "key": event.mailroom_key,
-            "categories": event.category,
-            "campaign_id": event.mailroom_campaign,
-            "source": event.source.as_str(),
-            "reason": event.reason,
-            "status": event.status,
-            "bounce_type": event.bounce_type,
-            "url": event.url,
-        },
+    let data = json!({
+        "message_id": event.mailroom_id,
+        "email": event.email,
+        "key": event.mailroom_key,
+        "categories": event.category,
+        "campaign_id": event.mailroom_campaign,
+        "source": event.source.as_str(),
+        "reason": event.reason,
+        "status": event.status,
+        "bounce_type": event.bounce_type,
+        "url": event.url,
     });
-    Some(Outgoing {
+    Some(Notice::new(
         kind,
-        key: event.mailroom_key.clone(),
-        message: WebhookMessage {
-            id,
-            body: body.to_string(),
-        },
-    })
+        &identity,
+        at,
+        event.mailroom_key.clone(),
+        data,
+    ))
 }
 
 impl Follower for Publisher {
@@ -193,9 +181,9 @@ impl Follower for Publisher {
                 (endpoints.iter())
                     .any(|s| s.endpoint.disabled.is_none() && s.endpoint.events.contains(&kind))
             };
-            let events: Vec<Outgoing> = (seen.iter())
+            let events: Vec<Notice> = (seen.iter())
                 .filter(|e| kind_of(e).is_some_and(wanted))
-                .filter_map(|e| outgoing(e))
+                .filter_map(|e| notice(e))
                 .collect();
             match self.publish(&events).await {
                 Ok(_) => Ok(()),

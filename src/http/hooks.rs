@@ -12,7 +12,10 @@ use super::{
     error::{ApiError, ErrorBody},
     extract::{ApiJson, ApiPath},
 };
-use crate::hooks::{Endpoint, EndpointSpec, HookError, WithSecret};
+use crate::{
+    hooks::{Endpoint, EndpointSpec, EventType, HookError, WithSecret},
+    keys::Scope,
+};
 
 /// The endpoints the caller sees, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,6 +35,33 @@ fn refused(error: HookError) -> ApiError {
     }
 }
 
+/// The scope that reads what an event type tells of, beyond a key's own mail: mail received,
+/// lists and imports, campaigns.
+fn scope_to_hear(kind: EventType) -> Option<Scope> {
+    match kind {
+        EventType::InboundReceived => Some(Scope::EmailsReadAll),
+        EventType::SubscriberSubscribed
+        | EventType::SubscriberConfirmed
+        | EventType::SubscriberUnsubscribed
+        | EventType::ImportFinished => Some(Scope::ListsRead),
+        EventType::CampaignStarted | EventType::CampaignPaused | EventType::CampaignFinished => {
+            Some(Scope::Campaigns)
+        }
+        _ => None,
+    }
+}
+
+/// An endpoint asks only for the events its key may read.
+fn check_hearing(caller: &Caller, spec: &EndpointSpec) -> Result<(), ApiError> {
+    let beyond = (spec.events.iter().flatten())
+        .filter_map(|kind| scope_to_hear(*kind))
+        .find(|scope| !caller.may(*scope));
+    match beyond {
+        Some(scope) => Err(ApiError::missing_scope(scope.as_str()).field("events")),
+        None => Ok(()),
+    }
+}
+
 #[utoipa::path(
     operation_id = "create_webhook",
     post,
@@ -42,7 +72,7 @@ fn refused(error: HookError) -> ApiError {
         (status = 201, description = "Made: its secret is in `secret`, shown only now", body = WithSecret),
         (status = 400, description = "Not valid JSON", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope, or the scope that reads an event type it asks for (`emails:read_all` for `inbound.received`, `lists:read` for `subscriber.*` and `import.finished`, `campaigns` for `campaign.*`)", body = ErrorBody),
         (status = 409, description = "The most endpoints already exist, or the operator has not set MAILROOM_WEBHOOK_SIGNING_KEY", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -55,6 +85,7 @@ pub(super) async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(spec): ApiJson<EndpointSpec>,
 ) -> Result<(StatusCode, Json<WithSecret>), ApiError> {
+    check_hearing(&caller, &spec)?;
     // An endpoint hears of the mail its key may read: its own, or every key's.
     let sees_all = caller.may(crate::keys::Scope::EmailsReadAll);
     let made = (state.hooks)
@@ -125,7 +156,7 @@ pub(super) async fn get(
         (status = 200, description = "Changed", body = Endpoint),
         (status = 400, description = "Not valid JSON", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope, or the scope that reads an event type it asks for", body = ErrorBody),
         (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -139,6 +170,7 @@ pub(super) async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(spec): ApiJson<EndpointSpec>,
 ) -> Result<Json<Endpoint>, ApiError> {
+    check_hearing(&caller, &spec)?;
     let endpoint = (state.hooks)
         .update(&id, caller.stored.as_deref(), spec)
         .await

@@ -22,6 +22,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::parse::{InboundEmail, Parsed};
+use crate::{
+    domain::{EventType, Notice},
+    store::notices::Notices,
+};
 
 /// How a message was kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,26 @@ pub enum StoredAs {
 }
 
 /// What an over-budget message keeps: no attachment bodies, text and HTML cut.
+/// The `inbound.received` event: who wrote to whom about what, and where to read the rest
+/// (`GET /v1/inbound/{id}`), not the message itself.
+fn received(email: &InboundEmail, described: bool) -> Notice {
+    let data = serde_json::json!({
+        "inbound_id": email.id,
+        "from": email.from,
+        "to": email.to,
+        "subject": email.subject,
+        "attachments": email.attachments.len(),
+        "kept_whole": !described,
+    });
+    Notice::new(
+        EventType::InboundReceived,
+        &email.id,
+        email.received_at,
+        None,
+        data,
+    )
+}
+
 fn over_budget_copy(parsed: &Parsed) -> Parsed {
     let mut email = parsed.email.clone();
     email.over_budget = true;
@@ -98,6 +122,7 @@ pub struct InboundStore {
     retention_secs: u64,
     maxlen: usize,
     budget: u64,
+    notices: Notices,
 }
 
 impl InboundStore {
@@ -111,6 +136,7 @@ impl InboundStore {
         budget: u64,
     ) -> Self {
         Self {
+            notices: Notices::new(conn.clone(), prefix),
             conn,
             keys: mailroom_jobs::Keys::new(prefix),
             retention_secs,
@@ -253,6 +279,7 @@ impl InboundStore {
             .arg(email.received_at.to_rfc3339())
             .query_async::<()>(&mut conn)
             .await?;
+        self.notices.append(&[received(email, over_budget)]).await?;
         Ok(if over_budget {
             StoredAs::Described
         } else {

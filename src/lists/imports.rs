@@ -11,7 +11,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::SubscriptionStatus;
-use crate::domain::ListId;
+use crate::{
+    domain::{EventType, ListId, Notice},
+    store::notices::Notices,
+};
 
 static RECORD_BATCH: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/record_batch.lua")));
@@ -91,11 +94,13 @@ pub struct ImportStatus {
 pub struct ImportStore {
     conn: RedisConnection,
     keys: Keys,
+    notices: Notices,
 }
 
 impl ImportStore {
     pub fn new(conn: RedisConnection, prefix: &str) -> Self {
         Self {
+            notices: Notices::new(conn.clone(), prefix),
             conn,
             keys: Keys::new(prefix),
         }
@@ -204,7 +209,14 @@ impl ImportStore {
         if let Some(failure) = failure {
             fields.push(("failure", failure.to_owned()));
         }
-        self.conn.clone().hset_multiple(&key, &fields).await
+        self.conn
+            .clone()
+            .hset_multiple::<_, _, _, ()>(&key, &fields)
+            .await?;
+        if let Some(import) = self.get(id, 0, 1).await? {
+            self.notices.append(&[finished(&import)]).await?;
+        }
+        Ok(())
     }
 
     /// Import `id` with up to `limit` reported rows from the `from`-th.
@@ -282,6 +294,30 @@ impl ImportStore {
             .await?;
         Ok(lines.iter().filter_map(|l| parse_report(l)).collect())
     }
+}
+
+/// The `import.finished` event: the import's counts and how it ended, without its rows.
+fn finished(import: &ImportStatus) -> Notice {
+    let data = serde_json::json!({
+        "import_id": import.id,
+        "list_id": import.list.get(),
+        "state": import.state,
+        "rows": import.totals.rows,
+        "imported": import.totals.imported,
+        "updated": import.totals.updated,
+        "skipped": import.totals.skipped,
+        "invalid": import.totals.invalid,
+        "error_count": import.error_count,
+        "failure": import.failure,
+    });
+    let at = import.finished_at.unwrap_or_else(Utc::now);
+    Notice::new(
+        EventType::ImportFinished,
+        &import.id.to_string(),
+        at,
+        None,
+        data,
+    )
 }
 
 fn parse_report(line: &str) -> Option<RowReport> {

@@ -8,6 +8,7 @@ pub mod import_command;
 pub mod imports;
 pub mod links;
 pub mod model;
+mod notices;
 pub mod optin;
 pub mod privacy;
 pub mod segment;

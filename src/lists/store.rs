@@ -20,7 +20,9 @@ use super::model::{
     HISTORY_KEPT, List, NewRecord, Source, Subscriber, SubscriberStatus, Subscription,
     SubscriptionStatus, decode_membership, decode_record, encode_new_record,
 };
+use super::notices;
 use crate::domain::{ListId, SubscriberId, shard_of};
+use crate::store::notices::Notices;
 
 mod scan;
 
@@ -138,6 +140,7 @@ pub struct ListStore {
     /// List names read lately (see [`ListStore::list_name`]).
     names: std::sync::Arc<std::sync::Mutex<NameCache>>,
     keys: Keys,
+    notices: Notices,
 }
 
 /// List names by id with the time each was read; cleared whole when full.
@@ -183,6 +186,7 @@ impl ListStore {
         Self {
             bulk: std::sync::Arc::new([conn.clone()]),
             names: std::sync::Arc::default(),
+            notices: Notices::new(conn.clone(), prefix),
             conn,
             keys: Keys::new(prefix),
         }
@@ -412,7 +416,20 @@ impl ListStore {
             }
         }))
         .await?;
-        in_row_order(rows.len(), answers)
+        let outcomes = in_row_order(rows.len(), answers)?;
+        if how.source != Source::Import {
+            let notices: Vec<_> = (rows.iter().zip(&outcomes))
+                .flat_map(|(row, outcome)| {
+                    (how.lists.iter().zip(&outcome.subscriptions)).filter_map(|(list, change)| {
+                        let (before, after) = notices::of_upsert(*change, how.status)?;
+                        let email = &row.borrow().email;
+                        notices::changed(outcome.id, email, *list, before, after, how.source)
+                    })
+                })
+                .collect();
+            self.notices.append(&notices).await?;
+        }
+        Ok(outcomes)
     }
 
     /// The id of the subscriber with case key `key`.
@@ -498,19 +515,12 @@ impl ListStore {
         status: SubscriptionStatus,
         source: Source,
     ) -> redis::RedisResult<Result<Option<SubscriptionStatus>, Missing>> {
-        let answer: String = self
-            .set_invocation(id, list, status, source)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(match answer.as_str() {
-            "missing" => Err(Missing),
-            code => Ok(SubscriptionStatus::from_code(code)),
-        })
+        let set = self.set(id, list, status, source).await?;
+        Ok(set.map(|(before, _)| before))
     }
 
     /// Like [`Self::set_subscription`], but answers the subscriber as well, read in the same
-    /// script: a one-click unsubscribe needs the address and locale for its answer, and one
-    /// round trip instead of two.
+    /// script: a one-click unsubscribe needs the address and locale for its answer.
     ///
     /// # Errors
     /// When Redis fails.
@@ -521,6 +531,19 @@ impl ListStore {
         status: SubscriptionStatus,
         source: Source,
     ) -> redis::RedisResult<Result<Subscriber, Missing>> {
+        let set = self.set(id, list, status, source).await?;
+        Ok(set.map(|(_, subscriber)| subscriber))
+    }
+
+    /// Sets the subscription and tells the services of a change: the state before, and the
+    /// subscriber after.
+    async fn set(
+        &self,
+        id: SubscriberId,
+        list: ListId,
+        status: SubscriptionStatus,
+        source: Source,
+    ) -> redis::RedisResult<Result<(Option<SubscriptionStatus>, Subscriber), Missing>> {
         let (code, record): (String, String) = self
             .set_invocation(id, list, status, source)
             .arg("r")
@@ -529,12 +552,16 @@ impl ListStore {
         if code == "missing" {
             return Ok(Err(Missing));
         }
-        decode_record(id, &record).map(Ok).ok_or_else(|| {
+        let subscriber = decode_record(id, &record).ok_or_else(|| {
             redis::RedisError::from((
                 redis::ErrorKind::Parse,
                 "a subscriber record that does not decode",
             ))
-        })
+        })?;
+        let before = SubscriptionStatus::from_code(&code);
+        let notice = notices::changed(id, &subscriber.email, list, before, status, source);
+        self.notices.append(notice.as_slice()).await?;
+        Ok(Ok((before, subscriber)))
     }
 
     fn set_invocation(

@@ -93,6 +93,28 @@ pub struct QueueConfig {
     pub dead_retention: Duration,
     /// The longest an idle worker blocks before looking at the queue again.
     pub idle_wait: Duration,
+    /// Told of each job this worker dead-letters, once it is kept as a dead letter.
+    pub on_dead: Option<OnDead>,
+}
+
+/// A job given up on: its id, why, and the last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    pub id: String,
+    pub reason: String,
+    pub error: String,
+}
+
+/// What a queue's owner does when one of its jobs is dead-lettered (tells the services).
+#[derive(Clone)]
+pub struct OnDead(
+    pub Arc<dyn Fn(DeadJob) -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
+);
+
+impl std::fmt::Debug for OnDead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnDead(…)")
+    }
 }
 
 impl QueueConfig {
@@ -126,6 +148,7 @@ impl Default for QueueConfig {
             retention: Duration::from_secs(24 * 3600),
             dead_retention: Duration::from_secs(7 * 24 * 3600),
             idle_wait: Duration::from_secs(5),
+            on_dead: None,
         }
     }
 }

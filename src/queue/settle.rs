@@ -304,6 +304,10 @@ impl Shared {
             Ok(true) => match log {
                 Outcome::Dead { reason, error } => {
                     tracing::warn!(job_id = %lease.id, attempts = lease.token, %reason, %error, "job dead-lettered");
+                    if let Some(on_dead) = &self.config.on_dead {
+                        let id = lease.id.clone();
+                        (on_dead.0)(super::DeadJob { id, reason, error }).await;
+                    }
                 }
                 Outcome::Retry { after, error } => {
                     tracing::info!(job_id = %lease.id, attempt = lease.token, retry_in_ms = ms(after), %error, "job failed; will retry");

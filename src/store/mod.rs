@@ -7,6 +7,7 @@ pub mod activity;
 pub mod audit;
 pub mod health;
 pub mod migrate;
+pub mod notices;
 mod rate_limit;
 pub mod retry;
 pub mod stats;

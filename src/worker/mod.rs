@@ -7,6 +7,7 @@
 //! runtime fails makes the process exit non-zero; it never exits 0 with work silently undone.
 
 mod campaign;
+pub mod dead_mail;
 mod deliver_event;
 mod hooks;
 mod noop;

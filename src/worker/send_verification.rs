@@ -50,16 +50,10 @@ pub async fn send_verification(
         return Err(AbortError::new("the link would expire before it arrives; ask again").into());
     }
     let token = Token::generate().map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let owner = mailer.verifications.requester(&run.id).await?;
     mailer
         .verifications
-        .issue(
-            &token,
-            &job.email,
-            job.locale.as_deref(),
-            job.return_url.as_deref(),
-            &job.metadata,
-            job.expires_at,
-        )
+        .issue(&token, &job, owner.as_deref())
         .await?;
     let base = mailer.public_url.trim_end_matches('/');
     let template = match &job.optin_list {

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod dns;
+pub mod hooks;
 pub mod moto;
 pub mod redis_server;
 pub mod sns;

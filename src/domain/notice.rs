@@ -1,6 +1,9 @@
-//! The kinds of event an endpoint may ask for.
+//! What services hear of: the kinds of event ([`EventType`]) and one event as it is sent
+//! ([`Notice`]), the same bytes on the notices stream and in every webhook delivery.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
 /// What happened, as the `type` of an event.
@@ -93,6 +96,24 @@ impl EventType {
         }
     }
 
+    /// Whether it tells of one key's mail (an email's fate, an address it asked to verify): an
+    /// endpoint hears of those of its own key only, unless its key reads every key's mail.
+    pub fn is_of_a_key(self) -> bool {
+        matches!(
+            self,
+            Self::EmailSent
+                | Self::EmailDelivered
+                | Self::EmailDeferred
+                | Self::EmailBounced
+                | Self::EmailComplained
+                | Self::EmailOpened
+                | Self::EmailClicked
+                | Self::EmailFailed
+                | Self::EmailSuppressed
+                | Self::AddressVerified
+        )
+    }
+
     /// The type named `name`.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
@@ -105,9 +126,73 @@ impl std::fmt::Display for EventType {
     }
 }
 
+/// One event for the services: its type, the stored key whose mail it is about (none: an
+/// operator key's, or nobody's), its `webhook-id` and its JSON body
+/// (`{"type", "timestamp", "data"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: EventType,
+    pub key: Option<String>,
+    /// `msg_` and 32 hex digits naming the event itself: the same however often it is sent.
+    pub id: String,
+    pub body: String,
+}
+
+impl Notice {
+    /// The event of `kind` that happened at `at`, whose `identity` names it among all events
+    /// (the same text for the same event, so that an event told twice keeps its id).
+    pub fn new(
+        kind: EventType,
+        identity: &str,
+        at: DateTime<Utc>,
+        key: Option<String>,
+        data: serde_json::Value,
+    ) -> Self {
+        let digest = Sha256::digest(format!("{kind}|{identity}").as_bytes());
+        let id = format!("msg_{}", base16ct::lower::encode_string(&digest[..16]));
+        let body = serde_json::json!({
+            "type": kind,
+            "timestamp": at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "data": data,
+        });
+        Self {
+            kind,
+            key,
+            id,
+            body: body.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notice_is_named_by_its_type_and_identity_only() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let data = serde_json::json!({"list_id": "l1"});
+        let one = Notice::new(EventType::ImportFinished, "i1", at, None, data.clone());
+        let again = Notice::new(EventType::ImportFinished, "i1", Utc::now(), None, data);
+        assert_eq!(one.id, again.id);
+        assert!(
+            one.id.starts_with("msg_") && one.id.len() == 36,
+            "{}",
+            one.id
+        );
+        let other = Notice::new(
+            EventType::CampaignFinished,
+            "i1",
+            at,
+            None,
+            serde_json::json!({}),
+        );
+        assert_ne!(one.id, other.id);
+        let body: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+        assert_eq!(body["type"], "import.finished");
+        assert_eq!(body["timestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(body["data"]["list_id"], "l1");
+    }
 
     #[test]
     fn each_type_reads_back_from_its_name_and_serializes_as_it() {
