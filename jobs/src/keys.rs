@@ -27,6 +27,9 @@
 //! | `P:{verify}:addr:EMAIL` | hash | `verified_at` of a verified address | verification scripts |
 //! | `P:{verify}:events` | stream | `email.verified` events for consumer services | confirm script |
 //! | `P:inbound` | stream | one entry per received message | inbound |
+//! | `P:apikey:ID` + `P:apikeys` | hash + set | a stored API key (its digest, scopes, limits, times); their ids | keys |
+//! | `P:hook:ID` + `P:hooks` | hash + set | a webhook endpoint (URL, event types, owner, secret generation); their ids | hooks |
+//! | `P:notices` | stream | every event of mailroom's own told to the services (webhooks' bodies), consumer group `hooks` | hooks |
 //! | `P:inbound:msg:{ID}` + `P:inbound:att:{ID}:N` | string | a received message, its attachments | inbound |
 //! | `P:inbound:bytes:N` / `P:inbound:over_budget` | string | inbound bytes stored per time bucket / messages over budget | inbound |
 //! | `P:dns:DOMAIN` | string | a cached DNS answer for address validation | validation |
