@@ -187,3 +187,118 @@ async fn a_keys_endpoint_hears_only_of_its_keys_mail() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn each_attempt_is_logged_and_a_test_and_a_replay_send_again_with_the_same_ids() {
+    let app = app().await;
+    let (receiver, url) = Receiver::start(&[500]).await;
+    let (hook, secret) = endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;
+    let (id, email) = sent(&app).await;
+    sendgrid(&app, json!([delivered(&id, &email, "sg-1")])).await;
+    let received = receiver.wait_for(2).await;
+    let event_id = received[0].headers["webhook-id"].clone();
+
+    // Both attempts are in the log, newest first, without the body.
+    let log = eventually(Duration::from_secs(10), "two attempts logged", || async {
+        let (_, page) = app
+            .call(
+                "GET",
+                &format!("/v1/webhooks/{hook}/deliveries"),
+                &Value::Null,
+            )
+            .await;
+        let deliveries = page["deliveries"].as_array().cloned().unwrap_or_default();
+        (deliveries.len() == 2).then_some(deliveries)
+    })
+    .await;
+    let summary: Vec<_> = (log.iter())
+        .map(|d| {
+            (
+                d["webhook_id"].clone(),
+                d["type"].clone(),
+                d["attempt"].clone(),
+                d["status"].clone(),
+                d["delivered"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                event_id.clone(),
+                json!("email.delivered"),
+                json!(2),
+                json!(200),
+                json!(true)
+            ),
+            (
+                event_id.clone(),
+                json!("email.delivered"),
+                json!(1),
+                json!(500),
+                json!(false)
+            ),
+        ]
+    );
+    assert!(log.iter().all(|d| d.get("body").is_none()), "{log:?}");
+    assert!(log[1]["error"].as_str().unwrap().contains("500"));
+
+    // A test event: signed like any other, and only of a type the endpoint takes.
+    let (status, test) = app
+        .call("POST", &format!("/v1/webhooks/{hook}/test"), &json!({}))
+        .await;
+    assert_eq!(status, 202, "{test}");
+    let received = receiver.wait_for(3).await;
+    assert_eq!(received[2].headers["webhook-id"], test["webhook_id"]);
+    assert_eq!(
+        verify(&secret, &received[2..]).await,
+        ["ok email.delivered"]
+    );
+    let body: Value = serde_json::from_str(&received[2].body).unwrap();
+    assert_eq!(body["data"]["test"], true);
+    let (status, refused) = app
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{hook}/test"),
+            &json!({"type": "email.bounced"}),
+        )
+        .await;
+    assert_eq!((status, &refused["error"]["field"]), (422, &json!("type")));
+
+    // A replay of the last hour: each event once, oldest first, with its own id and body.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let (status, replayed) = app
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{hook}/replay"),
+            &json!({"since": since}),
+        )
+        .await;
+    assert_eq!(
+        (status, &replayed["queued"]),
+        (202, &json!(2)),
+        "{replayed}"
+    );
+    let received = receiver.wait_for(5).await;
+    assert_eq!(
+        (&received[3].headers["webhook-id"], &received[3].body),
+        (&event_id, &received[1].body)
+    );
+    assert_eq!(received[4].headers["webhook-id"], test["webhook_id"]);
+    let only_bounces = json!({"since": since, "types": ["email.bounced"]});
+    let (_, none) = app
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{hook}/replay"),
+            &only_bounces,
+        )
+        .await;
+    assert_eq!(none["queued"], 0);
+    let backwards = json!({"since": since, "until": "2020-01-01T00:00:00Z"});
+    let (status, refused) = app
+        .call("POST", &format!("/v1/webhooks/{hook}/replay"), &backwards)
+        .await;
+    assert_eq!((status, &refused["error"]["field"]), (422, &json!("until")));
+    app.stop().await;
+}

@@ -4,12 +4,18 @@
 //! An endpoint failing for 5 days is disabled. No redirect is followed, an answer is read at
 //! most 64 KiB, and names resolve only to addresses an endpoint may reach.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use mailroom_jobs::DeliverWebhook;
+use mailroom_jobs::{DeliverWebhook, WebhookMessage};
 
-use super::{HookError, HookStore, secret, target::GuardedResolver, target::Reach};
+use super::{
+    HookError, HookStore,
+    log::{Delivery, DeliveryLog},
+    secret,
+    store::Stored,
+    target::{GuardedResolver, Reach},
+};
 
 /// How long an endpoint has to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,6 +61,7 @@ pub enum DeliveryError {
 pub struct Deliverer {
     client: reqwest::Client,
     store: HookStore,
+    log: DeliveryLog,
 }
 
 impl Deliverer {
@@ -69,15 +76,23 @@ impl Deliverer {
             .dns_resolver(GuardedResolver { reach })
             .user_agent(concat!("mailroom/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, store })
+        Ok(Self {
+            client,
+            log: store.log(),
+            store,
+        })
     }
 
-    /// Sends `job`'s events in order.
+    /// Sends `job`'s events in order, on the `attempt`-th run of the job, and logs each.
     ///
     /// # Errors
     /// The first event not answered with a 2xx (those before it were delivered and are sent
     /// again on the retry, with the same ids), or Redis failing.
-    pub async fn deliver(&self, job: &DeliverWebhook) -> Result<Outcome, DeliveryError> {
+    pub async fn deliver(
+        &self,
+        job: &DeliverWebhook,
+        attempt: u32,
+    ) -> Result<Outcome, DeliveryError> {
         let stored = match self.store.get(&job.endpoint, None).await {
             Ok(stored) => stored,
             Err(HookError::NotFound(_)) => return Ok(Outcome::Skipped("the endpoint was deleted")),
@@ -86,25 +101,28 @@ impl Deliverer {
         if stored.endpoint.disabled.is_some() {
             return Ok(Outcome::Skipped("the endpoint is disabled"));
         }
-        let secrets = self.store.secrets(&stored, Utc::now())?;
-        for event in &job.events {
-            match self.post(&stored.endpoint.url, &secrets, event).await {
-                Ok(()) => {}
-                Err(DeliveryError::Refused { status: 410, .. }) => {
-                    let why = "the endpoint answered 410 Gone";
+        let mut log = Vec::with_capacity(job.events.len());
+        let sent = self.send_all(&stored, &job.events, attempt, &mut log).await;
+        self.log
+            .record(&job.endpoint, &log)
+            .await
+            .map_err(HookError::from)?;
+        match sent {
+            Ok(()) => {}
+            Err(DeliveryError::Refused { status: 410, .. }) => {
+                let why = "the endpoint answered 410 Gone";
+                self.store.disable(&job.endpoint, why).await?;
+                tracing::warn!(webhook = %job.endpoint, "{why}: disabled");
+                return Ok(Outcome::Gone);
+            }
+            Err(error) => {
+                let since = self.store.failing(&job.endpoint, Utc::now()).await?;
+                if Utc::now().signed_duration_since(since).num_seconds() >= DISABLE_AFTER_SECS {
+                    let why = "failing for 5 days";
                     self.store.disable(&job.endpoint, why).await?;
-                    tracing::warn!(webhook = %job.endpoint, "{why}: disabled");
-                    return Ok(Outcome::Gone);
+                    tracing::warn!(webhook = %job.endpoint, %error, "{why}: disabled");
                 }
-                Err(error) => {
-                    let since = self.store.failing(&job.endpoint, Utc::now()).await?;
-                    if Utc::now().signed_duration_since(since).num_seconds() >= DISABLE_AFTER_SECS {
-                        let why = "failing for 5 days";
-                        self.store.disable(&job.endpoint, why).await?;
-                        tracing::warn!(webhook = %job.endpoint, %error, "{why}: disabled");
-                    }
-                    return Err(error);
-                }
+                return Err(error);
             }
         }
         if stored.failing_since.is_some() {
@@ -115,12 +133,38 @@ impl Deliverer {
         })
     }
 
+    /// POSTs `events` one after the other until one fails, noting each attempt in `log`.
+    async fn send_all(
+        &self,
+        stored: &Stored,
+        events: &[WebhookMessage],
+        attempt: u32,
+        log: &mut Vec<Delivery>,
+    ) -> Result<(), DeliveryError> {
+        let secrets = self.store.secrets(stored, Utc::now())?;
+        for event in events {
+            let started = Instant::now();
+            let posted = self.post(&stored.endpoint.url, &secrets, event).await;
+            let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (status, error) = match &posted {
+                Ok(status) => (Some(*status), None),
+                Err(DeliveryError::Refused { status, .. }) => {
+                    (Some(*status), Some(error_of(&posted)))
+                }
+                Err(_) => (None, Some(error_of(&posted))),
+            };
+            log.push(Delivery::of(event, attempt, status, error, took));
+            posted?;
+        }
+        Ok(())
+    }
+
     async fn post(
         &self,
         url: &str,
         secrets: &[secret::Secret],
-        event: &mailroom_jobs::WebhookMessage,
-    ) -> Result<(), DeliveryError> {
+        event: &WebhookMessage,
+    ) -> Result<u16, DeliveryError> {
         let timestamp = Utc::now().timestamp();
         let signature = secret::header(secrets, &event.id, timestamp, event.body.as_bytes());
         let response = (self.client.post(url))
@@ -135,7 +179,7 @@ impl Deliverer {
         let status = response.status();
         let answer = read_some(response).await;
         if status.is_success() {
-            Ok(())
+            Ok(status.as_u16())
         } else {
             let answer = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
             Err(DeliveryError::Refused {
@@ -144,6 +188,14 @@ impl Deliverer {
             })
         }
     }
+}
+
+fn error_of(posted: &Result<u16, DeliveryError>) -> String {
+    posted
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// At most [`MAX_ANSWER`] bytes of an answer (the rest is not read).

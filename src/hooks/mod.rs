@@ -7,8 +7,10 @@
 //! their ids in `P:hooks`; at most [`MAX_ENDPOINTS`].
 
 pub mod deliver;
+pub mod log;
 pub mod publish;
 pub mod relay;
+pub mod replay;
 pub mod secret;
 pub mod store;
 pub mod target;

@@ -77,21 +77,8 @@ impl Publisher {
                 })
                 .collect();
             for chunk in wanted.chunks(mailroom_jobs::hooks::MAX_WEBHOOK_EVENTS) {
-                let job = DeliverWebhook {
-                    endpoint: stored.endpoint.id.clone(),
-                    events: chunk.to_vec(),
-                };
-                let options = EnqueueOptions {
-                    id: Some(job_id(&job)),
-                    ..job.enqueue_options()
-                };
-                self.producer
-                    .push_with(&job, options)
-                    .await
-                    .map_err(|e| match e {
-                        mailroom_jobs::PushError::Redis(e) => HookError::Redis(e),
-                        other => HookError::invalid("events", other.to_string()),
-                    })?;
+                let id = job_id(&stored.endpoint.id, chunk);
+                queue(&self.producer, &stored.endpoint.id, chunk.to_vec(), id).await?;
                 queued += 1;
             }
         }
@@ -99,11 +86,37 @@ impl Publisher {
     }
 }
 
+/// Queues `events` for `endpoint` as job `id`.
+///
+/// # Errors
+/// When Redis fails.
+pub(super) async fn queue(
+    producer: &Producer,
+    endpoint: &str,
+    events: Vec<WebhookMessage>,
+    id: uuid::Uuid,
+) -> Result<(), HookError> {
+    let job = DeliverWebhook {
+        endpoint: endpoint.to_owned(),
+        events,
+    };
+    let options = EnqueueOptions {
+        id: Some(id),
+        ..job.enqueue_options()
+    };
+    (producer.push_with(&job, options).await)
+        .map(drop)
+        .map_err(|e| match e {
+            mailroom_jobs::PushError::Redis(e) => HookError::Redis(e),
+            other => HookError::invalid("events", other.to_string()),
+        })
+}
+
 /// The same job for the same endpoint and events, so that a batch delivered twice queues once.
-fn job_id(job: &DeliverWebhook) -> uuid::Uuid {
+fn job_id(endpoint: &str, events: &[WebhookMessage]) -> uuid::Uuid {
     let mut hash = Sha256::new();
-    hash.update(job.endpoint.as_bytes());
-    for event in &job.events {
+    hash.update(endpoint.as_bytes());
+    for event in events {
         hash.update(b"\0");
         hash.update(event.id.as_bytes());
     }

@@ -11,6 +11,7 @@ use redis::AsyncCommands as _;
 use super::{
     Endpoint, EndpointSpec, EventType, HookError, MAX_ENDPOINTS, ROTATION_GRACE_SECS, WithSecret,
     check_description, check_events,
+    log::DeliveryLog,
     secret::{Secret, SigningKey},
     target::{Reach, check_url},
 };
@@ -49,6 +50,11 @@ impl HookStore {
             signing,
             reach,
         }
+    }
+
+    /// The endpoints' deliveries' logs.
+    pub fn log(&self) -> DeliveryLog {
+        DeliveryLog::new(self.conn.clone(), self.keys.prefix())
     }
 
     fn signing(&self) -> Result<&SigningKey, HookError> {
@@ -190,6 +196,7 @@ impl HookStore {
         let stored = self.get(id, viewer).await?;
         let mut conn = self.conn.clone();
         let _: () = conn.del(self.keys.hook(&stored.endpoint.id)).await?;
+        self.log().forget(&stored.endpoint.id).await?;
         let _: () = conn.srem(self.keys.hooks(), &stored.endpoint.id).await?;
         Ok(())
     }

@@ -10,10 +10,14 @@ use super::{
     AppState,
     auth::Caller,
     error::{ApiError, ErrorBody},
-    extract::{ApiJson, ApiPath},
+    extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::{
-    hooks::{Endpoint, EndpointSpec, EventType, HookError, WithSecret},
+    hooks::{
+        Endpoint, EndpointSpec, EventType, HookError, WithSecret,
+        log::Delivery,
+        replay::{self, ReplaySpec, Replayed, TestSent, TestSpec},
+    },
     keys::Scope,
 };
 
@@ -232,4 +236,126 @@ pub(super) async fn rotate(
         .map_err(refused)?;
     tracing::info!(webhook = %id, by = %caller.id, "rotated a webhook endpoint's secret");
     Ok(Json(rotated))
+}
+
+/// An endpoint's newest delivery attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DeliveryIndex {
+    deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeliveriesQuery {
+    /// Attempts to show (1 to 1,000; default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+#[utoipa::path(
+    operation_id = "webhook_deliveries",
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id"), DeliveriesQuery),
+    responses(
+        (status = 200, description = "Its newest attempts, newest first: one per event and attempt, kept 7 days (the newest 1,000)", body = DeliveryIndex),
+        (status = 400, description = "A limit that is not one", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn deliveries(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<DeliveryIndex>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=crate::hooks::log::KEPT).contains(&limit) {
+        return Err(ApiError::bad_request("limit is 1 to 1000").field("limit"));
+    }
+    let stored = (state.hooks)
+        .get(&id, caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    let mut deliveries = state.hooks.log().recent(&stored.endpoint.id, limit).await?;
+    for delivery in &mut deliveries {
+        delivery.body = None;
+    }
+    Ok(Json(DeliveryIndex { deliveries }))
+}
+
+#[utoipa::path(
+    operation_id = "replay_webhook",
+    post,
+    path = "/v1/webhooks/{id}/replay",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = ReplaySpec,
+    responses(
+        (status = 202, description = "Queued again, oldest first and each event once (same `webhook-id`): what its log holds for the window, delivered or failed", body = Replayed),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A window that is not one (named)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(spec): ApiJson<ReplaySpec>,
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
+    let stored = (state.hooks)
+        .get(&id, caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    let replayed = replay::replay(&state.hooks.log(), &state.producer, &stored, &spec)
+        .await
+        .map_err(refused)?;
+    tracing::info!(webhook = %id, by = %caller.id, queued = replayed.queued, "replayed a webhook endpoint's events");
+    Ok((StatusCode::ACCEPTED, Json(replayed)))
+}
+
+#[utoipa::path(
+    operation_id = "test_webhook",
+    post,
+    path = "/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id")),
+    request_body = TestSpec,
+    responses(
+        (status = 202, description = "A test event queued (`data.test` is true), signed and delivered like any other", body = TestSent),
+        (status = 400, description = "Not valid JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the `webhooks` scope", body = ErrorBody),
+        (status = 404, description = "No such endpoint (or another key's)", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "A type the endpoint does not take", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn test(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(spec): ApiJson<TestSpec>,
+) -> Result<(StatusCode, Json<TestSent>), ApiError> {
+    let stored = (state.hooks)
+        .get(&id, caller.stored.as_deref())
+        .await
+        .map_err(refused)?;
+    let sent = replay::test(&state.producer, &stored, &spec)
+        .await
+        .map_err(refused)?;
+    Ok((StatusCode::ACCEPTED, Json(sent)))
 }

@@ -275,6 +275,9 @@ pub fn router(state: AppState, pages: Router<AppState>) -> Router {
             get(hooks::get).patch(hooks::update).delete(hooks::delete),
         )
         .route("/v1/webhooks/{id}/rotate", post(hooks::rotate))
+        .route("/v1/webhooks/{id}/test", post(hooks::test))
+        .route("/v1/webhooks/{id}/replay", post(hooks::replay))
+        .route("/v1/webhooks/{id}/deliveries", get(hooks::deliveries))
         .route_layer(auth::RequireKey::new(state.clone()));
     let mut router = Router::new().merge(v1);
     if state.previews {

@@ -223,6 +223,9 @@ pub const RULES: &[(&str, &str, Scope)] = &[
     ("PATCH", "/v1/webhooks/{id}", Scope::Webhooks),
     ("DELETE", "/v1/webhooks/{id}", Scope::Webhooks),
     ("POST", "/v1/webhooks/{id}/rotate", Scope::Webhooks),
+    ("POST", "/v1/webhooks/{id}/test", Scope::Webhooks),
+    ("POST", "/v1/webhooks/{id}/replay", Scope::Webhooks),
+    ("GET", "/v1/webhooks/{id}/deliveries", Scope::Webhooks),
 ];
 
 /// The scope `method` on `route` needs, if a rule names it.

@@ -34,7 +34,7 @@ pub(super) async fn deliver_webhook(
     deliverer: Data<Arc<Deliverer>>,
     run: Data<JobRun>,
 ) -> Result<Outcome, BoxDynError> {
-    match deliverer.deliver(&job).await {
+    match deliverer.deliver(&job, run.attempt).await {
         Ok(outcome) => Ok(outcome),
         Err(error) => {
             let wait = retry_delay(run.attempt, &mut fastrand::Rng::new());
