@@ -381,3 +381,78 @@ async fn the_console_stats_page_shows_one_keys_mail() {
     assert_eq!(delivered_on(&theirs), "1");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_webhooks_page_shows_each_endpoints_attempts_and_disables_enables_and_replays() {
+    let mut app = TestApp::spawn(|_| {}).await;
+    app.start_worker();
+    let (receiver, url) = common::hooks::Receiver::start(&[]).await;
+    let (hook, _) = common::hooks::endpoint(&app, API_KEY, &url, &["email.bounced"]).await;
+    let (status, _) = app
+        .call("POST", &format!("/v1/webhooks/{hook}/test"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    receiver.wait_for(1).await;
+    let operator = console_session(&app, API_KEY).await.unwrap();
+    let page = common::eventually(
+        Duration::from_secs(10),
+        "the attempt on the page",
+        || async {
+            let page = console_html(&app, &operator, "/console/webhooks").await;
+            page.contains("<td>200</td>").then_some(page)
+        },
+    )
+    .await;
+    assert!(
+        page.contains(&url) && page.contains("email.bounced") && page.contains("Delivering"),
+        "{page}"
+    );
+    // A key that cannot read every key's mail does not see every key's endpoints.
+    let (_, narrow) = app
+        .stored_key(&[Scope::Console, Scope::Webhooks], Value::Null)
+        .await;
+    let narrow = console_session(&app, &narrow).await.unwrap();
+    assert_eq!(console_page(&app, &narrow, "/console/webhooks").await, 403);
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let act = |action: &'static str| {
+        let (client, operator, csrf) = (client.clone(), operator.clone(), csrf_of(&page));
+        let url = app.url(&format!("/console/webhooks/{hook}/{action}"));
+        async move {
+            let answer = client
+                .post(url)
+                .header("cookie", operator)
+                .form(&[("csrf", csrf)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 303, "{action}");
+            answer.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    assert!(act("disable").await.ends_with("done=hook-disabled"));
+    let (_, endpoint) = app
+        .call("GET", &format!("/v1/webhooks/{hook}"), &Value::Null)
+        .await;
+    assert!(endpoint["disabled"].is_string(), "{endpoint}");
+    assert!(
+        console_html(&app, &operator, "/console/webhooks")
+            .await
+            .contains("Disabled")
+    );
+    assert!(act("enable").await.ends_with("done=hook-enabled"));
+    let (_, endpoint) = app
+        .call("GET", &format!("/v1/webhooks/{hook}"), &Value::Null)
+        .await;
+    assert!(endpoint["disabled"].is_null(), "{endpoint}");
+    assert!(act("replay").await.ends_with("done=hook-replayed"));
+    let again = receiver.wait_for(2).await;
+    assert_eq!(
+        again[1].headers["webhook-id"],
+        again[0].headers["webhook-id"]
+    );
+    app.stop().await;
+}

@@ -5,7 +5,7 @@
 //! - [`session`]: sign-in with an API key, the signed session cookie, CSRF tokens; every page
 //!   and action below needs a session (in `dev`, without API keys, the console is open).
 //! - [`pages`]: Overview, Dead letters, Messages, Campaigns, Lists, Suppressions, Stats,
-//!   Templates. Live parts (`data-live`) are refreshed by the script every few seconds.
+//!   Templates, Keys, Webhooks. Live parts (`data-live`) are refreshed by the script every few seconds.
 //! - [`actions`]: the forms (retry, delete, pause, resume, cancel, suppress, lift), all POST,
 //!   each answered with a redirect back to its page.
 
@@ -54,6 +54,8 @@ pub const RULES: &[(&str, Option<Scope>)] = &[
     ("/console/templates/{name}/{locale}/html", None),
     ("/console/keys", Some(Scope::Keys)),
     ("/console/keys/{id}/revoke", Some(Scope::Keys)),
+    ("/console/webhooks", Some(Scope::Webhooks)),
+    ("/console/webhooks/{id}/{action}", Some(Scope::Webhooks)),
     ("/console/logout", None),
 ];
 
@@ -93,6 +95,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(pages::keys::keys).post(pages::keys::create),
         )
         .route("/console/keys/{id}/revoke", post(actions::revoke_key))
+        .route("/console/webhooks", get(pages::hooks::hooks))
+        .route("/console/webhooks/{id}/{action}", post(pages::hooks::act))
         .route("/console/logout", post(session::logout))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

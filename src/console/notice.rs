@@ -14,6 +14,9 @@ pub(super) fn of(code: &str) -> Option<String> {
             "cancelled" => "The campaign is cancelled.",
             "suppressed" => "The address is suppressed.",
             "lifted" => "The suppression is lifted.",
+            "hook-disabled" => "The endpoint is disabled: nothing more is delivered to it.",
+            "hook-enabled" => "The endpoint delivers again.",
+            "hook-replayed" => "The endpoint's events of the last day are queued again.",
             _ => return None,
         }
         .to_owned(),

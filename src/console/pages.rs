@@ -19,6 +19,7 @@ use crate::{
 use mailroom_jobs::{MessageId, QUEUES};
 
 mod audience;
+pub mod hooks;
 pub mod keys;
 mod stats;
 mod templates;
@@ -49,7 +50,7 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 9] = [
+const NAV: [(&str, &str); 10] = [
     ("/console", "Overview"),
     ("/console/dead", "Dead letters"),
     ("/console/messages", "Messages"),
@@ -59,6 +60,7 @@ const NAV: [(&str, &str); 9] = [
     ("/console/stats", "Stats"),
     ("/console/templates", "Templates"),
     ("/console/keys", "Keys"),
+    ("/console/webhooks", "Webhooks"),
 ];
 
 impl Chrome {
