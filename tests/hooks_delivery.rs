@@ -6,7 +6,15 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::extract::State;
 
 use common::{
     app::{TestApp, simple_email},
@@ -300,5 +308,74 @@ async fn each_attempt_is_logged_and_a_test_and_a_replay_send_again_with_the_same
         .call("POST", &format!("/v1/webhooks/{hook}/replay"), &backwards)
         .await;
     assert_eq!((status, &refused["error"]["field"]), (422, &json!("until")));
+    app.stop().await;
+}
+
+/// An endpoint that never answers: how many requests it holds open now, and at most.
+#[derive(Clone, Default)]
+struct Hanging {
+    open: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+async fn hang(State(hanging): State<Hanging>) -> &'static str {
+    let open = hanging.open.fetch_add(1, Ordering::SeqCst) + 1;
+    hanging.most.fetch_max(open, Ordering::SeqCst);
+    // Dropped (the request cut off) or never: either way no answer.
+    struct Close(Arc<AtomicUsize>);
+    impl Drop for Close {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _close = Close(hanging.open.clone());
+    std::future::pending::<()>().await;
+    "never"
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_holds_only_its_own_slots_and_slows_neither_another_endpoint_nor_mail() {
+    let mut app = TestApp::spawn(|s| s.insecure_unsigned_webhooks = true).await;
+    app.start_worker_with(16);
+    let hanging = Hanging::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(hang))
+        .with_state(hanging.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (receiver, url) = Receiver::start(&[]).await;
+    endpoint(&app, common::app::API_KEY, &hang_url, &["email.delivered"]).await;
+    endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;
+
+    // Twenty batches: twenty jobs for each endpoint.
+    let (id, email) = sent(&app).await;
+    for n in 0..20 {
+        sendgrid(&app, json!([delivered(&id, &email, &format!("sg-{n}"))])).await;
+    }
+    // Well within the 15 s the hanging endpoint holds each request: the other gets them all.
+    let started = std::time::Instant::now();
+    receiver.wait_for(20).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    let most = eventually(
+        Duration::from_secs(10),
+        "the hanging endpoint's slots",
+        || {
+            let most = hanging.most.load(Ordering::SeqCst);
+            async move { (most == mailroom::hooks::slots::PER_ENDPOINT).then_some(most) }
+        },
+    )
+    .await;
+    // And mail goes out meanwhile.
+    app.send_and_wait(&simple_email()).await;
+    assert_eq!(
+        hanging.most.load(Ordering::SeqCst),
+        most,
+        "never more than its slots"
+    );
     app.stop().await;
 }

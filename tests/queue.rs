@@ -775,3 +775,36 @@ async fn a_round_trip_that_finds_one_push_script_missing_queues_each_job_once() 
         "each job queued once: {ready:?}"
     );
 }
+
+#[tokio::test]
+async fn a_postponed_run_comes_back_later_without_counting_as_an_attempt() {
+    let redis = TestRedis::new().await;
+    let recorder = Recorder::default();
+    let worker = start_probe_worker(&redis, redis.config(), 4, recorder.clone()).await;
+    let probe = Probe {
+        n: 1,
+        postpone_times: 3,
+        ..Probe::default()
+    };
+    let options = EnqueueOptions {
+        max_attempts: Some(1),
+        ..EnqueueOptions::default()
+    };
+    let pushed = redis.producer().push_with(&probe, options).await.unwrap();
+    eventually(DEADLINE, "the job to be done", || async {
+        let state = redis.job_field(Probe::QUEUE, &pushed.id, "state").await;
+        (state.as_deref() == Some("done")).then_some(())
+    })
+    .await;
+    // Four runs, each the first attempt: one attempt allowed, and three postponements spent none.
+    let runs = recorder.runs_of(1);
+    let attempts: Vec<usize> = runs.iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, [1, 1, 1, 1]);
+    assert!(
+        runs.windows(2)
+            .all(|w| w[1].at - w[0].at >= Duration::from_millis(45))
+    );
+    let attempts = redis.job_field(Probe::QUEUE, &pushed.id, "attempts").await;
+    assert_eq!(attempts.as_deref(), Some("1"));
+    worker.stop().await.unwrap();
+}

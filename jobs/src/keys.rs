@@ -29,6 +29,7 @@
 //! | `P:inbound` | stream | one entry per received message | inbound |
 //! | `P:apikey:ID` + `P:apikeys` | hash + set | a stored API key (its digest, scopes, limits, times); their ids | keys |
 //! | `P:hook:ID` + `P:hooks` | hash + set | a webhook endpoint (URL, event types, owner, secret generation); their ids | hooks |
+//! | `P:hook:ID:busy` | sorted set | deliveries under way to endpoint ID: a run's token → when its hold lapses (ms) | hook worker |
 //! | `P:hook:ID:log` | list | endpoint ID's delivery attempts, newest first, with the bodies for a replay (1,000, 7 days) | hook worker |
 //! | `P:notices` | stream | every event of mailroom's own told to the services (webhooks' bodies), consumer group `hooks` | hooks |
 //! | `P:inbound:msg:{ID}` + `P:inbound:att:{ID}:N` | string | a received message, its attachments | inbound |
@@ -136,6 +137,11 @@ impl Keys {
     /// The deliveries' log of webhook endpoint `id` (a list, newest first).
     pub fn hook_log(&self, id: &str) -> String {
         format!("{}:hook:{id}:log", self.prefix)
+    }
+
+    /// The deliveries under way to webhook endpoint `id` (a sorted set: token → hold end).
+    pub fn hook_busy(&self, id: &str) -> String {
+        format!("{}:hook:{id}:busy", self.prefix)
     }
 
     /// The ids of the webhook endpoints.

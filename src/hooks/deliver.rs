@@ -2,7 +2,8 @@
 //! secret that signs now. A 2xx within 15 s is delivered; a 410 disables the endpoint at once;
 //! anything else fails the job, which the queue retries on Svix's schedule ([`retry_delay`]).
 //! An endpoint failing for 5 days is disabled. No redirect is followed, an answer is read at
-//! most 64 KiB, and names resolve only to addresses an endpoint may reach.
+//! most 64 KiB, and names resolve only to addresses an endpoint may reach. At most
+//! [`slots::PER_ENDPOINT`](super::slots::PER_ENDPOINT) deliveries to one endpoint run at once.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use super::{
     HookError, HookStore,
     log::{Delivery, DeliveryLog},
     secret,
+    slots::Slots,
     store::Stored,
     target::{GuardedResolver, Reach},
 };
@@ -52,6 +54,8 @@ pub enum DeliveryError {
     Refused { status: u16, answer: String },
     #[error("the endpoint could not be reached: {0}")]
     Unreachable(String),
+    #[error("the endpoint has as many deliveries under way as it may")]
+    Busy,
     #[error(transparent)]
     Store(#[from] HookError),
 }
@@ -62,6 +66,7 @@ pub struct Deliverer {
     client: reqwest::Client,
     store: HookStore,
     log: DeliveryLog,
+    slots: Slots,
 }
 
 impl Deliverer {
@@ -79,6 +84,7 @@ impl Deliverer {
         Ok(Self {
             client,
             log: store.log(),
+            slots: store.slots(),
             store,
         })
     }
@@ -101,12 +107,18 @@ impl Deliverer {
         if stored.endpoint.disabled.is_some() {
             return Ok(Outcome::Skipped("the endpoint is disabled"));
         }
+        let token = uuid::Uuid::now_v7().to_string();
+        if !(self.slots.take(&job.endpoint, &token).await).map_err(HookError::from)? {
+            return Err(DeliveryError::Busy);
+        }
         let mut log = Vec::with_capacity(job.events.len());
-        let sent = self.send_all(&stored, &job.events, attempt, &mut log).await;
+        let sent = (self.send_all(&stored, &job.events, attempt, &token, &mut log)).await;
+        let freed = self.slots.give_back(&job.endpoint, &token).await;
         self.log
             .record(&job.endpoint, &log)
             .await
             .map_err(HookError::from)?;
+        freed.map_err(HookError::from)?;
         match sent {
             Ok(()) => {}
             Err(DeliveryError::Refused { status: 410, .. }) => {
@@ -139,10 +151,16 @@ impl Deliverer {
         stored: &Stored,
         events: &[WebhookMessage],
         attempt: u32,
+        token: &str,
         log: &mut Vec<Delivery>,
     ) -> Result<(), DeliveryError> {
         let secrets = self.store.secrets(stored, Utc::now())?;
-        for event in events {
+        for (n, event) in events.iter().enumerate() {
+            if n > 0 {
+                // Renewed, not re-checked: a job under way finishes what it started.
+                let _held =
+                    (self.slots.take(&stored.endpoint.id, token).await).map_err(HookError::from)?;
+            }
             let started = Instant::now();
             let posted = self.post(&stored.endpoint.url, &secrets, event).await;
             let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -12,6 +12,7 @@ pub mod publish;
 pub mod relay;
 pub mod replay;
 pub mod secret;
+pub mod slots;
 pub mod store;
 pub mod target;
 

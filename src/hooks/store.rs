@@ -57,6 +57,11 @@ impl HookStore {
         DeliveryLog::new(self.conn.clone(), self.keys.prefix())
     }
 
+    /// The endpoints' concurrency limits.
+    pub fn slots(&self) -> super::slots::Slots {
+        super::slots::Slots::new(self.conn.clone(), self.keys.prefix())
+    }
+
     fn signing(&self) -> Result<&SigningKey, HookError> {
         self.signing.as_ref().ok_or(HookError::NoSigningKey)
     }

@@ -35,7 +35,7 @@ use mailroom_jobs::{Job, QueueKeys};
 pub use admin::{DeadLetter, QueueAdmin, QueueStats};
 pub use backend::{QueueBackend, QueueError};
 pub use retry::Backoff;
-pub use settle::{SettleError, SettleLayer, SettleService};
+pub use settle::{Postpone, SettleError, SettleLayer, SettleService};
 
 use lease::Leases;
 use scripts::Scripts;

@@ -44,7 +44,18 @@ pub(super) enum Outcome {
     },
     /// Back to the queue without counting the run (unstarted, or cut off by a shutdown).
     Release,
+    /// Back to the queue after a wait, without counting the run: the handler could not start
+    /// its work yet ([`Postpone`]).
+    Postpone {
+        after: Duration,
+    },
 }
+
+/// What a handler answers when its job cannot start yet (a limit it shares with other jobs is
+/// full): the job comes back after the wait, and the run does not count as an attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("postponed for {0:?}: not started")]
+pub struct Postpone(pub Duration);
 
 impl Outcome {
     /// The outcome as `mailroom_jobs_total` counts it.
@@ -54,7 +65,7 @@ impl Outcome {
             Outcome::Done(_) => JobOutcome::Done,
             Outcome::Retry { .. } => JobOutcome::Retried,
             Outcome::Dead { .. } => JobOutcome::Dead,
-            Outcome::Release => JobOutcome::Released,
+            Outcome::Release | Outcome::Postpone { .. } => JobOutcome::Released,
         }
     }
 
@@ -75,6 +86,9 @@ impl Outcome {
             Err(error) => error,
         };
         let chain = || causes(error.as_ref());
+        if let Some(Postpone(after)) = chain().find_map(|e| e.downcast_ref::<Postpone>()) {
+            return Outcome::Postpone { after: *after };
+        }
         let message = describe(error.as_ref());
         // apalis's catch-panic layer reports a panic as an abort: a panicking handler is a bug
         // that a retry would only repeat.
@@ -270,6 +284,7 @@ impl Recorder {
                 }
                 Outcome::Dead { reason, error } => ("dead", 0, error.as_str(), reason.as_str(), ""),
                 Outcome::Release => ("release", 0, "", "", ""),
+                Outcome::Postpone { after } => ("postpone", now + ms(*after), "", "", ""),
             };
             invocation
                 .arg(&lease.id)
@@ -312,7 +327,7 @@ impl Shared {
                 Outcome::Retry { after, error } => {
                     tracing::info!(job_id = %lease.id, attempt = lease.token, retry_in_ms = ms(after), %error, "job failed; will retry");
                 }
-                Outcome::Done(_) | Outcome::Release => {}
+                Outcome::Done(_) | Outcome::Release | Outcome::Postpone { .. } => {}
             },
             Ok(false) => {
                 tracing::warn!(job_id = %lease.id, "this run's outcome was not recorded: its lease had run out (Redis was unreachable for longer than the lease, or restarted without the lease on disk), so the job was handed out again and its next run decides");

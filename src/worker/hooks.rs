@@ -1,7 +1,7 @@
 //! The `hooks` queue's handler: one endpoint's events, delivered by [`Deliverer`]; a failure
 //! comes back after Svix's schedule (the queue's own backoff is shorter).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use apalis_core::{
     error::{BoxDynError, RetryAfterError},
@@ -10,8 +10,8 @@ use apalis_core::{
 use mailroom_jobs::DeliverWebhook;
 
 use crate::{
-    hooks::deliver::{Deliverer, Outcome, retry_delay},
-    queue::{JobOutput, JobRun},
+    hooks::deliver::{Deliverer, DeliveryError, Outcome, retry_delay},
+    queue::{JobOutput, JobRun, Postpone},
 };
 
 impl JobOutput for Outcome {
@@ -36,6 +36,11 @@ pub(super) async fn deliver_webhook(
 ) -> Result<Outcome, BoxDynError> {
     match deliverer.deliver(&job, run.attempt).await {
         Ok(outcome) => Ok(outcome),
+        Err(DeliveryError::Busy) => {
+            // Another job's turn on a slow endpoint: back in a second or two, not an attempt.
+            let wait = Duration::from_millis(1000 + fastrand::u64(0..1000));
+            Err(Postpone(wait).into())
+        }
         Err(error) => {
             let wait = retry_delay(run.attempt, &mut fastrand::Rng::new());
             tracing::info!(%error, attempt = run.attempt, wait_secs = wait.as_secs(), "a webhook delivery failed");

@@ -103,8 +103,14 @@ impl TestApp {
 
     /// Starts a worker process's workers in this process.
     pub fn start_worker(&mut self) {
+        self.start_worker_with(8);
+    }
+
+    /// Starts a worker process's workers in this process, `concurrency` jobs of each queue at
+    /// once.
+    pub fn start_worker_with(&mut self, concurrency: usize) {
         let settings = self.settings.clone();
-        let options = WorkerOptions::from_settings(&settings, Some(8));
+        let options = WorkerOptions::from_settings(&settings, Some(concurrency));
         let token = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
             app::work(&settings, options, token).await

@@ -285,6 +285,9 @@ pub struct Probe {
     pub panic: bool,
     #[serde(default)]
     pub sleep_ms: u64,
+    /// Runs answered with a postponement (50 ms) before the job does anything.
+    #[serde(default)]
+    pub postpone_times: u32,
 }
 
 impl Job for Probe {
@@ -320,6 +323,16 @@ impl Recorder {
 
 async fn probe(job: Probe, attempt: Attempt, recorder: Data<Recorder>) -> Result<(), BoxDynError> {
     let attempt = attempt.current();
+    let postponed = recorder.runs_of(job.n).len();
+    if postponed < job.postpone_times as usize {
+        recorder.0.0.lock().unwrap().push(Run {
+            n: job.n,
+            attempt,
+            at: Instant::now(),
+            ok: false,
+        });
+        return Err(mailroom::queue::Postpone(Duration::from_millis(50)).into());
+    }
     let fails = job.abort || job.panic || attempt <= job.fail_times as usize;
     recorder.0.0.lock().unwrap().push(Run {
         n: job.n,

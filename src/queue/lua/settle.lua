@@ -6,8 +6,8 @@
 -- KEYS[6] counts
 -- ARGV[1] job key prefix   ARGV[2] now (ms)   ARGV[3] retention (ms)
 -- ARGV[4] dead-letter retention (ms)
--- then seven values per run: id, lease token, outcome (done | retry | dead | release),
--- run-at for a retry (ms), error text, dead-letter reason, the handler's output (JSON, or '')
+-- then seven values per run: id, lease token, outcome (done | retry | dead | release |
+-- postpone), run-at for a retry or a postponement (ms), error text, dead-letter reason, the handler's output (JSON, or '')
 -- Returns one 1 or 0 per run.
 local prefix, now = ARGV[1], ARGV[2]
 local answers = {}
@@ -51,6 +51,13 @@ for i = 5, #ARGV, 7 do
       redis.call('PEXPIRE', key, ARGV[4])
       redis.call('ZADD', KEYS[3], now, id)
       dead = dead + 1
+    elseif outcome == 'postpone' then
+      -- Not started (a limit it shares was full): back later, and the run does not count.
+      redis.call('HINCRBY', key, 'attempts', -1)
+      redis.call('HDEL', key, 'worker')
+      redis.call('HSET', key, 'state', 'queued', 'run_at', ARGV[i + 3])
+      redis.call('ZADD', KEYS[2], ARGV[i + 3], id)
+      wake = true
     else
       -- release: handed back unstarted or cut off by a shutdown. Not the job's fault, so the
       -- run does not count as an attempt.
