@@ -19,7 +19,7 @@ use axum::extract::State;
 use common::{
     app::{TestApp, simple_email},
     eventually,
-    hooks::{Receiver, endpoint, verify},
+    hooks::{Receiver, deliveries, endpoint, serve, verify},
 };
 use mailroom::keys::Scope;
 use serde_json::{Value, json};
@@ -208,14 +208,7 @@ async fn each_attempt_is_logged_and_a_test_and_a_replay_send_again_with_the_same
 
     // Both attempts are in the log, newest first, without the body.
     let log = eventually(Duration::from_secs(10), "two attempts logged", || async {
-        let (_, page) = app
-            .call(
-                "GET",
-                &format!("/v1/webhooks/{hook}/deliveries"),
-                &Value::Null,
-            )
-            .await;
-        let deliveries = page["deliveries"].as_array().cloned().unwrap_or_default();
+        let deliveries = deliveries(&app, &hook).await;
         (deliveries.len() == 2).then_some(deliveries)
     })
     .await;
@@ -338,12 +331,8 @@ async fn a_hanging_endpoint_holds_only_its_own_slots_and_slows_neither_another_e
     let mut app = TestApp::spawn(|s| s.insecure_unsigned_webhooks = true).await;
     app.start_worker_with(16);
     let hanging = Hanging::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hang_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let router = axum::Router::new()
-        .route("/hook", axum::routing::post(hang))
-        .with_state(hanging.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let router = axum::Router::new().route("/hook", axum::routing::post(hang));
+    let hang_url = serve(router.with_state(hanging.clone())).await;
     let (receiver, url) = Receiver::start(&[]).await;
     endpoint(&app, common::app::API_KEY, &hang_url, &["email.delivered"]).await;
     endpoint(&app, common::app::API_KEY, &url, &["email.delivered"]).await;

@@ -34,12 +34,12 @@ impl Receiver {
     pub async fn start(answers: &[u16]) -> (Self, String) {
         let receiver = Self::default();
         receiver.answers.lock().unwrap().extend(answers);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = Router::new()
-            .route("/hook", post(receive))
-            .with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = serve(
+            Router::new()
+                .route("/hook", post(receive))
+                .with_state(receiver.clone()),
+        )
+        .await;
         (receiver, url)
     }
 
@@ -120,4 +120,20 @@ pub async fn endpoint(app: &TestApp, key: &str, url: &str, events: &[&str]) -> (
     assert_eq!(status, 201, "{made}");
     let field = |name: &str| made[name].as_str().unwrap().to_owned();
     (field("id"), field("secret"))
+}
+
+/// Serves `router` (an endpoint at `/hook`) on a port of its own: the endpoint's URL.
+pub async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Endpoint `hook`'s logged attempts, newest first.
+pub async fn deliveries(app: &TestApp, hook: &str) -> Vec<Value> {
+    let path = format!("/v1/webhooks/{hook}/deliveries");
+    let (status, page) = app.call("GET", &path, &Value::Null).await;
+    assert_eq!(status, 200, "{page}");
+    page["deliveries"].as_array().cloned().unwrap_or_default()
 }
