@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release                                  # the mailroom binary under test
-//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | batch | import | segment | unsubscribe | campaign | restart
+//! cargo run --release -p mailroom-bench -- queue         # or email | smtp | verify | validate | events | batch | import | segment | unsubscribe | campaign | webhooks | restart
 //! ```
 //!
 //! The scenarios start `mailroom serve` and `mailroom work` as child processes: the `mailroom`
@@ -14,6 +14,7 @@
 
 mod campaign;
 mod common;
+mod hooks;
 mod lists;
 mod restart;
 mod scenarios;
@@ -157,6 +158,20 @@ enum Command {
         /// every batch fails over to `--via` (smtp or postmark).
         #[arg(long)]
         primary_down: bool,
+    },
+    /// Deliver events to webhook endpoints (all at one local receiver answering 200) with one
+    /// `mailroom work`: deliveries a second.
+    Webhooks {
+        /// Events to deliver.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Events per delivery job (the publisher puts a provider batch's events for one
+        /// endpoint in one job).
+        #[arg(long, default_value_t = 100)]
+        per_job: usize,
+        /// Endpoints the events are spread over.
+        #[arg(long, default_value_t = 4)]
+        endpoints: usize,
     },
     /// Print the path of a signed tracking link (an open image, or with --click a link), made
     /// with MAILROOM_LINK_KEYS, for `wrk` against a `mailroom serve` with the same keys:
@@ -310,6 +325,14 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 campaign::campaign(settings, rows, via, concurrency, primary_down).await?
             );
         }
+        Command::Webhooks {
+            events,
+            per_job,
+            endpoints,
+        } => println!(
+            "{}",
+            hooks::webhooks(settings, events, per_job, endpoints).await?
+        ),
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
         Command::TrackingLink { click } => println!("{}", tracking_link(settings, click)?),
