@@ -20,6 +20,7 @@ mod keys;
 mod lists;
 pub mod metrics;
 pub mod openapi;
+mod openapi_hooks;
 pub(crate) mod render;
 pub mod request_id;
 mod schemas;

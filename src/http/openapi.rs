@@ -7,8 +7,8 @@ use utoipa::{
 };
 
 use super::{
-    campaigns, emails, error, health, hooks, imports, inbound, keys, lists, metrics, render,
-    subscribers, suppressions, validations, verify, webhooks,
+    campaigns, emails, error, health, hooks, imports, inbound, keys, lists, metrics,
+    openapi_hooks::Webhooks, render, subscribers, suppressions, validations, verify, webhooks,
 };
 use crate::store;
 
@@ -22,8 +22,8 @@ macro_rules! api_doc {
             info(title = "mailroom", description = "An email microservice: queue email over HTTP; workers send it."),
             paths(emails::send, emails::send_batch, emails::status, render::render, verify::issue, verify::address, verify::clear, validations::one, validations::batch, suppressions::list, suppressions::get, suppressions::put, suppressions::delete, suppressions::stats, webhooks::sendgrid::events, webhooks::postmark::receive, webhooks::mailgun::receive, webhooks::ses::receive, inbound::receive_basic, inbound::receive_secret, inbound::list, inbound::get, inbound::attachment, health::healthz, health::readyz, metrics::metrics, lists::create, lists::index, lists::get, lists::update, lists::delete, lists::members, lists::count, subscribers::upsert, subscribers::get, subscribers::update, subscribers::set_subscription, subscribers::delete, subscribers::export, imports::create, imports::get, imports::errors, campaigns::create, campaigns::index, campaigns::get, campaigns::schedule, campaigns::pause, campaigns::resume, campaigns::cancel, campaigns::test, keys::create, keys::index, keys::get, keys::update, keys::revoke, keys::rotate, keys::audit, hooks::create, hooks::index, hooks::get, hooks::update, hooks::delete, hooks::rotate, hooks::test, hooks::replay, hooks::deliveries),
             components(schemas($($schema),*)),
-            modifiers(&BearerKeys, &Scopes),
-            tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "keys", description = "API keys: each service its own, with scopes"), (name = "health", description = "Probes"))
+            modifiers(&BearerKeys, &Scopes, &Webhooks),
+            tags((name = "emails", description = "Send email and follow it"), (name = "templates", description = "Render templates"), (name = "verification", description = "Verify addresses"), (name = "lists", description = "Lists, subscribers and imports"), (name = "keys", description = "API keys: each service its own, with scopes"), (name = "webhooks", description = "Endpoints of the services, and the events POSTed to them"), (name = "health", description = "Probes"))
         )]
         pub struct ApiDoc;
 
