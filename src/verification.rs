@@ -385,7 +385,7 @@ impl Verifications {
             metadata: serde_json::from_str(&metadata).unwrap_or_default(),
             owner: present(owner),
         };
-        self.notices.append(&[verified.notice()]).await?;
+        self.notices.tell(&[verified.notice()]).await;
         Ok(Some(verified))
     }
 

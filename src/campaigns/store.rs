@@ -133,7 +133,7 @@ impl CampaignStore {
         id: CampaignId,
         run: Option<u32>,
         reason: Option<&str>,
-    ) -> redis::RedisResult<()> {
+    ) {
         let at = Utc::now();
         let identity = match (kind, run) {
             (EventType::CampaignPaused, _) => format!("{id}|{}", at.timestamp_millis()),
@@ -142,7 +142,7 @@ impl CampaignStore {
         };
         let data = serde_json::json!({"campaign_id": id, "run": run, "reason": reason});
         let notice = Notice::new(kind, &identity, at, None, data);
-        self.notices.append(&[notice]).await
+        self.notices.tell(&[notice]).await;
     }
 
     fn keys_of(&self, id: CampaignId) -> CampaignKeys {
@@ -310,7 +310,7 @@ impl CampaignStore {
         };
         if let (1, Some(kind)) = (ok, kind) {
             let reason = (kind == EventType::CampaignPaused).then_some(argument);
-            self.announce(kind, id, Some(run), reason).await?;
+            self.announce(kind, id, Some(run), reason).await;
         }
         Ok(match State::parse(&state) {
             None => Transition::Missing,
@@ -360,7 +360,7 @@ impl CampaignStore {
             .await?;
         if sealed == 1 && size == 0 {
             self.announce(EventType::CampaignFinished, id, None, None)
-                .await?;
+                .await;
         }
         Ok(sealed == 1)
     }
@@ -480,7 +480,7 @@ impl CampaignStore {
             .await?;
         if finished == 1 {
             self.announce(EventType::CampaignFinished, id, None, None)
-                .await?;
+                .await;
         }
         Ok((count, finished == 1))
     }
@@ -543,7 +543,7 @@ impl CampaignStore {
             .await?;
         if paused == 1 {
             let reason = Some("a guard tripped: too many bounces or complaints");
-            (self.announce(EventType::CampaignPaused, id, None, reason)).await?;
+            (self.announce(EventType::CampaignPaused, id, None, reason)).await;
         }
         Ok(paused == 1)
     }

@@ -40,9 +40,14 @@ impl Relay {
         shutdown: CancellationToken,
     ) {
         let mut looked = None::<Instant>;
+        let mut joined = false;
         while !shutdown.is_cancelled() {
             let step = async {
-                self.notices.join().await?;
+                // Again after a failure: the stream (and its group) may have been deleted.
+                if !joined {
+                    self.notices.join().await?;
+                    joined = true;
+                }
                 let mut entries = Vec::new();
                 if looked.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
                     entries = (self.notices)
@@ -62,6 +67,7 @@ impl Relay {
                 result = step => result.err(),
             };
             if let Some(error) = failed {
+                joined = false;
                 tracing::warn!(%error, "the webhook relay could not read or queue events; trying again");
                 tokio::select! {
                     () = shutdown.cancelled() => return,

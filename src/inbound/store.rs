@@ -279,7 +279,7 @@ impl InboundStore {
             .arg(email.received_at.to_rfc3339())
             .query_async::<()>(&mut conn)
             .await?;
-        self.notices.append(&[received(email, over_budget)]).await?;
+        self.notices.tell(&[received(email, over_budget)]).await;
         Ok(if over_budget {
             StoredAs::Described
         } else {

@@ -214,7 +214,7 @@ impl ImportStore {
             .hset_multiple::<_, _, _, ()>(&key, &fields)
             .await?;
         if let Some(import) = self.get(id, 0, 1).await? {
-            self.notices.append(&[finished(&import)]).await?;
+            self.notices.tell(&[finished(&import)]).await;
         }
         Ok(())
     }

@@ -427,7 +427,7 @@ impl ListStore {
                     })
                 })
                 .collect();
-            self.notices.append(&notices).await?;
+            self.notices.tell(&notices).await;
         }
         Ok(outcomes)
     }
@@ -560,7 +560,7 @@ impl ListStore {
         })?;
         let before = SubscriptionStatus::from_code(&code);
         let notice = notices::changed(id, &subscriber.email, list, before, status, source);
-        self.notices.append(notice.as_slice()).await?;
+        self.notices.tell(notice.as_slice()).await;
         Ok(Ok((before, subscriber)))
     }
 

@@ -45,10 +45,19 @@ impl Notices {
         &self.key
     }
 
+    /// Tells the services of a change already made: appends `notices`, and when Redis fails
+    /// logs that they are lost instead of failing the change that was made.
+    pub async fn tell(&self, notices: &[Notice]) {
+        if let Err(error) = self.append(notices).await {
+            let types: Vec<&str> = notices.iter().map(|n| n.kind.as_str()).collect();
+            tracing::warn!(%error, ?types, "events could not be put on the notices stream: the services will not hear of them");
+        }
+    }
+
     /// Appends `notices`, in order, in one round trip.
     ///
     /// # Errors
-    /// When Redis fails (the caller's change is made; its notice is not).
+    /// When Redis fails.
     pub async fn append(&self, notices: &[Notice]) -> redis::RedisResult<()> {
         if notices.is_empty() {
             return Ok(());
