@@ -28,6 +28,10 @@ async fn an_export_holds_everything_and_erasure_leaves_nothing_that_names_the_pe
         )
         .await;
     let list = list["id"].as_u64().unwrap();
+    // A service hears of the subscription: its events are logged with their bodies.
+    let (receiver, url) = common::hooks::Receiver::start(&[]).await;
+    let kinds = ["subscriber.subscribed", "subscriber.unsubscribed"];
+    let (hook, _) = common::hooks::endpoint(&app, API_KEY, &url, &kinds).await;
     let (_, subscriber) = app
         .call("POST", "/v1/subscribers", &json!({"email": "Grace.Hopper@Example.com", "name": "Grace", "attributes": {"rank": "admiral"}, "lists": [list]}))
         .await;
@@ -85,6 +89,14 @@ async fn an_export_holds_everything_and_erasure_leaves_nothing_that_names_the_pe
     eventually(Duration::from_secs(30), "both emails", || async {
         (common::app::eml_files(app.outbox.path()).len() >= 2).then_some(())
     })
+    .await;
+
+    receiver.wait_for(2).await;
+    eventually(
+        Duration::from_secs(10),
+        "both deliveries logged",
+        || async { (common::hooks::deliveries(&app, &hook).await.len() == 2).then_some(()) },
+    )
     .await;
 
     let before = app.redis.dump().await.join("\n").to_lowercase();

@@ -132,6 +132,43 @@ impl DeliveryLog {
             .collect())
     }
 
+    /// Deletes from the logs of endpoints `ids` every attempt whose event `mentions` an
+    /// address (an erasure): how many.
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn erase(
+        &self,
+        ids: &[String],
+        mentions: impl Fn(&str) -> bool,
+    ) -> redis::RedisResult<usize> {
+        let mut removed = 0;
+        for id in ids {
+            let key = self.keys.hook_log(id);
+            let entries: Vec<String> = redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let named = |entry: &&String| {
+                (serde_json::from_str::<Delivery>(entry).ok())
+                    .and_then(|d| d.body)
+                    .is_some_and(|body| mentions(&body))
+            };
+            for entry in entries.iter().filter(named) {
+                let n: usize = redis::cmd("LREM")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(entry)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                removed += n;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Forgets endpoint `id`'s log.
     ///
     /// # Errors

@@ -379,6 +379,13 @@ pub(super) async fn delete(
             )
             .await?;
         state.addresses.erase_stream_entries(&email).await?;
+        state.addresses.erase_notices(&email).await?;
+        let endpoints: Vec<String> = (state.hooks.all().await.map_err(hook_error)?)
+            .into_iter()
+            .map(|s| s.endpoint.id)
+            .collect();
+        let mentions = crate::lists::privacy::mentions(&email);
+        (state.hooks.log()).erase(&endpoints, mentions).await?;
         tracing::info!(subscriber = %id, "subscriber erased");
         // The subscriber's id only: the address is what was erased.
         let erased = crate::store::audit::Action::SubscriberErased;
@@ -388,6 +395,13 @@ pub(super) async fn delete(
             .await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn hook_error(error: crate::hooks::HookError) -> ApiError {
+    match error {
+        crate::hooks::HookError::Redis(error) => ApiError::from(error),
+        other => ApiError::internal(&other),
+    }
 }
 
 /// Everything mailroom holds about one person.

@@ -105,13 +105,38 @@ impl AddressIndex {
     /// # Errors
     /// When Redis fails.
     pub async fn erase_stream_entries(&self, email: &str) -> redis::RedisResult<usize> {
-        let stream = self.keys.verify_events();
         let key = mailroom_jobs::address::case_key(email);
+        let names = |fields: &[String]| {
+            fields.chunks(2).any(|kv| {
+                kv.len() == 2 && kv[0] == "email" && mailroom_jobs::address::case_key(&kv[1]) == key
+            })
+        };
+        self.erase_entries(&self.keys.verify_events(), names).await
+    }
+
+    /// Deletes the entries of the notices stream whose event names `email` (as an address
+    /// field, an element of one, or `Name <address>`).
+    ///
+    /// # Errors
+    /// When Redis fails.
+    pub async fn erase_notices(&self, email: &str) -> redis::RedisResult<usize> {
+        let mentions = mentions(email);
+        let names = |fields: &[String]| {
+            (fields.chunks(2)).any(|kv| kv.len() == 2 && kv[0] == "body" && mentions(&kv[1]))
+        };
+        self.erase_entries(&self.keys.notices(), names).await
+    }
+
+    async fn erase_entries(
+        &self,
+        stream: &str,
+        names: impl Fn(&[String]) -> bool,
+    ) -> redis::RedisResult<usize> {
         let mut removed = 0;
         let mut start = "-".to_owned();
         loop {
             let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-                .arg(&stream)
+                .arg(stream)
                 .arg(&start)
                 .arg("+")
                 .arg("COUNT")
@@ -122,20 +147,13 @@ impl AddressIndex {
                 return Ok(removed);
             };
             let last = last.clone();
-            let named: Vec<&String> = entries
-                .iter()
-                .filter(|(_, fields)| {
-                    fields.chunks(2).any(|kv| {
-                        kv.len() == 2
-                            && kv[0] == "email"
-                            && mailroom_jobs::address::case_key(&kv[1]) == key
-                    })
-                })
+            let named: Vec<&String> = (entries.iter())
+                .filter(|(_, fields)| names(fields))
                 .map(|(id, _)| id)
                 .collect();
             if !named.is_empty() {
                 let n: usize = redis::cmd("XDEL")
-                    .arg(&stream)
+                    .arg(stream)
                     .arg(&named)
                     .query_async(&mut self.conn.clone())
                     .await?;
@@ -146,5 +164,15 @@ impl AddressIndex {
             }
             start = format!("({last}");
         }
+    }
+}
+
+/// Whether an event's JSON body names `email`: as a whole string, or within `<…>`, in any case.
+pub fn mentions(email: &str) -> impl Fn(&str) -> bool {
+    let key = mailroom_jobs::address::case_key(email).to_lowercase();
+    let (quoted, angled) = (format!("\"{key}\""), format!("<{key}>"));
+    move |body: &str| {
+        let body = body.to_lowercase();
+        body.contains(&quoted) || body.contains(&angled)
     }
 }
