@@ -139,3 +139,59 @@ async fn a_delivery_cut_off_by_a_sigkill_is_made_by_another_worker_under_the_sam
     assert!(second.wait().await.unwrap().success());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_relay_carries_on_after_redis_restarts() {
+    let mut server = common::redis_server::RedisServer::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    let mut app = TestApp::spawn_on(&server.url(), |_| {}).await;
+    app.start_worker();
+    let (receiver, url) = Receiver::start(&[]).await;
+    endpoint(&app, API_KEY, &url, &["subscriber.subscribed"]).await;
+    let (_, list) = app
+        .call(
+            "POST",
+            "/v1/lists",
+            &json!({"name": "Tips", "optin": "single", "visibility": "private"}),
+        )
+        .await;
+    let list = list["id"].as_u64().unwrap();
+    let subscribe = |email: &'static str| {
+        let app = &app;
+        async move {
+            let (status, made) = app
+                .call(
+                    "POST",
+                    "/v1/subscribers",
+                    &json!({"email": email, "lists": [list]}),
+                )
+                .await;
+            assert_eq!(status, 201, "{made}");
+        }
+    };
+    subscribe("ada@example.org").await;
+    receiver.wait_for(1).await;
+
+    server.kill();
+    server.restart();
+    // The API's connection reconnects by itself; a call may fail while it does.
+    common::eventually(Duration::from_secs(20), "the API back", || async {
+        (app.call("GET", "/v1/webhooks", &serde_json::Value::Null)
+            .await
+            .0
+            == 200)
+            .then_some(())
+    })
+    .await;
+    subscribe("grace@example.org").await;
+    let received = receiver.wait_for(2).await;
+    assert!(
+        received[1].body.contains("grace@example.org"),
+        "{received:?}"
+    );
+    app.stop().await;
+}

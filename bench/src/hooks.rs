@@ -21,6 +21,21 @@ use crate::common::{BENCH_KEY, bench_prefix, delete_prefix, start_server};
 
 const SIGNING_KEY: &str = "bench-webhook-signing-key-0123456789abcdef";
 
+/// How big a `bench webhooks` run is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HooksRun {
+    /// Events to deliver.
+    #[arg(long, default_value_t = 200_000)]
+    events: usize,
+    /// Events per delivery job (the publisher puts a provider batch's events for one endpoint
+    /// in one job).
+    #[arg(long, default_value_t = 100)]
+    per_job: usize,
+    /// Endpoints the events are spread over.
+    #[arg(long, default_value_t = 4)]
+    endpoints: usize,
+}
+
 /// What `bench webhooks` measured.
 #[derive(Debug)]
 pub(crate) struct HooksReport {
@@ -125,12 +140,12 @@ async fn push(producer: &Producer, batch: &mut Vec<DeliverWebhook>) -> anyhow::R
     Ok(())
 }
 
-pub(crate) async fn webhooks(
-    settings: &Settings,
-    events: usize,
-    per_job: usize,
-    endpoint_count: usize,
-) -> anyhow::Result<HooksReport> {
+pub(crate) async fn webhooks(settings: &Settings, run: HooksRun) -> anyhow::Result<HooksReport> {
+    let HooksRun {
+        events,
+        per_job,
+        endpoints: endpoint_count,
+    } = run;
     let prefix = bench_prefix(settings);
     let conn = settings.redis_connection().await?;
     let env = [

@@ -161,18 +161,7 @@ enum Command {
     },
     /// Deliver events to webhook endpoints (all at one local receiver answering 200) with one
     /// `mailroom work`: deliveries a second.
-    Webhooks {
-        /// Events to deliver.
-        #[arg(long, default_value_t = 200_000)]
-        events: usize,
-        /// Events per delivery job (the publisher puts a provider batch's events for one
-        /// endpoint in one job).
-        #[arg(long, default_value_t = 100)]
-        per_job: usize,
-        /// Endpoints the events are spread over.
-        #[arg(long, default_value_t = 4)]
-        endpoints: usize,
-    },
+    Webhooks(hooks::HooksRun),
     /// Print the path of a signed tracking link (an open image, or with --click a link), made
     /// with MAILROOM_LINK_KEYS, for `wrk` against a `mailroom serve` with the same keys:
     /// `wrk -t2 -c64 -d10s --latency http://127.0.0.1:8080$(mailroom-bench tracking-link)`.
@@ -325,14 +314,7 @@ async fn run(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 campaign::campaign(settings, rows, via, concurrency, primary_down).await?
             );
         }
-        Command::Webhooks {
-            events,
-            per_job,
-            endpoints,
-        } => println!(
-            "{}",
-            hooks::webhooks(settings, events, per_job, endpoints).await?
-        ),
+        Command::Webhooks(size) => println!("{}", hooks::webhooks(settings, size).await?),
         Command::Restart { emails } => println!("{}", restart::restart(emails).await?),
         Command::Work { concurrency } => work(settings, concurrency).await?,
         Command::TrackingLink { click } => println!("{}", tracking_link(settings, click)?),

@@ -84,7 +84,7 @@ pub async fn work(
         )),
         ..config.clone()
     };
-    let relaying = relay(settings, &conn, &client, &shutdown).await?;
+    let relaying = relay(settings, &conn, &client, &shutdown)?;
     let queues = Queues {
         client,
         config,
@@ -99,7 +99,7 @@ pub async fn work(
 }
 
 /// Starts relaying the notices stream's events to the webhook endpoints, until `shutdown`.
-async fn relay(
+fn relay(
     settings: &Settings,
     conn: &RedisConnection,
     client: &mailroom_jobs::RedisClient,
@@ -109,10 +109,10 @@ async fn relay(
         crate::store::notices::Notices::new(conn.clone(), &settings.redis_prefix),
         super::publisher(settings, conn)?,
     );
-    let blocking = client.blocking().await?;
+    let consumer = worker::worker_name();
     Ok(tokio::spawn(relay.run(
-        blocking,
-        worker::worker_name(),
+        client.clone(),
+        consumer,
         shutdown.clone(),
     )))
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use mailroom_jobs::RedisConnection;
+use mailroom_jobs::{RedisClient, RedisConnection};
 use tokio_util::sync::CancellationToken;
 
 use super::publish::Publisher;
@@ -32,22 +32,20 @@ impl Relay {
         Self { notices, publisher }
     }
 
-    /// Relays until `shutdown`; errors are logged and tried again a second later.
-    pub async fn run(
-        self,
-        blocking: RedisConnection,
-        consumer: String,
-        shutdown: CancellationToken,
-    ) {
+    /// Relays until `shutdown`, waiting for new entries on a connection of its own from
+    /// `client`; errors are logged and tried again a second later.
+    pub async fn run(self, client: RedisClient, consumer: String, shutdown: CancellationToken) {
         let mut looked = None::<Instant>;
-        let mut joined = false;
+        let mut blocking: Option<RedisConnection> = None;
         while !shutdown.is_cancelled() {
             let step = async {
-                // Again after a failure: the stream (and its group) may have been deleted.
-                if !joined {
+                // Again after a failure: the connection may be gone (a restarted Redis), and
+                // the stream with its group (deleted).
+                if blocking.is_none() {
+                    blocking = Some(client.blocking().await?);
                     self.notices.join().await?;
-                    joined = true;
                 }
+                let blocking = blocking.as_ref().expect("connected just above");
                 let mut entries = Vec::new();
                 if looked.is_none_or(|at| at.elapsed() >= LOOK_EVERY) {
                     entries = (self.notices)
@@ -57,7 +55,7 @@ impl Relay {
                 }
                 if entries.is_empty() {
                     entries = (self.notices)
-                        .read(&blocking, &consumer, BATCH, BLOCK_MS)
+                        .read(blocking, &consumer, BATCH, BLOCK_MS)
                         .await?;
                 }
                 self.relay(&entries).await
@@ -67,7 +65,7 @@ impl Relay {
                 result = step => result.err(),
             };
             if let Some(error) = failed {
-                joined = false;
+                blocking = None;
                 tracing::warn!(%error, "the webhook relay could not read or queue events; trying again");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
